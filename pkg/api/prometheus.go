@@ -1,0 +1,535 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/strata-metrics/strata/pkg/querier"
+)
+
+// Error types of the Prometheus HTTP API, with the statuses Prometheus answers them with.
+type errorType string
+
+const (
+	errorBadData     errorType = "bad_data"
+	errorExec        errorType = "execution"
+	errorTimeout     errorType = "timeout"
+	errorCanceled    errorType = "canceled"
+	errorInternal    errorType = "internal"
+	errorUnavailable errorType = "unavailable"
+	errorNotFound    errorType = "not_found"
+)
+
+func (t errorType) status() int {
+	switch t {
+	case errorBadData:
+		return http.StatusBadRequest
+	case errorExec:
+		return http.StatusUnprocessableEntity
+	case errorTimeout, errorUnavailable:
+		return http.StatusServiceUnavailable
+	case errorCanceled:
+		return 499
+	case errorNotFound:
+		return http.StatusNotFound
+	}
+	return http.StatusInternalServerError
+}
+
+type apiError struct {
+	typ errorType
+	err error
+}
+
+func (e *apiError) Error() string { return fmt.Sprintf("%s: %s", e.typ, e.err) }
+
+func badData(format string, args ...any) *apiError {
+	return &apiError{typ: errorBadData, err: fmt.Errorf(format, args...)}
+}
+
+// maxPointsPerSeries is Prometheus' bound on a range query's resolution.
+const maxPointsPerSeries = 11000
+
+// MetadataSource returns the metric metadata of the tenant in ctx.
+type MetadataSource interface {
+	MetricsMetadata(ctx context.Context, metric string, limit, limitPerMetric int) (map[string][]querier.MetricMetadata, error)
+}
+
+// PrometheusAPI serves the read endpoints of Prometheus' HTTP API (/api/v1/...) over a queryable, so that
+// Grafana and other Prometheus clients work unchanged. The tenant is taken from the request context.
+type PrometheusAPI struct {
+	engine    promql.QueryEngine
+	queryable storage.Queryable
+	metadata  MetadataSource
+	logger    *slog.Logger
+	now       func() time.Time
+}
+
+// NewPrometheusAPI returns the handlers.
+func NewPrometheusAPI(engine promql.QueryEngine, queryable storage.Queryable, metadata MetadataSource, logger *slog.Logger) *PrometheusAPI {
+	return &PrometheusAPI{engine: engine, queryable: queryable, metadata: metadata, logger: logger, now: time.Now}
+}
+
+// Register adds the endpoints under prefix (e.g. "/prometheus/api/v1") to mux, each wrapped by wrap.
+func (a *PrometheusAPI) Register(mux *http.ServeMux, prefix string, wrap func(http.Handler) http.Handler) {
+	for path, handler := range map[string]func(*http.Request) (any, annotations.Annotations, *apiError){
+		"/query":               a.query,
+		"/query_range":         a.queryRange,
+		"/series":              a.series,
+		"/labels":              a.labelNames,
+		"/label/{name}/values": a.labelValues,
+		"/metadata":            a.metricMetadata,
+		"/format_query":        a.formatQuery,
+		"/status/buildinfo":    a.buildInfo,
+	} {
+		mux.Handle(prefix+path, wrap(a.serve(handler)))
+	}
+}
+
+type response struct {
+	Status    string    `json:"status"`
+	Data      any       `json:"data,omitempty"`
+	ErrorType errorType `json:"errorType,omitempty"`
+	Error     string    `json:"error,omitempty"`
+	Warnings  []string  `json:"warnings,omitempty"`
+	Infos     []string  `json:"infos,omitempty"`
+}
+
+func (a *PrometheusAPI) serve(f func(*http.Request) (any, annotations.Annotations, *apiError)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodPost {
+			w.Header().Set("Allow", "GET, POST")
+			writeJSON(w, http.StatusMethodNotAllowed, response{Status: "error", ErrorType: errorBadData, Error: "only GET and POST are allowed"})
+			return
+		}
+		if err := r.ParseForm(); err != nil {
+			writeJSON(w, http.StatusBadRequest, response{Status: "error", ErrorType: errorBadData, Error: fmt.Sprintf("parse form: %v", err)})
+			return
+		}
+		data, annos, apiErr := f(r)
+		warnings, infos := annos.AsStrings("", 10, 10)
+		if apiErr != nil {
+			if apiErr.typ.status() >= 500 {
+				a.logger.Warn("query failed", "path", r.URL.Path, "err", apiErr.err)
+			}
+			writeJSON(w, apiErr.typ.status(), response{Status: "error", ErrorType: apiErr.typ, Error: apiErr.err.Error(), Warnings: warnings, Infos: infos})
+			return
+		}
+		writeJSON(w, http.StatusOK, response{Status: "success", Data: data, Warnings: warnings, Infos: infos})
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, resp response) {
+	body, err := json.Marshal(resp)
+	if err != nil {
+		status = http.StatusInternalServerError
+		body, _ = json.Marshal(response{Status: "error", ErrorType: errorInternal, Error: fmt.Sprintf("encode response: %v", err)})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+type queryData struct {
+	ResultType parser.ValueType `json:"resultType"`
+	Result     parser.Value     `json:"result"`
+}
+
+func (a *PrometheusAPI) query(r *http.Request) (any, annotations.Annotations, *apiError) {
+	ts, err := parseTimeParam(r, "time", a.now())
+	if err != nil {
+		return nil, nil, badData("invalid parameter \"time\": %v", err)
+	}
+	ctx, cancel, apiErr := a.queryContext(r)
+	if apiErr != nil {
+		return nil, nil, apiErr
+	}
+	defer cancel()
+	opts, apiErr := queryOpts(r)
+	if apiErr != nil {
+		return nil, nil, apiErr
+	}
+	qry, err := a.engine.NewInstantQuery(ctx, a.queryable, opts, r.FormValue("query"), ts)
+	if err != nil {
+		return nil, nil, badData("invalid parameter \"query\": %v", err)
+	}
+	return execQuery(ctx, qry)
+}
+
+func (a *PrometheusAPI) queryRange(r *http.Request) (any, annotations.Annotations, *apiError) {
+	start, err := parseTime(r.FormValue("start"))
+	if err != nil {
+		return nil, nil, badData("invalid parameter \"start\": %v", err)
+	}
+	end, err := parseTime(r.FormValue("end"))
+	if err != nil {
+		return nil, nil, badData("invalid parameter \"end\": %v", err)
+	}
+	if end.Before(start) {
+		return nil, nil, badData("invalid parameter \"end\": end timestamp must not be before start time")
+	}
+	step, err := parseDuration(r.FormValue("step"))
+	if err != nil {
+		return nil, nil, badData("invalid parameter \"step\": %v", err)
+	}
+	if step <= 0 {
+		return nil, nil, badData("invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer")
+	}
+	if end.Sub(start)/step > maxPointsPerSeries {
+		return nil, nil, badData("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")
+	}
+	ctx, cancel, apiErr := a.queryContext(r)
+	if apiErr != nil {
+		return nil, nil, apiErr
+	}
+	defer cancel()
+	opts, apiErr := queryOpts(r)
+	if apiErr != nil {
+		return nil, nil, apiErr
+	}
+	qry, err := a.engine.NewRangeQuery(ctx, a.queryable, opts, r.FormValue("query"), start, end, step)
+	if err != nil {
+		return nil, nil, badData("invalid parameter \"query\": %v", err)
+	}
+	return execQuery(ctx, qry)
+}
+
+// queryContext applies the request's optional timeout parameter.
+func (a *PrometheusAPI) queryContext(r *http.Request) (context.Context, context.CancelFunc, *apiError) {
+	if v := r.FormValue("timeout"); v != "" {
+		d, err := parseDuration(v)
+		if err != nil {
+			return nil, nil, badData("invalid parameter \"timeout\": %v", err)
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		return ctx, cancel, nil
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	return ctx, cancel, nil
+}
+
+func queryOpts(r *http.Request) (promql.QueryOpts, *apiError) {
+	var lookback time.Duration
+	if v := r.FormValue("lookback_delta"); v != "" {
+		d, err := parseDuration(v)
+		if err != nil {
+			return nil, badData("invalid parameter \"lookback_delta\": %v", err)
+		}
+		lookback = d
+	}
+	return promql.NewPrometheusQueryOpts(r.FormValue("stats") == "all", lookback), nil
+}
+
+func execQuery(ctx context.Context, qry promql.Query) (any, annotations.Annotations, *apiError) {
+	defer qry.Close()
+	res := qry.Exec(ctx)
+	if res.Err != nil {
+		return nil, res.Warnings, queryError(res.Err)
+	}
+	value := res.Value
+	// Prometheus answers an empty result as [], never null.
+	switch v := value.(type) {
+	case promql.Vector:
+		if v == nil {
+			value = promql.Vector{}
+		}
+	case promql.Matrix:
+		if v == nil {
+			value = promql.Matrix{}
+		}
+	}
+	return queryData{ResultType: value.Type(), Result: value}, res.Warnings, nil
+}
+
+// queryError classifies an engine error the way Prometheus does.
+func queryError(err error) *apiError {
+	var (
+		canceled promql.ErrQueryCanceled
+		timeout  promql.ErrQueryTimeout
+		storErr  promql.ErrStorage
+	)
+	switch {
+	case errors.As(err, &canceled), errors.Is(err, context.Canceled):
+		return &apiError{typ: errorCanceled, err: err}
+	case errors.As(err, &timeout), errors.Is(err, context.DeadlineExceeded):
+		return &apiError{typ: errorTimeout, err: err}
+	case errors.As(err, &storErr):
+		return &apiError{typ: errorInternal, err: err}
+	}
+	return &apiError{typ: errorExec, err: err}
+}
+
+func (a *PrometheusAPI) series(r *http.Request) (any, annotations.Annotations, *apiError) {
+	matcherSets, apiErr := parseMatchers(r.Form["match[]"])
+	if apiErr != nil {
+		return nil, nil, apiErr
+	}
+	if len(matcherSets) == 0 {
+		return nil, nil, badData("no match[] parameter provided")
+	}
+	start, end, limit, apiErr := parseRangeAndLimit(r)
+	if apiErr != nil {
+		return nil, nil, apiErr
+	}
+	q, err := a.queryable.Querier(timestamp(start), timestamp(end))
+	if err != nil {
+		return nil, nil, &apiError{typ: errorExec, err: err}
+	}
+	defer q.Close()
+	hints := &storage.SelectHints{Start: timestamp(start), End: timestamp(end), Func: "series", Limit: limit}
+	sets := make([]storage.SeriesSet, 0, len(matcherSets))
+	for _, ms := range matcherSets {
+		sets = append(sets, q.Select(r.Context(), true, hints, ms...))
+	}
+	set := storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge)
+	result := []labels.Labels{}
+	var warnings annotations.Annotations
+	for set.Next() {
+		if limit > 0 && len(result) >= limit {
+			warnings.Add(errors.New("results truncated due to limit"))
+			break
+		}
+		result = append(result, set.At().Labels())
+	}
+	warnings.Merge(set.Warnings())
+	if err := set.Err(); err != nil {
+		return nil, warnings, storageError(err)
+	}
+	return result, warnings, nil
+}
+
+func (a *PrometheusAPI) labelNames(r *http.Request) (any, annotations.Annotations, *apiError) {
+	matcherSets, apiErr := parseMatchers(r.Form["match[]"])
+	if apiErr != nil {
+		return nil, nil, apiErr
+	}
+	start, end, limit, apiErr := parseRangeAndLimit(r)
+	if apiErr != nil {
+		return nil, nil, apiErr
+	}
+	q, err := a.queryable.Querier(timestamp(start), timestamp(end))
+	if err != nil {
+		return nil, nil, &apiError{typ: errorExec, err: err}
+	}
+	defer q.Close()
+	hints := &storage.LabelHints{Limit: limit}
+	var names []string
+	var warnings annotations.Annotations
+	if len(matcherSets) == 0 {
+		matcherSets = [][]*labels.Matcher{nil}
+	}
+	for _, ms := range matcherSets {
+		n, w, err := q.LabelNames(r.Context(), hints, ms...)
+		warnings.Merge(w)
+		if err != nil {
+			return nil, warnings, storageError(err)
+		}
+		names = append(names, n...)
+	}
+	return truncate(sortedUnique(names), limit, &warnings), warnings, nil
+}
+
+func (a *PrometheusAPI) labelValues(r *http.Request) (any, annotations.Annotations, *apiError) {
+	name := r.PathValue("name")
+	if strings.HasPrefix(name, "U__") {
+		name = model.UnescapeName(name, model.ValueEncodingEscaping)
+	}
+	if !model.UTF8Validation.IsValidLabelName(name) {
+		return nil, nil, badData("invalid label name: %q", name)
+	}
+	matcherSets, apiErr := parseMatchers(r.Form["match[]"])
+	if apiErr != nil {
+		return nil, nil, apiErr
+	}
+	start, end, limit, apiErr := parseRangeAndLimit(r)
+	if apiErr != nil {
+		return nil, nil, apiErr
+	}
+	q, err := a.queryable.Querier(timestamp(start), timestamp(end))
+	if err != nil {
+		return nil, nil, &apiError{typ: errorExec, err: err}
+	}
+	defer q.Close()
+	hints := &storage.LabelHints{Limit: limit}
+	var values []string
+	var warnings annotations.Annotations
+	if len(matcherSets) == 0 {
+		matcherSets = [][]*labels.Matcher{nil}
+	}
+	for _, ms := range matcherSets {
+		v, w, err := q.LabelValues(r.Context(), name, hints, ms...)
+		warnings.Merge(w)
+		if err != nil {
+			return nil, warnings, storageError(err)
+		}
+		values = append(values, v...)
+	}
+	return truncate(sortedUnique(values), limit, &warnings), warnings, nil
+}
+
+func (a *PrometheusAPI) metricMetadata(r *http.Request) (any, annotations.Annotations, *apiError) {
+	limit, err := parseLimit(r.FormValue("limit"))
+	if err != nil {
+		return nil, nil, badData("invalid parameter \"limit\": %v", err)
+	}
+	limitPerMetric, err := parseLimit(r.FormValue("limit_per_metric"))
+	if err != nil {
+		return nil, nil, badData("invalid parameter \"limit_per_metric\": %v", err)
+	}
+	md, err := a.metadata.MetricsMetadata(r.Context(), r.FormValue("metric"), limit, limitPerMetric)
+	if err != nil {
+		return nil, nil, storageError(err)
+	}
+	return md, nil, nil
+}
+
+func (a *PrometheusAPI) formatQuery(r *http.Request) (any, annotations.Annotations, *apiError) {
+	expr, err := parser.NewParser(parser.Options{}).ParseExpr(r.FormValue("query"))
+	if err != nil {
+		return nil, nil, badData("invalid parameter \"query\": %v", err)
+	}
+	return expr.Pretty(0), nil, nil
+}
+
+func (a *PrometheusAPI) buildInfo(*http.Request) (any, annotations.Annotations, *apiError) {
+	return BuildInfo(), nil, nil
+}
+
+// storageError is a failure to read from ingesters: the client may retry.
+func storageError(err error) *apiError {
+	if errors.Is(err, context.Canceled) {
+		return &apiError{typ: errorCanceled, err: err}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &apiError{typ: errorTimeout, err: err}
+	}
+	return &apiError{typ: errorInternal, err: err}
+}
+
+func parseMatchers(values []string) ([][]*labels.Matcher, *apiError) {
+	p := parser.NewParser(parser.Options{})
+	sets := make([][]*labels.Matcher, 0, len(values))
+	for _, v := range values {
+		ms, err := p.ParseMetricSelector(v)
+		if err != nil {
+			return nil, badData("invalid parameter \"match[]\": %v", err)
+		}
+		sets = append(sets, ms)
+	}
+	return sets, nil
+}
+
+// Bounds used when a request gives no start or end, as in Prometheus.
+var (
+	minTime = time.Unix(math.MinInt64/1000+62135596801, 0).UTC()
+	maxTime = time.Unix(math.MaxInt64/1000-62135596801, 999999999).UTC()
+)
+
+func parseRangeAndLimit(r *http.Request) (start, end time.Time, limit int, apiErr *apiError) {
+	start, err := parseTimeParam(r, "start", minTime)
+	if err != nil {
+		return start, end, 0, badData("invalid parameter \"start\": %v", err)
+	}
+	end, err = parseTimeParam(r, "end", maxTime)
+	if err != nil {
+		return start, end, 0, badData("invalid parameter \"end\": %v", err)
+	}
+	if end.Before(start) {
+		return start, end, 0, badData("invalid parameter \"end\": end timestamp must not be before start time")
+	}
+	limit, err = parseLimit(r.FormValue("limit"))
+	if err != nil {
+		return start, end, 0, badData("invalid parameter \"limit\": %v", err)
+	}
+	return start, end, limit, nil
+}
+
+func parseLimit(s string) (int, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, fmt.Errorf("cannot parse %q to a valid limit", s)
+	}
+	if n < 0 {
+		return 0, errors.New("limit must be non-negative")
+	}
+	return n, nil
+}
+
+func parseTimeParam(r *http.Request, name string, def time.Time) (time.Time, error) {
+	v := r.FormValue(name)
+	if v == "" {
+		return def, nil
+	}
+	return parseTime(v)
+}
+
+// parseTime accepts what Prometheus accepts: Unix seconds with an optional fraction, or RFC 3339.
+func parseTime(s string) (time.Time, error) {
+	if t, err := strconv.ParseFloat(s, 64); err == nil {
+		sec, frac := math.Modf(t)
+		return time.Unix(int64(sec), int64(math.Round(frac*1000))*int64(time.Millisecond)).UTC(), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	switch s {
+	case minTime.Format(time.RFC3339Nano):
+		return minTime, nil
+	case maxTime.Format(time.RFC3339Nano):
+		return maxTime, nil
+	}
+	return time.Time{}, fmt.Errorf("cannot parse %q to a valid timestamp", s)
+}
+
+// parseDuration accepts seconds with an optional fraction, or a Prometheus duration such as 1m30s.
+func parseDuration(s string) (time.Duration, error) {
+	if d, err := strconv.ParseFloat(s, 64); err == nil {
+		ts := d * float64(time.Second)
+		if ts > float64(math.MaxInt64) || ts < float64(math.MinInt64) {
+			return 0, fmt.Errorf("cannot parse %q to a valid duration. It overflows int64", s)
+		}
+		return time.Duration(ts), nil
+	}
+	if d, err := model.ParseDuration(s); err == nil {
+		return time.Duration(d), nil
+	}
+	return 0, fmt.Errorf("cannot parse %q to a valid duration", s)
+}
+
+func timestamp(t time.Time) int64 {
+	return t.Unix()*1000 + int64(t.Nanosecond())/int64(time.Millisecond)
+}
+
+func sortedUnique(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	slicesSortCompact(&s)
+	return s
+}
+
+func truncate(s []string, limit int, warnings *annotations.Annotations) []string {
+	if limit > 0 && len(s) > limit {
+		warnings.Add(errors.New("results truncated due to limit"))
+		return s[:limit]
+	}
+	return s
+}

@@ -1,0 +1,217 @@
+// Package app builds a Strata process from its configuration: the module graph of the chosen targets,
+// started in dependency order and stopped in reverse.
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/strata-metrics/strata/pkg/api"
+	"github.com/strata-metrics/strata/pkg/ingester/client"
+	"github.com/strata-metrics/strata/pkg/ring"
+	"github.com/strata-metrics/strata/pkg/ring/kv"
+	"github.com/strata-metrics/strata/pkg/services"
+	"github.com/strata-metrics/strata/pkg/validation"
+)
+
+// State of a module's service, as /services shows it.
+type State string
+
+// Module states.
+const (
+	StateNew        State = "New"
+	StateStarting   State = "Starting"
+	StateRunning    State = "Running"
+	StateStopping   State = "Stopping"
+	StateTerminated State = "Terminated"
+	StateFailed     State = "Failed"
+)
+
+// App is one Strata process.
+type App struct {
+	cfg    *Config
+	flags  *flag.FlagSet
+	logger *slog.Logger
+	reg    *prometheus.Registry
+
+	order    []string
+	services map[string]services.Service
+	stateMtx sync.Mutex
+	states   map[string]State
+
+	links []api.Link
+
+	// Built by the modules' init functions.
+	server            *server
+	ringKV            kv.Client
+	ring              *ring.Ring
+	lifecycler        *ring.Lifecycler
+	ingesterClients   *client.Pool
+	discardedSamples  *prometheus.CounterVec
+	discardedMetadata *prometheus.CounterVec
+}
+
+// New builds every module the configured targets need. Nothing runs until Run.
+func New(cfg *Config, flags *flag.FlagSet, logger *slog.Logger) (*App, error) {
+	targets, err := parseTargets(cfg.Target)
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(api.BuildInfoCollector())
+	a := &App{
+		cfg:               cfg,
+		flags:             flags,
+		logger:            logger,
+		reg:               reg,
+		order:             startOrder(targets),
+		services:          map[string]services.Service{},
+		states:            map[string]State{},
+		discardedSamples:  validation.NewDiscardedSamples(reg),
+		discardedMetadata: validation.NewDiscardedMetadata(reg),
+	}
+	for _, name := range a.order {
+		init := modules[name].init
+		if init == nil {
+			continue
+		}
+		svc, err := init(a)
+		if err != nil {
+			a.closeListeners()
+			return nil, fmt.Errorf("init %s: %w", name, err)
+		}
+		if svc != nil {
+			a.services[name] = svc
+			a.states[name] = StateNew
+		}
+	}
+	return a, nil
+}
+
+// Run starts the services in dependency order, serves until ctx is done, then shuts down gracefully:
+// HTTP requests in flight finish, then services stop in reverse order.
+func (a *App) Run(ctx context.Context) error {
+	var started []string
+	var runErr error
+	for _, name := range a.order {
+		svc, ok := a.services[name]
+		if !ok {
+			continue
+		}
+		a.setState(name, StateStarting)
+		a.logger.Info("starting module", "module", name)
+		if err := svc.Start(ctx); err != nil {
+			a.setState(name, StateFailed)
+			runErr = fmt.Errorf("start %s: %w", name, err)
+			break
+		}
+		a.setState(name, StateRunning)
+		started = append(started, name)
+	}
+	if runErr == nil {
+		a.logger.Info("strata is running", "targets", a.cfg.Target)
+		<-ctx.Done()
+		a.logger.Info("shutting down")
+	}
+
+	stopCtx := context.Background()
+	if a.server != nil {
+		if err := a.server.drainHTTP(stopCtx); err != nil {
+			a.logger.Warn("HTTP requests did not finish in time", "err", err)
+		}
+	}
+	var errs []error
+	if runErr != nil {
+		errs = append(errs, runErr)
+	}
+	for i := len(started) - 1; i >= 0; i-- {
+		name := started[i]
+		a.setState(name, StateStopping)
+		if err := a.services[name].Stop(stopCtx); err != nil {
+			a.setState(name, StateFailed)
+			errs = append(errs, fmt.Errorf("stop %s: %w", name, err))
+			continue
+		}
+		a.setState(name, StateTerminated)
+	}
+	if runErr != nil {
+		a.closeListeners()
+	}
+	return errors.Join(errs...)
+}
+
+func (a *App) setState(name string, s State) {
+	a.stateMtx.Lock()
+	defer a.stateMtx.Unlock()
+	a.states[name] = s
+}
+
+// closeListeners releases the ports when the app fails before its server ever served.
+func (a *App) closeListeners() {
+	if a.server != nil {
+		_ = a.server.httpListener.Close()
+		_ = a.server.grpcListener.Close()
+	}
+}
+
+// readiness reports why the process is not ready, or nil when every module runs and the ingester, if
+// any, is ACTIVE in the ring.
+func (a *App) readiness() error {
+	a.stateMtx.Lock()
+	for _, name := range a.order {
+		if s, ok := a.states[name]; ok && s != StateRunning {
+			a.stateMtx.Unlock()
+			return fmt.Errorf("module %s is %s", name, s)
+		}
+	}
+	a.stateMtx.Unlock()
+	if a.lifecycler != nil {
+		if s := a.lifecycler.State(); s != ring.ACTIVE {
+			return fmt.Errorf("ingester is %s in the ring", s)
+		}
+		inst, ok := a.ring.Desc().Instances[a.cfg.Lifecycler.ID]
+		if !ok || inst.State != ring.ACTIVE {
+			return errors.New("the ring does not show this ingester as ACTIVE yet")
+		}
+	}
+	return nil
+}
+
+func (a *App) dataPath(elem ...string) string {
+	return filepath.Join(append([]string{a.cfg.DataDir}, elem...)...)
+}
+
+// closer adapts a Close function to a service with nothing to start.
+type closer struct{ close func() error }
+
+func (c closer) Start(context.Context) error { return nil }
+func (c closer) Stop(context.Context) error  { return c.close() }
+
+// NewLogger returns the process logger at the configured level.
+func NewLogger(level string) (*slog.Logger, error) {
+	l, err := parseLogLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+func parseLogLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(s))); err != nil {
+		return l, fmt.Errorf("invalid -log.level %q: use debug, info, warn or error", s)
+	}
+	return l, nil
+}
+

@@ -1,0 +1,148 @@
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/strata-metrics/strata/pkg/distributor"
+	"github.com/strata-metrics/strata/pkg/ingester"
+	"github.com/strata-metrics/strata/pkg/ingester/client"
+	"github.com/strata-metrics/strata/pkg/querier"
+	"github.com/strata-metrics/strata/pkg/ring"
+	"github.com/strata-metrics/strata/pkg/validation"
+)
+
+// Config is the root configuration of a Strata process.
+type Config struct {
+	Target              string
+	DataDir             string
+	MultitenancyEnabled bool
+	LogLevel            string
+
+	Server         ServerConfig
+	Distributor    distributor.Config
+	Ingester       ingester.Config
+	IngesterClient client.Config
+	Querier        querier.Config
+	Limits         validation.Limits
+	Ring           ring.Config
+	Lifecycler     ring.LifecyclerConfig
+	RingStore      string
+
+	// ConfigFile and ExpandEnv are read before the other flags, as they say where those come from.
+	ConfigFile string
+	ExpandEnv  bool
+}
+
+// RegisterFlags registers every flag of every component.
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	f.StringVar(&c.ConfigFile, "config.file", "", "YAML file to load the configuration from; flags given on the command line override it.")
+	f.BoolVar(&c.ExpandEnv, "config.expand-env", false, "Replace ${VAR} and ${VAR:default} in the config file with environment variables.")
+	f.StringVar(&c.Target, "target", TargetAll, "Comma-separated components to run: "+strings.Join(targetNames(), ", ")+".")
+	f.StringVar(&c.DataDir, "data.dir", "./data", "Directory for local state: TSDBs and WALs of the ingester.")
+	f.BoolVar(&c.MultitenancyEnabled, "auth.multitenancy-enabled", true, "Require the X-Scope-OrgID header on every data request. If false, every request belongs to tenant \"anonymous\".")
+	f.StringVar(&c.LogLevel, "log.level", "info", "Log level: debug, info, warn, error.")
+	f.StringVar(&c.RingStore, "ingester.ring.store", "inmemory", "Backend of the ingester ring: inmemory (single process only).")
+
+	c.Server.RegisterFlags(f)
+	c.Distributor.RegisterFlags(f)
+	c.Ingester.RegisterFlags(f)
+	c.IngesterClient.RegisterFlags(f)
+	c.Querier.RegisterFlags(f)
+	c.Limits.RegisterFlags(f)
+	c.Ring.RegisterFlags(f)
+	c.Lifecycler.RegisterFlagsWithPrefix("ingester.ring.", f)
+}
+
+// Validate checks the whole configuration and fills in derived values.
+func (c *Config) Validate() error {
+	if _, err := parseTargets(c.Target); err != nil {
+		return err
+	}
+	if c.RingStore != "inmemory" {
+		return fmt.Errorf("unsupported -ingester.ring.store %q: only inmemory is available in this version", c.RingStore)
+	}
+	if c.Distributor.ReplicationFactor == 0 {
+		// The in-process ring holds one ingester, so one copy is all it can hold.
+		c.Distributor.ReplicationFactor = 1
+		if c.RingStore != "inmemory" {
+			c.Distributor.ReplicationFactor = 3
+		}
+	}
+	c.Ring.ReplicationFactor = c.Distributor.ReplicationFactor
+	for _, v := range []interface{ Validate() error }{&c.Server, &c.Distributor, &c.Ingester, &c.Querier, &c.Limits, &c.Ring, &c.Lifecycler} {
+		if err := v.Validate(); err != nil {
+			return err
+		}
+	}
+	if _, err := parseLogLevel(c.LogLevel); err != nil {
+		return err
+	}
+	return nil
+}
+
+// LoadConfig builds the configuration from the command line: defaults, then the YAML file named by
+// -config.file, then the flags given on the command line.
+func LoadConfig(args []string, stderr io.Writer) (*Config, *flag.FlagSet, error) {
+	cfg := &Config{}
+	f := flag.NewFlagSet("strata", flag.ContinueOnError)
+	f.SetOutput(stderr)
+	cfg.RegisterFlags(f)
+
+	// A first pass finds -config.file and -config.expand-env; the file is applied before the real parse so
+	// that command-line flags win.
+	pre := flag.NewFlagSet("strata", flag.ContinueOnError)
+	pre.SetOutput(io.Discard)
+	file := pre.String("config.file", "", "")
+	expand := pre.Bool("config.expand-env", false, "")
+	pre.Usage = func() {}
+	_ = pre.Parse(onlyFlags(args, "config.file", "config.expand-env"))
+
+	if *file != "" {
+		data, err := os.ReadFile(*file)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read config file: %w", err)
+		}
+		if *expand {
+			data = expandEnv(data)
+		}
+		if err := applyConfigFile(f, data, *file); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := f.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	if f.NArg() > 0 {
+		return nil, nil, fmt.Errorf("unexpected arguments: %s", strings.Join(f.Args(), " "))
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, err
+	}
+	return cfg, f, nil
+}
+
+// onlyFlags keeps the named flags (and their values) from args.
+func onlyFlags(args []string, names ...string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		name, _, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
+		if !strings.HasPrefix(args[i], "-") || !slices.Contains(names, name) {
+			continue
+		}
+		out = append(out, args[i])
+		isBool := name == "config.expand-env"
+		if !hasValue && !isBool && i+1 < len(args) {
+			out = append(out, args[i+1])
+			i++
+		}
+	}
+	return out
+}
+
+var errUnknownTarget = errors.New("unknown target")

@@ -1,0 +1,147 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/strata-metrics/strata/pkg/tenant"
+)
+
+// ServerConfig configures the HTTP and gRPC servers every component shares.
+type ServerConfig struct {
+	HTTPListenAddress       string
+	HTTPListenPort          int
+	GRPCListenAddress       string
+	GRPCListenPort          int
+	GracefulShutdownTimeout time.Duration
+	GRPCMaxRecvMsgSize      int
+	GRPCMaxSendMsgSize      int
+}
+
+// RegisterFlags registers the servers' flags.
+func (c *ServerConfig) RegisterFlags(f *flag.FlagSet) {
+	f.StringVar(&c.HTTPListenAddress, "server.http-listen-address", "", "HTTP server listen address; empty means all interfaces.")
+	f.IntVar(&c.HTTPListenPort, "server.http-listen-port", 8080, "HTTP server listen port.")
+	f.StringVar(&c.GRPCListenAddress, "server.grpc-listen-address", "", "gRPC server listen address; empty means all interfaces.")
+	f.IntVar(&c.GRPCListenPort, "server.grpc-listen-port", 9095, "gRPC server listen port.")
+	f.DurationVar(&c.GracefulShutdownTimeout, "server.graceful-shutdown-timeout", 30*time.Second, "How long shutdown waits for in-flight requests.")
+	f.IntVar(&c.GRPCMaxRecvMsgSize, "server.grpc-max-recv-msg-size-bytes", 100<<20, "Largest gRPC message the server accepts.")
+	f.IntVar(&c.GRPCMaxSendMsgSize, "server.grpc-max-send-msg-size-bytes", 100<<20, "Largest gRPC message the server sends.")
+}
+
+// Validate checks the configuration.
+func (c *ServerConfig) Validate() error {
+	if c.HTTPListenPort < 0 || c.HTTPListenPort > 65535 || c.GRPCListenPort < 0 || c.GRPCListenPort > 65535 {
+		return errors.New("listen ports must be between 0 and 65535")
+	}
+	return nil
+}
+
+// server runs the HTTP and gRPC servers. Listeners are opened when it is built, so the gRPC port is known
+// before the ingester registers its address in the ring.
+type server struct {
+	cfg          ServerConfig
+	logger       *slog.Logger
+	mux          *http.ServeMux
+	httpServer   *http.Server
+	grpcServer   *grpc.Server
+	httpListener net.Listener
+	grpcListener net.Listener
+	health       *health.Server
+}
+
+func newServer(cfg ServerConfig, logger *slog.Logger) (*server, error) {
+	httpListener, err := net.Listen("tcp", net.JoinHostPort(cfg.HTTPListenAddress, strconv.Itoa(cfg.HTTPListenPort)))
+	if err != nil {
+		return nil, fmt.Errorf("listen for HTTP: %w", err)
+	}
+	grpcListener, err := net.Listen("tcp", net.JoinHostPort(cfg.GRPCListenAddress, strconv.Itoa(cfg.GRPCListenPort)))
+	if err != nil {
+		_ = httpListener.Close()
+		return nil, fmt.Errorf("listen for gRPC: %w", err)
+	}
+	mux := http.NewServeMux()
+	grpcServer := grpc.NewServer(
+		grpc.MaxRecvMsgSize(cfg.GRPCMaxRecvMsgSize),
+		grpc.MaxSendMsgSize(cfg.GRPCMaxSendMsgSize),
+		grpc.ChainUnaryInterceptor(skipHealth(tenant.UnaryServerInterceptor)),
+		grpc.ChainStreamInterceptor(tenant.StreamServerInterceptor),
+	)
+	healthServer := health.NewServer()
+	healthpb.RegisterHealthServer(grpcServer, healthServer)
+	return &server{
+		cfg:          cfg,
+		logger:       logger,
+		mux:          mux,
+		httpServer:   &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second},
+		grpcServer:   grpcServer,
+		httpListener: httpListener,
+		grpcListener: grpcListener,
+		health:       healthServer,
+	}, nil
+}
+
+// skipHealth keeps tenant checks off the gRPC health service, which has no tenant.
+func skipHealth(next grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if info.FullMethod == healthpb.Health_Check_FullMethodName {
+			return handler(ctx, req)
+		}
+		return next(ctx, req, info, handler)
+	}
+}
+
+func (s *server) Start(context.Context) error {
+	go func() {
+		if err := s.httpServer.Serve(s.httpListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.logger.Error("HTTP server failed", "err", err)
+		}
+	}()
+	go func() {
+		if err := s.grpcServer.Serve(s.grpcListener); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			s.logger.Error("gRPC server failed", "err", err)
+		}
+	}()
+	s.logger.Info("servers listening", "http", s.httpListener.Addr().String(), "grpc", s.grpcListener.Addr().String())
+	return nil
+}
+
+// drainHTTP stops accepting HTTP requests and waits for the in-flight ones; the app calls it before
+// stopping the components those requests use.
+func (s *server) drainHTTP(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.GracefulShutdownTimeout)
+	defer cancel()
+	return s.httpServer.Shutdown(ctx)
+}
+
+func (s *server) Stop(ctx context.Context) error {
+	httpErr := s.drainHTTP(ctx)
+	done := make(chan struct{})
+	go func() {
+		s.grpcServer.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(s.cfg.GracefulShutdownTimeout):
+		s.grpcServer.Stop()
+	}
+	if errors.Is(httpErr, http.ErrServerClosed) {
+		httpErr = nil
+	}
+	return httpErr
+}
+
+// grpcPort is the port the gRPC server actually listens on (useful when configured as 0).
+func (s *server) grpcPort() int { return s.grpcListener.Addr().(*net.TCPAddr).Port }

@@ -1,0 +1,285 @@
+// Package distributor receives remote-write requests, validates them, and replicates each series to the
+// ingesters that own it in the ring.
+package distributor
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/prometheus/prompb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
+	"github.com/strata-metrics/strata/pkg/ring"
+	"github.com/strata-metrics/strata/pkg/tenant"
+	"github.com/strata-metrics/strata/pkg/validation"
+)
+
+// maxReportedErrors bounds how many rejected series a 400 response describes.
+const maxReportedErrors = 10
+
+// Config configures the distributor.
+type Config struct {
+	ReplicationFactor int
+	MaxRecvMsgSize    int
+	RemoteTimeout     time.Duration
+}
+
+// RegisterFlags registers the distributor's flags.
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	f.IntVar(&c.ReplicationFactor, "distributor.replication-factor", 0, "Number of ingesters each series is written to. 0 picks 1 with the in-process ring (-target=all) and 3 otherwise.")
+	f.IntVar(&c.MaxRecvMsgSize, "distributor.max-recv-msg-size", 100<<20, "Largest remote-write request accepted, in bytes, both compressed and decompressed.")
+	f.DurationVar(&c.RemoteTimeout, "distributor.remote-timeout", 2*time.Second, "Timeout of each push to an ingester.")
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if c.ReplicationFactor < 0 {
+		return errors.New("-distributor.replication-factor must not be negative")
+	}
+	if c.MaxRecvMsgSize <= 0 {
+		return errors.New("-distributor.max-recv-msg-size must be positive")
+	}
+	return nil
+}
+
+// IngesterClients gives the distributor a client for an ingester address.
+type IngesterClients interface {
+	GetClientFor(addr string) (ingesterpb.IngesterClient, error)
+}
+
+// Distributor validates pushed series and writes them to their replication set with quorum.
+type Distributor struct {
+	cfg     Config
+	limits  validation.Limits
+	ring    ring.ReadRing
+	clients IngesterClients
+	logger  *slog.Logger
+	now     func() time.Time
+
+	discardedSamples  *prometheus.CounterVec
+	discardedMetadata *prometheus.CounterVec
+	receivedSamples   *prometheus.CounterVec
+	pushDuration      *prometheus.HistogramVec
+}
+
+// New builds a distributor.
+func New(cfg Config, limits validation.Limits, r ring.ReadRing, clients IngesterClients, discardedSamples, discardedMetadata *prometheus.CounterVec, reg prometheus.Registerer, logger *slog.Logger) (*Distributor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Distributor{
+		cfg:               cfg,
+		limits:            limits,
+		ring:              r,
+		clients:           clients,
+		logger:            logger,
+		now:               time.Now,
+		discardedSamples:  discardedSamples,
+		discardedMetadata: discardedMetadata,
+		receivedSamples: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_distributor_received_samples_total",
+			Help: "Samples, histograms included, that passed validation and were sent to ingesters.",
+		}, []string{"tenant"}),
+		pushDuration: promauto.With(reg).NewHistogramVec(prometheus.HistogramOpts{
+			Name:                        "strata_distributor_push_duration_seconds",
+			Help:                        "Time to validate and replicate one remote-write request.",
+			Buckets:                     prometheus.DefBuckets,
+			NativeHistogramBucketFactor: 1.1,
+		}, []string{"status"}),
+	}, nil
+}
+
+// ServeHTTP handles POST /api/v1/push (remote write 1.0).
+func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	if r.Method != http.MethodPost {
+		http.Error(w, "remote write requires POST", http.StatusMethodNotAllowed)
+		return
+	}
+	var req prompb.WriteRequest
+	err := decodeWriteRequest(r, d.cfg.MaxRecvMsgSize, &req)
+	if err == nil {
+		err = d.Push(r.Context(), &req)
+	}
+	code := http.StatusOK
+	if err != nil {
+		code = statusOf(err)
+		if code >= 500 {
+			d.logger.Warn("push failed", "err", err)
+		}
+		http.Error(w, err.Error(), code)
+	} else {
+		w.WriteHeader(http.StatusNoContent)
+	}
+	d.pushDuration.WithLabelValues(fmt.Sprint(code)).Observe(time.Since(start).Seconds())
+}
+
+// Push validates req and replicates its valid series. Invalid series are counted and dropped while the
+// valid ones are still written; the error is then a 400 that lists the first few rejections.
+func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest) error {
+	tenantID, err := tenant.FromContext(ctx)
+	if err != nil {
+		return httpError(http.StatusUnauthorized, "%v", err)
+	}
+	now := d.now()
+	rejections := rejectionList{}
+
+	keys := make([]uint32, 0, len(req.Timeseries)+len(req.Metadata))
+	accepted := req.Timeseries[:0]
+	samples := 0
+	for _, ts := range req.Timeseries {
+		if err := validation.ValidateLabels(&d.limits, ts.Labels); err != nil {
+			d.discard(tenantID, err, len(ts.Samples)+len(ts.Histograms))
+			rejections.add(err)
+			continue
+		}
+		ts.Samples = d.dropFutureSamples(tenantID, now, ts, &rejections)
+		ts.Histograms = d.dropFutureHistograms(tenantID, now, ts, &rejections)
+		if len(ts.Samples)+len(ts.Histograms) == 0 {
+			continue
+		}
+		samples += len(ts.Samples) + len(ts.Histograms)
+		accepted = append(accepted, ts)
+		keys = append(keys, seriesToken(tenantID, ts.Labels))
+	}
+	metadata := req.Metadata[:0]
+	for _, m := range req.Metadata {
+		if err := validation.ValidateMetadata(&d.limits, &m); err != nil {
+			d.discardedMetadata.WithLabelValues(reasonOf(err), tenantID).Inc()
+			rejections.add(err)
+			continue
+		}
+		metadata = append(metadata, m)
+		keys = append(keys, metadataToken(tenantID, m.MetricFamilyName))
+	}
+
+	if len(keys) > 0 {
+		d.receivedSamples.WithLabelValues(tenantID).Add(float64(samples))
+		if err := d.replicate(ctx, accepted, metadata, keys); err != nil {
+			return err
+		}
+	}
+	return rejections.err()
+}
+
+// replicate sends every series and metadata entry (keys holds their tokens, series first) to its
+// replication set and waits for a quorum of each.
+func (d *Distributor) replicate(ctx context.Context, series []prompb.TimeSeries, metadata []prompb.MetricMetadata, keys []uint32) error {
+	// Writes that have started must complete even if the client goes away: a quorum may already have
+	// acknowledged them elsewhere.
+	ctx = context.WithoutCancel(ctx)
+	err := ring.DoBatch(ctx, ring.Write, d.ring, keys, func(inst ring.InstanceDesc, indexes []int) error {
+		var req prompb.WriteRequest
+		for _, i := range indexes {
+			if i < len(series) {
+				req.Timeseries = append(req.Timeseries, series[i])
+			} else {
+				req.Metadata = append(req.Metadata, metadata[i-len(series)])
+			}
+		}
+		body, err := req.Marshal()
+		if err != nil {
+			return err
+		}
+		client, err := d.clients.GetClientFor(inst.Addr)
+		if err != nil {
+			return err
+		}
+		callCtx, cancel := context.WithTimeout(ctx, d.cfg.RemoteTimeout)
+		defer cancel()
+		_, err = client.Push(callCtx, &ingesterpb.PushRequest{WriteRequest: body})
+		if err != nil {
+			return fmt.Errorf("push to ingester %s (%s): %w", inst.ID, inst.Addr, err)
+		}
+		return nil
+	}, isClientError)
+	if err == nil {
+		return nil
+	}
+	if isClientError(err) {
+		return httpError(http.StatusBadRequest, "%s", status.Convert(errors.Unwrap(err)).Message())
+	}
+	return httpError(http.StatusInternalServerError, "%v", err)
+}
+
+// isClientError tells an ingester's rejection of bad samples (don't retry) from its failures.
+func isClientError(err error) bool {
+	s, ok := status.FromError(errors.Unwrap(err))
+	if !ok {
+		s, ok = status.FromError(err)
+	}
+	return ok && s.Code() == codes.InvalidArgument
+}
+
+func (d *Distributor) dropFutureSamples(tenantID string, now time.Time, ts prompb.TimeSeries, rejections *rejectionList) []prompb.Sample {
+	kept := ts.Samples[:0]
+	for _, s := range ts.Samples {
+		if err := validation.ValidateSampleTimestamp(&d.limits, now, s.Timestamp, ts.Labels); err != nil {
+			d.discard(tenantID, err, 1)
+			rejections.add(err)
+			continue
+		}
+		kept = append(kept, s)
+	}
+	return kept
+}
+
+func (d *Distributor) dropFutureHistograms(tenantID string, now time.Time, ts prompb.TimeSeries, rejections *rejectionList) []prompb.Histogram {
+	kept := ts.Histograms[:0]
+	for _, h := range ts.Histograms {
+		if err := validation.ValidateSampleTimestamp(&d.limits, now, h.Timestamp, ts.Labels); err != nil {
+			d.discard(tenantID, err, 1)
+			rejections.add(err)
+			continue
+		}
+		kept = append(kept, h)
+	}
+	return kept
+}
+
+func (d *Distributor) discard(tenantID string, err error, samples int) {
+	if samples > 0 {
+		d.discardedSamples.WithLabelValues(reasonOf(err), tenantID).Add(float64(samples))
+	}
+}
+
+// rejectionList keeps the first few validation errors of a request for its 400 response.
+type rejectionList struct {
+	count    int
+	messages []string
+}
+
+func (r *rejectionList) add(err error) {
+	r.count++
+	if len(r.messages) < maxReportedErrors {
+		r.messages = append(r.messages, err.Error())
+	}
+}
+
+func (r *rejectionList) err() error {
+	if r.count == 0 {
+		return nil
+	}
+	more := ""
+	if r.count > len(r.messages) {
+		more = fmt.Sprintf("\n(and %d more)", r.count-len(r.messages))
+	}
+	return httpError(http.StatusBadRequest, "%d rejected: %s%s", r.count, strings.Join(r.messages, "\n"), more)
+}
+
+func reasonOf(err error) string {
+	if reason, ok := validation.ReasonOf(err); ok {
+		return reason
+	}
+	return "other"
+}

@@ -1,0 +1,37 @@
+package distributor
+
+import (
+	"github.com/cespare/xxhash/v2"
+	"github.com/prometheus/prometheus/prompb"
+)
+
+// seriesToken is the ring token of a series: a hash of the tenant and the (validated, sorted) labels, so
+// that equal series of different tenants land on independent ingesters.
+func seriesToken(tenantID string, ls []prompb.Label) uint32 {
+	var d xxhash.Digest
+	d.Reset()
+	_, _ = d.WriteString(tenantID)
+	_, _ = d.Write(separator)
+	for _, l := range ls {
+		_, _ = d.WriteString(l.Name)
+		_, _ = d.Write(separator)
+		_, _ = d.WriteString(l.Value)
+		_, _ = d.Write(separator)
+	}
+	return fold(d.Sum64())
+}
+
+// metadataToken spreads a tenant's metric metadata over the ring by metric family.
+func metadataToken(tenantID, family string) uint32 {
+	var d xxhash.Digest
+	d.Reset()
+	_, _ = d.WriteString(tenantID)
+	_, _ = d.Write(separator)
+	_, _ = d.WriteString(family)
+	return fold(d.Sum64())
+}
+
+// separator cannot occur in valid UTF-8 label text, so different label sets never hash the same bytes.
+var separator = []byte{0xff}
+
+func fold(h uint64) uint32 { return uint32(h) ^ uint32(h>>32) }

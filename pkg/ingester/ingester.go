@@ -1,0 +1,239 @@
+// Package ingester keeps one Prometheus TSDB (head + WAL) per tenant and serves the ingester gRPC API:
+// distributors push samples to it and queriers read recent data from it.
+package ingester
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
+	"github.com/strata-metrics/strata/pkg/ring"
+	"github.com/strata-metrics/strata/pkg/tenant"
+)
+
+// Config configures an ingester.
+type Config struct {
+	// TSDBDir holds one TSDB directory per tenant; the app sets it to <-data.dir>/tsdb.
+	TSDBDir              string        `yaml:"-"`
+	BlockRangesPeriod    time.Duration `yaml:"-"`
+	OutOfOrderTimeWindow time.Duration
+	MaxExemplars         int
+	MetadataRetainPeriod time.Duration
+	MaxMetadataPerMetric int
+}
+
+// RegisterFlags registers the ingester's flags.
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	f.DurationVar(&c.BlockRangesPeriod, "blocks-storage.tsdb.block-ranges-period", 2*time.Hour, "Duration of the blocks the TSDB head is cut into.")
+	f.DurationVar(&c.OutOfOrderTimeWindow, "ingester.out-of-order-time-window", 0, "How far behind a series' newest sample an older sample is still accepted. 0 rejects out-of-order samples.")
+	f.IntVar(&c.MaxExemplars, "blocks-storage.tsdb.max-exemplars", 0, "Exemplars kept per tenant in a circular buffer. 0 disables exemplar storage; received exemplars are then dropped.")
+	f.DurationVar(&c.MetadataRetainPeriod, "ingester.metadata-retain-period", 10*time.Minute, "How long metric metadata is kept after it was last received.")
+	f.IntVar(&c.MaxMetadataPerMetric, "ingester.max-metadata-per-metric", 10, "Distinct metadata entries kept per metric family and tenant.")
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if c.BlockRangesPeriod < time.Minute {
+		return fmt.Errorf("-blocks-storage.tsdb.block-ranges-period must be at least 1m, got %s", c.BlockRangesPeriod)
+	}
+	if c.OutOfOrderTimeWindow < 0 {
+		return errors.New("-ingester.out-of-order-time-window must not be negative")
+	}
+	return nil
+}
+
+// Lifecycler is the ingester's membership of the ring: registered as JOINING before the WAL replay,
+// ACTIVE once the ingester can serve.
+type Lifecycler interface {
+	Start(ctx context.Context) error
+	ChangeState(ctx context.Context, state ring.InstanceState) error
+	Stop(ctx context.Context) error
+}
+
+// Ingester owns the per-tenant TSDBs. It implements ingesterpb.IngesterServer and services.Service.
+type Ingester struct {
+	ingesterpb.UnimplementedIngesterServer
+
+	cfg        Config
+	lifecycler Lifecycler
+	logger     *slog.Logger
+	reg        prometheus.Registerer
+	metrics    *metrics
+
+	mtx     sync.RWMutex
+	tenants map[string]*tenantDB
+
+	// inflight counts requests being served; Stop waits for them before closing the TSDBs.
+	inflightMtx sync.RWMutex
+	stopping    bool
+	inflight    sync.WaitGroup
+}
+
+// tenantDB is one tenant's TSDB and the metric metadata it received.
+type tenantDB struct {
+	db       *tsdb.DB
+	metadata *metadataStore
+}
+
+// New builds an ingester. lifecycler may be nil (tests that need no ring).
+func New(cfg Config, lifecycler Lifecycler, discarded *prometheus.CounterVec, reg prometheus.Registerer, logger *slog.Logger) (*Ingester, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Ingester{
+		cfg:        cfg,
+		lifecycler: lifecycler,
+		logger:     logger,
+		reg:        reg,
+		metrics:    newMetrics(reg, discarded),
+		tenants:    map[string]*tenantDB{},
+	}, nil
+}
+
+// Start registers the ingester in the ring as JOINING, reopens every tenant's TSDB found on disk (replaying
+// its WAL), and only then turns ACTIVE, so no distributor routes writes to a half-recovered ingester.
+func (i *Ingester) Start(ctx context.Context) error {
+	if err := os.MkdirAll(i.cfg.TSDBDir, 0o755); err != nil {
+		return fmt.Errorf("create TSDB directory: %w", err)
+	}
+	if i.lifecycler != nil {
+		if err := i.lifecycler.Start(ctx); err != nil {
+			return fmt.Errorf("join the ring: %w", err)
+		}
+	}
+	entries, err := os.ReadDir(i.cfg.TSDBDir)
+	if err != nil {
+		return fmt.Errorf("list tenants: %w", err)
+	}
+	start := time.Now()
+	for _, e := range entries {
+		if !e.IsDir() || tenant.ValidateID(e.Name()) != nil {
+			continue
+		}
+		if _, err := i.openTenant(e.Name()); err != nil {
+			return err
+		}
+	}
+	i.logger.Info("opened existing TSDBs", "tenants", len(i.tenants), "duration", time.Since(start))
+	if i.lifecycler != nil {
+		if err := i.lifecycler.ChangeState(ctx, ring.ACTIVE); err != nil {
+			return fmt.Errorf("turn ACTIVE in the ring: %w", err)
+		}
+	}
+	return nil
+}
+
+// Stop turns the instance LEAVING, lets in-flight requests finish, refuses new ones, closes every TSDB
+// (the WAL stays on disk for the next start) and leaves the ring.
+func (i *Ingester) Stop(ctx context.Context) error {
+	if i.lifecycler != nil {
+		if err := i.lifecycler.ChangeState(ctx, ring.LEAVING); err != nil {
+			i.logger.Warn("failed to turn LEAVING", "err", err)
+		}
+	}
+	i.inflightMtx.Lock()
+	i.stopping = true
+	i.inflightMtx.Unlock()
+	i.inflight.Wait()
+
+	i.mtx.Lock()
+	var errs []error
+	for id, t := range i.tenants {
+		if err := t.db.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close TSDB of tenant %s: %w", id, err))
+		}
+	}
+	i.tenants = map[string]*tenantDB{}
+	i.mtx.Unlock()
+
+	if i.lifecycler != nil {
+		if err := i.lifecycler.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("leave the ring: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// begin registers an in-flight request; it fails once Stop has started.
+func (i *Ingester) begin() error {
+	i.inflightMtx.RLock()
+	defer i.inflightMtx.RUnlock()
+	if i.stopping {
+		return errStopping
+	}
+	i.inflight.Add(1)
+	return nil
+}
+
+func (i *Ingester) end() { i.inflight.Done() }
+
+// tenantDB returns the tenant's open TSDB, or nil when the tenant has no data here.
+func (i *Ingester) tenantDB(id string) *tenantDB {
+	i.mtx.RLock()
+	defer i.mtx.RUnlock()
+	return i.tenants[id]
+}
+
+// getOrCreateTenantDB opens the tenant's TSDB on its first write.
+func (i *Ingester) getOrCreateTenantDB(id string) (*tenantDB, error) {
+	if t := i.tenantDB(id); t != nil {
+		return t, nil
+	}
+	return i.openTenant(id)
+}
+
+func (i *Ingester) openTenant(id string) (*tenantDB, error) {
+	i.mtx.Lock()
+	defer i.mtx.Unlock()
+	if t, ok := i.tenants[id]; ok {
+		return t, nil
+	}
+	opts := tsdb.DefaultOptions()
+	opts.MinBlockDuration = i.cfg.BlockRangesPeriod.Milliseconds()
+	opts.MaxBlockDuration = i.cfg.BlockRangesPeriod.Milliseconds()
+	opts.OutOfOrderTimeWindow = i.cfg.OutOfOrderTimeWindow.Milliseconds()
+	opts.EnableExemplarStorage = i.cfg.MaxExemplars > 0
+	opts.MaxExemplars = int64(i.cfg.MaxExemplars)
+	// Every tenant's TSDB registers the same metric names; tenants are told apart by a label.
+	reg := prometheus.WrapRegistererWithPrefix("strata_ingester_",
+		prometheus.WrapRegistererWith(prometheus.Labels{"tenant": id}, i.reg))
+	db, err := tsdb.Open(filepath.Join(i.cfg.TSDBDir, id), i.logger.With("tenant", id), reg, opts, nil)
+	if err != nil {
+		return nil, fmt.Errorf("open TSDB of tenant %s: %w", id, err)
+	}
+	t := &tenantDB{db: db, metadata: newMetadataStore(i.cfg.MaxMetadataPerMetric, i.cfg.MetadataRetainPeriod)}
+	i.tenants[id] = t
+	i.metrics.tenants.Set(float64(len(i.tenants)))
+	return t, nil
+}
+
+type metrics struct {
+	discarded       *prometheus.CounterVec
+	ingestedSamples prometheus.Counter
+	tenants         prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer, discarded *prometheus.CounterVec) *metrics {
+	return &metrics{
+		discarded: discarded,
+		ingestedSamples: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+			Name: "strata_ingester_ingested_samples_total",
+			Help: "Samples, histograms included, appended to TSDB heads.",
+		}),
+		tenants: promauto.With(reg).NewGauge(prometheus.GaugeOpts{
+			Name: "strata_ingester_tenants",
+			Help: "Tenants with an open TSDB in this ingester.",
+		}),
+	}
+}

@@ -1,0 +1,100 @@
+package ingester
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
+)
+
+// metadataStore keeps the metric metadata (type, help, unit) that remote write sends, per metric family,
+// for one tenant. Entries not received again within the retain period are dropped, as Prometheus resends
+// metadata periodically.
+type metadataStore struct {
+	maxPerMetric int
+	retain       time.Duration
+	now          func() time.Time
+
+	mtx      sync.Mutex
+	families map[string]map[metadataEntry]time.Time
+}
+
+// metadataEntry is one distinct metadata of a metric family; comparable, so it can key a map.
+type metadataEntry struct {
+	typ, help, unit string
+}
+
+func newMetadataStore(maxPerMetric int, retain time.Duration) *metadataStore {
+	return &metadataStore{
+		maxPerMetric: maxPerMetric,
+		retain:       retain,
+		now:          time.Now,
+		families:     map[string]map[metadataEntry]time.Time{},
+	}
+}
+
+func (s *metadataStore) add(m prompb.MetricMetadata) {
+	if m.MetricFamilyName == "" {
+		return
+	}
+	entry := metadataEntry{typ: strings.ToLower(m.Type.String()), help: m.Help, unit: m.Unit}
+	now := s.now()
+	s.mtx.Lock()
+	defer s.mtx.Unlock()
+	set := s.families[m.MetricFamilyName]
+	if set == nil {
+		set = map[metadataEntry]time.Time{}
+		s.families[m.MetricFamilyName] = set
+	}
+	if _, ok := set[entry]; !ok && len(set) >= s.maxPerMetric {
+		return
+	}
+	set[entry] = now
+}
+
+// list returns the live metadata, one family (or all when metric is empty), sorted for stable answers.
+func (s *metadataStore) list(metric string, limit, limitPerMetric int) []*ingesterpb.MetricMetadata {
+	cutoff := s.now().Add(-s.retain)
+	s.mtx.Lock()
+	defer s.mtx.Unlock()
+	names := make([]string, 0, len(s.families))
+	for name, set := range s.families {
+		for e, seen := range set {
+			if seen.Before(cutoff) {
+				delete(set, e)
+			}
+		}
+		if len(set) == 0 {
+			delete(s.families, name)
+			continue
+		}
+		if metric == "" || metric == name {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	var out []*ingesterpb.MetricMetadata
+	for n, name := range names {
+		if limit > 0 && n >= limit {
+			break
+		}
+		entries := make([]metadataEntry, 0, len(s.families[name]))
+		for e := range s.families[name] {
+			entries = append(entries, e)
+		}
+		slices.SortFunc(entries, func(a, b metadataEntry) int {
+			return strings.Compare(a.typ+"\xff"+a.help+"\xff"+a.unit, b.typ+"\xff"+b.help+"\xff"+b.unit)
+		})
+		if limitPerMetric > 0 && len(entries) > limitPerMetric {
+			entries = entries[:limitPerMetric]
+		}
+		for _, e := range entries {
+			out = append(out, &ingesterpb.MetricMetadata{MetricFamilyName: name, Type: e.typ, Help: e.help, Unit: e.unit})
+		}
+	}
+	return out
+}

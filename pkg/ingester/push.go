@@ -1,0 +1,183 @@
+package ingester
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/storage"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
+	"github.com/strata-metrics/strata/pkg/tenant"
+	"github.com/strata-metrics/strata/pkg/validation"
+)
+
+var errStopping = status.Error(codes.Unavailable, "ingester is shutting down")
+
+// maxReportedSampleErrors bounds how many rejected samples a Push error message describes.
+const maxReportedSampleErrors = 5
+
+// Push appends the request's samples, histograms and exemplars to the tenant's TSDB. Samples the TSDB
+// refuses (out of order, too old, a different value for an existing timestamp) are counted and reported
+// with InvalidArgument, while the rest of the request is still appended; any other failure rolls the
+// request back and is Internal, so that the client retries.
+func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*ingesterpb.PushResponse, error) {
+	tenantID, err := tenant.FromContext(ctx)
+	if err != nil {
+		return nil, status.Error(codes.Unauthenticated, err.Error())
+	}
+	if err := i.begin(); err != nil {
+		return nil, err
+	}
+	defer i.end()
+
+	var wr prompb.WriteRequest
+	if err := wr.Unmarshal(req.WriteRequest); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "decode write request: %v", err)
+	}
+	t, err := i.getOrCreateTenantDB(tenantID)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+
+	rejected := sampleRejections{tenant: tenantID, ingester: i}
+	app := t.db.Appender(ctx)
+	var (
+		builder  labels.ScratchBuilder
+		appended int
+	)
+	for _, ts := range wr.Timeseries {
+		builder.Reset()
+		for _, l := range ts.Labels {
+			builder.Add(l.Name, l.Value)
+		}
+		builder.Sort()
+		lset := builder.Labels()
+
+		var ref storage.SeriesRef
+		for _, s := range ts.Samples {
+			newRef, err := app.Append(ref, lset, s.Timestamp, s.Value)
+			if err != nil {
+				if rejected.add(err, s.Timestamp, lset) {
+					continue
+				}
+				return nil, i.abort(app, tenantID, err)
+			}
+			ref = newRef
+			appended++
+		}
+		for _, h := range ts.Histograms {
+			var newRef storage.SeriesRef
+			if h.IsFloatHistogram() {
+				newRef, err = app.AppendHistogram(ref, lset, h.Timestamp, nil, h.ToFloatHistogram())
+			} else {
+				newRef, err = app.AppendHistogram(ref, lset, h.Timestamp, h.ToIntHistogram(), nil)
+			}
+			if err != nil {
+				if rejected.add(err, h.Timestamp, lset) {
+					continue
+				}
+				return nil, i.abort(app, tenantID, err)
+			}
+			ref = newRef
+			appended++
+		}
+		if i.cfg.MaxExemplars > 0 && ref != 0 {
+			for _, e := range ts.Exemplars {
+				// A rejected exemplar never fails the push: exemplars are best effort, as in Prometheus.
+				_, _ = app.AppendExemplar(ref, lset, exemplar.Exemplar{
+					Labels: exemplarLabels(&builder, e.Labels),
+					Value:  e.Value,
+					Ts:     e.Timestamp,
+					HasTs:  true,
+				})
+			}
+		}
+	}
+	if err := app.Commit(); err != nil {
+		return nil, status.Errorf(codes.Internal, "commit samples of tenant %s: %v", tenantID, err)
+	}
+	i.metrics.ingestedSamples.Add(float64(appended))
+	for _, m := range wr.Metadata {
+		t.metadata.add(m)
+	}
+	if err := rejected.err(); err != nil {
+		return nil, err
+	}
+	return &ingesterpb.PushResponse{}, nil
+}
+
+func (i *Ingester) abort(app storage.Appender, tenantID string, err error) error {
+	if rbErr := app.Rollback(); rbErr != nil {
+		i.logger.Warn("rollback failed", "tenant", tenantID, "err", rbErr)
+	}
+	return status.Errorf(codes.Internal, "append to TSDB of tenant %s: %v", tenantID, err)
+}
+
+func exemplarLabels(b *labels.ScratchBuilder, ls []prompb.Label) labels.Labels {
+	b.Reset()
+	for _, l := range ls {
+		b.Add(l.Name, l.Value)
+	}
+	b.Sort()
+	return b.Labels()
+}
+
+// sampleRejections collects the samples the TSDB refused as bad input.
+type sampleRejections struct {
+	tenant   string
+	ingester *Ingester
+	count    int
+	messages []string
+}
+
+// add records err if it is a per-sample rejection and reports whether it was one.
+func (r *sampleRejections) add(err error, ts int64, lset labels.Labels) bool {
+	reason := rejectionReason(err)
+	if reason == "" {
+		return false
+	}
+	r.ingester.metrics.discarded.WithLabelValues(reason, r.tenant).Inc()
+	r.count++
+	if len(r.messages) < maxReportedSampleErrors {
+		r.messages = append(r.messages, fmt.Sprintf("%s (%s) at timestamp %d for series %s", err, reason, ts, lset))
+	}
+	return true
+}
+
+func (r *sampleRejections) err() error {
+	if r.count == 0 {
+		return nil
+	}
+	return status.Errorf(codes.InvalidArgument, "%d samples rejected: %s", r.count, strings.Join(r.messages, "; "))
+}
+
+// rejectionReason maps a TSDB append error caused by the sample itself to its discard reason, or "" for
+// errors that are the ingester's own fault.
+func rejectionReason(err error) string {
+	switch {
+	case errors.Is(err, storage.ErrOutOfOrderSample):
+		return validation.ReasonSampleOutOfOrder
+	case errors.Is(err, storage.ErrTooOldSample):
+		return validation.ReasonSampleTooOld
+	case errors.Is(err, storage.ErrOutOfBounds):
+		return validation.ReasonSampleOutOfBounds
+	case errors.Is(err, storage.ErrDuplicateSampleForTimestamp):
+		return validation.ReasonSampleDuplicateTimestamp
+	case isHistogramValidationError(err):
+		return validation.ReasonInvalidNativeHistogram
+	}
+	return ""
+}
+
+func isHistogramValidationError(err error) bool {
+	var herr histogram.Error
+	return errors.As(err, &herr)
+}

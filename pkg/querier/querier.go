@@ -1,0 +1,90 @@
+// Package querier answers PromQL over the tenant's data: a storage.Queryable that merges the ingesters'
+// replicas, and the Prometheus engine configured from Strata's flags.
+package querier
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/promql"
+)
+
+// Config configures the querier.
+type Config struct {
+	MaxSamples                int
+	Timeout                   time.Duration
+	MaxConcurrent             int
+	LookbackDelta             time.Duration
+	DefaultEvaluationInterval time.Duration
+}
+
+// RegisterFlags registers the querier's flags.
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	f.IntVar(&c.MaxSamples, "querier.max-samples", 50_000_000, "Most samples a single query may load into memory at once.")
+	f.DurationVar(&c.Timeout, "querier.timeout", 2*time.Minute, "Longest a query may run.")
+	f.IntVar(&c.MaxConcurrent, "querier.max-concurrent", 20, "Queries evaluated at once; further queries wait for a slot.")
+	f.DurationVar(&c.LookbackDelta, "querier.lookback-delta", 5*time.Minute, "How far back an instant vector selector looks for the latest sample, as Prometheus' -query.lookback-delta.")
+	f.DurationVar(&c.DefaultEvaluationInterval, "querier.default-evaluation-interval", time.Minute, "Step of subqueries that do not give one.")
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	switch {
+	case c.MaxSamples <= 0:
+		return errors.New("-querier.max-samples must be positive")
+	case c.Timeout <= 0:
+		return errors.New("-querier.timeout must be positive")
+	case c.MaxConcurrent <= 0:
+		return errors.New("-querier.max-concurrent must be positive")
+	case c.LookbackDelta <= 0:
+		return errors.New("-querier.lookback-delta must be positive")
+	case c.DefaultEvaluationInterval <= 0:
+		return errors.New("-querier.default-evaluation-interval must be positive")
+	}
+	return nil
+}
+
+// NewEngine returns Prometheus' PromQL engine set up as the flags say, with subqueries, @ and negative
+// offsets enabled as in current Prometheus.
+func NewEngine(cfg Config, reg prometheus.Registerer, logger *slog.Logger) *promql.Engine {
+	interval := cfg.DefaultEvaluationInterval.Milliseconds()
+	return promql.NewEngine(promql.EngineOpts{
+		Logger:                   logger,
+		Reg:                      reg,
+		MaxSamples:               cfg.MaxSamples,
+		Timeout:                  cfg.Timeout,
+		ActiveQueryTracker:       newConcurrencyLimit(cfg.MaxConcurrent),
+		LookbackDelta:            cfg.LookbackDelta,
+		NoStepSubqueryIntervalFn: func(int64) int64 { return interval },
+		EnableAtModifier:         true,
+		EnableNegativeOffset:     true,
+	})
+}
+
+// concurrencyLimit is a promql.QueryTracker that only bounds how many queries run at once.
+type concurrencyLimit struct {
+	slots chan struct{}
+}
+
+func newConcurrencyLimit(n int) *concurrencyLimit {
+	return &concurrencyLimit{slots: make(chan struct{}, n)}
+}
+
+func (c *concurrencyLimit) GetMaxConcurrent() int { return cap(c.slots) }
+
+func (c *concurrencyLimit) Insert(ctx context.Context, _ string) (int, error) {
+	select {
+	case c.slots <- struct{}{}:
+		return 0, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+func (c *concurrencyLimit) Delete(int) { <-c.slots }
+
+func (c *concurrencyLimit) Close() error { return nil }
