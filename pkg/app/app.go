@@ -214,4 +214,3 @@ func parseLogLevel(s string) (slog.Level, error) {
 	}
 	return l, nil
 }
-

@@ -265,6 +265,6 @@ func (s *sliceSeriesSet) Next() bool {
 	s.i++
 	return s.i < len(s.series)
 }
-func (s *sliceSeriesSet) At() storage.Series                    { return s.series[s.i] }
-func (s *sliceSeriesSet) Err() error                            { return nil }
-func (s *sliceSeriesSet) Warnings() annotations.Annotations     { return nil }
+func (s *sliceSeriesSet) At() storage.Series                { return s.series[s.i] }
+func (s *sliceSeriesSet) Err() error                        { return nil }
+func (s *sliceSeriesSet) Warnings() annotations.Annotations { return nil }
