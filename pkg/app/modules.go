@@ -121,7 +121,7 @@ func (a *App) initRingKV() (services.Service, error) {
 }
 
 func (a *App) initRing() (services.Service, error) {
-	r, err := ring.New(a.cfg.Ring, "ingester", ingesterRingKey, a.ringKV, a.reg, a.logger.With("component", "ring"))
+	r, err := ring.New(a.cfg.Ring, "ingester", ingesterRingKey, a.ringKV, a.reg, a.logger)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +141,7 @@ func (a *App) initIngester() (services.Service, error) {
 	if lcfg.Port == 0 {
 		lcfg.Port = a.server.grpcPort()
 	}
-	lifecycler, err := ring.NewLifecycler(lcfg, "ingester", ingesterRingKey, a.ringKV, a.reg, a.logger.With("component", "lifecycler"))
+	lifecycler, err := ring.NewLifecycler(lcfg, "ingester", ingesterRingKey, a.ringKV, a.reg, a.logger)
 	if err != nil {
 		return nil, err
 	}
