@@ -1,0 +1,264 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/stretchr/testify/require"
+)
+
+// strataProcess is one running strata binary.
+type strataProcess struct {
+	t        *testing.T
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	httpAddr string
+	grpcAddr string
+	dataDir  string
+	args     []string
+	log      *bytes.Buffer
+}
+
+// freePort asks the kernel for a port that is free on 127.0.0.1 right now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startStrata starts a single-binary Strata on fresh ports with its state in dataDir and waits until
+// /ready answers 200.
+func startStrata(t *testing.T, dataDir string, extraArgs ...string) *strataProcess {
+	t.Helper()
+	httpPort, grpcPort := freePort(t), freePort(t)
+	p := &strataProcess{
+		t:        t,
+		httpAddr: fmt.Sprintf("127.0.0.1:%d", httpPort),
+		grpcAddr: fmt.Sprintf("127.0.0.1:%d", grpcPort),
+		dataDir:  dataDir,
+		args: append([]string{
+			"-server.http-listen-address=127.0.0.1",
+			"-server.http-listen-port=" + strconv.Itoa(httpPort),
+			"-server.grpc-listen-address=127.0.0.1",
+			"-server.grpc-listen-port=" + strconv.Itoa(grpcPort),
+			"-ingester.ring.instance-addr=127.0.0.1",
+			"-ingester.ring.instance-id=strata-test",
+			"-data.dir=" + dataDir,
+		}, extraArgs...),
+	}
+	p.start()
+	t.Cleanup(p.kill)
+	return p
+}
+
+func (p *strataProcess) start() {
+	p.t.Helper()
+	p.log = &bytes.Buffer{}
+	p.cmd = exec.Command(strataBinary, p.args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	require.NoError(p.t, p.cmd.Start())
+	p.exited = make(chan struct{})
+	go func() {
+		_ = p.cmd.Wait()
+		close(p.exited)
+	}()
+	p.waitReady()
+}
+
+func (p *strataProcess) waitReady() {
+	p.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.exited:
+			p.t.Fatalf("strata exited before it was ready:\n%s", p.log)
+		default:
+		}
+		resp, err := http.Get(p.url("/ready"))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.t.Fatalf("strata was not ready within 30s:\n%s", p.log)
+}
+
+// kill ends the process with SIGKILL: no shutdown code runs.
+func (p *strataProcess) kill() {
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.exited
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (p *strataProcess) stop() {
+	p.t.Helper()
+	require.NoError(p.t, p.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-p.exited:
+	case <-time.After(30 * time.Second):
+		p.t.Fatalf("strata did not stop within 30s:\n%s", p.log)
+	}
+	require.Equal(p.t, 0, p.cmd.ProcessState.ExitCode(), "strata exit code; log:\n%s", p.log)
+}
+
+// restart starts the process again with the same arguments, ports and data.
+func (p *strataProcess) restart() {
+	p.t.Helper()
+	p.start()
+}
+
+func (p *strataProcess) url(path string) string { return "http://" + p.httpAddr + path }
+
+// push sends a remote-write 1.0 request as Prometheus does and returns the status and body.
+func push(t *testing.T, target, tenantID string, req *prompb.WriteRequest) (int, string) {
+	t.Helper()
+	raw, err := req.Marshal()
+	require.NoError(t, err)
+	httpReq, err := newPushRequest(target, tenantID, raw)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(httpReq)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// postSnappy pushes an encoded WriteRequest; it reports transport errors instead of failing the test.
+func postSnappy(target, tenantID string, raw []byte) (int, error) {
+	httpReq, err := newPushRequest(target, tenantID, raw)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(httpReq)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, nil
+}
+
+func newPushRequest(target, tenantID string, raw []byte) (*http.Request, error) {
+	req, err := http.NewRequest(http.MethodPost, target, bytes.NewReader(snappy.Encode(nil, raw)))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Encoding", "snappy")
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+	if tenantID != "" {
+		req.Header.Set("X-Scope-OrgID", tenantID)
+	}
+	return req, nil
+}
+
+// queryResult is the data of /api/v1/query and /api/v1/query_range; Result is decoded into what the
+// caller points it at.
+type queryResult struct {
+	ResultType string `json:"resultType"`
+	Result     any    `json:"result"`
+}
+
+// matrixSeries and vectorSample are the JSON shapes of range and instant results.
+type matrixSeries struct {
+	Metric map[string]string `json:"metric"`
+	Values []point           `json:"values"`
+}
+
+type vectorSample struct {
+	Metric map[string]string `json:"metric"`
+	Value  point             `json:"value"`
+}
+
+// point is [<unix seconds>, "<value>"].
+type point [2]any
+
+func (p point) millis(t *testing.T) int64 {
+	sec, ok := p[0].(float64)
+	require.True(t, ok, "timestamp %v", p[0])
+	return int64(math.Round(sec * 1000))
+}
+
+func (p point) float(t *testing.T) float64 {
+	s, ok := p[1].(string)
+	require.True(t, ok, "value %v", p[1])
+	v, err := strconv.ParseFloat(s, 64)
+	require.NoError(t, err)
+	return v
+}
+
+// apiResponse is the Prometheus HTTP API envelope.
+type apiResponse struct {
+	Status    string          `json:"status"`
+	Data      json.RawMessage `json:"data"`
+	ErrorType string          `json:"errorType"`
+	Error     string          `json:"error"`
+}
+
+// getAPI calls a Prometheus-compatible read endpoint and decodes the envelope.
+func getAPI(t *testing.T, base, path, tenantID string, params url.Values) (int, apiResponse) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path+"?"+params.Encode(), nil)
+	require.NoError(t, err)
+	if tenantID != "" {
+		req.Header.Set("X-Scope-OrgID", tenantID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	var out apiResponse
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		require.NoError(t, json.Unmarshal(body, &out), "body: %s", body)
+	} else {
+		out.Error = string(body)
+	}
+	return resp.StatusCode, out
+}
+
+// mustGetAPI is getAPI that requires a successful answer and decodes data into v.
+func mustGetAPI(t *testing.T, base, path, tenantID string, params url.Values, v any) {
+	t.Helper()
+	code, resp := getAPI(t, base, path, tenantID, params)
+	require.Equal(t, http.StatusOK, code, "%s %v: %s %s", path, params, resp.ErrorType, resp.Error)
+	require.Equal(t, "success", resp.Status)
+	require.NoError(t, json.Unmarshal(resp.Data, v))
+}
+
+// writeFile writes content to name under dir and returns its path.
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	require.NoError(t, os.WriteFile(path, []byte(content), 0o644))
+	return path
+}
