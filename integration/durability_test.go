@@ -114,4 +114,3 @@ func tryPush(target, tenantID string, req *prompb.WriteRequest) (int, error) {
 func formatTime(t time.Time) string {
 	return strconv.FormatFloat(float64(t.UnixMilli())/1000, 'f', 3, 64)
 }
-

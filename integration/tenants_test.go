@@ -21,7 +21,7 @@ func TestTenants_CannotSeeEachOthersData(t *testing.T) {
 		req := &prompb.WriteRequest{
 			Timeseries: []prompb.TimeSeries{
 				{
-					Labels: []prompb.Label{{Name: "__name__", Value: "shared_metric"}, {Name: "owner", Value: tenantID}},
+					Labels:  []prompb.Label{{Name: "__name__", Value: "shared_metric"}, {Name: "owner", Value: tenantID}},
 					Samples: []prompb.Sample{{Timestamp: now.Add(-time.Minute).UnixMilli(), Value: 1}, {Timestamp: now.UnixMilli(), Value: 2}},
 				},
 				{

@@ -164,9 +164,9 @@ func (a *PrometheusAPI) query(r *http.Request) (any, annotations.Annotations, *a
 	if apiErr != nil {
 		return nil, nil, apiErr
 	}
-	qry, err := a.engine.NewInstantQuery(ctx, a.queryable, opts, r.FormValue("query"), ts)
+	qry, err := a.engine.NewInstantQuery(ctx, errStorageQueryable{a.queryable}, opts, r.FormValue("query"), ts)
 	if err != nil {
-		return nil, nil, badData("invalid parameter \"query\": %v", err)
+		return nil, nil, newQueryError(err)
 	}
 	return execQuery(ctx, qry)
 }
@@ -202,9 +202,9 @@ func (a *PrometheusAPI) queryRange(r *http.Request) (any, annotations.Annotation
 	if apiErr != nil {
 		return nil, nil, apiErr
 	}
-	qry, err := a.engine.NewRangeQuery(ctx, a.queryable, opts, r.FormValue("query"), start, end, step)
+	qry, err := a.engine.NewRangeQuery(ctx, errStorageQueryable{a.queryable}, opts, r.FormValue("query"), start, end, step)
 	if err != nil {
-		return nil, nil, badData("invalid parameter \"query\": %v", err)
+		return nil, nil, newQueryError(err)
 	}
 	return execQuery(ctx, qry)
 }
@@ -256,6 +256,15 @@ func execQuery(ctx context.Context, qry promql.Query) (any, annotations.Annotati
 	return queryData{ResultType: value.Type(), Result: value}, res.Warnings, nil
 }
 
+// newQueryError classifies a failure to prepare a query: the engine already honours the request's
+// deadline there, and a timeout is not the client's query being wrong.
+func newQueryError(err error) *apiError {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return queryError(err)
+	}
+	return badData("invalid parameter \"query\": %v", err)
+}
+
 // queryError classifies an engine error the way Prometheus does.
 func queryError(err error) *apiError {
 	var (
@@ -269,7 +278,7 @@ func queryError(err error) *apiError {
 	case errors.As(err, &timeout), errors.Is(err, context.DeadlineExceeded):
 		return &apiError{typ: errorTimeout, err: err}
 	case errors.As(err, &storErr):
-		return &apiError{typ: errorInternal, err: err}
+		return storageError(storErr.Err)
 	}
 	return &apiError{typ: errorExec, err: err}
 }
@@ -291,7 +300,7 @@ func (a *PrometheusAPI) series(r *http.Request) (any, annotations.Annotations, *
 		return nil, nil, &apiError{typ: errorExec, err: err}
 	}
 	defer q.Close()
-	hints := &storage.SelectHints{Start: timestamp(start), End: timestamp(end), Func: "series", Limit: limit}
+	hints := &storage.SelectHints{Start: timestamp(start), End: timestamp(end), Func: "series", Limit: hintLimit(limit)}
 	sets := make([]storage.SeriesSet, 0, len(matcherSets))
 	for _, ms := range matcherSets {
 		sets = append(sets, q.Select(r.Context(), true, hints, ms...))
@@ -327,7 +336,7 @@ func (a *PrometheusAPI) labelNames(r *http.Request) (any, annotations.Annotation
 		return nil, nil, &apiError{typ: errorExec, err: err}
 	}
 	defer q.Close()
-	hints := &storage.LabelHints{Limit: limit}
+	hints := &storage.LabelHints{Limit: hintLimit(limit)}
 	var names []string
 	var warnings annotations.Annotations
 	if len(matcherSets) == 0 {
@@ -365,7 +374,7 @@ func (a *PrometheusAPI) labelValues(r *http.Request) (any, annotations.Annotatio
 		return nil, nil, &apiError{typ: errorExec, err: err}
 	}
 	defer q.Close()
-	hints := &storage.LabelHints{Limit: limit}
+	hints := &storage.LabelHints{Limit: hintLimit(limit)}
 	var values []string
 	var warnings annotations.Annotations
 	if len(matcherSets) == 0 {
@@ -524,6 +533,15 @@ func sortedUnique(s []string) []string {
 	}
 	slicesSortCompact(&s)
 	return s
+}
+
+// hintLimit asks storage for one result more than the limit, so that truncate can tell a result cut at
+// the limit (which gets a warning) from one that just fits.
+func hintLimit(limit int) int {
+	if limit > 0 && limit < math.MaxInt {
+		return limit + 1
+	}
+	return limit
 }
 
 func truncate(s []string, limit int, warnings *annotations.Annotations) []string {

@@ -2,6 +2,7 @@ package distributor
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -59,12 +60,14 @@ func decodeWriteRequest(r *http.Request, maxSize int, dst *prompb.WriteRequest) 
 // decodeSnappyWriteRequest decompresses and unmarshals body, refusing a decompressed size over maxSize
 // before allocating for it.
 func decodeSnappyWriteRequest(body []byte, maxSize int, dst *prompb.WriteRequest) error {
+	// Read the announced length ourselves first: snappy calls a length over 4 GiB corrupt input, but
+	// for the client it is the same mistake as any length over the limit.
+	if announced, n := binary.Uvarint(body); n > 0 && announced > uint64(maxSize) {
+		return httpError(http.StatusRequestEntityTooLarge, "decompressed body would be %d bytes, limit is %d (-distributor.max-recv-msg-size)", announced, maxSize)
+	}
 	n, err := snappy.DecodedLen(body)
 	if err != nil {
 		return httpError(http.StatusBadRequest, "body is not valid snappy: %v", err)
-	}
-	if n > maxSize {
-		return httpError(http.StatusRequestEntityTooLarge, "decompressed body would be %d bytes, limit is %d (-distributor.max-recv-msg-size)", n, maxSize)
 	}
 	decompressed := bufferPool.Get().(*bytes.Buffer)
 	defer putBuffer(decompressed)

@@ -111,7 +111,7 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = d.Push(r.Context(), &req)
 	}
-	code := http.StatusOK
+	code := http.StatusNoContent
 	if err != nil {
 		code = statusOf(err)
 		if code >= 500 {
