@@ -121,6 +121,12 @@ func LoadConfig(args []string, stderr io.Writer) (*Config, *flag.FlagSet, error)
 	if f.NArg() > 0 {
 		return nil, nil, fmt.Errorf("unexpected arguments: %s", strings.Join(f.Args(), " "))
 	}
+	explicit := map[string]bool{}
+	f.Visit(func(fl *flag.Flag) { explicit[fl.Name] = true })
+	if cfg.RingStore == "inmemory" && !explicit["ingester.ring.instance-addr"] {
+		// Only this process reads the in-process ring: loopback is the address that always works.
+		cfg.Lifecycler.Addr = "127.0.0.1"
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, err
 	}

@@ -38,7 +38,7 @@ func (c *LifecyclerConfig) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSe
 		hostname = "localhost"
 	}
 	f.StringVar(&c.ID, prefix+"instance-id", hostname, "Instance ID in the ring; must be unique and stable across restarts, so the instance gets its tokens back.")
-	f.StringVar(&c.Addr, prefix+"instance-addr", defaultInstanceAddr(), "IP address other components reach this instance at. Defaults to the first private IPv4 address of the machine.")
+	f.StringVar(&c.Addr, prefix+"instance-addr", defaultInstanceAddr(), "IP address other components reach this instance at. Defaults to the first private IPv4 address of the machine, or to 127.0.0.1 when the ring is the in-process one (-ingester.ring.store=inmemory).")
 	f.IntVar(&c.Port, prefix+"instance-port", 0, "Port advertised in the ring; 0 uses the gRPC server's port.")
 	f.StringVar(&c.Zone, prefix+"instance-availability-zone", "", "Availability zone of this instance, used when zone awareness is on.")
 	f.IntVar(&c.NumTokens, prefix+"num-tokens", 128, "Number of tokens this instance owns in the ring; more tokens spread the load more evenly.")
