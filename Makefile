@@ -1,0 +1,22 @@
+# The README's commands. `make test` is also what CI runs (.ci/run).
+.PHONY: run build test test-deps proto docs
+
+run:
+	go run ./cmd/strata
+
+build:
+	go build -o strata ./cmd/strata
+
+# Unit tests, fuzz seeds, and the integration tests that start real strata and prometheus processes.
+test: test-deps
+	go test ./...
+
+# The integration tests use Debian's prometheus package as a real remote-write client.
+test-deps:
+	@command -v prometheus >/dev/null 2>&1 || ./scripts/install-test-deps.sh
+
+proto:
+	./scripts/genproto.sh
+
+docs:
+	go run ./tools/configdocs > docs/configuration.md
