@@ -46,6 +46,9 @@ func applyNode(f *flag.FlagSet, node *yaml.Node, path []string, file string) err
 			}
 			continue
 		}
+		if fl == nil && value.Tag == "!!null" && isSection(f, flagName) {
+			continue // a section whose keys are all commented out, such as "ingester:" alone
+		}
 		if fl == nil || flagsNotInFile[flagName] {
 			return fmt.Errorf("%s:%d: unknown configuration key %q", file, key.Line, strings.Join(keyPath, "."))
 		}
@@ -76,6 +79,17 @@ func scalarText(n *yaml.Node) (string, error) {
 		return strings.Join(items, ","), nil
 	}
 	return "", fmt.Errorf("expected a value, got a mapping")
+}
+
+// isSection reports whether some flag's name starts with prefix followed by a dot.
+func isSection(f *flag.FlagSet, prefix string) bool {
+	found := false
+	f.VisitAll(func(fl *flag.Flag) {
+		if strings.HasPrefix(fl.Name, prefix+".") && !flagsNotInFile[fl.Name] {
+			found = true
+		}
+	})
+	return found
 }
 
 func keyOrRoot(path []string) string {
