@@ -23,14 +23,16 @@ func (noopIngester) Push(context.Context, *ingesterpb.PushRequest, ...grpc.CallO
 
 type noopClients struct{}
 
-func (noopClients) GetClientFor(string) (ingesterpb.IngesterClient, error) { return noopIngester{}, nil }
+func (noopClients) GetClientFor(string) (ingesterpb.IngesterClient, error) {
+	return noopIngester{}, nil
+}
 
 // BenchmarkPush measures the distributor's work for one remote-write request of 1000 series × 1 sample
 // with 10 labels each: decode, validate, shard and marshal per ingester (RF=3 over 3 ingesters that do
 // nothing).
 func BenchmarkPush(b *testing.B) {
 	const seriesCount = 1000
-	env := newTestEnv(b, withReplication(3, 3))
+	env := newTestEnv(b, withReplication(3, 3), withDefaultLimits())
 	env.d.clients = noopClients{}
 	body := encodeRequest(b, benchmarkRequest(seriesCount, testNow.UnixMilli()))
 	ctx := tenant.NewContext(context.Background(), tenantA)
@@ -52,7 +54,7 @@ func BenchmarkPush(b *testing.B) {
 // BenchmarkValidateAndShard isolates Push (validation, tokens, replication) from HTTP and decoding.
 func BenchmarkValidateAndShard(b *testing.B) {
 	const seriesCount = 1000
-	env := newTestEnv(b, withReplication(3, 3))
+	env := newTestEnv(b, withReplication(3, 3), withDefaultLimits())
 	env.d.clients = noopClients{}
 	ctx := tenant.NewContext(context.Background(), tenantA)
 	src := benchmarkRequest(seriesCount, testNow.UnixMilli())

@@ -3,6 +3,7 @@ package distributor
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -167,28 +168,46 @@ type testEnv struct {
 	discardedMetadata *prometheus.CounterVec
 }
 
-type envOption func(*Config, *fakeRing)
+// envSettings is what newTestEnv builds the distributor from.
+type envSettings struct {
+	cfg    Config
+	limits validation.Limits
+	ring   *fakeRing
+}
+
+type envOption func(*envSettings)
 
 func withReplication(ingesters, replicationFactor int) envOption {
-	return func(c *Config, r *fakeRing) {
-		*r = *newFakeRing(ingesters, replicationFactor)
-		c.ReplicationFactor = replicationFactor
+	return func(s *envSettings) {
+		s.ring = newFakeRing(ingesters, replicationFactor)
+		s.cfg.ReplicationFactor = replicationFactor
 	}
 }
 
-func withMaxRecvMsgSize(n int) envOption { return func(c *Config, _ *fakeRing) { c.MaxRecvMsgSize = n } }
+func withMaxRecvMsgSize(n int) envOption { return func(s *envSettings) { s.cfg.MaxRecvMsgSize = n } }
 
 func withRemoteTimeout(d time.Duration) envOption {
-	return func(c *Config, _ *fakeRing) { c.RemoteTimeout = d }
+	return func(s *envSettings) { s.cfg.RemoteTimeout = d }
+}
+
+// withDefaultLimits uses the limits' flag defaults, as a production distributor does.
+func withDefaultLimits() envOption {
+	return func(s *envSettings) {
+		s.limits.RegisterFlags(flag.NewFlagSet("limits", flag.PanicOnError))
+	}
 }
 
 func newTestEnv(tb testing.TB, opts ...envOption) *testEnv {
 	tb.Helper()
-	cfg := Config{ReplicationFactor: 1, MaxRecvMsgSize: 1 << 20, RemoteTimeout: 10 * time.Second}
-	r := newFakeRing(1, 1)
-	for _, o := range opts {
-		o(&cfg, r)
+	s := envSettings{
+		cfg:    Config{ReplicationFactor: 1, MaxRecvMsgSize: 1 << 20, RemoteTimeout: 10 * time.Second},
+		limits: testLimits(),
+		ring:   newFakeRing(1, 1),
 	}
+	for _, o := range opts {
+		o(&s)
+	}
+	cfg, r := s.cfg, s.ring
 	clients := fakeClients{}
 	env := &testEnv{ring: r, reg: prometheus.NewRegistry()}
 	for _, inst := range r.instances {
@@ -198,7 +217,7 @@ func newTestEnv(tb testing.TB, opts ...envOption) *testEnv {
 	}
 	env.discardedSamples = validation.NewDiscardedSamples(env.reg)
 	env.discardedMetadata = validation.NewDiscardedMetadata(env.reg)
-	d, err := New(cfg, testLimits(), r, clients, env.discardedSamples, env.discardedMetadata, env.reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d, err := New(cfg, s.limits, r, clients, env.discardedSamples, env.discardedMetadata, env.reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(tb, err)
 	d.now = func() time.Time { return testNow }
 	env.d = d

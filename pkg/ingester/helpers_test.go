@@ -100,6 +100,10 @@ func lbls(nameValues ...string) []string { return nameValues }
 // queryStream collects QueryStream's answer for the tenant as rendered series → decoded samples.
 func (ti *testIngester) queryStream(tb testing.TB, tenantID string, mint, maxt int64, matchers ...*ingesterpb.LabelMatcher) map[string][]sample {
 	tb.Helper()
+	if len(matchers) == 0 {
+		// PromQL never selects without a matcher; this is how "every series" is asked for.
+		matchers = []*ingesterpb.LabelMatcher{{Type: ingesterpb.MatchType_REGEX_MATCH, Name: "__name__", Value: ".+"}}
+	}
 	stream := &fakeQueryStream{ctx: tenantCtx(tenantID)}
 	require.NoError(tb, ti.QueryStream(&ingesterpb.QueryRequest{StartMs: mint, EndMs: maxt, Matchers: matchers}, stream))
 	out := map[string][]sample{}
@@ -182,3 +186,5 @@ func floats(ts ...int64) []sample {
 	}
 	return out
 }
+
+func durationOfMinutes(n int64) time.Duration { return time.Duration(n) * time.Minute }

@@ -239,7 +239,7 @@ func TestPush_RejectsBadSamplesAndAppendsTheRest(t *testing.T) {
 
 func TestPush_ReportsAtMostFiveRejectedSamples(t *testing.T) {
 	ing := startIngester(t, testConfig(t.TempDir()))
-	require.NoError(t, ing.push(t, tenantA, []prompb.TimeSeries{floatSeries(upAPI, floats(baseTs+time30())...)}))
+	require.NoError(t, ing.push(t, tenantA, []prompb.TimeSeries{floatSeries(upAPI, floats(baseTs+30*minute)...)}))
 	var old []prompb.TimeSeries
 	for i := range 8 {
 		old = append(old, floatSeries(upAPI, sample{t: baseTs + int64(i), v: 1}))
@@ -249,8 +249,6 @@ func TestPush_ReportsAtMostFiveRejectedSamples(t *testing.T) {
 	require.Contains(t, err.Error(), "8 samples rejected")
 	require.Equal(t, 8.0, testutil.ToFloat64(ing.discarded.WithLabelValues(validation.ReasonSampleOutOfOrder, tenantA)))
 }
-
-func time30() int64 { return 30 * minute }
 
 func TestPush_AcceptsExactDuplicateSample(t *testing.T) {
 	ing := startIngester(t, testConfig(t.TempDir()))
@@ -340,7 +338,7 @@ func TestPush_NativeHistogramsAreQueryable(t *testing.T) {
 			Count:           count,
 			Sum:             float64(count) * 1.5,
 			PositiveSpans:   []histogram.Span{{Offset: 0, Length: 2}},
-			PositiveBuckets: []int64{1, int64(count) - 3}, // deltas: 1, count-2
+			PositiveBuckets: []int64{1, int64(count) - 4}, // deltas of 1 and count-3; with zero and negative: count
 			NegativeSpans:   []histogram.Span{{Offset: 1, Length: 1}},
 			NegativeBuckets: []int64{1},
 		}
@@ -452,4 +450,23 @@ func TestPush_ConcurrentTenantsAndSeries(t *testing.T) {
 		}
 	}
 	require.Equal(t, writers, total)
+}
+
+func TestPush_ReportsUnsortedNativeHistogramsWithinOneRequest(t *testing.T) {
+	ing := startIngester(t, testConfig(t.TempDir()))
+	h := &histogram.Histogram{Count: 1, Sum: 1, PositiveSpans: []histogram.Span{{Offset: 0, Length: 1}}, PositiveBuckets: []int64{1}}
+	latency := lbls("__name__", "latency_seconds")
+	err := ing.push(t, tenantA, []prompb.TimeSeries{
+		floatSeries(latency, sample{t: baseTs + minute, h: h}, sample{t: baseTs, h: h}, sample{t: baseTs + 2*minute, h: h}),
+	})
+	require.Equal(t, codes.InvalidArgument, status.Code(err), "err: %v", err)
+	require.Equal(t, 1.0, testutil.ToFloat64(ing.discarded.WithLabelValues(validation.ReasonSampleOutOfOrder, tenantA)))
+
+	got := ing.queryStream(t, tenantA, everything, forever)[`{__name__="latency_seconds"}`]
+	var timestamps []int64
+	for _, s := range got {
+		require.NotNil(t, s.h)
+		timestamps = append(timestamps, s.t)
+	}
+	require.Equal(t, []int64{baseTs + minute, baseTs + 2*minute}, timestamps)
 }

@@ -51,9 +51,22 @@ func (s *metadataStore) add(m prompb.MetricMetadata) {
 		s.families[m.MetricFamilyName] = set
 	}
 	if _, ok := set[entry]; !ok && len(set) >= s.maxPerMetric {
-		return
+		// Entries that are no longer sent must not keep the family full until the next list.
+		dropExpired(set, now.Add(-s.retain))
+		if len(set) >= s.maxPerMetric {
+			return
+		}
 	}
 	set[entry] = now
+}
+
+// dropExpired removes the entries last received before cutoff.
+func dropExpired(set map[metadataEntry]time.Time, cutoff time.Time) {
+	for e, seen := range set {
+		if seen.Before(cutoff) {
+			delete(set, e)
+		}
+	}
 }
 
 // list returns the live metadata, one family (or all when metric is empty), sorted for stable answers.
@@ -63,11 +76,7 @@ func (s *metadataStore) list(metric string, limit, limitPerMetric int) []*ingest
 	defer s.mtx.Unlock()
 	names := make([]string, 0, len(s.families))
 	for name, set := range s.families {
-		for e, seen := range set {
-			if seen.Before(cutoff) {
-				delete(set, e)
-			}
-		}
+		dropExpired(set, cutoff)
 		if len(set) == 0 {
 			delete(s.families, name)
 			continue

@@ -48,6 +48,8 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 	}
 
 	rejected := sampleRejections{tenant: tenantID, ingester: i}
+	order := getRequestOrder()
+	defer putRequestOrder(order)
 	app := t.db.Appender(ctx)
 	var (
 		builder  labels.ScratchBuilder
@@ -60,35 +62,48 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 		}
 		builder.Sort()
 		lset := builder.Labels()
+		hash := lset.Hash()
+		last := order.lastOf(hash, lset)
 
 		var ref storage.SeriesRef
 		for _, s := range ts.Samples {
-			newRef, err := app.Append(ref, lset, s.Timestamp, s.Value)
-			if err != nil {
-				if rejected.add(err, s.Timestamp, lset) {
+			v := sampleValue{f: s.Value}
+			err := last.conflict(s.Timestamp, v, i.cfg.OutOfOrderTimeWindow > 0)
+			if err == nil {
+				var newRef storage.SeriesRef
+				if newRef, err = app.Append(ref, lset, s.Timestamp, s.Value); err == nil {
+					ref = newRef
+					last.update(s.Timestamp, v)
+					appended++
 					continue
 				}
+			}
+			if !rejected.add(err, s.Timestamp, lset) {
 				return nil, i.abort(app, tenantID, err)
 			}
-			ref = newRef
-			appended++
 		}
 		for _, h := range ts.Histograms {
-			var newRef storage.SeriesRef
+			var v sampleValue
 			if h.IsFloatHistogram() {
-				newRef, err = app.AppendHistogram(ref, lset, h.Timestamp, nil, h.ToFloatHistogram())
+				v.fh = h.ToFloatHistogram()
 			} else {
-				newRef, err = app.AppendHistogram(ref, lset, h.Timestamp, h.ToIntHistogram(), nil)
+				v.h = h.ToIntHistogram()
 			}
-			if err != nil {
-				if rejected.add(err, h.Timestamp, lset) {
+			err := last.conflict(h.Timestamp, v, i.cfg.OutOfOrderTimeWindow > 0)
+			if err == nil {
+				var newRef storage.SeriesRef
+				if newRef, err = app.AppendHistogram(ref, lset, h.Timestamp, v.h, v.fh); err == nil {
+					ref = newRef
+					last.update(h.Timestamp, v)
+					appended++
 					continue
 				}
+			}
+			if !rejected.add(err, h.Timestamp, lset) {
 				return nil, i.abort(app, tenantID, err)
 			}
-			ref = newRef
-			appended++
 		}
+		order.remember(hash, lset, last)
 		if i.cfg.MaxExemplars > 0 && ref != 0 {
 			for _, e := range ts.Exemplars {
 				// A rejected exemplar never fails the push: exemplars are best effort, as in Prometheus.

@@ -166,11 +166,17 @@ func (i *Ingester) Series(ctx context.Context, req *ingesterpb.SeriesRequest) (*
 }
 
 // MetricsMetadata returns the metric metadata the tenant sent through remote write.
+// Like the other reads it is refused once Stop has started, so that a querier asks another replica
+// rather than taking an empty answer for the truth.
 func (i *Ingester) MetricsMetadata(ctx context.Context, req *ingesterpb.MetricsMetadataRequest) (*ingesterpb.MetricsMetadataResponse, error) {
 	tenantID, err := tenant.FromContext(ctx)
 	if err != nil {
 		return nil, status.Error(codes.Unauthenticated, err.Error())
 	}
+	if err := i.begin(); err != nil {
+		return nil, err
+	}
+	defer i.end()
 	t := i.tenantDB(tenantID)
 	if t == nil {
 		return &ingesterpb.MetricsMetadataResponse{}, nil
