@@ -323,34 +323,9 @@ func (a *PrometheusAPI) series(r *http.Request) (any, annotations.Annotations, *
 }
 
 func (a *PrometheusAPI) labelNames(r *http.Request) (any, annotations.Annotations, *apiError) {
-	matcherSets, apiErr := parseMatchers(r.Form["match[]"])
-	if apiErr != nil {
-		return nil, nil, apiErr
-	}
-	start, end, limit, apiErr := parseRangeAndLimit(r)
-	if apiErr != nil {
-		return nil, nil, apiErr
-	}
-	q, err := a.queryable.Querier(timestamp(start), timestamp(end))
-	if err != nil {
-		return nil, nil, &apiError{typ: errorExec, err: err}
-	}
-	defer q.Close()
-	hints := &storage.LabelHints{Limit: hintLimit(limit)}
-	var names []string
-	var warnings annotations.Annotations
-	if len(matcherSets) == 0 {
-		matcherSets = [][]*labels.Matcher{nil}
-	}
-	for _, ms := range matcherSets {
-		n, w, err := q.LabelNames(r.Context(), hints, ms...)
-		warnings.Merge(w)
-		if err != nil {
-			return nil, warnings, storageError(err)
-		}
-		names = append(names, n...)
-	}
-	return truncate(sortedUnique(names), limit, &warnings), warnings, nil
+	return a.labelStrings(r, func(ctx context.Context, q storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
+		return q.LabelNames(ctx, hints, ms...)
+	})
 }
 
 func (a *PrometheusAPI) labelValues(r *http.Request) (any, annotations.Annotations, *apiError) {
@@ -361,6 +336,14 @@ func (a *PrometheusAPI) labelValues(r *http.Request) (any, annotations.Annotatio
 	if !model.UTF8Validation.IsValidLabelName(name) {
 		return nil, nil, badData("invalid label name: %q", name)
 	}
+	return a.labelStrings(r, func(ctx context.Context, q storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
+		return q.LabelValues(ctx, name, hints, ms...)
+	})
+}
+
+// labelStrings answers /labels and /label/<name>/values: fetch runs once per match[] selector (once
+// with none when there is no match[]), and the answers are united, sorted and limited.
+func (a *PrometheusAPI) labelStrings(r *http.Request, fetch func(context.Context, storage.Querier, *storage.LabelHints, []*labels.Matcher) ([]string, annotations.Annotations, error)) (any, annotations.Annotations, *apiError) {
 	matcherSets, apiErr := parseMatchers(r.Form["match[]"])
 	if apiErr != nil {
 		return nil, nil, apiErr
@@ -375,20 +358,20 @@ func (a *PrometheusAPI) labelValues(r *http.Request) (any, annotations.Annotatio
 	}
 	defer q.Close()
 	hints := &storage.LabelHints{Limit: hintLimit(limit)}
-	var values []string
+	var all []string
 	var warnings annotations.Annotations
 	if len(matcherSets) == 0 {
 		matcherSets = [][]*labels.Matcher{nil}
 	}
 	for _, ms := range matcherSets {
-		v, w, err := q.LabelValues(r.Context(), name, hints, ms...)
+		v, w, err := fetch(r.Context(), q, hints, ms)
 		warnings.Merge(w)
 		if err != nil {
 			return nil, warnings, storageError(err)
 		}
-		values = append(values, v...)
+		all = append(all, v...)
 	}
-	return truncate(sortedUnique(values), limit, &warnings), warnings, nil
+	return truncate(sortedUnique(all), limit, &warnings), warnings, nil
 }
 
 func (a *PrometheusAPI) metricMetadata(r *http.Request) (any, annotations.Annotations, *apiError) {
