@@ -13,6 +13,9 @@ type Config struct {
 	// ReplicationFactor is how many instances hold each series. Set by the app from
 	// -distributor.replication-factor, whose default depends on the KV store in use.
 	ReplicationFactor int `yaml:"-"`
+	// AutoForgetUnhealthyPeriods makes lifecyclers remove instances unhealthy for this many heartbeat
+	// timeouts (0: never).
+	AutoForgetUnhealthyPeriods int `yaml:"auto_forget_unhealthy_periods"`
 	// ZoneAwarenessEnabled places each series' replicas in distinct zones. Set by the app from its own flag.
 	ZoneAwarenessEnabled bool `yaml:"-"`
 }
@@ -22,6 +25,9 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.HeartbeatTimeout, "ring.heartbeat-timeout", time.Minute,
 		"An instance whose last heartbeat in the ring is older than this is unhealthy: it gets no writes and "+
 			"counts as failed for reads.")
+	f.IntVar(&c.AutoForgetUnhealthyPeriods, "ring.auto-forget-unhealthy-periods", 10,
+		"Remove an instance from the ring once it has been unhealthy for this many -ring.heartbeat-timeout periods, "+
+			"so that a dead instance does not hold a replica of its series forever. 0 disables it.")
 }
 
 // Validate reports a configuration the ring cannot work with.
@@ -29,8 +35,16 @@ func (c *Config) Validate() error {
 	if c.HeartbeatTimeout <= 0 {
 		return errors.New("ring: heartbeat timeout must be positive (-ring.heartbeat-timeout)")
 	}
+	if c.AutoForgetUnhealthyPeriods < 0 {
+		return errors.New("ring: -ring.auto-forget-unhealthy-periods must not be negative")
+	}
 	if c.ReplicationFactor < 1 {
 		return errors.New("ring: replication factor must be at least 1 (-distributor.replication-factor)")
 	}
 	return nil
+}
+
+// AutoForgetAfter is how long an instance may be unhealthy before lifecyclers remove it (0: never).
+func (c *Config) AutoForgetAfter() time.Duration {
+	return time.Duration(c.AutoForgetUnhealthyPeriods) * c.HeartbeatTimeout
 }

@@ -2,12 +2,14 @@ package ring
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -29,6 +31,12 @@ type LifecyclerConfig struct {
 	NumTokens            int           `yaml:"num_tokens"`
 	HeartbeatPeriod      time.Duration `yaml:"heartbeat_period"`
 	UnregisterOnShutdown bool          `yaml:"unregister_on_shutdown"`
+	// TokensFilePath, when set, keeps the instance's tokens on disk so a restart takes them back even if
+	// the ring forgot the instance meanwhile.
+	TokensFilePath string `yaml:"tokens_file_path"`
+	// AutoForgetAfter removes other instances whose heartbeat is older than this (0: never). The app sets
+	// it from -ring.auto-forget-unhealthy-periods × -ring.heartbeat-timeout.
+	AutoForgetAfter time.Duration `yaml:"-"`
 }
 
 // RegisterFlagsWithPrefix registers the lifecycler's flags under prefix (the app uses "ingester.ring.").
@@ -43,7 +51,8 @@ func (c *LifecyclerConfig) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSe
 	f.StringVar(&c.Zone, prefix+"instance-availability-zone", "", "Availability zone of this instance, used when zone awareness is on.")
 	f.IntVar(&c.NumTokens, prefix+"num-tokens", 128, "Number of tokens this instance owns in the ring; more tokens spread the load more evenly.")
 	f.DurationVar(&c.HeartbeatPeriod, prefix+"heartbeat-period", 15*time.Second, "How often the instance updates its heartbeat in the ring.")
-	f.BoolVar(&c.UnregisterOnShutdown, prefix+"unregister-on-shutdown", true, "Remove the instance from the ring on shutdown. If false, it stays LEAVING and gets its tokens back on restart.")
+	f.BoolVar(&c.UnregisterOnShutdown, prefix+"unregister-on-shutdown", true, "Remove the instance from the ring on shutdown. If false, it stays LEAVING and gets its tokens back on restart. Unless set, true with a replication factor of 1 and false otherwise, so that restarting an ingester does not move series.")
+	f.StringVar(&c.TokensFilePath, prefix+"tokens-file-path", "", "File in which the instance keeps its tokens, so that a restart takes the same tokens back. Empty: tokens are only kept in the ring.")
 }
 
 // Validate reports a configuration the lifecycler cannot work with.
@@ -171,20 +180,36 @@ func (l *Lifecycler) Tokens() []uint32 {
 	return slices.Clone(l.tokens)
 }
 
-// Start registers the instance as JOINING, reusing the tokens of a previous entry with the same ID (a
-// restart) and otherwise taking new tokens no other instance owns, then starts heartbeating.
+// Start registers the instance: first PENDING, then JOINING with its tokens. The tokens come from the
+// tokens file if there is one, else from a previous ring entry with the same ID (a restart), else they are
+// new tokens no other instance owns. Then the heartbeats start.
 func (l *Lifecycler) Start(ctx context.Context) error {
-	err := l.kv.CAS(ctx, l.key, func(in any) (any, bool, error) {
-		d, err := descFrom(in)
-		if err != nil {
-			return nil, false, err
+	fileTokens, err := l.loadTokensFile()
+	if err != nil {
+		return err
+	}
+	// PENDING keeps the tokens a restarted instance had, so its ranges do not move while it starts.
+	var previousTokens []uint32
+	err = l.register(ctx, PENDING, func(_ *Desc, prev InstanceDesc, restarted bool) []uint32 {
+		previousTokens = nil
+		if restarted {
+			previousTokens = prev.Tokens
 		}
-		nowMs := l.now().UnixMilli()
-		prev, restarted := d.Instances[l.cfg.ID]
+		if len(fileTokens) > 0 {
+			return fileTokens
+		}
+		return previousTokens
+	})
+	if err != nil {
+		return err
+	}
+	err = l.register(ctx, JOINING, func(d *Desc, _ InstanceDesc, _ bool) []uint32 {
 		var tokens []uint32
-		registeredAt := nowMs
-		if restarted && prev.State != LEFT {
-			tokens, registeredAt = prev.Tokens, prev.RegisteredTimestamp
+		switch {
+		case len(fileTokens) > 0:
+			tokens = fileTokens
+		case len(previousTokens) > 0:
+			tokens = previousTokens
 		}
 		if len(tokens) > l.cfg.NumTokens {
 			tokens = tokens[:l.cfg.NumTokens]
@@ -199,24 +224,51 @@ func (l *Lifecycler) Start(ctx context.Context) error {
 			tokens = append(slices.Clone(tokens), GenerateTokens(missing, append(taken, tokens...))...)
 			slices.Sort(tokens)
 		}
-		d.Instances[l.cfg.ID] = InstanceDesc{
-			ID: l.cfg.ID, Addr: l.cfg.Address(), Zone: l.cfg.Zone, State: JOINING,
-			Tokens: tokens, Timestamp: nowMs, RegisteredTimestamp: registeredAt,
-		}
-		l.mu.Lock()
-		l.tokens, l.registeredAt, l.state = tokens, registeredAt, JOINING
-		l.mu.Unlock()
-		return d, false, nil
+		return tokens
 	})
 	if err != nil {
-		return fmt.Errorf("ring %s: register instance %s: %w", l.ringName, l.cfg.ID, err)
+		return err
 	}
-	l.logger.Info("registered in ring", "tokens", l.cfg.NumTokens)
+	if err := l.saveTokensFile(); err != nil {
+		return err
+	}
+	l.logger.Info("registered in ring", "tokens", l.cfg.NumTokens, "from_file", len(fileTokens) > 0)
 
 	loopCtx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
 	l.done = make(chan struct{})
 	go l.heartbeatLoop(loopCtx)
+	return nil
+}
+
+// register writes the instance's entry in state, with the tokens that pick chooses from the current
+// descriptor and the previous entry of this ID (restarted is false when there was none).
+func (l *Lifecycler) register(ctx context.Context, state InstanceState, pick func(d *Desc, prev InstanceDesc, restarted bool) []uint32) error {
+	err := l.kv.CAS(ctx, l.key, func(in any) (any, bool, error) {
+		d, err := descFrom(in)
+		if err != nil {
+			return nil, false, err
+		}
+		nowMs := l.now().UnixMilli()
+		prev, restarted := d.Instances[l.cfg.ID]
+		restarted = restarted && prev.State != LEFT
+		registeredAt := nowMs
+		if restarted {
+			registeredAt = prev.RegisteredTimestamp
+		}
+		tokens := pick(d, prev, restarted)
+		d.Instances[l.cfg.ID] = InstanceDesc{
+			ID: l.cfg.ID, Addr: l.cfg.Address(), Zone: l.cfg.Zone, State: state,
+			Tokens: tokens, Timestamp: nowMs, RegisteredTimestamp: registeredAt,
+		}
+		l.mu.Lock()
+		l.tokens, l.registeredAt, l.state = tokens, registeredAt, state
+		l.mu.Unlock()
+		return d, false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("ring %s: register instance %s as %s: %w", l.ringName, l.cfg.ID, state, err)
+	}
 	return nil
 }
 
@@ -261,12 +313,29 @@ func (l *Lifecycler) update(ctx context.Context, state *InstanceState) error {
 		if state != nil {
 			l.state = *state
 		}
+		now := l.now()
 		d.Instances[l.cfg.ID] = InstanceDesc{
 			ID: l.cfg.ID, Addr: l.cfg.Address(), Zone: l.cfg.Zone, State: l.state,
-			Tokens: l.tokens, Timestamp: l.now().UnixMilli(), RegisteredTimestamp: l.registeredAt,
+			Tokens: l.tokens, Timestamp: now.UnixMilli(), RegisteredTimestamp: l.registeredAt,
 		}
+		l.forgetLongUnhealthy(d, now)
 		return d, false, nil
 	})
+}
+
+// forgetLongUnhealthy drops other instances that have not heartbeated for AutoForgetAfter: they died
+// without leaving, and their tokens would otherwise keep a replica of their series unavailable forever.
+func (l *Lifecycler) forgetLongUnhealthy(d *Desc, now time.Time) {
+	if l.cfg.AutoForgetAfter <= 0 {
+		return
+	}
+	cutoff := now.Add(-l.cfg.AutoForgetAfter).UnixMilli()
+	for id, inst := range d.Instances {
+		if id != l.cfg.ID && inst.State != LEFT && inst.Timestamp < cutoff {
+			delete(d.Instances, id)
+			l.logger.Warn("forgot instance that has been unhealthy too long", "forgotten", id, "last_heartbeat", inst.HeartbeatTime())
+		}
+	}
 }
 
 // ChangeState records a new state for the instance in the ring (e.g. ACTIVE once its WAL is replayed).
@@ -275,11 +344,76 @@ func (l *Lifecycler) ChangeState(ctx context.Context, state InstanceState) error
 	if state < PENDING || state >= LEFT {
 		return fmt.Errorf("ring: cannot change instance state to %s", state)
 	}
+	previous := l.State()
 	if err := l.update(ctx, &state); err != nil {
 		return fmt.Errorf("ring %s: change instance %s to %s: %w", l.ringName, l.cfg.ID, state, err)
 	}
-	l.logger.Info("changed state", "state", state.String())
+	if previous != state {
+		l.logger.Info("changed state", "state", state.String())
+	}
 	return nil
+}
+
+// SetUnregisterOnShutdown changes whether Stop removes the instance from the ring, e.g. before a
+// scale-down (/ingester/prepare-shutdown).
+func (l *Lifecycler) SetUnregisterOnShutdown(unregister bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.cfg.UnregisterOnShutdown = unregister
+}
+
+// UnregisterOnShutdown reports whether Stop will remove the instance from the ring.
+func (l *Lifecycler) UnregisterOnShutdown() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cfg.UnregisterOnShutdown
+}
+
+// loadTokensFile returns the tokens saved by a previous run, or nil when there is no file.
+func (l *Lifecycler) loadTokensFile() ([]uint32, error) {
+	if l.cfg.TokensFilePath == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(l.cfg.TokensFilePath)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ring: read tokens file: %w", err)
+	}
+	var file tokensFile
+	if err := json.Unmarshal(data, &file); err != nil {
+		return nil, fmt.Errorf("ring: tokens file %s is not valid: %w", l.cfg.TokensFilePath, err)
+	}
+	slices.Sort(file.Tokens)
+	return slices.Compact(file.Tokens), nil
+}
+
+// saveTokensFile writes the tokens atomically (write, then rename) so a crash never leaves half a file.
+func (l *Lifecycler) saveTokensFile() error {
+	if l.cfg.TokensFilePath == "" {
+		return nil
+	}
+	data, err := json.Marshal(tokensFile{Tokens: l.Tokens()})
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(l.cfg.TokensFilePath), 0o755); err != nil {
+		return fmt.Errorf("ring: create tokens file directory: %w", err)
+	}
+	tmp := l.cfg.TokensFilePath + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return fmt.Errorf("ring: write tokens file: %w", err)
+	}
+	if err := os.Rename(tmp, l.cfg.TokensFilePath); err != nil {
+		return fmt.Errorf("ring: write tokens file: %w", err)
+	}
+	return nil
+}
+
+// tokensFile is the on-disk form of an instance's tokens.
+type tokensFile struct {
+	Tokens []uint32 `json:"tokens"`
 }
 
 // Stop stops heartbeating, turns the instance LEAVING, and then removes it from the ring unless
@@ -298,7 +432,7 @@ func (l *Lifecycler) Stop(ctx context.Context) error {
 	if err := l.ChangeState(ctx, LEAVING); err != nil {
 		return err
 	}
-	if !l.cfg.UnregisterOnShutdown {
+	if !l.UnregisterOnShutdown() {
 		return nil
 	}
 	if err := Forget(ctx, l.kv, l.key, l.cfg.ID); err != nil {

@@ -68,9 +68,11 @@ func TestLifecyclerConfig_Flags(t *testing.T) {
 	fs = flag.NewFlagSet("test", flag.ContinueOnError)
 	rc.RegisterFlags(fs)
 	require.Equal(t, time.Minute, rc.HeartbeatTimeout)
-	n := 0
-	fs.VisitAll(func(*flag.Flag) { n++ })
-	require.Equal(t, 1, n, "the ring registers only -ring.heartbeat-timeout")
+	require.Equal(t, 10, rc.AutoForgetUnhealthyPeriods)
+	require.Equal(t, 10*time.Minute, rc.AutoForgetAfter())
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	require.Equal(t, []string{"ring.auto-forget-unhealthy-periods", "ring.heartbeat-timeout"}, names)
 }
 
 func TestLifecyclerConfig_Validate(t *testing.T) {
