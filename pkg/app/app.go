@@ -192,12 +192,6 @@ func (a *App) dataPath(elem ...string) string {
 	return filepath.Join(append([]string{a.cfg.DataDir}, elem...)...)
 }
 
-// closer adapts a Close function to a service with nothing to start.
-type closer struct{ close func() error }
-
-func (c closer) Start(context.Context) error { return nil }
-func (c closer) Stop(context.Context) error  { return c.close() }
-
 // NewLogger returns the process logger at the configured level.
 func NewLogger(level string) (*slog.Logger, error) {
 	l, err := parseLogLevel(level)

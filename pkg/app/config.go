@@ -75,7 +75,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.Ring.ReplicationFactor = c.Distributor.ReplicationFactor
-	for _, v := range []interface{ Validate() error }{&c.Server, &c.Distributor, &c.Ingester, &c.Querier, &c.Limits, &c.Ring, &c.Lifecycler} {
+	for _, v := range []interface{ Validate() error }{&c.Server, &c.Distributor, &c.Ingester, &c.IngesterClient, &c.Querier, &c.Limits, &c.Ring, &c.Lifecycler} {
 		if err := v.Validate(); err != nil {
 			return err
 		}

@@ -132,8 +132,8 @@ func (a *App) initRing() (services.Service, error) {
 }
 
 func (a *App) initIngesterClient() (services.Service, error) {
-	a.ingesterClients = client.NewPool(a.cfg.IngesterClient)
-	return closer{a.ingesterClients.Close}, nil
+	a.ingesterClients = client.NewPool(a.cfg.IngesterClient, a.reg, a.logger.With("component", "ingester-client"))
+	return a.ingesterClients, nil
 }
 
 func (a *App) initIngester() (services.Service, error) {

@@ -2,13 +2,20 @@
 package client
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"sync"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/tenant"
@@ -16,36 +23,104 @@ import (
 
 // Config configures the connections to ingesters.
 type Config struct {
-	MaxRecvMsgSize int
-	MaxSendMsgSize int
+	MaxRecvMsgSize      int
+	MaxSendMsgSize      int
+	ReadMaxAttempts     int
+	HealthCheckInterval time.Duration
+	HealthCheckTimeout  time.Duration
+	ReconnectMaxDelay   time.Duration
 }
 
 // RegisterFlags registers the ingester client's flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MaxRecvMsgSize, "ingester.client.grpc-max-recv-msg-size", 100<<20, "Largest gRPC message, in bytes, accepted from an ingester.")
 	f.IntVar(&c.MaxSendMsgSize, "ingester.client.grpc-max-send-msg-size", 100<<20, "Largest gRPC message, in bytes, sent to an ingester.")
+	f.IntVar(&c.ReadMaxAttempts, "ingester.client.read-max-attempts", 3, "Attempts of a read call to an ingester that answered Unavailable. Pushes are never retried by the client: the distributor's quorum covers a failed replica.")
+	f.DurationVar(&c.HealthCheckInterval, "ingester.client.health-check-interval", 5*time.Second, "How often pooled connections are health-checked; a connection that fails its check is closed and dialled again on next use. 0 disables health checks.")
+	f.DurationVar(&c.HealthCheckTimeout, "ingester.client.health-check-timeout", time.Second, "Timeout of one health check.")
+	f.DurationVar(&c.ReconnectMaxDelay, "ingester.client.reconnect-max-delay", time.Second, "Longest wait between attempts to reconnect to an ingester, so a restarted ingester is used again quickly.")
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if c.ReadMaxAttempts < 1 || c.ReadMaxAttempts > 5 {
+		return errors.New("-ingester.client.read-max-attempts must be between 1 and 5")
+	}
+	if c.ReconnectMaxDelay <= 0 {
+		return errors.New("-ingester.client.reconnect-max-delay must be positive")
+	}
+	return nil
+}
+
+// serviceConfig makes gRPC retry the idempotent read calls when the ingester is Unavailable (restarting,
+// or its connection was just re-established); a QueryStream is retried only until its first message.
+func (c *Config) serviceConfig() string {
+	return fmt.Sprintf(`{"methodConfig": [{
+		"name": [
+			{"service": "strata.ingester.Ingester", "method": "QueryStream"},
+			{"service": "strata.ingester.Ingester", "method": "LabelNames"},
+			{"service": "strata.ingester.Ingester", "method": "LabelValues"},
+			{"service": "strata.ingester.Ingester", "method": "Series"},
+			{"service": "strata.ingester.Ingester", "method": "MetricsMetadata"}
+		],
+		"retryPolicy": {
+			"maxAttempts": %d,
+			"initialBackoff": "0.05s",
+			"maxBackoff": "0.5s",
+			"backoffMultiplier": 2,
+			"retryableStatusCodes": ["UNAVAILABLE"]
+		}
+	}]}`, max(c.ReadMaxAttempts, 2))
 }
 
 // Pool hands out a client per ingester address, dialling on first use. Connections are shared by all
 // requests; gRPC multiplexes them.
 type Pool struct {
-	cfg Config
+	cfg    Config
+	logger *slog.Logger
 
 	mtx   sync.Mutex
 	conns map[string]*grpc.ClientConn
+
+	stop chan struct{}
+	done chan struct{}
+
+	connections        prometheus.GaugeFunc
+	healthCheckFailure prometheus.Counter
 }
 
 // NewPool returns an empty pool.
-func NewPool(cfg Config) *Pool {
-	return &Pool{cfg: cfg, conns: map[string]*grpc.ClientConn{}}
+func NewPool(cfg Config, reg prometheus.Registerer, logger *slog.Logger) *Pool {
+	p := &Pool{cfg: cfg, logger: logger, conns: map[string]*grpc.ClientConn{}}
+	p.connections = promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "strata_ingester_client_connections",
+		Help: "Open gRPC connections to ingesters.",
+	}, func() float64 {
+		p.mtx.Lock()
+		defer p.mtx.Unlock()
+		return float64(len(p.conns))
+	})
+	p.healthCheckFailure = promauto.With(reg).NewCounter(prometheus.CounterOpts{
+		Name: "strata_ingester_client_health_check_failures_total",
+		Help: "Health checks of ingester connections that failed; the connection was closed.",
+	})
+	return p
 }
 
 // GetClientFor returns the client of the ingester at addr.
 func (p *Pool) GetClientFor(addr string) (ingesterpb.IngesterClient, error) {
+	conn, err := p.conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	return ingesterpb.NewIngesterClient(conn), nil
+}
+
+func (p *Pool) conn(addr string) (*grpc.ClientConn, error) {
 	p.mtx.Lock()
 	defer p.mtx.Unlock()
 	if conn, ok := p.conns[addr]; ok {
-		return ingesterpb.NewIngesterClient(conn), nil
+		return conn, nil
 	}
 	conn, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -55,12 +130,83 @@ func (p *Pool) GetClientFor(addr string) (ingesterpb.IngesterClient, error) {
 			grpc.MaxCallRecvMsgSize(p.cfg.MaxRecvMsgSize),
 			grpc.MaxCallSendMsgSize(p.cfg.MaxSendMsgSize),
 		),
+		grpc.WithDefaultServiceConfig(p.cfg.serviceConfig()),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff: backoff.Config{
+				BaseDelay:  50 * time.Millisecond,
+				Multiplier: 1.6,
+				Jitter:     0.2,
+				MaxDelay:   p.cfg.ReconnectMaxDelay,
+			},
+			MinConnectTimeout: 2 * time.Second,
+		}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("dial ingester %s: %w", addr, err)
 	}
 	p.conns[addr] = conn
-	return ingesterpb.NewIngesterClient(conn), nil
+	return conn, nil
+}
+
+// Start begins the periodic health checks.
+func (p *Pool) Start(context.Context) error {
+	p.stop, p.done = make(chan struct{}), make(chan struct{})
+	go p.healthCheckLoop()
+	return nil
+}
+
+// Stop ends the health checks and closes every connection.
+func (p *Pool) Stop(context.Context) error {
+	if p.stop != nil {
+		close(p.stop)
+		<-p.done
+	}
+	return p.Close()
+}
+
+func (p *Pool) healthCheckLoop() {
+	defer close(p.done)
+	if p.cfg.HealthCheckInterval <= 0 {
+		<-p.stop
+		return
+	}
+	t := time.NewTicker(p.cfg.HealthCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+			p.checkAll()
+		}
+	}
+}
+
+// checkAll health-checks every pooled connection and closes those that fail, so a dead or replaced
+// ingester's connection does not linger and the next call dials afresh.
+func (p *Pool) checkAll() {
+	p.mtx.Lock()
+	conns := make(map[string]*grpc.ClientConn, len(p.conns))
+	for addr, c := range p.conns {
+		conns[addr] = c
+	}
+	p.mtx.Unlock()
+	for addr, conn := range conns {
+		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.HealthCheckTimeout)
+		_, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+		cancel()
+		if err == nil {
+			continue
+		}
+		p.healthCheckFailure.Inc()
+		p.logger.Debug("closing unhealthy ingester connection", "addr", addr, "err", err)
+		p.mtx.Lock()
+		if p.conns[addr] == conn {
+			delete(p.conns, addr)
+		}
+		p.mtx.Unlock()
+		_ = conn.Close()
+	}
 }
 
 // Close closes every connection.

@@ -1,0 +1,97 @@
+package client
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
+	"github.com/strata-metrics/strata/pkg/tenant"
+)
+
+// flakyIngester answers Unavailable to the first call of each method, then succeeds.
+type flakyIngester struct {
+	ingesterpb.UnimplementedIngesterServer
+	labelNameCalls, pushCalls atomic.Int32
+}
+
+func (f *flakyIngester) LabelNames(context.Context, *ingesterpb.LabelNamesRequest) (*ingesterpb.LabelNamesResponse, error) {
+	if f.labelNameCalls.Add(1) == 1 {
+		return nil, status.Error(codes.Unavailable, "restarting")
+	}
+	return &ingesterpb.LabelNamesResponse{Names: []string{"job"}}, nil
+}
+
+func (f *flakyIngester) Push(context.Context, *ingesterpb.PushRequest) (*ingesterpb.PushResponse, error) {
+	if f.pushCalls.Add(1) == 1 {
+		return nil, status.Error(codes.Unavailable, "restarting")
+	}
+	return &ingesterpb.PushResponse{}, nil
+}
+
+func startServer(t *testing.T, srv ingesterpb.IngesterServer) (addr string, stop func()) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	s := grpc.NewServer()
+	ingesterpb.RegisterIngesterServer(s, srv)
+	healthpb.RegisterHealthServer(s, health.NewServer())
+	go func() { _ = s.Serve(l) }()
+	t.Cleanup(s.Stop)
+	return l.Addr().String(), s.Stop
+}
+
+func testConfig(t *testing.T) Config {
+	var cfg Config
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	require.NoError(t, cfg.Validate())
+	return cfg
+}
+
+func TestPool_RetriesReadsButNotPushes(t *testing.T) {
+	fake := &flakyIngester{}
+	addr, _ := startServer(t, fake)
+	pool := NewPool(testConfig(t), nil, slog.New(slog.DiscardHandler))
+	defer pool.Close()
+	client, err := pool.GetClientFor(addr)
+	require.NoError(t, err)
+	ctx := tenant.NewContext(context.Background(), "t1")
+
+	resp, err := client.LabelNames(ctx, &ingesterpb.LabelNamesRequest{})
+	require.NoError(t, err, "a read is retried after Unavailable")
+	require.Equal(t, []string{"job"}, resp.Names)
+	require.EqualValues(t, 2, fake.labelNameCalls.Load())
+
+	_, err = client.Push(ctx, &ingesterpb.PushRequest{})
+	require.Equal(t, codes.Unavailable, status.Code(err), "a push is not retried by the client")
+	require.EqualValues(t, 1, fake.pushCalls.Load())
+}
+
+func TestPool_HealthCheckClosesConnectionsToDeadIngesters(t *testing.T) {
+	aliveAddr, _ := startServer(t, &flakyIngester{})
+	deadAddr, stopDead := startServer(t, &flakyIngester{})
+	pool := NewPool(testConfig(t), nil, slog.New(slog.DiscardHandler))
+	defer pool.Close()
+	for _, addr := range []string{aliveAddr, deadAddr} {
+		_, err := pool.GetClientFor(addr)
+		require.NoError(t, err)
+	}
+	pool.checkAll()
+	require.Len(t, pool.conns, 2)
+
+	stopDead()
+	pool.checkAll()
+	require.Len(t, pool.conns, 1)
+	require.Contains(t, pool.conns, aliveAddr)
+}
