@@ -1,5 +1,5 @@
 # The README's commands. `make test` is also what CI runs (.ci/run).
-.PHONY: run build test test-deps proto docs
+.PHONY: run build test test-deps proto docs cluster
 
 run:
 	go run ./cmd/strata
@@ -20,3 +20,7 @@ proto:
 
 docs:
 	go run ./tools/configdocs > docs/configuration.md
+
+# 3 ingesters, 2 distributors, 2 queriers on this machine (docs/operations.md).
+cluster:
+	./production/local-cluster/run.sh

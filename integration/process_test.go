@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,7 +34,7 @@ type strataProcess struct {
 	grpcAddr string
 	dataDir  string
 	args     []string
-	log      *bytes.Buffer
+	log      *syncBuffer
 }
 
 // freePort asks the kernel for a port that is free on 127.0.0.1 right now.
@@ -49,6 +50,17 @@ func freePort(t *testing.T) int {
 // /ready answers 200.
 func startStrata(t *testing.T, dataDir string, extraArgs ...string) *strataProcess {
 	t.Helper()
+	p := newStrataProcess(t, dataDir, append([]string{
+		"-ingester.ring.instance-addr=127.0.0.1",
+		"-ingester.ring.instance-id=strata-test",
+	}, extraArgs...)...)
+	p.start()
+	return p
+}
+
+// newStrataProcess prepares a strata process on fresh 127.0.0.1 ports; start runs it.
+func newStrataProcess(t *testing.T, dataDir string, args ...string) *strataProcess {
+	t.Helper()
 	httpPort, grpcPort := freePort(t), freePort(t)
 	p := &strataProcess{
 		t:        t,
@@ -60,19 +72,23 @@ func startStrata(t *testing.T, dataDir string, extraArgs ...string) *strataProce
 			"-server.http-listen-port=" + strconv.Itoa(httpPort),
 			"-server.grpc-listen-address=127.0.0.1",
 			"-server.grpc-listen-port=" + strconv.Itoa(grpcPort),
-			"-ingester.ring.instance-addr=127.0.0.1",
-			"-ingester.ring.instance-id=strata-test",
 			"-data.dir=" + dataDir,
-		}, extraArgs...),
+		}, args...),
 	}
-	p.start()
 	t.Cleanup(p.kill)
 	return p
 }
 
 func (p *strataProcess) start() {
 	p.t.Helper()
-	p.log = &bytes.Buffer{}
+	p.startNoWait()
+	p.waitReady()
+}
+
+// startNoWait starts the process without waiting for it to be ready, so several can start in parallel.
+func (p *strataProcess) startNoWait() {
+	p.t.Helper()
+	p.log = &syncBuffer{}
 	p.cmd = exec.Command(strataBinary, p.args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	require.NoError(p.t, p.cmd.Start())
@@ -81,7 +97,6 @@ func (p *strataProcess) start() {
 		_ = p.cmd.Wait()
 		close(p.exited)
 	}()
-	p.waitReady()
 }
 
 func (p *strataProcess) waitReady() {
@@ -107,6 +122,9 @@ func (p *strataProcess) waitReady() {
 
 // kill ends the process with SIGKILL: no shutdown code runs.
 func (p *strataProcess) kill() {
+	if p.exited == nil {
+		return
+	}
 	select {
 	case <-p.exited:
 		return
@@ -261,4 +279,22 @@ func writeFile(t *testing.T, dir, name, content string) string {
 	path := filepath.Join(dir, name)
 	require.NoError(t, os.WriteFile(path, []byte(content), 0o644))
 	return path
+}
+
+// syncBuffer collects a process' output; exec writes it from its own goroutine while tests read it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -17,9 +17,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/strata-metrics/strata/pkg/api"
+	"github.com/strata-metrics/strata/pkg/ingester"
 	"github.com/strata-metrics/strata/pkg/ingester/client"
 	"github.com/strata-metrics/strata/pkg/ring"
 	"github.com/strata-metrics/strata/pkg/ring/kv"
+	"github.com/strata-metrics/strata/pkg/ring/kv/memberlist"
 	"github.com/strata-metrics/strata/pkg/services"
 	"github.com/strata-metrics/strata/pkg/validation"
 )
@@ -54,6 +56,8 @@ type App struct {
 	// Built by the modules' init functions.
 	server            *server
 	ringKV            kv.Client
+	memberlistKV      *memberlist.KV
+	ingester          *ingester.Ingester
 	ring              *ring.Ring
 	lifecycler        *ring.Lifecycler
 	ingesterClients   *client.Pool
@@ -137,6 +141,9 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	for i := len(started) - 1; i >= 0; i-- {
 		name := started[i]
+		if a.state(name) == StateTerminated {
+			continue // stopped on request, e.g. /ingester/shutdown
+		}
 		a.setState(name, StateStopping)
 		if err := a.services[name].Stop(stopCtx); err != nil {
 			a.setState(name, StateFailed)
@@ -149,6 +156,12 @@ func (a *App) Run(ctx context.Context) error {
 		a.closeListeners()
 	}
 	return errors.Join(errs...)
+}
+
+func (a *App) state(name string) State {
+	a.stateMtx.Lock()
+	defer a.stateMtx.Unlock()
+	return a.states[name]
 }
 
 func (a *App) setState(name string, s State) {

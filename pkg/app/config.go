@@ -14,6 +14,9 @@ import (
 	"github.com/strata-metrics/strata/pkg/ingester/client"
 	"github.com/strata-metrics/strata/pkg/querier"
 	"github.com/strata-metrics/strata/pkg/ring"
+	"github.com/strata-metrics/strata/pkg/ring/kv/etcd"
+	"github.com/strata-metrics/strata/pkg/ring/kv/memberlist"
+	"github.com/strata-metrics/strata/pkg/ring/kv/multi"
 	"github.com/strata-metrics/strata/pkg/validation"
 )
 
@@ -33,6 +36,12 @@ type Config struct {
 	Ring           ring.Config
 	Lifecycler     ring.LifecyclerConfig
 	RingStore      string
+	Memberlist     memberlist.Config
+	Etcd           etcd.Config
+	Multi          multi.Config
+	// DistributorLifecycler registers each distributor in a ring of its own (/distributor/ring).
+	DistributorLifecycler ring.LifecyclerConfig
+	ZoneAwarenessEnabled  bool
 
 	// ConfigFile and ExpandEnv are read before the other flags, as they say where those come from.
 	ConfigFile string
@@ -47,7 +56,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.DataDir, "data.dir", "./data", "Directory for local state: TSDBs and WALs of the ingester.")
 	f.BoolVar(&c.MultitenancyEnabled, "auth.multitenancy-enabled", true, "Require the X-Scope-OrgID header on every data request. If false, every request belongs to tenant \"anonymous\".")
 	f.StringVar(&c.LogLevel, "log.level", "info", "Log level: debug, info, warn, error.")
-	f.StringVar(&c.RingStore, "ingester.ring.store", "inmemory", "Backend of the ingester ring: inmemory (single process only).")
+	f.StringVar(&c.RingStore, "ingester.ring.store", "", "Backend of the rings: memberlist, etcd, multi (two of them, to migrate), or inmemory (one process only). Empty: inmemory with -target=all, memberlist otherwise. The distributor ring uses the same backend.")
+	f.BoolVar(&c.ZoneAwarenessEnabled, "distributor.zone-awareness-enabled", false, "Place the replicas of each series in distinct availability zones (-ingester.ring.instance-availability-zone), so a whole zone can be lost.")
 
 	c.Server.RegisterFlags(f)
 	c.Distributor.RegisterFlags(f)
@@ -57,25 +67,58 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Limits.RegisterFlags(f)
 	c.Ring.RegisterFlags(f)
 	c.Lifecycler.RegisterFlagsWithPrefix("ingester.ring.", f)
+	c.Memberlist.RegisterFlags(f)
+	c.Etcd.RegisterFlagsWithPrefix("ingester.ring.", f)
+	c.Multi.RegisterFlagsWithPrefix("ingester.ring.", f)
+	c.DistributorLifecycler.RegisterFlagsWithPrefix("distributor.ring.", f)
 }
+
+// Ring backends.
+const (
+	storeInmemory   = "inmemory"
+	storeMemberlist = "memberlist"
+	storeEtcd       = "etcd"
+	storeMulti      = "multi"
+)
 
 // Validate checks the whole configuration and fills in derived values.
 func (c *Config) Validate() error {
-	if _, err := parseTargets(c.Target); err != nil {
+	targets, err := parseTargets(c.Target)
+	if err != nil {
 		return err
 	}
-	if c.RingStore != "inmemory" {
-		return fmt.Errorf("unsupported -ingester.ring.store %q: only inmemory is available in this version", c.RingStore)
+	if c.RingStore == "" {
+		c.RingStore = storeMemberlist
+		if len(targets) == 1 && targets[0] == TargetAll {
+			c.RingStore = storeInmemory
+		}
+	}
+	if err := validStore(c.RingStore, "-ingester.ring.store"); err != nil {
+		return err
+	}
+	if c.RingStore == storeMulti {
+		if err := validStore(c.Multi.Primary, "-ingester.ring.multi.primary"); err != nil {
+			return err
+		}
+		if err := validStore(c.Multi.Secondary, "-ingester.ring.multi.secondary"); err != nil {
+			return err
+		}
 	}
 	if c.Distributor.ReplicationFactor == 0 {
 		// The in-process ring holds one ingester, so one copy is all it can hold.
 		c.Distributor.ReplicationFactor = 1
-		if c.RingStore != "inmemory" {
+		if c.RingStore != storeInmemory {
 			c.Distributor.ReplicationFactor = 3
 		}
 	}
 	c.Ring.ReplicationFactor = c.Distributor.ReplicationFactor
-	for _, v := range []interface{ Validate() error }{&c.Server, &c.Distributor, &c.Ingester, &c.IngesterClient, &c.Querier, &c.Limits, &c.Ring, &c.Lifecycler} {
+	c.Ring.ZoneAwarenessEnabled = c.ZoneAwarenessEnabled
+	c.Lifecycler.AutoForgetAfter = c.Ring.AutoForgetAfter()
+	c.DistributorLifecycler.AutoForgetAfter = c.Ring.AutoForgetAfter()
+	if c.ZoneAwarenessEnabled && c.Lifecycler.Zone == "" && slices.ContainsFunc(targets, func(t string) bool { return t == TargetIngester || t == TargetAll }) {
+		return errors.New("-distributor.zone-awareness-enabled needs -ingester.ring.instance-availability-zone on every ingester")
+	}
+	for _, v := range []interface{ Validate() error }{&c.Server, &c.Distributor, &c.Ingester, &c.IngesterClient, &c.Querier, &c.Limits, &c.Ring, &c.Lifecycler, &c.DistributorLifecycler} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
@@ -123,12 +166,24 @@ func LoadConfig(args []string, stderr io.Writer) (*Config, *flag.FlagSet, error)
 	}
 	explicit := map[string]bool{}
 	f.Visit(func(fl *flag.Flag) { explicit[fl.Name] = true })
-	if cfg.RingStore == "inmemory" && !explicit["ingester.ring.instance-addr"] {
-		// Only this process reads the in-process ring: loopback is the address that always works.
-		cfg.Lifecycler.Addr = "127.0.0.1"
-	}
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, err
+	}
+	if cfg.RingStore == storeInmemory {
+		// Only this process reads the in-process ring: loopback is the address that always works.
+		if !explicit["ingester.ring.instance-addr"] {
+			cfg.Lifecycler.Addr = "127.0.0.1"
+		}
+		if !explicit["distributor.ring.instance-addr"] {
+			cfg.DistributorLifecycler.Addr = "127.0.0.1"
+		}
+	}
+	if !explicit["ingester.ring.unregister-on-shutdown"] {
+		// With replicas, a restarting ingester keeps its place so its series do not move.
+		cfg.Lifecycler.UnregisterOnShutdown = cfg.Distributor.ReplicationFactor == 1
+	}
+	if !explicit["distributor.ring.instance-id"] && explicit["ingester.ring.instance-id"] {
+		cfg.DistributorLifecycler.ID = cfg.Lifecycler.ID
 	}
 	return cfg, f, nil
 }
@@ -152,3 +207,11 @@ func onlyFlags(args []string, names ...string) []string {
 }
 
 var errUnknownTarget = errors.New("unknown target")
+
+func validStore(name, flagName string) error {
+	switch name {
+	case storeInmemory, storeMemberlist, storeEtcd, storeMulti:
+		return nil
+	}
+	return fmt.Errorf("unknown %s %q: choose memberlist, etcd, multi or inmemory", flagName, name)
+}

@@ -317,5 +317,6 @@ func TestStartOrder_DependenciesFirstAndEachOnce(t *testing.T) {
 	before(moduleRing, TargetDistributor)
 	before(moduleRingKV, moduleRing)
 	before(TargetIngester, TargetAll)
-	require.ElementsMatch(t, []string{moduleServer, moduleRingKV, moduleRing, moduleIngesterClient, TargetIngester, TargetDistributor, TargetQuerier, TargetAll}, order)
+	before(moduleMemberlistKV, moduleRingKV)
+	require.ElementsMatch(t, []string{moduleServer, moduleMemberlistKV, moduleRingKV, moduleRing, moduleDistributorRing, moduleIngesterClient, TargetIngester, TargetDistributor, TargetQuerier, TargetAll}, order)
 }

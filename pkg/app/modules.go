@@ -16,7 +16,11 @@ import (
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/querier"
 	"github.com/strata-metrics/strata/pkg/ring"
+	"github.com/strata-metrics/strata/pkg/ring/kv"
+	"github.com/strata-metrics/strata/pkg/ring/kv/etcd"
 	"github.com/strata-metrics/strata/pkg/ring/kv/inmemory"
+	"github.com/strata-metrics/strata/pkg/ring/kv/memberlist"
+	"github.com/strata-metrics/strata/pkg/ring/kv/multi"
 	"github.com/strata-metrics/strata/pkg/services"
 	"github.com/strata-metrics/strata/pkg/tenant"
 )
@@ -31,14 +35,19 @@ const (
 
 // Internal modules, started as dependencies of the targets.
 const (
-	moduleServer         = "server"
-	moduleRingKV         = "ring-kv"
-	moduleRing           = "ring"
-	moduleIngesterClient = "ingester-client"
+	moduleServer          = "server"
+	moduleMemberlistKV    = "memberlist-kv"
+	moduleRingKV          = "ring-kv"
+	moduleRing            = "ring"
+	moduleDistributorRing = "distributor-ring"
+	moduleIngesterClient  = "ingester-client"
 )
 
-// ingesterRingKey is the KV key of the ingester ring descriptor.
-const ingesterRingKey = "ingester-ring"
+// KV keys of the ring descriptors.
+const (
+	ingesterRingKey    = "ingester-ring"
+	distributorRingKey = "distributor-ring"
+)
 
 // module is one node of the module graph: its dependencies and how to build it. init returns the
 // module's long-running service, or nil when the module only registers handlers.
@@ -49,14 +58,16 @@ type module struct {
 }
 
 var modules = map[string]module{
-	moduleServer:         {init: (*App).initServer},
-	moduleRingKV:         {init: (*App).initRingKV},
-	moduleRing:           {deps: []string{moduleServer, moduleRingKV}, init: (*App).initRing},
-	moduleIngesterClient: {init: (*App).initIngesterClient},
-	TargetIngester:       {deps: []string{moduleServer, moduleRingKV, moduleRing}, target: true, init: (*App).initIngester},
-	TargetDistributor:    {deps: []string{moduleServer, moduleRing, moduleIngesterClient}, target: true, init: (*App).initDistributor},
-	TargetQuerier:        {deps: []string{moduleServer, moduleRing, moduleIngesterClient}, target: true, init: (*App).initQuerier},
-	TargetAll:            {deps: []string{TargetIngester, TargetDistributor, TargetQuerier}, target: true},
+	moduleServer:          {init: (*App).initServer},
+	moduleMemberlistKV:    {deps: []string{moduleServer}, init: (*App).initMemberlistKV},
+	moduleRingKV:          {deps: []string{moduleMemberlistKV}, init: (*App).initRingKV},
+	moduleRing:            {deps: []string{moduleServer, moduleRingKV}, init: (*App).initRing},
+	moduleDistributorRing: {deps: []string{moduleServer, moduleRingKV}, init: (*App).initDistributorRing},
+	moduleIngesterClient:  {init: (*App).initIngesterClient},
+	TargetIngester:        {deps: []string{moduleServer, moduleRingKV, moduleRing}, target: true, init: (*App).initIngester},
+	TargetDistributor:     {deps: []string{moduleServer, moduleRing, moduleDistributorRing, moduleIngesterClient}, target: true, init: (*App).initDistributor},
+	TargetQuerier:         {deps: []string{moduleServer, moduleRing, moduleIngesterClient}, target: true, init: (*App).initQuerier},
+	TargetAll:             {deps: []string{TargetIngester, TargetDistributor, TargetQuerier}, target: true},
 }
 
 func targetNames() []string {
@@ -115,9 +126,78 @@ func (a *App) initServer() (services.Service, error) {
 	return s, nil
 }
 
+// initMemberlistKV starts gossip when a ring is kept in memberlist; one KV serves every ring of the process.
+func (a *App) initMemberlistKV() (services.Service, error) {
+	if a.cfg.RingStore != storeMemberlist && !(a.cfg.RingStore == storeMulti && (a.cfg.Multi.Primary == storeMemberlist || a.cfg.Multi.Secondary == storeMemberlist)) {
+		return nil, nil
+	}
+	gossip, err := memberlist.NewKV(a.cfg.Memberlist, []kv.Codec{ring.DescCodec{}}, a.reg, a.logger.With("component", "memberlist"))
+	if err != nil {
+		return nil, err
+	}
+	a.memberlistKV = gossip
+	a.server.mux.Handle("/memberlist", gossip)
+	a.links = append(a.links, api.Link{Path: "/memberlist", Title: "Memberlist cluster and KV store"})
+	return gossip, nil
+}
+
 func (a *App) initRingKV() (services.Service, error) {
-	a.ringKV = inmemory.New(ring.DescCodec{})
-	return nil, nil
+	client, svc, err := a.newKVClient(a.cfg.RingStore)
+	if err != nil {
+		return nil, err
+	}
+	a.ringKV = client
+	return svc, nil
+}
+
+// newKVClient returns the ring KV client of a backend, and the service that owns its connections, if any.
+func (a *App) newKVClient(store string) (kv.Client, services.Service, error) {
+	switch store {
+	case storeInmemory:
+		return inmemory.New(ring.DescCodec{}), nil, nil
+	case storeMemberlist:
+		return a.memberlistKV.Client(ring.DescCodec{}), nil, nil
+	case storeEtcd:
+		c, err := etcd.New(a.cfg.Etcd, ring.DescCodec{}, a.reg, a.logger.With("component", "etcd"))
+		if err != nil {
+			return nil, nil, err
+		}
+		return c, onStop(c.Close), nil
+	case storeMulti:
+		primary, primarySvc, err := a.newKVClient(a.cfg.Multi.Primary)
+		if err != nil {
+			return nil, nil, err
+		}
+		secondary, secondarySvc, err := a.newKVClient(a.cfg.Multi.Secondary)
+		if err != nil {
+			return nil, nil, err
+		}
+		return multi.New(a.cfg.Multi, primary, secondary, a.reg, a.logger.With("component", "multi-kv")), serviceGroup{primarySvc, secondarySvc}, nil
+	}
+	return nil, nil, fmt.Errorf("unknown ring store %q", store)
+}
+
+// initDistributorRing registers this distributor in a ring of its own, shown at /distributor/ring, so
+// that distributors can later share global limits.
+func (a *App) initDistributorRing() (services.Service, error) {
+	lcfg := a.cfg.DistributorLifecycler
+	lcfg.NumTokens = 1
+	if lcfg.Port == 0 {
+		lcfg.Port = a.server.grpcPort()
+	}
+	lifecycler, err := ring.NewLifecycler(lcfg, "distributor", distributorRingKey, a.ringKV, a.reg, a.logger)
+	if err != nil {
+		return nil, err
+	}
+	rcfg := a.cfg.Ring
+	rcfg.ReplicationFactor, rcfg.ZoneAwarenessEnabled = 1, false
+	r, err := ring.New(rcfg, "distributor", distributorRingKey, a.ringKV, a.reg, a.logger)
+	if err != nil {
+		return nil, err
+	}
+	a.server.mux.Handle("/distributor/ring", r)
+	a.links = append(a.links, api.Link{Path: "/distributor/ring", Title: "Distributor ring"})
+	return serviceGroup{lifecycler, activate{lifecycler}, r}, nil
 }
 
 func (a *App) initRing() (services.Service, error) {
@@ -153,6 +233,9 @@ func (a *App) initIngester() (services.Service, error) {
 		return nil, err
 	}
 	ingesterpb.RegisterIngesterServer(a.server.grpcServer, ing)
+	a.ingester = ing
+	a.server.mux.HandleFunc("/ingester/prepare-shutdown", a.servePrepareShutdown)
+	a.server.mux.HandleFunc("/ingester/shutdown", a.serveIngesterShutdown)
 	return ing, nil
 }
 

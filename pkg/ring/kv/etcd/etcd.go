@@ -89,8 +89,22 @@ func (c *Client) decode(data []byte) (any, error) {
 	return v, nil
 }
 
+// withClientContext returns ctx, also cancelled when the client is closed. Without it, a call in flight
+// at Close would keep retrying on the closed connection (the etcd client retries unary calls up to 100
+// times) for seconds.
+func (c *Client) withClientContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(c.cli.Ctx(), cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+	}
+}
+
 // Get implements kv.Client. The read is linearizable: it sees every write acknowledged before it started.
 func (c *Client) Get(ctx context.Context, key string) (any, error) {
+	ctx, cancel := c.withClientContext(ctx)
+	defer cancel()
 	resp, err := c.get(ctx, key)
 	if err != nil {
 		return nil, err
@@ -116,6 +130,8 @@ func (c *Client) get(ctx context.Context, key string) (*clientv3.GetResponse, er
 // another writer got there first, the transaction returns the newer value and f runs again on it. f is
 // called at most -<prefix>etcd.max-retries times, counting calls that asked to be retried.
 func (c *Client) CAS(ctx context.Context, key string, f func(in any) (out any, retry bool, err error)) error {
+	ctx, cancel := c.withClientContext(ctx)
+	defer cancel()
 	var (
 		current []*mvccpb.KeyValue // the key as last read: empty when it does not exist
 		fresh   bool               // whether current may be used, or the key must be read again

@@ -11,8 +11,9 @@ import (
 )
 
 // zapToSlog is a zapcore.Core that forwards the etcd client's zap logs to the process' slog logger, so they
-// share its format and destination. Only warnings and errors are forwarded: the client's info logs
-// (balancer and connection chatter) would drown out Strata's own.
+// share its format and destination. Only errors are forwarded: below that the client logs every retry of
+// every call (a hundred lines per failed request during an outage), and Strata logs the failures that
+// matter itself.
 type zapToSlog struct {
 	logger *slog.Logger
 	attrs  []slog.Attr
@@ -24,7 +25,7 @@ func newZapLogger(logger *slog.Logger) *zap.Logger {
 }
 
 func (z *zapToSlog) Enabled(l zapcore.Level) bool {
-	return l >= zapcore.WarnLevel && z.logger.Enabled(context.Background(), slogLevel(l))
+	return l >= zapcore.ErrorLevel && z.logger.Enabled(context.Background(), slogLevel(l))
 }
 
 func (z *zapToSlog) With(fields []zapcore.Field) zapcore.Core {

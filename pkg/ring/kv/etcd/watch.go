@@ -24,11 +24,13 @@ const (
 // older than or equal to one already delivered is skipped. A deleted key delivers nothing until it is
 // written again, as f takes values, not absences.
 func (c *Client) WatchKey(ctx context.Context, key string, f func(any) bool) {
+	ctx, cancel := c.withClientContext(ctx)
+	defer cancel()
 	w := &keyWatch{c: c, key: key, f: f}
 	b := backoff{min: watchBackoffMin, max: watchBackoffMax}
 	for {
 		err := w.run(ctx, &b)
-		if w.stopped || ctx.Err() != nil || c.cli.Ctx().Err() != nil {
+		if w.stopped || ctx.Err() != nil {
 			return
 		}
 		c.metrics.watchRestarts.Inc()

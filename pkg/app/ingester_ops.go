@@ -1,0 +1,54 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+)
+
+// servePrepareShutdown is /ingester/prepare-shutdown: POST makes the ingester leave the ring when it
+// next stops (before a scale-down), DELETE undoes it, GET tells which is set.
+func (a *App) servePrepareShutdown(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet:
+		if a.lifecycler.UnregisterOnShutdown() {
+			_, _ = fmt.Fprintln(w, "set")
+		} else {
+			_, _ = fmt.Fprintln(w, "unset")
+		}
+	case http.MethodPost:
+		a.lifecycler.SetUnregisterOnShutdown(true)
+		a.logger.Info("ingester will leave the ring on shutdown")
+		w.WriteHeader(http.StatusNoContent)
+	case http.MethodDelete:
+		a.lifecycler.SetUnregisterOnShutdown(a.cfg.Lifecycler.UnregisterOnShutdown)
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		w.Header().Set("Allow", "GET, POST, DELETE")
+		http.Error(w, "use GET, POST or DELETE", http.StatusMethodNotAllowed)
+	}
+}
+
+// serveIngesterShutdown is /ingester/shutdown: it stops the ingester as on SIGTERM (LEAVING, in-flight
+// requests finish, TSDBs closed, ring left as configured) while the process stays up and not ready, so an
+// orchestrator can then remove it.
+func (a *App) serveIngesterShutdown(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost && r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET, POST")
+		http.Error(w, "use POST", http.StatusMethodNotAllowed)
+		return
+	}
+	if s := a.state(TargetIngester); s != StateRunning {
+		http.Error(w, fmt.Sprintf("ingester is %s", s), http.StatusConflict)
+		return
+	}
+	a.setState(TargetIngester, StateStopping)
+	if err := a.ingester.Stop(context.WithoutCancel(r.Context())); err != nil {
+		a.setState(TargetIngester, StateFailed)
+		http.Error(w, "ingester shutdown failed: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	a.setState(TargetIngester, StateTerminated)
+	a.logger.Info("ingester shut down on request")
+	w.WriteHeader(http.StatusNoContent)
+}
