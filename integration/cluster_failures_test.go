@@ -155,4 +155,3 @@ func TestCluster_ZoneAwareness(t *testing.T) {
 	load.requireNoFailures(t)
 	load.requireAllAckedSamplesQueryable(t, c.querier)
 }
-
