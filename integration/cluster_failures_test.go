@@ -93,6 +93,7 @@ func TestCluster_RollingRestart(t *testing.T) {
 	for i, ing := range c.ingesters {
 		id := ingesterID(i)
 		ing.stop()
+		load.waitForPushes(t, 10) // pushes and queries go on while the ingester is down
 		ing.restart()
 		c.waitForInstance(c.distributor, id, "ACTIVE again", func(inst ringInstance, ok bool) bool {
 			return ok && inst.State == "ACTIVE" && inst.Healthy

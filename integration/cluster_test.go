@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -46,6 +47,15 @@ type cluster struct {
 func startCluster(t *testing.T, opts clusterOptions) *cluster {
 	t.Helper()
 	c := &cluster{t: t, opts: opts, dir: t.TempDir()}
+	// Every member joins through the ingesters' gossip addresses, as in production, so a restarted
+	// ingester finds the cluster through the others.
+	gossipPorts := make([]int, opts.ingesters)
+	var seeds []string
+	for i := range gossipPorts {
+		gossipPorts[i] = freePort(t)
+		seeds = append(seeds, fmt.Sprintf("127.0.0.1:%d", gossipPorts[i]))
+	}
+	c.joinAddr = strings.Join(seeds, ",")
 	for i := range opts.ingesters {
 		args := []string{
 			"-target=ingester",
@@ -56,16 +66,16 @@ func startCluster(t *testing.T, opts clusterOptions) *cluster {
 		if len(opts.zones) > 0 {
 			args = append(args, "-ingester.ring.instance-availability-zone="+opts.zones[i%len(opts.zones)])
 		}
-		p := c.newProcess(ingesterID(i), args...)
+		p := c.newProcess(ingesterID(i), gossipPorts[i], args...)
 		c.ingesters = append(c.ingesters, p)
 		p.startNoWait()
 	}
 	for _, p := range c.ingesters {
 		p.waitReady()
 	}
-	c.distributor = c.newProcess("distributor", "-target=distributor", "-distributor.ring.instance-addr=127.0.0.1", "-distributor.ring.instance-id=distributor")
+	c.distributor = c.newProcess("distributor", 0, "-target=distributor", "-distributor.ring.instance-addr=127.0.0.1", "-distributor.ring.instance-id=distributor")
 	c.distributor.start()
-	c.querier = c.newProcess("querier", "-target=querier")
+	c.querier = c.newProcess("querier", 0, "-target=querier")
 	c.querier.start()
 	c.waitForActiveIngesters(c.distributor, opts.ingesters)
 	c.waitForActiveIngesters(c.querier, opts.ingesters)
@@ -74,8 +84,8 @@ func startCluster(t *testing.T, opts clusterOptions) *cluster {
 
 func ingesterID(i int) string { return fmt.Sprintf("ingester-%d", i+1) }
 
-// newProcess prepares one member with the ring settings every member shares.
-func (c *cluster) newProcess(name string, args ...string) *strataProcess {
+// newProcess prepares one member with the ring settings every member shares; gossipPort 0 picks one.
+func (c *cluster) newProcess(name string, gossipPort int, args ...string) *strataProcess {
 	common := []string{
 		"-distributor.replication-factor=3",
 		"-ingester.ring.heartbeat-period=" + testHeartbeatPeriod,
@@ -88,7 +98,9 @@ func (c *cluster) newProcess(name string, args ...string) *strataProcess {
 	if c.opts.etcdEndpoint != "" {
 		common = append(common, "-ingester.ring.store=etcd", "-ingester.ring.etcd.endpoints="+c.opts.etcdEndpoint)
 	} else {
-		gossipPort := freePort(c.t)
+		if gossipPort == 0 {
+			gossipPort = freePort(c.t)
+		}
 		common = append(common,
 			"-ingester.ring.store=memberlist",
 			"-memberlist.bind-addr=127.0.0.1",
@@ -96,12 +108,10 @@ func (c *cluster) newProcess(name string, args ...string) *strataProcess {
 			"-memberlist.nodename="+name,
 			"-memberlist.gossip-interval=100ms",
 			"-memberlist.pullpush-interval=2s",
+			"-memberlist.join="+c.joinAddr,
+			"-memberlist.min-join-backoff=100ms",
+			"-memberlist.max-join-backoff=1s",
 		)
-		if c.joinAddr == "" {
-			c.joinAddr = fmt.Sprintf("127.0.0.1:%d", gossipPort)
-		} else {
-			common = append(common, "-memberlist.join="+c.joinAddr)
-		}
 	}
 	return newStrataProcess(c.t, filepath.Join(c.dir, name), append(common, args...)...)
 }

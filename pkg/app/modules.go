@@ -131,7 +131,7 @@ func (a *App) initMemberlistKV() (services.Service, error) {
 	if a.cfg.RingStore != storeMemberlist && !(a.cfg.RingStore == storeMulti && (a.cfg.Multi.Primary == storeMemberlist || a.cfg.Multi.Secondary == storeMemberlist)) {
 		return nil, nil
 	}
-	gossip, err := memberlist.NewKV(a.cfg.Memberlist, []kv.Codec{ring.DescCodec{}}, a.reg, a.logger.With("component", "memberlist"))
+	gossip, err := memberlist.NewKV(a.cfg.Memberlist, []kv.Codec{ring.DescCodec{}}, a.reg, a.logger)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +158,7 @@ func (a *App) newKVClient(store string) (kv.Client, services.Service, error) {
 	case storeMemberlist:
 		return a.memberlistKV.Client(ring.DescCodec{}), nil, nil
 	case storeEtcd:
-		c, err := etcd.New(a.cfg.Etcd, ring.DescCodec{}, a.reg, a.logger.With("component", "etcd"))
+		c, err := etcd.New(a.cfg.Etcd, ring.DescCodec{}, a.reg, a.logger)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -172,7 +172,7 @@ func (a *App) newKVClient(store string) (kv.Client, services.Service, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		return multi.New(a.cfg.Multi, primary, secondary, a.reg, a.logger.With("component", "multi-kv")), serviceGroup{primarySvc, secondarySvc}, nil
+		return multi.New(a.cfg.Multi, primary, secondary, a.reg, a.logger), serviceGroup{primarySvc, secondarySvc}, nil
 	}
 	return nil, nil, fmt.Errorf("unknown ring store %q", store)
 }

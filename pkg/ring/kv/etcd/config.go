@@ -21,13 +21,19 @@ type Config struct {
 	// MaxRetries is how many times CAS re-reads and retries when another writer changed the key first.
 	MaxRetries int `yaml:"max_retries"`
 
-	TLSEnabled            bool   `yaml:"tls_enabled"`
-	TLSCertPath           string `yaml:"tls_cert_path"`
-	TLSKeyPath            string `yaml:"tls_key_path"`
-	TLSCAPath             string `yaml:"tls_ca_path"`
-	TLSServerName         string `yaml:"tls_server_name"`
-	TLSInsecureSkipVerify bool   `yaml:"tls_insecure_skip_verify"`
+	// TLSEnabled connects over TLS; the endpoints must then be https:// (or host:port) URLs.
+	TLSEnabled bool `yaml:"tls_enabled"`
+	// TLSCertPath and TLSKeyPath are the client certificate and its key, for etcd's client-cert auth.
+	TLSCertPath string `yaml:"tls_cert_path"`
+	TLSKeyPath  string `yaml:"tls_key_path"`
+	// TLSCAPath holds the CAs that etcd's server certificate is verified against; empty: the system's.
+	TLSCAPath string `yaml:"tls_ca_path"`
+	// TLSServerName is the name etcd's certificate must carry; empty: each endpoint's host.
+	TLSServerName string `yaml:"tls_server_name"`
+	// TLSInsecureSkipVerify accepts any server certificate.
+	TLSInsecureSkipVerify bool `yaml:"tls_insecure_skip_verify"`
 
+	// Username and Password authenticate to etcd when its authentication is enabled.
 	Username string         `yaml:"username"`
 	Password flagext.Secret `yaml:"password"`
 
@@ -63,6 +69,10 @@ func (c *Config) Validate() error {
 	for _, e := range c.Endpoints {
 		if strings.TrimSpace(e) == "" {
 			return fmt.Errorf("etcd: empty endpoint in %q (%s)", strings.Join(c.Endpoints, ","), flagName("endpoints"))
+		}
+		// The etcd client talks plain text to http:// and unix:// endpoints whatever the TLS settings say.
+		if c.TLSEnabled && (strings.HasPrefix(e, "http://") || strings.HasPrefix(e, "unix://")) {
+			return fmt.Errorf("etcd: TLS is enabled but endpoint %q is plain text; use https:// or unixs:// (%s)", e, flagName("endpoints"))
 		}
 	}
 	if c.DialTimeout <= 0 {

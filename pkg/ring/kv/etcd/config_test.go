@@ -53,7 +53,7 @@ func TestConfig_Validate(t *testing.T) {
 	valid := func() Config {
 		var cfg Config
 		cfg.RegisterFlagsWithPrefix("ingester.ring.", flag.NewFlagSet("test", flag.ContinueOnError))
-		cfg.Endpoints = []string{"http://127.0.0.1:2379"}
+		cfg.Endpoints = []string{"https://127.0.0.1:2379", "127.0.0.1:2380"}
 		return cfg
 	}
 	tests := map[string]struct {
@@ -65,6 +65,7 @@ func TestConfig_Validate(t *testing.T) {
 			c.TLSEnabled, c.TLSCertPath, c.TLSKeyPath, c.TLSCAPath = true, "c.pem", "k.pem", "ca.pem"
 		}},
 		"user without password":   {modify: func(c *Config) { c.Username = "strata" }},
+		"TLS with plain endpoint": {modify: func(c *Config) { c.TLSEnabled, c.Endpoints = true, []string{"http://a:2379"} }, wantErr: "use https://"},
 		"no endpoints":            {modify: func(c *Config) { c.Endpoints = nil }, wantErr: "-ingester.ring.etcd.endpoints"},
 		"empty endpoint":          {modify: func(c *Config) { c.Endpoints = []string{"http://a:2379", ""} }, wantErr: "empty endpoint"},
 		"zero dial timeout":       {modify: func(c *Config) { c.DialTimeout = 0 }, wantErr: "-ingester.ring.etcd.dial-timeout"},

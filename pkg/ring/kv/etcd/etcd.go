@@ -9,11 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/strata-metrics/strata/pkg/ring/kv"
 )
@@ -56,7 +59,13 @@ func New(cfg Config, codec kv.Codec, reg prometheus.Registerer, logger *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	logger = logger.With("component", "etcd")
+	var dialOpts []grpc.DialOption
+	if tlsCfg != nil && cfg.TLSServerName != "" {
+		// The etcd client has gRPC check each endpoint's own host name, which overrides tls.Config's
+		// ServerName; these credentials, applied last, put the configured name back.
+		creds := serverNameCredentials{TransportCredentials: credentials.NewTLS(tlsCfg), serverName: cfg.TLSServerName}
+		dialOpts = append(dialOpts, grpc.WithTransportCredentials(creds))
+	}
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:            cfg.Endpoints,
 		DialTimeout:          cfg.DialTimeout,
@@ -66,11 +75,27 @@ func New(cfg Config, codec kv.Codec, reg prometheus.Registerer, logger *slog.Log
 		Username:             cfg.Username,
 		Password:             cfg.Password.Value,
 		Logger:               newZapLogger(logger),
+		DialOptions:          dialOpts,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd: connect to %v: %w", cfg.Endpoints, err)
 	}
 	return &Client{cfg: cfg, codec: codec, cli: cli, logger: logger, metrics: m}, nil
+}
+
+// serverNameCredentials verify the server's certificate against a fixed name rather than the address
+// dialled.
+type serverNameCredentials struct {
+	credentials.TransportCredentials
+	serverName string
+}
+
+func (c serverNameCredentials) ClientHandshake(ctx context.Context, _ string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return c.TransportCredentials.ClientHandshake(ctx, c.serverName, conn)
+}
+
+func (c serverNameCredentials) Clone() credentials.TransportCredentials {
+	return serverNameCredentials{TransportCredentials: c.TransportCredentials.Clone(), serverName: c.serverName}
 }
 
 // Close closes the connections to etcd. Calls in flight fail and running WatchKey calls return.

@@ -29,17 +29,24 @@ type testServer struct {
 // ends.
 func startEtcd(t *testing.T) *testServer {
 	t.Helper()
+	return startEtcdWith(t, "http", func(*embed.Config) {})
+}
+
+// startEtcdWith is startEtcd with clients connecting over scheme (https needs configure to set up TLS).
+func startEtcdWith(t *testing.T, scheme string, configure func(*embed.Config)) *testServer {
+	t.Helper()
 	cfg := embed.NewConfig()
 	cfg.Name = "test"
 	cfg.Dir = t.TempDir()
 	// Its errors come back from StartEtcd; the rest (including errors about its own shutdown) is noise.
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	cfg.UnsafeNoFsync = true // the data is thrown away; fsync only slows the shared test machine down
-	clientURL := url.URL{Scheme: "http", Host: freeAddr(t)}
+	clientURL := url.URL{Scheme: scheme, Host: freeAddr(t)}
 	peerURL := url.URL{Scheme: "http", Host: freeAddr(t)}
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{clientURL}, []url.URL{clientURL}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peerURL}, []url.URL{peerURL}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	configure(cfg)
 	s := &testServer{t: t, cfg: cfg, endpoint: clientURL.String()}
 	s.start()
 	t.Cleanup(s.stop)

@@ -15,8 +15,11 @@ type Config struct {
 	// Join lists the members to contact on start, as host:port; names may resolve to several addresses.
 	Join AddressList `yaml:"join"`
 
-	BindAddr      string `yaml:"bind_addr"`
-	BindPort      int    `yaml:"bind_port"`
+	// BindAddr and BindPort are where gossip (TCP and UDP) is received; port 0 picks a free one.
+	BindAddr string `yaml:"bind_addr"`
+	BindPort int    `yaml:"bind_port"`
+	// AdvertiseAddr and AdvertisePort are where other members reach this one, when that differs from the
+	// bind address (NAT, containers); empty and 0 mean the bound ones.
 	AdvertiseAddr string `yaml:"advertise_addr"`
 	AdvertisePort int    `yaml:"advertise_port"`
 
@@ -26,20 +29,27 @@ type Config struct {
 	// rather than one that the cluster may still remember as dead.
 	RandomizeNodeName bool `yaml:"randomize_node_name"`
 
-	GossipInterval   time.Duration `yaml:"gossip_interval"`
-	GossipNodes      int           `yaml:"gossip_nodes"`
+	// GossipInterval and GossipNodes set how often, and to how many random members, queued changes are sent.
+	GossipInterval time.Duration `yaml:"gossip_interval"`
+	GossipNodes    int           `yaml:"gossip_nodes"`
+	// PushPullInterval is how often the full state is exchanged with a random member; 0 disables it.
 	PushPullInterval time.Duration `yaml:"pullpush_interval"`
-	RetransmitFactor int           `yaml:"retransmit_factor"`
+	// RetransmitFactor scales how many times each change is sent: factor * log10(members + 1).
+	RetransmitFactor int `yaml:"retransmit_factor"`
 
-	MinJoinBackoff   time.Duration `yaml:"min_join_backoff"`
-	MaxJoinBackoff   time.Duration `yaml:"max_join_backoff"`
-	MaxJoinRetries   int           `yaml:"max_join_retries"`
-	AbortIfJoinFails bool          `yaml:"abort_if_join_fails"`
+	// MinJoinBackoff and MaxJoinBackoff bound the exponential wait between attempts to join.
+	MinJoinBackoff time.Duration `yaml:"min_join_backoff"`
+	MaxJoinBackoff time.Duration `yaml:"max_join_backoff"`
+	// MaxJoinRetries is how many attempts to join are made before giving up; 0 never gives up.
+	MaxJoinRetries int `yaml:"max_join_retries"`
+	// AbortIfJoinFails makes Start wait for the join and fail if it does, instead of joining in the background.
+	AbortIfJoinFails bool `yaml:"abort_if_join_fails"`
 
 	// LeftIngestersTimeout is how long tombstones (removed entries) are kept: long enough for the removal
 	// to reach every member, short enough that the descriptor does not grow forever.
 	LeftIngestersTimeout time.Duration `yaml:"left_ingesters_timeout"`
-	LeaveTimeout         time.Duration `yaml:"leave_timeout"`
+	// LeaveTimeout bounds how long Stop waits for queued changes and the leave message to go out.
+	LeaveTimeout time.Duration `yaml:"leave_timeout"`
 }
 
 // RegisterFlags registers the -memberlist.* flags with their defaults.

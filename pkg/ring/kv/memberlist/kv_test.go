@@ -18,7 +18,13 @@ import (
 )
 
 func TestKV_CASOnOneMemberIsSeenByGetAndWatchKeyOnOthers(t *testing.T) {
-	kvs := startCluster(t, 3, nil)
+	for _, n := range []int{2, 3} {
+		t.Run(strconv.Itoa(n)+" members", func(t *testing.T) { testCASIsSeenByOthers(t, n) })
+	}
+}
+
+func testCASIsSeenByOthers(t *testing.T, members int) {
+	kvs := startCluster(t, members, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -383,4 +389,20 @@ func TestKV_NodeNameIsRandomized(t *testing.T) {
 
 	cfg.RandomizeNodeName = false
 	require.Equal(t, "ingester", newTestKV(t, cfg).NodeName())
+}
+
+func TestKV_ResolveJoinAddresses(t *testing.T) {
+	cfg := testConfig()
+	cfg.Join = AddressList{"members.example:7946", "10.0.0.9:7000", "gone.example:7946", "[::1]:7946"}
+	k := newTestKV(t, cfg)
+	k.lookupHost = func(_ context.Context, host string) ([]string, error) {
+		if host == "members.example" {
+			return []string{"10.0.0.1", "10.0.0.2", "fd00::3"}, nil
+		}
+		return nil, errors.New("no such host")
+	}
+	addrs, err := k.resolveJoinAddresses(context.Background())
+	require.Equal(t, []string{"10.0.0.1:7946", "10.0.0.2:7946", "[fd00::3]:7946", "10.0.0.9:7000", "[::1]:7946"}, addrs,
+		"every address of a name is joined; IP addresses are used as they are")
+	require.ErrorContains(t, err, "resolve gone.example", "a name that does not resolve is reported, the rest still tried")
 }

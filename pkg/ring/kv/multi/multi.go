@@ -46,7 +46,6 @@ var _ kv.Client = (*Client)(nil)
 // New returns a client over primary and secondary, the stores that cfg.Primary and cfg.Secondary name.
 // cfg must be valid (Config.Validate).
 func New(cfg Config, primary, secondary kv.Client, reg prometheus.Registerer, logger *slog.Logger) *Client {
-	logger = logger.With("component", "multi-kv")
 	c := &Client{
 		stores:        [2]store{{name: cfg.Primary, client: primary}, {name: cfg.Secondary, client: secondary}},
 		mirrorTimeout: cfg.MirrorTimeout,
@@ -121,7 +120,7 @@ func (c *Client) Get(ctx context.Context, key string) (any, error) {
 // primary's value changed and mirroring is on, the value the primary now holds is copied to the
 // secondary; a failed copy is logged and counted, and the next write's copy repairs it.
 func (c *Client) CAS(ctx context.Context, key string, f func(in any) (out any, retry bool, err error)) error {
-	primary, secondary, mirror, _ := c.roles()
+	primary, secondary, mirror, switched := c.roles()
 	wrote := false // whether f's last call asked for a write; the stores call f on the caller's goroutine
 	err := primary.client.CAS(ctx, key, func(in any) (any, bool, error) {
 		out, retry, err := f(in)
@@ -131,13 +130,15 @@ func (c *Client) CAS(ctx context.Context, key string, f func(in any) (out any, r
 	if err != nil || !wrote || !mirror {
 		return err
 	}
-	c.copyToSecondary(ctx, key, primary, secondary)
+	c.copyToSecondary(ctx, key, primary, secondary, switched)
 	return nil
 }
 
 // copyToSecondary writes the primary's current value of key to the secondary. It copies what the primary
 // holds rather than f's result, because a store such as memberlist merges f's result into its value.
-func (c *Client) copyToSecondary(ctx context.Context, key string, primary, secondary store) {
+// A switch of primary in the meantime cancels the copy: the secondary is now the primary, and the old
+// primary's value could overwrite a newer write made there.
+func (c *Client) copyToSecondary(ctx context.Context, key string, primary, secondary store, switched <-chan struct{}) {
 	// The copy finishes even if the caller gives up now that its write is done, within the timeout.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.mirrorTimeout)
 	defer cancel()
@@ -157,6 +158,11 @@ func (c *Client) copyToSecondary(ctx context.Context, key string, primary, secon
 			return errors.New("key vanished from the primary")
 		}
 		return secondary.client.CAS(ctx, key, func(any) (any, bool, error) {
+			select {
+			case <-switched:
+				return nil, false, errors.New("primary store switched during the copy")
+			default:
+			}
 			// A store may keep or modify what it is given; a retried call must not hand it the same value.
 			if m, ok := v.(kv.Mergeable); ok {
 				return m.Clone(), false, nil

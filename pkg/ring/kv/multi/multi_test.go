@@ -263,3 +263,29 @@ func TestClient_WatchKeyStopsWhenFReturnsFalseAcrossSwitch(t *testing.T) {
 	require.NoError(t, fx.secondary.CAS(ctx, "k", increment("n")))
 	require.Equal(t, 1, calls)
 }
+
+// getHookClient runs onGet before every Get.
+type getHookClient struct {
+	kv.Client
+	onGet func()
+}
+
+func (h getHookClient) Get(ctx context.Context, key string) (any, error) {
+	h.onGet()
+	return h.Client.Get(ctx, key)
+}
+
+func TestClient_CopyIsDroppedWhenPrimarySwitchesDuringIt(t *testing.T) {
+	ctx := t.Context()
+	primary, secondary := inmemory.New(countersCodec{}), inmemory.New(countersCodec{})
+	require.NoError(t, secondary.CAS(ctx, "k", set(counters{"newer": 1})))
+	var m *Client
+	hooked := getHookClient{Client: primary, onGet: func() { require.NoError(t, m.SetPrimary("memberlist")) }}
+	cfg := Config{Primary: "etcd", Secondary: "memberlist", MirrorEnabled: true, MirrorTimeout: time.Second}
+	m = New(cfg, hooked, secondary, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+
+	require.NoError(t, m.CAS(ctx, "k", increment("old")))
+	require.Equal(t, counters{"old": 1}, get(t, primary, "k"))
+	require.Equal(t, counters{"newer": 1}, get(t, secondary, "k"), "the new primary's value must not be overwritten")
+	require.Equal(t, 1.0, testutil.ToFloat64(m.metrics.mirrorFailures))
+}
