@@ -76,9 +76,11 @@ func startCluster(t *testing.T, opts clusterOptions) *cluster {
 	c.distributor = c.newProcess("distributor", 0, "-target=distributor", "-distributor.ring.instance-addr=127.0.0.1", "-distributor.ring.instance-id=distributor")
 	c.distributor.start()
 	c.querier = c.newProcess("querier", 0, "-target=querier")
+	querierStarted := time.Now()
 	c.querier.start()
-	c.waitForActiveIngesters(c.distributor, opts.ingesters)
 	c.waitForActiveIngesters(c.querier, opts.ingesters)
+	t.Logf("a querier joining the cluster saw all %d ingesters ACTIVE %s after it started", opts.ingesters, time.Since(querierStarted).Round(time.Millisecond))
+	c.waitForActiveIngesters(c.distributor, opts.ingesters)
 	return c
 }
 

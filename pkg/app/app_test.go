@@ -28,9 +28,9 @@ type runningApp struct {
 	done    chan error
 }
 
-func newTestApp(t *testing.T, dataDir string) *App {
+func newTestApp(t *testing.T, dataDir string, extraArgs ...string) *App {
 	t.Helper()
-	cfg, flags, err := LoadConfig([]string{
+	cfg, flags, err := LoadConfig(append([]string{
 		"-target=all",
 		"-server.http-listen-address=127.0.0.1",
 		"-server.http-listen-port=0",
@@ -39,7 +39,7 @@ func newTestApp(t *testing.T, dataDir string) *App {
 		"-ingester.ring.instance-addr=127.0.0.1",
 		"-ingester.ring.instance-id=ingester-1",
 		"-data.dir=" + dataDir,
-	}, io.Discard)
+	}, extraArgs...), io.Discard)
 	require.NoError(t, err)
 	a, err := New(cfg, flags, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)

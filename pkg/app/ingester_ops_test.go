@@ -1,0 +1,89 @@
+package app
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func (r *runningApp) do(t *testing.T, method, path string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, r.baseURL+path, nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, strings.TrimSpace(string(b))
+}
+
+func TestApp_PrepareShutdownThenShutdownLeavesTheRing(t *testing.T) {
+	r := startApp(t, newTestApp(t, t.TempDir(), "-ingester.ring.unregister-on-shutdown=false"))
+
+	_, body := r.do(t, http.MethodGet, "/ingester/prepare-shutdown")
+	require.Equal(t, "unset", body)
+	code, _ := r.do(t, http.MethodPost, "/ingester/prepare-shutdown")
+	require.Equal(t, http.StatusNoContent, code)
+	_, body = r.do(t, http.MethodGet, "/ingester/prepare-shutdown")
+	require.Equal(t, "set", body)
+	code, _ = r.do(t, http.MethodDelete, "/ingester/prepare-shutdown")
+	require.Equal(t, http.StatusNoContent, code)
+	_, body = r.do(t, http.MethodGet, "/ingester/prepare-shutdown")
+	require.Equal(t, "unset", body)
+	code, _ = r.do(t, http.MethodPut, "/ingester/prepare-shutdown")
+	require.Equal(t, http.StatusMethodNotAllowed, code)
+
+	code, _ = r.do(t, http.MethodPost, "/ingester/prepare-shutdown")
+	require.Equal(t, http.StatusNoContent, code)
+	code, body = r.do(t, http.MethodPost, "/ingester/shutdown")
+	require.Equal(t, http.StatusNoContent, code, body)
+
+	code, body = r.do(t, http.MethodGet, "/ready")
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	require.Contains(t, body, "ingester")
+	_, body = r.do(t, http.MethodGet, "/services")
+	require.Contains(t, body, "ingester: Terminated")
+
+	req, err := http.NewRequest(http.MethodGet, r.baseURL+"/ingester/ring", nil)
+	require.NoError(t, err)
+	req.Header.Set("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var ringStatus struct {
+		Instances []struct{ ID string } `json:"instances"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&ringStatus))
+	require.Empty(t, ringStatus.Instances, "after prepare-shutdown, the shut-down ingester left the ring")
+
+	code, _ = r.do(t, http.MethodPost, "/ingester/shutdown")
+	require.Equal(t, http.StatusConflict, code, "a second shutdown has nothing to stop")
+	require.NoError(t, r.stop(t), "the process still stops cleanly")
+}
+
+func TestApp_MultiStoreMirrorsTheRingToMemberlist(t *testing.T) {
+	r := startApp(t, newTestApp(t, t.TempDir(),
+		"-distributor.replication-factor=1",
+		"-ingester.ring.store=multi",
+		"-ingester.ring.multi.primary=inmemory",
+		"-ingester.ring.multi.secondary=memberlist",
+		"-ingester.ring.multi.mirror-enabled=true",
+		"-memberlist.bind-addr=127.0.0.1",
+		"-memberlist.bind-port=0",
+	))
+	req, err := http.NewRequest(http.MethodGet, r.baseURL+"/memberlist", nil)
+	require.NoError(t, err)
+	req.Header.Set("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Contains(t, string(b), "ingester-ring", "the primary's ring was mirrored into memberlist")
+	require.Contains(t, string(b), "ingester-1")
+}
