@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -124,11 +125,16 @@ func TestCluster_TwoIngestersDown(t *testing.T) {
 
 	c.ingesters[0].kill()
 	c.ingesters[2].kill()
-	// Before and after the ring notices (heartbeat timeout), every push must fail with a retryable 5xx.
+	// Before and after the ring notices (heartbeat timeout), every push must fail with a retryable 5xx,
+	// and every query with a 5xx that names the failed ingesters.
 	deadline := time.Now().Add(testHeartbeatTimeout + 2*time.Second)
 	for n := 0; time.Now().Before(deadline); n++ {
 		code, body := push(t, c.distributor.url("/api/v1/push"), "t", req())
 		require.GreaterOrEqual(t, code, 500, "push %d with two of three ingesters down: %d %s", n, code, body)
+		code, resp := getAPI(t, c.querier.url("/prometheus"), "/api/v1/query", "t", url.Values{"query": {"two_down"}})
+		require.GreaterOrEqual(t, code, 500, "query %d with two of three ingesters down: %d %s", n, code, resp.Error)
+		require.Contains(t, resp.Error, "ingester-1")
+		require.Contains(t, resp.Error, "ingester-3")
 		time.Sleep(100 * time.Millisecond)
 	}
 

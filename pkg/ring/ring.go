@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,12 +55,14 @@ type TooManyUnhealthyError struct {
 	Unit      string // "instances" or "zones"
 	Unhealthy int
 	Tolerated int
+	// Names are the unhealthy instances (ID and address) or zones, sorted, so an operator knows which.
+	Names []string
 }
 
 // Error implements error.
 func (e *TooManyUnhealthyError) Error() string {
-	return fmt.Sprintf("ring: too many unhealthy %s for %s: %d unhealthy, at most %d tolerated",
-		e.Unit, e.Op, e.Unhealthy, e.Tolerated)
+	return fmt.Sprintf("ring: too many unhealthy %s for %s: %d unhealthy (%s), at most %d tolerated",
+		e.Unit, e.Op, e.Unhealthy, strings.Join(e.Names, ", "), e.Tolerated)
 }
 
 // Ring is a read-only view of a ring descriptor in a KV store, kept up to date by a watch. Lookups read a
@@ -347,7 +351,7 @@ func (r *Ring) GetReplicationSetForOperation(op Operation) (ReplicationSet, erro
 
 	if !r.cfg.ZoneAwarenessEnabled {
 		healthy := make([]InstanceDesc, 0, len(r.instances))
-		unhealthy := 0
+		var unhealthy []string
 		for i := range r.instances {
 			inst := &r.instances[i]
 			switch {
@@ -355,13 +359,14 @@ func (r *Ring) GetReplicationSetForOperation(op Operation) (ReplicationSet, erro
 			case r.healthy(inst, op, nowMs):
 				healthy = append(healthy, *inst)
 			default:
-				unhealthy++
+				unhealthy = append(unhealthy, inst.ID+" ("+inst.Addr+")")
 			}
 		}
-		if unhealthy > tolerated {
-			return ReplicationSet{}, &TooManyUnhealthyError{Op: op, Unit: "instances", Unhealthy: unhealthy, Tolerated: tolerated}
+		if len(unhealthy) > tolerated {
+			slices.Sort(unhealthy)
+			return ReplicationSet{}, &TooManyUnhealthyError{Op: op, Unit: "instances", Unhealthy: len(unhealthy), Tolerated: tolerated, Names: unhealthy}
 		}
-		return ReplicationSet{Instances: healthy, MaxErrors: tolerated - unhealthy}, nil
+		return ReplicationSet{Instances: healthy, MaxErrors: tolerated - len(unhealthy)}, nil
 	}
 
 	failedZones := map[string]struct{}{}
@@ -372,7 +377,8 @@ func (r *Ring) GetReplicationSetForOperation(op Operation) (ReplicationSet, erro
 		}
 	}
 	if len(failedZones) > tolerated {
-		return ReplicationSet{}, &TooManyUnhealthyError{Op: op, Unit: "zones", Unhealthy: len(failedZones), Tolerated: tolerated}
+		names := slices.Sorted(maps.Keys(failedZones))
+		return ReplicationSet{}, &TooManyUnhealthyError{Op: op, Unit: "zones", Unhealthy: len(failedZones), Tolerated: tolerated, Names: names}
 	}
 	healthy := make([]InstanceDesc, 0, len(r.instances))
 	for i := range r.instances {

@@ -244,7 +244,7 @@ func TestGetReplicationSetForOperation(t *testing.T) {
 		"two down is too many": {
 			cfg:     Config{ReplicationFactor: 3},
 			desc:    descOf(inst("a", "", 1), down(inst("b", "", 2)), down(inst("c", "", 3)), inst("d", "", 4)),
-			wantErr: "2 unhealthy, at most 1 tolerated",
+			wantErr: "2 unhealthy (b (b:9095), c (c:9095)), at most 1 tolerated",
 		},
 		"zone aware, healthy": {
 			cfg:  Config{ReplicationFactor: 3, ZoneAwarenessEnabled: true},
@@ -259,7 +259,7 @@ func TestGetReplicationSetForOperation(t *testing.T) {
 		"zone aware, two zones down": {
 			cfg:     Config{ReplicationFactor: 3, ZoneAwarenessEnabled: true},
 			desc:    descOf(inst("a1", "a", 1), down(inst("b1", "b", 2)), down(inst("c1", "c", 3)), inst("c2", "c", 4)),
-			wantErr: "2 unhealthy, at most 1 tolerated",
+			wantErr: "2 unhealthy (b, c), at most 1 tolerated",
 		},
 	}
 	for name, tc := range tests {

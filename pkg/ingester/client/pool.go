@@ -26,6 +26,7 @@ type Config struct {
 	MaxRecvMsgSize      int
 	MaxSendMsgSize      int
 	ReadMaxAttempts     int
+	ReadTimeout         time.Duration
 	HealthCheckInterval time.Duration
 	HealthCheckTimeout  time.Duration
 	ReconnectMaxDelay   time.Duration
@@ -36,6 +37,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MaxRecvMsgSize, "ingester.client.grpc-max-recv-msg-size", 100<<20, "Largest gRPC message, in bytes, accepted from an ingester.")
 	f.IntVar(&c.MaxSendMsgSize, "ingester.client.grpc-max-send-msg-size", 100<<20, "Largest gRPC message, in bytes, sent to an ingester.")
 	f.IntVar(&c.ReadMaxAttempts, "ingester.client.read-max-attempts", 3, "Attempts of a read call to an ingester that answered Unavailable. Pushes are never retried by the client: the distributor's quorum covers a failed replica.")
+	f.DurationVar(&c.ReadTimeout, "ingester.client.read-timeout", time.Minute, "Timeout of each read call to an ingester, retries included (pushes use -distributor.remote-timeout).")
 	f.DurationVar(&c.HealthCheckInterval, "ingester.client.health-check-interval", 5*time.Second, "How often pooled connections are health-checked; a connection that fails its check is closed and dialled again on next use. 0 disables health checks.")
 	f.DurationVar(&c.HealthCheckTimeout, "ingester.client.health-check-timeout", time.Second, "Timeout of one health check.")
 	f.DurationVar(&c.ReconnectMaxDelay, "ingester.client.reconnect-max-delay", time.Second, "Longest wait between attempts to reconnect to an ingester, so a restarted ingester is used again quickly.")
@@ -46,14 +48,18 @@ func (c *Config) Validate() error {
 	if c.ReadMaxAttempts < 1 || c.ReadMaxAttempts > 5 {
 		return errors.New("-ingester.client.read-max-attempts must be between 1 and 5")
 	}
+	if c.ReadTimeout <= 0 {
+		return errors.New("-ingester.client.read-timeout must be positive")
+	}
 	if c.ReconnectMaxDelay <= 0 {
 		return errors.New("-ingester.client.reconnect-max-delay must be positive")
 	}
 	return nil
 }
 
-// serviceConfig makes gRPC retry the idempotent read calls when the ingester is Unavailable (restarting,
-// or its connection was just re-established); a QueryStream is retried only until its first message.
+// serviceConfig bounds every read call by the read timeout and makes gRPC retry the idempotent read calls
+// when the ingester is Unavailable (restarting, or its connection was just re-established); a QueryStream
+// is retried only until its first message.
 func (c *Config) serviceConfig() string {
 	return fmt.Sprintf(`{"methodConfig": [{
 		"name": [
@@ -63,6 +69,7 @@ func (c *Config) serviceConfig() string {
 			{"service": "strata.ingester.Ingester", "method": "Series"},
 			{"service": "strata.ingester.Ingester", "method": "MetricsMetadata"}
 		],
+		"timeout": "%.3fs",
 		"retryPolicy": {
 			"maxAttempts": %d,
 			"initialBackoff": "0.05s",
@@ -70,7 +77,7 @@ func (c *Config) serviceConfig() string {
 			"backoffMultiplier": 2,
 			"retryableStatusCodes": ["UNAVAILABLE"]
 		}
-	}]}`, max(c.ReadMaxAttempts, 2))
+	}]}`, c.ReadTimeout.Seconds(), max(c.ReadMaxAttempts, 2))
 }
 
 // Pool hands out a client per ingester address, dialling on first use. Connections are shared by all

@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
@@ -94,4 +95,26 @@ func TestPool_HealthCheckClosesConnectionsToDeadIngesters(t *testing.T) {
 	pool.checkAll()
 	require.Len(t, pool.conns, 1)
 	require.Contains(t, pool.conns, aliveAddr)
+}
+
+// slowIngester never answers LabelNames before the caller gives up.
+type slowIngester struct {
+	ingesterpb.UnimplementedIngesterServer
+}
+
+func (slowIngester) LabelNames(ctx context.Context, _ *ingesterpb.LabelNamesRequest) (*ingesterpb.LabelNamesResponse, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func TestPool_ReadCallsHaveATimeout(t *testing.T) {
+	addr, _ := startServer(t, slowIngester{})
+	cfg := testConfig(t)
+	cfg.ReadTimeout = 50 * time.Millisecond
+	pool := NewPool(cfg, nil, slog.New(slog.DiscardHandler))
+	defer pool.Close()
+	client, err := pool.GetClientFor(addr)
+	require.NoError(t, err)
+	_, err = client.LabelNames(tenant.NewContext(context.Background(), "t1"), &ingesterpb.LabelNamesRequest{})
+	require.Equal(t, codes.DeadlineExceeded, status.Code(err))
 }
