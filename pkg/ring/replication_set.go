@@ -14,6 +14,9 @@ type ReplicationSet struct {
 	// MaxUnavailableZones, when positive, lets the request succeed however many instances fail, as long as
 	// they are in at most this many zones (zone-aware sets for whole-ring reads).
 	MaxUnavailableZones int
+	// Excluded names the instances (or zones) left out of the set as unhealthy; they already used part of
+	// the error budget, so a failure report names them too.
+	Excluded []string
 }
 
 // InstanceError is one instance's failure within a ReplicationSet.Do.
@@ -28,6 +31,7 @@ type DoError struct {
 	Failures  []InstanceError
 	Instances int // size of the set
 	MaxErrors int
+	Excluded  []string // unhealthy instances or zones left out of the set beforehand
 }
 
 // Error lists every failed instance with its address and error.
@@ -39,6 +43,9 @@ func (e *DoError) Error() string {
 			b.WriteString(";")
 		}
 		fmt.Fprintf(&b, " %s (%s): %v", f.ID, f.Addr, f.Err)
+	}
+	if len(e.Excluded) > 0 {
+		fmt.Fprintf(&b, "; already unhealthy in the ring: %s", strings.Join(e.Excluded, ", "))
 	}
 	return b.String()
 }
@@ -108,7 +115,7 @@ func (rs ReplicationSet) Do(ctx context.Context, f func(ctx context.Context, ins
 		inst := &rs.Instances[res.index]
 		failures = append(failures, InstanceError{ID: inst.ID, Addr: inst.Addr, Err: res.err})
 		if !rs.tolerates(failures, zoneOf) {
-			return nil, &DoError{Failures: failures, Instances: len(rs.Instances), MaxErrors: rs.MaxErrors}
+			return nil, &DoError{Failures: failures, Instances: len(rs.Instances), MaxErrors: rs.MaxErrors, Excluded: rs.Excluded}
 		}
 	}
 	out := make([]any, 0, len(rs.Instances)-len(failures))

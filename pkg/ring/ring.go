@@ -366,7 +366,8 @@ func (r *Ring) GetReplicationSetForOperation(op Operation) (ReplicationSet, erro
 			slices.Sort(unhealthy)
 			return ReplicationSet{}, &TooManyUnhealthyError{Op: op, Unit: "instances", Unhealthy: len(unhealthy), Tolerated: tolerated, Names: unhealthy}
 		}
-		return ReplicationSet{Instances: healthy, MaxErrors: tolerated - len(unhealthy)}, nil
+		slices.Sort(unhealthy)
+		return ReplicationSet{Instances: healthy, MaxErrors: tolerated - len(unhealthy), Excluded: unhealthy}, nil
 	}
 
 	failedZones := map[string]struct{}{}
@@ -388,7 +389,7 @@ func (r *Ring) GetReplicationSetForOperation(op Operation) (ReplicationSet, erro
 		}
 		healthy = append(healthy, *inst)
 	}
-	return ReplicationSet{Instances: healthy, MaxUnavailableZones: tolerated - len(failedZones)}, nil
+	return ReplicationSet{Instances: healthy, MaxUnavailableZones: tolerated - len(failedZones), Excluded: slices.Sorted(maps.Keys(failedZones))}, nil
 }
 
 // ReplicationFactor implements ReadRing.
