@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/strata-metrics/strata/pkg/ring/kv"
+	"github.com/strata-metrics/strata/pkg/util/promutil"
 )
 
 // keepAliveTime and keepAliveTimeout make a connection to a dead or partitioned etcd member fail within
@@ -283,22 +284,12 @@ func (m *metrics) observe(op string, start time.Time, err error) {
 	m.requestDuration.WithLabelValues(op, status).Observe(time.Since(start).Seconds())
 }
 
-// register registers c with reg (if any) and returns it, or the equal collector a previous Client
-// registered, so that several clients in one process share their metrics instead of failing to start.
+// register registers c with reg, or returns the equal collector a previous Client registered, so that
+// several clients in one process share their metrics instead of failing to start.
 func register[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error) {
-	if reg == nil {
-		return c, nil
+	c, err := promutil.RegisterOrReuse(reg, c)
+	if err != nil {
+		return c, fmt.Errorf("etcd: register metrics: %w", err)
 	}
-	err := reg.Register(c)
-	if err == nil {
-		return c, nil
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(T); ok {
-			return existing, nil
-		}
-	}
-	var zero T
-	return zero, fmt.Errorf("etcd: register metrics: %w", err)
+	return c, nil
 }

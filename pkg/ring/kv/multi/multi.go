@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-metrics/strata/pkg/ring/kv"
+	"github.com/strata-metrics/strata/pkg/util/promutil"
 )
 
 // Client is a kv.Client that reads from a primary store and mirrors writes to a secondary one. Which
@@ -261,19 +262,10 @@ func newMetrics(reg prometheus.Registerer, logger *slog.Logger) *metrics {
 // registered. New has no error to return, and a metric that cannot be registered must not stop the ring
 // store from working, so other failures are logged and leave c unregistered.
 func register[T prometheus.Collector](reg prometheus.Registerer, logger *slog.Logger, c T) T {
-	if reg == nil {
+	registered, err := promutil.RegisterOrReuse(reg, c)
+	if err != nil {
+		logger.Warn("cannot register metric", "err", err)
 		return c
 	}
-	err := reg.Register(c)
-	if err == nil {
-		return c
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(T); ok {
-			return existing
-		}
-	}
-	logger.Warn("cannot register metric", "err", err)
-	return c
+	return registered
 }
