@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/thanos-io/objstore"
 
 	"github.com/strata-metrics/strata/pkg/api"
 	"github.com/strata-metrics/strata/pkg/ingester"
@@ -58,6 +59,7 @@ type App struct {
 	ringKV            kv.Client
 	memberlistKV      *memberlist.KV
 	ingester          *ingester.Ingester
+	bucket            objstore.Bucket
 	ring              *ring.Ring
 	lifecycler        *ring.Lifecycler
 	ingesterClients   *client.Pool

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/strata-metrics/strata/pkg/ring/kv/etcd"
 	"github.com/strata-metrics/strata/pkg/ring/kv/memberlist"
 	"github.com/strata-metrics/strata/pkg/ring/kv/multi"
+	"github.com/strata-metrics/strata/pkg/storage/bucket"
 	"github.com/strata-metrics/strata/pkg/validation"
 )
 
@@ -36,6 +38,7 @@ type Config struct {
 	Ring           ring.Config
 	Lifecycler     ring.LifecyclerConfig
 	RingStore      string
+	Bucket         bucket.Config
 	Memberlist     memberlist.Config
 	Etcd           etcd.Config
 	Multi          multi.Config
@@ -67,6 +70,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Limits.RegisterFlags(f)
 	c.Ring.RegisterFlags(f)
 	c.Lifecycler.RegisterFlagsWithPrefix("ingester.ring.", f)
+	c.Bucket.RegisterFlags(f)
 	c.Memberlist.RegisterFlags(f)
 	c.Etcd.RegisterFlagsWithPrefix("ingester.ring.", f)
 	c.Multi.RegisterFlagsWithPrefix("ingester.ring.", f)
@@ -110,6 +114,12 @@ func (c *Config) Validate() error {
 		if c.RingStore != storeInmemory {
 			c.Distributor.ReplicationFactor = 3
 		}
+	}
+	if c.Bucket.Backend == bucket.BackendFilesystem && c.Bucket.Filesystem.Dir == "" {
+		c.Bucket.Filesystem.Dir = filepath.Join(c.DataDir, "bucket")
+	}
+	if err := c.Bucket.Validate(); err != nil {
+		return err
 	}
 	c.Ring.ReplicationFactor = c.Distributor.ReplicationFactor
 	c.Ring.ZoneAwarenessEnabled = c.ZoneAwarenessEnabled

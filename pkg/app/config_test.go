@@ -318,5 +318,5 @@ func TestStartOrder_DependenciesFirstAndEachOnce(t *testing.T) {
 	before(moduleRingKV, moduleRing)
 	before(TargetIngester, TargetAll)
 	before(moduleMemberlistKV, moduleRingKV)
-	require.ElementsMatch(t, []string{moduleServer, moduleMemberlistKV, moduleRingKV, moduleRing, moduleDistributorRing, moduleIngesterClient, TargetIngester, TargetDistributor, TargetQuerier, TargetAll}, order)
+	require.ElementsMatch(t, []string{moduleServer, moduleMemberlistKV, moduleRingKV, moduleRing, moduleDistributorRing, moduleIngesterClient, moduleBucket, TargetIngester, TargetDistributor, TargetQuerier, TargetAll}, order)
 }

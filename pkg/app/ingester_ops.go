@@ -52,3 +52,32 @@ func (a *App) serveIngesterShutdown(w http.ResponseWriter, r *http.Request) {
 	a.logger.Info("ingester shut down on request")
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// serveIngesterFlush is /ingester/flush: it compacts the head of every tenant (or of each ?tenant=) into
+// blocks and ships them. With ?wait=true it answers when that is done, else at once.
+func (a *App) serveIngesterFlush(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost && r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET, POST")
+		http.Error(w, "use POST", http.StatusMethodNotAllowed)
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	tenants := r.Form["tenant"]
+	if r.Form.Get("wait") != "true" {
+		go func() {
+			if err := a.ingester.Flush(context.Background(), tenants...); err != nil {
+				a.logger.Warn("flush failed", "err", err)
+			}
+		}()
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	if err := a.ingester.Flush(r.Context(), tenants...); err != nil {
+		http.Error(w, "flush failed: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

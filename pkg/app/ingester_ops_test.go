@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 )
 
@@ -86,4 +89,25 @@ func TestApp_MultiStoreMirrorsTheRingToMemberlist(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(b), "ingester-ring", "the primary's ring was mirrored into memberlist")
 	require.Contains(t, string(b), "ingester-1")
+}
+
+func TestApp_FlushShipsBlocksToTheFilesystemBucket(t *testing.T) {
+	dataDir := t.TempDir()
+	r := startApp(t, newTestApp(t, dataDir))
+	code, body := r.push(t, "tenant-1", &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+		Labels:  []prompb.Label{{Name: "__name__", Value: "flushed"}},
+		Samples: []prompb.Sample{{Timestamp: time.Now().UnixMilli(), Value: 1}},
+	}}})
+	require.Equal(t, http.StatusNoContent, code, body)
+
+	code, body = r.do(t, http.MethodPost, "/ingester/flush?wait=true&tenant=tenant-1")
+	require.Equal(t, http.StatusNoContent, code, body)
+	metas, err := filepath.Glob(filepath.Join(dataDir, "bucket", "tenant-1", "*", "meta.json"))
+	require.NoError(t, err)
+	require.Len(t, metas, 1, "the default bucket is a directory under -data.dir")
+
+	code, _ = r.do(t, http.MethodPost, "/ingester/flush?wait=true&tenant=nobody")
+	require.Equal(t, http.StatusInternalServerError, code)
+	code, _ = r.do(t, http.MethodPost, "/ingester/flush")
+	require.Equal(t, http.StatusAccepted, code)
 }

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -22,6 +23,7 @@ import (
 	"github.com/strata-metrics/strata/pkg/ring/kv/memberlist"
 	"github.com/strata-metrics/strata/pkg/ring/kv/multi"
 	"github.com/strata-metrics/strata/pkg/services"
+	"github.com/strata-metrics/strata/pkg/storage/bucket"
 	"github.com/strata-metrics/strata/pkg/tenant"
 )
 
@@ -41,6 +43,7 @@ const (
 	moduleRing            = "ring"
 	moduleDistributorRing = "distributor-ring"
 	moduleIngesterClient  = "ingester-client"
+	moduleBucket          = "bucket"
 )
 
 // KV keys of the ring descriptors.
@@ -64,7 +67,8 @@ var modules = map[string]module{
 	moduleRing:            {deps: []string{moduleServer, moduleRingKV}, init: (*App).initRing},
 	moduleDistributorRing: {deps: []string{moduleServer, moduleRingKV}, init: (*App).initDistributorRing},
 	moduleIngesterClient:  {init: (*App).initIngesterClient},
-	TargetIngester:        {deps: []string{moduleServer, moduleRingKV, moduleRing}, target: true, init: (*App).initIngester},
+	moduleBucket:          {init: (*App).initBucket},
+	TargetIngester:        {deps: []string{moduleServer, moduleRingKV, moduleRing, moduleBucket}, target: true, init: (*App).initIngester},
 	TargetDistributor:     {deps: []string{moduleServer, moduleRing, moduleDistributorRing, moduleIngesterClient}, target: true, init: (*App).initDistributor},
 	TargetQuerier:         {deps: []string{moduleServer, moduleRing, moduleIngesterClient}, target: true, init: (*App).initQuerier},
 	TargetAll:             {deps: []string{TargetIngester, TargetDistributor, TargetQuerier}, target: true},
@@ -211,6 +215,16 @@ func (a *App) initRing() (services.Service, error) {
 	return r, nil
 }
 
+// initBucket opens the object storage where ingesters ship blocks.
+func (a *App) initBucket() (services.Service, error) {
+	bkt, err := bucket.NewClient(context.Background(), a.cfg.Bucket, "ingester", a.reg, a.logger)
+	if err != nil {
+		return nil, err
+	}
+	a.bucket = bkt
+	return onStop(bkt.Close), nil
+}
+
 func (a *App) initIngesterClient() (services.Service, error) {
 	a.ingesterClients = client.NewPool(a.cfg.IngesterClient, a.reg, a.logger.With("component", "ingester-client"))
 	return a.ingesterClients, nil
@@ -228,7 +242,8 @@ func (a *App) initIngester() (services.Service, error) {
 	a.lifecycler = lifecycler
 	icfg := a.cfg.Ingester
 	icfg.TSDBDir = a.dataPath("tsdb")
-	ing, err := ingester.New(icfg, lifecycler, a.discardedSamples, a.reg, a.logger.With("component", "ingester"))
+	icfg.InstanceID = lcfg.ID
+	ing, err := ingester.New(icfg, lifecycler, a.bucket, a.discardedSamples, a.reg, a.logger.With("component", "ingester"))
 	if err != nil {
 		return nil, err
 	}
@@ -236,6 +251,7 @@ func (a *App) initIngester() (services.Service, error) {
 	a.ingester = ing
 	a.server.mux.HandleFunc("/ingester/prepare-shutdown", a.servePrepareShutdown)
 	a.server.mux.HandleFunc("/ingester/shutdown", a.serveIngesterShutdown)
+	a.server.mux.HandleFunc("/ingester/flush", a.serveIngesterFlush)
 	return ing, nil
 }
 

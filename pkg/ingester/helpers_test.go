@@ -12,11 +12,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/thanos-io/objstore"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
+	storagetsdb "github.com/strata-metrics/strata/pkg/storage/tsdb"
 	"github.com/strata-metrics/strata/pkg/tenant"
 	"github.com/strata-metrics/strata/pkg/validation"
 )
@@ -45,10 +47,17 @@ type testIngester struct {
 // startIngester starts an ingester on cfg.TSDBDir; it is stopped when the test ends unless stopped before.
 func startIngester(tb testing.TB, cfg Config) *testIngester {
 	tb.Helper()
+	return startIngesterWithBucket(tb, cfg, nil)
+}
+
+// startIngesterWithBucket is startIngester with blocks shipped to bkt.
+func startIngesterWithBucket(tb testing.TB, cfg Config, bkt objstore.Bucket) *testIngester {
+	tb.Helper()
 	reg := prometheus.NewRegistry()
 	discarded := validation.NewDiscardedSamples(reg)
-	ing, err := New(cfg, nil, discarded, reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ing, err := New(cfg, nil, bkt, discarded, reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(tb, err)
+	ing.shipperOpts = []storagetsdb.ShipperOption{storagetsdb.WithUploadBackoff(storagetsdb.UploadBackoff{MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond, MaxRetries: 2})}
 	require.NoError(tb, ing.Start(context.Background()))
 	tb.Cleanup(func() { _ = ing.Stop(context.Background()) })
 	return &testIngester{Ingester: ing, reg: reg, discarded: discarded}

@@ -16,16 +16,23 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/thanos-io/objstore"
 
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/ring"
+	storagetsdb "github.com/strata-metrics/strata/pkg/storage/tsdb"
 	"github.com/strata-metrics/strata/pkg/tenant"
 )
 
 // Config configures an ingester.
 type Config struct {
 	// TSDBDir holds one TSDB directory per tenant; the app sets it to <-data.dir>/tsdb.
-	TSDBDir              string        `yaml:"-"`
+	TSDBDir string `yaml:"-"`
+	// InstanceID names this ingester in the meta.json of the blocks it ships; the app sets it.
+	InstanceID           string        `yaml:"-"`
+	ShipInterval         time.Duration `yaml:"-"`
+	RetentionPeriod      time.Duration `yaml:"-"`
+	CloseIdleTSDBTimeout time.Duration `yaml:"-"`
 	BlockRangesPeriod    time.Duration `yaml:"-"`
 	OutOfOrderTimeWindow time.Duration
 	MaxExemplars         int
@@ -36,6 +43,9 @@ type Config struct {
 // RegisterFlags registers the ingester's flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.BlockRangesPeriod, "blocks-storage.tsdb.block-ranges-period", 2*time.Hour, "Duration of the blocks the TSDB head is cut into.")
+	f.DurationVar(&c.ShipInterval, "blocks-storage.tsdb.ship-interval", time.Minute, "How often new blocks are uploaded to object storage. 0 disables shipping.")
+	f.DurationVar(&c.RetentionPeriod, "blocks-storage.tsdb.retention-period", 13*time.Hour, "How long a block stays on the ingester's disk after it has been shipped (measured from its newest sample); it should cover -querier.query-ingesters-within.")
+	f.DurationVar(&c.CloseIdleTSDBTimeout, "blocks-storage.tsdb.close-idle-tsdb-timeout", 13*time.Hour, "A tenant that sent nothing for this long has its TSDB flushed, shipped and closed, and its local files removed. 0 keeps TSDBs open.")
 	f.DurationVar(&c.OutOfOrderTimeWindow, "ingester.out-of-order-time-window", 0, "How far behind a series' newest sample an older sample is still accepted. 0 rejects out-of-order samples.")
 	f.IntVar(&c.MaxExemplars, "blocks-storage.tsdb.max-exemplars", 0, "Exemplars kept per tenant in a circular buffer. 0 disables exemplar storage; received exemplars are then dropped.")
 	f.DurationVar(&c.MetadataRetainPeriod, "ingester.metadata-retain-period", 10*time.Minute, "How long metric metadata is kept after it was last received.")
@@ -49,6 +59,9 @@ func (c *Config) Validate() error {
 	}
 	if c.OutOfOrderTimeWindow < 0 {
 		return errors.New("-ingester.out-of-order-time-window must not be negative")
+	}
+	if c.ShipInterval < 0 || c.RetentionPeriod < 0 || c.CloseIdleTSDBTimeout < 0 {
+		return errors.New("-blocks-storage.tsdb.ship-interval, retention-period and close-idle-tsdb-timeout must not be negative")
 	}
 	return nil
 }
@@ -65,11 +78,18 @@ type Lifecycler interface {
 type Ingester struct {
 	ingesterpb.UnimplementedIngesterServer
 
-	cfg        Config
-	lifecycler Lifecycler
-	logger     *slog.Logger
-	reg        prometheus.Registerer
-	metrics    *metrics
+	cfg            Config
+	lifecycler     Lifecycler
+	bucket         objstore.Bucket
+	logger         *slog.Logger
+	reg            prometheus.Registerer
+	metrics        *metrics
+	shipperMetrics *storagetsdb.ShipperMetrics
+	shipperOpts    []storagetsdb.ShipperOption // tests shorten the upload backoff
+	now            func() time.Time
+
+	shipLoopCancel context.CancelFunc
+	shipLoopDone   chan struct{}
 
 	mtx     sync.RWMutex
 	tenants map[string]*tenantDB
@@ -80,24 +100,36 @@ type Ingester struct {
 	inflight    sync.WaitGroup
 }
 
-// tenantDB is one tenant's TSDB and the metric metadata it received.
+// tenantDB is one tenant's TSDB, the metric metadata it received, and what ships its blocks.
 type tenantDB struct {
 	db       *tsdb.DB
 	metadata *metadataStore
+	shipper  *storagetsdb.Shipper // nil without a bucket
+	tenantActivity
+	// compactMtx serialises forced head compactions (flushes) of this tenant.
+	compactMtx sync.Mutex
+	// inflight counts requests using db, so closing an idle tenant waits for them.
+	inflight sync.WaitGroup
+	// registerer holds the TSDB's metrics, unregistered when the tenant is closed.
+	registerer *tenantRegisterer
 }
 
-// New builds an ingester. lifecycler may be nil (tests that need no ring).
-func New(cfg Config, lifecycler Lifecycler, discarded *prometheus.CounterVec, reg prometheus.Registerer, logger *slog.Logger) (*Ingester, error) {
+// New builds an ingester. lifecycler may be nil (tests that need no ring); bkt may be nil, and then
+// blocks stay on local disk only.
+func New(cfg Config, lifecycler Lifecycler, bkt objstore.Bucket, discarded *prometheus.CounterVec, reg prometheus.Registerer, logger *slog.Logger) (*Ingester, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	return &Ingester{
-		cfg:        cfg,
-		lifecycler: lifecycler,
-		logger:     logger,
-		reg:        reg,
-		metrics:    newMetrics(reg, discarded),
-		tenants:    map[string]*tenantDB{},
+		cfg:            cfg,
+		lifecycler:     lifecycler,
+		bucket:         bkt,
+		logger:         logger,
+		reg:            reg,
+		metrics:        newMetrics(reg, discarded),
+		shipperMetrics: storagetsdb.NewShipperMetrics(reg),
+		now:            time.Now,
+		tenants:        map[string]*tenantDB{},
 	}, nil
 }
 
@@ -126,6 +158,11 @@ func (i *Ingester) Start(ctx context.Context) error {
 		}
 	}
 	i.logger.Info("opened existing TSDBs", "tenants", len(i.tenants), "duration", time.Since(start))
+	if i.bucket != nil && i.cfg.ShipInterval > 0 {
+		loopCtx, cancel := context.WithCancel(context.Background())
+		i.shipLoopCancel, i.shipLoopDone = cancel, make(chan struct{})
+		go i.shipLoop(loopCtx)
+	}
 	if i.lifecycler != nil {
 		if err := i.lifecycler.ChangeState(ctx, ring.ACTIVE); err != nil {
 			return fmt.Errorf("turn ACTIVE in the ring: %w", err)
@@ -146,6 +183,10 @@ func (i *Ingester) Stop(ctx context.Context) error {
 	i.stopping = true
 	i.inflightMtx.Unlock()
 	i.inflight.Wait()
+	if i.shipLoopCancel != nil {
+		i.shipLoopCancel()
+		<-i.shipLoopDone
+	}
 
 	i.mtx.Lock()
 	var errs []error
@@ -185,12 +226,36 @@ func (i *Ingester) tenantDB(id string) *tenantDB {
 	return i.tenants[id]
 }
 
-// getOrCreateTenantDB opens the tenant's TSDB on its first write.
-func (i *Ingester) getOrCreateTenantDB(id string) (*tenantDB, error) {
-	if t := i.tenantDB(id); t != nil {
-		return t, nil
+// acquireTenantDB returns the tenant's TSDB for one request, opening it first if create is set; release
+// must be called when the request is done. It returns nil when the tenant has no TSDB and create is off.
+func (i *Ingester) acquireTenantDB(id string, create bool) (t *tenantDB, release func(), err error) {
+	i.mtx.RLock()
+	t = i.tenants[id]
+	if t != nil {
+		t.inflight.Add(1) // under the lock, so an idle close (which removes under the write lock) waits for it
 	}
-	return i.openTenant(id)
+	i.mtx.RUnlock()
+	if t == nil {
+		if !create {
+			return nil, func() {}, nil
+		}
+		if _, err := i.openTenant(id); err != nil {
+			return nil, nil, err
+		}
+		return i.acquireTenantDB(id, false)
+	}
+	return t, t.inflight.Done, nil
+}
+
+// tenantIDs lists the tenants with an open TSDB.
+func (i *Ingester) tenantIDs() []string {
+	i.mtx.RLock()
+	defer i.mtx.RUnlock()
+	ids := make([]string, 0, len(i.tenants))
+	for id := range i.tenants {
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 func (i *Ingester) openTenant(id string) (*tenantDB, error) {
@@ -205,14 +270,19 @@ func (i *Ingester) openTenant(id string) (*tenantDB, error) {
 	opts.OutOfOrderTimeWindow = i.cfg.OutOfOrderTimeWindow.Milliseconds()
 	opts.EnableExemplarStorage = i.cfg.MaxExemplars > 0
 	opts.MaxExemplars = int64(i.cfg.MaxExemplars)
-	// Every tenant's TSDB registers the same metric names; tenants are told apart by a label.
-	reg := prometheus.WrapRegistererWithPrefix("strata_ingester_",
-		prometheus.WrapRegistererWith(prometheus.Labels{"tenant": id}, i.reg))
+	// Retention is decided per block by blocksToDelete (shipped and old enough), not by the TSDB's clock.
+	opts.RetentionDuration = 0
+	t := &tenantDB{metadata: newMetadataStore(i.cfg.MaxMetadataPerMetric, i.cfg.MetadataRetainPeriod), shipper: i.newShipper(id)}
+	t.touch(i.now())
+	opts.BlocksToDelete = i.blocksToDelete(t)
+	reg := newTenantRegisterer(i.reg, id)
+	t.registerer = reg
 	db, err := tsdb.Open(filepath.Join(i.cfg.TSDBDir, id), i.logger.With("tenant", id), reg, opts, nil)
 	if err != nil {
+		reg.unregisterAll()
 		return nil, fmt.Errorf("open TSDB of tenant %s: %w", id, err)
 	}
-	t := &tenantDB{db: db, metadata: newMetadataStore(i.cfg.MaxMetadataPerMetric, i.cfg.MetadataRetainPeriod)}
+	t.db = db
 	i.tenants[id] = t
 	i.metrics.tenants.Set(float64(len(i.tenants)))
 	return t, nil

@@ -42,10 +42,12 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 	if err := wr.Unmarshal(req.WriteRequest); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "decode write request: %v", err)
 	}
-	t, err := i.getOrCreateTenantDB(tenantID)
+	t, release, err := i.acquireTenantDB(tenantID, true)
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}
+	defer release()
+	t.touch(i.now())
 
 	rejected := sampleRejections{tenant: tenantID, ingester: i}
 	order := getRequestOrder()

@@ -25,6 +25,13 @@ type readRequest struct {
 	tenantDB *tenantDB
 	querier  storage.Querier
 	matchers []*labels.Matcher
+	release  func()
+}
+
+// close releases the querier and the tenant's TSDB.
+func (rr *readRequest) close() {
+	_ = rr.querier.Close()
+	rr.release()
 }
 
 // openRead resolves the tenant and opens a querier over [mint, maxt]. It returns a nil request when the
@@ -38,15 +45,16 @@ func (i *Ingester) openRead(ctx context.Context, mint, maxt int64, pbMatchers []
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "invalid matcher: %v", err)
 	}
-	t := i.tenantDB(tenantID)
-	if t == nil {
-		return nil, nil
+	t, release, err := i.acquireTenantDB(tenantID, false)
+	if err != nil || t == nil {
+		return nil, err
 	}
 	q, err := t.db.Querier(mint, maxt)
 	if err != nil {
+		release()
 		return nil, status.Errorf(codes.Internal, "open querier: %v", err)
 	}
-	return &readRequest{tenantDB: t, querier: q, matchers: matchers}, nil
+	return &readRequest{tenantDB: t, querier: q, matchers: matchers, release: release}, nil
 }
 
 // QueryStream streams the matching series in label order. Samples are re-encoded into fresh chunks, so the
@@ -61,7 +69,7 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 	if err != nil || rr == nil {
 		return err
 	}
-	defer rr.querier.Close()
+	defer rr.close()
 
 	set := rr.querier.Select(ctx, true, &storage.SelectHints{Start: req.StartMs, End: req.EndMs}, rr.matchers...)
 	batch := &ingesterpb.QueryStreamResponse{}
@@ -113,7 +121,7 @@ func (i *Ingester) LabelNames(ctx context.Context, req *ingesterpb.LabelNamesReq
 	if err != nil || rr == nil {
 		return &ingesterpb.LabelNamesResponse{}, err
 	}
-	defer rr.querier.Close()
+	defer rr.close()
 	names, _, err := rr.querier.LabelNames(ctx, &storage.LabelHints{Limit: int(req.Limit)}, rr.matchers...)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "label names: %v", err)
@@ -131,7 +139,7 @@ func (i *Ingester) LabelValues(ctx context.Context, req *ingesterpb.LabelValuesR
 	if err != nil || rr == nil {
 		return &ingesterpb.LabelValuesResponse{}, err
 	}
-	defer rr.querier.Close()
+	defer rr.close()
 	values, _, err := rr.querier.LabelValues(ctx, req.Name, &storage.LabelHints{Limit: int(req.Limit)}, rr.matchers...)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "label values: %v", err)
@@ -149,7 +157,7 @@ func (i *Ingester) Series(ctx context.Context, req *ingesterpb.SeriesRequest) (*
 	if err != nil || rr == nil {
 		return &ingesterpb.SeriesResponse{}, err
 	}
-	defer rr.querier.Close()
+	defer rr.close()
 	hints := &storage.SelectHints{Start: req.StartMs, End: req.EndMs, Func: "series", Limit: int(req.Limit)}
 	set := rr.querier.Select(ctx, true, hints, rr.matchers...)
 	resp := &ingesterpb.SeriesResponse{}
@@ -177,10 +185,11 @@ func (i *Ingester) MetricsMetadata(ctx context.Context, req *ingesterpb.MetricsM
 		return nil, err
 	}
 	defer i.end()
-	t := i.tenantDB(tenantID)
-	if t == nil {
-		return &ingesterpb.MetricsMetadataResponse{}, nil
+	t, release, err := i.acquireTenantDB(tenantID, false)
+	if err != nil || t == nil {
+		return &ingesterpb.MetricsMetadataResponse{}, err
 	}
+	defer release()
 	return &ingesterpb.MetricsMetadataResponse{
 		Metadata: t.metadata.list(req.Metric, int(req.Limit), int(req.LimitPerMetric)),
 	}, nil

@@ -1,0 +1,197 @@
+package bucket
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/strata-metrics/strata/pkg/util/flagext"
+)
+
+// Backend names accepted by -blocks-storage.backend.
+const (
+	BackendFilesystem = "filesystem"
+	BackendS3         = "s3"
+	BackendGCS        = "gcs"
+	BackendAzure      = "azure"
+)
+
+// Backends lists every supported backend, in the order the flag help shows them.
+var Backends = []string{BackendFilesystem, BackendS3, BackendGCS, BackendAzure}
+
+// S3 bucket lookup types accepted by -blocks-storage.s3.bucket-lookup-type.
+const (
+	S3LookupAuto          = "auto"
+	S3LookupPath          = "path"
+	S3LookupVirtualHosted = "virtual-hosted"
+)
+
+var s3LookupTypes = []string{S3LookupAuto, S3LookupPath, S3LookupVirtualHosted}
+
+// Config selects the object storage backend that holds the blocks of every tenant and how to reach it.
+// Only the section of the selected backend is used.
+type Config struct {
+	Backend    string           `yaml:"backend"`
+	Filesystem FilesystemConfig `yaml:"filesystem"`
+	S3         S3Config         `yaml:"s3"`
+	GCS        GCSConfig        `yaml:"gcs"`
+	Azure      AzureConfig      `yaml:"azure"`
+}
+
+// FilesystemConfig is the local-directory backend: for single-process setups and tests, since only
+// processes on the same machine (or sharing a network filesystem) see the same bucket.
+type FilesystemConfig struct {
+	Dir string `yaml:"dir"`
+}
+
+// S3Config reaches AWS S3 or an S3-compatible server.
+type S3Config struct {
+	Endpoint         string         `yaml:"endpoint"`
+	BucketName       string         `yaml:"bucket_name"`
+	Region           string         `yaml:"region"`
+	AccessKeyID      string         `yaml:"access_key_id"`
+	SecretAccessKey  flagext.Secret `yaml:"secret_access_key"`
+	Insecure         bool           `yaml:"insecure"`
+	BucketLookupType string         `yaml:"bucket_lookup_type"`
+}
+
+// GCSConfig reaches Google Cloud Storage.
+type GCSConfig struct {
+	BucketName     string         `yaml:"bucket_name"`
+	ServiceAccount flagext.Secret `yaml:"service_account"`
+}
+
+// AzureConfig reaches an Azure Blob Storage container.
+type AzureConfig struct {
+	AccountName    string         `yaml:"account_name"`
+	AccountKey     flagext.Secret `yaml:"account_key"`
+	ContainerName  string         `yaml:"container_name"`
+	EndpointSuffix string         `yaml:"endpoint_suffix"`
+}
+
+const flagPrefix = "blocks-storage."
+
+// RegisterFlags registers the -blocks-storage.* flags, with Mimir's names so its users' knowledge
+// carries over.
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	f.StringVar(&c.Backend, flagPrefix+"backend", BackendFilesystem,
+		"Object storage backend for blocks: "+strings.Join(Backends, ", ")+".")
+	c.Filesystem.registerFlags(f)
+	c.S3.registerFlags(f)
+	c.GCS.registerFlags(f)
+	c.Azure.registerFlags(f)
+}
+
+func (c *FilesystemConfig) registerFlags(f *flag.FlagSet) {
+	f.StringVar(&c.Dir, flagPrefix+"filesystem.dir", "",
+		"Directory holding the blocks when the backend is filesystem. Defaults to <-data.dir>/bucket.")
+}
+
+func (c *S3Config) registerFlags(f *flag.FlagSet) {
+	p := flagPrefix + "s3."
+	f.StringVar(&c.Endpoint, p+"endpoint", "",
+		"S3 endpoint as host[:port], without a scheme (for example s3.eu-west-1.amazonaws.com or 127.0.0.1:9000).")
+	f.StringVar(&c.BucketName, p+"bucket-name", "", "S3 bucket name.")
+	f.StringVar(&c.Region, p+"region", "", "S3 region. Empty lets the client discover it.")
+	f.StringVar(&c.AccessKeyID, p+"access-key-id", "",
+		"S3 access key ID. Empty uses the AWS environment variables, credentials file or instance role.")
+	f.Var(&c.SecretAccessKey, p+"secret-access-key", "S3 secret access key.")
+	f.BoolVar(&c.Insecure, p+"insecure", false, "Connect to the S3 endpoint over plain HTTP instead of HTTPS.")
+	f.StringVar(&c.BucketLookupType, p+"bucket-lookup-type", S3LookupAuto,
+		"How the bucket is addressed: "+strings.Join(s3LookupTypes, ", ")+
+			". S3-compatible servers usually need path.")
+}
+
+func (c *GCSConfig) registerFlags(f *flag.FlagSet) {
+	p := flagPrefix + "gcs."
+	f.StringVar(&c.BucketName, p+"bucket-name", "", "GCS bucket name.")
+	f.Var(&c.ServiceAccount, p+"service-account",
+		"JSON key of a GCS service account. Empty uses the application default credentials.")
+}
+
+func (c *AzureConfig) registerFlags(f *flag.FlagSet) {
+	p := flagPrefix + "azure."
+	f.StringVar(&c.AccountName, p+"account-name", "", "Azure storage account name.")
+	f.Var(&c.AccountKey, p+"account-key",
+		"Azure storage account key. Empty uses the default Azure credential chain (managed identity, environment).")
+	f.StringVar(&c.ContainerName, p+"container-name", "", "Azure Blob Storage container name.")
+	f.StringVar(&c.EndpointSuffix, p+"endpoint-suffix", "blob.core.windows.net",
+		"Azure Blob Storage endpoint suffix, for sovereign clouds (for example blob.core.chinacloudapi.cn).")
+}
+
+// Validate checks the selected backend's settings; each error names the flag to fix. The filesystem
+// backend needs a directory: the app fills it from -data.dir before calling Validate.
+func (c *Config) Validate() error {
+	switch c.Backend {
+	case BackendFilesystem:
+		if c.Filesystem.Dir == "" {
+			return missingFlag("filesystem.dir", "the filesystem backend needs a directory")
+		}
+	case BackendS3:
+		return c.S3.validate()
+	case BackendGCS:
+		return c.GCS.validate()
+	case BackendAzure:
+		return c.Azure.validate()
+	default:
+		return fmt.Errorf("unsupported object storage backend %q (-%sbackend): use one of %s",
+			c.Backend, flagPrefix, strings.Join(Backends, ", "))
+	}
+	return nil
+}
+
+func (c *S3Config) validate() error {
+	if c.Endpoint == "" {
+		return missingFlag("s3.endpoint", "the s3 backend needs an endpoint")
+	}
+	// The S3 client takes host[:port]; a URL fails later with a message that does not name the flag.
+	if strings.Contains(c.Endpoint, "://") || strings.Contains(c.Endpoint, "/") {
+		return fmt.Errorf("s3 endpoint %q must be host[:port] without scheme or path (-%ss3.endpoint); "+
+			"use -%ss3.insecure for plain HTTP", c.Endpoint, flagPrefix, flagPrefix)
+	}
+	if c.BucketName == "" {
+		return missingFlag("s3.bucket-name", "the s3 backend needs a bucket name")
+	}
+	if c.AccessKeyID == "" && c.SecretAccessKey.Value != "" {
+		return missingFlag("s3.access-key-id", "a secret access key is set without its access key ID")
+	}
+	if c.AccessKeyID != "" && c.SecretAccessKey.Value == "" {
+		return missingFlag("s3.secret-access-key", "an access key ID is set without its secret access key")
+	}
+	if !slices.Contains(s3LookupTypes, c.BucketLookupType) {
+		return fmt.Errorf("unsupported s3 bucket lookup type %q (-%ss3.bucket-lookup-type): use one of %s",
+			c.BucketLookupType, flagPrefix, strings.Join(s3LookupTypes, ", "))
+	}
+	return nil
+}
+
+func (c *GCSConfig) validate() error {
+	if c.BucketName == "" {
+		return missingFlag("gcs.bucket-name", "the gcs backend needs a bucket name")
+	}
+	// Catch a file path or a truncated key here rather than as an opaque credentials error at startup.
+	if c.ServiceAccount.Value != "" && !json.Valid([]byte(c.ServiceAccount.Value)) {
+		return fmt.Errorf("gcs service account (-%sgcs.service-account) must be the JSON key itself, not a path or other text",
+			flagPrefix)
+	}
+	return nil
+}
+
+func (c *AzureConfig) validate() error {
+	if c.AccountName == "" {
+		return missingFlag("azure.account-name", "the azure backend needs a storage account name")
+	}
+	if c.ContainerName == "" {
+		return missingFlag("azure.container-name", "the azure backend needs a container name")
+	}
+	if c.EndpointSuffix == "" {
+		return missingFlag("azure.endpoint-suffix", "the azure backend needs an endpoint suffix")
+	}
+	return nil
+}
+
+func missingFlag(name, why string) error {
+	return fmt.Errorf("%s: set -%s%s", why, flagPrefix, name)
+}
