@@ -12,9 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/prompb"
-	"github.com/thanos-io/objstore"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/require"
+	"github.com/thanos-io/objstore"
 	"google.golang.org/grpc"
 
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
