@@ -1,4 +1,7 @@
 # The README's commands. `make test` is also what CI runs (.ci/run).
+
+# Test tools installed with `go install` (versitygw) live here.
+export PATH := $(shell go env GOPATH)/bin:$(PATH)
 .PHONY: run build test test-deps proto docs cluster
 
 run:
@@ -11,9 +14,9 @@ build:
 test: test-deps
 	go test ./...
 
-# The integration tests use Debian's prometheus package as a real remote-write client.
+# Debian's prometheus package (a real remote-write client) and versitygw (a real S3 server).
 test-deps:
-	@command -v prometheus >/dev/null 2>&1 || ./scripts/install-test-deps.sh
+	@(command -v prometheus && command -v versitygw) >/dev/null 2>&1 || ./scripts/install-test-deps.sh
 
 proto:
 	./scripts/genproto.sh

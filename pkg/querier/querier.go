@@ -20,6 +20,8 @@ type Config struct {
 	MaxConcurrent             int
 	LookbackDelta             time.Duration
 	DefaultEvaluationInterval time.Duration
+	QueryIngestersWithin      time.Duration
+	QueryStoreAfter           time.Duration
 }
 
 // RegisterFlags registers the querier's flags.
@@ -29,6 +31,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MaxConcurrent, "querier.max-concurrent", 20, "Queries evaluated at once; further queries wait for a slot.")
 	f.DurationVar(&c.LookbackDelta, "querier.lookback-delta", 5*time.Minute, "How far back an instant vector selector looks for the latest sample, as Prometheus' -query.lookback-delta.")
 	f.DurationVar(&c.DefaultEvaluationInterval, "querier.default-evaluation-interval", time.Minute, "Step of subqueries that do not give one.")
+	f.DurationVar(&c.QueryIngestersWithin, "querier.query-ingesters-within", 13*time.Hour, "Only data newer than this is asked from ingesters; it must not exceed -blocks-storage.tsdb.retention-period. 0 asks ingesters for any time.")
+	f.DurationVar(&c.QueryStoreAfter, "querier.query-store-after", 12*time.Hour, "Only data older than this is asked from object storage (store-gateways); it must be shorter than -querier.query-ingesters-within so the two overlap. 0 asks object storage for any time.")
 }
 
 // Validate checks the configuration.
@@ -44,6 +48,8 @@ func (c *Config) Validate() error {
 		return errors.New("-querier.lookback-delta must be positive")
 	case c.DefaultEvaluationInterval <= 0:
 		return errors.New("-querier.default-evaluation-interval must be positive")
+	case c.QueryIngestersWithin > 0 && c.QueryStoreAfter >= c.QueryIngestersWithin:
+		return errors.New("-querier.query-store-after must be shorter than -querier.query-ingesters-within, or data between the two would be asked from neither")
 	}
 	return nil
 }

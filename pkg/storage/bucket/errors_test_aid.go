@@ -23,6 +23,8 @@ type ErrorInjectedBucket struct {
 	failing atomic.Bool
 }
 
+var _ objstore.Bucket = (*ErrorInjectedBucket)(nil)
+
 // NewErrorInjectedBucket wraps bkt; the result does not fail until SetFailing(true).
 func NewErrorInjectedBucket(bkt objstore.Bucket) *ErrorInjectedBucket {
 	return &ErrorInjectedBucket{bkt: bkt}

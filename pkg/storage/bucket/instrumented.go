@@ -101,6 +101,8 @@ type instrumentedBucket struct {
 	ops map[string]opMetrics
 }
 
+var _ objstore.Bucket = (*instrumentedBucket)(nil)
+
 func newInstrumentedBucket(bkt objstore.Bucket, m *operationMetrics, component string) *instrumentedBucket {
 	ops := make(map[string]opMetrics, len(operations))
 	for _, op := range operations {

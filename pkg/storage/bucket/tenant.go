@@ -22,6 +22,8 @@ type tenantBucket struct {
 	idErr    error  // set when tenantID is invalid: every operation then fails with it
 }
 
+var _ objstore.Bucket = (*tenantBucket)(nil)
+
 // NewTenantBucket returns the view of bkt that holds one tenant's objects: object "x" of the view is
 // "<tenantID>/x" in bkt, Iter lists inside the tenant's directory and returns names relative to it,
 // and names that could leave the directory ("..", a leading "/") are rejected. tenantID must pass
