@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,18 +58,26 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// IngesterReadMethods are the ingester's idempotent read calls, which the pool retries.
+var IngesterReadMethods = []string{
+	"strata.ingester.Ingester/QueryStream",
+	"strata.ingester.Ingester/LabelNames",
+	"strata.ingester.Ingester/LabelValues",
+	"strata.ingester.Ingester/Series",
+	"strata.ingester.Ingester/MetricsMetadata",
+}
+
 // serviceConfig bounds every read call by the read timeout and makes gRPC retry the idempotent read calls
-// when the ingester is Unavailable (restarting, or its connection was just re-established); a QueryStream
+// when the server is Unavailable (restarting, or its connection was just re-established); a server stream
 // is retried only until its first message.
-func (c *Config) serviceConfig() string {
+func (c *Config) serviceConfig(readMethods []string) string {
+	names := make([]string, 0, len(readMethods))
+	for _, m := range readMethods {
+		service, method, _ := strings.Cut(m, "/")
+		names = append(names, fmt.Sprintf(`{"service": %q, "method": %q}`, service, method))
+	}
 	return fmt.Sprintf(`{"methodConfig": [{
-		"name": [
-			{"service": "strata.ingester.Ingester", "method": "QueryStream"},
-			{"service": "strata.ingester.Ingester", "method": "LabelNames"},
-			{"service": "strata.ingester.Ingester", "method": "LabelValues"},
-			{"service": "strata.ingester.Ingester", "method": "Series"},
-			{"service": "strata.ingester.Ingester", "method": "MetricsMetadata"}
-		],
+		"name": [%s],
 		"timeout": "%.3fs",
 		"retryPolicy": {
 			"maxAttempts": %d,
@@ -77,14 +86,15 @@ func (c *Config) serviceConfig() string {
 			"backoffMultiplier": 2,
 			"retryableStatusCodes": ["UNAVAILABLE"]
 		}
-	}]}`, c.ReadTimeout.Seconds(), max(c.ReadMaxAttempts, 2))
+	}]}`, strings.Join(names, ", "), c.ReadTimeout.Seconds(), max(c.ReadMaxAttempts, 2))
 }
 
-// Pool hands out a client per ingester address, dialling on first use. Connections are shared by all
-// requests; gRPC multiplexes them.
+// Pool hands out a connection per server address (ingesters, store-gateways), dialling on first use.
+// Connections are shared by all requests; gRPC multiplexes them.
 type Pool struct {
-	cfg    Config
-	logger *slog.Logger
+	cfg         Config
+	readMethods []string
+	logger      *slog.Logger
 
 	mtx   sync.Mutex
 	conns map[string]*grpc.ClientConn
@@ -96,34 +106,41 @@ type Pool struct {
 	healthCheckFailure prometheus.Counter
 }
 
-// NewPool returns an empty pool.
+// NewPool returns an empty pool of connections to ingesters.
 func NewPool(cfg Config, reg prometheus.Registerer, logger *slog.Logger) *Pool {
-	p := &Pool{cfg: cfg, logger: logger, conns: map[string]*grpc.ClientConn{}}
+	return NewPoolFor("ingester", IngesterReadMethods, cfg, reg, logger)
+}
+
+// NewPoolFor returns an empty pool of connections to servers of one kind (e.g. "storegateway"), whose
+// readMethods ("package.Service/Method") are retried; its metrics are named strata_<kind>_client_*.
+func NewPoolFor(kind string, readMethods []string, cfg Config, reg prometheus.Registerer, logger *slog.Logger) *Pool {
+	p := &Pool{cfg: cfg, readMethods: readMethods, logger: logger, conns: map[string]*grpc.ClientConn{}}
 	p.connections = promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "strata_ingester_client_connections",
-		Help: "Open gRPC connections to ingesters.",
+		Name: "strata_" + kind + "_client_connections",
+		Help: "Open gRPC connections to " + kind + "s.",
 	}, func() float64 {
 		p.mtx.Lock()
 		defer p.mtx.Unlock()
 		return float64(len(p.conns))
 	})
 	p.healthCheckFailure = promauto.With(reg).NewCounter(prometheus.CounterOpts{
-		Name: "strata_ingester_client_health_check_failures_total",
-		Help: "Health checks of ingester connections that failed; the connection was closed.",
+		Name: "strata_" + kind + "_client_health_check_failures_total",
+		Help: "Health checks of " + kind + " connections that failed; the connection was closed.",
 	})
 	return p
 }
 
 // GetClientFor returns the client of the ingester at addr.
 func (p *Pool) GetClientFor(addr string) (ingesterpb.IngesterClient, error) {
-	conn, err := p.conn(addr)
+	conn, err := p.Conn(addr)
 	if err != nil {
 		return nil, err
 	}
 	return ingesterpb.NewIngesterClient(conn), nil
 }
 
-func (p *Pool) conn(addr string) (*grpc.ClientConn, error) {
+// Conn returns the shared connection to addr.
+func (p *Pool) Conn(addr string) (*grpc.ClientConn, error) {
 	p.mtx.Lock()
 	defer p.mtx.Unlock()
 	if conn, ok := p.conns[addr]; ok {
@@ -137,7 +154,7 @@ func (p *Pool) conn(addr string) (*grpc.ClientConn, error) {
 			grpc.MaxCallRecvMsgSize(p.cfg.MaxRecvMsgSize),
 			grpc.MaxCallSendMsgSize(p.cfg.MaxSendMsgSize),
 		),
-		grpc.WithDefaultServiceConfig(p.cfg.serviceConfig()),
+		grpc.WithDefaultServiceConfig(p.cfg.serviceConfig(p.readMethods)),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff: backoff.Config{
 				BaseDelay:  50 * time.Millisecond,
