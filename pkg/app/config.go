@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/strata-metrics/strata/pkg/compactor"
 	"github.com/strata-metrics/strata/pkg/distributor"
 	"github.com/strata-metrics/strata/pkg/ingester"
 	"github.com/strata-metrics/strata/pkg/ingester/client"
@@ -39,6 +40,9 @@ type Config struct {
 	Lifecycler     ring.LifecyclerConfig
 	RingStore      string
 	Bucket         bucket.Config
+	Compactor      compactor.Config
+	// CompactorLifecycler registers each compactor in the compactor ring, which shards tenants.
+	CompactorLifecycler ring.LifecyclerConfig
 	Memberlist     memberlist.Config
 	Etcd           etcd.Config
 	Multi          multi.Config
@@ -71,6 +75,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Ring.RegisterFlags(f)
 	c.Lifecycler.RegisterFlagsWithPrefix("ingester.ring.", f)
 	c.Bucket.RegisterFlags(f)
+	c.Compactor.RegisterFlags(f)
+	c.CompactorLifecycler.RegisterFlagsWithPrefix("compactor.ring.", f)
 	c.Memberlist.RegisterFlags(f)
 	c.Etcd.RegisterFlagsWithPrefix("ingester.ring.", f)
 	c.Multi.RegisterFlagsWithPrefix("ingester.ring.", f)
@@ -121,14 +127,21 @@ func (c *Config) Validate() error {
 	if err := c.Bucket.Validate(); err != nil {
 		return err
 	}
+	if c.Compactor.DataDir == "" {
+		c.Compactor.DataDir = filepath.Join(c.DataDir, "compactor")
+	}
+	if err := c.Compactor.Validate(); err != nil {
+		return err
+	}
 	c.Ring.ReplicationFactor = c.Distributor.ReplicationFactor
 	c.Ring.ZoneAwarenessEnabled = c.ZoneAwarenessEnabled
 	c.Lifecycler.AutoForgetAfter = c.Ring.AutoForgetAfter()
 	c.DistributorLifecycler.AutoForgetAfter = c.Ring.AutoForgetAfter()
+	c.CompactorLifecycler.AutoForgetAfter = c.Ring.AutoForgetAfter()
 	if c.ZoneAwarenessEnabled && c.Lifecycler.Zone == "" && slices.ContainsFunc(targets, func(t string) bool { return t == TargetIngester || t == TargetAll }) {
 		return errors.New("-distributor.zone-awareness-enabled needs -ingester.ring.instance-availability-zone on every ingester")
 	}
-	for _, v := range []interface{ Validate() error }{&c.Server, &c.Distributor, &c.Ingester, &c.IngesterClient, &c.Querier, &c.Limits, &c.Ring, &c.Lifecycler, &c.DistributorLifecycler} {
+	for _, v := range []interface{ Validate() error }{&c.Server, &c.Distributor, &c.Ingester, &c.IngesterClient, &c.Querier, &c.Limits, &c.Ring, &c.Lifecycler, &c.DistributorLifecycler, &c.CompactorLifecycler} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
@@ -187,13 +200,22 @@ func LoadConfig(args []string, stderr io.Writer) (*Config, *flag.FlagSet, error)
 		if !explicit["distributor.ring.instance-addr"] {
 			cfg.DistributorLifecycler.Addr = "127.0.0.1"
 		}
+		if !explicit["compactor.ring.instance-addr"] {
+			cfg.CompactorLifecycler.Addr = "127.0.0.1"
+		}
 	}
 	if !explicit["ingester.ring.unregister-on-shutdown"] {
 		// With replicas, a restarting ingester keeps its place so its series do not move.
 		cfg.Lifecycler.UnregisterOnShutdown = cfg.Distributor.ReplicationFactor == 1
 	}
-	if !explicit["distributor.ring.instance-id"] && explicit["ingester.ring.instance-id"] {
-		cfg.DistributorLifecycler.ID = cfg.Lifecycler.ID
+	if explicit["ingester.ring.instance-id"] {
+		// One name per process, unless each ring is given its own.
+		if !explicit["distributor.ring.instance-id"] {
+			cfg.DistributorLifecycler.ID = cfg.Lifecycler.ID
+		}
+		if !explicit["compactor.ring.instance-id"] {
+			cfg.CompactorLifecycler.ID = cfg.Lifecycler.ID
+		}
 	}
 	return cfg, f, nil
 }

@@ -265,7 +265,8 @@ func TestParseTargets(t *testing.T) {
 		{in: "all", want: []string{"all"}},
 		{in: "ingester, querier", want: []string{"ingester", "querier"}},
 		{in: "distributor", want: []string{"distributor"}},
-		{in: "compactor", errHas: `unknown target "compactor" in -target: choose from all, distributor, ingester, querier`},
+		{in: "compactor", want: []string{"compactor"}},
+		{in: "ruler", errHas: `unknown target "ruler" in -target: choose from all, compactor, distributor, ingester, querier`},
 		{in: "server", errHas: `unknown target "server"`}, // internal modules are not targets
 		{in: "", errHas: `unknown target ""`},
 		{in: "ingester,", errHas: `unknown target ""`},
@@ -318,5 +319,5 @@ func TestStartOrder_DependenciesFirstAndEachOnce(t *testing.T) {
 	before(moduleRingKV, moduleRing)
 	before(TargetIngester, TargetAll)
 	before(moduleMemberlistKV, moduleRingKV)
-	require.ElementsMatch(t, []string{moduleServer, moduleMemberlistKV, moduleRingKV, moduleRing, moduleDistributorRing, moduleIngesterClient, moduleBucket, TargetIngester, TargetDistributor, TargetQuerier, TargetAll}, order)
+	require.ElementsMatch(t, []string{moduleServer, moduleMemberlistKV, moduleRingKV, moduleRing, moduleDistributorRing, moduleIngesterClient, moduleBucket, TargetIngester, TargetDistributor, TargetQuerier, TargetCompactor, TargetAll}, order)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-metrics/strata/pkg/api"
+	"github.com/strata-metrics/strata/pkg/compactor"
 	"github.com/strata-metrics/strata/pkg/distributor"
 	"github.com/strata-metrics/strata/pkg/ingester"
 	"github.com/strata-metrics/strata/pkg/ingester/client"
@@ -33,6 +34,7 @@ const (
 	TargetDistributor = "distributor"
 	TargetIngester    = "ingester"
 	TargetQuerier     = "querier"
+	TargetCompactor   = "compactor"
 )
 
 // Internal modules, started as dependencies of the targets.
@@ -71,7 +73,8 @@ var modules = map[string]module{
 	TargetIngester:        {deps: []string{moduleServer, moduleRingKV, moduleRing, moduleBucket}, target: true, init: (*App).initIngester},
 	TargetDistributor:     {deps: []string{moduleServer, moduleRing, moduleDistributorRing, moduleIngesterClient}, target: true, init: (*App).initDistributor},
 	TargetQuerier:         {deps: []string{moduleServer, moduleRing, moduleIngesterClient}, target: true, init: (*App).initQuerier},
-	TargetAll:             {deps: []string{TargetIngester, TargetDistributor, TargetQuerier}, target: true},
+	TargetCompactor:       {deps: []string{moduleServer, moduleRingKV, moduleBucket}, target: true, init: (*App).initCompactor},
+	TargetAll:             {deps: []string{TargetIngester, TargetDistributor, TargetQuerier, TargetCompactor}, target: true},
 }
 
 func targetNames() []string {
@@ -217,7 +220,7 @@ func (a *App) initRing() (services.Service, error) {
 
 // initBucket opens the object storage where ingesters ship blocks.
 func (a *App) initBucket() (services.Service, error) {
-	bkt, err := bucket.NewClient(context.Background(), a.cfg.Bucket, "ingester", a.reg, a.logger)
+	bkt, err := bucket.NewClient(context.Background(), a.cfg.Bucket, a.cfg.Target, a.reg, a.logger)
 	if err != nil {
 		return nil, err
 	}
@@ -272,6 +275,32 @@ func (a *App) initQuerier() (services.Service, error) {
 	promAPI.Register(a.server.mux, "/prometheus/api/v1", a.tenantMiddleware)
 	a.links = append(a.links, api.Link{Path: "/prometheus/api/v1/status/buildinfo", Title: "Build information"})
 	return nil, nil
+}
+
+// initCompactor runs a compactor that owns the tenants the compactor ring gives it.
+func (a *App) initCompactor() (services.Service, error) {
+	lcfg := a.cfg.CompactorLifecycler
+	lcfg.NumTokens = min(lcfg.NumTokens, 64)
+	if lcfg.Port == 0 {
+		lcfg.Port = a.server.grpcPort()
+	}
+	lifecycler, err := ring.NewLifecycler(lcfg, compactor.RingName, compactor.RingKey, a.ringKV, a.reg, a.logger)
+	if err != nil {
+		return nil, err
+	}
+	rcfg := a.cfg.Ring
+	rcfg.ReplicationFactor, rcfg.ZoneAwarenessEnabled = 1, false
+	r, err := ring.New(rcfg, compactor.RingName, compactor.RingKey, a.ringKV, a.reg, a.logger)
+	if err != nil {
+		return nil, err
+	}
+	c, err := compactor.New(a.cfg.Compactor, a.bucket, r, lcfg.ID, a.reg, a.logger.With("component", "compactor"))
+	if err != nil {
+		return nil, err
+	}
+	a.server.mux.Handle("/compactor/ring", r)
+	a.links = append(a.links, api.Link{Path: "/compactor/ring", Title: "Compactor ring"})
+	return serviceGroup{lifecycler, activate{lifecycler}, r, c}, nil
 }
 
 func (a *App) tenantMiddleware(h http.Handler) http.Handler {

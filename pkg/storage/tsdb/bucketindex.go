@@ -58,6 +58,9 @@ type BlockEntry struct {
 	CompactionLevel int `json:"compaction_level"`
 	// IngesterID is the ingester that cut the block, for level-1 blocks.
 	IngesterID string `json:"ingester_id,omitempty"`
+	// Sources are the level-1 blocks this block holds the data of (meta.json's Compaction.Sources), so
+	// readers can skip a block that a compacted one replaces even before its deletion mark exists.
+	Sources []ulid.ULID `json:"sources,omitempty"`
 	// UploadedAt is when the block's meta.json was written to the bucket, in unix seconds.
 	UploadedAt int64 `json:"uploaded_at"`
 }
@@ -255,6 +258,7 @@ func (u *Updater) readBlockEntry(ctx context.Context, id ulid.ULID) (*BlockEntry
 		Source:          m.Strata.Source,
 		CompactionLevel: m.Compaction.Level,
 		IngesterID:      m.Strata.IngesterID,
+		Sources:         m.Compaction.Sources,
 		UploadedAt:      attrs.LastModified.Unix(),
 	}, nil
 }

@@ -137,12 +137,12 @@ func TestUpdater_UpdateIndex(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, &BlockEntry{
 			ID: id, MinTime: m.MinTime, MaxTime: m.MaxTime, Source: SourceIngester, CompactionLevel: 1,
-			IngesterID: "ingester-1", UploadedAt: got[id].UploadedAt,
+			IngesterID: "ingester-1", Sources: m.Compaction.Sources, UploadedAt: got[id].UploadedAt,
 		}, got[id])
 	}
 	require.Equal(t, &BlockEntry{
 		ID: compacted.ULID, MinTime: 0, MaxTime: 3 * testBlockRange, Source: SourceCompactor, CompactionLevel: 2,
-		UploadedAt: got[compacted.ULID].UploadedAt,
+		Sources: compacted.Compaction.Sources, UploadedAt: got[compacted.ULID].UploadedAt,
 	}, got[compacted.ULID])
 	require.Equal(t, []*DeletionMark{{ID: ids[0], DeletionTime: 1000, Reason: "compacted", Version: DeletionMarkVersion1}}, idx.DeletionMarks)
 	require.True(t, idx.IsMarkedForDeletion(ids[0]))

@@ -1,0 +1,69 @@
+package compactor
+
+import (
+	"flag"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
+)
+
+func TestConfig_FlagsAndDefaults(t *testing.T) {
+	var cfg Config
+	f := flag.NewFlagSet("test", flag.ContinueOnError)
+	cfg.RegisterFlags(f)
+	require.Equal(t, DurationList{2 * time.Hour, 12 * time.Hour, 24 * time.Hour}, cfg.BlockRanges)
+	require.Equal(t, time.Hour, cfg.CompactionInterval)
+	require.Equal(t, 12*time.Hour, cfg.DeletionDelay)
+	require.Equal(t, 15*time.Minute, cfg.CleanupInterval)
+	require.Zero(t, cfg.RetentionPeriod)
+	require.NoError(t, cfg.Validate())
+
+	require.NoError(t, f.Parse([]string{"-compactor.block-ranges=1h, 4h", "-compactor.blocks-retention-period=720h"}))
+	require.Equal(t, DurationList{time.Hour, 4 * time.Hour}, cfg.BlockRanges)
+	require.Equal(t, "1h0m0s,4h0m0s", cfg.BlockRanges.String())
+	require.Equal(t, 720*time.Hour, cfg.RetentionPeriod)
+	require.Error(t, f.Parse([]string{"-compactor.block-ranges=2h,soon"}))
+}
+
+func TestConfig_ValidateRejectsBadValues(t *testing.T) {
+	tests := map[string]func(*Config){
+		"no ranges":                  func(c *Config) { c.BlockRanges = nil },
+		"range not increasing":       func(c *Config) { c.BlockRanges = DurationList{2 * time.Hour, 2 * time.Hour} },
+		"range not a multiple":       func(c *Config) { c.BlockRanges = DurationList{2 * time.Hour, 5 * time.Hour} },
+		"range too small":            func(c *Config) { c.BlockRanges = DurationList{time.Second} },
+		"zero compaction interval":   func(c *Config) { c.CompactionInterval = 0 },
+		"zero cleanup interval":      func(c *Config) { c.CleanupInterval = 0 },
+		"negative deletion delay":    func(c *Config) { c.DeletionDelay = -time.Second },
+		"negative retention":         func(c *Config) { c.RetentionPeriod = -time.Second },
+		"negative consistency delay": func(c *Config) { c.ConsistencyDelay = -time.Second },
+	}
+	for name, mutate := range tests {
+		t.Run(name, func(t *testing.T) {
+			cfg := testConfig(t)
+			mutate(&cfg)
+			require.Error(t, cfg.Validate())
+		})
+	}
+}
+
+func TestNew_RequiresDataDirAndBucket(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.DataDir = ""
+	_, err := New(cfg, nil, nil, "c", nil, nil)
+	require.ErrorContains(t, err, "-compactor.data-dir")
+	_, err = New(testConfig(t), nil, nil, "c", nil, nil)
+	require.ErrorContains(t, err, "bucket")
+}
+
+func TestDurationList_YAML(t *testing.T) {
+	for _, in := range []string{"block_ranges: [2h, 12h]", "block_ranges: 2h,12h"} {
+		var cfg Config
+		require.NoError(t, yaml.Unmarshal([]byte(in), &cfg), in)
+		require.Equal(t, DurationList{2 * time.Hour, 12 * time.Hour}, cfg.BlockRanges, in)
+	}
+	out, err := yaml.Marshal(Config{BlockRanges: DurationList{2 * time.Hour}})
+	require.NoError(t, err)
+	require.Contains(t, string(out), "block_ranges:\n    - 2h0m0s")
+}

@@ -1,0 +1,226 @@
+package compactor
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+	promtsdb "github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/stretchr/testify/require"
+	"github.com/thanos-io/objstore"
+
+	"github.com/strata-metrics/strata/pkg/storage/bucket"
+	"github.com/strata-metrics/strata/pkg/storage/tsdb"
+)
+
+var testLogger = slog.New(slog.DiscardHandler)
+
+const (
+	hourMs     = int64(time.Hour / time.Millisecond)
+	sampleStep = int64(30 * time.Second / time.Millisecond)
+)
+
+// blockSpec describes a test block: series up{job="0".."series-1"} with a sample every sampleStep in
+// [minT, maxT), except where skip says so.
+type blockSpec struct {
+	minT, maxT int64
+	series     int
+	ingester   string
+	skip       func(series int, t int64) bool
+}
+
+// buildBlock writes the block spec describes as an ingester cuts it: a TSDB with 2h blocks whose head is
+// compacted over exactly [minT, maxT). It returns the block's directory and meta.
+func buildBlock(t *testing.T, tenant string, spec blockSpec) (string, *tsdb.Meta) {
+	t.Helper()
+	dir := t.TempDir()
+	opts := promtsdb.DefaultOptions()
+	opts.MinBlockDuration = 2 * hourMs
+	opts.MaxBlockDuration = 2 * hourMs
+	db, err := promtsdb.Open(dir, testLogger, nil, opts, nil)
+	require.NoError(t, err)
+	db.DisableCompactions()
+	app := db.Appender(context.Background())
+	for s := range spec.series {
+		lbls := labels.FromStrings("__name__", "up", "job", fmt.Sprint(s))
+		for ts := spec.minT; ts < spec.maxT; ts += sampleStep {
+			if spec.skip != nil && spec.skip(s, ts) {
+				continue
+			}
+			_, err := app.Append(0, lbls, ts, float64(ts/sampleStep+int64(s)))
+			require.NoError(t, err)
+		}
+	}
+	require.NoError(t, app.Commit())
+	require.NoError(t, db.CompactHead(promtsdb.NewRangeHead(db.Head(), spec.minT, spec.maxT-1)))
+	blocks := db.Blocks()
+	require.Len(t, blocks, 1)
+	id := blocks[0].Meta().ULID
+	require.NoError(t, db.Close())
+
+	bdir := filepath.Join(dir, id.String())
+	meta, err := tsdb.ReadMetaFromDir(bdir)
+	require.NoError(t, err)
+	require.Equal(t, spec.minT, meta.MinTime)
+	require.Equal(t, spec.maxT, meta.MaxTime)
+	meta.Strata = tsdb.StrataMeta{TenantID: tenant, IngesterID: spec.ingester, Source: tsdb.SourceIngester}
+	require.NoError(t, meta.WriteToDir(bdir))
+	return bdir, meta
+}
+
+// shipBlock builds the block spec describes and uploads it to tenant's directory of bkt, like a shipper.
+func shipBlock(t *testing.T, bkt objstore.Bucket, tenant string, spec blockSpec) *tsdb.Meta {
+	t.Helper()
+	dir, meta := buildBlock(t, tenant, spec)
+	require.NoError(t, uploadBlock(context.Background(), bucket.NewTenantBucket(bkt, tenant), meta, dir))
+	return meta
+}
+
+// sampleKey is one sample of one series, for comparing block contents.
+type sampleKey struct {
+	series string
+	t      int64
+	v      float64
+}
+
+// readBlock downloads a block of tenant and returns its samples.
+func readBlock(t *testing.T, bkt objstore.Bucket, tenant string, id ulid.ULID) map[sampleKey]struct{} {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), id.String())
+	require.NoError(t, downloadBlock(context.Background(), bucket.NewTenantBucket(bkt, tenant), id, dir))
+	b, err := promtsdb.OpenBlock(testLogger, dir, nil, nil)
+	require.NoError(t, err)
+	defer b.Close()
+	q, err := promtsdb.NewBlockQuerier(b, b.MinTime(), b.MaxTime())
+	require.NoError(t, err)
+	defer q.Close()
+	out := map[sampleKey]struct{}{}
+	set := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
+	var it chunkenc.Iterator
+	for set.Next() {
+		s := set.At()
+		it = s.Iterator(it)
+		for it.Next() == chunkenc.ValFloat {
+			ts, v := it.At()
+			k := sampleKey{series: s.Labels().String(), t: ts, v: v}
+			_, dup := out[k]
+			require.False(t, dup, "sample %v read twice", k)
+			out[k] = struct{}{}
+		}
+		require.NoError(t, it.Err())
+	}
+	require.NoError(t, set.Err())
+	return out
+}
+
+// union merges sample sets.
+func union(sets ...map[sampleKey]struct{}) map[sampleKey]struct{} {
+	out := map[sampleKey]struct{}{}
+	for _, s := range sets {
+		for k := range s {
+			out[k] = struct{}{}
+		}
+	}
+	return out
+}
+
+// testClock is a settable clock.
+type testClock struct {
+	mtx sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mtx.Lock()
+	defer c.mtx.Unlock()
+	return c.now
+}
+
+func (c *testClock) Add(d time.Duration) {
+	c.mtx.Lock()
+	defer c.mtx.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// testBase is the start of the day three days ago: test blocks live in that day and the next, and the clock
+// starts now, since the bucket stamps objects with the real time.
+func testBase() int64 {
+	day := 24 * hourMs
+	return time.Now().UnixMilli()/day*day - 3*day
+}
+
+func testConfig(t *testing.T) Config {
+	return Config{
+		BlockRanges:        DurationList{2 * time.Hour, 12 * time.Hour, 24 * time.Hour},
+		CompactionInterval: time.Hour,
+		DataDir:            t.TempDir(),
+		DeletionDelay:      12 * time.Hour,
+		CleanupInterval:    15 * time.Minute,
+	}
+}
+
+func newTestCompactor(t *testing.T, cfg Config, bkt objstore.Bucket) (*Compactor, *testClock) {
+	t.Helper()
+	c, err := New(cfg, bkt, nil, "compactor-1", prometheus.NewRegistry(), testLogger)
+	require.NoError(t, err)
+	clock := &testClock{now: time.Now()}
+	c.now = clock.Now
+	return c, clock
+}
+
+// tenantIndex reads the bucket index the compactor wrote for tenant.
+func tenantIndex(t *testing.T, bkt objstore.Bucket, tenant string) *tsdb.Index {
+	t.Helper()
+	idx, err := tsdb.ReadIndex(context.Background(), bucket.NewTenantBucket(bkt, tenant))
+	require.NoError(t, err)
+	return idx
+}
+
+// blockDirs lists the block directories of tenant in bkt, complete or partial.
+func blockDirs(t *testing.T, bkt objstore.Bucket, tenant string) []ulid.ULID {
+	t.Helper()
+	var ids []ulid.ULID
+	require.NoError(t, bkt.Iter(context.Background(), tenant+"/", func(name string) error {
+		name = strings.TrimSuffix(strings.TrimPrefix(name, tenant+"/"), "/")
+		if id, err := ulid.ParseStrict(name); err == nil {
+			ids = append(ids, id)
+		}
+		return nil
+	}))
+	return ids
+}
+
+// failingBucket fails the uploads fail returns an error for.
+type failingBucket struct {
+	objstore.Bucket
+	mtx  sync.Mutex
+	fail func(name string) error
+}
+
+func (b *failingBucket) setFail(f func(name string) error) {
+	b.mtx.Lock()
+	defer b.mtx.Unlock()
+	b.fail = f
+}
+
+func (b *failingBucket) Upload(ctx context.Context, name string, r io.Reader, opts ...objstore.ObjectUploadOption) error {
+	b.mtx.Lock()
+	f := b.fail
+	b.mtx.Unlock()
+	if f != nil {
+		if err := f(name); err != nil {
+			return err
+		}
+	}
+	return b.Bucket.Upload(ctx, name, r, opts...)
+}
