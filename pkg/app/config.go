@@ -43,9 +43,9 @@ type Config struct {
 	Compactor      compactor.Config
 	// CompactorLifecycler registers each compactor in the compactor ring, which shards tenants.
 	CompactorLifecycler ring.LifecyclerConfig
-	Memberlist     memberlist.Config
-	Etcd           etcd.Config
-	Multi          multi.Config
+	Memberlist          memberlist.Config
+	Etcd                etcd.Config
+	Multi               multi.Config
 	// DistributorLifecycler registers each distributor in a ring of its own (/distributor/ring).
 	DistributorLifecycler ring.LifecyclerConfig
 	ZoneAwarenessEnabled  bool

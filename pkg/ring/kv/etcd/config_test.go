@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/strata-metrics/strata/pkg/ring/kv/kvtest"
 )
 
 func TestConfig_FlagsHaveThePrefixAndDefaults(t *testing.T) {
@@ -92,18 +94,18 @@ func TestConfig_Validate(t *testing.T) {
 
 func TestNew_RejectsBadConfig(t *testing.T) {
 	logger := slog.New(slog.DiscardHandler)
-	_, err := New(Config{}, countersCodec{}, nil, logger)
+	_, err := New(Config{}, kvtest.CountersCodec{}, nil, logger)
 	require.ErrorContains(t, err, "no endpoints")
 
 	missing := filepath.Join(t.TempDir(), "missing.pem")
 	cfg := Config{Endpoints: []string{"https://127.0.0.1:2379"}, DialTimeout: time.Second, MaxRetries: 1,
 		TLSEnabled: true, TLSCAPath: missing}
-	_, err = New(cfg, countersCodec{}, nil, logger)
+	_, err = New(cfg, kvtest.CountersCodec{}, nil, logger)
 	require.ErrorContains(t, err, "TLS configuration")
 
 	garbage := filepath.Join(t.TempDir(), "garbage.pem")
 	require.NoError(t, os.WriteFile(garbage, []byte("not a certificate"), 0o600))
 	cfg.TLSCAPath, cfg.TLSCertPath, cfg.TLSKeyPath = "", garbage, garbage
-	_, err = New(cfg, countersCodec{}, nil, logger)
+	_, err = New(cfg, kvtest.CountersCodec{}, nil, logger)
 	require.ErrorContains(t, err, "TLS configuration")
 }

@@ -2,8 +2,6 @@ package etcd
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
@@ -15,6 +13,9 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+
+	"github.com/strata-metrics/strata/pkg/ring/kv"
+	"github.com/strata-metrics/strata/pkg/ring/kv/kvtest"
 )
 
 // testServer is a single-member etcd cluster running inside the test process on 127.0.0.1.
@@ -104,39 +105,19 @@ func (s *testServer) testConfig() Config {
 	return Config{Endpoints: []string{s.endpoint}, DialTimeout: 5 * time.Second, MaxRetries: 10}
 }
 
-// newTestClient returns a Client of s with its own metrics registry, closed when the test ends.
+// newTestClient returns a Client storing kvtest.Counters, with its own metrics registry, closed when the
+// test ends.
 func newTestClient(t *testing.T, cfg Config) *Client {
 	t.Helper()
-	c, err := New(cfg, countersCodec{}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	return newTestClientWithCodec(t, cfg, kvtest.CountersCodec{})
+}
+
+func newTestClientWithCodec(t *testing.T, cfg Config, codec kv.Codec) *Client {
+	t.Helper()
+	c, err := New(cfg, codec, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
-}
-
-// counters is the test value: a map, so aliasing between callers would show.
-type counters map[string]int
-
-type countersCodec struct{}
-
-func (countersCodec) Name() string                 { return "counters.json" }
-func (countersCodec) Encode(v any) ([]byte, error) { return json.Marshal(v) }
-func (countersCodec) Decode(b []byte) (any, error) {
-	var c counters
-	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("decode counters: %w", err)
-	}
-	return c, nil
-}
-
-func increment(name string) func(any) (any, bool, error) {
-	return func(in any) (any, bool, error) {
-		c, _ := in.(counters)
-		if c == nil {
-			c = counters{}
-		}
-		c[name]++
-		return c, false, nil
-	}
 }
 
 // testContext is cancelled when the test ends and bounds it, so a hung etcd call fails the test.

@@ -18,6 +18,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
+
+	"github.com/strata-metrics/strata/pkg/ring/kv/kvtest"
 )
 
 // certFiles is a certificate and its key written as PEM files.
@@ -99,7 +101,7 @@ func TestClient_TLS(t *testing.T) {
 			// A failed handshake is retried by the etcd client until the context ends; keep that short.
 			ctx, cancel := context.WithTimeout(testContext(t), 3*time.Second)
 			defer cancel()
-			err := c.CAS(ctx, "k", increment("n"))
+			err := c.CAS(ctx, "k", kvtest.Increment("n"))
 			if tc.works {
 				require.NoError(t, err)
 			} else {

@@ -1,7 +1,7 @@
 package etcd
 
 import (
-	"context"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -9,96 +9,38 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/strata-metrics/strata/pkg/ring/kv/kvtest"
 )
 
-// watchCounter runs WatchKey on key in the background, sending every delivered value of counter "n" to
-// the returned channel; done is closed when WatchKey returns. It fails the test if values go backwards.
-func watchCounter(t *testing.T, ctx context.Context, c *Client, key string, stopAt int) (seen <-chan int, done <-chan struct{}) {
-	seenCh, doneCh := make(chan int, 1000), make(chan struct{})
-	go func() {
-		defer close(doneCh)
-		last := 0
-		c.WatchKey(ctx, key, func(v any) bool {
-			n := v.(counters)["n"]
-			if n <= last {
-				t.Errorf("watcher got stale value %d after %d", n, last)
-			}
-			last = n
-			seenCh <- n
-			return stopAt == 0 || n < stopAt
-		})
-	}()
-	return seenCh, doneCh
-}
-
-// waitFor reads seen until it yields want, failing the test if that takes too long.
-func waitFor(t *testing.T, seen <-chan int, want int) {
-	t.Helper()
-	deadline := time.After(30 * time.Second)
-	for {
-		select {
-		case n := <-seen:
-			if n == want {
-				return
-			}
-		case <-deadline:
-			t.Fatalf("watcher never saw value %d", want)
-		}
-	}
-}
-
-func waitClosed(t *testing.T, done <-chan struct{}, what string) {
-	t.Helper()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("watcher did not stop %s", what)
-	}
-}
-
-func TestClient_WatchKeySeesCurrentAndLatestValues(t *testing.T) {
-	t.Parallel()
-	ctx := testContext(t)
-	s := startEtcd(t)
-	c, writer := newTestClient(t, s.testConfig()), newTestClient(t, s.testConfig())
-	require.NoError(t, writer.CAS(ctx, "k", increment("n")))
-
-	seen, done := watchCounter(t, ctx, c, "k", 5)
-	require.Equal(t, 1, <-seen, "the current value comes first")
-	for range 4 {
-		require.NoError(t, writer.CAS(ctx, "k", increment("n")))
-	}
-	waitFor(t, seen, 5)
-	waitClosed(t, done, "when f returned false")
-}
-
-func TestClient_WatchKeyWaitsForMissingKeyAndStopsOnContext(t *testing.T) {
+// Deleting a key delivers nothing to its watchers (f takes values, not absences); the next write does.
+func TestClient_WatchKeySkipsDeletionAndDeliversTheNextWrite(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
 	s := startEtcd(t)
 	c := newTestClient(t, s.testConfig())
-	watchCtx, cancel := context.WithCancel(ctx)
-	seen, done := watchCounter(t, watchCtx, c, "later", 0)
+	require.NoError(t, c.CAS(ctx, "k", kvtest.Increment("n")))
+	w := kvtest.WatchCounter(t, ctx, c, "k", "n", 0)
+	w.WaitFor(t, 1)
 
-	// Deleting a key delivers nothing; the next write is delivered.
-	require.NoError(t, c.CAS(ctx, "later", increment("n")))
-	waitFor(t, seen, 1)
-	_, err := s.adminClient(t, "", "").Delete(ctx, "later")
+	_, err := s.adminClient(t, "", "").Delete(ctx, "k")
 	require.NoError(t, err)
-	require.NoError(t, c.CAS(ctx, "later", func(any) (any, bool, error) { return counters{"n": 7}, false, nil }))
-	waitFor(t, seen, 7)
-
-	cancel()
-	waitClosed(t, done, "on context cancellation")
+	require.NoError(t, c.CAS(ctx, "k", func(in any) (any, bool, error) {
+		if in != nil {
+			return nil, false, fmt.Errorf("CAS after the deletion got %v, want no value", in)
+		}
+		return kvtest.Counters{"n": 7}, false, nil
+	}))
+	require.Equal(t, 7, w.Next(t), "nothing is delivered for the deletion")
 }
 
 func TestClient_WatchKeyStopsWhenClientCloses(t *testing.T) {
 	t.Parallel()
 	s := startEtcd(t)
 	c := newTestClient(t, s.testConfig())
-	_, done := watchCounter(t, testContext(t), c, "k", 0)
+	w := kvtest.WatchCounter(t, testContext(t), c, "k", "n", 0)
 	require.NoError(t, c.Close())
-	waitClosed(t, done, "when the client was closed")
+	w.WaitStopped(t, "when the client was closed")
 }
 
 // A compaction between WatchKey's read and its watch makes the watch's start revision unavailable; the
@@ -109,7 +51,7 @@ func TestClient_WatchKeyStartsOverAfterCompaction(t *testing.T) {
 	s := startEtcd(t)
 	c, writer := newTestClient(t, s.testConfig()), newTestClient(t, s.testConfig())
 	admin := s.adminClient(t, "", "")
-	require.NoError(t, writer.CAS(ctx, "k", increment("n")))
+	require.NoError(t, writer.CAS(ctx, "k", kvtest.Increment("n")))
 
 	compacted := false
 	c.beforeWatch = func() {
@@ -119,7 +61,7 @@ func TestClient_WatchKeyStartsOverAfterCompaction(t *testing.T) {
 		compacted = true
 		// This runs in the watcher's goroutine, where require must not stop the test.
 		for range 3 {
-			if err := writer.CAS(ctx, "k", increment("n")); err != nil {
+			if err := writer.CAS(ctx, "k", kvtest.Increment("n")); err != nil {
 				t.Error(err)
 			}
 		}
@@ -132,14 +74,14 @@ func TestClient_WatchKeyStartsOverAfterCompaction(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	seen, _ := watchCounter(t, ctx, c, "k", 0)
-	require.Equal(t, 1, <-seen)
-	waitFor(t, seen, 4)
+	w := kvtest.WatchCounter(t, ctx, c, "k", "n", 0)
+	require.Equal(t, 1, w.Next(t))
+	w.WaitFor(t, 4)
 	require.GreaterOrEqual(t, testutil.ToFloat64(c.metrics.watchRestarts), 1.0)
 
 	// The restarted watch keeps working.
-	require.NoError(t, writer.CAS(ctx, "k", increment("n")))
-	waitFor(t, seen, 5)
+	require.NoError(t, writer.CAS(ctx, "k", kvtest.Increment("n")))
+	w.WaitFor(t, 5)
 }
 
 // When etcd goes away and comes back, the watcher reconnects and sees writes made after the restart.
@@ -148,15 +90,15 @@ func TestClient_WatchKeySurvivesEtcdRestart(t *testing.T) {
 	ctx := testContext(t)
 	s := startEtcd(t)
 	c, writer := newTestClient(t, s.testConfig()), newTestClient(t, s.testConfig())
-	require.NoError(t, writer.CAS(ctx, "k", increment("n")))
-	seen, _ := watchCounter(t, ctx, c, "k", 0)
-	waitFor(t, seen, 1)
+	require.NoError(t, writer.CAS(ctx, "k", kvtest.Increment("n")))
+	w := kvtest.WatchCounter(t, ctx, c, "k", "n", 0)
+	w.WaitFor(t, 1)
 
 	s.stop()
 	s.start()
 	// The writer may need a few attempts while its connection comes back.
-	require.Eventually(t, func() bool { return writer.CAS(ctx, "k", increment("n")) == nil }, 30*time.Second, 100*time.Millisecond)
-	waitFor(t, seen, 2)
+	require.Eventually(t, func() bool { return writer.CAS(ctx, "k", kvtest.Increment("n")) == nil }, 30*time.Second, 100*time.Millisecond)
+	w.WaitFor(t, 2)
 }
 
 func TestClient_UsernameAndPassword(t *testing.T) {
@@ -183,10 +125,10 @@ func TestClient_UsernameAndPassword(t *testing.T) {
 	cfg := s.testConfig()
 	cfg.Username, cfg.Password.Value = "strata", "s3cret"
 	c := newTestClient(t, cfg)
-	require.NoError(t, c.CAS(ctx, "ring", increment("n")))
+	require.NoError(t, c.CAS(ctx, "ring", kvtest.Increment("n")))
 	v, err := c.Get(ctx, "ring")
 	require.NoError(t, err)
-	require.Equal(t, counters{"n": 1}, v)
+	require.Equal(t, kvtest.Counters{"n": 1}, v)
 	_, err = c.Get(ctx, "other")
 	require.Error(t, err, "the user has no permission outside its key")
 
@@ -198,7 +140,7 @@ func TestClient_UsernameAndPassword(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			cfg := s.testConfig()
 			cfg.Username, cfg.Password.Value = tc.user, tc.password
-			c, err := New(cfg, countersCodec{}, nil, slog.New(slog.DiscardHandler))
+			c, err := New(cfg, kvtest.CountersCodec{}, nil, slog.New(slog.DiscardHandler))
 			if err != nil {
 				return // rejected while connecting: fine too
 			}

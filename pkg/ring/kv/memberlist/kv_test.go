@@ -15,6 +15,7 @@ import (
 
 	"github.com/strata-metrics/strata/pkg/ring"
 	"github.com/strata-metrics/strata/pkg/ring/kv"
+	"github.com/strata-metrics/strata/pkg/ring/kv/kvtest"
 )
 
 func TestKV_CASOnOneMemberIsSeenByGetAndWatchKeyOnOthers(t *testing.T) {
@@ -243,76 +244,38 @@ func TestKV_TombstoneRemovalRunsPeriodically(t *testing.T) {
 	require.Eventually(t, func() bool { return len(getDesc(t, k).Instances) == 0 }, convergeTimeout, 10*time.Millisecond)
 }
 
-func TestClient_CASOutcomes(t *testing.T) {
-	boom := errors.New("boom")
-	tests := map[string]struct {
-		f       func(calls *int) func(any) (any, bool, error)
-		wantErr error
-		wantIDs []string
-		calls   int
-	}{
-		"nil out writes nothing": {
-			f: func(calls *int) func(any) (any, bool, error) {
-				return func(any) (any, bool, error) { *calls++; return nil, false, nil }
-			},
-			calls: 1,
-		},
-		"error without retry stops": {
-			f: func(calls *int) func(any) (any, bool, error) {
-				return func(any) (any, bool, error) { *calls++; return nil, false, boom }
-			},
-			wantErr: boom, calls: 1,
-		},
-		"retry then success": {
-			f: func(calls *int) func(any) (any, bool, error) {
-				return func(in any) (any, bool, error) {
-					*calls++
-					if *calls < 3 {
-						return nil, true, boom
-					}
-					return addInstance("a")(in)
-				}
-			},
-			wantIDs: []string{"a"}, calls: 3,
-		},
-		"retry forever gives up": {
-			f: func(calls *int) func(any) (any, bool, error) {
-				return func(any) (any, bool, error) { *calls++; return nil, true, boom }
-			},
-			wantErr: kv.ErrTooManyCASRetries, calls: maxCASRetries,
-		},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			k := newTestKV(t, testConfig())
-			calls := 0
-			err := ringClient(k).CAS(context.Background(), ringKey, tc.f(&calls))
-			if tc.wantErr != nil {
-				require.ErrorIs(t, err, tc.wantErr)
-				require.Equal(t, 1.0, testutil.ToFloat64(k.metrics.casFailures))
-			} else {
-				require.NoError(t, err)
-			}
-			require.Equal(t, tc.calls, calls)
-			require.Equal(t, float64(tc.calls), testutil.ToFloat64(k.metrics.casAttempts))
-			v, err := ringClient(k).Get(context.Background(), ringKey)
-			require.NoError(t, err)
-			if tc.wantIDs == nil {
-				require.Nil(t, v)
-			} else {
-				require.Equal(t, tc.wantIDs, v.(*ring.Desc).MergeContent())
-			}
-		})
-	}
+func TestClient_Conformance(t *testing.T) {
+	kvtest.RunClientConformance(t, func(t *testing.T, codec kv.Codec) kv.Client {
+		// A started member, so CAS also queues its changes for gossip as it does in production.
+		return startKV(t, testConfig()).Client(codec)
+	}, kvtest.Options{MaxCASRetries: maxCASRetries})
 }
 
-func TestClient_GetReturnsCopies(t *testing.T) {
+func TestClient_CASCountsAttemptsAndFailures(t *testing.T) {
 	k := newTestKV(t, testConfig())
-	c := ringClient(k)
-	require.NoError(t, c.CAS(context.Background(), ringKey, addInstance("a")))
-	d := getDesc(t, k)
-	delete(d.Instances, "a")
-	require.Contains(t, getDesc(t, k).Instances, "a", "changing what Get returned must not change the store")
+	c, ctx := ringClient(k), context.Background()
+	attempts := func() float64 { return testutil.ToFloat64(k.metrics.casAttempts) }
+	failures := func() float64 { return testutil.ToFloat64(k.metrics.casFailures) }
+
+	calls := 0
+	require.NoError(t, c.CAS(ctx, ringKey, func(in any) (any, bool, error) {
+		calls++
+		if calls < 3 {
+			return nil, true, errors.New("not yet")
+		}
+		return addInstance("a")(in)
+	}))
+	require.Equal(t, 3.0, attempts(), "every call of f is an attempt, retried ones included")
+	require.Zero(t, failures())
+
+	err := c.CAS(ctx, ringKey, func(any) (any, bool, error) { return nil, true, errors.New("never") })
+	require.ErrorIs(t, err, kv.ErrTooManyCASRetries)
+	require.Equal(t, float64(3+maxCASRetries), attempts())
+	require.Equal(t, 1.0, failures())
+
+	err = c.CAS(ctx, ringKey, func(any) (any, bool, error) { return nil, false, errors.New("boom") })
+	require.ErrorContains(t, err, "boom")
+	require.Equal(t, 2.0, failures(), "an error from f is a failure too")
 }
 
 // stringCodec stores plain strings, which cannot be merged.
