@@ -112,7 +112,7 @@ func newestFile(ctx context.Context, bkt objstore.Bucket, id ulid.ULID) (time.Ti
 // marks them.
 func (c *Compactor) writeIndex(ctx context.Context, p *tenantPass) error {
 	idx := *p.idx
-	replaced := replacedBlocks(p.liveBlocks(), p.sources())
+	replaced := tsdb.ReplacedBlocks(p.liveBlocks(), p.sources())
 	if len(replaced) > 0 {
 		idx.Blocks = nil
 		for _, b := range p.idx.Blocks {

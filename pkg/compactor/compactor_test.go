@@ -41,7 +41,7 @@ func shipReplicas(t *testing.T, bkt objstore.Bucket, tenant string, minT, maxT i
 
 // queriedBlocks returns the blocks of tenant's written index that queriers would read.
 func queriedBlocks(t *testing.T, bkt objstore.Bucket, tenant string) []*tsdb.BlockEntry {
-	return BlocksToQuery(tenantIndex(t, bkt, tenant), nil)
+	return tsdb.BlocksToQuery(tenantIndex(t, bkt, tenant), nil)
 }
 
 func TestCompactor_MergesReplicaCopiesAndDeletesThemAfterTheDelay(t *testing.T) {
@@ -151,13 +151,13 @@ func TestCompactor_CrashAfterUploadIsFinishedByTheNextPass(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, idx.Blocks, 4)
 	require.Empty(t, idx.DeletionMarks)
-	sources := BlockSources{}
+	sources := tsdb.BlockSources{}
 	for _, b := range idx.Blocks {
 		m, err := tsdb.DownloadMeta(ctx, tbkt, b.ID)
 		require.NoError(t, err)
 		sources[b.ID] = m.Compaction.Sources
 	}
-	require.Equal(t, []ulid.ULID{uploaded}, ids(BlocksToQuery(idx, sources)))
+	require.Equal(t, []ulid.ULID{uploaded}, ids(tsdb.BlocksToQuery(idx, sources)))
 
 	c.afterUpload = nil
 	require.NoError(t, c.CompactAll(ctx))
@@ -251,7 +251,7 @@ func TestCompactor_RetentionMarksOldBlocks(t *testing.T) {
 	require.NotNil(t, mark)
 	require.Equal(t, reasonRetention, mark.Reason)
 	require.False(t, idx.IsMarkedForDeletion(recent.ULID))
-	require.Equal(t, []ulid.ULID{recent.ULID}, ids(BlocksToQuery(idx, nil)))
+	require.Equal(t, []ulid.ULID{recent.ULID}, ids(tsdb.BlocksToQuery(idx, nil)))
 	require.Equal(t, 1.0, testutil.ToFloat64(c.metrics.markedDeleted.WithLabelValues(reasonRetention)))
 }
 

@@ -132,3 +132,11 @@ func TestAlignDown(t *testing.T) {
 		require.Equal(t, tc.want, alignDown(tc.t, tc.r), "alignDown(%d, %d)", tc.t, tc.r)
 	}
 }
+
+func ids(blocks []*tsdb.BlockEntry) []ulid.ULID {
+	out := []ulid.ULID{}
+	for _, b := range blocks {
+		out = append(out, b.ID)
+	}
+	return out
+}

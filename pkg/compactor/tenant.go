@@ -117,8 +117,8 @@ func (c *Compactor) refresh(ctx context.Context, p *tenantPass, old *tsdb.Index)
 }
 
 // sources returns the compaction sources of the pass's blocks.
-func (p *tenantPass) sources() BlockSources {
-	s := make(BlockSources, len(p.metas))
+func (p *tenantPass) sources() tsdb.BlockSources {
+	s := make(tsdb.BlockSources, len(p.metas))
 	for id, m := range p.metas {
 		s[id] = m.Compaction.Sources
 	}
@@ -139,7 +139,7 @@ func (p *tenantPass) liveBlocks() []*tsdb.BlockEntry {
 // markReplaced marks for deletion the live blocks whose data another live block holds: the inputs of a
 // compaction that uploaded its block but died before marking them.
 func (c *Compactor) markReplaced(ctx context.Context, p *tenantPass) error {
-	replaced := replacedBlocks(p.liveBlocks(), p.sources())
+	replaced := tsdb.ReplacedBlocks(p.liveBlocks(), p.sources())
 	if len(replaced) == 0 {
 		return nil
 	}

@@ -1,9 +1,7 @@
-package compactor
+package tsdb
 
 import (
 	"github.com/oklog/ulid/v2"
-
-	"github.com/strata-metrics/strata/pkg/storage/tsdb"
 )
 
 // BlockSources maps a block to the level-1 blocks it was compacted from (its meta.json's
@@ -22,20 +20,20 @@ func (s BlockSources) sourcesOf(id ulid.ULID) []ulid.ULID {
 // BlocksToQuery returns the blocks of idx that queriers and store-gateways should read: those not marked
 // for deletion and not replaced by another such block, i.e. whose sources are not all among another
 // block's sources. With sources nil, the sources recorded in the index entries are used.
-func BlocksToQuery(idx *tsdb.Index, sources BlockSources) []*tsdb.BlockEntry {
+func BlocksToQuery(idx *Index, sources BlockSources) []*BlockEntry {
 	if sources == nil {
 		sources = BlockSources{}
 		for _, b := range idx.Blocks {
 			sources[b.ID] = b.Sources
 		}
 	}
-	live := make([]*tsdb.BlockEntry, 0, len(idx.Blocks))
+	live := make([]*BlockEntry, 0, len(idx.Blocks))
 	for _, b := range idx.Blocks {
 		if !idx.IsMarkedForDeletion(b.ID) {
 			live = append(live, b)
 		}
 	}
-	replaced := replacedBlocks(live, sources)
+	replaced := ReplacedBlocks(live, sources)
 	out := live[:0]
 	for _, b := range live {
 		if _, ok := replaced[b.ID]; !ok {
@@ -45,14 +43,14 @@ func BlocksToQuery(idx *tsdb.Index, sources BlockSources) []*tsdb.BlockEntry {
 	return out
 }
 
-// replacedBlocks returns, for each block of blocks whose data another block of blocks already holds, the
+// ReplacedBlocks returns, for each block of blocks whose data another block of blocks already holds, the
 // ID of that other block. Block A is replaced by B when A's sources are a subset of B's and B has more
 // of them; with equal sources (two compactors raced, or one was retried) the lower ULID wins, so exactly
 // one copy stays.
-func replacedBlocks(blocks []*tsdb.BlockEntry, sources BlockSources) map[ulid.ULID]ulid.ULID {
+func ReplacedBlocks(blocks []*BlockEntry, sources BlockSources) map[ulid.ULID]ulid.ULID {
 	// A block that replaces A holds all of A's sources, so in particular its first: only the blocks
 	// holding that one need checking.
-	bySource := map[ulid.ULID][]*tsdb.BlockEntry{}
+	bySource := map[ulid.ULID][]*BlockEntry{}
 	for _, b := range blocks {
 		for _, s := range sources.sourcesOf(b.ID) {
 			bySource[s] = append(bySource[s], b)
