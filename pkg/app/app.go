@@ -55,16 +55,18 @@ type App struct {
 	links []api.Link
 
 	// Built by the modules' init functions.
-	server            *server
-	ringKV            kv.Client
-	memberlistKV      *memberlist.KV
-	ingester          *ingester.Ingester
-	bucket            objstore.Bucket
-	ring              *ring.Ring
-	lifecycler        *ring.Lifecycler
-	ingesterClients   *client.Pool
-	discardedSamples  *prometheus.CounterVec
-	discardedMetadata *prometheus.CounterVec
+	server              *server
+	ringKV              kv.Client
+	memberlistKV        *memberlist.KV
+	ingester            *ingester.Ingester
+	bucket              objstore.Bucket
+	storeGatewayRing    *ring.Ring
+	storeGatewayClients *client.Pool
+	ring                *ring.Ring
+	lifecycler          *ring.Lifecycler
+	ingesterClients     *client.Pool
+	discardedSamples    *prometheus.CounterVec
+	discardedMetadata   *prometheus.CounterVec
 }
 
 // New builds every module the configured targets need. Nothing runs until Run.

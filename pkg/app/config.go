@@ -20,6 +20,7 @@ import (
 	"github.com/strata-metrics/strata/pkg/ring/kv/memberlist"
 	"github.com/strata-metrics/strata/pkg/ring/kv/multi"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
+	"github.com/strata-metrics/strata/pkg/storegateway"
 	"github.com/strata-metrics/strata/pkg/validation"
 )
 
@@ -41,6 +42,9 @@ type Config struct {
 	RingStore      string
 	Bucket         bucket.Config
 	Compactor      compactor.Config
+	StoreGateway   storegateway.Config
+	// StoreGatewayLifecycler registers each store-gateway in the store-gateway ring, which shards blocks.
+	StoreGatewayLifecycler ring.LifecyclerConfig
 	// CompactorLifecycler registers each compactor in the compactor ring, which shards tenants.
 	CompactorLifecycler ring.LifecyclerConfig
 	Memberlist          memberlist.Config
@@ -77,6 +81,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Bucket.RegisterFlags(f)
 	c.Compactor.RegisterFlags(f)
 	c.CompactorLifecycler.RegisterFlagsWithPrefix("compactor.ring.", f)
+	c.StoreGateway.RegisterFlags(f)
+	c.StoreGatewayLifecycler.RegisterFlagsWithPrefix("store-gateway.sharding-ring.", f)
 	c.Memberlist.RegisterFlags(f)
 	c.Etcd.RegisterFlagsWithPrefix("ingester.ring.", f)
 	c.Multi.RegisterFlagsWithPrefix("ingester.ring.", f)
@@ -133,15 +139,22 @@ func (c *Config) Validate() error {
 	if err := c.Compactor.Validate(); err != nil {
 		return err
 	}
+	if c.StoreGateway.SyncDir == "" {
+		c.StoreGateway.SyncDir = filepath.Join(c.DataDir, "tsdb-sync")
+	}
+	if err := c.StoreGateway.Validate(); err != nil {
+		return err
+	}
 	c.Ring.ReplicationFactor = c.Distributor.ReplicationFactor
 	c.Ring.ZoneAwarenessEnabled = c.ZoneAwarenessEnabled
 	c.Lifecycler.AutoForgetAfter = c.Ring.AutoForgetAfter()
 	c.DistributorLifecycler.AutoForgetAfter = c.Ring.AutoForgetAfter()
 	c.CompactorLifecycler.AutoForgetAfter = c.Ring.AutoForgetAfter()
+	c.StoreGatewayLifecycler.AutoForgetAfter = c.Ring.AutoForgetAfter()
 	if c.ZoneAwarenessEnabled && c.Lifecycler.Zone == "" && slices.ContainsFunc(targets, func(t string) bool { return t == TargetIngester || t == TargetAll }) {
 		return errors.New("-distributor.zone-awareness-enabled needs -ingester.ring.instance-availability-zone on every ingester")
 	}
-	for _, v := range []interface{ Validate() error }{&c.Server, &c.Distributor, &c.Ingester, &c.IngesterClient, &c.Querier, &c.Limits, &c.Ring, &c.Lifecycler, &c.DistributorLifecycler, &c.CompactorLifecycler} {
+	for _, v := range []interface{ Validate() error }{&c.Server, &c.Distributor, &c.Ingester, &c.IngesterClient, &c.Querier, &c.Limits, &c.Ring, &c.Lifecycler, &c.DistributorLifecycler, &c.CompactorLifecycler, &c.StoreGatewayLifecycler} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
@@ -203,6 +216,9 @@ func LoadConfig(args []string, stderr io.Writer) (*Config, *flag.FlagSet, error)
 		if !explicit["compactor.ring.instance-addr"] {
 			cfg.CompactorLifecycler.Addr = "127.0.0.1"
 		}
+		if !explicit["store-gateway.sharding-ring.instance-addr"] {
+			cfg.StoreGatewayLifecycler.Addr = "127.0.0.1"
+		}
 	}
 	if !explicit["ingester.ring.unregister-on-shutdown"] {
 		// With replicas, a restarting ingester keeps its place so its series do not move.
@@ -215,6 +231,9 @@ func LoadConfig(args []string, stderr io.Writer) (*Config, *flag.FlagSet, error)
 		}
 		if !explicit["compactor.ring.instance-id"] {
 			cfg.CompactorLifecycler.ID = cfg.Lifecycler.ID
+		}
+		if !explicit["store-gateway.sharding-ring.instance-id"] {
+			cfg.StoreGatewayLifecycler.ID = cfg.Lifecycler.ID
 		}
 	}
 	return cfg, f, nil

@@ -25,33 +25,39 @@ import (
 	"github.com/strata-metrics/strata/pkg/ring/kv/multi"
 	"github.com/strata-metrics/strata/pkg/services"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
+	"github.com/strata-metrics/strata/pkg/storegateway"
+	"github.com/strata-metrics/strata/pkg/storegateway/storegatewaypb"
 	"github.com/strata-metrics/strata/pkg/tenant"
 )
 
 // Targets a user can run.
 const (
-	TargetAll         = "all"
-	TargetDistributor = "distributor"
-	TargetIngester    = "ingester"
-	TargetQuerier     = "querier"
-	TargetCompactor   = "compactor"
+	TargetAll          = "all"
+	TargetDistributor  = "distributor"
+	TargetIngester     = "ingester"
+	TargetQuerier      = "querier"
+	TargetCompactor    = "compactor"
+	TargetStoreGateway = "store-gateway"
 )
 
 // Internal modules, started as dependencies of the targets.
 const (
-	moduleServer          = "server"
-	moduleMemberlistKV    = "memberlist-kv"
-	moduleRingKV          = "ring-kv"
-	moduleRing            = "ring"
-	moduleDistributorRing = "distributor-ring"
-	moduleIngesterClient  = "ingester-client"
-	moduleBucket          = "bucket"
+	moduleServer             = "server"
+	moduleMemberlistKV       = "memberlist-kv"
+	moduleRingKV             = "ring-kv"
+	moduleRing               = "ring"
+	moduleDistributorRing    = "distributor-ring"
+	moduleIngesterClient     = "ingester-client"
+	moduleBucket             = "bucket"
+	moduleStoreGatewayRing   = "store-gateway-ring"
+	moduleStoreGatewayClient = "store-gateway-client"
 )
 
 // KV keys of the ring descriptors.
 const (
-	ingesterRingKey    = "ingester-ring"
-	distributorRingKey = "distributor-ring"
+	ingesterRingKey     = "ingester-ring"
+	distributorRingKey  = "distributor-ring"
+	storeGatewayRingKey = "store-gateway-ring"
 )
 
 // module is one node of the module graph: its dependencies and how to build it. init returns the
@@ -63,18 +69,21 @@ type module struct {
 }
 
 var modules = map[string]module{
-	moduleServer:          {init: (*App).initServer},
-	moduleMemberlistKV:    {deps: []string{moduleServer}, init: (*App).initMemberlistKV},
-	moduleRingKV:          {deps: []string{moduleMemberlistKV}, init: (*App).initRingKV},
-	moduleRing:            {deps: []string{moduleServer, moduleRingKV}, init: (*App).initRing},
-	moduleDistributorRing: {deps: []string{moduleServer, moduleRingKV}, init: (*App).initDistributorRing},
-	moduleIngesterClient:  {init: (*App).initIngesterClient},
-	moduleBucket:          {init: (*App).initBucket},
-	TargetIngester:        {deps: []string{moduleServer, moduleRingKV, moduleRing, moduleBucket}, target: true, init: (*App).initIngester},
-	TargetDistributor:     {deps: []string{moduleServer, moduleRing, moduleDistributorRing, moduleIngesterClient}, target: true, init: (*App).initDistributor},
-	TargetQuerier:         {deps: []string{moduleServer, moduleRing, moduleIngesterClient}, target: true, init: (*App).initQuerier},
-	TargetCompactor:       {deps: []string{moduleServer, moduleRingKV, moduleBucket}, target: true, init: (*App).initCompactor},
-	TargetAll:             {deps: []string{TargetIngester, TargetDistributor, TargetQuerier, TargetCompactor}, target: true},
+	moduleServer:             {init: (*App).initServer},
+	moduleMemberlistKV:       {deps: []string{moduleServer}, init: (*App).initMemberlistKV},
+	moduleRingKV:             {deps: []string{moduleMemberlistKV}, init: (*App).initRingKV},
+	moduleRing:               {deps: []string{moduleServer, moduleRingKV}, init: (*App).initRing},
+	moduleDistributorRing:    {deps: []string{moduleServer, moduleRingKV}, init: (*App).initDistributorRing},
+	moduleIngesterClient:     {init: (*App).initIngesterClient},
+	moduleBucket:             {init: (*App).initBucket},
+	TargetIngester:           {deps: []string{moduleServer, moduleRingKV, moduleRing, moduleBucket}, target: true, init: (*App).initIngester},
+	TargetDistributor:        {deps: []string{moduleServer, moduleRing, moduleDistributorRing, moduleIngesterClient}, target: true, init: (*App).initDistributor},
+	TargetQuerier:            {deps: []string{moduleServer, moduleRing, moduleIngesterClient, moduleBucket, moduleStoreGatewayRing, moduleStoreGatewayClient}, target: true, init: (*App).initQuerier},
+	moduleStoreGatewayRing:   {deps: []string{moduleServer, moduleRingKV}, init: (*App).initStoreGatewayRing},
+	moduleStoreGatewayClient: {init: (*App).initStoreGatewayClient},
+	TargetStoreGateway:       {deps: []string{moduleServer, moduleRingKV, moduleBucket, moduleStoreGatewayRing}, target: true, init: (*App).initStoreGateway},
+	TargetCompactor:          {deps: []string{moduleServer, moduleRingKV, moduleBucket}, target: true, init: (*App).initCompactor},
+	TargetAll:                {deps: []string{TargetIngester, TargetDistributor, TargetQuerier, TargetCompactor, TargetStoreGateway}, target: true},
 }
 
 func targetNames() []string {
@@ -270,11 +279,71 @@ func (a *App) initDistributor() (services.Service, error) {
 
 func (a *App) initQuerier() (services.Service, error) {
 	engine := querier.NewEngine(a.cfg.Querier, prometheus.WrapRegistererWithPrefix("strata_querier_", a.reg), a.logger.With("component", "querier"))
-	queryable := querier.NewIngesterQueryable(a.ring, a.ingesterClients)
-	promAPI := api.NewPrometheusAPI(engine, queryable, queryable, a.logger.With("component", "querier"))
+	ingesters := querier.NewIngesterQueryable(a.ring, a.ingesterClients)
+	blocks := querier.NewBlocksQueryable(a.bucket, a.storeGatewayRing, storeGatewayClients{a.storeGatewayClients}, a.logger.With("component", "querier"))
+	queryable := querier.NewTimeSplitQueryable(ingesters, blocks, a.cfg.Querier)
+	promAPI := api.NewPrometheusAPI(engine, queryable, ingesters, a.logger.With("component", "querier"))
 	promAPI.Register(a.server.mux, "/prometheus/api/v1", a.tenantMiddleware)
 	a.links = append(a.links, api.Link{Path: "/prometheus/api/v1/status/buildinfo", Title: "Build information"})
 	return nil, nil
+}
+
+// initStoreGatewayRing reads the store-gateway ring, which says which store-gateways hold each block.
+func (a *App) initStoreGatewayRing() (services.Service, error) {
+	rcfg := a.cfg.Ring
+	rcfg.ReplicationFactor, rcfg.ZoneAwarenessEnabled = a.cfg.StoreGateway.ReplicationFactor, false
+	r, err := ring.New(rcfg, "store-gateway", storeGatewayRingKey, a.ringKV, a.reg, a.logger)
+	if err != nil {
+		return nil, err
+	}
+	a.storeGatewayRing = r
+	a.server.mux.Handle("/store-gateway/ring", r)
+	a.links = append(a.links, api.Link{Path: "/store-gateway/ring", Title: "Store-gateway ring"})
+	return r, nil
+}
+
+func (a *App) initStoreGatewayClient() (services.Service, error) {
+	// Every store-gateway call is a read, so all are retried on Unavailable.
+	readMethods := []string{
+		strings.TrimPrefix(storegatewaypb.StoreGateway_Series_FullMethodName, "/"),
+		strings.TrimPrefix(storegatewaypb.StoreGateway_LabelNames_FullMethodName, "/"),
+		strings.TrimPrefix(storegatewaypb.StoreGateway_LabelValues_FullMethodName, "/"),
+	}
+	a.storeGatewayClients = client.NewPoolFor("storegateway", readMethods, a.cfg.IngesterClient, a.reg, a.logger.With("component", "store-gateway-client"))
+	return a.storeGatewayClients, nil
+}
+
+// initStoreGateway serves the blocks the store-gateway ring gives this instance. Its Start returns after
+// the first sync, so the process is ready only once its blocks are loaded.
+func (a *App) initStoreGateway() (services.Service, error) {
+	lcfg := a.cfg.StoreGatewayLifecycler
+	if lcfg.Port == 0 {
+		lcfg.Port = a.server.grpcPort()
+	}
+	lifecycler, err := ring.NewLifecycler(lcfg, "store-gateway", storeGatewayRingKey, a.ringKV, a.reg, a.logger)
+	if err != nil {
+		return nil, err
+	}
+	sg, err := storegateway.New(a.cfg.StoreGateway, a.bucket, a.storeGatewayRing, lcfg.Address(), a.reg, a.logger.With("component", "store-gateway"))
+	if err != nil {
+		return nil, err
+	}
+	storegatewaypb.RegisterStoreGatewayServer(a.server.grpcServer, sg)
+	a.server.mux.Handle("/store-gateway/tenants", sg.TenantsHandler())
+	a.links = append(a.links, api.Link{Path: "/store-gateway/tenants", Title: "Store-gateway tenants and blocks"})
+	// Registered (JOINING) before the first sync so that it owns its share of blocks, ACTIVE after it.
+	return serviceGroup{lifecycler, sg, activate{lifecycler}}, nil
+}
+
+// storeGatewayClients adapts the connection pool to the querier's client interface.
+type storeGatewayClients struct{ pool *client.Pool }
+
+func (c storeGatewayClients) GetStoreGatewayClient(addr string) (storegatewaypb.StoreGatewayClient, error) {
+	conn, err := c.pool.Conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	return storegatewaypb.NewStoreGatewayClient(conn), nil
 }
 
 // initCompactor runs a compactor that owns the tenants the compactor ring gives it.

@@ -232,25 +232,51 @@ func mergeStrings(results []any, limit int64) []string {
 // newStreamSeriesSet turns one ingester's answer into a series set that decodes its chunks lazily.
 func newStreamSeriesSet(in []*ingesterpb.StreamSeries) (storage.SeriesSet, error) {
 	var b labels.ScratchBuilder
+	out := make([]encodedSeries, 0, len(in))
+	for _, s := range in {
+		es := encodedSeries{lset: ingesterpb.ToLabels(&b, s.Labels), chunks: make([]encodedChunk, 0, len(s.Chunks))}
+		for _, c := range s.Chunks {
+			es.chunks = append(es.chunks, encodedChunk{encoding: c.Encoding, data: c.Data})
+		}
+		out = append(out, es)
+	}
+	return seriesSetFromEncoded(out)
+}
+
+// encodedSeries is a series as ingesters and store-gateways send it: labels and TSDB-encoded chunks.
+type encodedSeries struct {
+	lset   labels.Labels
+	chunks []encodedChunk
+}
+
+type encodedChunk struct {
+	encoding uint32
+	data     []byte
+}
+
+// seriesSetFromEncoded returns the series, in the order given, decoding their chunks lazily.
+func seriesSetFromEncoded(in []encodedSeries) (storage.SeriesSet, error) {
 	out := make([]storage.Series, 0, len(in))
 	for _, s := range in {
-		lset := ingesterpb.ToLabels(&b, s.Labels)
-		parts := make([]storage.Series, 0, len(s.Chunks))
-		for _, c := range s.Chunks {
-			chk, err := chunkenc.FromData(chunkenc.Encoding(c.Encoding), c.Data)
+		parts := make([]storage.Series, 0, len(s.chunks))
+		for _, c := range s.chunks {
+			chk, err := chunkenc.FromData(chunkenc.Encoding(c.encoding), c.data)
 			if err != nil {
-				return nil, fmt.Errorf("decode chunk of series %s: %w", lset, err)
+				return nil, fmt.Errorf("decode chunk of series %s: %w", s.lset, err)
 			}
 			parts = append(parts, &storage.SeriesEntry{
-				Lset: lset,
+				Lset: s.lset,
 				SampleIteratorFn: func(it chunkenc.Iterator) chunkenc.Iterator {
 					return chk.Iterator(it)
 				},
 			})
 		}
-		if len(parts) > 0 {
-			out = append(out, storage.ChainedSeriesMerge(parts...))
+		if len(parts) == 0 {
+			// Label sets only (/api/v1/series), or a series without samples in range.
+			out = append(out, storage.NewListSeries(s.lset, nil))
+			continue
 		}
+		out = append(out, storage.ChainedSeriesMerge(parts...))
 	}
 	return &sliceSeriesSet{series: out, i: -1}, nil
 }

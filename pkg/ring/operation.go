@@ -10,6 +10,9 @@ const (
 	// Read queries recent data: ACTIVE and LEAVING instances hold it. The set extends past JOINING and
 	// PENDING instances, which writes skipped too, so they hold no replicas.
 	Read
+	// BlocksSync decides which store-gateways hold a block: JOINING instances count, so a store-gateway
+	// loads its blocks before it turns ACTIVE and queriers (Read) start asking it.
+	BlocksSync
 )
 
 // String names the operation for errors and logs.
@@ -19,6 +22,8 @@ func (op Operation) String() string {
 		return "write"
 	case Read:
 		return "read"
+	case BlocksSync:
+		return "blocks-sync"
 	default:
 		return "unknown"
 	}
@@ -31,6 +36,8 @@ func (op Operation) healthyState(s InstanceState) bool {
 		return s == ACTIVE
 	case Read:
 		return s == ACTIVE || s == LEAVING
+	case BlocksSync:
+		return s == JOINING || s == ACTIVE || s == LEAVING
 	default:
 		return false
 	}
@@ -44,6 +51,8 @@ func (op Operation) extendsPast(s InstanceState) bool {
 		return s != ACTIVE
 	case Read:
 		return s == JOINING || s == PENDING
+	case BlocksSync:
+		return s == PENDING
 	default:
 		return false
 	}

@@ -371,3 +371,17 @@ func BenchmarkGet(b *testing.B) {
 		})
 	}
 }
+
+func TestGet_BlocksSyncCountsJoiningInstances(t *testing.T) {
+	now := time.Now().UnixMilli()
+	joining := InstanceDesc{ID: "a", Addr: "a:9095", State: JOINING, Tokens: []uint32{100}, Timestamp: now}
+	active := InstanceDesc{ID: "b", Addr: "b:9095", State: ACTIVE, Tokens: []uint32{200}, Timestamp: now}
+	r := newTestRing(t, Config{HeartbeatTimeout: time.Minute, ReplicationFactor: 1}, descOf(joining, active))
+
+	rs, err := r.Get(50, BlocksSync, nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{"a"}, ids(rs.Instances), "a joining store-gateway owns its blocks, to load them before it serves")
+	rs, err = r.Get(50, Read, nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{"b"}, ids(rs.Instances), "queriers skip it until it is ACTIVE")
+}

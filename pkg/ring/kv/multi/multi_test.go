@@ -118,6 +118,22 @@ func TestClient_CASMirrorsPrimaryValueToSecondary(t *testing.T) {
 	require.Zero(t, testutil.ToFloat64(fx.mirrorFails))
 }
 
+// textCodec stores strings. They are not kv.Mergeable, which stores other than memberlist do not need.
+type textCodec struct{}
+
+func (textCodec) Name() string                 { return "text" }
+func (textCodec) Encode(v any) ([]byte, error) { return []byte(v.(string)), nil }
+func (textCodec) Decode(b []byte) (any, error) { return string(b), nil }
+
+func TestClient_CASMirrorsValuesThatAreNotMergeable(t *testing.T) {
+	cfg := Config{Primary: "etcd", Secondary: "memberlist", MirrorEnabled: true, MirrorTimeout: time.Second}
+	primary, secondary := inmemory.New(textCodec{}), inmemory.New(textCodec{})
+	m := New(cfg, primary, secondary, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	require.NoError(t, m.CAS(t.Context(), "k", func(any) (any, bool, error) { return "v1", false, nil }))
+	require.Equal(t, "v1", get(t, secondary, "k"))
+	require.Zero(t, testutil.ToFloat64(m.metrics.mirrorFailures))
+}
+
 func TestClient_CASThatWritesNothingIsNotMirrored(t *testing.T) {
 	ctx := t.Context()
 	fx := newFixture(t, true)

@@ -1,0 +1,88 @@
+package storegateway
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/strata-metrics/strata/pkg/storegateway/storegatewaypb"
+)
+
+// LabelNames implements storegatewaypb.StoreGatewayServer. Without matchers it answers from the index's
+// label names of every block overlapping the range; with matchers, from the matching series that have
+// samples in the range.
+func (s *StoreGateway) LabelNames(ctx context.Context, req *storegatewaypb.LabelNamesRequest) (*storegatewaypb.LabelNamesResponse, error) {
+	defer s.observeDuration("LabelNames", time.Now())
+	q, err := parseQuery(ctx, req.BlockIds, req.MinTimeMs, req.MaxTimeMs, req.Matchers)
+	if err != nil {
+		return nil, err
+	}
+	blocks, queried := s.acquireBlocks(q)
+	defer releaseBlocks(blocks)
+
+	names := map[string]struct{}{}
+	for _, b := range blocksInRange(blocks, q.mint, q.maxt) {
+		if len(q.matchers) == 0 {
+			ns, err := b.index.LabelNames(ctx)
+			if err != nil {
+				return nil, grpcError(err)
+			}
+			for _, n := range ns {
+				if _, ok := names[n]; !ok {
+					// Strings from the index point into its memory map, which outlives no request.
+					names[strings.Clone(n)] = struct{}{}
+				}
+			}
+			continue
+		}
+		ss, err := b.selectSeries(ctx, q.matchers, q.mint, q.maxt, s.postingsCache)
+		if err != nil {
+			return nil, grpcError(err)
+		}
+		for _, bs := range ss {
+			bs.lset.Range(func(l labels.Label) { names[l.Name] = struct{}{} })
+		}
+	}
+	return &storegatewaypb.LabelNamesResponse{Names: slices.Sorted(maps.Keys(names)), QueriedBlockIds: queried}, nil
+}
+
+// LabelValues implements storegatewaypb.StoreGatewayServer, with the same semantics as LabelNames.
+func (s *StoreGateway) LabelValues(ctx context.Context, req *storegatewaypb.LabelValuesRequest) (*storegatewaypb.LabelValuesResponse, error) {
+	defer s.observeDuration("LabelValues", time.Now())
+	q, err := parseQuery(ctx, req.BlockIds, req.MinTimeMs, req.MaxTimeMs, req.Matchers)
+	if err != nil {
+		return nil, err
+	}
+	blocks, queried := s.acquireBlocks(q)
+	defer releaseBlocks(blocks)
+
+	values := map[string]struct{}{}
+	for _, b := range blocksInRange(blocks, q.mint, q.maxt) {
+		if len(q.matchers) == 0 {
+			vs, err := b.index.SortedLabelValues(ctx, req.Name, nil)
+			if err != nil {
+				return nil, grpcError(err)
+			}
+			for _, v := range vs {
+				if _, ok := values[v]; !ok {
+					values[strings.Clone(v)] = struct{}{}
+				}
+			}
+			continue
+		}
+		ss, err := b.selectSeries(ctx, q.matchers, q.mint, q.maxt, s.postingsCache)
+		if err != nil {
+			return nil, grpcError(err)
+		}
+		for _, bs := range ss {
+			if v := bs.lset.Get(req.Name); v != "" {
+				values[v] = struct{}{}
+			}
+		}
+	}
+	return &storegatewaypb.LabelValuesResponse{Values: slices.Sorted(maps.Keys(values)), QueriedBlockIds: queried}, nil
+}
