@@ -55,18 +55,19 @@ type App struct {
 	links []api.Link
 
 	// Built by the modules' init functions.
-	server              *server
-	ringKV              kv.Client
-	memberlistKV        *memberlist.KV
-	ingester            *ingester.Ingester
-	bucket              objstore.Bucket
-	storeGatewayRing    *ring.Ring
-	storeGatewayClients *client.Pool
-	ring                *ring.Ring
-	lifecycler          *ring.Lifecycler
-	ingesterClients     *client.Pool
-	discardedSamples    *prometheus.CounterVec
-	discardedMetadata   *prometheus.CounterVec
+	server                 *server
+	ringKV                 kv.Client
+	memberlistKV           *memberlist.KV
+	ingester               *ingester.Ingester
+	bucket                 objstore.Bucket
+	storeGatewayRing       *ring.Ring
+	storeGatewayLifecycler *ring.Lifecycler
+	storeGatewayClients    *client.Pool
+	ring                   *ring.Ring
+	lifecycler             *ring.Lifecycler
+	ingesterClients        *client.Pool
+	discardedSamples       *prometheus.CounterVec
+	discardedMetadata      *prometheus.CounterVec
 }
 
 // New builds every module the configured targets need. Nothing runs until Run.
@@ -200,6 +201,12 @@ func (a *App) readiness() error {
 		inst, ok := a.ring.Desc().Instances[a.cfg.Lifecycler.ID]
 		if !ok || inst.State != ring.ACTIVE {
 			return errors.New("the ring does not show this ingester as ACTIVE yet")
+		}
+	}
+	if a.storeGatewayLifecycler != nil {
+		inst, ok := a.storeGatewayRing.Desc().Instances[a.cfg.StoreGatewayLifecycler.ID]
+		if !ok || inst.State != ring.ACTIVE {
+			return errors.New("the store-gateway ring does not show this store-gateway as ACTIVE yet")
 		}
 	}
 	return nil

@@ -43,7 +43,7 @@ func WriteConfigReference(w io.Writer) error {
 				key = "(command line only)"
 			}
 			def := fl.DefValue
-			if s == "ingester" && (strings.HasSuffix(fl.Name, "instance-id") || strings.HasSuffix(fl.Name, "instance-addr")) {
+			if strings.HasSuffix(fl.Name, ".instance-id") || strings.HasSuffix(fl.Name, ".instance-addr") {
 				def = "(this machine's)"
 			}
 			fmt.Fprintf(&b, "| `-%s` | `%s` | `%s` | %s |\n", fl.Name, key, def, strings.ReplaceAll(fl.Usage, "|", "\\|"))

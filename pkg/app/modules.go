@@ -331,8 +331,9 @@ func (a *App) initStoreGateway() (services.Service, error) {
 	storegatewaypb.RegisterStoreGatewayServer(a.server.grpcServer, sg)
 	a.server.mux.Handle("/store-gateway/tenants", sg.TenantsHandler())
 	a.links = append(a.links, api.Link{Path: "/store-gateway/tenants", Title: "Store-gateway tenants and blocks"})
+	a.storeGatewayLifecycler = lifecycler
 	// Registered (JOINING) before the first sync so that it owns its share of blocks, ACTIVE after it.
-	return serviceGroup{lifecycler, sg, activate{lifecycler}}, nil
+	return serviceGroup{lifecycler, waitUntilInRing{a.storeGatewayRing, lcfg.ID}, sg, activate{lifecycler}}, nil
 }
 
 // storeGatewayClients adapts the connection pool to the querier's client interface.

@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/strata-metrics/strata/pkg/ring"
 	"github.com/strata-metrics/strata/pkg/services"
@@ -50,3 +52,27 @@ type onStop func() error
 
 func (f onStop) Start(context.Context) error { return nil }
 func (f onStop) Stop(context.Context) error  { return f() }
+
+// waitUntilInRing returns once the ring's view (which follows the KV store asynchronously) includes the
+// instance, so that what starts next sees the instance's own registration.
+type waitUntilInRing struct {
+	ring *ring.Ring
+	id   string
+}
+
+func (w waitUntilInRing) Start(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if _, ok := w.ring.Desc().Instances[w.id]; ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("instance %s never appeared in the ring: %w", w.id, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+func (w waitUntilInRing) Stop(context.Context) error { return nil }
