@@ -31,6 +31,10 @@ type clusterOptions struct {
 	zones []string
 	// etcdEndpoint switches the ring from memberlist to etcd.
 	etcdEndpoint string
+	// args are given to every process (e.g. a shared bucket, storage timings).
+	args []string
+	// querierArgs are given to the querier only.
+	querierArgs []string
 }
 
 // cluster is a multi-process Strata: ingesters, one distributor and one querier, RF=3.
@@ -75,7 +79,7 @@ func startCluster(t *testing.T, opts clusterOptions) *cluster {
 	}
 	c.distributor = c.newProcess("distributor", 0, "-target=distributor", "-distributor.ring.instance-addr=127.0.0.1", "-distributor.ring.instance-id=distributor")
 	c.distributor.start()
-	c.querier = c.newProcess("querier", 0, "-target=querier")
+	c.querier = c.newProcess("querier", 0, append([]string{"-target=querier"}, opts.querierArgs...)...)
 	querierStarted := time.Now()
 	c.querier.start()
 	c.waitForActiveIngesters(c.querier, opts.ingesters)
@@ -97,6 +101,7 @@ func (c *cluster) newProcess(name string, gossipPort int, args ...string) *strat
 	if len(c.opts.zones) > 0 {
 		common = append(common, "-distributor.zone-awareness-enabled=true")
 	}
+	common = append(common, c.opts.args...)
 	if c.opts.etcdEndpoint != "" {
 		common = append(common, "-ingester.ring.store=etcd", "-ingester.ring.etcd.endpoints="+c.opts.etcdEndpoint)
 	} else {
