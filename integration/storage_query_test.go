@@ -36,16 +36,24 @@ func storeGatewayBlocks(t *testing.T, p *strataProcess, tenantID string) int {
 }
 
 // TestStorage_ShippedDataSurvivesLosingTheIngesterDisk pushes, flushes the head to object storage, wipes
-// every local file and restarts: every sample older than the flush comes back through a store-gateway.
+// every local file and restarts: every sample older than the flush comes back through a store-gateway. It
+// runs against the filesystem backend and a real S3 server.
 func TestStorage_ShippedDataSurvivesLosingTheIngesterDisk(t *testing.T) {
+	t.Run("filesystem", func(t *testing.T) {
+		testShippedDataSurvives(t, "-blocks-storage.filesystem.dir="+t.TempDir())
+	})
+	t.Run("s3", func(t *testing.T) {
+		testShippedDataSurvives(t, startVersityGW(t).strataArgs()...)
+	})
+}
+
+func testShippedDataSurvives(t *testing.T, bucketArgs ...string) {
 	dataDir := t.TempDir()
-	bucketDir := t.TempDir()
-	p := startStrata(t, dataDir,
-		"-blocks-storage.filesystem.dir="+bucketDir,
+	p := startStrata(t, dataDir, append([]string{
 		"-querier.query-store-after=0s",
 		"-compactor.compaction-interval=1s",
 		"-blocks-storage.bucket-store.sync-interval=1s",
-	)
+	}, bucketArgs...)...)
 	const series = 5
 	base := time.Now().Add(-90 * time.Minute).Truncate(time.Second)
 	req := &prompb.WriteRequest{}
