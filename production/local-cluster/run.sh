@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Starts a Strata cluster of 3 ingesters, 2 distributors and 2 queriers on this machine, joined by
-# memberlist, replication factor 3. Ctrl-C stops it (gracefully).
+# Starts a Strata cluster of 3 ingesters, 2 distributors, 2 queriers, a compactor and a store-gateway on
+# this machine, joined by memberlist, replication factor 3, sharing a filesystem bucket. Ctrl-C stops it
+# (gracefully).
 #
 #   production/local-cluster/run.sh            # data and logs under ./local-cluster
 #   DATA=/tmp/strata-cluster production/local-cluster/run.sh
@@ -24,7 +25,9 @@ start() { # name target http grpc memberlist [extra flags...]
 		-server.http-listen-port="$http" -server.grpc-listen-port="$grpc" \
 		-memberlist.bind-port="$gossip" -memberlist.nodename="$name" \
 		-ingester.ring.instance-id="$name" -distributor.ring.instance-id="$name" \
-		-data.dir="$data/$name" "$@" >"$data/$name.log" 2>&1 &
+		-data.dir="$data/$name" -blocks-storage.filesystem.dir="$data/bucket" \
+		-compactor.ring.instance-id="$name" -store-gateway.sharding-ring.instance-id="$name" \
+		"$@" >"$data/$name.log" 2>&1 &
 	pids+=($!)
 	echo "$name ($target): http://127.0.0.1:$http  grpc 127.0.0.1:$grpc  log $data/$name.log"
 }
@@ -44,8 +47,10 @@ start distributor-1 distributor 8080 9095 7949
 start distributor-2 distributor 8084 9099 7950
 start querier-1 querier 8085 9100 7951
 start querier-2 querier 8086 9101 7952
+start compactor-1 compactor 8087 9102 7953
+start store-gateway-1 store-gateway 8088 9103 7954
 
-for port in 8081 8082 8083 8080 8084 8085 8086; do
+for port in 8081 8082 8083 8080 8084 8085 8086 8087 8088; do
 	until curl -sf "http://127.0.0.1:$port/ready" >/dev/null; do sleep 0.5; done
 done
 echo "cluster ready: ring at http://127.0.0.1:8080/ingester/ring"
