@@ -59,9 +59,9 @@ func TestLongTerm_SevenDayRangeQueryMatchesPrometheus(t *testing.T) {
 	strata := startStrata(t, t.TempDir(),
 		"-blocks-storage.filesystem.dir="+bucketDir,
 		"-compactor.compaction-interval=1s",
-		"-blocks-storage.bucket-store.sync-interval=1s", "-querier.query-store-after=0s", // TEMP
+		"-blocks-storage.bucket-store.sync-interval=1s", "-querier.query-store-after=0s",
 	)
-	promAPI := startPrometheus(t, promDir)
+	promAPI := startReferencePrometheus(t, promDir)
 	strataAPI := strata.url("/prometheus")
 	for _, req := range recentWrites(week, split, 30*time.Minute) {
 		code, body := push(t, strata.url("/api/v1/push"), tenantID, req)
@@ -193,36 +193,43 @@ func generateWeek(start, end time.Time) []weekSeries {
 	return week
 }
 
+// backfillBlockRange is the ingesters' default block range, -blocks-storage.tsdb.block-ranges-period, in ms.
+const backfillBlockRange = int64(2 * time.Hour / time.Millisecond)
+
 // writeBlocks writes the samples older than before (unix ms) into blocks under dir, one per aligned 2h range
-// as an ingester cuts them, and returns the blocks' directories.
+// , and returns the blocks' directories.
 func writeBlocks(t *testing.T, dir string, week []weekSeries, before int64) []string {
 	t.Helper()
-	const blockRange = int64(2 * time.Hour / time.Millisecond)
 	first := week[0].samples[0].Timestamp
 	for _, s := range week {
 		first = min(first, s.samples[0].Timestamp)
 	}
-	ctx := context.Background()
 	var dirs []string
-	for mint := first - first%blockRange; mint < before; mint += blockRange {
-		maxt := min(mint+blockRange, before)
-		w, err := promtsdb.NewBlockWriter(slog.New(slog.DiscardHandler), dir, blockRange)
-		require.NoError(t, err)
-		app := w.Appender(ctx)
-		for _, s := range week {
-			i, _ := slices.BinarySearchFunc(s.samples, mint, func(p prompb.Sample, ts int64) int { return cmp.Compare(p.Timestamp, ts) })
-			for ; i < len(s.samples) && s.samples[i].Timestamp < maxt; i++ {
-				_, err := app.Append(0, s.labels, s.samples[i].Timestamp, s.samples[i].Value)
-				require.NoError(t, err)
-			}
-		}
-		require.NoError(t, app.Commit())
-		id, err := w.Flush(ctx)
-		require.NoError(t, err)
-		require.NoError(t, w.Close())
-		dirs = append(dirs, filepath.Join(dir, id.String()))
+	for mint := first - first%backfillBlockRange; mint < before; mint += backfillBlockRange {
+		dirs = append(dirs, writeBlock(t, dir, week, mint, min(mint+backfillBlockRange, before)))
 	}
 	return dirs
+}
+
+// writeBlock writes the samples in [mint, maxt) into a block under dir and returns its directory.
+func writeBlock(t *testing.T, dir string, week []weekSeries, mint, maxt int64) string {
+	t.Helper()
+	ctx := context.Background()
+	w, err := promtsdb.NewBlockWriter(slog.New(slog.DiscardHandler), dir, backfillBlockRange)
+	require.NoError(t, err)
+	defer w.Close()
+	app := w.Appender(ctx)
+	for _, s := range week {
+		i, _ := slices.BinarySearchFunc(s.samples, mint, func(p prompb.Sample, ts int64) int { return cmp.Compare(p.Timestamp, ts) })
+		for ; i < len(s.samples) && s.samples[i].Timestamp < maxt; i++ {
+			_, err := app.Append(0, s.labels, s.samples[i].Timestamp, s.samples[i].Value)
+			require.NoError(t, err)
+		}
+	}
+	require.NoError(t, app.Commit())
+	id, err := w.Flush(ctx)
+	require.NoError(t, err)
+	return filepath.Join(dir, id.String())
 }
 
 // uploadBlock copies a block into a filesystem bucket as <tenant>/<ULID> with the meta.json an uploaded
@@ -276,7 +283,7 @@ func recentWrites(week []weekSeries, from int64, batch time.Duration) []*prompb.
 // wantSamples, the samples of the uploaded blocks.
 func waitForCompactedBlocks(t *testing.T, p *strataProcess, tenantID string, wantSamples uint64) {
 	t.Helper()
-	ranges := []int64{(2 * time.Hour).Milliseconds(), (12 * time.Hour).Milliseconds(), (24 * time.Hour).Milliseconds()}
+	ranges := []int64{backfillBlockRange, (12 * time.Hour).Milliseconds(), (24 * time.Hour).Milliseconds()}
 	var loaded []storegateway.BlockInfo
 	require.Eventually(t, func() bool {
 		loaded = storeGatewayBlockInfos(t, p, tenantID)
@@ -310,9 +317,9 @@ func storeGatewayBlockInfos(t *testing.T, p *strataProcess, tenantID string) []s
 	return nil
 }
 
-// startPrometheus runs Debian's Prometheus on dataDir with the remote-write receiver on, and returns its URL
+// startReferencePrometheus runs Debian's Prometheus on dataDir with the remote-write receiver on, and returns its URL
 // once it is ready.
-func startPrometheus(t *testing.T, dataDir string) string {
+func startReferencePrometheus(t *testing.T, dataDir string) string {
 	t.Helper()
 	bin, err := exec.LookPath(prometheusBinary)
 	require.NoError(t, err, "this test needs Debian's prometheus package: apt-get install prometheus")
@@ -372,14 +379,14 @@ func requireSameAsPrometheus(t *testing.T, promAPI, strataAPI, tenantID, path st
 	mustGetAPI(t, strataAPI, path, tenantID, params, &strataData)
 	want, got := normalise(t, promData), normalise(t, strataData)
 	require.NotEmpty(t, want, "Prometheus returned nothing for %s %v; the comparison would prove nothing", path, params)
-	if diff := differences(want, got, tolerance); diff != "" {
+	if diff := answerDifferences(want, got, tolerance); diff != "" {
 		t.Fatalf("%s %v: Strata's answer differs from Prometheus':\n%s", path, params, diff)
 	}
 }
 
-// differences describes, per series, how two normalised answers (a line per series: labels, then
+// answerDifferences describes, per series, how two normalised answers (a line per series: labels, then
 // "<unix ms>:<value>" points) differ, or returns "" when they agree within the relative tolerance.
-func differences(want, got string, tolerance float64) string {
+func answerDifferences(want, got string, tolerance float64) string {
 	bySeries := func(s string) map[string][]string {
 		out := map[string][]string{}
 		for _, line := range strings.Split(s, "\n") {
@@ -403,25 +410,25 @@ func differences(want, got string, tolerance float64) string {
 		g, inGot := gotSeries[k]
 		switch {
 		case !inGot:
-			fmt.Fprintf(&b, "missing from Strata: %s (%d points)\n", k, len(w))
+			fmt.Fprintf(&b, "missing from Strata: %s%s\n", k, describePoints(w))
 		case !inWant:
-			fmt.Fprintf(&b, "only in Strata: %s (%d points)\n", k, len(g))
+			fmt.Fprintf(&b, "only in Strata: %s%s\n", k, describePoints(g))
 		default:
 			i := 0
-			for i < len(w) && i < len(g) && samePoint(w[i], g[i], tolerance) {
+			for i < len(w) && i < len(g) && pointsAgree(w[i], g[i], tolerance) {
 				i++
 			}
 			if i < len(w) || i < len(g) {
 				fmt.Fprintf(&b, "%s: %d points in Prometheus, %d in Strata; first difference at point %d: Prometheus %s, Strata %s\n",
-					k, len(w), len(g), i, pointAt(w, i), pointAt(g, i))
+					k, len(w), len(g), i, describePoint(w, i), describePoint(g, i))
 			}
 		}
 	}
 	return b.String()
 }
 
-// samePoint compares two "<unix ms>:<value>" points: same time, values within the relative tolerance.
-func samePoint(a, b string, tolerance float64) bool {
+// pointsAgree compares two "<unix ms>:<value>" points: same time, values within the relative tolerance.
+func pointsAgree(a, b string, tolerance float64) bool {
 	if a == b {
 		return true
 	}
@@ -432,8 +439,17 @@ func samePoint(a, b string, tolerance float64) bool {
 	return aTime == bTime && errA == nil && errB == nil && math.Abs(x-y) <= tolerance*max(math.Abs(x), math.Abs(y))
 }
 
-// pointAt renders the i-th "<unix ms>:<value>" point with a readable time, or "none".
-func pointAt(points []string, i int) string {
+// describePoints renders how many points a series has and its first and last, or "" for a series without
+// points (an answer of /api/v1/series).
+func describePoints(points []string) string {
+	if len(points) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d points, %s to %s)", len(points), describePoint(points, 0), describePoint(points, len(points)-1))
+}
+
+// describePoint renders the i-th "<unix ms>:<value>" point with a readable time, or "none".
+func describePoint(points []string, i int) string {
 	if i >= len(points) {
 		return "none"
 	}

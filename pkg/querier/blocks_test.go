@@ -111,7 +111,7 @@ func selectAll(t *testing.T, q *BlocksQueryable) (map[int64]float64, error) {
 
 func TestBlocksQueryable_RetriesBlocksOnOtherReplicas(t *testing.T) {
 	bkt, a, b := blocksFixture(t)
-	first := &fakeStoreGateway{blocks: map[string]int64{a.String(): 1000}}                        // lost block B
+	first := &fakeStoreGateway{blocks: map[string]int64{a.String(): 1000}}                    // lost block B
 	second := &fakeStoreGateway{blocks: map[string]int64{a.String(): 1000, b.String(): 2000}} // holds both
 	r := fakeRing{set: ring.ReplicationSet{Instances: []ring.InstanceDesc{
 		{ID: "sg-1", Addr: startFakeStoreGateway(t, first)},
