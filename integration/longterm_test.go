@@ -34,7 +34,9 @@ import (
 
 // TestLongTerm_SevenDayRangeQueryMatchesPrometheus backfills a week of samples as 2h blocks into the bucket,
 // pushes the last hours through remote write, and checks that 7-day queries, answered from store-gateways
-// and ingesters together, equal those of a single Prometheus holding the same blocks and samples.
+// and ingesters together, equal those of a single Prometheus holding the same blocks and samples. Samples
+// between -querier.query-store-after (12h) and the pushed ones exist only in the bucket: no ingester has
+// them, so the querier must read them from store-gateways however recent they are.
 func TestLongTerm_SevenDayRangeQueryMatchesPrometheus(t *testing.T) {
 	const tenantID = "longterm"
 	end := time.Now().Truncate(time.Minute) // the newest sample
@@ -59,7 +61,7 @@ func TestLongTerm_SevenDayRangeQueryMatchesPrometheus(t *testing.T) {
 	strata := startStrata(t, t.TempDir(),
 		"-blocks-storage.filesystem.dir="+bucketDir,
 		"-compactor.compaction-interval=1s",
-		"-blocks-storage.bucket-store.sync-interval=1s", "-querier.query-store-after=0s",
+		"-blocks-storage.bucket-store.sync-interval=1s",
 	)
 	promAPI := startReferencePrometheus(t, promDir)
 	strataAPI := strata.url("/prometheus")
@@ -284,41 +286,55 @@ func recentWrites(week []weekSeries, from int64, batch time.Duration) []*prompb.
 func waitForCompactedBlocks(t *testing.T, p *strataProcess, tenantID string, wantSamples uint64) {
 	t.Helper()
 	ranges := []int64{backfillBlockRange, (12 * time.Hour).Milliseconds(), (24 * time.Hour).Milliseconds()}
-	var loaded []storegateway.BlockInfo
-	require.Eventually(t, func() bool {
-		loaded = storeGatewayBlockInfos(t, p, tenantID)
+	var (
+		loaded []storegateway.BlockInfo
+		err    error
+	)
+	for deadline := time.Now().Add(45 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		loaded, err = storeGatewayBlockInfos(p, tenantID)
+		if err != nil {
+			continue
+		}
 		entries := make([]*storagetsdb.BlockEntry, 0, len(loaded))
 		var samples uint64
 		for _, b := range loaded {
 			entries = append(entries, &storagetsdb.BlockEntry{ID: ulid.MustParse(b.ID), MinTime: b.MinTime, MaxTime: b.MaxTime})
 			samples += b.Samples
 		}
-		return samples == wantSamples && len(compactor.Plan(entries, ranges)) == 0
-	}, 45*time.Second, 200*time.Millisecond, "the store-gateway never served the compacted blocks; last seen: %+v", loaded)
-	t.Logf("store-gateway serves %d compacted blocks", len(loaded))
+		if samples == wantSamples && len(compactor.Plan(entries, ranges)) == 0 {
+			t.Logf("store-gateway serves %d compacted blocks", len(loaded))
+			return
+		}
+	}
+	t.Fatalf("the store-gateway did not serve the compacted blocks within 45s; last seen: %+v (err %v)", loaded, err)
 }
 
 // storeGatewayBlockInfos returns the blocks of a tenant that the store-gateway of p has loaded.
-func storeGatewayBlockInfos(t *testing.T, p *strataProcess, tenantID string) []storegateway.BlockInfo {
-	t.Helper()
+func storeGatewayBlockInfos(p *strataProcess, tenantID string) ([]storegateway.BlockInfo, error) {
 	req, err := http.NewRequest(http.MethodGet, p.url("/store-gateway/tenants"), nil)
-	require.NoError(t, err)
+	if err != nil {
+		return nil, err
+	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
+	if err != nil {
+		return nil, err
+	}
 	defer resp.Body.Close()
 	var tenants []storegateway.TenantBlocks
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&tenants))
+	if err := json.NewDecoder(resp.Body).Decode(&tenants); err != nil {
+		return nil, err
+	}
 	for _, tb := range tenants {
 		if tb.Tenant == tenantID {
-			return tb.Blocks
+			return tb.Blocks, nil
 		}
 	}
-	return nil
+	return nil, nil
 }
 
-// startReferencePrometheus runs Debian's Prometheus on dataDir with the remote-write receiver on, and returns its URL
-// once it is ready.
+// startReferencePrometheus runs Debian's Prometheus on dataDir with the remote-write receiver on, and
+// returns its URL once it is ready.
 func startReferencePrometheus(t *testing.T, dataDir string) string {
 	t.Helper()
 	bin, err := exec.LookPath(prometheusBinary)

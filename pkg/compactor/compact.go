@@ -33,7 +33,7 @@ func (c *Compactor) runGroup(ctx context.Context, p *tenantPass, g Group) error 
 
 	dirs := make([]string, 0, len(g.Blocks))
 	// Overlapping inputs are replica copies being merged; a merge of de-duplicated blocks is de-duplicated too.
-	dedup := true
+	dedup, uploaded := true, false
 	for _, b := range g.Blocks {
 		d := filepath.Join(dir, b.ID.String())
 		if err := downloadBlock(ctx, p.bkt, b.ID, d); err != nil {
@@ -41,6 +41,7 @@ func (c *Compactor) runGroup(ctx context.Context, p *tenantPass, g Group) error 
 		}
 		dirs = append(dirs, d)
 		dedup = dedup && p.metas[b.ID].Strata.ReplicasDeduplicated
+		uploaded = uploaded || p.metas[b.ID].Strata.UploadedData()
 	}
 	dedup = dedup || g.Vertical
 
@@ -69,7 +70,7 @@ func (c *Compactor) runGroup(ctx context.Context, p *tenantPass, g Group) error 
 		if err != nil {
 			return err
 		}
-		meta.Strata = tsdb.StrataMeta{TenantID: p.tenant, Source: tsdb.SourceCompactor, ReplicasDeduplicated: dedup}
+		meta.Strata = tsdb.StrataMeta{TenantID: p.tenant, Source: tsdb.SourceCompactor, ReplicasDeduplicated: dedup, HoldsUploadedData: uploaded}
 		if err := meta.WriteToDir(bdir); err != nil {
 			return err
 		}

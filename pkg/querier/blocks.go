@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
@@ -41,11 +43,17 @@ type BlocksQueryable struct {
 	ring    ring.ReadRing
 	clients StoreGatewayClients
 	logger  *slog.Logger
+	// queryStoreAfter skips blocks holding only data newer than this, which ingesters still have, unless
+	// the blocks were uploaded (backfilled): no ingester ever held those.
+	queryStoreAfter time.Duration
+	now             func() time.Time
 }
 
-// NewBlocksQueryable returns a queryable over the blocks of bkt, served by the store-gateways of r.
-func NewBlocksQueryable(bkt objstore.Bucket, r ring.ReadRing, clients StoreGatewayClients, logger *slog.Logger) *BlocksQueryable {
-	return &BlocksQueryable{bucket: bkt, ring: r, clients: clients, logger: logger}
+// NewBlocksQueryable returns a queryable over the blocks of bkt, served by the store-gateways of r. Blocks
+// with only data newer than queryStoreAfter are read only if they were uploaded rather than shipped by
+// ingesters (0 reads every block).
+func NewBlocksQueryable(bkt objstore.Bucket, r ring.ReadRing, clients StoreGatewayClients, queryStoreAfter time.Duration, logger *slog.Logger) *BlocksQueryable {
+	return &BlocksQueryable{bucket: bkt, ring: r, clients: clients, logger: logger, queryStoreAfter: queryStoreAfter, now: time.Now}
 }
 
 // Querier implements storage.Queryable.
@@ -71,11 +79,19 @@ func (q *blocksQuerier) blocksInRange(ctx context.Context, mint, maxt int64) (st
 	if err != nil {
 		return "", nil, fmt.Errorf("read bucket index: %w", err)
 	}
+	recent := int64(math.MaxInt64)
+	if q.queryStoreAfter > 0 {
+		recent = q.now().Add(-q.queryStoreAfter).UnixMilli()
+	}
 	var ids []ulid.ULID
 	for _, b := range storagetsdb.BlocksToQuery(idx, nil) {
-		if b.MinTime <= maxt && b.MaxTime > mint {
-			ids = append(ids, b.ID)
+		if b.MinTime > maxt || b.MaxTime <= mint {
+			continue
 		}
+		if b.MinTime > recent && !b.UploadedData {
+			continue // ingesters answer for it
+		}
+		ids = append(ids, b.ID)
 	}
 	return tenantID, ids, nil
 }

@@ -117,7 +117,7 @@ func TestBlocksQueryable_RetriesBlocksOnOtherReplicas(t *testing.T) {
 		{ID: "sg-1", Addr: startFakeStoreGateway(t, first)},
 		{ID: "sg-2", Addr: startFakeStoreGateway(t, second)},
 	}}}
-	q := NewBlocksQueryable(bkt, r, dialClients{t}, slog.New(slog.DiscardHandler))
+	q := NewBlocksQueryable(bkt, r, dialClients{t}, 0, slog.New(slog.DiscardHandler))
 
 	got, err := selectAll(t, q)
 	require.NoError(t, err)
@@ -130,7 +130,7 @@ func TestBlocksQueryable_FailsNamingBlocksNoStoreGatewayHas(t *testing.T) {
 	bkt, a, b := blocksFixture(t)
 	only := &fakeStoreGateway{blocks: map[string]int64{a.String(): 1000}}
 	r := fakeRing{set: ring.ReplicationSet{Instances: []ring.InstanceDesc{{ID: "sg-1", Addr: startFakeStoreGateway(t, only)}}}}
-	q := NewBlocksQueryable(bkt, r, dialClients{t}, slog.New(slog.DiscardHandler))
+	q := NewBlocksQueryable(bkt, r, dialClients{t}, 0, slog.New(slog.DiscardHandler))
 
 	_, err := selectAll(t, q)
 	require.ErrorContains(t, err, "no store-gateway answered for blocks "+b.String())
@@ -138,7 +138,7 @@ func TestBlocksQueryable_FailsNamingBlocksNoStoreGatewayHas(t *testing.T) {
 }
 
 func TestBlocksQueryable_TenantWithoutIndexHasNoBlocks(t *testing.T) {
-	q := NewBlocksQueryable(objstore.NewInMemBucket(), fakeRing{}, dialClients{t}, slog.New(slog.DiscardHandler))
+	q := NewBlocksQueryable(objstore.NewInMemBucket(), fakeRing{}, dialClients{t}, 0, slog.New(slog.DiscardHandler))
 	got, err := selectAll(t, q)
 	require.NoError(t, err)
 	require.Empty(t, got)
@@ -159,12 +159,39 @@ func TestBlocksQueryable_SkipsBlocksMarkedForDeletionOrReplaced(t *testing.T) {
 	}))
 	sg := &fakeStoreGateway{blocks: map[string]int64{merged.String(): 1000}}
 	r := fakeRing{set: ring.ReplicationSet{Instances: []ring.InstanceDesc{{ID: "sg-1", Addr: startFakeStoreGateway(t, sg)}}}}
-	q := NewBlocksQueryable(bkt, r, dialClients{t}, slog.New(slog.DiscardHandler))
+	q := NewBlocksQueryable(bkt, r, dialClients{t}, 0, slog.New(slog.DiscardHandler))
 	got, err := selectAll(t, q)
 	require.NoError(t, err)
 	require.Equal(t, map[int64]float64{1000: 1000}, got)
 	require.Len(t, sg.requests, 1)
 	require.True(t, slices.Equal([]string{merged.String()}, sg.requests[0]), "asked only for the block that replaces the others: %v", sg.requests[0])
+}
+
+func TestBlocksQueryable_RecentBlocksOnlyWhenUploaded(t *testing.T) {
+	bkt := objstore.NewInMemBucket()
+	now := time.UnixMilli(100 * 3600 * 1000)
+	hour := int64(3600 * 1000)
+	old, shipped, uploaded := ulid.MustNew(1, nil), ulid.MustNew(2, nil), ulid.MustNew(3, nil)
+	require.NoError(t, storagetsdb.WriteIndex(context.Background(), bucket.NewTenantBucket(bkt, "t"), &storagetsdb.Index{
+		Version: storagetsdb.IndexVersion1,
+		Blocks: []*storagetsdb.BlockEntry{
+			{ID: old, MinTime: now.UnixMilli() - 20*hour, MaxTime: now.UnixMilli() - 18*hour},
+			{ID: shipped, MinTime: now.UnixMilli() - 4*hour, MaxTime: now.UnixMilli() - 2*hour, Source: storagetsdb.SourceIngester},
+			{ID: uploaded, MinTime: now.UnixMilli() - 6*hour, MaxTime: now.UnixMilli() - 4*hour, UploadedData: true},
+		},
+	}))
+	sg := &fakeStoreGateway{blocks: map[string]int64{}}
+	r := fakeRing{set: ring.ReplicationSet{Instances: []ring.InstanceDesc{{ID: "sg-1", Addr: startFakeStoreGateway(t, sg)}}}}
+	q := NewBlocksQueryable(bkt, r, dialClients{t}, 12*time.Hour, slog.New(slog.DiscardHandler))
+	q.now = func() time.Time { return now }
+	querier, err := q.Querier(0, now.UnixMilli())
+	require.NoError(t, err)
+	set := querier.Select(tenant.NewContext(context.Background(), "t"), true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "m"))
+	for set.Next() {
+	}
+	// The fake holds none of them, so the error names exactly the blocks the querier asked for.
+	require.ErrorContains(t, set.Err(), "blocks "+old.String()+", "+uploaded.String())
+	require.NotContains(t, set.Err().Error(), shipped.String(), "a recent block shipped by an ingester is left to the ingesters")
 }
 
 var _ storage.Queryable = (*BlocksQueryable)(nil)

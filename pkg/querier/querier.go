@@ -32,7 +32,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.LookbackDelta, "querier.lookback-delta", 5*time.Minute, "How far back an instant vector selector looks for the latest sample, as Prometheus' -query.lookback-delta.")
 	f.DurationVar(&c.DefaultEvaluationInterval, "querier.default-evaluation-interval", time.Minute, "Step of subqueries that do not give one.")
 	f.DurationVar(&c.QueryIngestersWithin, "querier.query-ingesters-within", 13*time.Hour, "Only data newer than this is asked from ingesters; it must not exceed -blocks-storage.tsdb.retention-period. 0 asks ingesters for any time.")
-	f.DurationVar(&c.QueryStoreAfter, "querier.query-store-after", 12*time.Hour, "Only data older than this is asked from object storage (store-gateways); it must be shorter than -querier.query-ingesters-within so the two overlap. 0 asks object storage for any time.")
+	f.DurationVar(&c.QueryStoreAfter, "querier.query-store-after", 12*time.Hour, "Blocks in object storage holding only data newer than this are not read, as ingesters hold that data; uploaded (backfilled) blocks are read however recent. It must be shorter than -querier.query-ingesters-within so the two overlap. 0 reads every block.")
 }
 
 // Validate checks the configuration.

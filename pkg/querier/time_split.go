@@ -9,12 +9,13 @@ import (
 // TimeSplitQueryable sends each query to where its data lives: ingesters hold the last
 // -querier.query-ingesters-within, object storage (through store-gateways) everything older than
 // -querier.query-store-after. The two windows overlap so that nothing between a block's upload and its
-// discovery by store-gateways is missed; the merge keeps one sample per timestamp.
+// discovery by store-gateways is missed; the merge keeps one sample per timestamp. Object storage is asked
+// for the whole range: the blocks queryable itself skips recent blocks that ingesters still hold, but not
+// recent blocks that were uploaded (backfilled), which no ingester has.
 type TimeSplitQueryable struct {
 	ingesters            storage.Queryable
 	store                storage.Queryable // nil: no long-term storage to read
 	queryIngestersWithin time.Duration
-	queryStoreAfter      time.Duration
 	now                  func() time.Time
 }
 
@@ -24,7 +25,6 @@ func NewTimeSplitQueryable(ingesters, store storage.Queryable, cfg Config) *Time
 		ingesters:            ingesters,
 		store:                store,
 		queryIngestersWithin: cfg.QueryIngestersWithin,
-		queryStoreAfter:      cfg.QueryStoreAfter,
 		now:                  time.Now,
 	}
 }
@@ -45,17 +45,11 @@ func (q *TimeSplitQueryable) Querier(mint, maxt int64) (storage.Querier, error) 
 		queriers = append(queriers, iq)
 	}
 	if q.store != nil {
-		storeMaxt := maxt
-		if q.queryStoreAfter > 0 {
-			storeMaxt = min(maxt, now.Add(-q.queryStoreAfter).UnixMilli())
+		sq, err := q.store.Querier(mint, maxt)
+		if err != nil {
+			return nil, err
 		}
-		if mint <= storeMaxt {
-			sq, err := q.store.Querier(mint, storeMaxt)
-			if err != nil {
-				return nil, err
-			}
-			queriers = append(queriers, sq)
-		}
+		queriers = append(queriers, sq)
 	}
 	if len(queriers) == 1 {
 		return queriers[0], nil

@@ -42,9 +42,10 @@ func TestTimeSplitQueryable_AsksEachStoreForItsWindow(t *testing.T) {
 		mint, maxt       int64
 		wantIng, wantSto [][2]int64
 	}{
-		"recent only":  {mint: ms(time.Hour), maxt: ms(0), wantIng: [][2]int64{{ms(time.Hour), ms(0)}}},
+		// Object storage is always asked (it skips recent blocks that ingesters hold by itself).
+		"recent only":  {mint: ms(time.Hour), maxt: ms(0), wantIng: [][2]int64{{ms(time.Hour), ms(0)}}, wantSto: [][2]int64{{ms(time.Hour), ms(0)}}},
 		"old only":     {mint: ms(48 * time.Hour), maxt: ms(24 * time.Hour), wantSto: [][2]int64{{ms(48 * time.Hour), ms(24 * time.Hour)}}},
-		"both overlap": {mint: ms(7 * 24 * time.Hour), maxt: ms(0), wantIng: [][2]int64{{ms(13 * time.Hour), ms(0)}}, wantSto: [][2]int64{{ms(7 * 24 * time.Hour), ms(12 * time.Hour)}}},
+		"both overlap": {mint: ms(7 * 24 * time.Hour), maxt: ms(0), wantIng: [][2]int64{{ms(13 * time.Hour), ms(0)}}, wantSto: [][2]int64{{ms(7 * 24 * time.Hour), ms(0)}}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			ing, sto := &recordingQueryable{}, &recordingQueryable{}

@@ -61,6 +61,8 @@ type BlockEntry struct {
 	// Sources are the level-1 blocks this block holds the data of (meta.json's Compaction.Sources), so
 	// readers can skip a block that a compacted one replaces even before its deletion mark exists.
 	Sources []ulid.ULID `json:"sources,omitempty"`
+	// UploadedData is true when the block holds uploaded (backfilled) data, which no ingester has.
+	UploadedData bool `json:"uploaded_data,omitempty"`
 	// UploadedAt is when the block's meta.json was written to the bucket, in unix seconds.
 	UploadedAt int64 `json:"uploaded_at"`
 }
@@ -259,6 +261,7 @@ func (u *Updater) readBlockEntry(ctx context.Context, id ulid.ULID) (*BlockEntry
 		CompactionLevel: m.Compaction.Level,
 		IngesterID:      m.Strata.IngesterID,
 		Sources:         m.Compaction.Sources,
+		UploadedData:    m.Strata.UploadedData(),
 		UploadedAt:      attrs.LastModified.Unix(),
 	}, nil
 }

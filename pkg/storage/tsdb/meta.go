@@ -48,6 +48,14 @@ type StrataMeta struct {
 	Source Source `json:"source,omitempty"`
 	// ReplicasDeduplicated is true for a compacted block whose inputs' replica copies were merged.
 	ReplicasDeduplicated bool `json:"replicas_deduplicated,omitempty"`
+	// HoldsUploadedData is true for a compacted block with an uploaded (backfilled) block among its
+	// inputs: no ingester holds that data, so queriers read it however recent it is.
+	HoldsUploadedData bool `json:"holds_uploaded_data,omitempty"`
+}
+
+// UploadedData reports whether the block holds data that was uploaded rather than shipped by an ingester.
+func (m StrataMeta) UploadedData() bool {
+	return m.Source == SourceUpload || m.HoldsUploadedData
 }
 
 // Meta is the content of a block's meta.json: Prometheus' fields, unchanged so Prometheus tools still read
