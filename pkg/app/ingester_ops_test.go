@@ -111,3 +111,12 @@ func TestApp_FlushShipsBlocksToTheFilesystemBucket(t *testing.T) {
 	code, _ = r.do(t, http.MethodPost, "/ingester/flush")
 	require.Equal(t, http.StatusAccepted, code)
 }
+
+func TestApp_ServesProfiles(t *testing.T) {
+	r := startApp(t, newTestApp(t, t.TempDir()))
+	code, body := r.do(t, http.MethodGet, "/debug/pprof/")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, "goroutine")
+	code, _ = r.do(t, http.MethodGet, "/debug/pprof/heap")
+	require.Equal(t, http.StatusOK, code)
+}

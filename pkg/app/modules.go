@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"sort"
 	"strings"
@@ -139,6 +140,12 @@ func (a *App) initServer() (services.Service, error) {
 	s.mux.HandleFunc("/services", a.serveServices)
 	s.mux.HandleFunc("/config", a.serveConfig)
 	s.mux.Handle("/metrics", a.metricsHandler())
+	// Profiles justify hot-path changes (docs/benchmarks.md); they expose no tenant data.
+	s.mux.HandleFunc("/debug/pprof/", pprof.Index)
+	s.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	s.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	s.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return s, nil
 }
 
