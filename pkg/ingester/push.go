@@ -38,8 +38,10 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 	}
 	defer i.end()
 
-	var wr prompb.WriteRequest
-	if err := wr.Unmarshal(req.WriteRequest); err != nil {
+	decoder := decoderPool.Get().(*writeRequestDecoder)
+	defer decoder.release()
+	wr, err := decoder.decode(req.WriteRequest)
+	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "decode write request: %v", err)
 	}
 	t, release, err := i.acquireTenantDB(tenantID, true)

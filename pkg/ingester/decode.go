@@ -1,0 +1,277 @@
+package ingester
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"unsafe"
+
+	"github.com/prometheus/prometheus/prompb"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// writeRequestDecoder decodes a remote-write WriteRequest without copying label names and values: they
+// point into the request's bytes, which gRPC keeps alive while Push runs. Push copies what it keeps beyond
+// the request (the TSDB builds its own label sets; metadata is decoded with copies). The decoder's slices
+// are reused from one request to the next, so a request costs no allocation per series or per sample.
+type writeRequestDecoder struct {
+	req     prompb.WriteRequest
+	labels  []prompb.Label  // every series' labels, back to back
+	samples []prompb.Sample // every series' samples, back to back
+	spans   []seriesSpan    // where each series' labels and samples are in the two slices above
+}
+
+type seriesSpan struct {
+	labelsStart, labelsEnd   int
+	samplesStart, samplesEnd int
+}
+
+var decoderPool = sync.Pool{New: func() any { return &writeRequestDecoder{} }}
+
+// errTruncated reports a field that runs past the end of its message.
+var errTruncated = errors.New("truncated or malformed protobuf")
+
+// release drops the decoder's references into the last request, so a pooled decoder does not keep that
+// request's bytes alive, and returns it to the pool.
+func (d *writeRequestDecoder) release() {
+	clear(d.labels)
+	for i := range d.req.Timeseries {
+		d.req.Timeseries[i] = prompb.TimeSeries{}
+	}
+	clear(d.req.Metadata)
+	decoderPool.Put(d)
+}
+
+// decode parses b. The returned request and every string in it are valid until the decoder's next use.
+func (d *writeRequestDecoder) decode(b []byte) (*prompb.WriteRequest, error) {
+	d.req.Timeseries = d.req.Timeseries[:0]
+	d.req.Metadata = d.req.Metadata[:0]
+	d.labels, d.samples, d.spans = d.labels[:0], d.samples[:0], d.spans[:0]
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, errTruncated
+		}
+		b = b[n:]
+		switch {
+		case num == 1 && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return nil, errTruncated
+			}
+			b = b[n:]
+			if err := d.decodeSeries(v); err != nil {
+				return nil, fmt.Errorf("time series %d: %w", len(d.req.Timeseries), err)
+			}
+		case num == 3 && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return nil, errTruncated
+			}
+			b = b[n:]
+			var m prompb.MetricMetadata
+			if err := m.Unmarshal(v); err != nil { // copies its strings: metadata outlives the request
+				return nil, fmt.Errorf("metadata: %w", err)
+			}
+			d.req.Metadata = append(d.req.Metadata, m)
+		case num == 1 || num == 3:
+			return nil, fmt.Errorf("field %d has wire type %d, want bytes", num, typ)
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return nil, errTruncated
+			}
+			b = b[n:]
+		}
+	}
+	// Slices are attached at the end: appends above may have moved the backing arrays.
+	for i := range d.req.Timeseries {
+		sp := d.spans[i]
+		d.req.Timeseries[i].Labels = d.labels[sp.labelsStart:sp.labelsEnd:sp.labelsEnd]
+		d.req.Timeseries[i].Samples = d.samples[sp.samplesStart:sp.samplesEnd:sp.samplesEnd]
+	}
+	return &d.req, nil
+}
+
+func (d *writeRequestDecoder) decodeSeries(b []byte) error {
+	ts := prompb.TimeSeries{}
+	sp := seriesSpan{labelsStart: len(d.labels), samplesStart: len(d.samples)}
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return errTruncated
+		}
+		b = b[n:]
+		if num >= 1 && num <= 4 {
+			if typ != protowire.BytesType {
+				return fmt.Errorf("field %d has wire type %d, want bytes", num, typ)
+			}
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return errTruncated
+			}
+			b = b[n:]
+			switch num {
+			case 1:
+				l, err := decodeLabel(v)
+				if err != nil {
+					return err
+				}
+				d.labels = append(d.labels, l)
+			case 2:
+				s, err := decodeSample(v)
+				if err != nil {
+					return err
+				}
+				d.samples = append(d.samples, s)
+			case 3:
+				e, err := decodeExemplar(v)
+				if err != nil {
+					return err
+				}
+				ts.Exemplars = append(ts.Exemplars, e)
+			case 4:
+				var h prompb.Histogram
+				if err := h.Unmarshal(v); err != nil {
+					return fmt.Errorf("histogram: %w", err)
+				}
+				ts.Histograms = append(ts.Histograms, h)
+			}
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return errTruncated
+		}
+		b = b[n:]
+	}
+	sp.labelsEnd, sp.samplesEnd = len(d.labels), len(d.samples)
+	d.req.Timeseries = append(d.req.Timeseries, ts)
+	d.spans = append(d.spans, sp)
+	return nil
+}
+
+func decodeLabel(b []byte) (prompb.Label, error) {
+	var l prompb.Label
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return l, errTruncated
+		}
+		b = b[n:]
+		if (num == 1 || num == 2) && typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return l, errTruncated
+			}
+			b = b[n:]
+			if num == 1 {
+				l.Name = unsafeString(v)
+			} else {
+				l.Value = unsafeString(v)
+			}
+			continue
+		}
+		if num == 1 || num == 2 {
+			return l, fmt.Errorf("label field %d has wire type %d, want bytes", num, typ)
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return l, errTruncated
+		}
+		b = b[n:]
+	}
+	return l, nil
+}
+
+func decodeSample(b []byte) (prompb.Sample, error) {
+	var s prompb.Sample
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return s, errTruncated
+		}
+		b = b[n:]
+		switch {
+		case num == 1 && typ == protowire.Fixed64Type:
+			v, n := protowire.ConsumeFixed64(b)
+			if n < 0 {
+				return s, errTruncated
+			}
+			b = b[n:]
+			s.Value = math.Float64frombits(v)
+		case num == 2 && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return s, errTruncated
+			}
+			b = b[n:]
+			s.Timestamp = int64(v)
+		case num == 1 || num == 2:
+			return s, fmt.Errorf("sample field %d has wire type %d", num, typ)
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return s, errTruncated
+			}
+			b = b[n:]
+		}
+	}
+	return s, nil
+}
+
+func decodeExemplar(b []byte) (prompb.Exemplar, error) {
+	var e prompb.Exemplar
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return e, errTruncated
+		}
+		b = b[n:]
+		switch {
+		case num == 1 && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return e, errTruncated
+			}
+			b = b[n:]
+			l, err := decodeLabel(v)
+			if err != nil {
+				return e, err
+			}
+			e.Labels = append(e.Labels, l)
+		case num == 2 && typ == protowire.Fixed64Type:
+			v, n := protowire.ConsumeFixed64(b)
+			if n < 0 {
+				return e, errTruncated
+			}
+			b = b[n:]
+			e.Value = math.Float64frombits(v)
+		case num == 3 && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return e, errTruncated
+			}
+			b = b[n:]
+			e.Timestamp = int64(v)
+		case num >= 1 && num <= 3:
+			return e, fmt.Errorf("exemplar field %d has wire type %d", num, typ)
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return e, errTruncated
+			}
+			b = b[n:]
+		}
+	}
+	return e, nil
+}
+
+// unsafeString views b as a string without copying; b must not change while the string is used.
+func unsafeString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
