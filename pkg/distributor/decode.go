@@ -12,6 +12,8 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/strata-metrics/strata/pkg/remotewrite"
 )
 
 // errorWithStatus is an error that carries the HTTP status the push handler answers with.
@@ -28,18 +30,31 @@ func httpError(status int, format string, args ...any) error {
 
 var bufferPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// decodeWriteRequest reads a snappy-compressed remote-write 1.0 body into dst. Both the compressed body
-// and its announced decompressed length are checked against maxSize before anything that large is
-// allocated, so a small body that expands enormously (a snappy bomb) costs nothing to refuse.
-func decodeWriteRequest(r *http.Request, maxSize int, dst *prompb.WriteRequest) error {
+// decodedRequest is a decoded remote-write request whose strings point into a pooled buffer: release
+// recycles both once nothing reads the request any more (the last replication callback has returned).
+type decodedRequest struct {
+	req          *prompb.WriteRequest
+	decoder      *remotewrite.Decoder
+	decompressed *bytes.Buffer
+}
+
+func (d *decodedRequest) release() {
+	d.decoder.Release()
+	putBuffer(d.decompressed)
+}
+
+// decodeWriteRequest reads a snappy-compressed remote-write 1.0 body. Both the compressed body and its
+// announced decompressed length are checked against maxSize before anything that large is allocated, so a
+// small body that expands enormously (a snappy bomb) costs nothing to refuse.
+func decodeWriteRequest(r *http.Request, maxSize int) (*decodedRequest, error) {
 	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "snappy") {
-		return httpError(http.StatusUnsupportedMediaType, "unsupported Content-Encoding %q: remote write bodies must be snappy-compressed", enc)
+		return nil, httpError(http.StatusUnsupportedMediaType, "unsupported Content-Encoding %q: remote write bodies must be snappy-compressed", enc)
 	}
 	if ct := r.Header.Get("Content-Type"); strings.Contains(ct, "io.prometheus.write.v2.Request") {
-		return httpError(http.StatusUnsupportedMediaType, "remote write 2.0 (%s) is not supported yet: send remote write 1.0 (protobuf_message: prometheus.WriteRequest)", ct)
+		return nil, httpError(http.StatusUnsupportedMediaType, "remote write 2.0 (%s) is not supported yet: send remote write 1.0 (protobuf_message: prometheus.WriteRequest)", ct)
 	}
 	if r.ContentLength > int64(maxSize) {
-		return httpError(http.StatusRequestEntityTooLarge, "request body is %d bytes, limit is %d (-distributor.max-recv-msg-size)", r.ContentLength, maxSize)
+		return nil, httpError(http.StatusRequestEntityTooLarge, "request body is %d bytes, limit is %d (-distributor.max-recv-msg-size)", r.ContentLength, maxSize)
 	}
 
 	compressed := bufferPool.Get().(*bytes.Buffer)
@@ -49,38 +64,42 @@ func decodeWriteRequest(r *http.Request, maxSize int, dst *prompb.WriteRequest) 
 		compressed.Grow(int(r.ContentLength))
 	}
 	if _, err := compressed.ReadFrom(io.LimitReader(r.Body, int64(maxSize)+1)); err != nil {
-		return httpError(http.StatusBadRequest, "read request body: %v", err)
+		return nil, httpError(http.StatusBadRequest, "read request body: %v", err)
 	}
 	if compressed.Len() > maxSize {
-		return httpError(http.StatusRequestEntityTooLarge, "request body is larger than the limit of %d bytes (-distributor.max-recv-msg-size)", maxSize)
+		return nil, httpError(http.StatusRequestEntityTooLarge, "request body is larger than the limit of %d bytes (-distributor.max-recv-msg-size)", maxSize)
 	}
-	return decodeSnappyWriteRequest(compressed.Bytes(), maxSize, dst)
+	return decodeSnappyWriteRequest(compressed.Bytes(), maxSize)
 }
 
-// decodeSnappyWriteRequest decompresses and unmarshals body, refusing a decompressed size over maxSize
+// decodeSnappyWriteRequest decompresses and decodes body, refusing a decompressed size over maxSize
 // before allocating for it.
-func decodeSnappyWriteRequest(body []byte, maxSize int, dst *prompb.WriteRequest) error {
+func decodeSnappyWriteRequest(body []byte, maxSize int) (*decodedRequest, error) {
 	// Read the announced length ourselves first: snappy calls a length over 4 GiB corrupt input, but
 	// for the client it is the same mistake as any length over the limit.
 	if announced, n := binary.Uvarint(body); n > 0 && announced > uint64(maxSize) {
-		return httpError(http.StatusRequestEntityTooLarge, "decompressed body would be %d bytes, limit is %d (-distributor.max-recv-msg-size)", announced, maxSize)
+		return nil, httpError(http.StatusRequestEntityTooLarge, "decompressed body would be %d bytes, limit is %d (-distributor.max-recv-msg-size)", announced, maxSize)
 	}
 	n, err := snappy.DecodedLen(body)
 	if err != nil {
-		return httpError(http.StatusBadRequest, "body is not valid snappy: %v", err)
+		return nil, httpError(http.StatusBadRequest, "body is not valid snappy: %v", err)
 	}
 	decompressed := bufferPool.Get().(*bytes.Buffer)
-	defer putBuffer(decompressed)
 	decompressed.Reset()
 	decompressed.Grow(n)
 	raw, err := snappy.Decode(decompressed.Bytes()[:n], body)
 	if err != nil {
-		return httpError(http.StatusBadRequest, "body is not valid snappy: %v", err)
+		putBuffer(decompressed)
+		return nil, httpError(http.StatusBadRequest, "body is not valid snappy: %v", err)
 	}
-	if err := dst.Unmarshal(raw); err != nil {
-		return httpError(http.StatusBadRequest, "body is not a remote write 1.0 WriteRequest: %v", err)
+	decoder := remotewrite.GetDecoder()
+	req, err := decoder.Decode(raw)
+	if err != nil {
+		decoder.Release()
+		putBuffer(decompressed)
+		return nil, httpError(http.StatusBadRequest, "body is not a remote write 1.0 WriteRequest: %v", err)
 	}
-	return nil
+	return &decodedRequest{req: req, decoder: decoder, decompressed: decompressed}, nil
 }
 
 // putBuffer returns a buffer to the pool unless one huge request made it too big to keep around.

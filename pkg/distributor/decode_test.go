@@ -32,44 +32,46 @@ func TestDecodeSnappyWriteRequest_RoundTrips(t *testing.T) {
 	body := encodeRequest(t, &want)
 	for range 3 { // pooled buffers are reused between calls
 		var got prompb.WriteRequest
-		require.NoError(t, decodeSnappyWriteRequest(body, 1<<20, &got))
+		require.NoError(t, decodeSnappyInto(body, 1<<20, &got))
 		require.Equal(t, want.Timeseries, got.Timeseries)
 		require.Equal(t, want.Metadata, got.Metadata)
 	}
 }
 
-func TestDecodeSnappyWriteRequest_DecodedStringsOutliveThePooledBuffer(t *testing.T) {
-	var first prompb.WriteRequest
-	require.NoError(t, decodeSnappyWriteRequest(encodeRequest(t, &prompb.WriteRequest{
+func TestDecodeSnappyWriteRequest_DecodedStringsLastUntilRelease(t *testing.T) {
+	first, err := decodeSnappyWriteRequest(encodeRequest(t, &prompb.WriteRequest{
 		Timeseries: []prompb.TimeSeries{series(lbls("__name__", "first", "job", "aaaa"), 1)},
-	}), 1<<20, &first))
-	// Decoding another request reuses the pooled buffers; the first request's labels must not change.
+	}), 1<<20)
+	require.NoError(t, err)
+	// Other requests decoded and released meanwhile reuse pooled buffers, never the first one's.
 	for range 10 {
-		var other prompb.WriteRequest
-		require.NoError(t, decodeSnappyWriteRequest(encodeRequest(t, &prompb.WriteRequest{
+		other, err := decodeSnappyWriteRequest(encodeRequest(t, &prompb.WriteRequest{
 			Timeseries: []prompb.TimeSeries{series(lbls("__name__", "other", "job", "bbbb"), 1)},
-		}), 1<<20, &other))
+		}), 1<<20)
+		require.NoError(t, err)
+		other.release()
 	}
-	require.Equal(t, "first", first.Timeseries[0].Labels[0].Value)
-	require.Equal(t, "aaaa", first.Timeseries[0].Labels[1].Value)
+	require.Equal(t, "first", first.req.Timeseries[0].Labels[0].Value)
+	require.Equal(t, "aaaa", first.req.Timeseries[0].Labels[1].Value)
+	first.release()
 }
 
 func TestDecodeSnappyWriteRequest_RefusesSnappyBombBeforeAllocating(t *testing.T) {
 	const maxSize = 1 << 20
 	body := snappyBomb(1 << 30)
 	var req prompb.WriteRequest
-	err := decodeSnappyWriteRequest(body, maxSize, &req)
+	err := decodeSnappyInto(body, maxSize, &req)
 	require.Error(t, err)
 	require.Equal(t, http.StatusRequestEntityTooLarge, statusOf(err))
 
 	// Only the error is allocated: a handful of small objects, never the announced gigabyte, nor even
 	// the limit's megabyte.
 	allocs := testing.AllocsPerRun(100, func() {
-		_ = decodeSnappyWriteRequest(body, maxSize, &req)
+		_ = decodeSnappyInto(body, maxSize, &req)
 	})
 	require.LessOrEqual(t, allocs, 5.0)
 	require.Less(t, bytesAllocatedPerRun(100, func() {
-		_ = decodeSnappyWriteRequest(body, maxSize, &req)
+		_ = decodeSnappyInto(body, maxSize, &req)
 	}), uint64(4096))
 }
 
@@ -79,10 +81,10 @@ func TestDecodeWriteRequest_RefusesOversizedBodyBeforeReadingIt(t *testing.T) {
 	r := httptest.NewRequest(http.MethodPost, "/api/v1/push", bytes.NewReader(nil))
 	r.ContentLength = 64 << 20
 	var req prompb.WriteRequest
-	err := decodeWriteRequest(r, maxSize, &req)
+	err := decodeHTTPInto(r, maxSize, &req)
 	require.Equal(t, http.StatusRequestEntityTooLarge, statusOf(err))
 	require.Less(t, bytesAllocatedPerRun(100, func() {
-		_ = decodeWriteRequest(r, maxSize, &req)
+		_ = decodeHTTPInto(r, maxSize, &req)
 	}), uint64(4096))
 }
 
@@ -123,11 +125,11 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var req prompb.WriteRequest
-		err := decodeSnappyWriteRequest(body, maxSize, &req)
+		err := decodeSnappyInto(body, maxSize, &req)
 
 		r := httptest.NewRequest(http.MethodPost, "/api/v1/push", bytes.NewReader(body))
 		var viaHTTP prompb.WriteRequest
-		httpErr := decodeWriteRequest(r, maxSize, &viaHTTP)
+		httpErr := decodeHTTPInto(r, maxSize, &viaHTTP)
 		require.Equal(t, err == nil, httpErr == nil, "HTTP and raw decoding agree")
 
 		if announced, n := binary.Uvarint(body); n > 0 && announced > maxSize {
@@ -143,7 +145,7 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 		raw, err := req.Marshal()
 		require.NoError(t, err)
 		var again prompb.WriteRequest
-		require.NoError(t, decodeSnappyWriteRequest(snappy.Encode(nil, raw), maxSize, &again))
+		require.NoError(t, decodeSnappyInto(snappy.Encode(nil, raw), maxSize, &again))
 		require.Equal(t, len(req.Timeseries), len(again.Timeseries))
 	})
 }
@@ -177,10 +179,40 @@ func BenchmarkDecodeWriteRequest(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		var req prompb.WriteRequest
-		if err := decodeSnappyWriteRequest(body, 1<<20, &req); err != nil {
+		decoded, err := decodeSnappyWriteRequest(body, 1<<20)
+		if err != nil {
 			b.Fatal(err)
 		}
+		decoded.release()
 	}
 	b.ReportMetric(float64(b.N*seriesCount)/b.Elapsed().Seconds(), "samples/s")
+}
+
+// decodeSnappyInto decodes body and copies the request into dst, so tests can keep it after the decoder's
+// buffers are recycled.
+func decodeSnappyInto(body []byte, maxSize int, dst *prompb.WriteRequest) error {
+	decoded, err := decodeSnappyWriteRequest(body, maxSize)
+	if err != nil {
+		return err
+	}
+	defer decoded.release()
+	return copyRequest(decoded.req, dst)
+}
+
+// decodeHTTPInto is decodeSnappyInto for an HTTP request.
+func decodeHTTPInto(r *http.Request, maxSize int, dst *prompb.WriteRequest) error {
+	decoded, err := decodeWriteRequest(r, maxSize)
+	if err != nil {
+		return err
+	}
+	defer decoded.release()
+	return copyRequest(decoded.req, dst)
+}
+
+func copyRequest(src, dst *prompb.WriteRequest) error {
+	raw, err := src.Marshal()
+	if err != nil {
+		return err
+	}
+	return dst.Unmarshal(raw)
 }

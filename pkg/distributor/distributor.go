@@ -106,10 +106,9 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "remote write requires POST", http.StatusMethodNotAllowed)
 		return
 	}
-	var req prompb.WriteRequest
-	err := decodeWriteRequest(r, d.cfg.MaxRecvMsgSize, &req)
+	decoded, err := decodeWriteRequest(r, d.cfg.MaxRecvMsgSize)
 	if err == nil {
-		err = d.Push(r.Context(), &req)
+		err = d.push(r.Context(), decoded.req, decoded.release)
 	}
 	code := http.StatusNoContent
 	if err != nil {
@@ -127,8 +126,18 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Push validates req and replicates its valid series. Invalid series are counted and dropped while the
 // valid ones are still written; the error is then a 400 that lists the first few rejections.
 func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest) error {
+	return d.push(ctx, req, nil)
+}
+
+// push is Push for a request whose memory is recycled by release (when not nil) once the last
+// replication to an ingester has finished, which may be after push returned.
+func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, release func()) error {
+	if release == nil {
+		release = func() {}
+	}
 	tenantID, err := tenant.FromContext(ctx)
 	if err != nil {
+		release()
 		return httpError(http.StatusUnauthorized, "%v", err)
 	}
 	now := d.now()
@@ -163,34 +172,32 @@ func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest) error 
 		keys = append(keys, metadataToken(tenantID, m.MetricFamilyName))
 	}
 
-	if len(keys) > 0 {
-		d.receivedSamples.WithLabelValues(tenantID).Add(float64(samples))
-		if err := d.replicate(ctx, accepted, metadata, keys); err != nil {
-			return err
-		}
+	if len(keys) == 0 {
+		release()
+		return rejections.err()
+	}
+	d.receivedSamples.WithLabelValues(tenantID).Add(float64(samples))
+	if err := d.replicate(ctx, accepted, metadata, keys, release); err != nil {
+		return err
 	}
 	return rejections.err()
 }
 
 // replicate sends every series and metadata entry (keys holds their tokens, series first) to its
-// replication set and waits for a quorum of each.
-func (d *Distributor) replicate(ctx context.Context, series []prompb.TimeSeries, metadata []prompb.MetricMetadata, keys []uint32) error {
+// replication set and waits for a quorum of each; release runs once every replication has finished.
+func (d *Distributor) replicate(ctx context.Context, series []prompb.TimeSeries, metadata []prompb.MetricMetadata, keys []uint32, release func()) error {
 	// Writes that have started must complete even if the client goes away: a quorum may already have
 	// acknowledged them elsewhere.
 	ctx = context.WithoutCancel(ctx)
-	err := ring.DoBatch(ctx, ring.Write, d.ring, keys, func(inst ring.InstanceDesc, indexes []int) error {
-		var req prompb.WriteRequest
-		for _, i := range indexes {
-			if i < len(series) {
-				req.Timeseries = append(req.Timeseries, series[i])
-			} else {
-				req.Metadata = append(req.Metadata, metadata[i-len(series)])
-			}
-		}
-		body, err := req.Marshal()
-		if err != nil {
-			return err
-		}
+	// Each entry is encoded once; every replica's request is assembled from those bytes, instead of
+	// encoding each series replication-factor times.
+	encoded, err := encodeEntries(series, metadata)
+	if err != nil {
+		release()
+		return httpError(http.StatusInternalServerError, "encode series: %v", err)
+	}
+	err = ring.DoBatchWithCleanup(ctx, ring.Write, d.ring, keys, func(inst ring.InstanceDesc, indexes []int) error {
+		body := encoded.request(indexes)
 		client, err := d.clients.GetClientFor(inst.Addr)
 		if err != nil {
 			return err
@@ -202,7 +209,7 @@ func (d *Distributor) replicate(ctx context.Context, series []prompb.TimeSeries,
 			return fmt.Errorf("push to ingester %s (%s): %w", inst.ID, inst.Addr, err)
 		}
 		return nil
-	}, isClientError)
+	}, isClientError, release)
 	if err == nil {
 		return nil
 	}

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
+	"github.com/strata-metrics/strata/pkg/remotewrite"
 	"github.com/strata-metrics/strata/pkg/tenant"
 	"github.com/strata-metrics/strata/pkg/validation"
 )
@@ -38,9 +39,10 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 	}
 	defer i.end()
 
-	decoder := decoderPool.Get().(*writeRequestDecoder)
-	defer decoder.release()
-	wr, err := decoder.decode(req.WriteRequest)
+	// The decoded strings point into req.WriteRequest, which gRPC does not reuse while Push runs.
+	decoder := remotewrite.GetDecoder()
+	defer decoder.Release()
+	wr, err := decoder.Decode(req.WriteRequest)
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "decode write request: %v", err)
 	}

@@ -104,7 +104,18 @@ func (s *batchState) record(indexes []int, err error, isClientError func(error) 
 // they read (the caller must not recycle request buffers they use) and should not use a context that ends
 // when the caller returns unless cancelling those late writes is intended.
 func DoBatch(ctx context.Context, op Operation, r ReadRing, keys []uint32, callback func(inst InstanceDesc, indexes []int) error, isClientError func(error) bool) error {
+	return DoBatchWithCleanup(ctx, op, r, keys, callback, isClientError, nil)
+}
+
+// DoBatchWithCleanup is DoBatch that calls cleanup (when not nil) once every callback has returned, which
+// may be after DoBatch itself returned, or at once when no callback runs: the moment request buffers the
+// callbacks read can be recycled.
+func DoBatchWithCleanup(ctx context.Context, op Operation, r ReadRing, keys []uint32, callback func(inst InstanceDesc, indexes []int) error, isClientError func(error) bool, cleanup func()) error {
+	if cleanup == nil {
+		cleanup = func() {}
+	}
 	if len(keys) == 0 {
+		cleanup()
 		return nil
 	}
 	if isClientError == nil {
@@ -117,6 +128,7 @@ func DoBatch(ctx context.Context, op Operation, r ReadRing, keys []uint32, callb
 	for i, key := range keys {
 		rs, err := r.Get(key, op, buf[:0])
 		if err != nil {
+			cleanup()
 			return err
 		}
 		buf = rs.Instances
@@ -134,12 +146,19 @@ func DoBatch(ctx context.Context, op Operation, r ReadRing, keys []uint32, callb
 	}
 	s.pending.Store(int32(len(keys)))
 
+	var running sync.WaitGroup
+	running.Add(len(batches))
 	for _, b := range batches {
 		go func() {
+			defer running.Done()
 			err := callback(b.inst, b.indexes)
 			s.record(b.tracked, err, isClientError)
 		}()
 	}
+	go func() {
+		running.Wait()
+		cleanup()
+	}()
 
 	select {
 	case <-s.done:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -127,4 +128,26 @@ func TestDoBatch_RingErrorsAndContext(t *testing.T) {
 	go cancel()
 	err = DoBatch(ctx, Write, r, []uint32{1}, func(InstanceDesc, []int) error { <-release; return nil }, nil)
 	require.ErrorIs(t, err, context.Canceled)
+}
+
+func TestDoBatchWithCleanup_RunsCleanupAfterEveryCallback(t *testing.T) {
+	r := newTestRing(t, Config{HeartbeatTimeout: time.Minute, ReplicationFactor: 3}, generatedDesc(3, 16))
+	release := make(chan struct{})
+	var finished atomic.Int32
+	cleaned := make(chan int32, 1)
+	err := DoBatchWithCleanup(context.Background(), Write, r, []uint32{1, 2, 3}, func(inst InstanceDesc, _ []int) error {
+		if inst.ID == "ingester-2" {
+			<-release // a slow replica, still running when DoBatch returns
+		}
+		finished.Add(1)
+		return nil
+	}, nil, func() { cleaned <- finished.Load() })
+	require.NoError(t, err)
+	select {
+	case <-cleaned:
+		t.Fatal("cleanup ran while a callback was still running")
+	default:
+	}
+	close(release)
+	require.Equal(t, int32(3), <-cleaned, "cleanup ran after all three callbacks")
 }

@@ -1,4 +1,4 @@
-package ingester
+package remotewrite
 
 import (
 	"fmt"
@@ -58,26 +58,26 @@ func exampleWriteRequest() *prompb.WriteRequest {
 	}
 }
 
-func TestWriteRequestDecoder_MatchesTheGeneratedDecoder(t *testing.T) {
+func TestDecoder_MatchesTheGeneratedDecoder(t *testing.T) {
 	raw, err := exampleWriteRequest().Marshal()
 	require.NoError(t, err)
 	var want prompb.WriteRequest
 	require.NoError(t, want.Unmarshal(raw))
 
-	d := &writeRequestDecoder{}
-	got, err := d.decode(raw)
+	d := &Decoder{}
+	got, err := d.Decode(raw)
 	require.NoError(t, err)
 	require.Equal(t, canonical(&want), canonical(got))
 
 	// Reused for a smaller request: nothing of the first one shows.
 	small, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: []prompb.Label{{Name: "__name__", Value: "z"}}}}}).Marshal()
 	require.NoError(t, err)
-	got, err = d.decode(small)
+	got, err = d.Decode(small)
 	require.NoError(t, err)
 	require.Equal(t, `series{"__name__"="z",}`, canonical(got))
 }
 
-func TestWriteRequestDecoder_RejectsMalformedInput(t *testing.T) {
+func TestDecoder_RejectsMalformedInput(t *testing.T) {
 	raw, err := exampleWriteRequest().Marshal()
 	require.NoError(t, err)
 	for name, b := range map[string][]byte{
@@ -87,13 +87,13 @@ func TestWriteRequestDecoder_RejectsMalformedInput(t *testing.T) {
 		"bad length":         {0x0a, 0xff},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := (&writeRequestDecoder{}).decode(b)
+			_, err := (&Decoder{}).Decode(b)
 			require.Error(t, err)
 		})
 	}
 }
 
-func TestWriteRequestDecoder_DoesNotAllocatePerSeries(t *testing.T) {
+func TestDecoder_DoesNotAllocatePerSeries(t *testing.T) {
 	wr := &prompb.WriteRequest{}
 	for i := range 100 {
 		wr.Timeseries = append(wr.Timeseries, prompb.TimeSeries{
@@ -103,14 +103,14 @@ func TestWriteRequestDecoder_DoesNotAllocatePerSeries(t *testing.T) {
 	}
 	raw, err := wr.Marshal()
 	require.NoError(t, err)
-	d := &writeRequestDecoder{}
-	_, err = d.decode(raw) // grows the reusable slices once
+	d := &Decoder{}
+	_, err = d.Decode(raw) // grows the reusable slices once
 	require.NoError(t, err)
-	allocs := testing.AllocsPerRun(10, func() { _, _ = d.decode(raw) })
+	allocs := testing.AllocsPerRun(10, func() { _, _ = d.Decode(raw) })
 	require.Zero(t, allocs)
 }
 
-func FuzzWriteRequestDecoder(f *testing.F) {
+func FuzzDecoder(f *testing.F) {
 	raw, err := exampleWriteRequest().Marshal()
 	require.NoError(f, err)
 	f.Add(raw)
@@ -119,7 +119,7 @@ func FuzzWriteRequestDecoder(f *testing.F) {
 	// What the decoder accepts, the generated one accepts too, with the same content. (It may refuse more:
 	// malformed unknown fields, such as unbalanced groups, that the generated decoder skips.)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got, err := (&writeRequestDecoder{}).decode(b)
+		got, err := (&Decoder{}).Decode(b)
 		if err != nil {
 			return
 		}
@@ -129,7 +129,7 @@ func FuzzWriteRequestDecoder(f *testing.F) {
 	})
 }
 
-func BenchmarkWriteRequestDecode(b *testing.B) {
+func BenchmarkDecode(b *testing.B) {
 	wr := &prompb.WriteRequest{}
 	for i := range 1000 {
 		ts := prompb.TimeSeries{Samples: []prompb.Sample{{Timestamp: int64(i), Value: float64(i)}}}
@@ -150,9 +150,9 @@ func BenchmarkWriteRequestDecode(b *testing.B) {
 	})
 	b.Run("strata", func(b *testing.B) {
 		b.ReportAllocs()
-		d := &writeRequestDecoder{}
+		d := &Decoder{}
 		for b.Loop() {
-			_, _ = d.decode(raw)
+			_, _ = d.Decode(raw)
 		}
 	})
 }

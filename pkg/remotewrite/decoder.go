@@ -1,4 +1,5 @@
-package ingester
+// Package remotewrite decodes Prometheus remote-write 1.0 requests for the distributor and the ingester.
+package remotewrite
 
 import (
 	"errors"
@@ -11,11 +12,11 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// writeRequestDecoder decodes a remote-write WriteRequest without copying label names and values: they
-// point into the request's bytes, which gRPC keeps alive while Push runs. Push copies what it keeps beyond
-// the request (the TSDB builds its own label sets; metadata is decoded with copies). The decoder's slices
-// are reused from one request to the next, so a request costs no allocation per series or per sample.
-type writeRequestDecoder struct {
+// Decoder decodes a remote-write WriteRequest without copying label names and values: they point into
+// the request's bytes, which the caller keeps unchanged until it calls Release. Callers copy what they
+// keep beyond that (the TSDB builds its own label sets; metadata is decoded with copies). A Decoder's
+// slices are reused from one request to the next, so a request costs no allocation per series or sample.
+type Decoder struct {
 	req     prompb.WriteRequest
 	labels  []prompb.Label  // every series' labels, back to back
 	samples []prompb.Sample // every series' samples, back to back
@@ -27,14 +28,17 @@ type seriesSpan struct {
 	samplesStart, samplesEnd int
 }
 
-var decoderPool = sync.Pool{New: func() any { return &writeRequestDecoder{} }}
+var decoderPool = sync.Pool{New: func() any { return &Decoder{} }}
+
+// GetDecoder returns a decoder from a pool; Release returns it.
+func GetDecoder() *Decoder { return decoderPool.Get().(*Decoder) }
 
 // errTruncated reports a field that runs past the end of its message.
 var errTruncated = errors.New("truncated or malformed protobuf")
 
-// release drops the decoder's references into the last request, so a pooled decoder does not keep that
-// request's bytes alive, and returns it to the pool.
-func (d *writeRequestDecoder) release() {
+// Release drops the decoder's references into the last request, so a pooled decoder does not keep that
+// request's bytes alive, and returns it to the pool. Nothing Decode returned may be used afterwards.
+func (d *Decoder) Release() {
 	clear(d.labels)
 	for i := range d.req.Timeseries {
 		d.req.Timeseries[i] = prompb.TimeSeries{}
@@ -43,8 +47,9 @@ func (d *writeRequestDecoder) release() {
 	decoderPool.Put(d)
 }
 
-// decode parses b. The returned request and every string in it are valid until the decoder's next use.
-func (d *writeRequestDecoder) decode(b []byte) (*prompb.WriteRequest, error) {
+// Decode parses b. The returned request and every string in it are valid until the decoder's next use
+// or Release, and only while b is unchanged.
+func (d *Decoder) Decode(b []byte) (*prompb.WriteRequest, error) {
 	d.req.Timeseries = d.req.Timeseries[:0]
 	d.req.Metadata = d.req.Metadata[:0]
 	d.labels, d.samples, d.spans = d.labels[:0], d.samples[:0], d.spans[:0]
@@ -94,7 +99,7 @@ func (d *writeRequestDecoder) decode(b []byte) (*prompb.WriteRequest, error) {
 	return &d.req, nil
 }
 
-func (d *writeRequestDecoder) decodeSeries(b []byte) error {
+func (d *Decoder) decodeSeries(b []byte) error {
 	ts := prompb.TimeSeries{}
 	sp := seriesSpan{labelsStart: len(d.labels), samplesStart: len(d.samples)}
 	for len(b) > 0 {
