@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Scenario (a) of docs/benchmarks.md: the same remote-write load sent to Strata (single binary, RF=1),
+# Prometheus and VictoriaMetrics, one after another on this machine; each receiver's CPU seconds and RSS
+# are read from /proc. Prints one table with Strata's ratios. Needs Debian's prometheus and
+# victoria-metrics packages (installed if missing, as root).
+#
+#   scripts/bench.sh                       # 200k series, as fast as possible, 3 minutes per receiver
+#   SERIES=200000 DURATION=40s scripts/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SERIES="${SERIES:-200000}"
+DURATION="${DURATION:-3m}"
+CONCURRENCY="${CONCURRENCY:-4}"
+BATCH="${BATCH:-2000}"
+RECEIVERS="${RECEIVERS:-strata prometheus victoria-metrics}"
+work="$(mktemp -d)"
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+for pkg in prometheus victoria-metrics; do
+	if ! command -v "$pkg" >/dev/null 2>&1; then
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null
+	fi
+done
+mkdir -p "$work/bin"
+go build -o "$work/bin/strata" ./cmd/strata
+go build -o "$work/bin/loadgen" ./tools/loadgen
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# cpu_seconds PID: user+system CPU time of the process.
+cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' "/proc/$1/stat"; }
+rss_bytes() { awk '/^VmRSS/ {print $2*1024}' "/proc/$1/status"; }
+wait_ready() { # URL
+	for _ in $(seq 1 300); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.2; done
+	echo "not ready: $1" >&2
+	return 1
+}
+
+for r in $RECEIVERS; do
+	port="$(free_port)"
+	dir="$work/$r"
+	mkdir -p "$dir"
+	case "$r" in
+	strata)
+		"$work/bin/strata" -data.dir="$dir" -auth.multitenancy-enabled=false \
+			-server.http-listen-address=127.0.0.1 -server.http-listen-port="$port" \
+			-server.grpc-listen-address=127.0.0.1 -server.grpc-listen-port="$(free_port)" >"$dir.log" 2>&1 &
+		url="http://127.0.0.1:$port/api/v1/push"
+		ready="http://127.0.0.1:$port/ready"
+		;;
+	prometheus)
+		printf 'global: {scrape_interval: 1h}\n' >"$dir.yml"
+		prometheus --config.file="$dir.yml" --storage.tsdb.path="$dir" --web.enable-remote-write-receiver \
+			--web.listen-address="127.0.0.1:$port" >"$dir.log" 2>&1 &
+		url="http://127.0.0.1:$port/api/v1/write"
+		ready="http://127.0.0.1:$port/-/ready"
+		;;
+	victoria-metrics)
+		victoria-metrics -storageDataPath="$dir" -httpListenAddr="127.0.0.1:$port" >"$dir.log" 2>&1 &
+		url="http://127.0.0.1:$port/api/v1/write"
+		ready="http://127.0.0.1:$port/health"
+		;;
+	esac
+	pid=$!
+	wait_ready "$ready"
+	load=(-url "$url" -auth-disabled -series "$SERIES" -interval 0 -batch "$BATCH" -concurrency "$CONCURRENCY")
+	# One warm-up round creates the series; the receiver's CPU is then measured over the measured run only.
+	"$work/bin/loadgen" write "${load[@]}" -rounds 1 >/dev/null
+	cpu_before="$(cpu_seconds "$pid")"
+	"$work/bin/loadgen" write "${load[@]}" -duration "$DURATION" -json "$work/$r.json" >"$work/$r.loadgen.txt"
+	cpu_after="$(cpu_seconds "$pid")"
+	echo "$r $cpu_before $cpu_after $(rss_bytes "$pid")" >>"$work/proc.txt"
+	kill "$pid"
+	wait "$pid" 2>/dev/null || true
+done
+
+python3 - "$work" "$SERIES" <<'PY'
+import json, sys
+work, series = sys.argv[1], int(sys.argv[2])
+rows = {}
+for line in open(f"{work}/proc.txt"):
+    name, before, after, rss = line.split()
+    s = json.load(open(f"{work}/{name}.json"))
+    w = s["write"]
+    cpu = float(after) - float(before)
+    accepted = w["accepted_samples_per_second"]
+    total_samples = w["samples_accepted"]
+    failed = w["samples_failed"]
+    rows[name] = dict(rate=accepted, per_cpu=total_samples / cpu if cpu else 0, rss=int(rss), failed=failed,
+                      gen_cpu=s["generator_cpu"]["percent"])
+print(f"series={series}")
+print(f"{'receiver':<18}{'samples/s':>12}{'samples/CPU-s':>15}{'RSS MB':>9}{'B/series':>10}{'failed':>8}{'loadgen CPU%':>14}")
+for name, r in rows.items():
+    print(f"{name:<18}{r['rate']:>12.0f}{r['per_cpu']:>15.0f}{r['rss']/1e6:>9.0f}{r['rss']/series:>10.0f}{r['failed']:>8}{r['gen_cpu']:>14.1f}")
+if "strata" in rows:
+    s = rows["strata"]
+    for other in ("prometheus", "victoria-metrics"):
+        if other in rows:
+            o = rows[other]
+            print(f"strata / {other}: samples/s x{s['rate']/o['rate']:.2f}, samples per CPU-s x{s['per_cpu']/o['per_cpu']:.2f}, RSS per series x{s['rss']/o['rss']:.2f}")
+PY
