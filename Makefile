@@ -2,7 +2,7 @@
 
 # Test tools installed with `go install` (versitygw) live here.
 export PATH := $(shell go env GOPATH)/bin:$(PATH)
-.PHONY: run build test test-deps proto docs cluster
+.PHONY: run build test test-deps proto docs cluster bench
 
 run:
 	go run ./cmd/strata
@@ -27,3 +27,7 @@ docs:
 # 3 ingesters, 2 distributors, 2 queriers on this machine (docs/operations.md).
 cluster:
 	./production/local-cluster/run.sh
+
+# Strata beside Prometheus and VictoriaMetrics under the same load (docs/benchmarks.md).
+bench:
+	./scripts/bench.sh
