@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
-# Scenario (a) of docs/benchmarks.md: the same remote-write load sent to Strata (single binary, RF=1),
-# Prometheus and VictoriaMetrics, one after another on this machine; each receiver's CPU seconds and RSS
-# are read from /proc. Prints one table with Strata's ratios. Needs Debian's prometheus and
-# victoria-metrics packages (installed if missing, as root).
+# The same remote-write load sent to Strata (single binary, RF=1), Prometheus and VictoriaMetrics, one
+# after another on this machine; each receiver's CPU seconds and RSS are read from /proc. Prints one table
+# with Strata's ratios. Needs Debian's prometheus and victoria-metrics packages (installed if missing, as
+# root). Scenarios (docs/benchmarks.md):
+#   a: SERIES (200k) active series as fast as possible for DURATION (3m)
+#   b: SERIES (1M) active series at a 15 s interval; memory after 2 intervals
 #
-#   scripts/bench.sh                       # 200k series, as fast as possible, 3 minutes per receiver
+#   scripts/bench.sh                            # scenario a
 #   SERIES=200000 DURATION=40s scripts/bench.sh
+#   SCENARIO=b scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SERIES="${SERIES:-200000}"
+SCENARIO="${SCENARIO:-a}"
+if [ "$SCENARIO" = b ]; then
+	SERIES="${SERIES:-1000000}"
+else
+	SERIES="${SERIES:-200000}"
+fi
 DURATION="${DURATION:-3m}"
 CONCURRENCY="${CONCURRENCY:-4}"
 BATCH="${BATCH:-2000}"
@@ -63,18 +71,25 @@ for r in $RECEIVERS; do
 	esac
 	pid=$!
 	wait_ready "$ready"
-	load=(-url "$url" -auth-disabled -series "$SERIES" -interval 0 -batch "$BATCH" -concurrency "$CONCURRENCY")
-	# One warm-up round creates the series; the receiver's CPU is then measured over the measured run only.
-	"$work/bin/loadgen" write "${load[@]}" -rounds 1 >/dev/null
-	cpu_before="$(cpu_seconds "$pid")"
-	"$work/bin/loadgen" write "${load[@]}" -duration "$DURATION" -json "$work/$r.json" >"$work/$r.loadgen.txt"
+	if [ "$SCENARIO" = b ]; then
+		# Memory once every series has been written three times (first scrape + 2 intervals).
+		cpu_before="$(cpu_seconds "$pid")"
+		"$work/bin/loadgen" write -url "$url" -auth-disabled -series "$SERIES" -interval 15s -batch "$BATCH" \
+			-concurrency "$CONCURRENCY" -rounds 3 -json "$work/$r.json" >"$work/$r.loadgen.txt"
+	else
+		load=(-url "$url" -auth-disabled -series "$SERIES" -interval 0 -batch "$BATCH" -concurrency "$CONCURRENCY")
+		# One warm-up round creates the series; the receiver's CPU is measured over the measured run only.
+		"$work/bin/loadgen" write "${load[@]}" -rounds 1 >/dev/null
+		cpu_before="$(cpu_seconds "$pid")"
+		"$work/bin/loadgen" write "${load[@]}" -duration "$DURATION" -json "$work/$r.json" >"$work/$r.loadgen.txt"
+	fi
 	cpu_after="$(cpu_seconds "$pid")"
 	echo "$r $cpu_before $cpu_after $(rss_bytes "$pid")" >>"$work/proc.txt"
 	kill "$pid"
 	wait "$pid" 2>/dev/null || true
 done
 
-python3 - "$work" "$SERIES" <<'PY'
+python3 - "$work" "$SERIES" "$SCENARIO" <<'PY'
 import json, sys
 work, series = sys.argv[1], int(sys.argv[2])
 rows = {}
@@ -88,7 +103,7 @@ for line in open(f"{work}/proc.txt"):
     failed = w["samples_failed"]
     rows[name] = dict(rate=accepted, per_cpu=total_samples / cpu if cpu else 0, rss=int(rss), failed=failed,
                       gen_cpu=s["generator_cpu"]["percent"])
-print(f"series={series}")
+print(f"series={series} scenario={sys.argv[3]}")
 print(f"{'receiver':<18}{'samples/s':>12}{'samples/CPU-s':>15}{'RSS MB':>9}{'B/series':>10}{'failed':>8}{'loadgen CPU%':>14}")
 for name, r in rows.items():
     print(f"{name:<18}{r['rate']:>12.0f}{r['per_cpu']:>15.0f}{r['rss']/1e6:>9.0f}{r['rss']/series:>10.0f}{r['failed']:>8}{r['gen_cpu']:>14.1f}")
