@@ -37,7 +37,7 @@ go build -o "$work/bin/loadgen" ./tools/loadgen
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # cpu_seconds PID: user+system CPU time of the process.
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' "/proc/$1/stat"; }
-rss_bytes() { awk '/^VmRSS/ {print $2*1024}' "/proc/$1/status"; }
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 wait_ready() { # URL
 	for _ in $(seq 1 300); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.2; done
 	echo "not ready: $1" >&2
@@ -84,7 +84,7 @@ for r in $RECEIVERS; do
 		"$work/bin/loadgen" write "${load[@]}" -duration "$DURATION" -json "$work/$r.json" >"$work/$r.loadgen.txt"
 	fi
 	cpu_after="$(cpu_seconds "$pid")"
-	echo "$r $cpu_before $cpu_after $(rss_bytes "$pid")" >>"$work/proc.txt"
+	echo "$r $cpu_before $cpu_after $(rss_kib "$pid")" >>"$work/proc.txt"
 	kill "$pid"
 	wait "$pid" 2>/dev/null || true
 done
@@ -94,7 +94,8 @@ import json, sys
 work, series = sys.argv[1], int(sys.argv[2])
 rows = {}
 for line in open(f"{work}/proc.txt"):
-    name, before, after, rss = line.split()
+    name, before, after, rss_kib = line.split()
+    rss = int(rss_kib) * 1024
     s = json.load(open(f"{work}/{name}.json"))
     w = s["write"]
     cpu = float(after) - float(before)
