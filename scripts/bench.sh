@@ -5,6 +5,8 @@
 # root). Scenarios (docs/benchmarks.md):
 #   a: SERIES (200k) active series as fast as possible for DURATION (3m)
 #   b: SERIES (1M) active series at a 15 s interval; memory after 2 intervals
+#   d: scenario a's load sent to one distributor of a cluster of 3 ingesters (memberlist, RF=3); CPU and
+#      RSS summed over all Strata processes (run scenario a in the same session for the ratio)
 #
 #   scripts/bench.sh                            # scenario a
 #   SERIES=200000 DURATION=40s scripts/bench.sh
@@ -21,7 +23,7 @@ fi
 DURATION="${DURATION:-3m}"
 CONCURRENCY="${CONCURRENCY:-4}"
 BATCH="${BATCH:-2000}"
-RECEIVERS="${RECEIVERS:-strata prometheus victoria-metrics}"
+RECEIVERS="${RECEIVERS:-strata prometheus victoria-metrics}" # scenario d: the RF=3 cluster and Prometheus
 work="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
@@ -44,11 +46,44 @@ wait_ready() { # URL
 	return 1
 }
 
+if [ "$SCENARIO" = d ]; then
+	RECEIVERS="strata-rf3 prometheus"
+fi
+
+# start_cluster DIR HTTP_PORT: 3 ingesters and a distributor on 127.0.0.1; prints the PIDs.
+start_cluster() {
+	local dir=$1 http=$2 seeds="" gossip=() i
+	for i in 0 1 2 3; do gossip[i]="$(free_port)"; done
+	seeds="127.0.0.1:${gossip[0]},127.0.0.1:${gossip[1]},127.0.0.1:${gossip[2]}"
+	common=(-distributor.replication-factor=3 -ingester.ring.store=memberlist -memberlist.bind-addr=127.0.0.1
+		-memberlist.join="$seeds" -auth.multitenancy-enabled=false -server.http-listen-address=127.0.0.1
+		-server.grpc-listen-address=127.0.0.1 -ingester.ring.instance-addr=127.0.0.1
+		-distributor.ring.instance-addr=127.0.0.1)
+	for i in 0 1 2; do
+		"$work/bin/strata" "${common[@]}" -target=ingester -ingester.ring.instance-id="ingester-$i" \
+			-memberlist.bind-port="${gossip[i]}" -server.http-listen-port="$(free_port)" \
+			-server.grpc-listen-port="$(free_port)" -data.dir="$dir/ingester-$i" >"$dir.ingester-$i.log" 2>&1 &
+		echo $!
+	done
+	"$work/bin/strata" "${common[@]}" -target=distributor -distributor.ring.instance-id=distributor \
+		-memberlist.bind-port="${gossip[3]}" -server.http-listen-port="$http" \
+		-server.grpc-listen-port="$(free_port)" -data.dir="$dir/distributor" >"$dir.distributor.log" 2>&1 &
+	echo $!
+}
+cpu_sum() { local t=0 p; for p in "$@"; do t="$(echo "$t + $(cpu_seconds "$p")" | bc -l)"; done; echo "$t"; }
+rss_sum() { local t=0 p; for p in "$@"; do t=$((t + $(rss_kib "$p"))); done; echo "$t"; }
+
 for r in $RECEIVERS; do
 	port="$(free_port)"
 	dir="$work/$r"
 	mkdir -p "$dir"
+	pids=()
 	case "$r" in
+	strata-rf3)
+		mapfile -t pids < <(start_cluster "$dir" "$port")
+		url="http://127.0.0.1:$port/api/v1/push"
+		ready="http://127.0.0.1:$port/ready"
+		;;
 	strata)
 		"$work/bin/strata" -data.dir="$dir" -auth.multitenancy-enabled=false \
 			-server.http-listen-address=127.0.0.1 -server.http-listen-port="$port" \
@@ -69,24 +104,31 @@ for r in $RECEIVERS; do
 		ready="http://127.0.0.1:$port/health"
 		;;
 	esac
-	pid=$!
+	if [ ${#pids[@]} -eq 0 ]; then
+		pids=($!)
+	fi
 	wait_ready "$ready"
+	# The distributor is ready before it sees the ingesters: wait for writes to succeed.
+	for _ in $(seq 1 100); do
+		"$work/bin/loadgen" write -url "$url" -auth-disabled -series 10 -rounds 1 >/dev/null 2>&1 && break
+		sleep 0.3
+	done
 	if [ "$SCENARIO" = b ]; then
 		# Memory once every series has been written three times (first scrape + 2 intervals).
-		cpu_before="$(cpu_seconds "$pid")"
+		cpu_before="$(cpu_sum "${pids[@]}")"
 		"$work/bin/loadgen" write -url "$url" -auth-disabled -series "$SERIES" -interval 15s -batch "$BATCH" \
 			-concurrency "$CONCURRENCY" -rounds 3 -json "$work/$r.json" >"$work/$r.loadgen.txt"
 	else
 		load=(-url "$url" -auth-disabled -series "$SERIES" -interval 0 -batch "$BATCH" -concurrency "$CONCURRENCY")
 		# One warm-up round creates the series; the receiver's CPU is measured over the measured run only.
 		"$work/bin/loadgen" write "${load[@]}" -rounds 1 >/dev/null
-		cpu_before="$(cpu_seconds "$pid")"
+		cpu_before="$(cpu_sum "${pids[@]}")"
 		"$work/bin/loadgen" write "${load[@]}" -duration "$DURATION" -json "$work/$r.json" >"$work/$r.loadgen.txt"
 	fi
-	cpu_after="$(cpu_seconds "$pid")"
-	echo "$r $cpu_before $cpu_after $(rss_kib "$pid")" >>"$work/proc.txt"
-	kill "$pid"
-	wait "$pid" 2>/dev/null || true
+	cpu_after="$(cpu_sum "${pids[@]}")"
+	echo "$r $cpu_before $cpu_after $(rss_sum "${pids[@]}")" >>"$work/proc.txt"
+	kill "${pids[@]}"
+	wait "${pids[@]}" 2>/dev/null || true
 done
 
 python3 - "$work" "$SERIES" "$SCENARIO" <<'PY'
@@ -108,10 +150,12 @@ print(f"series={series} scenario={sys.argv[3]}")
 print(f"{'receiver':<18}{'samples/s':>12}{'samples/CPU-s':>15}{'RSS MB':>9}{'B/series':>10}{'failed':>8}{'loadgen CPU%':>14}")
 for name, r in rows.items():
     print(f"{name:<18}{r['rate']:>12.0f}{r['per_cpu']:>15.0f}{r['rss']/1e6:>9.0f}{r['rss']/series:>10.0f}{r['failed']:>8}{r['gen_cpu']:>14.1f}")
-if "strata" in rows:
-    s = rows["strata"]
+for mine in ("strata", "strata-rf3"):
+    if mine not in rows:
+        continue
+    s = rows[mine]
     for other in ("prometheus", "victoria-metrics"):
         if other in rows:
             o = rows[other]
-            print(f"strata / {other}: samples/s x{s['rate']/o['rate']:.2f}, samples per CPU-s x{s['per_cpu']/o['per_cpu']:.2f}, RSS per series x{s['rss']/o['rss']:.2f}")
+            print(f"{mine} / {other}: samples/s x{s['rate']/o['rate']:.2f}, samples per CPU-s x{s['per_cpu']/o['per_cpu']:.2f}, RSS per series x{s['rss']/o['rss']:.2f}")
 PY
