@@ -21,6 +21,8 @@ type writeConfig struct {
 	TenantPrefix   string
 	SeriesPerTen   int
 	Interval       time.Duration
+	BackfillFrom   time.Duration
+	BackfillStep   time.Duration
 	Batch          int
 	Concurrency    int
 	ChurnPerMinute float64
@@ -40,6 +42,8 @@ func (c *writeConfig) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.Tenants, "tenants", 1, "number of tenants, named <tenant-prefix>0, <tenant-prefix>1, ...")
 	f.StringVar(&c.TenantPrefix, "tenant-prefix", "tenant-", "prefix of the tenant IDs")
 	f.IntVar(&c.SeriesPerTen, "series", 10000, "active series per tenant")
+	f.DurationVar(&c.BackfillFrom, "backfill-from", 0, "write past data instead of live data: round r gets the timestamp (start - backfill-from + r*backfill-step), as fast as accepted; stops at the present. Two runs with the same seed write identical data to two receivers")
+	f.DurationVar(&c.BackfillStep, "backfill-step", 15*time.Second, "spacing of the rounds' timestamps with -backfill-from")
 	f.DurationVar(&c.Interval, "interval", 15*time.Second, "scrape interval: one sample per series per interval; 0 sends rounds as fast as the target accepts them")
 	f.IntVar(&c.Batch, "batch", 2000, "samples per request, like Prometheus' max_samples_per_send")
 	f.IntVar(&c.Concurrency, "concurrency", 4, "concurrent senders; each owns a fixed set of batches so a series' samples stay in order")
@@ -73,6 +77,8 @@ func (c *writeConfig) Validate() error {
 		return errors.New("-duration must be positive unless -rounds is set")
 	case c.Rounds < 0 || c.Warmup < 0:
 		return errors.New("-rounds and -warmup must not be negative")
+	case c.BackfillFrom < 0 || (c.BackfillFrom > 0 && (c.BackfillStep <= 0 || c.Interval != 0)):
+		return errors.New("-backfill-from needs a positive -backfill-step and -interval 0")
 	}
 	return c.Push.Validate()
 }
@@ -126,8 +132,10 @@ type writer struct {
 	lateRounds int
 	churned    int
 	buildTime  time.Duration
-	raw        []byte
-	bodies     sync.Pool
+	// backfillStart is the first round's timestamp with -backfill-from.
+	backfillStart int64
+	raw           []byte
+	bodies        sync.Pool
 }
 
 func newWriter(cfg writeConfig, logger *slog.Logger) *writer {
@@ -263,6 +271,15 @@ func (w *writer) waitForRound(ctx context.Context, deadline time.Time) bool {
 // goes to sender k % concurrency, so each series is pushed by one sender in timestamp order.
 func (w *writer) sendRound(ctx context.Context, queues []chan *batch) bool {
 	ts := max(w.now().UnixMilli(), w.lastTs+1) // rounds faster than 1ms still get distinct timestamps
+	if w.cfg.BackfillFrom > 0 {
+		if w.backfillStart == 0 {
+			w.backfillStart = w.now().Add(-w.cfg.BackfillFrom).UnixMilli()
+		}
+		ts = w.backfillStart + int64(w.round)*w.cfg.BackfillStep.Milliseconds()
+		if ts > w.now().UnixMilli() {
+			return false // caught up with the present
+		}
+	}
 	dt := 0.0
 	if w.lastTs != 0 {
 		dt = float64(ts-w.lastTs) / 1000

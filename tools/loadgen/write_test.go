@@ -197,3 +197,27 @@ func TestWrite_EndToEndThenVerify(t *testing.T) {
 	require.Equal(t, 10, vs.SeriesChecked)
 	require.Greater(t, vs.SeriesRecorded, 10)
 }
+
+func TestWrite_BackfillWritesPastTimestampsUpToThePresent(t *testing.T) {
+	recv, srv := newFakeReceiver(t, "X-Scope-OrgID")
+	cfg := testWriteConfig(srv.URL)
+	cfg.SeriesPerTen, cfg.Batch, cfg.Rounds = 10, 2000, 100
+	cfg.BackfillFrom, cfg.BackfillStep = time.Minute, 15*time.Second
+	require.NoError(t, cfg.Validate())
+	before := time.Now()
+	s, _, err := runWrite(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	require.Equal(t, 5, s.Rounds, "rounds at -60s, -45s, -30s, -15s and now; the next would be in the future")
+	var stamps []int64
+	for _, wr := range recv.requests {
+		stamps = append(stamps, wr.Timeseries[0].Samples[0].Timestamp)
+	}
+	require.Len(t, stamps, 5)
+	for i := 1; i < len(stamps); i++ {
+		require.Equal(t, int64(15000), stamps[i]-stamps[i-1])
+	}
+	require.InDelta(t, before.Add(-time.Minute).UnixMilli(), stamps[0], 1000)
+
+	cfg.Interval = time.Second
+	require.ErrorContains(t, cfg.Validate(), "-backfill-from needs")
+}
