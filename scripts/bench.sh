@@ -5,6 +5,8 @@
 # root). Scenarios (docs/benchmarks.md):
 #   a: SERIES (200k) active series as fast as possible for DURATION (3m)
 #   b: SERIES (1M) active series at a 15 s interval; memory after 2 intervals
+#   c: the query set (tools/loadgen/queries.yaml) over QSERIES (10k) series backfilled for the last 2h at a
+#      15 s step into Strata, Prometheus and VictoriaMetrics; Strata's answers must equal Prometheus'
 #   d: scenario a's load sent to one distributor of a cluster of 3 ingesters (memberlist, RF=3); CPU and
 #      RSS summed over all Strata processes (run scenario a in the same session for the ratio)
 #
@@ -72,6 +74,80 @@ start_cluster() {
 }
 cpu_sum() { local t=0 p; for p in "$@"; do t="$(echo "$t + $(cpu_seconds "$p")" | bc -l)"; done; echo "$t"; }
 rss_sum() { local t=0 p; for p in "$@"; do t=$((t + $(rss_kib "$p"))); done; echo "$t"; }
+
+if [ "$SCENARIO" = c ]; then
+	# Identical data in every receiver (same seed, same timestamps), then the same queries against each.
+	declare -A bases
+	# Samples half a step off the 15 s grid that query steps and ranges are multiples of: Prometheus 2.42
+	# closes windows on the left and Prometheus 3 (Strata's engine) does not, which differs only when a
+	# sample sits exactly on a window's edge.
+	start_ms=$(( ($(date +%s) - 7200) / 15 * 15 * 1000 + 7500 ))
+	for r in $RECEIVERS; do
+		port="$(free_port)"
+		dir="$work/$r"
+		mkdir -p "$dir"
+		case "$r" in
+		strata)
+			"$work/bin/strata" -data.dir="$dir" -auth.multitenancy-enabled=false \
+				-server.http-listen-address=127.0.0.1 -server.http-listen-port="$port" \
+				-server.grpc-listen-address=127.0.0.1 -server.grpc-listen-port="$(free_port)" >"$dir.log" 2>&1 &
+			wait_ready "http://127.0.0.1:$port/ready"
+			write="http://127.0.0.1:$port/api/v1/push"
+			bases[$r]="http://127.0.0.1:$port/prometheus"
+			;;
+		prometheus)
+			printf 'global: {scrape_interval: 1h}\n' >"$dir.yml"
+			prometheus --config.file="$dir.yml" --storage.tsdb.path="$dir" --web.enable-remote-write-receiver \
+				--web.listen-address="127.0.0.1:$port" >"$dir.log" 2>&1 &
+			wait_ready "http://127.0.0.1:$port/-/ready"
+			write="http://127.0.0.1:$port/api/v1/write"
+			bases[$r]="http://127.0.0.1:$port"
+			;;
+		victoria-metrics)
+			victoria-metrics -storageDataPath="$dir" -httpListenAddr="127.0.0.1:$port" -search.latencyOffset=0s >"$dir.log" 2>&1 &
+			wait_ready "http://127.0.0.1:$port/health"
+			write="http://127.0.0.1:$port/api/v1/write"
+			bases[$r]="http://127.0.0.1:$port"
+			;;
+		esac
+		"$work/bin/loadgen" write -url "$write" -auth-disabled -series "${QSERIES:-10000}" -interval 0 \
+			-backfill-from 2h -backfill-start-ms "$start_ms" -backfill-step 15s -rounds 1000 -concurrency "$CONCURRENCY" >"$work/$r.write.txt"
+	done
+	if [ -n "${bases[victoria-metrics]:-}" ]; then
+		sleep 2 # VictoriaMetrics makes new samples searchable after a short delay of its own
+	fi
+	for r in $RECEIVERS; do
+		compare=()
+		if [ "$r" = strata ] && [ -n "${bases[prometheus]:-}" ]; then
+			compare=(-compare-url "${bases[prometheus]}")
+		fi
+		"$work/bin/loadgen" query -query-url "${bases[$r]}" -auth-disabled "${compare[@]}" \
+			-concurrency "$CONCURRENCY" -duration "${QDURATION:-60s}" -json "$work/$r.query.json" >"$work/$r.query.txt" || true
+	done
+	python3 - "$work" $RECEIVERS <<'PY'
+import json, sys
+work, names = sys.argv[1], sys.argv[2:]
+rows = {}
+for n in names:
+    q = json.load(open(f"{work}/{n}.query.json"))["query"]
+    rows[n] = q
+print(f"{'receiver':<18}{'runs':>8}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'failed':>8}{'mismatches':>12}")
+for n, q in rows.items():
+    lat = q["latency_seconds"]
+    failed = sum(q["failed_requests"].values())
+    mism = sum(m["count"] for m in q.get("mismatches") or [])
+    print(f"{n:<18}{q['runs']:>8}{lat['p50']*1e3:>9.1f}{lat['p90']*1e3:>9.1f}{lat['p99']*1e3:>9.1f}{failed:>8}{mism:>12}")
+for m in (rows.get("strata", {}).get("mismatches") or [])[:20]:
+    print(f"  mismatch x{m['count']}: {m['query']}: {m['first'][:300]}")
+if "strata" in rows:
+    s = rows["strata"]["latency_seconds"]
+    for o in ("prometheus", "victoria-metrics"):
+        if o in rows:
+            l = rows[o]["latency_seconds"]
+            print(f"strata / {o}: p50 x{s['p50']/l['p50']:.2f}, p99 x{s['p99']/l['p99']:.2f}")
+PY
+	exit 0
+fi
 
 for r in $RECEIVERS; do
 	port="$(free_port)"

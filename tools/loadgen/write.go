@@ -15,23 +15,24 @@ import (
 
 // writeConfig configures the write mode.
 type writeConfig struct {
-	URLs           urlList
-	Tenant         tenantConfig
-	Tenants        int
-	TenantPrefix   string
-	SeriesPerTen   int
-	Interval       time.Duration
-	BackfillFrom   time.Duration
-	BackfillStep   time.Duration
-	Batch          int
-	Concurrency    int
-	ChurnPerMinute float64
-	Duration       time.Duration
-	Rounds         int
-	Warmup         int
-	Push           pushConfig
-	StatePath      string
-	Seed           uint64
+	URLs            urlList
+	Tenant          tenantConfig
+	Tenants         int
+	TenantPrefix    string
+	SeriesPerTen    int
+	Interval        time.Duration
+	BackfillFrom    time.Duration
+	BackfillStep    time.Duration
+	BackfillStartMs int64
+	Batch           int
+	Concurrency     int
+	ChurnPerMinute  float64
+	Duration        time.Duration
+	Rounds          int
+	Warmup          int
+	Push            pushConfig
+	StatePath       string
+	Seed            uint64
 }
 
 // RegisterFlags registers the write mode's flags.
@@ -44,6 +45,7 @@ func (c *writeConfig) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.SeriesPerTen, "series", 10000, "active series per tenant")
 	f.DurationVar(&c.BackfillFrom, "backfill-from", 0, "write past data instead of live data: round r gets the timestamp (start - backfill-from + r*backfill-step), as fast as accepted; stops at the present. Two runs with the same seed write identical data to two receivers")
 	f.DurationVar(&c.BackfillStep, "backfill-step", 15*time.Second, "spacing of the rounds' timestamps with -backfill-from")
+	f.Int64Var(&c.BackfillStartMs, "backfill-start-ms", 0, "with -backfill-from: the first round's timestamp (unix ms) instead of now minus -backfill-from, so runs against several receivers write the very same timestamps")
 	f.DurationVar(&c.Interval, "interval", 15*time.Second, "scrape interval: one sample per series per interval; 0 sends rounds as fast as the target accepts them")
 	f.IntVar(&c.Batch, "batch", 2000, "samples per request, like Prometheus' max_samples_per_send")
 	f.IntVar(&c.Concurrency, "concurrency", 4, "concurrent senders; each owns a fixed set of batches so a series' samples stay in order")
@@ -274,6 +276,9 @@ func (w *writer) sendRound(ctx context.Context, queues []chan *batch) bool {
 	if w.cfg.BackfillFrom > 0 {
 		if w.backfillStart == 0 {
 			w.backfillStart = w.now().Add(-w.cfg.BackfillFrom).UnixMilli()
+			if w.cfg.BackfillStartMs > 0 {
+				w.backfillStart = w.cfg.BackfillStartMs
+			}
 		}
 		ts = w.backfillStart + int64(w.round)*w.cfg.BackfillStep.Milliseconds()
 		if ts > w.now().UnixMilli() {
