@@ -112,9 +112,9 @@ func shipReplicaCopies(t *testing.T, c *cluster, bucketDir, tenantID string, ser
 		require.Equal(t, http.StatusNoContent, resp.StatusCode)
 	}
 	copies := blockDirs(t, bucketDir, tenantID)
-	require.Len(t, copies, 3, "each replica shipped its copy")
-	// A push succeeds on a quorum, so one copy may lack samples a slow replica missed; the compacted
-	// block must hold the union.
+	// A push succeeds on a quorum: a replica that timed out may hold part of the data, or none (then it
+	// ships no block); the compacted block must hold the union.
+	require.GreaterOrEqual(t, len(copies), 2, "a quorum of replicas shipped a copy")
 	complete := 0
 	for _, id := range copies {
 		n := blockSamples(t, bucketDir, tenantID, id)
