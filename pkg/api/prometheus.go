@@ -253,7 +253,13 @@ func execQuery(ctx context.Context, qry promql.Query) (any, annotations.Annotati
 			value = promql.Matrix{}
 		}
 	}
-	return queryData{ResultType: value.Type(), Result: value}, res.Warnings, nil
+	// The result's point slices go back to the engine's pools when the query is closed, where a
+	// concurrent query reuses them: encode it before that.
+	encoded, err := json.Marshal(queryData{ResultType: value.Type(), Result: value})
+	if err != nil {
+		return nil, res.Warnings, &apiError{typ: errorInternal, err: fmt.Errorf("encode result: %w", err)}
+	}
+	return json.RawMessage(encoded), res.Warnings, nil
 }
 
 // newQueryError classifies a failure to prepare a query: the engine already honours the request's
