@@ -12,9 +12,11 @@ trap 'rm -rf "$bin"' EXIT
 GOBIN="$bin" go install "google.golang.org/protobuf/cmd/protoc-gen-go@${PROTOC_GEN_GO_VERSION}"
 GOBIN="$bin" go install "google.golang.org/grpc/cmd/protoc-gen-go-grpc@${PROTOC_GEN_GO_GRPC_VERSION}"
 
-for proto in $(find pkg -name '*.proto'); do
-	PATH="$bin:$PATH" protoc -I "$(dirname "$proto")" \
-		--go_out="$(dirname "$proto")" --go_opt=paths=source_relative \
-		--go-grpc_out="$(dirname "$proto")" --go-grpc_opt=paths=source_relative \
+# Paths are relative to pkg/, so one proto can import another's messages.
+cd pkg
+for proto in $(find . -name '*.proto' | sed 's|^\./||'); do
+	PATH="$bin:$PATH" protoc -I . \
+		--go_out=. --go_opt=paths=source_relative \
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative \
 		"$proto"
 done

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -520,8 +521,8 @@ func sortedUnique(s []string) []string {
 	if s == nil {
 		return []string{}
 	}
-	slicesSortCompact(&s)
-	return s
+	slices.Sort(s)
+	return slices.Compact(s)
 }
 
 // hintLimit asks storage for one result more than the limit, so that truncate can tell a result cut at

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/thanos-io/objstore"
 
+	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/ring"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
 	storagetsdb "github.com/strata-metrics/strata/pkg/storage/tsdb"
@@ -189,7 +190,7 @@ func (q *blocksQuerier) Select(ctx context.Context, _ bool, hints *storage.Selec
 		mtx  sync.Mutex
 		sets []storage.SeriesSet
 	)
-	pbMatchers := storegatewaypb.FromLabelMatchers(matchers)
+	pbMatchers := ingesterpb.FromLabelMatchers(matchers)
 	err = q.forEachStoreGateway(ctx, tenantID, ids, func(ctx context.Context, client storegatewaypb.StoreGatewayClient, blocks []string) ([]string, error) {
 		stream, err := client.Series(ctx, &storegatewaypb.SeriesRequest{
 			MinTimeMs: mint, MaxTimeMs: maxt, Matchers: pbMatchers, BlockIds: blocks, SkipChunks: skipChunks,
@@ -212,7 +213,7 @@ func (q *blocksQuerier) Select(ctx context.Context, _ bool, hints *storage.Selec
 			series = append(series, resp.Series...)
 			queried = append(queried, resp.QueriedBlockIds...)
 		}
-		set, err := storeGatewaySeriesSet(series)
+		set, err := seriesSetFromEncoded(series)
 		if err != nil {
 			return nil, err
 		}
@@ -233,7 +234,7 @@ func (q *blocksQuerier) Select(ctx context.Context, _ bool, hints *storage.Selec
 func (q *blocksQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	return q.labelStrings(ctx, func(ctx context.Context, client storegatewaypb.StoreGatewayClient, blocks []string) ([]string, []string, error) {
 		resp, err := client.LabelNames(ctx, &storegatewaypb.LabelNamesRequest{
-			MinTimeMs: q.mint, MaxTimeMs: q.maxt, Matchers: storegatewaypb.FromLabelMatchers(matchers), BlockIds: blocks,
+			MinTimeMs: q.mint, MaxTimeMs: q.maxt, Matchers: ingesterpb.FromLabelMatchers(matchers), BlockIds: blocks,
 		})
 		if err != nil {
 			return nil, nil, err
@@ -246,7 +247,7 @@ func (q *blocksQuerier) LabelNames(ctx context.Context, hints *storage.LabelHint
 func (q *blocksQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	return q.labelStrings(ctx, func(ctx context.Context, client storegatewaypb.StoreGatewayClient, blocks []string) ([]string, []string, error) {
 		resp, err := client.LabelValues(ctx, &storegatewaypb.LabelValuesRequest{
-			Name: name, MinTimeMs: q.mint, MaxTimeMs: q.maxt, Matchers: storegatewaypb.FromLabelMatchers(matchers), BlockIds: blocks,
+			Name: name, MinTimeMs: q.mint, MaxTimeMs: q.maxt, Matchers: ingesterpb.FromLabelMatchers(matchers), BlockIds: blocks,
 		})
 		if err != nil {
 			return nil, nil, err
@@ -282,18 +283,3 @@ func (q *blocksQuerier) labelStrings(ctx context.Context, call func(context.Cont
 
 // Close implements storage.Querier.
 func (q *blocksQuerier) Close() error { return nil }
-
-// storeGatewaySeriesSet turns one store-gateway's answer into a series set; the chunks use the same
-// encoding as the ingesters' QueryStream.
-func storeGatewaySeriesSet(in []*storegatewaypb.Series) (storage.SeriesSet, error) {
-	var b labels.ScratchBuilder
-	out := make([]encodedSeries, 0, len(in))
-	for _, s := range in {
-		es := encodedSeries{lset: storegatewaypb.ToLabels(&b, s.Labels), chunks: make([]encodedChunk, 0, len(s.Chunks))}
-		for _, c := range s.Chunks {
-			es.chunks = append(es.chunks, encodedChunk{encoding: c.Encoding, data: c.Data})
-		}
-		out = append(out, es)
-	}
-	return seriesSetFromEncoded(out)
-}

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/ring"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
 	storagetsdb "github.com/strata-metrics/strata/pkg/storage/tsdb"
@@ -48,8 +49,8 @@ func (f *fakeStoreGateway) Series(req *storegatewaypb.SeriesRequest, srv storega
 	resp := &storegatewaypb.SeriesResponse{QueriedBlockIds: queried}
 	if len(queried) > 0 {
 		resp.Series = []*storegatewaypb.Series{{
-			Labels: []*storegatewaypb.Label{{Name: "__name__", Value: "m"}},
-			Chunks: []*storegatewaypb.Chunk{{Encoding: uint32(chunkenc.EncXOR), Data: chk.Bytes()}},
+			Labels: []*ingesterpb.Label{{Name: "__name__", Value: "m"}},
+			Chunks: []*ingesterpb.Chunk{{Encoding: uint32(chunkenc.EncXOR), Data: chk.Bytes()}},
 		}}
 	}
 	return srv.Send(resp)

@@ -91,7 +91,7 @@ func (q *ingesterQuerier) Select(ctx context.Context, _ bool, hints *storage.Sel
 	}
 	sets := make([]storage.SeriesSet, 0, len(results))
 	for _, r := range results {
-		set, err := newStreamSeriesSet(r.([]*ingesterpb.StreamSeries))
+		set, err := seriesSetFromEncoded(r.([]*ingesterpb.StreamSeries))
 		if err != nil {
 			return storage.ErrSeriesSet(err)
 		}
@@ -229,43 +229,27 @@ func mergeStrings(results []any, limit int64) []string {
 	return all
 }
 
-// newStreamSeriesSet turns one ingester's answer into a series set that decodes its chunks lazily.
-func newStreamSeriesSet(in []*ingesterpb.StreamSeries) (storage.SeriesSet, error) {
+// encodedSeries is a series as ingesters (StreamSeries) and store-gateways (Series) send it: labels and
+// TSDB-encoded chunks.
+type encodedSeries interface {
+	GetLabels() []*ingesterpb.Label
+	GetChunks() []*ingesterpb.Chunk
+}
+
+// seriesSetFromEncoded returns one answer's series, in the order given, decoding their chunks lazily.
+func seriesSetFromEncoded[S encodedSeries](in []S) (storage.SeriesSet, error) {
 	var b labels.ScratchBuilder
-	out := make([]encodedSeries, 0, len(in))
-	for _, s := range in {
-		es := encodedSeries{lset: ingesterpb.ToLabels(&b, s.Labels), chunks: make([]encodedChunk, 0, len(s.Chunks))}
-		for _, c := range s.Chunks {
-			es.chunks = append(es.chunks, encodedChunk{encoding: c.Encoding, data: c.Data})
-		}
-		out = append(out, es)
-	}
-	return seriesSetFromEncoded(out)
-}
-
-// encodedSeries is a series as ingesters and store-gateways send it: labels and TSDB-encoded chunks.
-type encodedSeries struct {
-	lset   labels.Labels
-	chunks []encodedChunk
-}
-
-type encodedChunk struct {
-	encoding uint32
-	data     []byte
-}
-
-// seriesSetFromEncoded returns the series, in the order given, decoding their chunks lazily.
-func seriesSetFromEncoded(in []encodedSeries) (storage.SeriesSet, error) {
 	out := make([]storage.Series, 0, len(in))
 	for _, s := range in {
-		parts := make([]storage.Series, 0, len(s.chunks))
-		for _, c := range s.chunks {
-			chk, err := chunkenc.FromData(chunkenc.Encoding(c.encoding), c.data)
+		lset := ingesterpb.ToLabels(&b, s.GetLabels())
+		parts := make([]storage.Series, 0, len(s.GetChunks()))
+		for _, c := range s.GetChunks() {
+			chk, err := chunkenc.FromData(chunkenc.Encoding(c.Encoding), c.Data)
 			if err != nil {
-				return nil, fmt.Errorf("decode chunk of series %s: %w", s.lset, err)
+				return nil, fmt.Errorf("decode chunk of series %s: %w", lset, err)
 			}
 			parts = append(parts, &storage.SeriesEntry{
-				Lset: s.lset,
+				Lset: lset,
 				SampleIteratorFn: func(it chunkenc.Iterator) chunkenc.Iterator {
 					return chk.Iterator(it)
 				},
@@ -273,7 +257,7 @@ func seriesSetFromEncoded(in []encodedSeries) (storage.SeriesSet, error) {
 		}
 		if len(parts) == 0 {
 			// Label sets only (/api/v1/series), or a series without samples in range.
-			out = append(out, storage.NewListSeries(s.lset, nil))
+			out = append(out, storage.NewListSeries(lset, nil))
 			continue
 		}
 		out = append(out, storage.ChainedSeriesMerge(parts...))

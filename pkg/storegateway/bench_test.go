@@ -11,6 +11,7 @@ import (
 	"github.com/thanos-io/objstore"
 	"google.golang.org/grpc"
 
+	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/storegateway/storegatewaypb"
 	"github.com/strata-metrics/strata/pkg/tenant"
 )
@@ -42,7 +43,7 @@ func BenchmarkSeries(b *testing.B) {
 	writeBucketIndex(b, bkt, "bench")
 	req := &storegatewaypb.SeriesRequest{
 		MinTimeMs: 0, MaxTimeMs: 2*hour - 1,
-		Matchers: storegatewaypb.FromLabelMatchers([]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "bench_metric")}),
+		Matchers: ingesterpb.FromLabelMatchers([]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "bench_metric")}),
 		BlockIds: idStrings(ids),
 	}
 

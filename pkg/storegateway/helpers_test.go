@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
 	stsdb "github.com/strata-metrics/strata/pkg/storage/tsdb"
 	"github.com/strata-metrics/strata/pkg/storegateway/storegatewaypb"
@@ -195,7 +196,7 @@ func callSeries(t testing.TB, c storegatewaypb.StoreGatewayClient, tenantID stri
 		require.NoError(t, err)
 		require.False(t, done, "a message after the one listing queried blocks")
 		for _, s := range resp.Series {
-			ts := testSeries{lset: storegatewaypb.ToLabels(&b, s.Labels)}
+			ts := testSeries{lset: ingesterpb.ToLabels(&b, s.Labels)}
 			for _, c := range s.Chunks {
 				res.chunks++
 				chk, err := chunkenc.FromData(chunkenc.Encoding(c.Encoding), c.Data)

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 
+	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/storegateway/storegatewaypb"
 )
 
@@ -112,7 +113,7 @@ func (s *StoreGateway) buildSeries(ctx context.Context, batch []mergedSeries, sk
 	out := make([]*storegatewaypb.Series, len(batch))
 	if skipChunks {
 		for i, m := range batch {
-			out[i] = &storegatewaypb.Series{Labels: storegatewaypb.FromLabels(m.lset)}
+			out[i] = &storegatewaypb.Series{Labels: ingesterpb.FromLabels(m.lset)}
 		}
 		return out, nil
 	}
@@ -155,12 +156,12 @@ func (s *StoreGateway) buildSeries(ctx context.Context, batch []mergedSeries, sk
 			}
 			return cmp.Compare(a.meta.MaxTime, b.meta.MaxTime)
 		})
-		ps := &storegatewaypb.Series{Labels: storegatewaypb.FromLabels(m.lset), Chunks: make([]*storegatewaypb.Chunk, 0, len(cs))}
+		ps := &storegatewaypb.Series{Labels: ingesterpb.FromLabels(m.lset), Chunks: make([]*ingesterpb.Chunk, 0, len(cs))}
 		for j, c := range cs {
 			if j > 0 && isDuplicateChunk(cs[j-1].meta, cs[j-1].data, c.meta, c.data) {
 				continue
 			}
-			ps.Chunks = append(ps.Chunks, &storegatewaypb.Chunk{
+			ps.Chunks = append(ps.Chunks, &ingesterpb.Chunk{
 				MinTimeMs: c.meta.MinTime,
 				MaxTimeMs: c.meta.MaxTime,
 				Encoding:  uint32(c.data.enc),

@@ -45,7 +45,7 @@ func ToLabelMatchers(matchers []*LabelMatcher) ([]*labels.Matcher, error) {
 		}
 		lm, err := labels.NewMatcher(t, m.Name, m.Value)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("matcher %s: %w", m.Name, err)
 		}
 		out = append(out, lm)
 	}

@@ -4,7 +4,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: ingester.proto
+// source: ingester/ingesterpb/ingester.proto
 
 package ingesterpb
 
@@ -59,11 +59,11 @@ func (x MatchType) String() string {
 }
 
 func (MatchType) Descriptor() protoreflect.EnumDescriptor {
-	return file_ingester_proto_enumTypes[0].Descriptor()
+	return file_ingester_ingesterpb_ingester_proto_enumTypes[0].Descriptor()
 }
 
 func (MatchType) Type() protoreflect.EnumType {
-	return &file_ingester_proto_enumTypes[0]
+	return &file_ingester_ingesterpb_ingester_proto_enumTypes[0]
 }
 
 func (x MatchType) Number() protoreflect.EnumNumber {
@@ -72,7 +72,7 @@ func (x MatchType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use MatchType.Descriptor instead.
 func (MatchType) EnumDescriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{0}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{0}
 }
 
 type PushRequest struct {
@@ -86,7 +86,7 @@ type PushRequest struct {
 
 func (x *PushRequest) Reset() {
 	*x = PushRequest{}
-	mi := &file_ingester_proto_msgTypes[0]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -98,7 +98,7 @@ func (x *PushRequest) String() string {
 func (*PushRequest) ProtoMessage() {}
 
 func (x *PushRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[0]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -111,7 +111,7 @@ func (x *PushRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushRequest.ProtoReflect.Descriptor instead.
 func (*PushRequest) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{0}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *PushRequest) GetWriteRequest() []byte {
@@ -129,7 +129,7 @@ type PushResponse struct {
 
 func (x *PushResponse) Reset() {
 	*x = PushResponse{}
-	mi := &file_ingester_proto_msgTypes[1]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -141,7 +141,7 @@ func (x *PushResponse) String() string {
 func (*PushResponse) ProtoMessage() {}
 
 func (x *PushResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[1]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -154,7 +154,7 @@ func (x *PushResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushResponse.ProtoReflect.Descriptor instead.
 func (*PushResponse) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{1}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{1}
 }
 
 type Label struct {
@@ -167,7 +167,7 @@ type Label struct {
 
 func (x *Label) Reset() {
 	*x = Label{}
-	mi := &file_ingester_proto_msgTypes[2]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -179,7 +179,7 @@ func (x *Label) String() string {
 func (*Label) ProtoMessage() {}
 
 func (x *Label) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[2]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -192,7 +192,7 @@ func (x *Label) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Label.ProtoReflect.Descriptor instead.
 func (*Label) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{2}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Label) GetName() string {
@@ -220,7 +220,7 @@ type LabelMatcher struct {
 
 func (x *LabelMatcher) Reset() {
 	*x = LabelMatcher{}
-	mi := &file_ingester_proto_msgTypes[3]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -232,7 +232,7 @@ func (x *LabelMatcher) String() string {
 func (*LabelMatcher) ProtoMessage() {}
 
 func (x *LabelMatcher) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[3]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -245,7 +245,7 @@ func (x *LabelMatcher) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelMatcher.ProtoReflect.Descriptor instead.
 func (*LabelMatcher) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{3}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *LabelMatcher) GetType() MatchType {
@@ -280,7 +280,7 @@ type QueryRequest struct {
 
 func (x *QueryRequest) Reset() {
 	*x = QueryRequest{}
-	mi := &file_ingester_proto_msgTypes[4]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -292,7 +292,7 @@ func (x *QueryRequest) String() string {
 func (*QueryRequest) ProtoMessage() {}
 
 func (x *QueryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[4]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -305,7 +305,7 @@ func (x *QueryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryRequest.ProtoReflect.Descriptor instead.
 func (*QueryRequest) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{4}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *QueryRequest) GetStartMs() int64 {
@@ -342,7 +342,7 @@ type Chunk struct {
 
 func (x *Chunk) Reset() {
 	*x = Chunk{}
-	mi := &file_ingester_proto_msgTypes[5]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -354,7 +354,7 @@ func (x *Chunk) String() string {
 func (*Chunk) ProtoMessage() {}
 
 func (x *Chunk) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[5]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -367,7 +367,7 @@ func (x *Chunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chunk.ProtoReflect.Descriptor instead.
 func (*Chunk) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{5}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Chunk) GetMinTimeMs() int64 {
@@ -408,7 +408,7 @@ type StreamSeries struct {
 
 func (x *StreamSeries) Reset() {
 	*x = StreamSeries{}
-	mi := &file_ingester_proto_msgTypes[6]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -420,7 +420,7 @@ func (x *StreamSeries) String() string {
 func (*StreamSeries) ProtoMessage() {}
 
 func (x *StreamSeries) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[6]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -433,7 +433,7 @@ func (x *StreamSeries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamSeries.ProtoReflect.Descriptor instead.
 func (*StreamSeries) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{6}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *StreamSeries) GetLabels() []*Label {
@@ -460,7 +460,7 @@ type QueryStreamResponse struct {
 
 func (x *QueryStreamResponse) Reset() {
 	*x = QueryStreamResponse{}
-	mi := &file_ingester_proto_msgTypes[7]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -472,7 +472,7 @@ func (x *QueryStreamResponse) String() string {
 func (*QueryStreamResponse) ProtoMessage() {}
 
 func (x *QueryStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[7]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -485,7 +485,7 @@ func (x *QueryStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryStreamResponse.ProtoReflect.Descriptor instead.
 func (*QueryStreamResponse) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{7}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *QueryStreamResponse) GetSeries() []*StreamSeries {
@@ -507,7 +507,7 @@ type LabelNamesRequest struct {
 
 func (x *LabelNamesRequest) Reset() {
 	*x = LabelNamesRequest{}
-	mi := &file_ingester_proto_msgTypes[8]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -519,7 +519,7 @@ func (x *LabelNamesRequest) String() string {
 func (*LabelNamesRequest) ProtoMessage() {}
 
 func (x *LabelNamesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[8]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -532,7 +532,7 @@ func (x *LabelNamesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesRequest.ProtoReflect.Descriptor instead.
 func (*LabelNamesRequest) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{8}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LabelNamesRequest) GetStartMs() int64 {
@@ -572,7 +572,7 @@ type LabelNamesResponse struct {
 
 func (x *LabelNamesResponse) Reset() {
 	*x = LabelNamesResponse{}
-	mi := &file_ingester_proto_msgTypes[9]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -584,7 +584,7 @@ func (x *LabelNamesResponse) String() string {
 func (*LabelNamesResponse) ProtoMessage() {}
 
 func (x *LabelNamesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[9]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -597,7 +597,7 @@ func (x *LabelNamesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesResponse.ProtoReflect.Descriptor instead.
 func (*LabelNamesResponse) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{9}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LabelNamesResponse) GetNames() []string {
@@ -620,7 +620,7 @@ type LabelValuesRequest struct {
 
 func (x *LabelValuesRequest) Reset() {
 	*x = LabelValuesRequest{}
-	mi := &file_ingester_proto_msgTypes[10]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -632,7 +632,7 @@ func (x *LabelValuesRequest) String() string {
 func (*LabelValuesRequest) ProtoMessage() {}
 
 func (x *LabelValuesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[10]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -645,7 +645,7 @@ func (x *LabelValuesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesRequest.ProtoReflect.Descriptor instead.
 func (*LabelValuesRequest) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{10}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LabelValuesRequest) GetName() string {
@@ -692,7 +692,7 @@ type LabelValuesResponse struct {
 
 func (x *LabelValuesResponse) Reset() {
 	*x = LabelValuesResponse{}
-	mi := &file_ingester_proto_msgTypes[11]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -704,7 +704,7 @@ func (x *LabelValuesResponse) String() string {
 func (*LabelValuesResponse) ProtoMessage() {}
 
 func (x *LabelValuesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[11]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -717,7 +717,7 @@ func (x *LabelValuesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesResponse.ProtoReflect.Descriptor instead.
 func (*LabelValuesResponse) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{11}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LabelValuesResponse) GetValues() []string {
@@ -739,7 +739,7 @@ type SeriesRequest struct {
 
 func (x *SeriesRequest) Reset() {
 	*x = SeriesRequest{}
-	mi := &file_ingester_proto_msgTypes[12]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -751,7 +751,7 @@ func (x *SeriesRequest) String() string {
 func (*SeriesRequest) ProtoMessage() {}
 
 func (x *SeriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[12]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -764,7 +764,7 @@ func (x *SeriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeriesRequest.ProtoReflect.Descriptor instead.
 func (*SeriesRequest) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{12}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SeriesRequest) GetStartMs() int64 {
@@ -804,7 +804,7 @@ type LabelSet struct {
 
 func (x *LabelSet) Reset() {
 	*x = LabelSet{}
-	mi := &file_ingester_proto_msgTypes[13]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -816,7 +816,7 @@ func (x *LabelSet) String() string {
 func (*LabelSet) ProtoMessage() {}
 
 func (x *LabelSet) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[13]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -829,7 +829,7 @@ func (x *LabelSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelSet.ProtoReflect.Descriptor instead.
 func (*LabelSet) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{13}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *LabelSet) GetLabels() []*Label {
@@ -848,7 +848,7 @@ type SeriesResponse struct {
 
 func (x *SeriesResponse) Reset() {
 	*x = SeriesResponse{}
-	mi := &file_ingester_proto_msgTypes[14]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -860,7 +860,7 @@ func (x *SeriesResponse) String() string {
 func (*SeriesResponse) ProtoMessage() {}
 
 func (x *SeriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[14]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -873,7 +873,7 @@ func (x *SeriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeriesResponse.ProtoReflect.Descriptor instead.
 func (*SeriesResponse) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{14}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SeriesResponse) GetSeries() []*LabelSet {
@@ -895,7 +895,7 @@ type MetricsMetadataRequest struct {
 
 func (x *MetricsMetadataRequest) Reset() {
 	*x = MetricsMetadataRequest{}
-	mi := &file_ingester_proto_msgTypes[15]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -907,7 +907,7 @@ func (x *MetricsMetadataRequest) String() string {
 func (*MetricsMetadataRequest) ProtoMessage() {}
 
 func (x *MetricsMetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[15]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -920,7 +920,7 @@ func (x *MetricsMetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsMetadataRequest.ProtoReflect.Descriptor instead.
 func (*MetricsMetadataRequest) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{15}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *MetricsMetadataRequest) GetMetric() string {
@@ -957,7 +957,7 @@ type MetricMetadata struct {
 
 func (x *MetricMetadata) Reset() {
 	*x = MetricMetadata{}
-	mi := &file_ingester_proto_msgTypes[16]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -969,7 +969,7 @@ func (x *MetricMetadata) String() string {
 func (*MetricMetadata) ProtoMessage() {}
 
 func (x *MetricMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[16]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -982,7 +982,7 @@ func (x *MetricMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricMetadata.ProtoReflect.Descriptor instead.
 func (*MetricMetadata) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{16}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *MetricMetadata) GetMetricFamilyName() string {
@@ -1022,7 +1022,7 @@ type MetricsMetadataResponse struct {
 
 func (x *MetricsMetadataResponse) Reset() {
 	*x = MetricsMetadataResponse{}
-	mi := &file_ingester_proto_msgTypes[17]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1034,7 +1034,7 @@ func (x *MetricsMetadataResponse) String() string {
 func (*MetricsMetadataResponse) ProtoMessage() {}
 
 func (x *MetricsMetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_proto_msgTypes[17]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1047,7 +1047,7 @@ func (x *MetricsMetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsMetadataResponse.ProtoReflect.Descriptor instead.
 func (*MetricsMetadataResponse) Descriptor() ([]byte, []int) {
-	return file_ingester_proto_rawDescGZIP(), []int{17}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *MetricsMetadataResponse) GetMetadata() []*MetricMetadata {
@@ -1057,11 +1057,11 @@ func (x *MetricsMetadataResponse) GetMetadata() []*MetricMetadata {
 	return nil
 }
 
-var File_ingester_proto protoreflect.FileDescriptor
+var File_ingester_ingesterpb_ingester_proto protoreflect.FileDescriptor
 
-const file_ingester_proto_rawDesc = "" +
+const file_ingester_ingesterpb_ingester_proto_rawDesc = "" +
 	"\n" +
-	"\x0eingester.proto\x12\x0fstrata.ingester\"2\n" +
+	"\"ingester/ingesterpb/ingester.proto\x12\x0fstrata.ingester\"2\n" +
 	"\vPushRequest\x12#\n" +
 	"\rwrite_request\x18\x01 \x01(\fR\fwriteRequest\"\x0e\n" +
 	"\fPushResponse\"1\n" +
@@ -1136,20 +1136,20 @@ const file_ingester_proto_rawDesc = "" +
 	"\x0fMetricsMetadata\x12'.strata.ingester.MetricsMetadataRequest\x1a(.strata.ingester.MetricsMetadataResponseB:Z8github.com/strata-metrics/strata/pkg/ingester/ingesterpbb\x06proto3"
 
 var (
-	file_ingester_proto_rawDescOnce sync.Once
-	file_ingester_proto_rawDescData []byte
+	file_ingester_ingesterpb_ingester_proto_rawDescOnce sync.Once
+	file_ingester_ingesterpb_ingester_proto_rawDescData []byte
 )
 
-func file_ingester_proto_rawDescGZIP() []byte {
-	file_ingester_proto_rawDescOnce.Do(func() {
-		file_ingester_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_ingester_proto_rawDesc), len(file_ingester_proto_rawDesc)))
+func file_ingester_ingesterpb_ingester_proto_rawDescGZIP() []byte {
+	file_ingester_ingesterpb_ingester_proto_rawDescOnce.Do(func() {
+		file_ingester_ingesterpb_ingester_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_ingester_ingesterpb_ingester_proto_rawDesc), len(file_ingester_ingesterpb_ingester_proto_rawDesc)))
 	})
-	return file_ingester_proto_rawDescData
+	return file_ingester_ingesterpb_ingester_proto_rawDescData
 }
 
-var file_ingester_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
-var file_ingester_proto_goTypes = []any{
+var file_ingester_ingesterpb_ingester_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_ingester_ingesterpb_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_ingester_ingesterpb_ingester_proto_goTypes = []any{
 	(MatchType)(0),                  // 0: strata.ingester.MatchType
 	(*PushRequest)(nil),             // 1: strata.ingester.PushRequest
 	(*PushResponse)(nil),            // 2: strata.ingester.PushResponse
@@ -1170,7 +1170,7 @@ var file_ingester_proto_goTypes = []any{
 	(*MetricMetadata)(nil),          // 17: strata.ingester.MetricMetadata
 	(*MetricsMetadataResponse)(nil), // 18: strata.ingester.MetricsMetadataResponse
 }
-var file_ingester_proto_depIdxs = []int32{
+var file_ingester_ingesterpb_ingester_proto_depIdxs = []int32{
 	0,  // 0: strata.ingester.LabelMatcher.type:type_name -> strata.ingester.MatchType
 	4,  // 1: strata.ingester.QueryRequest.matchers:type_name -> strata.ingester.LabelMatcher
 	3,  // 2: strata.ingester.StreamSeries.labels:type_name -> strata.ingester.Label
@@ -1201,27 +1201,27 @@ var file_ingester_proto_depIdxs = []int32{
 	0,  // [0:11] is the sub-list for field type_name
 }
 
-func init() { file_ingester_proto_init() }
-func file_ingester_proto_init() {
-	if File_ingester_proto != nil {
+func init() { file_ingester_ingesterpb_ingester_proto_init() }
+func file_ingester_ingesterpb_ingester_proto_init() {
+	if File_ingester_ingesterpb_ingester_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ingester_proto_rawDesc), len(file_ingester_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ingester_ingesterpb_ingester_proto_rawDesc), len(file_ingester_ingesterpb_ingester_proto_rawDesc)),
 			NumEnums:      1,
 			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_ingester_proto_goTypes,
-		DependencyIndexes: file_ingester_proto_depIdxs,
-		EnumInfos:         file_ingester_proto_enumTypes,
-		MessageInfos:      file_ingester_proto_msgTypes,
+		GoTypes:           file_ingester_ingesterpb_ingester_proto_goTypes,
+		DependencyIndexes: file_ingester_ingesterpb_ingester_proto_depIdxs,
+		EnumInfos:         file_ingester_ingesterpb_ingester_proto_enumTypes,
+		MessageInfos:      file_ingester_ingesterpb_ingester_proto_msgTypes,
 	}.Build()
-	File_ingester_proto = out.File
-	file_ingester_proto_goTypes = nil
-	file_ingester_proto_depIdxs = nil
+	File_ingester_ingesterpb_ingester_proto = out.File
+	file_ingester_ingesterpb_ingester_proto_goTypes = nil
+	file_ingester_ingesterpb_ingester_proto_depIdxs = nil
 }

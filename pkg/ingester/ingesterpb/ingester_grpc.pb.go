@@ -4,7 +4,7 @@
 // versions:
 // - protoc-gen-go-grpc v1.6.2
 // - protoc             v3.21.12
-// source: ingester.proto
+// source: ingester/ingesterpb/ingester.proto
 
 package ingesterpb
 
@@ -319,5 +319,5 @@ var Ingester_ServiceDesc = grpc.ServiceDesc{
 			ServerStreams: true,
 		},
 	},
-	Metadata: "ingester.proto",
+	Metadata: "ingester/ingesterpb/ingester.proto",
 }

@@ -4,11 +4,12 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: storegateway.proto
+// source: storegateway/storegatewaypb/storegateway.proto
 
 package storegatewaypb
 
 import (
+	ingesterpb "github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -23,176 +24,12 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-type MatchType int32
-
-const (
-	MatchType_EQUAL          MatchType = 0
-	MatchType_NOT_EQUAL      MatchType = 1
-	MatchType_REGEX_MATCH    MatchType = 2
-	MatchType_REGEX_NO_MATCH MatchType = 3
-)
-
-// Enum value maps for MatchType.
-var (
-	MatchType_name = map[int32]string{
-		0: "EQUAL",
-		1: "NOT_EQUAL",
-		2: "REGEX_MATCH",
-		3: "REGEX_NO_MATCH",
-	}
-	MatchType_value = map[string]int32{
-		"EQUAL":          0,
-		"NOT_EQUAL":      1,
-		"REGEX_MATCH":    2,
-		"REGEX_NO_MATCH": 3,
-	}
-)
-
-func (x MatchType) Enum() *MatchType {
-	p := new(MatchType)
-	*p = x
-	return p
-}
-
-func (x MatchType) String() string {
-	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
-}
-
-func (MatchType) Descriptor() protoreflect.EnumDescriptor {
-	return file_storegateway_proto_enumTypes[0].Descriptor()
-}
-
-func (MatchType) Type() protoreflect.EnumType {
-	return &file_storegateway_proto_enumTypes[0]
-}
-
-func (x MatchType) Number() protoreflect.EnumNumber {
-	return protoreflect.EnumNumber(x)
-}
-
-// Deprecated: Use MatchType.Descriptor instead.
-func (MatchType) EnumDescriptor() ([]byte, []int) {
-	return file_storegateway_proto_rawDescGZIP(), []int{0}
-}
-
-type Label struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Label) Reset() {
-	*x = Label{}
-	mi := &file_storegateway_proto_msgTypes[0]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Label) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Label) ProtoMessage() {}
-
-func (x *Label) ProtoReflect() protoreflect.Message {
-	mi := &file_storegateway_proto_msgTypes[0]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Label.ProtoReflect.Descriptor instead.
-func (*Label) Descriptor() ([]byte, []int) {
-	return file_storegateway_proto_rawDescGZIP(), []int{0}
-}
-
-func (x *Label) GetName() string {
-	if x != nil {
-		return x.Name
-	}
-	return ""
-}
-
-func (x *Label) GetValue() string {
-	if x != nil {
-		return x.Value
-	}
-	return ""
-}
-
-type LabelMatcher struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Type          MatchType              `protobuf:"varint,1,opt,name=type,proto3,enum=strata.storegateway.MatchType" json:"type,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Value         string                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *LabelMatcher) Reset() {
-	*x = LabelMatcher{}
-	mi := &file_storegateway_proto_msgTypes[1]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *LabelMatcher) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*LabelMatcher) ProtoMessage() {}
-
-func (x *LabelMatcher) ProtoReflect() protoreflect.Message {
-	mi := &file_storegateway_proto_msgTypes[1]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use LabelMatcher.ProtoReflect.Descriptor instead.
-func (*LabelMatcher) Descriptor() ([]byte, []int) {
-	return file_storegateway_proto_rawDescGZIP(), []int{1}
-}
-
-func (x *LabelMatcher) GetType() MatchType {
-	if x != nil {
-		return x.Type
-	}
-	return MatchType_EQUAL
-}
-
-func (x *LabelMatcher) GetName() string {
-	if x != nil {
-		return x.Name
-	}
-	return ""
-}
-
-func (x *LabelMatcher) GetValue() string {
-	if x != nil {
-		return x.Value
-	}
-	return ""
-}
-
 type SeriesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Inclusive time range in unix milliseconds.
-	MinTimeMs int64           `protobuf:"varint,1,opt,name=min_time_ms,json=minTimeMs,proto3" json:"min_time_ms,omitempty"`
-	MaxTimeMs int64           `protobuf:"varint,2,opt,name=max_time_ms,json=maxTimeMs,proto3" json:"max_time_ms,omitempty"`
-	Matchers  []*LabelMatcher `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	MinTimeMs int64                      `protobuf:"varint,1,opt,name=min_time_ms,json=minTimeMs,proto3" json:"min_time_ms,omitempty"`
+	MaxTimeMs int64                      `protobuf:"varint,2,opt,name=max_time_ms,json=maxTimeMs,proto3" json:"max_time_ms,omitempty"`
+	Matchers  []*ingesterpb.LabelMatcher `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers,omitempty"`
 	// The blocks (ULIDs) to read, chosen by the querier from the tenant's bucket index.
 	BlockIds []string `protobuf:"bytes,4,rep,name=block_ids,json=blockIds,proto3" json:"block_ids,omitempty"`
 	// skip_chunks returns label sets only (for /api/v1/series).
@@ -203,7 +40,7 @@ type SeriesRequest struct {
 
 func (x *SeriesRequest) Reset() {
 	*x = SeriesRequest{}
-	mi := &file_storegateway_proto_msgTypes[2]
+	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -215,7 +52,7 @@ func (x *SeriesRequest) String() string {
 func (*SeriesRequest) ProtoMessage() {}
 
 func (x *SeriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_storegateway_proto_msgTypes[2]
+	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -228,7 +65,7 @@ func (x *SeriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeriesRequest.ProtoReflect.Descriptor instead.
 func (*SeriesRequest) Descriptor() ([]byte, []int) {
-	return file_storegateway_proto_rawDescGZIP(), []int{2}
+	return file_storegateway_storegatewaypb_storegateway_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *SeriesRequest) GetMinTimeMs() int64 {
@@ -245,7 +82,7 @@ func (x *SeriesRequest) GetMaxTimeMs() int64 {
 	return 0
 }
 
-func (x *SeriesRequest) GetMatchers() []*LabelMatcher {
+func (x *SeriesRequest) GetMatchers() []*ingesterpb.LabelMatcher {
 	if x != nil {
 		return x.Matchers
 	}
@@ -266,87 +103,18 @@ func (x *SeriesRequest) GetSkipChunks() bool {
 	return false
 }
 
-type Chunk struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	MinTimeMs int64                  `protobuf:"varint,1,opt,name=min_time_ms,json=minTimeMs,proto3" json:"min_time_ms,omitempty"`
-	MaxTimeMs int64                  `protobuf:"varint,2,opt,name=max_time_ms,json=maxTimeMs,proto3" json:"max_time_ms,omitempty"`
-	// The TSDB chunk encoding (chunkenc.Encoding): XOR, histogram or float histogram.
-	Encoding      uint32 `protobuf:"varint,3,opt,name=encoding,proto3" json:"encoding,omitempty"`
-	Data          []byte `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Chunk) Reset() {
-	*x = Chunk{}
-	mi := &file_storegateway_proto_msgTypes[3]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Chunk) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Chunk) ProtoMessage() {}
-
-func (x *Chunk) ProtoReflect() protoreflect.Message {
-	mi := &file_storegateway_proto_msgTypes[3]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Chunk.ProtoReflect.Descriptor instead.
-func (*Chunk) Descriptor() ([]byte, []int) {
-	return file_storegateway_proto_rawDescGZIP(), []int{3}
-}
-
-func (x *Chunk) GetMinTimeMs() int64 {
-	if x != nil {
-		return x.MinTimeMs
-	}
-	return 0
-}
-
-func (x *Chunk) GetMaxTimeMs() int64 {
-	if x != nil {
-		return x.MaxTimeMs
-	}
-	return 0
-}
-
-func (x *Chunk) GetEncoding() uint32 {
-	if x != nil {
-		return x.Encoding
-	}
-	return 0
-}
-
-func (x *Chunk) GetData() []byte {
-	if x != nil {
-		return x.Data
-	}
-	return nil
-}
-
 type Series struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
-	Labels []*Label               `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty"`
+	Labels []*ingesterpb.Label    `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty"`
 	// Chunks from every requested block, sorted by min time.
-	Chunks        []*Chunk `protobuf:"bytes,2,rep,name=chunks,proto3" json:"chunks,omitempty"`
+	Chunks        []*ingesterpb.Chunk `protobuf:"bytes,2,rep,name=chunks,proto3" json:"chunks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Series) Reset() {
 	*x = Series{}
-	mi := &file_storegateway_proto_msgTypes[4]
+	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -358,7 +126,7 @@ func (x *Series) String() string {
 func (*Series) ProtoMessage() {}
 
 func (x *Series) ProtoReflect() protoreflect.Message {
-	mi := &file_storegateway_proto_msgTypes[4]
+	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -371,17 +139,17 @@ func (x *Series) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Series.ProtoReflect.Descriptor instead.
 func (*Series) Descriptor() ([]byte, []int) {
-	return file_storegateway_proto_rawDescGZIP(), []int{4}
+	return file_storegateway_storegatewaypb_storegateway_proto_rawDescGZIP(), []int{1}
 }
 
-func (x *Series) GetLabels() []*Label {
+func (x *Series) GetLabels() []*ingesterpb.Label {
 	if x != nil {
 		return x.Labels
 	}
 	return nil
 }
 
-func (x *Series) GetChunks() []*Chunk {
+func (x *Series) GetChunks() []*ingesterpb.Chunk {
 	if x != nil {
 		return x.Chunks
 	}
@@ -401,7 +169,7 @@ type SeriesResponse struct {
 
 func (x *SeriesResponse) Reset() {
 	*x = SeriesResponse{}
-	mi := &file_storegateway_proto_msgTypes[5]
+	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -413,7 +181,7 @@ func (x *SeriesResponse) String() string {
 func (*SeriesResponse) ProtoMessage() {}
 
 func (x *SeriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_storegateway_proto_msgTypes[5]
+	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -426,7 +194,7 @@ func (x *SeriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeriesResponse.ProtoReflect.Descriptor instead.
 func (*SeriesResponse) Descriptor() ([]byte, []int) {
-	return file_storegateway_proto_rawDescGZIP(), []int{5}
+	return file_storegateway_storegatewaypb_storegateway_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *SeriesResponse) GetSeries() []*Series {
@@ -444,18 +212,18 @@ func (x *SeriesResponse) GetQueriedBlockIds() []string {
 }
 
 type LabelNamesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	MinTimeMs     int64                  `protobuf:"varint,1,opt,name=min_time_ms,json=minTimeMs,proto3" json:"min_time_ms,omitempty"`
-	MaxTimeMs     int64                  `protobuf:"varint,2,opt,name=max_time_ms,json=maxTimeMs,proto3" json:"max_time_ms,omitempty"`
-	Matchers      []*LabelMatcher        `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers,omitempty"`
-	BlockIds      []string               `protobuf:"bytes,4,rep,name=block_ids,json=blockIds,proto3" json:"block_ids,omitempty"`
+	state         protoimpl.MessageState     `protogen:"open.v1"`
+	MinTimeMs     int64                      `protobuf:"varint,1,opt,name=min_time_ms,json=minTimeMs,proto3" json:"min_time_ms,omitempty"`
+	MaxTimeMs     int64                      `protobuf:"varint,2,opt,name=max_time_ms,json=maxTimeMs,proto3" json:"max_time_ms,omitempty"`
+	Matchers      []*ingesterpb.LabelMatcher `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	BlockIds      []string                   `protobuf:"bytes,4,rep,name=block_ids,json=blockIds,proto3" json:"block_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LabelNamesRequest) Reset() {
 	*x = LabelNamesRequest{}
-	mi := &file_storegateway_proto_msgTypes[6]
+	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -467,7 +235,7 @@ func (x *LabelNamesRequest) String() string {
 func (*LabelNamesRequest) ProtoMessage() {}
 
 func (x *LabelNamesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_storegateway_proto_msgTypes[6]
+	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -480,7 +248,7 @@ func (x *LabelNamesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesRequest.ProtoReflect.Descriptor instead.
 func (*LabelNamesRequest) Descriptor() ([]byte, []int) {
-	return file_storegateway_proto_rawDescGZIP(), []int{6}
+	return file_storegateway_storegatewaypb_storegateway_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *LabelNamesRequest) GetMinTimeMs() int64 {
@@ -497,7 +265,7 @@ func (x *LabelNamesRequest) GetMaxTimeMs() int64 {
 	return 0
 }
 
-func (x *LabelNamesRequest) GetMatchers() []*LabelMatcher {
+func (x *LabelNamesRequest) GetMatchers() []*ingesterpb.LabelMatcher {
 	if x != nil {
 		return x.Matchers
 	}
@@ -521,7 +289,7 @@ type LabelNamesResponse struct {
 
 func (x *LabelNamesResponse) Reset() {
 	*x = LabelNamesResponse{}
-	mi := &file_storegateway_proto_msgTypes[7]
+	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -533,7 +301,7 @@ func (x *LabelNamesResponse) String() string {
 func (*LabelNamesResponse) ProtoMessage() {}
 
 func (x *LabelNamesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_storegateway_proto_msgTypes[7]
+	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -546,7 +314,7 @@ func (x *LabelNamesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesResponse.ProtoReflect.Descriptor instead.
 func (*LabelNamesResponse) Descriptor() ([]byte, []int) {
-	return file_storegateway_proto_rawDescGZIP(), []int{7}
+	return file_storegateway_storegatewaypb_storegateway_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *LabelNamesResponse) GetNames() []string {
@@ -564,19 +332,19 @@ func (x *LabelNamesResponse) GetQueriedBlockIds() []string {
 }
 
 type LabelValuesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	MinTimeMs     int64                  `protobuf:"varint,2,opt,name=min_time_ms,json=minTimeMs,proto3" json:"min_time_ms,omitempty"`
-	MaxTimeMs     int64                  `protobuf:"varint,3,opt,name=max_time_ms,json=maxTimeMs,proto3" json:"max_time_ms,omitempty"`
-	Matchers      []*LabelMatcher        `protobuf:"bytes,4,rep,name=matchers,proto3" json:"matchers,omitempty"`
-	BlockIds      []string               `protobuf:"bytes,5,rep,name=block_ids,json=blockIds,proto3" json:"block_ids,omitempty"`
+	state         protoimpl.MessageState     `protogen:"open.v1"`
+	Name          string                     `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	MinTimeMs     int64                      `protobuf:"varint,2,opt,name=min_time_ms,json=minTimeMs,proto3" json:"min_time_ms,omitempty"`
+	MaxTimeMs     int64                      `protobuf:"varint,3,opt,name=max_time_ms,json=maxTimeMs,proto3" json:"max_time_ms,omitempty"`
+	Matchers      []*ingesterpb.LabelMatcher `protobuf:"bytes,4,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	BlockIds      []string                   `protobuf:"bytes,5,rep,name=block_ids,json=blockIds,proto3" json:"block_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LabelValuesRequest) Reset() {
 	*x = LabelValuesRequest{}
-	mi := &file_storegateway_proto_msgTypes[8]
+	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -588,7 +356,7 @@ func (x *LabelValuesRequest) String() string {
 func (*LabelValuesRequest) ProtoMessage() {}
 
 func (x *LabelValuesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_storegateway_proto_msgTypes[8]
+	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -601,7 +369,7 @@ func (x *LabelValuesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesRequest.ProtoReflect.Descriptor instead.
 func (*LabelValuesRequest) Descriptor() ([]byte, []int) {
-	return file_storegateway_proto_rawDescGZIP(), []int{8}
+	return file_storegateway_storegatewaypb_storegateway_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LabelValuesRequest) GetName() string {
@@ -625,7 +393,7 @@ func (x *LabelValuesRequest) GetMaxTimeMs() int64 {
 	return 0
 }
 
-func (x *LabelValuesRequest) GetMatchers() []*LabelMatcher {
+func (x *LabelValuesRequest) GetMatchers() []*ingesterpb.LabelMatcher {
 	if x != nil {
 		return x.Matchers
 	}
@@ -649,7 +417,7 @@ type LabelValuesResponse struct {
 
 func (x *LabelValuesResponse) Reset() {
 	*x = LabelValuesResponse{}
-	mi := &file_storegateway_proto_msgTypes[9]
+	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -661,7 +429,7 @@ func (x *LabelValuesResponse) String() string {
 func (*LabelValuesResponse) ProtoMessage() {}
 
 func (x *LabelValuesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_storegateway_proto_msgTypes[9]
+	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -674,7 +442,7 @@ func (x *LabelValuesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesResponse.ProtoReflect.Descriptor instead.
 func (*LabelValuesResponse) Descriptor() ([]byte, []int) {
-	return file_storegateway_proto_rawDescGZIP(), []int{9}
+	return file_storegateway_storegatewaypb_storegateway_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LabelValuesResponse) GetValues() []string {
@@ -691,58 +459,41 @@ func (x *LabelValuesResponse) GetQueriedBlockIds() []string {
 	return nil
 }
 
-var File_storegateway_proto protoreflect.FileDescriptor
+var File_storegateway_storegatewaypb_storegateway_proto protoreflect.FileDescriptor
 
-const file_storegateway_proto_rawDesc = "" +
+const file_storegateway_storegatewaypb_storegateway_proto_rawDesc = "" +
 	"\n" +
-	"\x12storegateway.proto\x12\x13strata.storegateway\"1\n" +
-	"\x05Label\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"l\n" +
-	"\fLabelMatcher\x122\n" +
-	"\x04type\x18\x01 \x01(\x0e2\x1e.strata.storegateway.MatchTypeR\x04type\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x03 \x01(\tR\x05value\"\xcc\x01\n" +
+	".storegateway/storegatewaypb/storegateway.proto\x12\x13strata.storegateway\x1a\"ingester/ingesterpb/ingester.proto\"\xc8\x01\n" +
 	"\rSeriesRequest\x12\x1e\n" +
 	"\vmin_time_ms\x18\x01 \x01(\x03R\tminTimeMs\x12\x1e\n" +
-	"\vmax_time_ms\x18\x02 \x01(\x03R\tmaxTimeMs\x12=\n" +
-	"\bmatchers\x18\x03 \x03(\v2!.strata.storegateway.LabelMatcherR\bmatchers\x12\x1b\n" +
+	"\vmax_time_ms\x18\x02 \x01(\x03R\tmaxTimeMs\x129\n" +
+	"\bmatchers\x18\x03 \x03(\v2\x1d.strata.ingester.LabelMatcherR\bmatchers\x12\x1b\n" +
 	"\tblock_ids\x18\x04 \x03(\tR\bblockIds\x12\x1f\n" +
 	"\vskip_chunks\x18\x05 \x01(\bR\n" +
-	"skipChunks\"w\n" +
-	"\x05Chunk\x12\x1e\n" +
-	"\vmin_time_ms\x18\x01 \x01(\x03R\tminTimeMs\x12\x1e\n" +
-	"\vmax_time_ms\x18\x02 \x01(\x03R\tmaxTimeMs\x12\x1a\n" +
-	"\bencoding\x18\x03 \x01(\rR\bencoding\x12\x12\n" +
-	"\x04data\x18\x04 \x01(\fR\x04data\"p\n" +
-	"\x06Series\x122\n" +
-	"\x06labels\x18\x01 \x03(\v2\x1a.strata.storegateway.LabelR\x06labels\x122\n" +
-	"\x06chunks\x18\x02 \x03(\v2\x1a.strata.storegateway.ChunkR\x06chunks\"q\n" +
+	"skipChunks\"h\n" +
+	"\x06Series\x12.\n" +
+	"\x06labels\x18\x01 \x03(\v2\x16.strata.ingester.LabelR\x06labels\x12.\n" +
+	"\x06chunks\x18\x02 \x03(\v2\x16.strata.ingester.ChunkR\x06chunks\"q\n" +
 	"\x0eSeriesResponse\x123\n" +
 	"\x06series\x18\x01 \x03(\v2\x1b.strata.storegateway.SeriesR\x06series\x12*\n" +
-	"\x11queried_block_ids\x18\x02 \x03(\tR\x0fqueriedBlockIds\"\xaf\x01\n" +
+	"\x11queried_block_ids\x18\x02 \x03(\tR\x0fqueriedBlockIds\"\xab\x01\n" +
 	"\x11LabelNamesRequest\x12\x1e\n" +
 	"\vmin_time_ms\x18\x01 \x01(\x03R\tminTimeMs\x12\x1e\n" +
-	"\vmax_time_ms\x18\x02 \x01(\x03R\tmaxTimeMs\x12=\n" +
-	"\bmatchers\x18\x03 \x03(\v2!.strata.storegateway.LabelMatcherR\bmatchers\x12\x1b\n" +
+	"\vmax_time_ms\x18\x02 \x01(\x03R\tmaxTimeMs\x129\n" +
+	"\bmatchers\x18\x03 \x03(\v2\x1d.strata.ingester.LabelMatcherR\bmatchers\x12\x1b\n" +
 	"\tblock_ids\x18\x04 \x03(\tR\bblockIds\"V\n" +
 	"\x12LabelNamesResponse\x12\x14\n" +
 	"\x05names\x18\x01 \x03(\tR\x05names\x12*\n" +
-	"\x11queried_block_ids\x18\x02 \x03(\tR\x0fqueriedBlockIds\"\xc4\x01\n" +
+	"\x11queried_block_ids\x18\x02 \x03(\tR\x0fqueriedBlockIds\"\xc0\x01\n" +
 	"\x12LabelValuesRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
 	"\vmin_time_ms\x18\x02 \x01(\x03R\tminTimeMs\x12\x1e\n" +
-	"\vmax_time_ms\x18\x03 \x01(\x03R\tmaxTimeMs\x12=\n" +
-	"\bmatchers\x18\x04 \x03(\v2!.strata.storegateway.LabelMatcherR\bmatchers\x12\x1b\n" +
+	"\vmax_time_ms\x18\x03 \x01(\x03R\tmaxTimeMs\x129\n" +
+	"\bmatchers\x18\x04 \x03(\v2\x1d.strata.ingester.LabelMatcherR\bmatchers\x12\x1b\n" +
 	"\tblock_ids\x18\x05 \x03(\tR\bblockIds\"Y\n" +
 	"\x13LabelValuesResponse\x12\x16\n" +
 	"\x06values\x18\x01 \x03(\tR\x06values\x12*\n" +
-	"\x11queried_block_ids\x18\x02 \x03(\tR\x0fqueriedBlockIds*J\n" +
-	"\tMatchType\x12\t\n" +
-	"\x05EQUAL\x10\x00\x12\r\n" +
-	"\tNOT_EQUAL\x10\x01\x12\x0f\n" +
-	"\vREGEX_MATCH\x10\x02\x12\x12\n" +
-	"\x0eREGEX_NO_MATCH\x10\x032\xa4\x02\n" +
+	"\x11queried_block_ids\x18\x02 \x03(\tR\x0fqueriedBlockIds2\xa4\x02\n" +
 	"\fStoreGateway\x12S\n" +
 	"\x06Series\x12\".strata.storegateway.SeriesRequest\x1a#.strata.storegateway.SeriesResponse0\x01\x12]\n" +
 	"\n" +
@@ -750,74 +501,70 @@ const file_storegateway_proto_rawDesc = "" +
 	"\vLabelValues\x12'.strata.storegateway.LabelValuesRequest\x1a(.strata.storegateway.LabelValuesResponseBBZ@github.com/strata-metrics/strata/pkg/storegateway/storegatewaypbb\x06proto3"
 
 var (
-	file_storegateway_proto_rawDescOnce sync.Once
-	file_storegateway_proto_rawDescData []byte
+	file_storegateway_storegatewaypb_storegateway_proto_rawDescOnce sync.Once
+	file_storegateway_storegatewaypb_storegateway_proto_rawDescData []byte
 )
 
-func file_storegateway_proto_rawDescGZIP() []byte {
-	file_storegateway_proto_rawDescOnce.Do(func() {
-		file_storegateway_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_storegateway_proto_rawDesc), len(file_storegateway_proto_rawDesc)))
+func file_storegateway_storegatewaypb_storegateway_proto_rawDescGZIP() []byte {
+	file_storegateway_storegatewaypb_storegateway_proto_rawDescOnce.Do(func() {
+		file_storegateway_storegatewaypb_storegateway_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_storegateway_storegatewaypb_storegateway_proto_rawDesc), len(file_storegateway_storegatewaypb_storegateway_proto_rawDesc)))
 	})
-	return file_storegateway_proto_rawDescData
+	return file_storegateway_storegatewaypb_storegateway_proto_rawDescData
 }
 
-var file_storegateway_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_storegateway_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
-var file_storegateway_proto_goTypes = []any{
-	(MatchType)(0),              // 0: strata.storegateway.MatchType
-	(*Label)(nil),               // 1: strata.storegateway.Label
-	(*LabelMatcher)(nil),        // 2: strata.storegateway.LabelMatcher
-	(*SeriesRequest)(nil),       // 3: strata.storegateway.SeriesRequest
-	(*Chunk)(nil),               // 4: strata.storegateway.Chunk
-	(*Series)(nil),              // 5: strata.storegateway.Series
-	(*SeriesResponse)(nil),      // 6: strata.storegateway.SeriesResponse
-	(*LabelNamesRequest)(nil),   // 7: strata.storegateway.LabelNamesRequest
-	(*LabelNamesResponse)(nil),  // 8: strata.storegateway.LabelNamesResponse
-	(*LabelValuesRequest)(nil),  // 9: strata.storegateway.LabelValuesRequest
-	(*LabelValuesResponse)(nil), // 10: strata.storegateway.LabelValuesResponse
+var file_storegateway_storegatewaypb_storegateway_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_storegateway_storegatewaypb_storegateway_proto_goTypes = []any{
+	(*SeriesRequest)(nil),           // 0: strata.storegateway.SeriesRequest
+	(*Series)(nil),                  // 1: strata.storegateway.Series
+	(*SeriesResponse)(nil),          // 2: strata.storegateway.SeriesResponse
+	(*LabelNamesRequest)(nil),       // 3: strata.storegateway.LabelNamesRequest
+	(*LabelNamesResponse)(nil),      // 4: strata.storegateway.LabelNamesResponse
+	(*LabelValuesRequest)(nil),      // 5: strata.storegateway.LabelValuesRequest
+	(*LabelValuesResponse)(nil),     // 6: strata.storegateway.LabelValuesResponse
+	(*ingesterpb.LabelMatcher)(nil), // 7: strata.ingester.LabelMatcher
+	(*ingesterpb.Label)(nil),        // 8: strata.ingester.Label
+	(*ingesterpb.Chunk)(nil),        // 9: strata.ingester.Chunk
 }
-var file_storegateway_proto_depIdxs = []int32{
-	0,  // 0: strata.storegateway.LabelMatcher.type:type_name -> strata.storegateway.MatchType
-	2,  // 1: strata.storegateway.SeriesRequest.matchers:type_name -> strata.storegateway.LabelMatcher
-	1,  // 2: strata.storegateway.Series.labels:type_name -> strata.storegateway.Label
-	4,  // 3: strata.storegateway.Series.chunks:type_name -> strata.storegateway.Chunk
-	5,  // 4: strata.storegateway.SeriesResponse.series:type_name -> strata.storegateway.Series
-	2,  // 5: strata.storegateway.LabelNamesRequest.matchers:type_name -> strata.storegateway.LabelMatcher
-	2,  // 6: strata.storegateway.LabelValuesRequest.matchers:type_name -> strata.storegateway.LabelMatcher
-	3,  // 7: strata.storegateway.StoreGateway.Series:input_type -> strata.storegateway.SeriesRequest
-	7,  // 8: strata.storegateway.StoreGateway.LabelNames:input_type -> strata.storegateway.LabelNamesRequest
-	9,  // 9: strata.storegateway.StoreGateway.LabelValues:input_type -> strata.storegateway.LabelValuesRequest
-	6,  // 10: strata.storegateway.StoreGateway.Series:output_type -> strata.storegateway.SeriesResponse
-	8,  // 11: strata.storegateway.StoreGateway.LabelNames:output_type -> strata.storegateway.LabelNamesResponse
-	10, // 12: strata.storegateway.StoreGateway.LabelValues:output_type -> strata.storegateway.LabelValuesResponse
-	10, // [10:13] is the sub-list for method output_type
-	7,  // [7:10] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+var file_storegateway_storegatewaypb_storegateway_proto_depIdxs = []int32{
+	7, // 0: strata.storegateway.SeriesRequest.matchers:type_name -> strata.ingester.LabelMatcher
+	8, // 1: strata.storegateway.Series.labels:type_name -> strata.ingester.Label
+	9, // 2: strata.storegateway.Series.chunks:type_name -> strata.ingester.Chunk
+	1, // 3: strata.storegateway.SeriesResponse.series:type_name -> strata.storegateway.Series
+	7, // 4: strata.storegateway.LabelNamesRequest.matchers:type_name -> strata.ingester.LabelMatcher
+	7, // 5: strata.storegateway.LabelValuesRequest.matchers:type_name -> strata.ingester.LabelMatcher
+	0, // 6: strata.storegateway.StoreGateway.Series:input_type -> strata.storegateway.SeriesRequest
+	3, // 7: strata.storegateway.StoreGateway.LabelNames:input_type -> strata.storegateway.LabelNamesRequest
+	5, // 8: strata.storegateway.StoreGateway.LabelValues:input_type -> strata.storegateway.LabelValuesRequest
+	2, // 9: strata.storegateway.StoreGateway.Series:output_type -> strata.storegateway.SeriesResponse
+	4, // 10: strata.storegateway.StoreGateway.LabelNames:output_type -> strata.storegateway.LabelNamesResponse
+	6, // 11: strata.storegateway.StoreGateway.LabelValues:output_type -> strata.storegateway.LabelValuesResponse
+	9, // [9:12] is the sub-list for method output_type
+	6, // [6:9] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
-func init() { file_storegateway_proto_init() }
-func file_storegateway_proto_init() {
-	if File_storegateway_proto != nil {
+func init() { file_storegateway_storegatewaypb_storegateway_proto_init() }
+func file_storegateway_storegatewaypb_storegateway_proto_init() {
+	if File_storegateway_storegatewaypb_storegateway_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_storegateway_proto_rawDesc), len(file_storegateway_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   10,
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_storegateway_storegatewaypb_storegateway_proto_rawDesc), len(file_storegateway_storegatewaypb_storegateway_proto_rawDesc)),
+			NumEnums:      0,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_storegateway_proto_goTypes,
-		DependencyIndexes: file_storegateway_proto_depIdxs,
-		EnumInfos:         file_storegateway_proto_enumTypes,
-		MessageInfos:      file_storegateway_proto_msgTypes,
+		GoTypes:           file_storegateway_storegatewaypb_storegateway_proto_goTypes,
+		DependencyIndexes: file_storegateway_storegatewaypb_storegateway_proto_depIdxs,
+		MessageInfos:      file_storegateway_storegatewaypb_storegateway_proto_msgTypes,
 	}.Build()
-	File_storegateway_proto = out.File
-	file_storegateway_proto_goTypes = nil
-	file_storegateway_proto_depIdxs = nil
+	File_storegateway_storegatewaypb_storegateway_proto = out.File
+	file_storegateway_storegatewaypb_storegateway_proto_goTypes = nil
+	file_storegateway_storegatewaypb_storegateway_proto_depIdxs = nil
 }

@@ -4,7 +4,7 @@
 // versions:
 // - protoc-gen-go-grpc v1.6.2
 // - protoc             v3.21.12
-// source: storegateway.proto
+// source: storegateway/storegatewaypb/storegateway.proto
 
 package storegatewaypb
 
@@ -209,5 +209,5 @@ var StoreGateway_ServiceDesc = grpc.ServiceDesc{
 			ServerStreams: true,
 		},
 	},
-	Metadata: "storegateway.proto",
+	Metadata: "storegateway/storegatewaypb/storegateway.proto",
 }

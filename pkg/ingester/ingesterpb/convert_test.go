@@ -1,4 +1,4 @@
-package storegatewaypb
+package ingesterpb
 
 import (
 	"testing"

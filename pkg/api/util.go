@@ -1,8 +1,0 @@
-package api
-
-import "slices"
-
-func slicesSortCompact(s *[]string) {
-	slices.Sort(*s)
-	*s = slices.Compact(*s)
-}
