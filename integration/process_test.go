@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -37,13 +38,58 @@ type strataProcess struct {
 	log      *syncBuffer
 }
 
-// freePort asks the kernel for a port that is free on 127.0.0.1 right now.
+// freePort returns a port that is free on 127.0.0.1 and has not been handed out before in this test run.
+// Ports come from below the kernel's ephemeral range: a port the kernel picked for ":0" can be taken again
+// by any outbound connection (or another package's test) between our probe and the child's bind.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	if nextPort == 0 {
+		portLimit = ephemeralPortLow()
+		// A random start keeps two concurrent test runs on one machine apart.
+		nextPort = 10000 + rand.IntN(portLimit-10000-2000)
+	}
+	for range 2000 {
+		port := nextPort
+		nextPort++
+		if nextPort >= portLimit {
+			nextPort = 10000
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		// UDP too: memberlist gossips on both.
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		u.Close()
+		return port
+	}
+	t.Fatal("no free port below the ephemeral range")
+	return 0
+}
+
+var (
+	portsMu   sync.Mutex
+	nextPort  int
+	portLimit int
+)
+
+// ephemeralPortLow is the first port the kernel hands out for outbound connections and ":0" listens.
+func ephemeralPortLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if fields := strings.Fields(string(b)); len(fields) == 2 {
+			if low, err := strconv.Atoi(fields[0]); err == nil && low > 14000 {
+				return low
+			}
+		}
+	}
+	return 32768
 }
 
 // startStrata starts a single-binary Strata on fresh ports with its state in dataDir and waits until
