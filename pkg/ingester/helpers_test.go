@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	storagetsdb "github.com/strata-metrics/strata/pkg/storage/tsdb"
@@ -174,8 +175,18 @@ type fakeQueryStream struct {
 
 func (s *fakeQueryStream) Context() context.Context { return s.ctx }
 
+// Send keeps a copy made through the wire format, as gRPC does: the ingester may reuse or release the
+// memory behind a response once Send has returned.
 func (s *fakeQueryStream) Send(resp *ingesterpb.QueryStreamResponse) error {
-	s.responses = append(s.responses, resp)
+	data, err := proto.Marshal(resp)
+	if err != nil {
+		return err
+	}
+	sent := &ingesterpb.QueryStreamResponse{}
+	if err := proto.Unmarshal(data, sent); err != nil {
+		return err
+	}
+	s.responses = append(s.responses, sent)
 	return nil
 }
 

@@ -23,20 +23,26 @@ const (
 // readRequest is the part of every read RPC that is handled the same way: tenant, time range, matchers.
 type readRequest struct {
 	tenantDB *tenantDB
-	querier  storage.Querier
+	querier  storage.Querier      // set unless the request asked for chunks
+	chunks   storage.ChunkQuerier // set when it did
 	matchers []*labels.Matcher
 	release  func()
 }
 
 // close releases the querier and the tenant's TSDB.
 func (rr *readRequest) close() {
-	_ = rr.querier.Close()
+	if rr.querier != nil {
+		_ = rr.querier.Close()
+	}
+	if rr.chunks != nil {
+		_ = rr.chunks.Close()
+	}
 	rr.release()
 }
 
-// openRead resolves the tenant and opens a querier over [mint, maxt]. It returns a nil request when the
-// tenant has no data in this ingester, which is not an error.
-func (i *Ingester) openRead(ctx context.Context, mint, maxt int64, pbMatchers []*ingesterpb.LabelMatcher) (*readRequest, error) {
+// openRead resolves the tenant and opens a querier over [mint, maxt] (a chunk querier when wantChunks).
+// It returns a nil request when the tenant has no data in this ingester, which is not an error.
+func (i *Ingester) openRead(ctx context.Context, mint, maxt int64, pbMatchers []*ingesterpb.LabelMatcher, wantChunks bool) (*readRequest, error) {
 	tenantID, err := tenant.FromContext(ctx)
 	if err != nil {
 		return nil, status.Error(codes.Unauthenticated, err.Error())
@@ -49,36 +55,45 @@ func (i *Ingester) openRead(ctx context.Context, mint, maxt int64, pbMatchers []
 	if err != nil || t == nil {
 		return nil, err
 	}
-	q, err := t.db.Querier(mint, maxt)
+	rr := &readRequest{tenantDB: t, matchers: matchers, release: release}
+	if wantChunks {
+		rr.chunks, err = t.db.ChunkQuerier(mint, maxt)
+	} else {
+		rr.querier, err = t.db.Querier(mint, maxt)
+	}
 	if err != nil {
 		release()
 		return nil, status.Errorf(codes.Internal, "open querier: %v", err)
 	}
-	return &readRequest{tenantDB: t, querier: q, matchers: matchers, release: release}, nil
+	return rr, nil
 }
 
-// QueryStream streams the matching series in label order. Samples are re-encoded into fresh chunks, so the
-// stream never shares memory with the head chunk that appends are still writing to.
+// QueryStream streams the matching series in label order, as the TSDB's own chunks: nothing is decoded or
+// re-encoded here. The TSDB hands out a copy of a series' open head chunk, so the stream never shares
+// memory that appends are still writing to; chunks that overlap (out-of-order data) come merged.
 func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.Ingester_QueryStreamServer) error {
 	ctx := stream.Context()
 	if err := i.begin(); err != nil {
 		return err
 	}
 	defer i.end()
-	rr, err := i.openRead(ctx, req.StartMs, req.EndMs, req.Matchers)
+	rr, err := i.openRead(ctx, req.StartMs, req.EndMs, req.Matchers, true)
 	if err != nil || rr == nil {
 		return err
 	}
 	defer rr.close()
 
-	set := rr.querier.Select(ctx, true, &storage.SelectHints{Start: req.StartMs, End: req.EndMs}, rr.matchers...)
+	// Chunks that cross the range's edges are sent whole rather than cut and re-encoded: the samples
+	// outside are real, and the querier's engine reads only the range it needs.
+	hints := &storage.SelectHints{Start: req.StartMs, End: req.EndMs, DisableTrimming: true}
+	set := rr.chunks.Select(ctx, true, hints, rr.matchers...)
 	batch := &ingesterpb.QueryStreamResponse{}
 	batchBytes := 0
 	var it chunks.Iterator
 	for set.Next() {
 		series := set.At()
 		out := &ingesterpb.StreamSeries{Labels: ingesterpb.FromLabels(series.Labels())}
-		it = storage.NewSeriesToChunkEncoder(series).Iterator(it)
+		it = series.Iterator(it)
 		for it.Next() {
 			meta := it.At()
 			data := meta.Chunk.Bytes()
@@ -91,9 +106,10 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 			batchBytes += len(data)
 		}
 		if err := it.Err(); err != nil {
-			return status.Errorf(codes.Internal, "encode chunks: %v", err)
+			return status.Errorf(codes.Internal, "read chunks: %v", err)
 		}
 		batch.Series = append(batch.Series, out)
+		// Send marshals the batch before it returns, while the querier still holds the chunks' memory.
 		if len(batch.Series) >= queryStreamBatchSeries || batchBytes >= queryStreamBatchBytes {
 			if err := stream.Send(batch); err != nil {
 				return err
@@ -117,7 +133,7 @@ func (i *Ingester) LabelNames(ctx context.Context, req *ingesterpb.LabelNamesReq
 		return nil, err
 	}
 	defer i.end()
-	rr, err := i.openRead(ctx, req.StartMs, req.EndMs, req.Matchers)
+	rr, err := i.openRead(ctx, req.StartMs, req.EndMs, req.Matchers, false)
 	if err != nil || rr == nil {
 		return &ingesterpb.LabelNamesResponse{}, err
 	}
@@ -135,7 +151,7 @@ func (i *Ingester) LabelValues(ctx context.Context, req *ingesterpb.LabelValuesR
 		return nil, err
 	}
 	defer i.end()
-	rr, err := i.openRead(ctx, req.StartMs, req.EndMs, req.Matchers)
+	rr, err := i.openRead(ctx, req.StartMs, req.EndMs, req.Matchers, false)
 	if err != nil || rr == nil {
 		return &ingesterpb.LabelValuesResponse{}, err
 	}
@@ -153,7 +169,7 @@ func (i *Ingester) Series(ctx context.Context, req *ingesterpb.SeriesRequest) (*
 		return nil, err
 	}
 	defer i.end()
-	rr, err := i.openRead(ctx, req.StartMs, req.EndMs, req.Matchers)
+	rr, err := i.openRead(ctx, req.StartMs, req.EndMs, req.Matchers, false)
 	if err != nil || rr == nil {
 		return &ingesterpb.SeriesResponse{}, err
 	}

@@ -242,25 +242,31 @@ func seriesSetFromEncoded[S encodedSeries](in []S) (storage.SeriesSet, error) {
 	out := make([]storage.Series, 0, len(in))
 	for _, s := range in {
 		lset := ingesterpb.ToLabels(&b, s.GetLabels())
-		parts := make([]storage.Series, 0, len(s.GetChunks()))
+		chks := make([]timedChunk, 0, len(s.GetChunks()))
 		for _, c := range s.GetChunks() {
 			chk, err := chunkenc.FromData(chunkenc.Encoding(c.Encoding), c.Data)
 			if err != nil {
 				return nil, fmt.Errorf("decode chunk of series %s: %w", lset, err)
 			}
-			parts = append(parts, &storage.SeriesEntry{
-				Lset: lset,
-				SampleIteratorFn: func(it chunkenc.Iterator) chunkenc.Iterator {
-					return chk.Iterator(it)
-				},
-			})
+			chks = append(chks, timedChunk{chunk: chk, mint: c.MinTimeMs, maxt: c.MaxTimeMs})
 		}
-		if len(parts) == 0 {
+		switch {
+		case len(chks) == 0:
 			// Label sets only (/api/v1/series), or a series without samples in range.
 			out = append(out, storage.NewListSeries(lset, nil))
-			continue
+		case chunksAreSequential(chks):
+			out = append(out, &sequentialChunkSeries{lset: lset, chunks: chks})
+		default:
+			// Overlapping chunks (from several blocks of one series) need a merge that drops duplicates.
+			parts := make([]storage.Series, len(chks))
+			for i, c := range chks {
+				parts[i] = &storage.SeriesEntry{
+					Lset:             lset,
+					SampleIteratorFn: c.chunk.Iterator,
+				}
+			}
+			out = append(out, storage.ChainedSeriesMerge(parts...))
 		}
-		out = append(out, storage.ChainedSeriesMerge(parts...))
 	}
 	return &sliceSeriesSet{series: out, i: -1}, nil
 }

@@ -40,6 +40,7 @@ type queryConfig struct {
 	Runs             int
 	Timeout          time.Duration
 	CompareTolerance float64
+	TimeOffset       time.Duration
 }
 
 // RegisterFlags registers the query mode's flags.
@@ -52,6 +53,7 @@ func (c *queryConfig) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.QueriesPath, "queries", "", "query file (default: the built-in tools/loadgen/queries.yaml)")
 	f.DurationVar(&c.ScrapeInterval, "scrape-interval", 15*time.Second, "scrape interval of the data, for $__rate_interval")
 	f.IntVar(&c.Concurrency, "concurrency", 4, "queries in flight")
+	f.DurationVar(&c.TimeOffset, "time-offset", 0, "shift each query's start and end by this much after aligning them to the step. Off the sample and step grids, no window edge falls on a sample or a subquery step, where Prometheus 2 (windows closed on the left) and 3 (open) differ")
 	f.DurationVar(&c.Duration, "duration", 3*time.Minute, "how long to run queries")
 	f.IntVar(&c.Runs, "runs", 0, "stop after this many query runs (0: run for -duration)")
 	f.DurationVar(&c.Timeout, "timeout", 2*time.Minute, "timeout of one query")
@@ -248,7 +250,7 @@ func runQueries(ctx context.Context, cfg queryConfig) (*querySummary, error) {
 				if cfg.Runs > 0 && n >= int64(cfg.Runs) {
 					return
 				}
-				runJob(ctx, jobs[n%int64(len(jobs))], primary, compare, cfg.CompareTolerance, st)
+				runJob(ctx, jobs[n%int64(len(jobs))], primary, compare, cfg, st)
 			}
 		})
 	}
@@ -298,9 +300,9 @@ func runQueries(ctx context.Context, cfg queryConfig) (*querySummary, error) {
 
 // runJob runs one query over a range ending now, aligned to the step as Grafana does so that
 // both backends see the same evaluation times, and compares the results when asked to.
-func runJob(ctx context.Context, job queryJob, primary, compare *promClient, tolerance float64, st *queryWorkerStats) {
+func runJob(ctx context.Context, job queryJob, primary, compare *promClient, cfg queryConfig, st *queryWorkerStats) {
 	stepMs := job.step.Milliseconds()
-	end := time.Now().UnixMilli() / stepMs * stepMs
+	end := time.Now().UnixMilli()/stepMs*stepMs + cfg.TimeOffset.Milliseconds()
 	params := url.Values{
 		"query": {job.expr},
 		"start": {formatAPITime(end - job.rng.Milliseconds())},
@@ -328,7 +330,7 @@ func runJob(ctx context.Context, job queryJob, primary, compare *promClient, tol
 		st.compareFailed[statusKey(cStatus, err)]++
 		return
 	}
-	if diff := compareResults(body, cBody, tolerance); diff != "" {
+	if diff := compareResults(body, cBody, cfg.CompareTolerance); diff != "" {
 		m := st.mismatches[job.key]
 		if m == nil {
 			m = &mismatch{Query: job.key, First: diff}

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -144,4 +146,35 @@ func TestRunQueries_RecordsLatencyAndReportsMismatches(t *testing.T) {
 	require.Len(t, *primaryTenants, 72)
 	require.Equal(t, "team-a", (*primaryTenants)[0])
 	require.Empty(t, (*otherTenants)[0], "no tenant header for the compare backend unless asked")
+}
+
+func TestRunQueries_TimeOffsetShiftsTheStepGrid(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		checks int
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		require.NoError(t, r.ParseForm())
+		start, err := strconv.ParseFloat(r.Form.Get("start"), 64)
+		require.NoError(t, err)
+		end, err := strconv.ParseFloat(r.Form.Get("end"), 64)
+		require.NoError(t, err)
+		step, err := strconv.ParseFloat(r.Form.Get("step"), 64)
+		require.NoError(t, err)
+		endMs, stepMs := int64(math.Round(end*1000)), int64(math.Round(step*1000))
+		require.Equal(t, int64(3750), endMs%stepMs, "end is a step multiple plus the offset")
+		require.Zero(t, (endMs-int64(math.Round(start*1000)))%stepMs, "start stays on the same grid")
+		mu.Lock()
+		checks++
+		mu.Unlock()
+		fmt.Fprint(w, matrixJSON())
+	}))
+	t.Cleanup(srv.Close)
+	var cfg queryConfig
+	cfg.RegisterFlags(newTestFlagSet())
+	cfg.QueryURL, cfg.Runs, cfg.TimeOffset = srv.URL, 36, 3750*time.Millisecond
+	require.NoError(t, cfg.Validate())
+	_, err := runQueries(context.Background(), cfg)
+	require.NoError(t, err)
+	require.Equal(t, 36, checks)
 }
