@@ -187,8 +187,8 @@ func (q *blocksQuerier) Select(ctx context.Context, _ bool, hints *storage.Selec
 		return storage.EmptySeriesSet()
 	}
 	var (
-		mtx  sync.Mutex
-		sets []storage.SeriesSet
+		mtx     sync.Mutex
+		answers [][]*storegatewaypb.Series
 	)
 	pbMatchers := ingesterpb.FromLabelMatchers(matchers)
 	err = q.forEachStoreGateway(ctx, tenantID, ids, func(ctx context.Context, client storegatewaypb.StoreGatewayClient, blocks []string) ([]string, error) {
@@ -213,21 +213,21 @@ func (q *blocksQuerier) Select(ctx context.Context, _ bool, hints *storage.Selec
 			series = append(series, resp.Series...)
 			queried = append(queried, resp.QueriedBlockIds...)
 		}
-		set, err := seriesSetFromEncoded(series)
-		if err != nil {
-			return nil, err
-		}
 		mtx.Lock()
-		sets = append(sets, set)
+		answers = append(answers, series)
 		mtx.Unlock()
 		return queried, nil
 	})
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
-	// A block's series may come from several store-gateways when a retry overlapped; the merge keeps one
-	// sample per timestamp.
-	return storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge)
+	// A series' blocks may be spread over several store-gateways, and a retry may have asked two for the
+	// same block; the merge keeps one sample per timestamp.
+	set, err := mergeEncodedAnswers(answers)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	return set
 }
 
 // LabelNames implements storage.Querier.

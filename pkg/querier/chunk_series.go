@@ -1,27 +1,89 @@
 package querier
 
 import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"slices"
+
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 )
 
-// timedChunk is one decoded chunk of a series with the time range it covers.
+// timedChunk is something to read samples from (one decoded chunk, or a merge of overlapping ones) with
+// the time range it covers.
 type timedChunk struct {
-	chunk      chunkenc.Chunk
+	chunk      chunkenc.Iterable
 	mint, maxt int64
 }
 
-// chunksAreSequential reports whether every chunk starts after the previous one ends, which is how one
-// TSDB hands out a series' chunks. Only then can they be read one after another without a merge.
-func chunksAreSequential(chks []timedChunk) bool {
-	for i := 1; i < len(chks); i++ {
-		if chks[i].mint <= chks[i-1].maxt {
-			return false
+// newChunkSeries decodes a series' chunks, gathered from one or more answers, into a series that reads
+// them in time order. Chunks identical to another one are dropped (replicas fed the same samples cut
+// the same chunks), and chunks that still overlap are grouped and merged sample by sample.
+func newChunkSeries(lset labels.Labels, encoded []*ingesterpb.Chunk) (storage.Series, error) {
+	if len(encoded) == 0 {
+		// Label sets only (/api/v1/series), or a series without samples in range.
+		return storage.NewListSeries(lset, nil), nil
+	}
+	sorted := slices.IsSortedFunc(encoded, compareChunkRanges)
+	if !sorted {
+		encoded = slices.Clone(encoded)
+		slices.SortStableFunc(encoded, compareChunkRanges)
+	}
+	chks := make([]timedChunk, 0, len(encoded))
+	var group []chunkenc.Iterable // the chunks overlapping the last entry of chks, when more than one
+	for i, c := range encoded {
+		if isDuplicateChunk(encoded, i) {
+			continue
+		}
+		chk, err := chunkenc.FromData(chunkenc.Encoding(c.Encoding), c.Data)
+		if err != nil {
+			return nil, fmt.Errorf("decode chunk of series %s: %w", lset, err)
+		}
+		last := len(chks) - 1
+		if last < 0 || c.MinTimeMs > chks[last].maxt {
+			chks = append(chks, timedChunk{chunk: chk, mint: c.MinTimeMs, maxt: c.MaxTimeMs})
+			group = nil
+			continue
+		}
+		if group == nil {
+			group = []chunkenc.Iterable{chks[last].chunk}
+		}
+		group = append(group, chk)
+		chks[last].chunk = overlappingChunks(group)
+		chks[last].maxt = max(chks[last].maxt, c.MaxTimeMs)
+	}
+	return &sequentialChunkSeries{lset: lset, chunks: chks}, nil
+}
+
+func compareChunkRanges(a, b *ingesterpb.Chunk) int {
+	if a.MinTimeMs != b.MinTimeMs {
+		return cmp.Compare(a.MinTimeMs, b.MinTimeMs)
+	}
+	return cmp.Compare(a.MaxTimeMs, b.MaxTimeMs)
+}
+
+// isDuplicateChunk reports whether an earlier chunk of the sorted chunks, with the same time range, has
+// the same encoding and bytes as chunk i.
+func isDuplicateChunk(sorted []*ingesterpb.Chunk, i int) bool {
+	c := sorted[i]
+	for j := i - 1; j >= 0 && compareChunkRanges(sorted[j], c) == 0; j-- {
+		if sorted[j].Encoding == c.Encoding && bytes.Equal(sorted[j].Data, c.Data) {
+			return true
 		}
 	}
-	return true
+	return false
+}
+
+// overlappingChunks reads chunks that overlap in time as one, keeping one sample per timestamp.
+type overlappingChunks []chunkenc.Iterable
+
+func (o overlappingChunks) Iterator(reuse chunkenc.Iterator) chunkenc.Iterator {
+	return storage.ChainSampleIteratorFromIterables(reuse, o)
 }
 
 // sequentialChunkSeries is a series whose chunks are in time order and do not overlap.

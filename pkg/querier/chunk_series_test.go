@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/require"
+
+	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 )
 
 // randomSequentialChunks builds n float chunks with gaps of random length between their samples.
@@ -39,7 +41,6 @@ func TestSequentialChunksIteratorMatchesMerge(t *testing.T) {
 	for seed := range uint64(300) {
 		rng := rand.New(rand.NewPCG(seed, 7))
 		chks := randomSequentialChunks(t, rng, 1+rng.IntN(6))
-		require.True(t, chunksAreSequential(chks))
 		lset := labels.FromStrings("__name__", "m")
 		parts := make([]storage.Series, len(chks))
 		for i, c := range chks {
@@ -76,10 +77,114 @@ func TestSequentialChunksIteratorMatchesMerge(t *testing.T) {
 	}
 }
 
-func TestChunksAreSequential(t *testing.T) {
-	chk := chunkenc.NewXORChunk()
-	require.True(t, chunksAreSequential(nil))
-	require.True(t, chunksAreSequential([]timedChunk{{chk, 0, 10}, {chk, 11, 20}}))
-	require.False(t, chunksAreSequential([]timedChunk{{chk, 0, 10}, {chk, 10, 20}}), "shared timestamp")
-	require.False(t, chunksAreSequential([]timedChunk{{chk, 11, 20}, {chk, 0, 10}}), "out of order")
+// replicaChunks encodes samples (in time order) as a replica would: chunks of random sizes, skipping the
+// samples the replica missed.
+func replicaChunks(t *testing.T, samples [][2]int64, cut func() int, missed func(int) bool) []*ingesterpb.Chunk {
+	t.Helper()
+	var out []*ingesterpb.Chunk
+	var (
+		chk   *chunkenc.XORChunk
+		app   chunkenc.Appender
+		count int
+		limit int
+	)
+	flush := func() {
+		if chk != nil && chk.NumSamples() > 0 {
+			it := chk.Iterator(nil)
+			it.Next()
+			mint := it.AtT()
+			var maxt int64
+			for vt := chunkenc.ValFloat; vt != chunkenc.ValNone; vt = it.Next() {
+				maxt = it.AtT()
+			}
+			out = append(out, &ingesterpb.Chunk{MinTimeMs: mint, MaxTimeMs: maxt, Encoding: uint32(chk.Encoding()), Data: chk.Bytes()})
+		}
+		chk, count, limit = chunkenc.NewXORChunk(), 0, cut()
+		var err error
+		app, err = chk.Appender()
+		require.NoError(t, err)
+	}
+	flush()
+	for i, s := range samples {
+		if missed(i) {
+			continue
+		}
+		app.Append(0, s[0], float64(s[1]))
+		if count++; count >= limit {
+			flush()
+		}
+	}
+	flush()
+	return out
+}
+
+// However replicas cut their chunks and whichever samples each missed, the merged series holds every
+// sample any replica has, once, in time order, for any mix of Next and Seek. Identical replicas are read
+// without a merge.
+func TestNewChunkSeries_MergesReplicas(t *testing.T) {
+	for seed := range uint64(300) {
+		rng := rand.New(rand.NewPCG(seed, 11))
+		var samples [][2]int64
+		ts := int64(0)
+		for range 1 + rng.IntN(200) {
+			ts += 1 + rng.Int64N(20)
+			samples = append(samples, [2]int64{ts, rng.Int64N(1000)})
+		}
+		replicas := 1 + rng.IntN(3)
+		identical := rng.IntN(2) == 0
+		var encoded []*ingesterpb.Chunk
+		have := make([]bool, len(samples))
+		cutSize := 1 + rng.IntN(40)
+		for range replicas {
+			cut, missed := func() int { return cutSize }, func(int) bool { return false }
+			if !identical {
+				cut = func() int { return 1 + rng.IntN(40) }
+				missed = func(int) bool { return rng.IntN(4) == 0 }
+			}
+			encoded = append(encoded, replicaChunks(t, samples, cut, func(i int) bool {
+				m := missed(i)
+				have[i] = have[i] || !m
+				return m
+			})...)
+		}
+		rng.Shuffle(len(encoded), func(i, j int) { encoded[i], encoded[j] = encoded[j], encoded[i] })
+		var want [][2]int64
+		for i, s := range samples {
+			if have[i] {
+				want = append(want, s)
+			}
+		}
+
+		series, err := newChunkSeries(labels.FromStrings("__name__", "m"), encoded)
+		require.NoError(t, err)
+		if identical {
+			for _, c := range series.(*sequentialChunkSeries).chunks {
+				require.IsType(t, &chunkenc.XORChunk{}, c.chunk, "seed %d: duplicates are dropped, not merged", seed)
+			}
+		}
+		it := series.Iterator(nil)
+		pos := -1 // index in want of the iterator's sample
+		for op := range 80 {
+			var vt chunkenc.ValueType
+			if rng.IntN(3) == 0 {
+				target := rng.Int64N(ts+10) - 5
+				vt = it.Seek(target)
+				if pos < 0 || pos >= len(want) || want[pos][0] < target {
+					for pos = max(pos, 0); pos < len(want) && want[pos][0] < target; pos++ {
+					}
+				}
+			} else {
+				vt = it.Next()
+				pos++
+			}
+			if pos >= len(want) {
+				require.Equal(t, chunkenc.ValNone, vt, "seed %d op %d", seed, op)
+				break
+			}
+			require.Equal(t, chunkenc.ValFloat, vt, "seed %d op %d", seed, op)
+			gotT, gotV := it.At()
+			require.Equal(t, want[pos], [2]int64{gotT, int64(gotV)}, "seed %d op %d", seed, op)
+		}
+		require.NoError(t, it.Err())
+	}
 }

@@ -3,13 +3,11 @@ package querier
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"slices"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
@@ -89,17 +87,16 @@ func (q *ingesterQuerier) Select(ctx context.Context, _ bool, hints *storage.Sel
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
-	sets := make([]storage.SeriesSet, 0, len(results))
-	for _, r := range results {
-		set, err := seriesSetFromEncoded(r.([]*ingesterpb.StreamSeries))
-		if err != nil {
-			return storage.ErrSeriesSet(err)
-		}
-		sets = append(sets, set)
+	answers := make([][]*ingesterpb.StreamSeries, len(results))
+	for i, r := range results {
+		answers[i] = r.([]*ingesterpb.StreamSeries)
 	}
-	// Each ingester answers in label order, which is what the merge needs; ChainedSeriesMerge keeps one
-	// sample per timestamp, removing the replicas' duplicates.
-	return storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge)
+	// The merge keeps one sample per timestamp, removing the replicas' duplicates.
+	set, err := mergeEncodedAnswers(answers)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	return set
 }
 
 func (q *ingesterQuerier) selectLabelsOnly(ctx context.Context, mint, maxt, limit int64, matchers []*labels.Matcher) storage.SeriesSet {
@@ -236,37 +233,47 @@ type encodedSeries interface {
 	GetChunks() []*ingesterpb.Chunk
 }
 
-// seriesSetFromEncoded returns one answer's series, in the order given, decoding their chunks lazily.
-func seriesSetFromEncoded[S encodedSeries](in []S) (storage.SeriesSet, error) {
-	var b labels.ScratchBuilder
-	out := make([]storage.Series, 0, len(in))
-	for _, s := range in {
-		lset := ingesterpb.ToLabels(&b, s.GetLabels())
-		chks := make([]timedChunk, 0, len(s.GetChunks()))
-		for _, c := range s.GetChunks() {
-			chk, err := chunkenc.FromData(chunkenc.Encoding(c.Encoding), c.Data)
-			if err != nil {
-				return nil, fmt.Errorf("decode chunk of series %s: %w", lset, err)
-			}
-			chks = append(chks, timedChunk{chunk: chk, mint: c.MinTimeMs, maxt: c.MaxTimeMs})
+// mergeEncodedAnswers merges answers (each in label order) from several ingesters or store-gateways
+// into one series set in label order. A series' chunks from every answer become one series: identical
+// chunks (replicas that ingested the same samples) are kept once, and the rest is read as a sequence of
+// non-overlapping chunks, merging sample by sample only where chunks overlap.
+func mergeEncodedAnswers[S encodedSeries](answers [][]S) (storage.SeriesSet, error) {
+	type answeredSeries struct {
+		lset   labels.Labels
+		chunks []*ingesterpb.Chunk
+	}
+	var (
+		b   labels.ScratchBuilder
+		all []answeredSeries
+	)
+	for _, answer := range answers {
+		for _, s := range answer {
+			all = append(all, answeredSeries{lset: ingesterpb.ToLabels(&b, s.GetLabels()), chunks: s.GetChunks()})
 		}
-		switch {
-		case len(chks) == 0:
-			// Label sets only (/api/v1/series), or a series without samples in range.
-			out = append(out, storage.NewListSeries(lset, nil))
-		case chunksAreSequential(chks):
-			out = append(out, &sequentialChunkSeries{lset: lset, chunks: chks})
-		default:
-			// Overlapping chunks (from several blocks of one series) need a merge that drops duplicates.
-			parts := make([]storage.Series, len(chks))
-			for i, c := range chks {
-				parts[i] = &storage.SeriesEntry{
-					Lset:             lset,
-					SampleIteratorFn: c.chunk.Iterator,
-				}
-			}
-			out = append(out, storage.ChainedSeriesMerge(parts...))
+	}
+	if len(answers) > 1 {
+		slices.SortStableFunc(all, func(a, b answeredSeries) int { return labels.Compare(a.lset, b.lset) })
+	}
+	out := make([]storage.Series, 0, len(all))
+	for i := 0; i < len(all); {
+		j := i + 1
+		for j < len(all) && labels.Equal(all[i].lset, all[j].lset) {
+			j++
 		}
+		var encoded []*ingesterpb.Chunk
+		if j == i+1 {
+			encoded = all[i].chunks
+		} else {
+			for _, s := range all[i:j] {
+				encoded = append(encoded, s.chunks...)
+			}
+		}
+		series, err := newChunkSeries(all[i].lset, encoded)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, series)
+		i = j
 	}
 	return &sliceSeriesSet{series: out, i: -1}, nil
 }
