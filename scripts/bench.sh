@@ -10,13 +10,22 @@
 #   d: scenario a's load sent to one distributor of a cluster of 3 ingesters (memberlist, RF=3); CPU and
 #      RSS summed over all Strata processes (run scenario a in the same session for the ratio)
 #
+#   all: a and d in one table (the single nodes get the load once), then b, then c with 30 s timed passes
+#
 #   scripts/bench.sh                            # scenario a
+#   SCENARIO=all scripts/bench.sh               # everything, ~20 minutes on 2 cores
 #   SERIES=200000 DURATION=40s scripts/bench.sh
 #   SCENARIO=b scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SCENARIO="${SCENARIO:-a}"
+if [ "$SCENARIO" = all ]; then
+	SCENARIO=a RECEIVERS="strata prometheus victoria-metrics strata-rf3" "$0"
+	SCENARIO=b "$0"
+	SCENARIO=c QDURATION="${QDURATION:-30s}" "$0"
+	exit 0
+fi
 if [ "$SCENARIO" = b ]; then
 	SERIES="${SERIES:-1000000}"
 else
