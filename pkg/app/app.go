@@ -59,6 +59,7 @@ type App struct {
 	ringKV                 kv.Client
 	memberlistKV           *memberlist.KV
 	ingester               *ingester.Ingester
+	localIngesterAddr      string // the address this process' ingester registers in the ring
 	bucket                 objstore.Bucket
 	storeGatewayRing       *ring.Ring
 	storeGatewayLifecycler *ring.Lifecycler

@@ -268,6 +268,7 @@ func (a *App) initIngester() (services.Service, error) {
 	}
 	ingesterpb.RegisterIngesterServer(a.server.grpcServer, ing)
 	a.ingester = ing
+	a.localIngesterAddr = lcfg.Address()
 	a.server.mux.HandleFunc("/ingester/prepare-shutdown", a.servePrepareShutdown)
 	a.server.mux.HandleFunc("/ingester/shutdown", a.serveIngesterShutdown)
 	a.server.mux.HandleFunc("/ingester/flush", a.serveIngesterFlush)
@@ -275,7 +276,7 @@ func (a *App) initIngester() (services.Service, error) {
 }
 
 func (a *App) initDistributor() (services.Service, error) {
-	d, err := distributor.New(a.cfg.Distributor, a.cfg.Limits, a.ring, a.ingesterClients,
+	d, err := distributor.New(a.cfg.Distributor, a.cfg.Limits, a.ring, localPushClients{a},
 		a.discardedSamples, a.discardedMetadata, a.reg, a.logger.With("component", "distributor"))
 	if err != nil {
 		return nil, err
