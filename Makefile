@@ -2,7 +2,7 @@
 
 # Test tools installed with `go install` (versitygw) live here.
 export PATH := $(shell go env GOPATH)/bin:$(PATH)
-.PHONY: run build test test-deps proto docs cluster bench
+.PHONY: run build test vet test-deps proto docs cluster bench
 
 run:
 	go run ./cmd/strata
@@ -13,6 +13,11 @@ build:
 # Unit tests, fuzz seeds, and the integration tests that start real strata and prometheus processes.
 test: test-deps
 	go test ./...
+
+# go vet without its io.Seeker check (stdmethods): it reports every Seek(int64) method, and the querier
+# implements the TSDB's sample iterator, chunkenc.Iterator, whose Seek(int64) ValueType is not io.Seeker.
+vet:
+	go vet -stdmethods=false ./...
 
 # Debian's prometheus package (a real remote-write client) and versitygw (a real S3 server).
 test-deps:

@@ -21,9 +21,9 @@ cd "$(dirname "$0")/.."
 
 SCENARIO="${SCENARIO:-a}"
 if [ "$SCENARIO" = all ]; then
-	SCENARIO=a RECEIVERS="strata prometheus victoria-metrics strata-rf3" "$0"
-	SCENARIO=b "$0"
-	SCENARIO=c QDURATION="${QDURATION:-30s}" "$0"
+	SCENARIO=a RECEIVERS="strata prometheus victoria-metrics strata-rf3" ./scripts/bench.sh
+	SCENARIO=b ./scripts/bench.sh
+	SCENARIO=c QDURATION="${QDURATION:-30s}" ./scripts/bench.sh
 	exit 0
 fi
 if [ "$SCENARIO" = b ]; then

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -154,16 +155,16 @@ func TestRunQueries_TimeOffsetShiftsTheStepGrid(t *testing.T) {
 		checks int
 	)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		require.NoError(t, r.ParseForm())
+		assert.NoError(t, r.ParseForm())
 		start, err := strconv.ParseFloat(r.Form.Get("start"), 64)
-		require.NoError(t, err)
+		assert.NoError(t, err)
 		end, err := strconv.ParseFloat(r.Form.Get("end"), 64)
-		require.NoError(t, err)
+		assert.NoError(t, err)
 		step, err := strconv.ParseFloat(r.Form.Get("step"), 64)
-		require.NoError(t, err)
+		assert.NoError(t, err)
 		endMs, stepMs := int64(math.Round(end*1000)), int64(math.Round(step*1000))
-		require.Equal(t, int64(3750), endMs%stepMs, "end is a step multiple plus the offset")
-		require.Zero(t, (endMs-int64(math.Round(start*1000)))%stepMs, "start stays on the same grid")
+		assert.Equal(t, int64(3750), endMs%stepMs, "end is a step multiple plus the offset")
+		assert.Zero(t, (endMs-int64(math.Round(start*1000)))%stepMs, "start stays on the same grid")
 		mu.Lock()
 		checks++
 		mu.Unlock()
