@@ -16,6 +16,7 @@
 #   SCENARIO=all scripts/bench.sh               # everything, ~20 minutes on 2 cores
 #   SERIES=200000 DURATION=40s scripts/bench.sh
 #   SCENARIO=b scripts/bench.sh
+#   PROFILE_DIR=/tmp/prof SCENARIO=d scripts/bench.sh  # also a 30 s CPU profile of every Strata process
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,7 +35,11 @@ fi
 DURATION="${DURATION:-3m}"
 CONCURRENCY="${CONCURRENCY:-4}"
 BATCH="${BATCH:-2000}"
-RECEIVERS="${RECEIVERS:-strata prometheus victoria-metrics}" # scenario d: the RF=3 cluster and Prometheus
+if [ "$SCENARIO" = d ]; then
+	RECEIVERS="${RECEIVERS:-strata-rf3 prometheus}"
+else
+	RECEIVERS="${RECEIVERS:-strata prometheus victoria-metrics}"
+fi
 work="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
@@ -57,10 +62,6 @@ wait_ready() { # URL
 	return 1
 }
 
-if [ "$SCENARIO" = d ]; then
-	RECEIVERS="strata-rf3 prometheus"
-fi
-
 # start_cluster DIR HTTP_PORT: 3 ingesters and a distributor on 127.0.0.1; prints the PIDs.
 start_cluster() {
 	local dir=$1 http=$2 seeds="" gossip=() i
@@ -71,11 +72,14 @@ start_cluster() {
 		-server.grpc-listen-address=127.0.0.1 -ingester.ring.instance-addr=127.0.0.1
 		-distributor.ring.instance-addr=127.0.0.1)
 	for i in 0 1 2; do
+		port="$(free_port)"
+		echo "ingester-$i $port" >>"$dir.http"
 		"$work/bin/strata" "${common[@]}" -target=ingester -ingester.ring.instance-id="ingester-$i" \
-			-memberlist.bind-port="${gossip[i]}" -server.http-listen-port="$(free_port)" \
+			-memberlist.bind-port="${gossip[i]}" -server.http-listen-port="$port" \
 			-server.grpc-listen-port="$(free_port)" -data.dir="$dir/ingester-$i" >"$dir.ingester-$i.log" 2>&1 &
 		echo $!
 	done
+	echo "distributor $http" >>"$dir.http"
 	"$work/bin/strata" "${common[@]}" -target=distributor -distributor.ring.instance-id=distributor \
 		-memberlist.bind-port="${gossip[3]}" -server.http-listen-port="$http" \
 		-server.grpc-listen-port="$(free_port)" -data.dir="$dir/distributor" >"$dir.distributor.log" 2>&1 &
@@ -178,6 +182,7 @@ for r in $RECEIVERS; do
 		ready="http://127.0.0.1:$port/ready"
 		;;
 	strata)
+		echo "strata $port" >"$dir.http"
 		"$work/bin/strata" -data.dir="$dir" -auth.multitenancy-enabled=false \
 			-server.http-listen-address=127.0.0.1 -server.http-listen-port="$port" \
 			-server.grpc-listen-address=127.0.0.1 -server.grpc-listen-port="$(free_port)" >"$dir.log" 2>&1 &
@@ -216,6 +221,13 @@ for r in $RECEIVERS; do
 		# One warm-up round creates the series; the receiver's CPU is measured over the measured run only.
 		"$work/bin/loadgen" write "${load[@]}" -rounds 1 >/dev/null
 		cpu_before="$(cpu_sum "${pids[@]}")"
+		if [ -n "${PROFILE_DIR:-}" ] && [ -f "$dir.http" ]; then
+			mkdir -p "$PROFILE_DIR"
+			while read -r name hport; do
+				(sleep 10 && curl -sf -o "$PROFILE_DIR/$r-$name.pprof" \
+					"http://127.0.0.1:$hport/debug/pprof/profile?seconds=30") &
+			done <"$dir.http"
+		fi
 		"$work/bin/loadgen" write "${load[@]}" -duration "$DURATION" -json "$work/$r.json" >"$work/$r.loadgen.txt"
 	fi
 	cpu_after="$(cpu_sum "${pids[@]}")"

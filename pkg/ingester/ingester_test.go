@@ -517,3 +517,19 @@ func TestQueryStream_ConsistentWhileAppending(t *testing.T) {
 	}
 	require.Equal(t, batches*perBatch, check())
 }
+
+func TestConfig_ValidateStripeSize(t *testing.T) {
+	for _, c := range []struct {
+		stripes int
+		wantErr bool
+	}{{0, false}, {1, false}, {512, false}, {16384, false}, {-4, true}, {3, true}, {1000, true}} {
+		cfg := testConfig(t.TempDir())
+		cfg.StripeSize = c.stripes
+		err := cfg.Validate()
+		if c.wantErr {
+			require.ErrorContains(t, err, "-blocks-storage.tsdb.stripe-size must be a power of two", "stripes=%d", c.stripes)
+		} else {
+			require.NoError(t, err, "stripes=%d", c.stripes)
+		}
+	}
+}
