@@ -21,6 +21,16 @@ func (noopIngester) Push(context.Context, *ingesterpb.PushRequest, ...grpc.CallO
 	return &ingesterpb.PushResponse{}, nil
 }
 
+// PushEncoded does what the gRPC client does short of writing to a connection: marshal and free.
+func (noopIngester) PushEncoded(_ context.Context, req *ingesterpb.EncodedPushRequest, _ ...grpc.CallOption) (*ingesterpb.PushResponse, error) {
+	sent, err := ingesterpb.PushCodec.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	sent.Free()
+	return &ingesterpb.PushResponse{}, nil
+}
+
 type noopClients struct{}
 
 func (noopClients) GetClientFor(string) (ingesterpb.IngesterClient, error) {

@@ -8,12 +8,13 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
+	"google.golang.org/grpc/mem"
 
 	"github.com/strata-metrics/strata/pkg/remotewrite"
+	"github.com/strata-metrics/strata/pkg/util/pool"
 )
 
 // errorWithStatus is an error that carries the HTTP status the push handler answers with.
@@ -28,19 +29,34 @@ func httpError(status int, format string, args ...any) error {
 	return &errorWithStatus{status: status, msg: fmt.Sprintf(format, args...)}
 }
 
-var bufferPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// Request bodies kept for reuse, compressed and decompressed apart since their sizes differ; a
+// decompressed body is released by whichever goroutine finishes its last replication.
+var (
+	compressedBuffers   = pool.NewFreeList(32, func() *bytes.Buffer { return new(bytes.Buffer) })
+	decompressedBuffers = pool.NewFreeList(32, func() *bytes.Buffer { return new(bytes.Buffer) })
+)
 
-// decodedRequest is a decoded remote-write request whose strings point into a pooled buffer: release
-// recycles both once nothing reads the request any more (the last replication callback has returned).
+// decodedRequest is a decoded remote-write request whose strings point into a pooled buffer, body.
+// Both are recycled once the last reference to body is freed: the distributor's own, freed when the
+// last replication to an ingester has returned, or one of gRPC's, which holds views of body until it has
+// written the series passed on as they arrived.
 type decodedRequest struct {
 	req          *prompb.WriteRequest
 	decoder      *remotewrite.Decoder
 	decompressed *bytes.Buffer
+	body         mem.Buffer
 }
 
-func (d *decodedRequest) release() {
+// Get and Put make a decodedRequest the mem.BufferPool of its body: Put runs when body's last reference
+// is freed.
+func (d *decodedRequest) Get(length int) *[]byte {
+	b := make([]byte, length)
+	return &b
+}
+
+func (d *decodedRequest) Put(*[]byte) {
 	d.decoder.Release()
-	putBuffer(d.decompressed)
+	putBuffer(decompressedBuffers, d.decompressed)
 }
 
 // decodeWriteRequest reads a snappy-compressed remote-write 1.0 body. Both the compressed body and its
@@ -57,8 +73,8 @@ func decodeWriteRequest(r *http.Request, maxSize int) (*decodedRequest, error) {
 		return nil, httpError(http.StatusRequestEntityTooLarge, "request body is %d bytes, limit is %d (-distributor.max-recv-msg-size)", r.ContentLength, maxSize)
 	}
 
-	compressed := bufferPool.Get().(*bytes.Buffer)
-	defer putBuffer(compressed)
+	compressed := compressedBuffers.Get()
+	defer putBuffer(compressedBuffers, compressed)
 	compressed.Reset()
 	if r.ContentLength > 0 {
 		compressed.Grow(int(r.ContentLength))
@@ -84,30 +100,35 @@ func decodeSnappyWriteRequest(body []byte, maxSize int) (*decodedRequest, error)
 	if err != nil {
 		return nil, httpError(http.StatusBadRequest, "body is not valid snappy: %v", err)
 	}
-	decompressed := bufferPool.Get().(*bytes.Buffer)
+	decompressed := decompressedBuffers.Get()
 	decompressed.Reset()
-	decompressed.Grow(n)
+	// gRPC reference-counts (and so lets us recycle) only buffers above its pooling threshold.
+	decompressed.Grow(max(n, minBodyCapacity))
 	raw, err := snappy.Decode(decompressed.Bytes()[:n], body)
 	if err != nil {
-		putBuffer(decompressed)
+		putBuffer(decompressedBuffers, decompressed)
 		return nil, httpError(http.StatusBadRequest, "body is not valid snappy: %v", err)
 	}
 	decoder := remotewrite.GetDecoder()
 	req, err := decoder.Decode(raw)
 	if err != nil {
 		decoder.Release()
-		putBuffer(decompressed)
+		putBuffer(decompressedBuffers, decompressed)
 		return nil, httpError(http.StatusBadRequest, "body is not a remote write 1.0 WriteRequest: %v", err)
 	}
-	return &decodedRequest{req: req, decoder: decoder, decompressed: decompressed}, nil
+	d := &decodedRequest{req: req, decoder: decoder, decompressed: decompressed}
+	d.body = mem.NewBuffer(&raw, d)
+	return d, nil
 }
 
-// putBuffer returns a buffer to the pool unless one huge request made it too big to keep around.
-func putBuffer(b *bytes.Buffer) {
+const minBodyCapacity = 4 << 10
+
+// putBuffer returns a buffer to its list unless one huge request made it too big to keep around.
+func putBuffer(list *pool.FreeList[*bytes.Buffer], b *bytes.Buffer) {
 	if b.Cap() > 16<<20 {
 		return
 	}
-	bufferPool.Put(b)
+	list.Put(b)
 }
 
 // statusOf returns the HTTP status an error from the push path maps to.

@@ -49,11 +49,11 @@ func TestDecodeSnappyWriteRequest_DecodedStringsLastUntilRelease(t *testing.T) {
 			Timeseries: []prompb.TimeSeries{series(lbls("__name__", "other", "job", "bbbb"), 1)},
 		}), 1<<20)
 		require.NoError(t, err)
-		other.release()
+		other.body.Free()
 	}
 	require.Equal(t, "first", first.req.Timeseries[0].Labels[0].Value)
 	require.Equal(t, "aaaa", first.req.Timeseries[0].Labels[1].Value)
-	first.release()
+	first.body.Free()
 }
 
 func TestDecodeSnappyWriteRequest_RefusesSnappyBombBeforeAllocating(t *testing.T) {
@@ -183,7 +183,7 @@ func BenchmarkDecodeWriteRequest(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		decoded.release()
+		decoded.body.Free()
 	}
 	b.ReportMetric(float64(b.N*seriesCount)/b.Elapsed().Seconds(), "samples/s")
 }
@@ -195,7 +195,7 @@ func decodeSnappyInto(body []byte, maxSize int, dst *prompb.WriteRequest) error 
 	if err != nil {
 		return err
 	}
-	defer decoded.release()
+	defer decoded.body.Free()
 	return copyRequest(decoded.req, dst)
 }
 
@@ -205,7 +205,7 @@ func decodeHTTPInto(r *http.Request, maxSize int, dst *prompb.WriteRequest) erro
 	if err != nil {
 		return err
 	}
-	defer decoded.release()
+	defer decoded.body.Free()
 	return copyRequest(decoded.req, dst)
 }
 

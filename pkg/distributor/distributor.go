@@ -15,10 +15,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/prompb"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
+	"github.com/strata-metrics/strata/pkg/remotewrite"
 	"github.com/strata-metrics/strata/pkg/ring"
 	"github.com/strata-metrics/strata/pkg/tenant"
 	"github.com/strata-metrics/strata/pkg/validation"
@@ -108,7 +111,7 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	decoded, err := decodeWriteRequest(r, d.cfg.MaxRecvMsgSize)
 	if err == nil {
-		err = d.push(r.Context(), decoded.req, decoded.release)
+		err = d.push(r.Context(), decoded.req, decoded)
 	}
 	code := http.StatusNoContent
 	if err != nil {
@@ -129,11 +132,14 @@ func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest) error 
 	return d.push(ctx, req, nil)
 }
 
-// push is Push for a request whose memory is recycled by release (when not nil) once the last
-// replication to an ingester has finished, which may be after push returned.
-func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, release func()) error {
-	if release == nil {
-		release = func() {}
+// push is Push for a request that, when received is not nil, was decoded from received.body: series
+// passed on unchanged are sent as the bytes they arrived in, and the distributor's reference to the body
+// is freed once the last replication to an ingester has finished, which may be after push returned.
+func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, received *decodedRequest) error {
+	release := func() {}
+	var body mem.Buffer
+	if received != nil {
+		body, release = received.body, received.body.Free
 	}
 	tenantID, err := tenant.FromContext(ctx)
 	if err != nil {
@@ -145,13 +151,18 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, releas
 
 	keys := make([]uint32, 0, len(req.Timeseries)+len(req.Metadata))
 	accepted := req.Timeseries[:0]
+	var fields []remotewrite.FieldRange // where each accepted series is in body, if unchanged
+	if received != nil {
+		fields = make([]remotewrite.FieldRange, 0, len(req.Timeseries))
+	}
 	samples := 0
-	for _, ts := range req.Timeseries {
+	for i, ts := range req.Timeseries {
 		if err := validation.ValidateLabels(&d.limits, ts.Labels); err != nil {
 			d.discard(tenantID, err, len(ts.Samples)+len(ts.Histograms))
 			rejections.add(err)
 			continue
 		}
+		floats, histograms := len(ts.Samples), len(ts.Histograms)
 		ts.Samples = d.dropFutureSamples(tenantID, now, ts, &rejections)
 		ts.Histograms = d.dropFutureHistograms(tenantID, now, ts, &rejections)
 		if len(ts.Samples)+len(ts.Histograms) == 0 {
@@ -160,6 +171,13 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, releas
 		samples += len(ts.Samples) + len(ts.Histograms)
 		accepted = append(accepted, ts)
 		keys = append(keys, seriesToken(tenantID, ts.Labels))
+		if received != nil {
+			var field remotewrite.FieldRange // empty: encode the changed series again
+			if len(ts.Samples) == floats && len(ts.Histograms) == histograms {
+				field = received.decoder.SeriesField(i)
+			}
+			fields = append(fields, field)
+		}
 	}
 	metadata := req.Metadata[:0]
 	for _, m := range req.Metadata {
@@ -177,34 +195,41 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, releas
 		return rejections.err()
 	}
 	d.receivedSamples.WithLabelValues(tenantID).Add(float64(samples))
-	if err := d.replicate(ctx, accepted, metadata, keys, release); err != nil {
+	encoded, err := encodeEntries(body, accepted, fields, metadata)
+	if err != nil {
+		release()
+		return httpError(http.StatusInternalServerError, "encode series: %v", err)
+	}
+	if err := d.replicate(ctx, encoded, keys, release); err != nil {
 		return err
 	}
 	return rejections.err()
 }
 
+// encodedPusher is a client that sends an encoded request's parts as they are (the gRPC pool's does).
+type encodedPusher interface {
+	PushEncoded(ctx context.Context, req *ingesterpb.EncodedPushRequest, opts ...grpc.CallOption) (*ingesterpb.PushResponse, error)
+}
+
 // replicate sends every series and metadata entry (keys holds their tokens, series first) to its
 // replication set and waits for a quorum of each; release runs once every replication has finished.
-func (d *Distributor) replicate(ctx context.Context, series []prompb.TimeSeries, metadata []prompb.MetricMetadata, keys []uint32, release func()) error {
+func (d *Distributor) replicate(ctx context.Context, encoded *encodedEntries, keys []uint32, release func()) error {
 	// Writes that have started must complete even if the client goes away: a quorum may already have
 	// acknowledged them elsewhere.
 	ctx = context.WithoutCancel(ctx)
-	// Each entry is encoded once; every replica's request is assembled from those bytes, instead of
-	// encoding each series replication-factor times.
-	encoded, err := encodeEntries(series, metadata)
-	if err != nil {
-		release()
-		return httpError(http.StatusInternalServerError, "encode series: %v", err)
-	}
-	err = ring.DoBatchWithCleanup(ctx, ring.Write, d.ring, keys, func(inst ring.InstanceDesc, indexes []int) error {
-		body := encoded.request(indexes)
+	err := ring.DoBatchWithCleanup(ctx, ring.Write, d.ring, keys, func(inst ring.InstanceDesc, indexes []int) error {
+		req := encoded.request(indexes)
 		client, err := d.clients.GetClientFor(inst.Addr)
 		if err != nil {
 			return err
 		}
 		callCtx, cancel := context.WithTimeout(ctx, d.cfg.RemoteTimeout)
 		defer cancel()
-		_, err = client.Push(callCtx, &ingesterpb.PushRequest{WriteRequest: body})
+		if p, ok := client.(encodedPusher); ok {
+			_, err = p.PushEncoded(callCtx, req)
+		} else {
+			_, err = client.Push(callCtx, &ingesterpb.PushRequest{WriteRequest: req.WriteRequest()})
+		}
 		if err != nil {
 			return fmt.Errorf("push to ingester %s (%s): %w", inst.ID, inst.Addr, err)
 		}

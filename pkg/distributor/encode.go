@@ -2,7 +2,11 @@ package distributor
 
 import (
 	"github.com/prometheus/prometheus/prompb"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
+	"github.com/strata-metrics/strata/pkg/remotewrite"
 )
 
 // Field numbers of prometheus.WriteRequest.
@@ -11,41 +15,54 @@ const (
 	writeRequestMetadataField   = 3
 )
 
-// encodedEntries holds every series and metadata entry of a request encoded once, back to back, so the
-// request for each ingester is a concatenation of the entries it gets: a WriteRequest's repeated fields
-// are just their elements' tags and bytes one after another.
+// encodedEntries holds every series and metadata entry of a request in its protobuf encoding, from which
+// the request for each ingester is assembled: a WriteRequest's repeated fields are just their elements'
+// tags, lengths and bytes one after another. A series passed on unchanged keeps the bytes it arrived in
+// (a range of the received body); the others are encoded once, whatever the replication factor.
 type encodedEntries struct {
-	buf     []byte
-	offsets []int // entry i is buf[offsets[i]:offsets[i+1]], series first, then metadata
+	body  mem.Buffer // the received body; nil when the request did not arrive encoded
+	parts []ingesterpb.EncodedPart
 }
 
-func encodeEntries(series []prompb.TimeSeries, metadata []prompb.MetricMetadata) (*encodedEntries, error) {
-	entries := make([]sizedMarshaler, 0, len(series)+len(metadata))
-	fields := make([]protowire.Number, 0, cap(entries))
+// encodeEntries encodes series and metadata. received, when not nil, gives for each series where it is
+// in body as it arrived, or an empty range for a series the distributor changed.
+func encodeEntries(body mem.Buffer, series []prompb.TimeSeries, received []remotewrite.FieldRange, metadata []prompb.MetricMetadata) (*encodedEntries, error) {
+	e := &encodedEntries{body: body, parts: make([]ingesterpb.EncodedPart, len(series)+len(metadata))}
+	type pending struct {
+		part  int
+		field protowire.Number
+		msg   sizedMarshaler
+		size  int
+	}
+	var toEncode []pending
+	total := 0
+	add := func(part int, field protowire.Number, m sizedMarshaler) {
+		size := m.Size()
+		toEncode = append(toEncode, pending{part: part, field: field, msg: m, size: size})
+		total += protowire.SizeTag(field) + protowire.SizeBytes(size)
+	}
 	for i := range series {
-		entries, fields = append(entries, &series[i]), append(fields, writeRequestTimeseriesField)
+		if received != nil && received[i].End > received[i].Start {
+			e.parts[i] = ingesterpb.EncodedPart{Start: received[i].Start, End: received[i].End}
+			continue
+		}
+		add(i, writeRequestTimeseriesField, &series[i])
 	}
 	for i := range metadata {
-		entries, fields = append(entries, &metadata[i]), append(fields, writeRequestMetadataField)
+		add(len(series)+i, writeRequestMetadataField, &metadata[i])
 	}
-	sizes := make([]int, len(entries))
-	total := 0
-	for i, m := range entries {
-		sizes[i] = m.Size()
-		total += protowire.SizeTag(fields[i]) + protowire.SizeBytes(sizes[i])
-	}
-	e := &encodedEntries{buf: make([]byte, 0, total), offsets: make([]int, 0, len(entries)+1)}
-	for i, m := range entries {
-		e.offsets = append(e.offsets, len(e.buf))
-		e.buf = protowire.AppendTag(e.buf, fields[i], protowire.BytesType)
-		e.buf = protowire.AppendVarint(e.buf, uint64(sizes[i]))
-		start := len(e.buf)
-		e.buf = e.buf[:start+sizes[i]]
-		if _, err := m.MarshalToSizedBuffer(e.buf[start:]); err != nil {
+	own := make([]byte, 0, total)
+	for _, p := range toEncode {
+		start := len(own)
+		own = protowire.AppendTag(own, p.field, protowire.BytesType)
+		own = protowire.AppendVarint(own, uint64(p.size))
+		msgStart := len(own)
+		own = own[:msgStart+p.size]
+		if _, err := p.msg.MarshalToSizedBuffer(own[msgStart:]); err != nil {
 			return nil, err
 		}
+		e.parts[p.part] = ingesterpb.EncodedPart{Bytes: own[start:len(own):len(own)]}
 	}
-	e.offsets = append(e.offsets, len(e.buf))
 	return e, nil
 }
 
@@ -55,15 +72,11 @@ type sizedMarshaler interface {
 	MarshalToSizedBuffer([]byte) (int, error)
 }
 
-// request is the encoded WriteRequest holding the entries at indexes.
-func (e *encodedEntries) request(indexes []int) []byte {
-	size := 0
+// request is the push request holding the entries at indexes.
+func (e *encodedEntries) request(indexes []int) *ingesterpb.EncodedPushRequest {
+	r := &ingesterpb.EncodedPushRequest{Body: e.body}
 	for _, i := range indexes {
-		size += e.offsets[i+1] - e.offsets[i]
+		r.Add(e.parts[i])
 	}
-	out := make([]byte, 0, size)
-	for _, i := range indexes {
-		out = append(out, e.buf[e.offsets[i]:e.offsets[i+1]]...)
-	}
-	return out
+	return r
 }

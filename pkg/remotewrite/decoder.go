@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sync"
 	"unsafe"
 
 	"github.com/prometheus/prometheus/prompb"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/strata-metrics/strata/pkg/util/pool"
 )
 
 // Decoder decodes a remote-write WriteRequest without copying label names and values: they point into
@@ -21,6 +22,13 @@ type Decoder struct {
 	labels  []prompb.Label  // every series' labels, back to back
 	samples []prompb.Sample // every series' samples, back to back
 	spans   []seriesSpan    // where each series' labels and samples are in the two slices above
+	fields  []FieldRange    // where each series' field is in the decoded bytes
+}
+
+// FieldRange is where one repeated field of a WriteRequest (its tag, length and message) is in the
+// bytes given to Decode: a series that is passed on unchanged can be passed on as these bytes.
+type FieldRange struct {
+	Start, End int
 }
 
 type seriesSpan struct {
@@ -28,10 +36,12 @@ type seriesSpan struct {
 	samplesStart, samplesEnd int
 }
 
-var decoderPool = sync.Pool{New: func() any { return &Decoder{} }}
+// decoders keeps released decoders, with their grown slices, for the next requests. The distributor
+// releases a decoder on whichever goroutine finishes the request's last replication.
+var decoders = pool.NewFreeList(32, func() *Decoder { return &Decoder{} })
 
 // GetDecoder returns a decoder from a pool; Release returns it.
-func GetDecoder() *Decoder { return decoderPool.Get().(*Decoder) }
+func GetDecoder() *Decoder { return decoders.Get() }
 
 // errTruncated reports a field that runs past the end of its message.
 var errTruncated = errors.New("truncated or malformed protobuf")
@@ -44,7 +54,7 @@ func (d *Decoder) Release() {
 		d.req.Timeseries[i] = prompb.TimeSeries{}
 	}
 	clear(d.req.Metadata)
-	decoderPool.Put(d)
+	decoders.Put(d)
 }
 
 // Decode parses b. The returned request and every string in it are valid until the decoder's next use
@@ -52,8 +62,10 @@ func (d *Decoder) Release() {
 func (d *Decoder) Decode(b []byte) (*prompb.WriteRequest, error) {
 	d.req.Timeseries = d.req.Timeseries[:0]
 	d.req.Metadata = d.req.Metadata[:0]
-	d.labels, d.samples, d.spans = d.labels[:0], d.samples[:0], d.spans[:0]
+	d.labels, d.samples, d.spans, d.fields = d.labels[:0], d.samples[:0], d.spans[:0], d.fields[:0]
+	whole := len(b)
 	for len(b) > 0 {
+		start := whole - len(b)
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
 			return nil, errTruncated
@@ -69,6 +81,7 @@ func (d *Decoder) Decode(b []byte) (*prompb.WriteRequest, error) {
 			if err := d.decodeSeries(v); err != nil {
 				return nil, fmt.Errorf("time series %d: %w", len(d.req.Timeseries), err)
 			}
+			d.fields = append(d.fields, FieldRange{Start: start, End: whole - len(b)})
 		case num == 3 && typ == protowire.BytesType:
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 {
@@ -98,6 +111,10 @@ func (d *Decoder) Decode(b []byte) (*prompb.WriteRequest, error) {
 	}
 	return &d.req, nil
 }
+
+// SeriesField returns where the i-th time series of the last decoded request is in the bytes given to
+// Decode.
+func (d *Decoder) SeriesField(i int) FieldRange { return d.fields[i] }
 
 func (d *Decoder) decodeSeries(b []byte) error {
 	ts := prompb.TimeSeries{}

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // canonical renders a WriteRequest's content so that two decodings can be compared whatever their nil
@@ -75,6 +76,26 @@ func TestDecoder_MatchesTheGeneratedDecoder(t *testing.T) {
 	got, err = d.Decode(small)
 	require.NoError(t, err)
 	require.Equal(t, `series{"__name__"="z",}`, canonical(got))
+}
+
+func TestDecoder_SeriesFieldIsTheSeriesEncoding(t *testing.T) {
+	wr := exampleWriteRequest()
+	raw, err := wr.Marshal()
+	require.NoError(t, err)
+	// An unknown field between the series, which the ranges must skip.
+	raw = append(protowire.AppendVarint(protowire.AppendTag(nil, 9, protowire.VarintType), 7), raw...)
+
+	d := &Decoder{}
+	got, err := d.Decode(raw)
+	require.NoError(t, err)
+	require.Len(t, got.Timeseries, len(wr.Timeseries))
+	for i := range wr.Timeseries {
+		// Each range is a WriteRequest of that one series.
+		r := d.SeriesField(i)
+		var one prompb.WriteRequest
+		require.NoError(t, one.Unmarshal(raw[r.Start:r.End]))
+		require.Equal(t, canonical(&prompb.WriteRequest{Timeseries: wr.Timeseries[i : i+1]}), canonical(&one))
+	}
 }
 
 func TestDecoder_RejectsMalformedInput(t *testing.T) {

@@ -3,6 +3,7 @@ package ring
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -124,6 +125,12 @@ func DoBatchWithCleanup(ctx context.Context, op Operation, r ReadRing, keys []ui
 
 	s := &batchState{trackers: make([]keyTracker, len(keys)), done: make(chan struct{})}
 	batches := map[string]*instanceBatch{}
+	// Each instance gets about its share of the keys' replicas; sized for that (and a margin, since
+	// tokens are not spread evenly), its list of indexes rarely grows.
+	perInstance := len(keys)
+	if n := r.InstancesCount(); n > r.ReplicationFactor() {
+		perInstance = min(len(keys), len(keys)*r.ReplicationFactor()/n*5/4+16)
+	}
 	var buf []InstanceDesc
 	for i, key := range keys {
 		rs, err := r.Get(key, op, buf[:0])
@@ -137,12 +144,14 @@ func DoBatchWithCleanup(ctx context.Context, op Operation, r ReadRing, keys []ui
 		for _, inst := range rs.Instances {
 			b, ok := batches[inst.ID]
 			if !ok {
-				b = &instanceBatch{inst: inst}
+				b = &instanceBatch{inst: inst, indexes: make([]int, 0, perInstance)}
 				batches[inst.ID] = b
 			}
 			b.indexes = append(b.indexes, i)
-			b.tracked = append(b.tracked, i)
 		}
+	}
+	for _, b := range batches {
+		b.tracked = slices.Clone(b.indexes)
 	}
 	s.pending.Store(int32(len(keys)))
 

@@ -130,13 +130,29 @@ func NewPoolFor(kind string, readMethods []string, cfg Config, reg prometheus.Re
 	return p
 }
 
-// GetClientFor returns the client of the ingester at addr.
+// GetClientFor returns the client of the ingester at addr, an IngesterClient.
 func (p *Pool) GetClientFor(addr string) (ingesterpb.IngesterClient, error) {
 	conn, err := p.Conn(addr)
 	if err != nil {
 		return nil, err
 	}
-	return ingesterpb.NewIngesterClient(conn), nil
+	return IngesterClient{IngesterClient: ingesterpb.NewIngesterClient(conn), conn: conn}, nil
+}
+
+// IngesterClient is the generated client that can also push an EncodedPushRequest.
+type IngesterClient struct {
+	ingesterpb.IngesterClient
+	conn *grpc.ClientConn
+}
+
+// PushEncoded is Push for a request whose bytes gRPC writes as they are, without assembling them first.
+func (c IngesterClient) PushEncoded(ctx context.Context, req *ingesterpb.EncodedPushRequest, opts ...grpc.CallOption) (*ingesterpb.PushResponse, error) {
+	out := new(ingesterpb.PushResponse)
+	opts = append(opts[:len(opts):len(opts)], grpc.ForceCodecV2(ingesterpb.PushCodec))
+	if err := c.conn.Invoke(ctx, ingesterpb.Ingester_Push_FullMethodName, req, out, opts...); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Conn returns the shared connection to addr.

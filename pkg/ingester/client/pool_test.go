@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
@@ -117,4 +118,55 @@ func TestPool_ReadCallsHaveATimeout(t *testing.T) {
 	require.NoError(t, err)
 	_, err = client.LabelNames(tenant.NewContext(context.Background(), "t1"), &ingesterpb.LabelNamesRequest{})
 	require.Equal(t, codes.DeadlineExceeded, status.Code(err))
+}
+
+// recordingIngester keeps the write requests pushed to it.
+type recordingIngester struct {
+	ingesterpb.UnimplementedIngesterServer
+	received chan []byte
+}
+
+func (r *recordingIngester) Push(_ context.Context, req *ingesterpb.PushRequest) (*ingesterpb.PushResponse, error) {
+	r.received <- req.WriteRequest
+	return &ingesterpb.PushResponse{}, nil
+}
+
+// countingPool records when a buffer's last reference is freed.
+type countingPool struct{ puts atomic.Int32 }
+
+func (p *countingPool) Get(n int) *[]byte { b := make([]byte, n); return &b }
+func (p *countingPool) Put(*[]byte)       { p.puts.Add(1) }
+
+func TestIngesterClient_PushEncodedSendsThePartsAndFreesTheBody(t *testing.T) {
+	fake := &recordingIngester{received: make(chan []byte, 1)}
+	addr, _ := startServer(t, fake)
+	pool := NewPool(testConfig(t), nil, slog.New(slog.DiscardHandler))
+	defer pool.Close()
+	client, err := pool.GetClientFor(addr)
+	require.NoError(t, err)
+
+	// A body above gRPC's pooling threshold, so that it is reference-counted.
+	raw := make([]byte, 8<<10)
+	for i := range raw {
+		raw[i] = byte(i)
+	}
+	bodyPool := &countingPool{}
+	body := mem.NewBuffer(&raw, bodyPool)
+	own := []byte("own bytes")
+	req := &ingesterpb.EncodedPushRequest{Body: body}
+	req.Add(ingesterpb.EncodedPart{Start: 100, End: 200})
+	req.Add(ingesterpb.EncodedPart{Start: 200, End: 5000}) // merged with the previous range
+	req.Add(ingesterpb.EncodedPart{Bytes: own})
+	req.Add(ingesterpb.EncodedPart{Start: 7000, End: 8192})
+	want := append(append(append([]byte{}, raw[100:5000]...), own...), raw[7000:]...)
+	require.Equal(t, want, req.WriteRequest())
+
+	_, err = client.(IngesterClient).PushEncoded(tenant.NewContext(context.Background(), "t1"), req)
+	require.NoError(t, err)
+	require.Equal(t, want, <-fake.received)
+
+	// gRPC has freed its views of the body; the last reference is the caller's.
+	require.Zero(t, bodyPool.puts.Load())
+	body.Free()
+	require.EqualValues(t, 1, bodyPool.puts.Load())
 }
