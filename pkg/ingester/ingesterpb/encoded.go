@@ -42,8 +42,13 @@ func (r *EncodedPushRequest) Add(p EncodedPart) {
 // Len is the size of the encoded WriteRequest.
 func (r *EncodedPushRequest) Len() int { return r.size }
 
-// WriteRequest returns the encoded WriteRequest as one new slice.
+// WriteRequest returns the encoded WriteRequest as one slice, for a caller that is done with it before
+// the body is recycled (a push that has returned): the body itself when the request is one range of it,
+// else a new slice.
 func (r *EncodedPushRequest) WriteRequest() []byte {
+	if len(r.parts) == 1 {
+		return r.bytes(r.parts[0])
+	}
 	out := make([]byte, 0, r.size)
 	for _, p := range r.parts {
 		out = append(out, r.bytes(p)...)
