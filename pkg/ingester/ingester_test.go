@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -531,5 +532,35 @@ func TestConfig_ValidateStripeSize(t *testing.T) {
 		} else {
 			require.NoError(t, err, "stripes=%d", c.stripes)
 		}
+	}
+}
+
+// Existing series are looked up with labels built in a reused buffer; the head must keep labels of
+// their own for every new series, whatever comes after them in the request.
+func TestPush_NewAndExistingSeriesInterleavedKeepTheirLabels(t *testing.T) {
+	ing := startIngester(t, testConfig(t.TempDir()))
+	series := func(i int) []string {
+		return lbls("__name__", "m", "i", fmt.Sprint(i), "pad", strings.Repeat("x", i%7+1))
+	}
+	var first []prompb.TimeSeries
+	for i := 0; i < 100; i += 2 {
+		first = append(first, floatSeries(series(i), sample{t: baseTs, v: float64(i)}))
+	}
+	require.NoError(t, ing.push(t, tenantA, first))
+	var second []prompb.TimeSeries // existing (even) and new (odd) series, alternating
+	for i := range 100 {
+		second = append(second, floatSeries(series(i), sample{t: baseTs + minute, v: float64(i)}))
+	}
+	require.NoError(t, ing.push(t, tenantA, second))
+
+	got := ing.queryStream(t, tenantA, everything, forever)
+	require.Len(t, got, 100)
+	for i := range 100 {
+		key := fmt.Sprintf(`{__name__="m", i="%d", pad="%s"}`, i, strings.Repeat("x", i%7+1))
+		want := []sample{{t: baseTs + minute, v: float64(i)}}
+		if i%2 == 0 {
+			want = append([]sample{{t: baseTs, v: float64(i)}}, want...)
+		}
+		require.Equal(t, want, got[key], key)
 	}
 }

@@ -57,8 +57,10 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 	order := getRequestOrder()
 	defer putRequestOrder(order)
 	app := t.db.Appender(ctx)
+	getRef, _ := app.(storage.GetRef)
 	var (
 		builder  labels.ScratchBuilder
+		scratch  labels.Labels
 		appended int
 	)
 	for _, ts := range wr.Timeseries {
@@ -67,11 +69,22 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 			builder.Add(l.Name, l.Value)
 		}
 		builder.Sort()
-		lset := builder.Labels()
-		hash := lset.Hash()
+		// Most series exist already: look them up with labels built in a reused buffer, and build labels
+		// of their own (which the head keeps) only for new series.
+		var (
+			ref  storage.SeriesRef
+			lset labels.Labels
+		)
+		builder.Overwrite(&scratch)
+		hash := scratch.Hash()
+		if getRef != nil {
+			ref, lset = getRef.GetRef(scratch, hash)
+		}
+		if ref == 0 {
+			lset = builder.Labels()
+		}
 		last := order.lastOf(hash, lset)
 
-		var ref storage.SeriesRef
 		for _, s := range ts.Samples {
 			v := sampleValue{f: s.Value}
 			err := last.conflict(s.Timestamp, v, i.cfg.OutOfOrderTimeWindow > 0)
