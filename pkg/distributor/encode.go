@@ -21,6 +21,7 @@ const (
 // (a range of the received body); the others are encoded once, whatever the replication factor.
 type encodedEntries struct {
 	body  mem.Buffer // the received body; nil when the request did not arrive encoded
+	own   []byte     // the entries encoded here
 	parts []ingesterpb.EncodedPart
 }
 
@@ -61,8 +62,9 @@ func encodeEntries(body mem.Buffer, series []prompb.TimeSeries, received []remot
 		if _, err := p.msg.MarshalToSizedBuffer(own[msgStart:]); err != nil {
 			return nil, err
 		}
-		e.parts[p.part] = ingesterpb.EncodedPart{Bytes: own[start:len(own):len(own)]}
+		e.parts[p.part] = ingesterpb.EncodedPart{Start: start, End: len(own), InOwn: true}
 	}
+	e.own = own
 	return e, nil
 }
 
@@ -74,7 +76,7 @@ type sizedMarshaler interface {
 
 // request is the push request holding the entries at indexes.
 func (e *encodedEntries) request(indexes []int) *ingesterpb.EncodedPushRequest {
-	r := &ingesterpb.EncodedPushRequest{Body: e.body}
+	r := &ingesterpb.EncodedPushRequest{Body: e.body, Own: e.own}
 	for _, i := range indexes {
 		r.Add(e.parts[i])
 	}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"log/slog"
 	"net"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -153,12 +154,13 @@ func TestIngesterClient_PushEncodedSendsThePartsAndFreesTheBody(t *testing.T) {
 	bodyPool := &countingPool{}
 	body := mem.NewBuffer(&raw, bodyPool)
 	own := []byte("own bytes")
-	req := &ingesterpb.EncodedPushRequest{Body: body}
+	req := &ingesterpb.EncodedPushRequest{Body: body, Own: own}
 	req.Add(ingesterpb.EncodedPart{Start: 100, End: 200})
 	req.Add(ingesterpb.EncodedPart{Start: 200, End: 5000}) // merged with the previous range
-	req.Add(ingesterpb.EncodedPart{Bytes: own})
+	req.Add(ingesterpb.EncodedPart{Start: 4, End: 9, InOwn: true})
 	req.Add(ingesterpb.EncodedPart{Start: 7000, End: 8192})
-	want := append(append(append([]byte{}, raw[100:5000]...), own...), raw[7000:]...)
+	req.Add(ingesterpb.EncodedPart{Start: 0, End: 3, InOwn: true})
+	want := slices.Concat(raw[100:5000], own[4:9], raw[7000:], own[0:3])
 	require.Equal(t, want, req.WriteRequest())
 
 	_, err = client.(IngesterClient).PushEncoded(tenant.NewContext(context.Background(), "t1"), req)

@@ -13,26 +13,23 @@ import (
 // them into one message first, holding a reference to Body until they are written.
 type EncodedPushRequest struct {
 	// Body is the reference-counted buffer that most parts are ranges of; nil if none is.
-	Body  mem.Buffer
+	Body mem.Buffer
+	// Own holds the entries encoded for this request (series the distributor changed, metadata).
+	Own   []byte
 	parts []EncodedPart
 	size  int
 }
 
-// EncodedPart is a range of the request's Body or, when Bytes is not nil, bytes of its own.
+// EncodedPart is a range of the request's Body or, when InOwn is set, of Own.
 type EncodedPart struct {
 	Start, End int
-	Bytes      []byte
+	InOwn      bool
 }
 
-// Add appends a part; consecutive ranges of Body are merged.
+// Add appends a part; a part that continues the previous one's range is merged with it.
 func (r *EncodedPushRequest) Add(p EncodedPart) {
-	if p.Bytes != nil {
-		r.size += len(p.Bytes)
-		r.parts = append(r.parts, p)
-		return
-	}
 	r.size += p.End - p.Start
-	if n := len(r.parts); n > 0 && r.parts[n-1].Bytes == nil && r.parts[n-1].End == p.Start {
+	if n := len(r.parts); n > 0 && r.parts[n-1].InOwn == p.InOwn && r.parts[n-1].End == p.Start {
 		r.parts[n-1].End = p.End
 		return
 	}
@@ -57,22 +54,22 @@ func (r *EncodedPushRequest) WriteRequest() []byte {
 }
 
 func (r *EncodedPushRequest) bytes(p EncodedPart) []byte {
-	if p.Bytes != nil {
-		return p.Bytes
+	if p.InOwn {
+		return r.Own[p.Start:p.End]
 	}
 	return r.Body.ReadOnlyData()[p.Start:p.End]
 }
 
 // marshal returns the PushRequest's encoding as buffers for gRPC to write and then free: views of Body
-// (each holding a reference) and parts of their own.
+// (each holding a reference) and of Own.
 func (r *EncodedPushRequest) marshal() mem.BufferSlice {
 	header := protowire.AppendTag(make([]byte, 0, 1+protowire.SizeVarint(uint64(r.size))), 1, protowire.BytesType)
 	header = protowire.AppendVarint(header, uint64(r.size))
 	out := make(mem.BufferSlice, 0, 1+len(r.parts))
 	out = append(out, mem.SliceBuffer(header))
 	for _, p := range r.parts {
-		if p.Bytes != nil {
-			out = append(out, mem.SliceBuffer(p.Bytes))
+		if p.InOwn {
+			out = append(out, mem.SliceBuffer(r.Own[p.Start:p.End]))
 		} else {
 			out = append(out, r.Body.Slice(p.Start, p.End))
 		}
