@@ -2,8 +2,10 @@ package distributor
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 )
@@ -82,4 +84,30 @@ func TestPush_SameSeriesOfTwoTenantsLandsOnDifferentIngesters(t *testing.T) {
 	require.Len(t, a, 20)
 	require.Len(t, b, 20)
 	require.NotEqual(t, a, b)
+}
+
+// Tokens must not change between versions: distributors of two versions during a rolling upgrade, and
+// ingesters' series, rely on the same series having the same token.
+func TestSeriesToken_IsXXHashOfTenantAndLabelsWithSeparators(t *testing.T) {
+	long := strings.Repeat("v", 700) // beyond the stack buffer
+	for _, ls := range [][]prompb.Label{
+		series(lbls("__name__", "up", "job", "api")).Labels,
+		series(lbls("__name__", "up", "job", long)).Labels,
+		nil,
+	} {
+		want := "tenant\xff"
+		for _, l := range ls {
+			want += l.Name + "\xff" + l.Value + "\xff"
+		}
+		h := xxhash.Sum64String(want)
+		require.Equal(t, uint32(h)^uint32(h>>32), seriesToken("tenant", ls))
+	}
+}
+
+func BenchmarkSeriesToken(b *testing.B) {
+	ls := benchmarkRequest(1, 0).Timeseries[0].Labels
+	b.ReportAllocs()
+	for b.Loop() {
+		seriesToken("tenant-0", ls)
+	}
 }
