@@ -202,6 +202,9 @@ func TestKV_ChangesTooLargeForAPacketGoOverTCP(t *testing.T) {
 	n, err := b.ml.Load().Join([]string{a.Addr()})
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
+	// b's Join returns once it has a's state; a adds b when it merges b's, which can be later. A change
+	// made before that has no one to go to (push-pull, every 30 s, would repair it).
+	require.Eventually(t, func() bool { return a.numMembers() == 2 }, convergeTimeout, 10*time.Millisecond)
 
 	require.NoError(t, ringClient(a).CAS(context.Background(), ringKey, addInstance("ingester-1")))
 	require.Eventually(t, func() bool { return len(getDesc(t, b).Instances) == 1 }, convergeTimeout, 10*time.Millisecond)
