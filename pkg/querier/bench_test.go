@@ -34,12 +34,17 @@ func (c replayClients) GetClientFor(addr string) (ingesterpb.IngesterClient, err
 // benchmarkStream is what one ingester streams for 2h of 1000 series scraped every 15 s: 480 samples
 // per series in 4 chunks of 120, as the TSDB cuts them.
 func benchmarkStream(b *testing.B, seriesCount int) []*ingesterpb.QueryStreamResponse {
-	const samplesPerChunk, chunksPerSeries, interval = 120, 4, 15000
+	return benchmarkStreamChunks(b, seriesCount, 4)
+}
+
+// benchmarkStreamChunks is benchmarkStream with chunksPerSeries chunks of 120 samples per series.
+func benchmarkStreamChunks(b *testing.B, seriesCount, chunksPerSeries int) []*ingesterpb.QueryStreamResponse {
+	const samplesPerChunk, interval = 120, 15000
 	var msgs []*ingesterpb.QueryStreamResponse
 	batch := &ingesterpb.QueryStreamResponse{}
 	for i := range seriesCount {
 		lset := labels.FromStrings("__name__", "node_cpu_seconds_total", "cpu", fmt.Sprint(i%8),
-			"instance", fmt.Sprintf("10.0.%d.%d:9100", i/250, i%250), "job", "node", "mode", "idle")
+			"instance", fmt.Sprintf("10.%d.%d.%d:9100", i/62500, i/250%250, i%250), "job", "node", "mode", "idle")
 		s := &ingesterpb.StreamSeries{Labels: ingesterpb.FromLabels(lset)}
 		ts, v := int64(0), 0.0
 		for range chunksPerSeries {
