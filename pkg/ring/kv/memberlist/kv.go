@@ -52,9 +52,11 @@ type KV struct {
 	lifecycleMu sync.Mutex
 	started     bool
 	stopped     bool
-	cancelJoin  context.CancelFunc
-	stop        chan struct{}
-	background  sync.WaitGroup
+	// shuttingDown tells the memberlist log writer that sockets are being closed on purpose.
+	shuttingDown atomic.Bool
+	cancelJoin   context.CancelFunc
+	stop         chan struct{}
+	background   sync.WaitGroup
 }
 
 var _ services.Service = (*KV)(nil)
@@ -206,7 +208,7 @@ func (k *KV) memberlistConfig() *hashicorp.Config {
 	c.PushPullInterval = k.cfg.PushPullInterval
 	c.RetransmitMult = k.cfg.RetransmitFactor
 	c.Delegate = &delegate{kv: k}
-	c.Logger = newMemberlistLogger(k.logger)
+	c.Logger = newMemberlistLogger(k.logger, &k.shuttingDown)
 	return c
 }
 
@@ -297,6 +299,7 @@ func (k *KV) shutdownLocked(ctx context.Context) error {
 	if err := ml.Leave(k.cfg.LeaveTimeout); err != nil {
 		k.logger.Warn("leaving cluster", "err", err)
 	}
+	k.shuttingDown.Store(true)
 	err := ml.Shutdown()
 	close(k.stop)
 	done := make(chan struct{})
