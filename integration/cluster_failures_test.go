@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
+	"github.com/strata-metrics/strata/pkg/seriespb"
 	"github.com/strata-metrics/strata/pkg/tenant"
 )
 
@@ -61,7 +62,7 @@ func testKillAndRestart(t *testing.T, c *cluster) {
 }
 
 // ingesterSamples asks one ingester directly for load_test_value samples older than before.
-func ingesterSamples(t *testing.T, p *strataProcess, tenantID string, before time.Time) []*ingesterpb.StreamSeries {
+func ingesterSamples(t *testing.T, p *strataProcess, tenantID string, before time.Time) []*seriespb.Series {
 	t.Helper()
 	conn, err := grpc.NewClient(p.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithUnaryInterceptor(tenant.UnaryClientInterceptor), grpc.WithStreamInterceptor(tenant.StreamClientInterceptor))
@@ -72,10 +73,10 @@ func ingesterSamples(t *testing.T, p *strataProcess, tenantID string, before tim
 	stream, err := ingesterpb.NewIngesterClient(conn).QueryStream(ctx, &ingesterpb.QueryRequest{
 		StartMs:  before.Add(-time.Hour).UnixMilli(),
 		EndMs:    before.UnixMilli(),
-		Matchers: ingesterpb.FromLabelMatchers([]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "load_test_value")}),
+		Matchers: seriespb.FromLabelMatchers([]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "load_test_value")}),
 	})
 	require.NoError(t, err)
-	var out []*ingesterpb.StreamSeries
+	var out []*seriespb.Series
 	for {
 		resp, err := stream.Recv()
 		if err != nil {

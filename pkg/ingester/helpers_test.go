@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
+	"github.com/strata-metrics/strata/pkg/seriespb"
 	storagetsdb "github.com/strata-metrics/strata/pkg/storage/tsdb"
 	"github.com/strata-metrics/strata/pkg/tenant"
 	"github.com/strata-metrics/strata/pkg/validation"
@@ -108,11 +109,11 @@ func floatSeries(ls []string, samples ...sample) prompb.TimeSeries {
 func lbls(nameValues ...string) []string { return nameValues }
 
 // queryStream collects QueryStream's answer for the tenant as rendered series → decoded samples.
-func (ti *testIngester) queryStream(tb testing.TB, tenantID string, mint, maxt int64, matchers ...*ingesterpb.LabelMatcher) map[string][]sample {
+func (ti *testIngester) queryStream(tb testing.TB, tenantID string, mint, maxt int64, matchers ...*seriespb.LabelMatcher) map[string][]sample {
 	tb.Helper()
 	if len(matchers) == 0 {
 		// PromQL never selects without a matcher; this is how "every series" is asked for.
-		matchers = []*ingesterpb.LabelMatcher{{Type: ingesterpb.MatchType_REGEX_MATCH, Name: "__name__", Value: ".+"}}
+		matchers = []*seriespb.LabelMatcher{{Type: seriespb.MatchType_REGEX_MATCH, Name: "__name__", Value: ".+"}}
 	}
 	stream := &fakeQueryStream{ctx: tenantCtx(tenantID)}
 	require.NoError(tb, ti.QueryStream(&ingesterpb.QueryRequest{StartMs: mint, EndMs: maxt, Matchers: matchers}, stream))
@@ -127,7 +128,7 @@ func (ti *testIngester) queryStream(tb testing.TB, tenantID string, mint, maxt i
 	return out
 }
 
-func renderLabels(ls []*ingesterpb.Label) string {
+func renderLabels(ls []*seriespb.Label) string {
 	out := "{"
 	for i, l := range ls {
 		if i > 0 {
@@ -138,7 +139,7 @@ func renderLabels(ls []*ingesterpb.Label) string {
 	return out + "}"
 }
 
-func decodeChunks(tb testing.TB, chks []*ingesterpb.Chunk) []sample {
+func decodeChunks(tb testing.TB, chks []*seriespb.Chunk) []sample {
 	tb.Helper()
 	var out []sample
 	for _, c := range chks {
@@ -190,8 +191,8 @@ func (s *fakeQueryStream) Send(resp *ingesterpb.QueryStreamResponse) error {
 	return nil
 }
 
-func equal(name, value string) *ingesterpb.LabelMatcher {
-	return &ingesterpb.LabelMatcher{Type: ingesterpb.MatchType_EQUAL, Name: name, Value: value}
+func equal(name, value string) *seriespb.LabelMatcher {
+	return &seriespb.LabelMatcher{Type: seriespb.MatchType_EQUAL, Name: name, Value: value}
 }
 
 const (

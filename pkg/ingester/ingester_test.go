@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
+	"github.com/strata-metrics/strata/pkg/seriespb"
 	"github.com/strata-metrics/strata/pkg/validation"
 )
 
@@ -70,7 +71,7 @@ func TestPush_ThenReadBackWhatWasPushed(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, []string{"__name__", "code", "job"}, resp.Names)
 
-		resp, err = ing.LabelNames(ctx, &ingesterpb.LabelNamesRequest{StartMs: everything, EndMs: forever, Matchers: []*ingesterpb.LabelMatcher{equal("__name__", "up")}})
+		resp, err = ing.LabelNames(ctx, &ingesterpb.LabelNamesRequest{StartMs: everything, EndMs: forever, Matchers: []*seriespb.LabelMatcher{equal("__name__", "up")}})
 		require.NoError(t, err)
 		require.Equal(t, []string{"__name__", "job"}, resp.Names)
 	})
@@ -79,12 +80,12 @@ func TestPush_ThenReadBackWhatWasPushed(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, []string{"api", "db"}, resp.Values)
 
-		resp, err = ing.LabelValues(ctx, &ingesterpb.LabelValuesRequest{Name: "job", StartMs: everything, EndMs: forever, Matchers: []*ingesterpb.LabelMatcher{equal("__name__", "requests_total")}})
+		resp, err = ing.LabelValues(ctx, &ingesterpb.LabelValuesRequest{Name: "job", StartMs: everything, EndMs: forever, Matchers: []*seriespb.LabelMatcher{equal("__name__", "requests_total")}})
 		require.NoError(t, err)
 		require.Equal(t, []string{"api"}, resp.Values)
 	})
 	t.Run("Series", func(t *testing.T) {
-		resp, err := ing.Series(ctx, &ingesterpb.SeriesRequest{StartMs: everything, EndMs: forever, Matchers: []*ingesterpb.LabelMatcher{equal("__name__", "up")}})
+		resp, err := ing.Series(ctx, &ingesterpb.SeriesRequest{StartMs: everything, EndMs: forever, Matchers: []*seriespb.LabelMatcher{equal("__name__", "up")}})
 		require.NoError(t, err)
 		var got []string
 		for _, s := range resp.Series {
@@ -92,7 +93,7 @@ func TestPush_ThenReadBackWhatWasPushed(t *testing.T) {
 		}
 		require.Equal(t, []string{upAPIKey, upDBKey}, got)
 
-		resp, err = ing.Series(ctx, &ingesterpb.SeriesRequest{StartMs: everything, EndMs: forever, Limit: 1, Matchers: []*ingesterpb.LabelMatcher{equal("__name__", "up")}})
+		resp, err = ing.Series(ctx, &ingesterpb.SeriesRequest{StartMs: everything, EndMs: forever, Limit: 1, Matchers: []*seriespb.LabelMatcher{equal("__name__", "up")}})
 		require.NoError(t, err)
 		require.Len(t, resp.Series, 1)
 	})
@@ -105,8 +106,8 @@ func TestPush_ThenReadBackWhatWasPushed(t *testing.T) {
 		require.Equal(t, "Whether the target is up.", resp.Metadata[0].Help)
 	})
 	t.Run("an invalid matcher is InvalidArgument", func(t *testing.T) {
-		_, err := ing.LabelNames(ctx, &ingesterpb.LabelNamesRequest{StartMs: everything, EndMs: forever, Matchers: []*ingesterpb.LabelMatcher{
-			{Type: ingesterpb.MatchType_REGEX_MATCH, Name: "job", Value: "("},
+		_, err := ing.LabelNames(ctx, &ingesterpb.LabelNamesRequest{StartMs: everything, EndMs: forever, Matchers: []*seriespb.LabelMatcher{
+			{Type: seriespb.MatchType_REGEX_MATCH, Name: "job", Value: "("},
 		}})
 		require.Equal(t, codes.InvalidArgument, status.Code(err))
 	})
@@ -136,7 +137,7 @@ func TestRead_TenantsAreIsolated(t *testing.T) {
 	names, err := ing.LabelNames(tenantCtx(stranger), &ingesterpb.LabelNamesRequest{StartMs: everything, EndMs: forever})
 	require.NoError(t, err)
 	require.Empty(t, names.Names)
-	series, err := ing.Series(tenantCtx(stranger), &ingesterpb.SeriesRequest{StartMs: everything, EndMs: forever, Matchers: []*ingesterpb.LabelMatcher{equal("__name__", "up")}})
+	series, err := ing.Series(tenantCtx(stranger), &ingesterpb.SeriesRequest{StartMs: everything, EndMs: forever, Matchers: []*seriespb.LabelMatcher{equal("__name__", "up")}})
 	require.NoError(t, err)
 	require.Empty(t, series.Series)
 

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
+	"github.com/strata-metrics/strata/pkg/seriespb"
 )
 
 // BenchmarkIngesterQueryStream streams 1000 series × 480 samples (2h scraped every 15 s) from one
@@ -29,7 +30,7 @@ func BenchmarkIngesterQueryStream(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	req := &ingesterpb.QueryRequest{StartMs: everything, EndMs: forever, Matchers: []*ingesterpb.LabelMatcher{equal("__name__", "node_cpu_seconds_total")}}
+	req := &ingesterpb.QueryRequest{StartMs: everything, EndMs: forever, Matchers: []*seriespb.LabelMatcher{equal("__name__", "node_cpu_seconds_total")}}
 	b.ReportAllocs()
 	for b.Loop() {
 		stream := &marshalOnlyStream{fakeQueryStream{ctx: tenantCtx(tenantA)}}

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
+	"github.com/strata-metrics/strata/pkg/seriespb"
 	"github.com/strata-metrics/strata/pkg/tenant"
 )
 
@@ -42,12 +43,12 @@ func (rr *readRequest) close() {
 
 // openRead resolves the tenant and opens a querier over [mint, maxt] (a chunk querier when wantChunks).
 // It returns a nil request when the tenant has no data in this ingester, which is not an error.
-func (i *Ingester) openRead(ctx context.Context, mint, maxt int64, pbMatchers []*ingesterpb.LabelMatcher, wantChunks bool) (*readRequest, error) {
+func (i *Ingester) openRead(ctx context.Context, mint, maxt int64, pbMatchers []*seriespb.LabelMatcher, wantChunks bool) (*readRequest, error) {
 	tenantID, err := tenant.FromContext(ctx)
 	if err != nil {
 		return nil, status.Error(codes.Unauthenticated, err.Error())
 	}
-	matchers, err := ingesterpb.ToLabelMatchers(pbMatchers)
+	matchers, err := seriespb.ToLabelMatchers(pbMatchers)
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "invalid matcher: %v", err)
 	}
@@ -92,12 +93,12 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 	var it chunks.Iterator
 	for set.Next() {
 		series := set.At()
-		out := &ingesterpb.StreamSeries{Labels: ingesterpb.FromLabels(series.Labels())}
+		out := &seriespb.Series{Labels: seriespb.FromLabels(series.Labels())}
 		it = series.Iterator(it)
 		for it.Next() {
 			meta := it.At()
 			data := meta.Chunk.Bytes()
-			out.Chunks = append(out.Chunks, &ingesterpb.Chunk{
+			out.Chunks = append(out.Chunks, &seriespb.Chunk{
 				MinTimeMs: meta.MinTime,
 				MaxTimeMs: meta.MaxTime,
 				Encoding:  uint32(meta.Chunk.Encoding()),
@@ -181,7 +182,7 @@ func (i *Ingester) Series(ctx context.Context, req *ingesterpb.SeriesRequest) (*
 		if req.Limit > 0 && int64(len(resp.Series)) >= req.Limit {
 			break
 		}
-		resp.Series = append(resp.Series, &ingesterpb.LabelSet{Labels: ingesterpb.FromLabels(set.At().Labels())})
+		resp.Series = append(resp.Series, &ingesterpb.LabelSet{Labels: seriespb.FromLabels(set.At().Labels())})
 	}
 	if err := set.Err(); err != nil {
 		return nil, status.Errorf(codes.Internal, "select series: %v", err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/ring"
+	"github.com/strata-metrics/strata/pkg/seriespb"
 )
 
 // replayIngester answers every QueryStream with the same pre-built messages, so that a benchmark
@@ -45,7 +46,7 @@ func benchmarkStreamChunks(b *testing.B, seriesCount, chunksPerSeries int) []*in
 	for i := range seriesCount {
 		lset := labels.FromStrings("__name__", "node_cpu_seconds_total", "cpu", fmt.Sprint(i%8),
 			"instance", fmt.Sprintf("10.%d.%d.%d:9100", i/62500, i/250%250, i%250), "job", "node", "mode", "idle")
-		s := &ingesterpb.StreamSeries{Labels: ingesterpb.FromLabels(lset)}
+		s := &seriespb.Series{Labels: seriespb.FromLabels(lset)}
 		ts, v := int64(0), 0.0
 		for range chunksPerSeries {
 			chk := chunkenc.NewXORChunk()
@@ -59,7 +60,7 @@ func benchmarkStreamChunks(b *testing.B, seriesCount, chunksPerSeries int) []*in
 				ts += interval
 				v += float64(i%7) + 0.25
 			}
-			s.Chunks = append(s.Chunks, &ingesterpb.Chunk{MinTimeMs: mint, MaxTimeMs: ts - interval, Encoding: uint32(chk.Encoding()), Data: chk.Bytes()})
+			s.Chunks = append(s.Chunks, &seriespb.Chunk{MinTimeMs: mint, MaxTimeMs: ts - interval, Encoding: uint32(chk.Encoding()), Data: chk.Bytes()})
 		}
 		batch.Series = append(batch.Series, s)
 		if len(batch.Series) == 128 {

@@ -18,8 +18,8 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/thanos-io/objstore"
 
-	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/ring"
+	"github.com/strata-metrics/strata/pkg/seriespb"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
 	storagetsdb "github.com/strata-metrics/strata/pkg/storage/tsdb"
 	"github.com/strata-metrics/strata/pkg/storegateway"
@@ -188,9 +188,9 @@ func (q *blocksQuerier) Select(ctx context.Context, _ bool, hints *storage.Selec
 	}
 	var (
 		mtx     sync.Mutex
-		answers [][]*storegatewaypb.Series
+		answers [][]*seriespb.Series
 	)
-	pbMatchers := ingesterpb.FromLabelMatchers(matchers)
+	pbMatchers := seriespb.FromLabelMatchers(matchers)
 	err = q.forEachStoreGateway(ctx, tenantID, ids, func(ctx context.Context, client storegatewaypb.StoreGatewayClient, blocks []string) ([]string, error) {
 		stream, err := client.Series(ctx, &storegatewaypb.SeriesRequest{
 			MinTimeMs: mint, MaxTimeMs: maxt, Matchers: pbMatchers, BlockIds: blocks, SkipChunks: skipChunks,
@@ -199,7 +199,7 @@ func (q *blocksQuerier) Select(ctx context.Context, _ bool, hints *storage.Selec
 			return nil, err
 		}
 		var (
-			series  []*storegatewaypb.Series
+			series  []*seriespb.Series
 			queried []string
 		)
 		for {
@@ -234,7 +234,7 @@ func (q *blocksQuerier) Select(ctx context.Context, _ bool, hints *storage.Selec
 func (q *blocksQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	return q.labelStrings(ctx, func(ctx context.Context, client storegatewaypb.StoreGatewayClient, blocks []string) ([]string, []string, error) {
 		resp, err := client.LabelNames(ctx, &storegatewaypb.LabelNamesRequest{
-			MinTimeMs: q.mint, MaxTimeMs: q.maxt, Matchers: ingesterpb.FromLabelMatchers(matchers), BlockIds: blocks,
+			MinTimeMs: q.mint, MaxTimeMs: q.maxt, Matchers: seriespb.FromLabelMatchers(matchers), BlockIds: blocks,
 		})
 		if err != nil {
 			return nil, nil, err
@@ -247,7 +247,7 @@ func (q *blocksQuerier) LabelNames(ctx context.Context, hints *storage.LabelHint
 func (q *blocksQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	return q.labelStrings(ctx, func(ctx context.Context, client storegatewaypb.StoreGatewayClient, blocks []string) ([]string, []string, error) {
 		resp, err := client.LabelValues(ctx, &storegatewaypb.LabelValuesRequest{
-			Name: name, MinTimeMs: q.mint, MaxTimeMs: q.maxt, Matchers: ingesterpb.FromLabelMatchers(matchers), BlockIds: blocks,
+			Name: name, MinTimeMs: q.mint, MaxTimeMs: q.maxt, Matchers: seriespb.FromLabelMatchers(matchers), BlockIds: blocks,
 		})
 		if err != nil {
 			return nil, nil, err

@@ -17,8 +17,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/ring"
+	"github.com/strata-metrics/strata/pkg/seriespb"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
 	storagetsdb "github.com/strata-metrics/strata/pkg/storage/tsdb"
 	"github.com/strata-metrics/strata/pkg/storegateway/storegatewaypb"
@@ -48,9 +48,9 @@ func (f *fakeStoreGateway) Series(req *storegatewaypb.SeriesRequest, srv storega
 	}
 	resp := &storegatewaypb.SeriesResponse{QueriedBlockIds: queried}
 	if len(queried) > 0 {
-		resp.Series = []*storegatewaypb.Series{{
-			Labels: []*ingesterpb.Label{{Name: "__name__", Value: "m"}},
-			Chunks: []*ingesterpb.Chunk{{Encoding: uint32(chunkenc.EncXOR), Data: chk.Bytes()}},
+		resp.Series = []*seriespb.Series{{
+			Labels: []*seriespb.Label{{Name: "__name__", Value: "m"}},
+			Chunks: []*seriespb.Chunk{{Encoding: uint32(chunkenc.EncXOR), Data: chk.Bytes()}},
 		}}
 	}
 	return srv.Send(resp)

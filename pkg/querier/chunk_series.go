@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
-	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
+	"github.com/strata-metrics/strata/pkg/seriespb"
 )
 
 // timedChunk is something to read samples from (one decoded chunk, or a merge of overlapping ones) with
@@ -24,7 +24,7 @@ type timedChunk struct {
 // newChunkSeries decodes a series' chunks, gathered from one or more answers, into a series that reads
 // them in time order. Chunks identical to another one are dropped (replicas fed the same samples cut
 // the same chunks), and chunks that still overlap are grouped and merged sample by sample.
-func newChunkSeries(lset labels.Labels, encoded []*ingesterpb.Chunk) (storage.Series, error) {
+func newChunkSeries(lset labels.Labels, encoded []*seriespb.Chunk) (storage.Series, error) {
 	if len(encoded) == 0 {
 		// Label sets only (/api/v1/series), or a series without samples in range.
 		return storage.NewListSeries(lset, nil), nil
@@ -60,7 +60,7 @@ func newChunkSeries(lset labels.Labels, encoded []*ingesterpb.Chunk) (storage.Se
 	return &sequentialChunkSeries{lset: lset, chunks: chks}, nil
 }
 
-func compareChunkRanges(a, b *ingesterpb.Chunk) int {
+func compareChunkRanges(a, b *seriespb.Chunk) int {
 	if a.MinTimeMs != b.MinTimeMs {
 		return cmp.Compare(a.MinTimeMs, b.MinTimeMs)
 	}
@@ -69,7 +69,7 @@ func compareChunkRanges(a, b *ingesterpb.Chunk) int {
 
 // isDuplicateChunk reports whether an earlier chunk of the sorted chunks, with the same time range, has
 // the same encoding and bytes as chunk i.
-func isDuplicateChunk(sorted []*ingesterpb.Chunk, i int) bool {
+func isDuplicateChunk(sorted []*seriespb.Chunk, i int) bool {
 	c := sorted[i]
 	for j := i - 1; j >= 0 && compareChunkRanges(sorted[j], c) == 0; j-- {
 		if sorted[j].Encoding == c.Encoding && bytes.Equal(sorted[j].Data, c.Data) {

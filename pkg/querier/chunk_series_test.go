@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/require"
 
-	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
+	"github.com/strata-metrics/strata/pkg/seriespb"
 )
 
 // randomSequentialChunks builds n float chunks with gaps of random length between their samples.
@@ -79,9 +79,9 @@ func TestSequentialChunksIteratorMatchesMerge(t *testing.T) {
 
 // replicaChunks encodes samples (in time order) as a replica would: chunks of random sizes, skipping the
 // samples the replica missed.
-func replicaChunks(t *testing.T, samples [][2]int64, cut func() int, missed func(int) bool) []*ingesterpb.Chunk {
+func replicaChunks(t *testing.T, samples [][2]int64, cut func() int, missed func(int) bool) []*seriespb.Chunk {
 	t.Helper()
-	var out []*ingesterpb.Chunk
+	var out []*seriespb.Chunk
 	var (
 		chk   *chunkenc.XORChunk
 		app   chunkenc.Appender
@@ -97,7 +97,7 @@ func replicaChunks(t *testing.T, samples [][2]int64, cut func() int, missed func
 			for vt := chunkenc.ValFloat; vt != chunkenc.ValNone; vt = it.Next() {
 				maxt = it.AtT()
 			}
-			out = append(out, &ingesterpb.Chunk{MinTimeMs: mint, MaxTimeMs: maxt, Encoding: uint32(chk.Encoding()), Data: chk.Bytes()})
+			out = append(out, &seriespb.Chunk{MinTimeMs: mint, MaxTimeMs: maxt, Encoding: uint32(chk.Encoding()), Data: chk.Bytes()})
 		}
 		chk, count, limit = chunkenc.NewXORChunk(), 0, cut()
 		var err error
@@ -132,7 +132,7 @@ func TestNewChunkSeries_MergesReplicas(t *testing.T) {
 		}
 		replicas := 1 + rng.IntN(3)
 		identical := rng.IntN(2) == 0
-		var encoded []*ingesterpb.Chunk
+		var encoded []*seriespb.Chunk
 		have := make([]bool, len(samples))
 		cutSize := 1 + rng.IntN(40)
 		for range replicas {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/ring"
+	"github.com/strata-metrics/strata/pkg/seriespb"
 )
 
 // IngesterClients gives the querier a client for an ingester address.
@@ -66,13 +67,13 @@ func (q *ingesterQuerier) Select(ctx context.Context, _ bool, hints *storage.Sel
 	if hints != nil && hints.Func == "series" {
 		return q.selectLabelsOnly(ctx, mint, maxt, int64(hints.Limit), matchers)
 	}
-	req := &ingesterpb.QueryRequest{StartMs: mint, EndMs: maxt, Matchers: ingesterpb.FromLabelMatchers(matchers)}
+	req := &ingesterpb.QueryRequest{StartMs: mint, EndMs: maxt, Matchers: seriespb.FromLabelMatchers(matchers)}
 	results, err := q.forEachIngester(ctx, func(ctx context.Context, client ingesterpb.IngesterClient) (any, error) {
 		stream, err := client.QueryStream(ctx, req)
 		if err != nil {
 			return nil, err
 		}
-		var series []*ingesterpb.StreamSeries
+		var series []*seriespb.Series
 		for {
 			resp, err := stream.Recv()
 			if errors.Is(err, io.EOF) {
@@ -87,9 +88,9 @@ func (q *ingesterQuerier) Select(ctx context.Context, _ bool, hints *storage.Sel
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
-	answers := make([][]*ingesterpb.StreamSeries, len(results))
+	answers := make([][]*seriespb.Series, len(results))
 	for i, r := range results {
-		answers[i] = r.([]*ingesterpb.StreamSeries)
+		answers[i] = r.([]*seriespb.Series)
 	}
 	// The merge keeps one sample per timestamp, removing the replicas' duplicates.
 	set, err := mergeEncodedAnswers(answers)
@@ -100,7 +101,7 @@ func (q *ingesterQuerier) Select(ctx context.Context, _ bool, hints *storage.Sel
 }
 
 func (q *ingesterQuerier) selectLabelsOnly(ctx context.Context, mint, maxt, limit int64, matchers []*labels.Matcher) storage.SeriesSet {
-	req := &ingesterpb.SeriesRequest{StartMs: mint, EndMs: maxt, Matchers: ingesterpb.FromLabelMatchers(matchers), Limit: limit}
+	req := &ingesterpb.SeriesRequest{StartMs: mint, EndMs: maxt, Matchers: seriespb.FromLabelMatchers(matchers), Limit: limit}
 	results, err := q.forEachIngester(ctx, func(ctx context.Context, client ingesterpb.IngesterClient) (any, error) {
 		return client.Series(ctx, req)
 	})
@@ -113,7 +114,7 @@ func (q *ingesterQuerier) selectLabelsOnly(ctx context.Context, mint, maxt, limi
 	)
 	for _, r := range results {
 		for _, ls := range r.(*ingesterpb.SeriesResponse).Series {
-			all = append(all, ingesterpb.ToLabels(&b, ls.Labels))
+			all = append(all, seriespb.ToLabels(&b, ls.Labels))
 		}
 	}
 	slices.SortFunc(all, labels.Compare)
@@ -130,7 +131,7 @@ func (q *ingesterQuerier) selectLabelsOnly(ctx context.Context, mint, maxt, limi
 
 // LabelValues implements storage.Querier.
 func (q *ingesterQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
-	req := &ingesterpb.LabelValuesRequest{Name: name, StartMs: q.mint, EndMs: q.maxt, Matchers: ingesterpb.FromLabelMatchers(matchers), Limit: limitOf(hints)}
+	req := &ingesterpb.LabelValuesRequest{Name: name, StartMs: q.mint, EndMs: q.maxt, Matchers: seriespb.FromLabelMatchers(matchers), Limit: limitOf(hints)}
 	results, err := q.forEachIngester(ctx, func(ctx context.Context, client ingesterpb.IngesterClient) (any, error) {
 		resp, err := client.LabelValues(ctx, req)
 		if err != nil {
@@ -146,7 +147,7 @@ func (q *ingesterQuerier) LabelValues(ctx context.Context, name string, hints *s
 
 // LabelNames implements storage.Querier.
 func (q *ingesterQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
-	req := &ingesterpb.LabelNamesRequest{StartMs: q.mint, EndMs: q.maxt, Matchers: ingesterpb.FromLabelMatchers(matchers), Limit: limitOf(hints)}
+	req := &ingesterpb.LabelNamesRequest{StartMs: q.mint, EndMs: q.maxt, Matchers: seriespb.FromLabelMatchers(matchers), Limit: limitOf(hints)}
 	results, err := q.forEachIngester(ctx, func(ctx context.Context, client ingesterpb.IngesterClient) (any, error) {
 		resp, err := client.LabelNames(ctx, req)
 		if err != nil {
@@ -229,8 +230,8 @@ func mergeStrings(results []any, limit int64) []string {
 // encodedSeries is a series as ingesters (StreamSeries) and store-gateways (Series) send it: labels and
 // TSDB-encoded chunks.
 type encodedSeries interface {
-	GetLabels() []*ingesterpb.Label
-	GetChunks() []*ingesterpb.Chunk
+	GetLabels() []*seriespb.Label
+	GetChunks() []*seriespb.Chunk
 }
 
 // mergeEncodedAnswers merges answers (each in label order) from several ingesters or store-gateways
@@ -240,7 +241,7 @@ type encodedSeries interface {
 func mergeEncodedAnswers[S encodedSeries](answers [][]S) (storage.SeriesSet, error) {
 	type answeredSeries struct {
 		lset   labels.Labels
-		chunks []*ingesterpb.Chunk
+		chunks []*seriespb.Chunk
 	}
 	var (
 		b   labels.ScratchBuilder
@@ -248,7 +249,7 @@ func mergeEncodedAnswers[S encodedSeries](answers [][]S) (storage.SeriesSet, err
 	)
 	for _, answer := range answers {
 		for _, s := range answer {
-			all = append(all, answeredSeries{lset: ingesterpb.ToLabels(&b, s.GetLabels()), chunks: s.GetChunks()})
+			all = append(all, answeredSeries{lset: seriespb.ToLabels(&b, s.GetLabels()), chunks: s.GetChunks()})
 		}
 	}
 	if len(answers) > 1 {
@@ -260,7 +261,7 @@ func mergeEncodedAnswers[S encodedSeries](answers [][]S) (storage.SeriesSet, err
 		for j < len(all) && labels.Equal(all[i].lset, all[j].lset) {
 			j++
 		}
-		var encoded []*ingesterpb.Chunk
+		var encoded []*seriespb.Chunk
 		if j == i+1 {
 			encoded = all[i].chunks
 		} else {

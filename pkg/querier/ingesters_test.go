@@ -18,6 +18,7 @@ import (
 
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/ring"
+	"github.com/strata-metrics/strata/pkg/seriespb"
 )
 
 // fakeRing serves a fixed read replication set.
@@ -78,8 +79,8 @@ func (f *fakeIngester) callCount(method string) int {
 }
 
 // matching returns the series that match the wire matchers, in label order.
-func (f *fakeIngester) matching(wire []*ingesterpb.LabelMatcher) ([]fakeSeries, error) {
-	ms, err := ingesterpb.ToLabelMatchers(wire)
+func (f *fakeIngester) matching(wire []*seriespb.LabelMatcher) ([]fakeSeries, error) {
+	ms, err := seriespb.ToLabelMatchers(wire)
 	if err != nil {
 		return nil, err
 	}
@@ -122,8 +123,8 @@ func (f *fakeIngester) QueryStream(_ context.Context, req *ingesterpb.QueryReque
 		if len(chunks) == 0 {
 			continue
 		}
-		msgs = append(msgs, &ingesterpb.QueryStreamResponse{Series: []*ingesterpb.StreamSeries{{
-			Labels: ingesterpb.FromLabels(s.labels),
+		msgs = append(msgs, &ingesterpb.QueryStreamResponse{Series: []*seriespb.Series{{
+			Labels: seriespb.FromLabels(s.labels),
 			Chunks: chunks,
 		}}})
 	}
@@ -131,7 +132,7 @@ func (f *fakeIngester) QueryStream(_ context.Context, req *ingesterpb.QueryReque
 }
 
 // encodeChunks encodes the samples within [mint, maxt] as XOR chunks of at most perChunk samples.
-func encodeChunks(samples map[int64]float64, mint, maxt int64, perChunk int) []*ingesterpb.Chunk {
+func encodeChunks(samples map[int64]float64, mint, maxt int64, perChunk int) []*seriespb.Chunk {
 	var ts []int64
 	for t := range samples {
 		if t >= mint && t <= maxt {
@@ -139,7 +140,7 @@ func encodeChunks(samples map[int64]float64, mint, maxt int64, perChunk int) []*
 		}
 	}
 	slices.Sort(ts)
-	var out []*ingesterpb.Chunk
+	var out []*seriespb.Chunk
 	for len(ts) > 0 {
 		n := min(perChunk, len(ts))
 		chk := chunkenc.NewXORChunk()
@@ -150,7 +151,7 @@ func encodeChunks(samples map[int64]float64, mint, maxt int64, perChunk int) []*
 		for _, t := range ts[:n] {
 			app.Append(0, t, samples[t])
 		}
-		out = append(out, &ingesterpb.Chunk{MinTimeMs: ts[0], MaxTimeMs: ts[n-1], Encoding: uint32(chk.Encoding()), Data: chk.Bytes()})
+		out = append(out, &seriespb.Chunk{MinTimeMs: ts[0], MaxTimeMs: ts[n-1], Encoding: uint32(chk.Encoding()), Data: chk.Bytes()})
 		ts = ts[n:]
 	}
 	return out
@@ -227,7 +228,7 @@ func (f *fakeIngester) Series(_ context.Context, req *ingesterpb.SeriesRequest, 
 		if req.Limit > 0 && int64(len(resp.Series)) >= req.Limit {
 			break
 		}
-		resp.Series = append(resp.Series, &ingesterpb.LabelSet{Labels: ingesterpb.FromLabels(s.labels)})
+		resp.Series = append(resp.Series, &ingesterpb.LabelSet{Labels: seriespb.FromLabels(s.labels)})
 	}
 	return resp, nil
 }

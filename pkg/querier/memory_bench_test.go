@@ -38,7 +38,9 @@ func (s *streamingIngester) QueryStream(_ *ingesterpb.QueryRequest, stream grpc.
 
 type connClients map[string]ingesterpb.IngesterClient
 
-func (c connClients) GetClientFor(addr string) (ingesterpb.IngesterClient, error) { return c[addr], nil }
+func (c connClients) GetClientFor(addr string) (ingesterpb.IngesterClient, error) {
+	return c[addr], nil
+}
 
 // startStreamingIngesters serves msgs from n gRPC ingesters on 127.0.0.1 and returns a queryable over
 // them (RF = n).

@@ -11,7 +11,7 @@ import (
 	"github.com/thanos-io/objstore"
 	"google.golang.org/grpc"
 
-	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
+	"github.com/strata-metrics/strata/pkg/seriespb"
 	"github.com/strata-metrics/strata/pkg/storegateway/storegatewaypb"
 	"github.com/strata-metrics/strata/pkg/tenant"
 )
@@ -43,7 +43,7 @@ func BenchmarkSeries(b *testing.B) {
 	writeBucketIndex(b, bkt, "bench")
 	req := &storegatewaypb.SeriesRequest{
 		MinTimeMs: 0, MaxTimeMs: 2*hour - 1,
-		Matchers: ingesterpb.FromLabelMatchers([]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "bench_metric")}),
+		Matchers: seriespb.FromLabelMatchers([]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "bench_metric")}),
 		BlockIds: idStrings(ids),
 	}
 

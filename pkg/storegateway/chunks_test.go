@@ -18,7 +18,7 @@ import (
 	"github.com/thanos-io/objstore"
 
 	promtsdb "github.com/prometheus/prometheus/tsdb"
-	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
+	"github.com/strata-metrics/strata/pkg/seriespb"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
 	stsdb "github.com/strata-metrics/strata/pkg/storage/tsdb"
 	"github.com/strata-metrics/strata/pkg/storegateway/storegatewaypb"
@@ -36,7 +36,7 @@ func TestSeries_ChunksCachePreventsRefetching(t *testing.T) {
 
 	req := &storegatewaypb.SeriesRequest{
 		MinTimeMs: 0, MaxTimeMs: 24 * time.Hour.Milliseconds(),
-		Matchers: ingesterpb.FromLabelMatchers([]*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "job", ".+")}),
+		Matchers: seriespb.FromLabelMatchers([]*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "job", ".+")}),
 		BlockIds: idStrings(tt.blocks1),
 	}
 	before := counting.rangeReads()

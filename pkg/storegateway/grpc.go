@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
+	"github.com/strata-metrics/strata/pkg/seriespb"
 	"github.com/strata-metrics/strata/pkg/tenant"
 )
 
@@ -26,7 +26,7 @@ type queryParams struct {
 
 // parseQuery validates a request's common fields; its errors are InvalidArgument, since retrying the same
 // request elsewhere cannot help.
-func parseQuery(ctx context.Context, blockIDs []string, mint, maxt int64, ms []*ingesterpb.LabelMatcher) (queryParams, error) {
+func parseQuery(ctx context.Context, blockIDs []string, mint, maxt int64, ms []*seriespb.LabelMatcher) (queryParams, error) {
 	tenantID, err := tenant.FromContext(ctx)
 	if err != nil {
 		return queryParams{}, status.Error(codes.Unauthenticated, err.Error())
@@ -34,7 +34,7 @@ func parseQuery(ctx context.Context, blockIDs []string, mint, maxt int64, ms []*
 	if mint > maxt {
 		return queryParams{}, status.Errorf(codes.InvalidArgument, "min time %d is after max time %d", mint, maxt)
 	}
-	matchers, err := ingesterpb.ToLabelMatchers(ms)
+	matchers, err := seriespb.ToLabelMatchers(ms)
 	if err != nil {
 		return queryParams{}, status.Errorf(codes.InvalidArgument, "invalid matchers: %v", err)
 	}

@@ -22,7 +22,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
+	"github.com/strata-metrics/strata/pkg/seriespb"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
 	stsdb "github.com/strata-metrics/strata/pkg/storage/tsdb"
 	"github.com/strata-metrics/strata/pkg/storegateway/storegatewaypb"
@@ -184,9 +184,9 @@ func callSeries(t testing.TB, c storegatewaypb.StoreGatewayClient, tenantID stri
 	stream, err := c.Series(ctx, req)
 	require.NoError(t, err)
 	var (
-		res  seriesResult
-		b    labels.ScratchBuilder
-		done bool
+		res   seriesResult
+		b     labels.ScratchBuilder
+		first = true
 	)
 	for {
 		resp, err := stream.Recv()
@@ -194,9 +194,14 @@ func callSeries(t testing.TB, c storegatewaypb.StoreGatewayClient, tenantID stri
 			break
 		}
 		require.NoError(t, err)
-		require.False(t, done, "a message after the one listing queried blocks")
+		if first {
+			require.Empty(t, resp.Series, "the first message lists the queried blocks only")
+			res.queried, first = resp.QueriedBlockIds, false
+			continue
+		}
+		require.Nil(t, resp.QueriedBlockIds, "queried blocks after the first message")
 		for _, s := range resp.Series {
-			ts := testSeries{lset: ingesterpb.ToLabels(&b, s.Labels)}
+			ts := testSeries{lset: seriespb.ToLabels(&b, s.Labels)}
 			for _, c := range s.Chunks {
 				res.chunks++
 				chk, err := chunkenc.FromData(chunkenc.Encoding(c.Encoding), c.Data)
@@ -214,11 +219,8 @@ func callSeries(t testing.TB, c storegatewaypb.StoreGatewayClient, tenantID stri
 			}
 			res.series = append(res.series, ts)
 		}
-		if resp.QueriedBlockIds != nil {
-			res.queried = resp.QueriedBlockIds
-			done = true
-		}
 	}
+	require.False(t, first, "no message listing the queried blocks")
 	return res
 }
 

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
 
-	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
+	"github.com/strata-metrics/strata/pkg/seriespb"
 	"github.com/strata-metrics/strata/pkg/storegateway/storegatewaypb"
 	"github.com/strata-metrics/strata/pkg/tenant"
 )
@@ -22,15 +22,15 @@ func TestLabelNamesAndValues(t *testing.T) {
 	ctx2 := tenant.NewContext(context.Background(), "tenant-2")
 	all := idStrings(tt.blocks1)
 	day := 24 * time.Hour.Milliseconds()
-	m := func(t labels.MatchType, n, v string) []*ingesterpb.LabelMatcher {
-		return ingesterpb.FromLabelMatchers([]*labels.Matcher{labels.MustNewMatcher(t, n, v)})
+	m := func(t labels.MatchType, n, v string) []*seriespb.LabelMatcher {
+		return seriespb.FromLabelMatchers([]*labels.Matcher{labels.MustNewMatcher(t, n, v)})
 	}
 
 	for _, tc := range []struct {
 		name      string
 		ctx       context.Context
 		blocks    []string
-		matchers  []*ingesterpb.LabelMatcher
+		matchers  []*seriespb.LabelMatcher
 		mint      int64
 		wantNames []string
 		wantJobs  []string

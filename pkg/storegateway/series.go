@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 
-	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
+	"github.com/strata-metrics/strata/pkg/seriespb"
 	"github.com/strata-metrics/strata/pkg/storegateway/storegatewaypb"
 )
 
@@ -38,6 +38,10 @@ func (s *StoreGateway) Series(req *storegatewaypb.SeriesRequest, srv storegatewa
 	}
 	blocks, queried := s.acquireBlocks(q)
 	defer releaseBlocks(blocks)
+	// The querier learns at once which blocks to ask other store-gateways for.
+	if err := srv.Send(&storegatewaypb.SeriesResponse{QueriedBlockIds: queried}); err != nil {
+		return err
+	}
 
 	var perBlock [][]blockSeries
 	for _, b := range blocksInRange(blocks, q.mint, q.maxt) {
@@ -73,7 +77,7 @@ func (s *StoreGateway) Series(req *storegatewaypb.SeriesRequest, srv storegatewa
 			}
 		}
 	}
-	return w.finish(queried)
+	return w.finish()
 }
 
 // mergeSeries merges each block's label-sorted series into one label-sorted list, with the series of equal
@@ -109,11 +113,11 @@ func mergeSeries(perBlock [][]blockSeries) []mergedSeries {
 
 // buildSeries fetches the chunks of a batch and converts it to its wire form, each series' chunks sorted by
 // time with exact duplicates (the same chunk in replica blocks) removed.
-func (s *StoreGateway) buildSeries(ctx context.Context, batch []mergedSeries, skipChunks bool) ([]*storegatewaypb.Series, error) {
-	out := make([]*storegatewaypb.Series, len(batch))
+func (s *StoreGateway) buildSeries(ctx context.Context, batch []mergedSeries, skipChunks bool) ([]*seriespb.Series, error) {
+	out := make([]*seriespb.Series, len(batch))
 	if skipChunks {
 		for i, m := range batch {
-			out[i] = &storegatewaypb.Series{Labels: ingesterpb.FromLabels(m.lset)}
+			out[i] = &seriespb.Series{Labels: seriespb.FromLabels(m.lset)}
 		}
 		return out, nil
 	}
@@ -156,12 +160,12 @@ func (s *StoreGateway) buildSeries(ctx context.Context, batch []mergedSeries, sk
 			}
 			return cmp.Compare(a.meta.MaxTime, b.meta.MaxTime)
 		})
-		ps := &storegatewaypb.Series{Labels: ingesterpb.FromLabels(m.lset), Chunks: make([]*ingesterpb.Chunk, 0, len(cs))}
+		ps := &seriespb.Series{Labels: seriespb.FromLabels(m.lset), Chunks: make([]*seriespb.Chunk, 0, len(cs))}
 		for j, c := range cs {
 			if j > 0 && isDuplicateChunk(cs[j-1].meta, cs[j-1].data, c.meta, c.data) {
 				continue
 			}
-			ps.Chunks = append(ps.Chunks, &ingesterpb.Chunk{
+			ps.Chunks = append(ps.Chunks, &seriespb.Chunk{
 				MinTimeMs: c.meta.MinTime,
 				MaxTimeMs: c.meta.MaxTime,
 				Encoding:  uint32(c.data.enc),
@@ -184,7 +188,7 @@ type responseWriter struct {
 	bytes int
 }
 
-func (w *responseWriter) add(ps *storegatewaypb.Series) error {
+func (w *responseWriter) add(ps *seriespb.Series) error {
 	if w.resp == nil {
 		w.resp = &storegatewaypb.SeriesResponse{}
 	}
@@ -207,11 +211,10 @@ func (w *responseWriter) flush() error {
 	return err
 }
 
-// finish sends the remaining series with the list of queried blocks, which marks the end of the stream.
-func (w *responseWriter) finish(queried []string) error {
+// finish sends the remaining series.
+func (w *responseWriter) finish() error {
 	if w.resp == nil {
-		w.resp = &storegatewaypb.SeriesResponse{}
+		return nil
 	}
-	w.resp.QueriedBlockIds = queried
 	return w.flush()
 }

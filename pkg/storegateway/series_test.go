@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
+	"github.com/strata-metrics/strata/pkg/seriespb"
 	stsdb "github.com/strata-metrics/strata/pkg/storage/tsdb"
 	"github.com/strata-metrics/strata/pkg/storegateway/storegatewaypb"
 	"github.com/strata-metrics/strata/pkg/tenant"
@@ -87,7 +87,7 @@ func TestSeries_ReturnsPushedSamples(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			res := callSeries(t, client, "tenant-1", &storegatewaypb.SeriesRequest{
 				MinTimeMs: tc.mint, MaxTimeMs: tc.maxt,
-				Matchers: ingesterpb.FromLabelMatchers(tc.matchers),
+				Matchers: seriespb.FromLabelMatchers(tc.matchers),
 				BlockIds: idStrings(tt.blocks1),
 			})
 			want := expectedSeries(tt.pushed1, tc.matchers, tc.mint, tc.maxt, tt.blocksEnd1)
@@ -100,7 +100,7 @@ func TestSeries_ReturnsPushedSamples(t *testing.T) {
 		ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")}
 		res := callSeries(t, client, "tenant-2", &storegatewaypb.SeriesRequest{
 			MinTimeMs: 0, MaxTimeMs: 10 * hour,
-			Matchers: ingesterpb.FromLabelMatchers(ms),
+			Matchers: seriespb.FromLabelMatchers(ms),
 			BlockIds: idStrings(tt.blocks2),
 		})
 		requireSameSeries(t, expectedSeries(tt.pushed2, ms, 0, 10*hour, tt.blocks2End), res.series)
@@ -113,7 +113,7 @@ func TestSeries_NeverReturnsAnotherTenantsBlocks(t *testing.T) {
 	client := serveGRPC(t, startStoreGateway(t, testConfig(t), tt.bkt))
 	res := callSeries(t, client, "tenant-2", &storegatewaypb.SeriesRequest{
 		MinTimeMs: 0, MaxTimeMs: time.Hour.Milliseconds() * 10,
-		Matchers: ingesterpb.FromLabelMatchers([]*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "job", ".+")}),
+		Matchers: seriespb.FromLabelMatchers([]*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "job", ".+")}),
 		BlockIds: idStrings(tt.blocks1), // tenant 1's blocks
 	})
 	require.Empty(t, res.series)
@@ -127,7 +127,7 @@ func TestSeries_UnknownBlocksAreNotListed(t *testing.T) {
 	ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "job", "a")}
 	res := callSeries(t, client, "tenant-1", &storegatewaypb.SeriesRequest{
 		MinTimeMs: 0, MaxTimeMs: time.Hour.Milliseconds(),
-		Matchers: ingesterpb.FromLabelMatchers(ms),
+		Matchers: seriespb.FromLabelMatchers(ms),
 		BlockIds: []string{unknown, tt.blocks1[0].String(), tt.blocks1[0].String()},
 	})
 	require.Equal(t, []string{tt.blocks1[0].String()}, res.queried)
@@ -140,7 +140,7 @@ func TestSeries_SkipChunks(t *testing.T) {
 	ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")}
 	res := callSeries(t, client, "tenant-1", &storegatewaypb.SeriesRequest{
 		MinTimeMs: 0, MaxTimeMs: time.Hour.Milliseconds(),
-		Matchers:   ingesterpb.FromLabelMatchers(ms),
+		Matchers:   seriespb.FromLabelMatchers(ms),
 		BlockIds:   idStrings(tt.blocks1),
 		SkipChunks: true,
 	})
@@ -158,9 +158,9 @@ func TestSeries_RejectsBadRequests(t *testing.T) {
 	ctx := tenant.NewContext(context.Background(), "tenant-1")
 	for name, req := range map[string]*storegatewaypb.SeriesRequest{
 		"bad block ID": {MaxTimeMs: 1, BlockIds: []string{"not-a-ulid"}},
-		"bad regex": {MaxTimeMs: 1, Matchers: []*ingesterpb.LabelMatcher{
-			{Type: ingesterpb.MatchType_REGEX_MATCH, Name: "job", Value: "("}}},
-		"unknown matcher type": {MaxTimeMs: 1, Matchers: []*ingesterpb.LabelMatcher{{Type: 42, Name: "job"}}},
+		"bad regex": {MaxTimeMs: 1, Matchers: []*seriespb.LabelMatcher{
+			{Type: seriespb.MatchType_REGEX_MATCH, Name: "job", Value: "("}}},
+		"unknown matcher type": {MaxTimeMs: 1, Matchers: []*seriespb.LabelMatcher{{Type: 42, Name: "job"}}},
 		"inverted range":       {MinTimeMs: 10, MaxTimeMs: 1},
 	} {
 		t.Run(name, func(t *testing.T) {

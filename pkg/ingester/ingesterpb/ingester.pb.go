@@ -9,6 +9,7 @@
 package ingesterpb
 
 import (
+	seriespb "github.com/strata-metrics/strata/pkg/seriespb"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -22,58 +23,6 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
-
-type MatchType int32
-
-const (
-	MatchType_EQUAL          MatchType = 0
-	MatchType_NOT_EQUAL      MatchType = 1
-	MatchType_REGEX_MATCH    MatchType = 2
-	MatchType_REGEX_NO_MATCH MatchType = 3
-)
-
-// Enum value maps for MatchType.
-var (
-	MatchType_name = map[int32]string{
-		0: "EQUAL",
-		1: "NOT_EQUAL",
-		2: "REGEX_MATCH",
-		3: "REGEX_NO_MATCH",
-	}
-	MatchType_value = map[string]int32{
-		"EQUAL":          0,
-		"NOT_EQUAL":      1,
-		"REGEX_MATCH":    2,
-		"REGEX_NO_MATCH": 3,
-	}
-)
-
-func (x MatchType) Enum() *MatchType {
-	p := new(MatchType)
-	*p = x
-	return p
-}
-
-func (x MatchType) String() string {
-	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
-}
-
-func (MatchType) Descriptor() protoreflect.EnumDescriptor {
-	return file_ingester_ingesterpb_ingester_proto_enumTypes[0].Descriptor()
-}
-
-func (MatchType) Type() protoreflect.EnumType {
-	return &file_ingester_ingesterpb_ingester_proto_enumTypes[0]
-}
-
-func (x MatchType) Number() protoreflect.EnumNumber {
-	return protoreflect.EnumNumber(x)
-}
-
-// Deprecated: Use MatchType.Descriptor instead.
-func (MatchType) EnumDescriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{0}
-}
 
 type PushRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -157,130 +106,18 @@ func (*PushResponse) Descriptor() ([]byte, []int) {
 	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{1}
 }
 
-type Label struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Label) Reset() {
-	*x = Label{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[2]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Label) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Label) ProtoMessage() {}
-
-func (x *Label) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[2]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Label.ProtoReflect.Descriptor instead.
-func (*Label) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{2}
-}
-
-func (x *Label) GetName() string {
-	if x != nil {
-		return x.Name
-	}
-	return ""
-}
-
-func (x *Label) GetValue() string {
-	if x != nil {
-		return x.Value
-	}
-	return ""
-}
-
-type LabelMatcher struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Type          MatchType              `protobuf:"varint,1,opt,name=type,proto3,enum=strata.ingester.MatchType" json:"type,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Value         string                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *LabelMatcher) Reset() {
-	*x = LabelMatcher{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[3]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *LabelMatcher) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*LabelMatcher) ProtoMessage() {}
-
-func (x *LabelMatcher) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[3]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use LabelMatcher.ProtoReflect.Descriptor instead.
-func (*LabelMatcher) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{3}
-}
-
-func (x *LabelMatcher) GetType() MatchType {
-	if x != nil {
-		return x.Type
-	}
-	return MatchType_EQUAL
-}
-
-func (x *LabelMatcher) GetName() string {
-	if x != nil {
-		return x.Name
-	}
-	return ""
-}
-
-func (x *LabelMatcher) GetValue() string {
-	if x != nil {
-		return x.Value
-	}
-	return ""
-}
-
 type QueryRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	StartMs       int64                  `protobuf:"varint,1,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
-	EndMs         int64                  `protobuf:"varint,2,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
-	Matchers      []*LabelMatcher        `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	StartMs       int64                    `protobuf:"varint,1,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
+	EndMs         int64                    `protobuf:"varint,2,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
+	Matchers      []*seriespb.LabelMatcher `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *QueryRequest) Reset() {
 	*x = QueryRequest{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[4]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -292,7 +129,7 @@ func (x *QueryRequest) String() string {
 func (*QueryRequest) ProtoMessage() {}
 
 func (x *QueryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[4]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -305,7 +142,7 @@ func (x *QueryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryRequest.ProtoReflect.Descriptor instead.
 func (*QueryRequest) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{4}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *QueryRequest) GetStartMs() int64 {
@@ -322,130 +159,9 @@ func (x *QueryRequest) GetEndMs() int64 {
 	return 0
 }
 
-func (x *QueryRequest) GetMatchers() []*LabelMatcher {
+func (x *QueryRequest) GetMatchers() []*seriespb.LabelMatcher {
 	if x != nil {
 		return x.Matchers
-	}
-	return nil
-}
-
-type Chunk struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	MinTimeMs int64                  `protobuf:"varint,1,opt,name=min_time_ms,json=minTimeMs,proto3" json:"min_time_ms,omitempty"`
-	MaxTimeMs int64                  `protobuf:"varint,2,opt,name=max_time_ms,json=maxTimeMs,proto3" json:"max_time_ms,omitempty"`
-	// The TSDB chunk encoding (chunkenc.Encoding): XOR, histogram or float histogram.
-	Encoding      uint32 `protobuf:"varint,3,opt,name=encoding,proto3" json:"encoding,omitempty"`
-	Data          []byte `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Chunk) Reset() {
-	*x = Chunk{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[5]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Chunk) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Chunk) ProtoMessage() {}
-
-func (x *Chunk) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[5]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Chunk.ProtoReflect.Descriptor instead.
-func (*Chunk) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{5}
-}
-
-func (x *Chunk) GetMinTimeMs() int64 {
-	if x != nil {
-		return x.MinTimeMs
-	}
-	return 0
-}
-
-func (x *Chunk) GetMaxTimeMs() int64 {
-	if x != nil {
-		return x.MaxTimeMs
-	}
-	return 0
-}
-
-func (x *Chunk) GetEncoding() uint32 {
-	if x != nil {
-		return x.Encoding
-	}
-	return 0
-}
-
-func (x *Chunk) GetData() []byte {
-	if x != nil {
-		return x.Data
-	}
-	return nil
-}
-
-type StreamSeries struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Labels        []*Label               `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty"`
-	Chunks        []*Chunk               `protobuf:"bytes,2,rep,name=chunks,proto3" json:"chunks,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *StreamSeries) Reset() {
-	*x = StreamSeries{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[6]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *StreamSeries) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*StreamSeries) ProtoMessage() {}
-
-func (x *StreamSeries) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[6]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use StreamSeries.ProtoReflect.Descriptor instead.
-func (*StreamSeries) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{6}
-}
-
-func (x *StreamSeries) GetLabels() []*Label {
-	if x != nil {
-		return x.Labels
-	}
-	return nil
-}
-
-func (x *StreamSeries) GetChunks() []*Chunk {
-	if x != nil {
-		return x.Chunks
 	}
 	return nil
 }
@@ -453,14 +169,14 @@ func (x *StreamSeries) GetChunks() []*Chunk {
 type QueryStreamResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Series in label order across all messages of one stream.
-	Series        []*StreamSeries `protobuf:"bytes,1,rep,name=series,proto3" json:"series,omitempty"`
+	Series        []*seriespb.Series `protobuf:"bytes,1,rep,name=series,proto3" json:"series,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *QueryStreamResponse) Reset() {
 	*x = QueryStreamResponse{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[7]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -472,7 +188,7 @@ func (x *QueryStreamResponse) String() string {
 func (*QueryStreamResponse) ProtoMessage() {}
 
 func (x *QueryStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[7]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -485,10 +201,10 @@ func (x *QueryStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryStreamResponse.ProtoReflect.Descriptor instead.
 func (*QueryStreamResponse) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{7}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{3}
 }
 
-func (x *QueryStreamResponse) GetSeries() []*StreamSeries {
+func (x *QueryStreamResponse) GetSeries() []*seriespb.Series {
 	if x != nil {
 		return x.Series
 	}
@@ -496,18 +212,18 @@ func (x *QueryStreamResponse) GetSeries() []*StreamSeries {
 }
 
 type LabelNamesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	StartMs       int64                  `protobuf:"varint,1,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
-	EndMs         int64                  `protobuf:"varint,2,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
-	Matchers      []*LabelMatcher        `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers,omitempty"`
-	Limit         int64                  `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	StartMs       int64                    `protobuf:"varint,1,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
+	EndMs         int64                    `protobuf:"varint,2,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
+	Matchers      []*seriespb.LabelMatcher `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	Limit         int64                    `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LabelNamesRequest) Reset() {
 	*x = LabelNamesRequest{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[8]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -519,7 +235,7 @@ func (x *LabelNamesRequest) String() string {
 func (*LabelNamesRequest) ProtoMessage() {}
 
 func (x *LabelNamesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[8]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -532,7 +248,7 @@ func (x *LabelNamesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesRequest.ProtoReflect.Descriptor instead.
 func (*LabelNamesRequest) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{8}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *LabelNamesRequest) GetStartMs() int64 {
@@ -549,7 +265,7 @@ func (x *LabelNamesRequest) GetEndMs() int64 {
 	return 0
 }
 
-func (x *LabelNamesRequest) GetMatchers() []*LabelMatcher {
+func (x *LabelNamesRequest) GetMatchers() []*seriespb.LabelMatcher {
 	if x != nil {
 		return x.Matchers
 	}
@@ -572,7 +288,7 @@ type LabelNamesResponse struct {
 
 func (x *LabelNamesResponse) Reset() {
 	*x = LabelNamesResponse{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[9]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -584,7 +300,7 @@ func (x *LabelNamesResponse) String() string {
 func (*LabelNamesResponse) ProtoMessage() {}
 
 func (x *LabelNamesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[9]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -597,7 +313,7 @@ func (x *LabelNamesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesResponse.ProtoReflect.Descriptor instead.
 func (*LabelNamesResponse) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{9}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LabelNamesResponse) GetNames() []string {
@@ -608,19 +324,19 @@ func (x *LabelNamesResponse) GetNames() []string {
 }
 
 type LabelValuesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	StartMs       int64                  `protobuf:"varint,2,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
-	EndMs         int64                  `protobuf:"varint,3,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
-	Matchers      []*LabelMatcher        `protobuf:"bytes,4,rep,name=matchers,proto3" json:"matchers,omitempty"`
-	Limit         int64                  `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	Name          string                   `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	StartMs       int64                    `protobuf:"varint,2,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
+	EndMs         int64                    `protobuf:"varint,3,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
+	Matchers      []*seriespb.LabelMatcher `protobuf:"bytes,4,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	Limit         int64                    `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LabelValuesRequest) Reset() {
 	*x = LabelValuesRequest{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[10]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -632,7 +348,7 @@ func (x *LabelValuesRequest) String() string {
 func (*LabelValuesRequest) ProtoMessage() {}
 
 func (x *LabelValuesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[10]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -645,7 +361,7 @@ func (x *LabelValuesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesRequest.ProtoReflect.Descriptor instead.
 func (*LabelValuesRequest) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{10}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LabelValuesRequest) GetName() string {
@@ -669,7 +385,7 @@ func (x *LabelValuesRequest) GetEndMs() int64 {
 	return 0
 }
 
-func (x *LabelValuesRequest) GetMatchers() []*LabelMatcher {
+func (x *LabelValuesRequest) GetMatchers() []*seriespb.LabelMatcher {
 	if x != nil {
 		return x.Matchers
 	}
@@ -692,7 +408,7 @@ type LabelValuesResponse struct {
 
 func (x *LabelValuesResponse) Reset() {
 	*x = LabelValuesResponse{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[11]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -704,7 +420,7 @@ func (x *LabelValuesResponse) String() string {
 func (*LabelValuesResponse) ProtoMessage() {}
 
 func (x *LabelValuesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[11]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -717,7 +433,7 @@ func (x *LabelValuesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesResponse.ProtoReflect.Descriptor instead.
 func (*LabelValuesResponse) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{11}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *LabelValuesResponse) GetValues() []string {
@@ -728,18 +444,18 @@ func (x *LabelValuesResponse) GetValues() []string {
 }
 
 type SeriesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	StartMs       int64                  `protobuf:"varint,1,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
-	EndMs         int64                  `protobuf:"varint,2,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
-	Matchers      []*LabelMatcher        `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers,omitempty"`
-	Limit         int64                  `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	StartMs       int64                    `protobuf:"varint,1,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
+	EndMs         int64                    `protobuf:"varint,2,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
+	Matchers      []*seriespb.LabelMatcher `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	Limit         int64                    `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SeriesRequest) Reset() {
 	*x = SeriesRequest{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[12]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -751,7 +467,7 @@ func (x *SeriesRequest) String() string {
 func (*SeriesRequest) ProtoMessage() {}
 
 func (x *SeriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[12]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -764,7 +480,7 @@ func (x *SeriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeriesRequest.ProtoReflect.Descriptor instead.
 func (*SeriesRequest) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{12}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SeriesRequest) GetStartMs() int64 {
@@ -781,7 +497,7 @@ func (x *SeriesRequest) GetEndMs() int64 {
 	return 0
 }
 
-func (x *SeriesRequest) GetMatchers() []*LabelMatcher {
+func (x *SeriesRequest) GetMatchers() []*seriespb.LabelMatcher {
 	if x != nil {
 		return x.Matchers
 	}
@@ -797,14 +513,14 @@ func (x *SeriesRequest) GetLimit() int64 {
 
 type LabelSet struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Labels        []*Label               `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty"`
+	Labels        []*seriespb.Label      `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LabelSet) Reset() {
 	*x = LabelSet{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[13]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -816,7 +532,7 @@ func (x *LabelSet) String() string {
 func (*LabelSet) ProtoMessage() {}
 
 func (x *LabelSet) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[13]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -829,10 +545,10 @@ func (x *LabelSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelSet.ProtoReflect.Descriptor instead.
 func (*LabelSet) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{13}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{9}
 }
 
-func (x *LabelSet) GetLabels() []*Label {
+func (x *LabelSet) GetLabels() []*seriespb.Label {
 	if x != nil {
 		return x.Labels
 	}
@@ -848,7 +564,7 @@ type SeriesResponse struct {
 
 func (x *SeriesResponse) Reset() {
 	*x = SeriesResponse{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[14]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -860,7 +576,7 @@ func (x *SeriesResponse) String() string {
 func (*SeriesResponse) ProtoMessage() {}
 
 func (x *SeriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[14]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -873,7 +589,7 @@ func (x *SeriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeriesResponse.ProtoReflect.Descriptor instead.
 func (*SeriesResponse) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{14}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SeriesResponse) GetSeries() []*LabelSet {
@@ -895,7 +611,7 @@ type MetricsMetadataRequest struct {
 
 func (x *MetricsMetadataRequest) Reset() {
 	*x = MetricsMetadataRequest{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[15]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -907,7 +623,7 @@ func (x *MetricsMetadataRequest) String() string {
 func (*MetricsMetadataRequest) ProtoMessage() {}
 
 func (x *MetricsMetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[15]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -920,7 +636,7 @@ func (x *MetricsMetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsMetadataRequest.ProtoReflect.Descriptor instead.
 func (*MetricsMetadataRequest) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{15}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *MetricsMetadataRequest) GetMetric() string {
@@ -957,7 +673,7 @@ type MetricMetadata struct {
 
 func (x *MetricMetadata) Reset() {
 	*x = MetricMetadata{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[16]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -969,7 +685,7 @@ func (x *MetricMetadata) String() string {
 func (*MetricMetadata) ProtoMessage() {}
 
 func (x *MetricMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[16]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -982,7 +698,7 @@ func (x *MetricMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricMetadata.ProtoReflect.Descriptor instead.
 func (*MetricMetadata) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{16}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *MetricMetadata) GetMetricFamilyName() string {
@@ -1022,7 +738,7 @@ type MetricsMetadataResponse struct {
 
 func (x *MetricsMetadataResponse) Reset() {
 	*x = MetricsMetadataResponse{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[17]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1034,7 +750,7 @@ func (x *MetricsMetadataResponse) String() string {
 func (*MetricsMetadataResponse) ProtoMessage() {}
 
 func (x *MetricsMetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[17]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1047,7 +763,7 @@ func (x *MetricsMetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsMetadataResponse.ProtoReflect.Descriptor instead.
 func (*MetricsMetadataResponse) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{17}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *MetricsMetadataResponse) GetMetadata() []*MetricMetadata {
@@ -1061,53 +777,38 @@ var File_ingester_ingesterpb_ingester_proto protoreflect.FileDescriptor
 
 const file_ingester_ingesterpb_ingester_proto_rawDesc = "" +
 	"\n" +
-	"\"ingester/ingesterpb/ingester.proto\x12\x0fstrata.ingester\"2\n" +
+	"\"ingester/ingesterpb/ingester.proto\x12\x0fstrata.ingester\x1a\x15seriespb/series.proto\"2\n" +
 	"\vPushRequest\x12#\n" +
 	"\rwrite_request\x18\x01 \x01(\fR\fwriteRequest\"\x0e\n" +
-	"\fPushResponse\"1\n" +
-	"\x05Label\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"h\n" +
-	"\fLabelMatcher\x12.\n" +
-	"\x04type\x18\x01 \x01(\x0e2\x1a.strata.ingester.MatchTypeR\x04type\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x03 \x01(\tR\x05value\"{\n" +
+	"\fPushResponse\"y\n" +
 	"\fQueryRequest\x12\x19\n" +
 	"\bstart_ms\x18\x01 \x01(\x03R\astartMs\x12\x15\n" +
-	"\x06end_ms\x18\x02 \x01(\x03R\x05endMs\x129\n" +
-	"\bmatchers\x18\x03 \x03(\v2\x1d.strata.ingester.LabelMatcherR\bmatchers\"w\n" +
-	"\x05Chunk\x12\x1e\n" +
-	"\vmin_time_ms\x18\x01 \x01(\x03R\tminTimeMs\x12\x1e\n" +
-	"\vmax_time_ms\x18\x02 \x01(\x03R\tmaxTimeMs\x12\x1a\n" +
-	"\bencoding\x18\x03 \x01(\rR\bencoding\x12\x12\n" +
-	"\x04data\x18\x04 \x01(\fR\x04data\"n\n" +
-	"\fStreamSeries\x12.\n" +
-	"\x06labels\x18\x01 \x03(\v2\x16.strata.ingester.LabelR\x06labels\x12.\n" +
-	"\x06chunks\x18\x02 \x03(\v2\x16.strata.ingester.ChunkR\x06chunks\"L\n" +
-	"\x13QueryStreamResponse\x125\n" +
-	"\x06series\x18\x01 \x03(\v2\x1d.strata.ingester.StreamSeriesR\x06series\"\x96\x01\n" +
+	"\x06end_ms\x18\x02 \x01(\x03R\x05endMs\x127\n" +
+	"\bmatchers\x18\x03 \x03(\v2\x1b.strata.series.LabelMatcherR\bmatchers\"D\n" +
+	"\x13QueryStreamResponse\x12-\n" +
+	"\x06series\x18\x01 \x03(\v2\x15.strata.series.SeriesR\x06series\"\x94\x01\n" +
 	"\x11LabelNamesRequest\x12\x19\n" +
 	"\bstart_ms\x18\x01 \x01(\x03R\astartMs\x12\x15\n" +
-	"\x06end_ms\x18\x02 \x01(\x03R\x05endMs\x129\n" +
-	"\bmatchers\x18\x03 \x03(\v2\x1d.strata.ingester.LabelMatcherR\bmatchers\x12\x14\n" +
+	"\x06end_ms\x18\x02 \x01(\x03R\x05endMs\x127\n" +
+	"\bmatchers\x18\x03 \x03(\v2\x1b.strata.series.LabelMatcherR\bmatchers\x12\x14\n" +
 	"\x05limit\x18\x04 \x01(\x03R\x05limit\"*\n" +
 	"\x12LabelNamesResponse\x12\x14\n" +
-	"\x05names\x18\x01 \x03(\tR\x05names\"\xab\x01\n" +
+	"\x05names\x18\x01 \x03(\tR\x05names\"\xa9\x01\n" +
 	"\x12LabelValuesRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
 	"\bstart_ms\x18\x02 \x01(\x03R\astartMs\x12\x15\n" +
-	"\x06end_ms\x18\x03 \x01(\x03R\x05endMs\x129\n" +
-	"\bmatchers\x18\x04 \x03(\v2\x1d.strata.ingester.LabelMatcherR\bmatchers\x12\x14\n" +
+	"\x06end_ms\x18\x03 \x01(\x03R\x05endMs\x127\n" +
+	"\bmatchers\x18\x04 \x03(\v2\x1b.strata.series.LabelMatcherR\bmatchers\x12\x14\n" +
 	"\x05limit\x18\x05 \x01(\x03R\x05limit\"-\n" +
 	"\x13LabelValuesResponse\x12\x16\n" +
-	"\x06values\x18\x01 \x03(\tR\x06values\"\x92\x01\n" +
+	"\x06values\x18\x01 \x03(\tR\x06values\"\x90\x01\n" +
 	"\rSeriesRequest\x12\x19\n" +
 	"\bstart_ms\x18\x01 \x01(\x03R\astartMs\x12\x15\n" +
-	"\x06end_ms\x18\x02 \x01(\x03R\x05endMs\x129\n" +
-	"\bmatchers\x18\x03 \x03(\v2\x1d.strata.ingester.LabelMatcherR\bmatchers\x12\x14\n" +
-	"\x05limit\x18\x04 \x01(\x03R\x05limit\":\n" +
-	"\bLabelSet\x12.\n" +
-	"\x06labels\x18\x01 \x03(\v2\x16.strata.ingester.LabelR\x06labels\"C\n" +
+	"\x06end_ms\x18\x02 \x01(\x03R\x05endMs\x127\n" +
+	"\bmatchers\x18\x03 \x03(\v2\x1b.strata.series.LabelMatcherR\bmatchers\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\x03R\x05limit\"8\n" +
+	"\bLabelSet\x12,\n" +
+	"\x06labels\x18\x01 \x03(\v2\x14.strata.series.LabelR\x06labels\"C\n" +
 	"\x0eSeriesResponse\x121\n" +
 	"\x06series\x18\x01 \x03(\v2\x19.strata.ingester.LabelSetR\x06series\"p\n" +
 	"\x16MetricsMetadataRequest\x12\x16\n" +
@@ -1120,12 +821,7 @@ const file_ingester_ingesterpb_ingester_proto_rawDesc = "" +
 	"\x04help\x18\x03 \x01(\tR\x04help\x12\x12\n" +
 	"\x04unit\x18\x04 \x01(\tR\x04unit\"V\n" +
 	"\x17MetricsMetadataResponse\x12;\n" +
-	"\bmetadata\x18\x01 \x03(\v2\x1f.strata.ingester.MetricMetadataR\bmetadata*J\n" +
-	"\tMatchType\x12\t\n" +
-	"\x05EQUAL\x10\x00\x12\r\n" +
-	"\tNOT_EQUAL\x10\x01\x12\x0f\n" +
-	"\vREGEX_MATCH\x10\x02\x12\x12\n" +
-	"\x0eREGEX_NO_MATCH\x10\x032\x87\x04\n" +
+	"\bmetadata\x18\x01 \x03(\v2\x1f.strata.ingester.MetricMetadataR\bmetadata2\x87\x04\n" +
 	"\bIngester\x12C\n" +
 	"\x04Push\x12\x1c.strata.ingester.PushRequest\x1a\x1d.strata.ingester.PushResponse\x12T\n" +
 	"\vQueryStream\x12\x1d.strata.ingester.QueryRequest\x1a$.strata.ingester.QueryStreamResponse0\x01\x12U\n" +
@@ -1147,58 +843,52 @@ func file_ingester_ingesterpb_ingester_proto_rawDescGZIP() []byte {
 	return file_ingester_ingesterpb_ingester_proto_rawDescData
 }
 
-var file_ingester_ingesterpb_ingester_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ingester_ingesterpb_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_ingester_ingesterpb_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_ingester_ingesterpb_ingester_proto_goTypes = []any{
-	(MatchType)(0),                  // 0: strata.ingester.MatchType
-	(*PushRequest)(nil),             // 1: strata.ingester.PushRequest
-	(*PushResponse)(nil),            // 2: strata.ingester.PushResponse
-	(*Label)(nil),                   // 3: strata.ingester.Label
-	(*LabelMatcher)(nil),            // 4: strata.ingester.LabelMatcher
-	(*QueryRequest)(nil),            // 5: strata.ingester.QueryRequest
-	(*Chunk)(nil),                   // 6: strata.ingester.Chunk
-	(*StreamSeries)(nil),            // 7: strata.ingester.StreamSeries
-	(*QueryStreamResponse)(nil),     // 8: strata.ingester.QueryStreamResponse
-	(*LabelNamesRequest)(nil),       // 9: strata.ingester.LabelNamesRequest
-	(*LabelNamesResponse)(nil),      // 10: strata.ingester.LabelNamesResponse
-	(*LabelValuesRequest)(nil),      // 11: strata.ingester.LabelValuesRequest
-	(*LabelValuesResponse)(nil),     // 12: strata.ingester.LabelValuesResponse
-	(*SeriesRequest)(nil),           // 13: strata.ingester.SeriesRequest
-	(*LabelSet)(nil),                // 14: strata.ingester.LabelSet
-	(*SeriesResponse)(nil),          // 15: strata.ingester.SeriesResponse
-	(*MetricsMetadataRequest)(nil),  // 16: strata.ingester.MetricsMetadataRequest
-	(*MetricMetadata)(nil),          // 17: strata.ingester.MetricMetadata
-	(*MetricsMetadataResponse)(nil), // 18: strata.ingester.MetricsMetadataResponse
+	(*PushRequest)(nil),             // 0: strata.ingester.PushRequest
+	(*PushResponse)(nil),            // 1: strata.ingester.PushResponse
+	(*QueryRequest)(nil),            // 2: strata.ingester.QueryRequest
+	(*QueryStreamResponse)(nil),     // 3: strata.ingester.QueryStreamResponse
+	(*LabelNamesRequest)(nil),       // 4: strata.ingester.LabelNamesRequest
+	(*LabelNamesResponse)(nil),      // 5: strata.ingester.LabelNamesResponse
+	(*LabelValuesRequest)(nil),      // 6: strata.ingester.LabelValuesRequest
+	(*LabelValuesResponse)(nil),     // 7: strata.ingester.LabelValuesResponse
+	(*SeriesRequest)(nil),           // 8: strata.ingester.SeriesRequest
+	(*LabelSet)(nil),                // 9: strata.ingester.LabelSet
+	(*SeriesResponse)(nil),          // 10: strata.ingester.SeriesResponse
+	(*MetricsMetadataRequest)(nil),  // 11: strata.ingester.MetricsMetadataRequest
+	(*MetricMetadata)(nil),          // 12: strata.ingester.MetricMetadata
+	(*MetricsMetadataResponse)(nil), // 13: strata.ingester.MetricsMetadataResponse
+	(*seriespb.LabelMatcher)(nil),   // 14: strata.series.LabelMatcher
+	(*seriespb.Series)(nil),         // 15: strata.series.Series
+	(*seriespb.Label)(nil),          // 16: strata.series.Label
 }
 var file_ingester_ingesterpb_ingester_proto_depIdxs = []int32{
-	0,  // 0: strata.ingester.LabelMatcher.type:type_name -> strata.ingester.MatchType
-	4,  // 1: strata.ingester.QueryRequest.matchers:type_name -> strata.ingester.LabelMatcher
-	3,  // 2: strata.ingester.StreamSeries.labels:type_name -> strata.ingester.Label
-	6,  // 3: strata.ingester.StreamSeries.chunks:type_name -> strata.ingester.Chunk
-	7,  // 4: strata.ingester.QueryStreamResponse.series:type_name -> strata.ingester.StreamSeries
-	4,  // 5: strata.ingester.LabelNamesRequest.matchers:type_name -> strata.ingester.LabelMatcher
-	4,  // 6: strata.ingester.LabelValuesRequest.matchers:type_name -> strata.ingester.LabelMatcher
-	4,  // 7: strata.ingester.SeriesRequest.matchers:type_name -> strata.ingester.LabelMatcher
-	3,  // 8: strata.ingester.LabelSet.labels:type_name -> strata.ingester.Label
-	14, // 9: strata.ingester.SeriesResponse.series:type_name -> strata.ingester.LabelSet
-	17, // 10: strata.ingester.MetricsMetadataResponse.metadata:type_name -> strata.ingester.MetricMetadata
-	1,  // 11: strata.ingester.Ingester.Push:input_type -> strata.ingester.PushRequest
-	5,  // 12: strata.ingester.Ingester.QueryStream:input_type -> strata.ingester.QueryRequest
-	9,  // 13: strata.ingester.Ingester.LabelNames:input_type -> strata.ingester.LabelNamesRequest
-	11, // 14: strata.ingester.Ingester.LabelValues:input_type -> strata.ingester.LabelValuesRequest
-	13, // 15: strata.ingester.Ingester.Series:input_type -> strata.ingester.SeriesRequest
-	16, // 16: strata.ingester.Ingester.MetricsMetadata:input_type -> strata.ingester.MetricsMetadataRequest
-	2,  // 17: strata.ingester.Ingester.Push:output_type -> strata.ingester.PushResponse
-	8,  // 18: strata.ingester.Ingester.QueryStream:output_type -> strata.ingester.QueryStreamResponse
-	10, // 19: strata.ingester.Ingester.LabelNames:output_type -> strata.ingester.LabelNamesResponse
-	12, // 20: strata.ingester.Ingester.LabelValues:output_type -> strata.ingester.LabelValuesResponse
-	15, // 21: strata.ingester.Ingester.Series:output_type -> strata.ingester.SeriesResponse
-	18, // 22: strata.ingester.Ingester.MetricsMetadata:output_type -> strata.ingester.MetricsMetadataResponse
-	17, // [17:23] is the sub-list for method output_type
-	11, // [11:17] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	14, // 0: strata.ingester.QueryRequest.matchers:type_name -> strata.series.LabelMatcher
+	15, // 1: strata.ingester.QueryStreamResponse.series:type_name -> strata.series.Series
+	14, // 2: strata.ingester.LabelNamesRequest.matchers:type_name -> strata.series.LabelMatcher
+	14, // 3: strata.ingester.LabelValuesRequest.matchers:type_name -> strata.series.LabelMatcher
+	14, // 4: strata.ingester.SeriesRequest.matchers:type_name -> strata.series.LabelMatcher
+	16, // 5: strata.ingester.LabelSet.labels:type_name -> strata.series.Label
+	9,  // 6: strata.ingester.SeriesResponse.series:type_name -> strata.ingester.LabelSet
+	12, // 7: strata.ingester.MetricsMetadataResponse.metadata:type_name -> strata.ingester.MetricMetadata
+	0,  // 8: strata.ingester.Ingester.Push:input_type -> strata.ingester.PushRequest
+	2,  // 9: strata.ingester.Ingester.QueryStream:input_type -> strata.ingester.QueryRequest
+	4,  // 10: strata.ingester.Ingester.LabelNames:input_type -> strata.ingester.LabelNamesRequest
+	6,  // 11: strata.ingester.Ingester.LabelValues:input_type -> strata.ingester.LabelValuesRequest
+	8,  // 12: strata.ingester.Ingester.Series:input_type -> strata.ingester.SeriesRequest
+	11, // 13: strata.ingester.Ingester.MetricsMetadata:input_type -> strata.ingester.MetricsMetadataRequest
+	1,  // 14: strata.ingester.Ingester.Push:output_type -> strata.ingester.PushResponse
+	3,  // 15: strata.ingester.Ingester.QueryStream:output_type -> strata.ingester.QueryStreamResponse
+	5,  // 16: strata.ingester.Ingester.LabelNames:output_type -> strata.ingester.LabelNamesResponse
+	7,  // 17: strata.ingester.Ingester.LabelValues:output_type -> strata.ingester.LabelValuesResponse
+	10, // 18: strata.ingester.Ingester.Series:output_type -> strata.ingester.SeriesResponse
+	13, // 19: strata.ingester.Ingester.MetricsMetadata:output_type -> strata.ingester.MetricsMetadataResponse
+	14, // [14:20] is the sub-list for method output_type
+	8,  // [8:14] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_ingester_ingesterpb_ingester_proto_init() }
@@ -1211,14 +901,13 @@ func file_ingester_ingesterpb_ingester_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ingester_ingesterpb_ingester_proto_rawDesc), len(file_ingester_ingesterpb_ingester_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   18,
+			NumEnums:      0,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_ingester_ingesterpb_ingester_proto_goTypes,
 		DependencyIndexes: file_ingester_ingesterpb_ingester_proto_depIdxs,
-		EnumInfos:         file_ingester_ingesterpb_ingester_proto_enumTypes,
 		MessageInfos:      file_ingester_ingesterpb_ingester_proto_msgTypes,
 	}.Build()
 	File_ingester_ingesterpb_ingester_proto = out.File

@@ -1,3 +1,3 @@
-// Package storegatewaypb holds the store-gateway's gRPC service and messages (generated from
-// storegateway.proto by scripts/genproto.sh) and their conversions to Prometheus types.
+// Package storegatewaypb holds the store-gateway's gRPC service and messages, generated from
+// storegateway.proto by scripts/genproto.sh. Labels, matchers and series are seriespb's.
 package storegatewaypb

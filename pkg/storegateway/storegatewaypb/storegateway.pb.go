@@ -9,7 +9,7 @@
 package storegatewaypb
 
 import (
-	ingesterpb "github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
+	seriespb "github.com/strata-metrics/strata/pkg/seriespb"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -27,9 +27,9 @@ const (
 type SeriesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Inclusive time range in unix milliseconds.
-	MinTimeMs int64                      `protobuf:"varint,1,opt,name=min_time_ms,json=minTimeMs,proto3" json:"min_time_ms,omitempty"`
-	MaxTimeMs int64                      `protobuf:"varint,2,opt,name=max_time_ms,json=maxTimeMs,proto3" json:"max_time_ms,omitempty"`
-	Matchers  []*ingesterpb.LabelMatcher `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	MinTimeMs int64                    `protobuf:"varint,1,opt,name=min_time_ms,json=minTimeMs,proto3" json:"min_time_ms,omitempty"`
+	MaxTimeMs int64                    `protobuf:"varint,2,opt,name=max_time_ms,json=maxTimeMs,proto3" json:"max_time_ms,omitempty"`
+	Matchers  []*seriespb.LabelMatcher `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers,omitempty"`
 	// The blocks (ULIDs) to read, chosen by the querier from the tenant's bucket index.
 	BlockIds []string `protobuf:"bytes,4,rep,name=block_ids,json=blockIds,proto3" json:"block_ids,omitempty"`
 	// skip_chunks returns label sets only (for /api/v1/series).
@@ -82,7 +82,7 @@ func (x *SeriesRequest) GetMaxTimeMs() int64 {
 	return 0
 }
 
-func (x *SeriesRequest) GetMatchers() []*ingesterpb.LabelMatcher {
+func (x *SeriesRequest) GetMatchers() []*seriespb.LabelMatcher {
 	if x != nil {
 		return x.Matchers
 	}
@@ -103,65 +103,13 @@ func (x *SeriesRequest) GetSkipChunks() bool {
 	return false
 }
 
-type Series struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	Labels []*ingesterpb.Label    `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty"`
-	// Chunks from every requested block, sorted by min time.
-	Chunks        []*ingesterpb.Chunk `protobuf:"bytes,2,rep,name=chunks,proto3" json:"chunks,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Series) Reset() {
-	*x = Series{}
-	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[1]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Series) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Series) ProtoMessage() {}
-
-func (x *Series) ProtoReflect() protoreflect.Message {
-	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[1]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Series.ProtoReflect.Descriptor instead.
-func (*Series) Descriptor() ([]byte, []int) {
-	return file_storegateway_storegatewaypb_storegateway_proto_rawDescGZIP(), []int{1}
-}
-
-func (x *Series) GetLabels() []*ingesterpb.Label {
-	if x != nil {
-		return x.Labels
-	}
-	return nil
-}
-
-func (x *Series) GetChunks() []*ingesterpb.Chunk {
-	if x != nil {
-		return x.Chunks
-	}
-	return nil
-}
-
 type SeriesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Series in label order across all messages of one stream; a series appears once.
-	Series []*Series `protobuf:"bytes,1,rep,name=series,proto3" json:"series,omitempty"`
-	// Set on the last message only: the requested blocks this instance holds and answered for. A block not
-	// listed must be asked from another store-gateway.
+	// Series in label order across all messages of one stream; a series appears once, with its chunks from
+	// every requested block.
+	Series []*seriespb.Series `protobuf:"bytes,1,rep,name=series,proto3" json:"series,omitempty"`
+	// Set on the first message only, which carries no series: the requested blocks this instance holds and
+	// answers for. A block not listed must be asked from another store-gateway.
 	QueriedBlockIds []string `protobuf:"bytes,2,rep,name=queried_block_ids,json=queriedBlockIds,proto3" json:"queried_block_ids,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
@@ -169,7 +117,7 @@ type SeriesResponse struct {
 
 func (x *SeriesResponse) Reset() {
 	*x = SeriesResponse{}
-	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[2]
+	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -181,7 +129,7 @@ func (x *SeriesResponse) String() string {
 func (*SeriesResponse) ProtoMessage() {}
 
 func (x *SeriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[2]
+	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -194,10 +142,10 @@ func (x *SeriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeriesResponse.ProtoReflect.Descriptor instead.
 func (*SeriesResponse) Descriptor() ([]byte, []int) {
-	return file_storegateway_storegatewaypb_storegateway_proto_rawDescGZIP(), []int{2}
+	return file_storegateway_storegatewaypb_storegateway_proto_rawDescGZIP(), []int{1}
 }
 
-func (x *SeriesResponse) GetSeries() []*Series {
+func (x *SeriesResponse) GetSeries() []*seriespb.Series {
 	if x != nil {
 		return x.Series
 	}
@@ -212,18 +160,18 @@ func (x *SeriesResponse) GetQueriedBlockIds() []string {
 }
 
 type LabelNamesRequest struct {
-	state         protoimpl.MessageState     `protogen:"open.v1"`
-	MinTimeMs     int64                      `protobuf:"varint,1,opt,name=min_time_ms,json=minTimeMs,proto3" json:"min_time_ms,omitempty"`
-	MaxTimeMs     int64                      `protobuf:"varint,2,opt,name=max_time_ms,json=maxTimeMs,proto3" json:"max_time_ms,omitempty"`
-	Matchers      []*ingesterpb.LabelMatcher `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers,omitempty"`
-	BlockIds      []string                   `protobuf:"bytes,4,rep,name=block_ids,json=blockIds,proto3" json:"block_ids,omitempty"`
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	MinTimeMs     int64                    `protobuf:"varint,1,opt,name=min_time_ms,json=minTimeMs,proto3" json:"min_time_ms,omitempty"`
+	MaxTimeMs     int64                    `protobuf:"varint,2,opt,name=max_time_ms,json=maxTimeMs,proto3" json:"max_time_ms,omitempty"`
+	Matchers      []*seriespb.LabelMatcher `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	BlockIds      []string                 `protobuf:"bytes,4,rep,name=block_ids,json=blockIds,proto3" json:"block_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LabelNamesRequest) Reset() {
 	*x = LabelNamesRequest{}
-	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[3]
+	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -235,7 +183,7 @@ func (x *LabelNamesRequest) String() string {
 func (*LabelNamesRequest) ProtoMessage() {}
 
 func (x *LabelNamesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[3]
+	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -248,7 +196,7 @@ func (x *LabelNamesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesRequest.ProtoReflect.Descriptor instead.
 func (*LabelNamesRequest) Descriptor() ([]byte, []int) {
-	return file_storegateway_storegatewaypb_storegateway_proto_rawDescGZIP(), []int{3}
+	return file_storegateway_storegatewaypb_storegateway_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *LabelNamesRequest) GetMinTimeMs() int64 {
@@ -265,7 +213,7 @@ func (x *LabelNamesRequest) GetMaxTimeMs() int64 {
 	return 0
 }
 
-func (x *LabelNamesRequest) GetMatchers() []*ingesterpb.LabelMatcher {
+func (x *LabelNamesRequest) GetMatchers() []*seriespb.LabelMatcher {
 	if x != nil {
 		return x.Matchers
 	}
@@ -289,7 +237,7 @@ type LabelNamesResponse struct {
 
 func (x *LabelNamesResponse) Reset() {
 	*x = LabelNamesResponse{}
-	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[4]
+	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -301,7 +249,7 @@ func (x *LabelNamesResponse) String() string {
 func (*LabelNamesResponse) ProtoMessage() {}
 
 func (x *LabelNamesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[4]
+	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -314,7 +262,7 @@ func (x *LabelNamesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesResponse.ProtoReflect.Descriptor instead.
 func (*LabelNamesResponse) Descriptor() ([]byte, []int) {
-	return file_storegateway_storegatewaypb_storegateway_proto_rawDescGZIP(), []int{4}
+	return file_storegateway_storegatewaypb_storegateway_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *LabelNamesResponse) GetNames() []string {
@@ -332,19 +280,19 @@ func (x *LabelNamesResponse) GetQueriedBlockIds() []string {
 }
 
 type LabelValuesRequest struct {
-	state         protoimpl.MessageState     `protogen:"open.v1"`
-	Name          string                     `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	MinTimeMs     int64                      `protobuf:"varint,2,opt,name=min_time_ms,json=minTimeMs,proto3" json:"min_time_ms,omitempty"`
-	MaxTimeMs     int64                      `protobuf:"varint,3,opt,name=max_time_ms,json=maxTimeMs,proto3" json:"max_time_ms,omitempty"`
-	Matchers      []*ingesterpb.LabelMatcher `protobuf:"bytes,4,rep,name=matchers,proto3" json:"matchers,omitempty"`
-	BlockIds      []string                   `protobuf:"bytes,5,rep,name=block_ids,json=blockIds,proto3" json:"block_ids,omitempty"`
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	Name          string                   `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	MinTimeMs     int64                    `protobuf:"varint,2,opt,name=min_time_ms,json=minTimeMs,proto3" json:"min_time_ms,omitempty"`
+	MaxTimeMs     int64                    `protobuf:"varint,3,opt,name=max_time_ms,json=maxTimeMs,proto3" json:"max_time_ms,omitempty"`
+	Matchers      []*seriespb.LabelMatcher `protobuf:"bytes,4,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	BlockIds      []string                 `protobuf:"bytes,5,rep,name=block_ids,json=blockIds,proto3" json:"block_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LabelValuesRequest) Reset() {
 	*x = LabelValuesRequest{}
-	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[5]
+	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -356,7 +304,7 @@ func (x *LabelValuesRequest) String() string {
 func (*LabelValuesRequest) ProtoMessage() {}
 
 func (x *LabelValuesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[5]
+	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -369,7 +317,7 @@ func (x *LabelValuesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesRequest.ProtoReflect.Descriptor instead.
 func (*LabelValuesRequest) Descriptor() ([]byte, []int) {
-	return file_storegateway_storegatewaypb_storegateway_proto_rawDescGZIP(), []int{5}
+	return file_storegateway_storegatewaypb_storegateway_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *LabelValuesRequest) GetName() string {
@@ -393,7 +341,7 @@ func (x *LabelValuesRequest) GetMaxTimeMs() int64 {
 	return 0
 }
 
-func (x *LabelValuesRequest) GetMatchers() []*ingesterpb.LabelMatcher {
+func (x *LabelValuesRequest) GetMatchers() []*seriespb.LabelMatcher {
 	if x != nil {
 		return x.Matchers
 	}
@@ -417,7 +365,7 @@ type LabelValuesResponse struct {
 
 func (x *LabelValuesResponse) Reset() {
 	*x = LabelValuesResponse{}
-	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[6]
+	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -429,7 +377,7 @@ func (x *LabelValuesResponse) String() string {
 func (*LabelValuesResponse) ProtoMessage() {}
 
 func (x *LabelValuesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[6]
+	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -442,7 +390,7 @@ func (x *LabelValuesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesResponse.ProtoReflect.Descriptor instead.
 func (*LabelValuesResponse) Descriptor() ([]byte, []int) {
-	return file_storegateway_storegatewaypb_storegateway_proto_rawDescGZIP(), []int{6}
+	return file_storegateway_storegatewaypb_storegateway_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LabelValuesResponse) GetValues() []string {
@@ -463,33 +411,30 @@ var File_storegateway_storegatewaypb_storegateway_proto protoreflect.FileDescrip
 
 const file_storegateway_storegatewaypb_storegateway_proto_rawDesc = "" +
 	"\n" +
-	".storegateway/storegatewaypb/storegateway.proto\x12\x13strata.storegateway\x1a\"ingester/ingesterpb/ingester.proto\"\xc8\x01\n" +
+	".storegateway/storegatewaypb/storegateway.proto\x12\x13strata.storegateway\x1a\x15seriespb/series.proto\"\xc6\x01\n" +
 	"\rSeriesRequest\x12\x1e\n" +
 	"\vmin_time_ms\x18\x01 \x01(\x03R\tminTimeMs\x12\x1e\n" +
-	"\vmax_time_ms\x18\x02 \x01(\x03R\tmaxTimeMs\x129\n" +
-	"\bmatchers\x18\x03 \x03(\v2\x1d.strata.ingester.LabelMatcherR\bmatchers\x12\x1b\n" +
+	"\vmax_time_ms\x18\x02 \x01(\x03R\tmaxTimeMs\x127\n" +
+	"\bmatchers\x18\x03 \x03(\v2\x1b.strata.series.LabelMatcherR\bmatchers\x12\x1b\n" +
 	"\tblock_ids\x18\x04 \x03(\tR\bblockIds\x12\x1f\n" +
 	"\vskip_chunks\x18\x05 \x01(\bR\n" +
-	"skipChunks\"h\n" +
-	"\x06Series\x12.\n" +
-	"\x06labels\x18\x01 \x03(\v2\x16.strata.ingester.LabelR\x06labels\x12.\n" +
-	"\x06chunks\x18\x02 \x03(\v2\x16.strata.ingester.ChunkR\x06chunks\"q\n" +
-	"\x0eSeriesResponse\x123\n" +
-	"\x06series\x18\x01 \x03(\v2\x1b.strata.storegateway.SeriesR\x06series\x12*\n" +
-	"\x11queried_block_ids\x18\x02 \x03(\tR\x0fqueriedBlockIds\"\xab\x01\n" +
+	"skipChunks\"k\n" +
+	"\x0eSeriesResponse\x12-\n" +
+	"\x06series\x18\x01 \x03(\v2\x15.strata.series.SeriesR\x06series\x12*\n" +
+	"\x11queried_block_ids\x18\x02 \x03(\tR\x0fqueriedBlockIds\"\xa9\x01\n" +
 	"\x11LabelNamesRequest\x12\x1e\n" +
 	"\vmin_time_ms\x18\x01 \x01(\x03R\tminTimeMs\x12\x1e\n" +
-	"\vmax_time_ms\x18\x02 \x01(\x03R\tmaxTimeMs\x129\n" +
-	"\bmatchers\x18\x03 \x03(\v2\x1d.strata.ingester.LabelMatcherR\bmatchers\x12\x1b\n" +
+	"\vmax_time_ms\x18\x02 \x01(\x03R\tmaxTimeMs\x127\n" +
+	"\bmatchers\x18\x03 \x03(\v2\x1b.strata.series.LabelMatcherR\bmatchers\x12\x1b\n" +
 	"\tblock_ids\x18\x04 \x03(\tR\bblockIds\"V\n" +
 	"\x12LabelNamesResponse\x12\x14\n" +
 	"\x05names\x18\x01 \x03(\tR\x05names\x12*\n" +
-	"\x11queried_block_ids\x18\x02 \x03(\tR\x0fqueriedBlockIds\"\xc0\x01\n" +
+	"\x11queried_block_ids\x18\x02 \x03(\tR\x0fqueriedBlockIds\"\xbe\x01\n" +
 	"\x12LabelValuesRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
 	"\vmin_time_ms\x18\x02 \x01(\x03R\tminTimeMs\x12\x1e\n" +
-	"\vmax_time_ms\x18\x03 \x01(\x03R\tmaxTimeMs\x129\n" +
-	"\bmatchers\x18\x04 \x03(\v2\x1d.strata.ingester.LabelMatcherR\bmatchers\x12\x1b\n" +
+	"\vmax_time_ms\x18\x03 \x01(\x03R\tmaxTimeMs\x127\n" +
+	"\bmatchers\x18\x04 \x03(\v2\x1b.strata.series.LabelMatcherR\bmatchers\x12\x1b\n" +
 	"\tblock_ids\x18\x05 \x03(\tR\bblockIds\"Y\n" +
 	"\x13LabelValuesResponse\x12\x16\n" +
 	"\x06values\x18\x01 \x03(\tR\x06values\x12*\n" +
@@ -512,37 +457,33 @@ func file_storegateway_storegatewaypb_storegateway_proto_rawDescGZIP() []byte {
 	return file_storegateway_storegatewaypb_storegateway_proto_rawDescData
 }
 
-var file_storegateway_storegatewaypb_storegateway_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_storegateway_storegatewaypb_storegateway_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_storegateway_storegatewaypb_storegateway_proto_goTypes = []any{
-	(*SeriesRequest)(nil),           // 0: strata.storegateway.SeriesRequest
-	(*Series)(nil),                  // 1: strata.storegateway.Series
-	(*SeriesResponse)(nil),          // 2: strata.storegateway.SeriesResponse
-	(*LabelNamesRequest)(nil),       // 3: strata.storegateway.LabelNamesRequest
-	(*LabelNamesResponse)(nil),      // 4: strata.storegateway.LabelNamesResponse
-	(*LabelValuesRequest)(nil),      // 5: strata.storegateway.LabelValuesRequest
-	(*LabelValuesResponse)(nil),     // 6: strata.storegateway.LabelValuesResponse
-	(*ingesterpb.LabelMatcher)(nil), // 7: strata.ingester.LabelMatcher
-	(*ingesterpb.Label)(nil),        // 8: strata.ingester.Label
-	(*ingesterpb.Chunk)(nil),        // 9: strata.ingester.Chunk
+	(*SeriesRequest)(nil),         // 0: strata.storegateway.SeriesRequest
+	(*SeriesResponse)(nil),        // 1: strata.storegateway.SeriesResponse
+	(*LabelNamesRequest)(nil),     // 2: strata.storegateway.LabelNamesRequest
+	(*LabelNamesResponse)(nil),    // 3: strata.storegateway.LabelNamesResponse
+	(*LabelValuesRequest)(nil),    // 4: strata.storegateway.LabelValuesRequest
+	(*LabelValuesResponse)(nil),   // 5: strata.storegateway.LabelValuesResponse
+	(*seriespb.LabelMatcher)(nil), // 6: strata.series.LabelMatcher
+	(*seriespb.Series)(nil),       // 7: strata.series.Series
 }
 var file_storegateway_storegatewaypb_storegateway_proto_depIdxs = []int32{
-	7, // 0: strata.storegateway.SeriesRequest.matchers:type_name -> strata.ingester.LabelMatcher
-	8, // 1: strata.storegateway.Series.labels:type_name -> strata.ingester.Label
-	9, // 2: strata.storegateway.Series.chunks:type_name -> strata.ingester.Chunk
-	1, // 3: strata.storegateway.SeriesResponse.series:type_name -> strata.storegateway.Series
-	7, // 4: strata.storegateway.LabelNamesRequest.matchers:type_name -> strata.ingester.LabelMatcher
-	7, // 5: strata.storegateway.LabelValuesRequest.matchers:type_name -> strata.ingester.LabelMatcher
-	0, // 6: strata.storegateway.StoreGateway.Series:input_type -> strata.storegateway.SeriesRequest
-	3, // 7: strata.storegateway.StoreGateway.LabelNames:input_type -> strata.storegateway.LabelNamesRequest
-	5, // 8: strata.storegateway.StoreGateway.LabelValues:input_type -> strata.storegateway.LabelValuesRequest
-	2, // 9: strata.storegateway.StoreGateway.Series:output_type -> strata.storegateway.SeriesResponse
-	4, // 10: strata.storegateway.StoreGateway.LabelNames:output_type -> strata.storegateway.LabelNamesResponse
-	6, // 11: strata.storegateway.StoreGateway.LabelValues:output_type -> strata.storegateway.LabelValuesResponse
-	9, // [9:12] is the sub-list for method output_type
-	6, // [6:9] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	6, // 0: strata.storegateway.SeriesRequest.matchers:type_name -> strata.series.LabelMatcher
+	7, // 1: strata.storegateway.SeriesResponse.series:type_name -> strata.series.Series
+	6, // 2: strata.storegateway.LabelNamesRequest.matchers:type_name -> strata.series.LabelMatcher
+	6, // 3: strata.storegateway.LabelValuesRequest.matchers:type_name -> strata.series.LabelMatcher
+	0, // 4: strata.storegateway.StoreGateway.Series:input_type -> strata.storegateway.SeriesRequest
+	2, // 5: strata.storegateway.StoreGateway.LabelNames:input_type -> strata.storegateway.LabelNamesRequest
+	4, // 6: strata.storegateway.StoreGateway.LabelValues:input_type -> strata.storegateway.LabelValuesRequest
+	1, // 7: strata.storegateway.StoreGateway.Series:output_type -> strata.storegateway.SeriesResponse
+	3, // 8: strata.storegateway.StoreGateway.LabelNames:output_type -> strata.storegateway.LabelNamesResponse
+	5, // 9: strata.storegateway.StoreGateway.LabelValues:output_type -> strata.storegateway.LabelValuesResponse
+	7, // [7:10] is the sub-list for method output_type
+	4, // [4:7] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_storegateway_storegatewaypb_storegateway_proto_init() }
@@ -556,7 +497,7 @@ func file_storegateway_storegatewaypb_storegateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_storegateway_storegatewaypb_storegateway_proto_rawDesc), len(file_storegateway_storegatewaypb_storegateway_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -31,8 +31,9 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type StoreGatewayClient interface {
 	// Series streams the series of the requested blocks that match the matchers and have samples in the time
-	// range, merged across blocks in label order. The tenant travels in the x-scope-orgid metadata. The last
-	// message lists the blocks this instance answered for.
+	// range, merged across blocks in label order. The tenant travels in the x-scope-orgid metadata. The first
+	// message lists the blocks this instance holds and answers for, before any series, so that a querier
+	// asks other store-gateways for the rest while it already merges the series.
 	Series(ctx context.Context, in *SeriesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SeriesResponse], error)
 	// LabelNames returns the sorted label names of the requested blocks.
 	LabelNames(ctx context.Context, in *LabelNamesRequest, opts ...grpc.CallOption) (*LabelNamesResponse, error)
@@ -92,8 +93,9 @@ func (c *storeGatewayClient) LabelValues(ctx context.Context, in *LabelValuesReq
 // for forward compatibility.
 type StoreGatewayServer interface {
 	// Series streams the series of the requested blocks that match the matchers and have samples in the time
-	// range, merged across blocks in label order. The tenant travels in the x-scope-orgid metadata. The last
-	// message lists the blocks this instance answered for.
+	// range, merged across blocks in label order. The tenant travels in the x-scope-orgid metadata. The first
+	// message lists the blocks this instance holds and answers for, before any series, so that a querier
+	// asks other store-gateways for the rest while it already merges the series.
 	Series(*SeriesRequest, grpc.ServerStreamingServer[SeriesResponse]) error
 	// LabelNames returns the sorted label names of the requested blocks.
 	LabelNames(context.Context, *LabelNamesRequest) (*LabelNamesResponse, error)
