@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -212,7 +211,7 @@ func (c *Compactor) ownsTenant(tenant string) bool {
 	if c.ring == nil {
 		return true
 	}
-	rs, err := c.ring.Get(tenantToken(tenant), ring.Write, nil)
+	rs, err := c.ring.Get(ring.TenantToken(tenant), ring.Write, nil)
 	if err != nil {
 		c.logger.Warn("cannot find the owner of tenant in the ring, skipping it", "tenant", tenant, "err", err)
 		return false
@@ -223,12 +222,6 @@ func (c *Compactor) ownsTenant(tenant string) bool {
 		}
 	}
 	return false
-}
-
-// tenantToken hashes a tenant ID to its ring token.
-func tenantToken(tenant string) uint32 {
-	h := xxhash.Sum64String(tenant)
-	return uint32(h) ^ uint32(h>>32)
 }
 
 type metrics struct {

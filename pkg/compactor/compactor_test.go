@@ -276,7 +276,7 @@ func TestCompactor_SkipsTenantsItDoesNotOwn(t *testing.T) {
 	for _, tenant := range []string{"mine", "theirs", "unknown"} {
 		shipReplicas(t, bkt, tenant, base, base+2*hourMs)
 	}
-	r := &fakeRing{owners: map[uint32]string{tenantToken("mine"): "compactor-1", tenantToken("theirs"): "compactor-2"}}
+	r := &fakeRing{owners: map[uint32]string{ring.TenantToken("mine"): "compactor-1", ring.TenantToken("theirs"): "compactor-2"}}
 	c, err := New(testConfig(t), bkt, r, "compactor-1", nil, testLogger)
 	require.NoError(t, err)
 

@@ -3,6 +3,8 @@ package distributor
 import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/strata-metrics/strata/pkg/ring"
 )
 
 // seriesToken is the ring token of a series: a hash of the tenant and the (validated, sorted) labels, so
@@ -18,7 +20,7 @@ func seriesToken(tenantID string, ls []prompb.Label) uint32 {
 		b = append(b, l.Value...)
 		b = append(b, separator...)
 	}
-	return fold(xxhash.Sum64(b))
+	return ring.TokenOf(xxhash.Sum64(b))
 }
 
 // metadataToken spreads a tenant's metric metadata over the ring by metric family.
@@ -28,10 +30,7 @@ func metadataToken(tenantID, family string) uint32 {
 	_, _ = d.WriteString(tenantID)
 	_, _ = d.Write(separator)
 	_, _ = d.WriteString(family)
-	return fold(d.Sum64())
+	return ring.TokenOf(d.Sum64())
 }
 
-// separator cannot occur in valid UTF-8 label text, so different label sets never hash the same bytes.
-var separator = []byte{0xff}
-
-func fold(h uint64) uint32 { return uint32(h) ^ uint32(h>>32) }
+var separator = []byte{ring.KeySeparator}

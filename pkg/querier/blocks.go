@@ -22,7 +22,6 @@ import (
 	"github.com/strata-metrics/strata/pkg/seriespb"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
 	storagetsdb "github.com/strata-metrics/strata/pkg/storage/tsdb"
-	"github.com/strata-metrics/strata/pkg/storegateway"
 	"github.com/strata-metrics/strata/pkg/storegateway/storegatewaypb"
 	"github.com/strata-metrics/strata/pkg/tenant"
 )
@@ -110,7 +109,7 @@ func (q *blocksQuerier) forEachStoreGateway(ctx context.Context, tenantID string
 	for attempt := 0; attempt < maxBlockAttempts && len(remaining) > 0; attempt++ {
 		byAddr := map[string][]string{}
 		for id := range remaining {
-			rs, err := q.ring.Get(storegateway.BlockToken(tenantID, id), ring.Read, nil)
+			rs, err := q.ring.Get(ring.BlockToken(tenantID, id), ring.Read, nil)
 			if err != nil {
 				return fmt.Errorf("find store-gateways of block %s: %w", id, err)
 			}

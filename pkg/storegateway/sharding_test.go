@@ -91,7 +91,7 @@ func TestSharding_SplitsBlocksByRing(t *testing.T) {
 			for i, ids := range owned {
 				for _, key := range ids {
 					tenantID, idText, _ := strings.Cut(key, "/")
-					set, err := r.Get(BlockToken(tenantID, ulid.MustParseStrict(idText)), ring.Read, nil)
+					set, err := r.Get(ring.BlockToken(tenantID, ulid.MustParseStrict(idText)), ring.Read, nil)
 					require.NoError(t, err)
 					require.Len(t, set.Instances, 1)
 					require.Equal(t, []string{"sg-1:9095", "sg-2:9095"}[i], set.Instances[0].Addr)
@@ -99,11 +99,4 @@ func TestSharding_SplitsBlocksByRing(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestBlockToken(t *testing.T) {
-	id := ulid.MustNew(1, nil)
-	require.Equal(t, BlockToken("a", id), BlockToken("a", id), "deterministic")
-	require.NotEqual(t, BlockToken("a", id), BlockToken("b", id), "depends on the tenant")
-	require.NotEqual(t, BlockToken("a", id), BlockToken("a", ulid.MustNew(2, nil)), "depends on the block")
 }

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/tsdb/index"
 	"github.com/thanos-io/objstore"
@@ -22,18 +21,6 @@ import (
 
 // blockLoadConcurrency is how many blocks a sync downloads and opens at a time.
 const blockLoadConcurrency = 4
-
-// BlockToken is the ring token of a block: a hash of its tenant and ID. Store-gateways load the blocks whose
-// replication set holds them, and queriers use the same function to find the store-gateways of a block.
-func BlockToken(tenantID string, id ulid.ULID) uint32 {
-	var d xxhash.Digest
-	d.Reset()
-	_, _ = d.WriteString(tenantID)
-	_, _ = d.Write([]byte{0xff}) // cannot occur in a tenant ID, so tenant and ID never run together
-	_, _ = d.Write(id[:])
-	h := d.Sum64()
-	return uint32(h) ^ uint32(h>>32)
-}
 
 // partialSyncError says a sync updated some tenants but failed for others (or for some blocks); what it
 // could do is done, and the next sync retries the rest.
@@ -150,7 +137,7 @@ func (s *StoreGateway) owns(tenantID string, id ulid.ULID, buf *[]ring.InstanceD
 	if s.ring == nil {
 		return true, nil
 	}
-	set, err := s.ring.Get(BlockToken(tenantID, id), ring.BlocksSync, *buf)
+	set, err := s.ring.Get(ring.BlockToken(tenantID, id), ring.BlocksSync, *buf)
 	if err != nil {
 		return false, err
 	}
