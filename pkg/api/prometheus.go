@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/strata-metrics/strata/pkg/querier"
+	"github.com/strata-metrics/strata/pkg/version"
 )
 
 // Error types of the Prometheus HTTP API, with the statuses Prometheus answers them with.
@@ -406,7 +407,7 @@ func (a *PrometheusAPI) formatQuery(r *http.Request) (any, annotations.Annotatio
 }
 
 func (a *PrometheusAPI) buildInfo(*http.Request) (any, annotations.Annotations, *apiError) {
-	return BuildInfo(), nil, nil
+	return version.Get(), nil, nil
 }
 
 // storageError is a failure to read from ingesters: the client may retry.

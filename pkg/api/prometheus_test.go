@@ -9,12 +9,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
@@ -23,6 +26,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/strata-metrics/strata/pkg/querier"
+	"github.com/strata-metrics/strata/pkg/version"
 )
 
 // The test data: three series sampled every 15s from dataStart for ten minutes.
@@ -569,17 +573,31 @@ func TestFormatQuery(t *testing.T) {
 	require.Equal(t, "bad_data", resp.ErrorType)
 }
 
-func TestBuildInfo(t *testing.T) {
+func TestBuildInfo_ReportsStampedValues(t *testing.T) {
+	// What `make build` stamps with -ldflags -X.
+	v, r, b, d := version.Version, version.Revision, version.Branch, version.BuildDate
+	t.Cleanup(func() { version.Version, version.Revision, version.Branch, version.BuildDate = v, r, b, d })
+	version.Version, version.Revision, version.Branch, version.BuildDate = "v1.2.3", "0123abcd", "release-1.2", "2026-12-02T10:00:00Z"
+
 	a := newTestAPI(t, testEngineConfig(), nil)
 	status, resp := a.call(t, http.MethodGet, "/status/buildinfo", nil)
 	require.Equal(t, http.StatusOK, status, resp.Error)
 	var info map[string]string
 	require.NoError(t, json.Unmarshal(resp.Data, &info))
-	require.Equal(t, Version, info["version"])
+	require.Equal(t, "v1.2.3", info["version"])
+	require.Equal(t, "0123abcd", info["revision"])
+	require.Equal(t, "release-1.2", info["branch"])
+	require.Equal(t, "2026-12-02T10:00:00Z", info["buildDate"])
 	require.True(t, strings.HasPrefix(info["goVersion"], "go"), info["goVersion"])
-	for _, key := range []string{"revision", "branch", "buildUser", "buildDate"} {
-		require.Contains(t, info, key)
-	}
+	require.Contains(t, info, "buildUser")
+
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(BuildInfoCollector())
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP strata_build_info Build information of this Strata binary; the value is always 1.
+# TYPE strata_build_info gauge
+strata_build_info{branch="release-1.2",goversion="`+runtime.Version()+`",revision="0123abcd",version="v1.2.3"} 1
+`), "strata_build_info"))
 }
 
 // TestQueryRange_ConcurrentQueriesKeepTheirOwnResults runs different range queries at once: each answer

@@ -5,14 +5,11 @@ package api
 import (
 	"html/template"
 	"net/http"
-	"runtime"
-	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
-)
 
-// Version is set at build time with -ldflags "-X github.com/strata-metrics/strata/pkg/api.Version=...".
-var Version = "dev"
+	"github.com/strata-metrics/strata/pkg/version"
+)
 
 // Link is an entry of the index page.
 type Link struct {
@@ -34,43 +31,17 @@ func IndexPage(links func() []Link) http.Handler {
 		_ = indexTemplate.Execute(w, struct {
 			Version string
 			Links   []Link
-		}{Version, links()})
+		}{version.Get().Version, links()})
 	})
 }
 
-// buildInfo is the body of /api/v1/status/buildinfo, in Prometheus' field names.
-type buildInfo struct {
-	Version   string `json:"version"`
-	Revision  string `json:"revision"`
-	Branch    string `json:"branch"`
-	BuildUser string `json:"buildUser"`
-	BuildDate string `json:"buildDate"`
-	GoVersion string `json:"goVersion"`
-}
-
-// BuildInfo describes this binary, taking the revision from the Go build's VCS stamp.
-func BuildInfo() buildInfo {
-	info := buildInfo{Version: Version, GoVersion: runtime.Version()}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				info.Revision = s.Value
-			case "vcs.time":
-				info.BuildDate = s.Value
-			}
-		}
-	}
-	return info
-}
-
-// BuildInfoCollector exports strata_build_info{version,revision,goversion} = 1.
+// BuildInfoCollector exports strata_build_info{version,revision,branch,goversion} = 1.
 func BuildInfoCollector() prometheus.Collector {
-	info := BuildInfo()
+	info := version.Get()
 	g := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "strata_build_info",
 		Help:        "Build information of this Strata binary; the value is always 1.",
-		ConstLabels: prometheus.Labels{"version": info.Version, "revision": info.Revision, "goversion": info.GoVersion},
+		ConstLabels: prometheus.Labels{"version": info.Version, "revision": info.Revision, "branch": info.Branch, "goversion": info.GoVersion},
 	})
 	g.Set(1)
 	return g
