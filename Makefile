@@ -1,8 +1,12 @@
 # The README's commands. `make test` is also what CI runs (.ci/run).
 
-# Test tools installed with `go install` (versitygw) live here.
+# Test tools installed with `go install` (versitygw, golangci-lint) live here.
 export PATH := $(shell go env GOPATH)/bin:$(PATH)
-.PHONY: run build test vet test-deps proto docs cluster bench
+.PHONY: run build test test-unit test-race vet lint lint-deps check-proto check-mod test-deps proto docs cluster bench
+
+GOLANGCI_LINT_VERSION := v2.15.0
+# Every package but integration/, whose tests start real processes.
+UNIT_PACKAGES = $(shell go list ./... | grep -v '/integration')
 
 run:
 	go run ./cmd/strata
@@ -14,14 +18,40 @@ build:
 test: test-deps
 	go test ./...
 
+# The unit tests alone: no strata or prometheus processes (versitygw still serves the S3 client's tests).
+test-unit: test-deps
+	go test $(UNIT_PACKAGES)
+
+# The unit tests under the race detector; CI runs it.
+test-race: test-deps
+	go test -race $(UNIT_PACKAGES)
+
 # go vet without its io.Seeker check (stdmethods): it reports every Seek(int64) method, and the querier
 # implements the TSDB's sample iterator, chunkenc.Iterator, whose Seek(int64) ValueType is not io.Seeker.
 vet:
 	go vet -stdmethods=false ./...
 
-# Debian's prometheus package (a real remote-write client) and versitygw (a real S3 server).
+# go vet (as above), staticcheck, errcheck, unused, ineffassign and the import rule between components
+# (depguard), configured in .golangci.yml.
+lint: lint-deps
+	golangci-lint run ./...
+
+lint-deps:
+	@golangci-lint version 2>/dev/null | grep -q "version $(GOLANGCI_LINT_VERSION:v%=%) " || \
+		go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+# The checked-in protobuf code is what scripts/genproto.sh makes from the .proto files.
+check-proto:
+	./scripts/check-proto.sh
+
+# go.mod and go.sum are tidy.
+check-mod:
+	go mod tidy -diff
+
+# Debian's prometheus package (a real remote-write client), versitygw (a real S3 server) and protoc.
 test-deps:
-	@(command -v prometheus && command -v versitygw) >/dev/null 2>&1 || ./scripts/install-test-deps.sh
+	@(command -v prometheus && command -v versitygw && command -v protoc) >/dev/null 2>&1 || \
+		./scripts/install-test-deps.sh
 
 proto:
 	./scripts/genproto.sh
