@@ -18,6 +18,7 @@ import (
 	"github.com/thanos-io/objstore"
 
 	"github.com/strata-metrics/strata/pkg/api"
+	"github.com/strata-metrics/strata/pkg/grpcclient"
 	"github.com/strata-metrics/strata/pkg/ingester"
 	"github.com/strata-metrics/strata/pkg/ingester/client"
 	"github.com/strata-metrics/strata/pkg/ring"
@@ -63,9 +64,9 @@ type App struct {
 	bucket                 objstore.Bucket
 	storeGatewayRing       *ring.Ring
 	storeGatewayLifecycler *ring.Lifecycler
-	storeGatewayClients    *client.Pool
-	ring                   *ring.Ring
-	lifecycler             *ring.Lifecycler
+	storeGatewayClients    *grpcclient.Pool
+	ingesterRing           *ring.Ring
+	ingesterLifecycler     *ring.Lifecycler
 	ingesterClients        *client.Pool
 	discardedSamples       *prometheus.CounterVec
 	discardedMetadata      *prometheus.CounterVec
@@ -92,19 +93,22 @@ func New(cfg *Config, flags *flag.FlagSet, logger *slog.Logger) (*App, error) {
 		discardedMetadata: validation.NewDiscardedMetadata(reg),
 	}
 	for _, name := range a.order {
-		init := modules[name].init
-		if init == nil {
-			continue
+		var svc services.Service
+		if init := modules[name].init; init != nil {
+			var err error
+			if svc, err = init(a); err != nil {
+				a.closeListeners()
+				return nil, fmt.Errorf("init %s: %w", name, err)
+			}
 		}
-		svc, err := init(a)
-		if err != nil {
-			a.closeListeners()
-			return nil, fmt.Errorf("init %s: %w", name, err)
+		if svc == nil {
+			// A module that only registers handlers (distributor, querier) or has nothing to run with
+			// this configuration (memberlist-kv with the in-process ring) still goes through the states,
+			// so /services lists every module of the target.
+			svc = serviceGroup{}
 		}
-		if svc != nil {
-			a.services[name] = svc
-			a.states[name] = StateNew
-		}
+		a.services[name] = svc
+		a.states[name] = StateNew
 	}
 	return a, nil
 }
@@ -195,11 +199,11 @@ func (a *App) readiness() error {
 		}
 	}
 	a.stateMtx.Unlock()
-	if a.lifecycler != nil {
-		if s := a.lifecycler.State(); s != ring.ACTIVE {
+	if a.ingesterLifecycler != nil {
+		if s := a.ingesterLifecycler.State(); s != ring.ACTIVE {
 			return fmt.Errorf("ingester is %s in the ring", s)
 		}
-		inst, ok := a.ring.Desc().Instances[a.cfg.Lifecycler.ID]
+		inst, ok := a.ingesterRing.Desc().Instances[a.cfg.Lifecycler.ID]
 		if !ok || inst.State != ring.ACTIVE {
 			return errors.New("the ring does not show this ingester as ACTIVE yet")
 		}

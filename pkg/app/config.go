@@ -12,8 +12,8 @@ import (
 
 	"github.com/strata-metrics/strata/pkg/compactor"
 	"github.com/strata-metrics/strata/pkg/distributor"
+	"github.com/strata-metrics/strata/pkg/grpcclient"
 	"github.com/strata-metrics/strata/pkg/ingester"
-	"github.com/strata-metrics/strata/pkg/ingester/client"
 	"github.com/strata-metrics/strata/pkg/querier"
 	"github.com/strata-metrics/strata/pkg/ring"
 	"github.com/strata-metrics/strata/pkg/ring/kv/etcd"
@@ -34,15 +34,17 @@ type Config struct {
 	Server         ServerConfig
 	Distributor    distributor.Config
 	Ingester       ingester.Config
-	IngesterClient client.Config
-	Querier        querier.Config
-	Limits         validation.Limits
-	Ring           ring.Config
-	Lifecycler     ring.LifecyclerConfig
-	RingStore      string
-	Bucket         bucket.Config
-	Compactor      compactor.Config
-	StoreGateway   storegateway.Config
+	IngesterClient grpcclient.Config
+	// StoreGatewayClient configures the queriers' connections to store-gateways.
+	StoreGatewayClient grpcclient.Config
+	Querier            querier.Config
+	Limits             validation.Limits
+	Ring               ring.Config
+	Lifecycler         ring.LifecyclerConfig
+	RingStore          string
+	Bucket             bucket.Config
+	Compactor          compactor.Config
+	StoreGateway       storegateway.Config
 	// StoreGatewayLifecycler registers each store-gateway in the store-gateway ring, which shards blocks.
 	StoreGatewayLifecycler ring.LifecyclerConfig
 	// CompactorLifecycler registers each compactor in the compactor ring, which shards tenants.
@@ -57,12 +59,15 @@ type Config struct {
 	// ConfigFile and ExpandEnv are read before the other flags, as they say where those come from.
 	ConfigFile string
 	ExpandEnv  bool
+	// PrintVersion asks for the build information instead of a run; the rest is not validated then.
+	PrintVersion bool
 }
 
 // RegisterFlags registers every flag of every component.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.ConfigFile, "config.file", "", "YAML file to load the configuration from; flags given on the command line override it.")
 	f.BoolVar(&c.ExpandEnv, "config.expand-env", false, "Replace ${VAR} and ${VAR:default} in the config file with environment variables.")
+	f.BoolVar(&c.PrintVersion, "version", false, "Print the version, revision, branch and build date of this binary and exit.")
 	f.StringVar(&c.Target, "target", TargetAll, "Comma-separated components to run: "+strings.Join(targetNames(), ", ")+".")
 	f.StringVar(&c.DataDir, "data.dir", "./data", "Directory for local state: TSDBs and WALs of the ingester.")
 	f.BoolVar(&c.MultitenancyEnabled, "auth.multitenancy-enabled", true, "Require the X-Scope-OrgID header on every data request. If false, every request belongs to tenant \"anonymous\".")
@@ -73,11 +78,13 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Server.RegisterFlags(f)
 	c.Distributor.RegisterFlags(f)
 	c.Ingester.RegisterFlags(f)
-	c.IngesterClient.RegisterFlags(f)
+	c.IngesterClient.RegisterFlagsWithPrefix("ingester.client", "ingester", f)
+	c.StoreGatewayClient.RegisterFlagsWithPrefix("store-gateway.client", "store-gateway", f)
 	c.Querier.RegisterFlags(f)
 	c.Limits.RegisterFlags(f)
 	c.Ring.RegisterFlags(f)
 	c.Lifecycler.RegisterFlagsWithPrefix("ingester.ring.", f)
+	f.Lookup("ingester.ring.unregister-on-shutdown").Usage += " Unless set, true with a replication factor of 1 and false otherwise, so that a restarting ingester keeps its place and its series do not move."
 	c.Bucket.RegisterFlags(f)
 	c.Compactor.RegisterFlags(f)
 	c.CompactorLifecycler.RegisterFlagsWithPrefix("compactor.ring.", f)
@@ -154,7 +161,7 @@ func (c *Config) Validate() error {
 	if c.ZoneAwarenessEnabled && c.Lifecycler.Zone == "" && slices.ContainsFunc(targets, func(t string) bool { return t == TargetIngester || t == TargetAll }) {
 		return errors.New("-distributor.zone-awareness-enabled needs -ingester.ring.instance-availability-zone on every ingester")
 	}
-	for _, v := range []interface{ Validate() error }{&c.Server, &c.Distributor, &c.Ingester, &c.IngesterClient, &c.Querier, &c.Limits, &c.Ring, &c.Lifecycler, &c.DistributorLifecycler, &c.CompactorLifecycler, &c.StoreGatewayLifecycler} {
+	for _, v := range []interface{ Validate() error }{&c.Server, &c.Distributor, &c.Ingester, &c.IngesterClient, &c.StoreGatewayClient, &c.Querier, &c.Limits, &c.Ring, &c.Lifecycler, &c.DistributorLifecycler, &c.CompactorLifecycler, &c.StoreGatewayLifecycler} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
@@ -200,6 +207,10 @@ func LoadConfig(args []string, stderr io.Writer) (*Config, *flag.FlagSet, error)
 	if f.NArg() > 0 {
 		return nil, nil, fmt.Errorf("unexpected arguments: %s", strings.Join(f.Args(), " "))
 	}
+	if cfg.PrintVersion {
+		// Printing the version must work whatever else the command line says.
+		return cfg, f, nil
+	}
 	explicit := map[string]bool{}
 	f.Visit(func(fl *flag.Flag) { explicit[fl.Name] = true })
 	if err := cfg.Validate(); err != nil {
@@ -221,7 +232,8 @@ func LoadConfig(args []string, stderr io.Writer) (*Config, *flag.FlagSet, error)
 		}
 	}
 	if !explicit["ingester.ring.unregister-on-shutdown"] {
-		// With replicas, a restarting ingester keeps its place so its series do not move.
+		// With replicas, a restarting ingester keeps its place so its series do not move. The
+		// configuration reference says so (derivedDefaults).
 		cfg.Lifecycler.UnregisterOnShutdown = cfg.Distributor.ReplicationFactor == 1
 	}
 	if explicit["ingester.ring.instance-id"] {

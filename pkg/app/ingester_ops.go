@@ -11,17 +11,17 @@ import (
 func (a *App) servePrepareShutdown(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet:
-		if a.lifecycler.UnregisterOnShutdown() {
+		if a.ingesterLifecycler.UnregisterOnShutdown() {
 			_, _ = fmt.Fprintln(w, "set")
 		} else {
 			_, _ = fmt.Fprintln(w, "unset")
 		}
 	case http.MethodPost:
-		a.lifecycler.SetUnregisterOnShutdown(true)
+		a.ingesterLifecycler.SetUnregisterOnShutdown(true)
 		a.logger.Info("ingester will leave the ring on shutdown")
 		w.WriteHeader(http.StatusNoContent)
 	case http.MethodDelete:
-		a.lifecycler.SetUnregisterOnShutdown(a.cfg.Lifecycler.UnregisterOnShutdown)
+		a.ingesterLifecycler.SetUnregisterOnShutdown(a.cfg.Lifecycler.UnregisterOnShutdown)
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		w.Header().Set("Allow", "GET, POST, DELETE")

@@ -14,6 +14,7 @@ import (
 	"github.com/strata-metrics/strata/pkg/api"
 	"github.com/strata-metrics/strata/pkg/compactor"
 	"github.com/strata-metrics/strata/pkg/distributor"
+	"github.com/strata-metrics/strata/pkg/grpcclient"
 	"github.com/strata-metrics/strata/pkg/ingester"
 	"github.com/strata-metrics/strata/pkg/ingester/client"
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
@@ -228,7 +229,7 @@ func (a *App) initRing() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.ring = r
+	a.ingesterRing = r
 	a.server.mux.Handle("/ingester/ring", r)
 	a.links = append(a.links, api.Link{Path: "/ingester/ring", Title: "Ingester ring"})
 	return r, nil
@@ -258,7 +259,7 @@ func (a *App) initIngester() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.lifecycler = lifecycler
+	a.ingesterLifecycler = lifecycler
 	icfg := a.cfg.Ingester
 	icfg.TSDBDir = a.dataPath("tsdb")
 	icfg.InstanceID = lcfg.ID
@@ -276,7 +277,7 @@ func (a *App) initIngester() (services.Service, error) {
 }
 
 func (a *App) initDistributor() (services.Service, error) {
-	d, err := distributor.New(a.cfg.Distributor, a.cfg.Limits, a.ring, localPushClients{a},
+	d, err := distributor.New(a.cfg.Distributor, a.cfg.Limits, a.ingesterRing, localPushClients{a},
 		a.discardedSamples, a.discardedMetadata, a.reg, a.logger.With("component", "distributor"))
 	if err != nil {
 		return nil, err
@@ -287,7 +288,7 @@ func (a *App) initDistributor() (services.Service, error) {
 
 func (a *App) initQuerier() (services.Service, error) {
 	engine := querier.NewEngine(a.cfg.Querier, prometheus.WrapRegistererWithPrefix("strata_querier_", a.reg), a.logger.With("component", "querier"))
-	ingesters := querier.NewIngesterQueryable(a.ring, a.ingesterClients)
+	ingesters := querier.NewIngesterQueryable(a.ingesterRing, a.ingesterClients)
 	blocks := querier.NewBlocksQueryable(a.bucket, a.storeGatewayRing, storeGatewayClients{a.storeGatewayClients}, a.cfg.Querier.QueryStoreAfter, a.logger.With("component", "querier"))
 	queryable := querier.NewTimeSplitQueryable(ingesters, blocks, a.cfg.Querier)
 	promAPI := api.NewPrometheusAPI(engine, queryable, ingesters, a.logger.With("component", "querier"))
@@ -317,7 +318,7 @@ func (a *App) initStoreGatewayClient() (services.Service, error) {
 		strings.TrimPrefix(storegatewaypb.StoreGateway_LabelNames_FullMethodName, "/"),
 		strings.TrimPrefix(storegatewaypb.StoreGateway_LabelValues_FullMethodName, "/"),
 	}
-	a.storeGatewayClients = client.NewPoolFor("storegateway", readMethods, a.cfg.IngesterClient, a.reg, a.logger.With("component", "store-gateway-client"))
+	a.storeGatewayClients = grpcclient.NewPool("storegateway", readMethods, a.cfg.StoreGatewayClient, a.reg, a.logger.With("component", "store-gateway-client"))
 	return a.storeGatewayClients, nil
 }
 
@@ -345,7 +346,7 @@ func (a *App) initStoreGateway() (services.Service, error) {
 }
 
 // storeGatewayClients adapts the connection pool to the querier's client interface.
-type storeGatewayClients struct{ pool *client.Pool }
+type storeGatewayClients struct{ pool *grpcclient.Pool }
 
 func (c storeGatewayClients) GetStoreGatewayClient(addr string) (storegatewaypb.StoreGatewayClient, error) {
 	conn, err := c.pool.Conn(addr)

@@ -8,32 +8,28 @@ import (
 	"testing"
 
 	"github.com/prometheus/prometheus/prompb"
-	"google.golang.org/grpc"
 
+	"github.com/strata-metrics/strata/pkg/ingester/client"
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/tenant"
 )
 
 // noopIngester accepts every push without looking at it.
-type noopIngester struct{ ingesterpb.IngesterClient }
-
-func (noopIngester) Push(context.Context, *ingesterpb.PushRequest, ...grpc.CallOption) (*ingesterpb.PushResponse, error) {
-	return &ingesterpb.PushResponse{}, nil
-}
+type noopIngester struct{}
 
 // PushEncoded does what the gRPC client does short of writing to a connection: marshal and free.
-func (noopIngester) PushEncoded(_ context.Context, req *ingesterpb.EncodedPushRequest, _ ...grpc.CallOption) (*ingesterpb.PushResponse, error) {
+func (noopIngester) PushEncoded(_ context.Context, req *ingesterpb.EncodedPushRequest) error {
 	sent, err := ingesterpb.PushCodec.Marshal(req)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	sent.Free()
-	return &ingesterpb.PushResponse{}, nil
+	return nil
 }
 
 type noopClients struct{}
 
-func (noopClients) GetClientFor(string) (ingesterpb.IngesterClient, error) {
+func (noopClients) PusherFor(string) (client.Pusher, error) {
 	return noopIngester{}, nil
 }
 
@@ -61,7 +57,7 @@ func BenchmarkPush(b *testing.B) {
 	b.ReportMetric(float64(b.N*seriesCount)/b.Elapsed().Seconds(), "samples/s")
 }
 
-// BenchmarkValidateAndShard isolates Push (validation, tokens, replication) from HTTP and decoding.
+// BenchmarkValidateAndShard isolates push (validation, tokens, replication) from HTTP and decoding.
 func BenchmarkValidateAndShard(b *testing.B) {
 	const seriesCount = 1000
 	env := newTestEnv(b, withReplication(3, 3), withDefaultLimits())
@@ -71,10 +67,10 @@ func BenchmarkValidateAndShard(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		b.StopTimer()
-		// Push filters the request in place; give it a fresh copy of the series headers each time.
+		// push filters the request in place; give it a fresh copy of the series headers each time.
 		req := &prompb.WriteRequest{Timeseries: append([]prompb.TimeSeries(nil), src.Timeseries...)}
 		b.StartTimer()
-		if err := env.d.Push(ctx, req); err != nil {
+		if err := env.d.push(ctx, req, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

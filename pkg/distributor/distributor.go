@@ -15,12 +15,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/prompb"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 
-	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
+	"github.com/strata-metrics/strata/pkg/ingester/client"
 	"github.com/strata-metrics/strata/pkg/remotewrite"
 	"github.com/strata-metrics/strata/pkg/ring"
 	"github.com/strata-metrics/strata/pkg/tenant"
@@ -55,9 +54,9 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// IngesterClients gives the distributor a client for an ingester address.
+// IngesterClients gives the distributor the pusher of an ingester address.
 type IngesterClients interface {
-	GetClientFor(addr string) (ingesterpb.IngesterClient, error)
+	PusherFor(addr string) (client.Pusher, error)
 }
 
 // Distributor validates pushed series and writes them to their replication set with quorum.
@@ -126,15 +125,11 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d.pushDuration.WithLabelValues(fmt.Sprint(code)).Observe(time.Since(start).Seconds())
 }
 
-// Push validates req and replicates its valid series. Invalid series are counted and dropped while the
-// valid ones are still written; the error is then a 400 that lists the first few rejections.
-func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest) error {
-	return d.push(ctx, req, nil)
-}
-
-// push is Push for a request that, when received is not nil, was decoded from received.body: series
-// passed on unchanged are sent as the bytes they arrived in, and the distributor's reference to the body
-// is freed once the last replication to an ingester has finished, which may be after push returned.
+// push validates req and replicates its valid series. Invalid series are counted and dropped while the
+// valid ones are still written; the error is then a 400 that lists the first few rejections. When
+// received is not nil, req was decoded from received.body: series passed on unchanged are sent as the
+// bytes they arrived in, and the distributor's reference to the body is freed once the last replication
+// to an ingester has finished, which may be after push returned.
 func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, received *decodedRequest) error {
 	release := func() {}
 	var body mem.Buffer
@@ -206,11 +201,6 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, receiv
 	return rejections.err()
 }
 
-// encodedPusher is a client that sends an encoded request's parts as they are (the gRPC pool's does).
-type encodedPusher interface {
-	PushEncoded(ctx context.Context, req *ingesterpb.EncodedPushRequest, opts ...grpc.CallOption) (*ingesterpb.PushResponse, error)
-}
-
 // replicate sends every series and metadata entry (keys holds their tokens, series first) to its
 // replication set and waits for a quorum of each; release runs once every replication has finished.
 func (d *Distributor) replicate(ctx context.Context, encoded *encodedEntries, keys []uint32, release func()) error {
@@ -219,18 +209,13 @@ func (d *Distributor) replicate(ctx context.Context, encoded *encodedEntries, ke
 	ctx = context.WithoutCancel(ctx)
 	err := ring.DoBatchWithCleanup(ctx, ring.Write, d.ring, keys, func(inst ring.InstanceDesc, indexes []int) error {
 		req := encoded.request(indexes)
-		client, err := d.clients.GetClientFor(inst.Addr)
+		pusher, err := d.clients.PusherFor(inst.Addr)
 		if err != nil {
 			return err
 		}
 		callCtx, cancel := context.WithTimeout(ctx, d.cfg.RemoteTimeout)
 		defer cancel()
-		if p, ok := client.(encodedPusher); ok {
-			_, err = p.PushEncoded(callCtx, req)
-		} else {
-			_, err = client.Push(callCtx, &ingesterpb.PushRequest{WriteRequest: req.WriteRequest()})
-		}
-		if err != nil {
+		if err := pusher.PushEncoded(callCtx, req); err != nil {
 			return fmt.Errorf("push to ingester %s (%s): %w", inst.ID, inst.Addr, err)
 		}
 		return nil

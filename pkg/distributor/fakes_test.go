@@ -19,8 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
 
+	"github.com/strata-metrics/strata/pkg/ingester/client"
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/ring"
 	"github.com/strata-metrics/strata/pkg/tenant"
@@ -64,8 +64,6 @@ func (r *fakeRing) HealthyInstancesCount(ring.Operation) int { return len(r.inst
 
 // fakeIngester records the series pushed to it, per tenant, and answers with err when one is set.
 type fakeIngester struct {
-	ingesterpb.IngesterClient // only Push is implemented; other methods panic
-
 	mtx      sync.Mutex
 	err      error
 	block    bool                           // wait for the call's context to end instead of answering
@@ -84,24 +82,24 @@ func (f *fakeIngester) failWith(err error) {
 	f.err = err
 }
 
-func (f *fakeIngester) Push(ctx context.Context, in *ingesterpb.PushRequest, _ ...grpc.CallOption) (*ingesterpb.PushResponse, error) {
+func (f *fakeIngester) PushEncoded(ctx context.Context, in *ingesterpb.EncodedPushRequest) error {
 	f.mtx.Lock()
 	block, err := f.block, f.err
 	f.mtx.Unlock()
 	if block {
 		<-ctx.Done()
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	tenantID, err := tenant.FromContext(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var req prompb.WriteRequest
-	if err := req.Unmarshal(in.WriteRequest); err != nil {
-		return nil, err
+	if err := req.Unmarshal(in.WriteRequest()); err != nil {
+		return err
 	}
 	f.mtx.Lock()
 	defer f.mtx.Unlock()
@@ -121,7 +119,7 @@ func (f *fakeIngester) Push(ctx context.Context, in *ingesterpb.PushRequest, _ .
 	for _, m := range req.Metadata {
 		f.metadata[tenantID] = append(f.metadata[tenantID], m.MetricFamilyName)
 	}
-	return &ingesterpb.PushResponse{}, nil
+	return nil
 }
 
 // seriesOf returns a copy of what the tenant pushed to this ingester.
@@ -138,7 +136,7 @@ func (f *fakeIngester) seriesOf(tenantID string) map[string][]string {
 // fakeClients maps ring addresses to fake ingesters.
 type fakeClients map[string]*fakeIngester
 
-func (c fakeClients) GetClientFor(addr string) (ingesterpb.IngesterClient, error) {
+func (c fakeClients) PusherFor(addr string) (client.Pusher, error) {
 	ing, ok := c[addr]
 	if !ok {
 		return nil, fmt.Errorf("no ingester at %s", addr)

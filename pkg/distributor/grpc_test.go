@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-metrics/strata/pkg/grpcclient"
 	"github.com/strata-metrics/strata/pkg/ingester/client"
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/ring"
@@ -77,7 +78,7 @@ func TestDistributor_ConcurrentPushesOverGRPCArriveIntact(t *testing.T) {
 		servers = append(servers, ing)
 		r.instances = append(r.instances, ring.InstanceDesc{ID: "ingester-" + strconv.Itoa(i), Addr: l.Addr().String(), State: ring.ACTIVE})
 	}
-	var clientCfg client.Config
+	var clientCfg grpcclient.Config
 	clientCfg.MaxRecvMsgSize, clientCfg.MaxSendMsgSize = 1<<20, 1<<20
 	pool := client.NewPool(clientCfg, nil, slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { _ = pool.Close() })

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
@@ -170,6 +172,32 @@ func TestPush_CorruptWriteRequestIsInvalidArgument(t *testing.T) {
 	_, err := ing.Push(tenantCtx(tenantA), &ingesterpb.PushRequest{WriteRequest: []byte{0x0a, 0xff, 0xff}})
 	require.Equal(t, codes.InvalidArgument, status.Code(err))
 	require.Contains(t, err.Error(), "decode write request")
+}
+
+// A distributor in the same process pushes the parts of an encoded request, ranges of the received body
+// and bytes of its own, which the ingester decodes where they are.
+func TestPushEncoded_AppendsEveryPartAsOneRequest(t *testing.T) {
+	ing := startIngester(t, testConfig(t.TempDir()))
+	encode := func(series ...prompb.TimeSeries) []byte {
+		raw, err := (&prompb.WriteRequest{Timeseries: series}).Marshal()
+		require.NoError(t, err)
+		return raw
+	}
+	first := encode(floatSeries(upAPI, floats(baseTs)...))
+	body := slices.Concat(first, encode(floatSeries(upDB, floats(baseTs)...)))
+	req := &ingesterpb.EncodedPushRequest{Body: mem.SliceBuffer(body), Own: encode(floatSeries(reqs, floats(baseTs+minute)...))}
+	req.Add(ingesterpb.EncodedPart{Start: 0, End: len(first)})
+	req.Add(ingesterpb.EncodedPart{Start: 0, End: len(req.Own), InOwn: true})
+	require.Len(t, req.Parts(), 2)
+	require.NoError(t, ing.PushEncoded(tenantCtx(tenantA), req))
+	require.Equal(t, map[string][]sample{
+		upAPIKey: floats(baseTs),
+		reqsKey:  floats(baseTs + minute),
+	}, ing.queryStream(t, tenantA, everything, forever))
+
+	bad := &ingesterpb.EncodedPushRequest{Own: []byte{0x0a, 0xff, 0xff}}
+	bad.Add(ingesterpb.EncodedPart{Start: 0, End: 3, InOwn: true})
+	require.Equal(t, codes.InvalidArgument, status.Code(ing.PushEncoded(tenantCtx(tenantA), bad)))
 }
 
 func TestPush_RejectsBadSamplesAndAppendsTheRest(t *testing.T) {

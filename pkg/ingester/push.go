@@ -30,25 +30,39 @@ const maxReportedSampleErrors = 5
 // with InvalidArgument, while the rest of the request is still appended; any other failure rolls the
 // request back and is Internal, so that the client retries.
 func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*ingesterpb.PushResponse, error) {
+	if err := i.push(ctx, [][]byte{req.WriteRequest}); err != nil {
+		return nil, err
+	}
+	return &ingesterpb.PushResponse{}, nil
+}
+
+// PushEncoded is Push for a distributor in the same process: the request's parts are decoded where they
+// are, without a gRPC round trip or assembling them first. It implements client.Pusher.
+func (i *Ingester) PushEncoded(ctx context.Context, req *ingesterpb.EncodedPushRequest) error {
+	return i.push(ctx, req.Parts())
+}
+
+// push decodes the WriteRequest that is the concatenation of parts and appends it.
+func (i *Ingester) push(ctx context.Context, parts [][]byte) error {
 	tenantID, err := tenant.FromContext(ctx)
 	if err != nil {
-		return nil, status.Error(codes.Unauthenticated, err.Error())
+		return status.Error(codes.Unauthenticated, err.Error())
 	}
 	if err := i.begin(); err != nil {
-		return nil, err
+		return err
 	}
 	defer i.end()
 
-	// The decoded strings point into req.WriteRequest, which gRPC does not reuse while Push runs.
+	// The decoded strings point into the parts, which the caller does not reuse while push runs.
 	decoder := remotewrite.GetDecoder()
 	defer decoder.Release()
-	wr, err := decoder.Decode(req.WriteRequest)
+	wr, err := decoder.DecodeParts(parts)
 	if err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "decode write request: %v", err)
+		return status.Errorf(codes.InvalidArgument, "decode write request: %v", err)
 	}
 	t, release, err := i.acquireTenantDB(tenantID, true)
 	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
+		return status.Error(codes.Internal, err.Error())
 	}
 	defer release()
 	t.touch(i.now())
@@ -98,7 +112,7 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 				}
 			}
 			if !rejected.add(err, s.Timestamp, lset) {
-				return nil, i.abort(app, tenantID, err)
+				return i.abort(app, tenantID, err)
 			}
 		}
 		for _, h := range ts.Histograms {
@@ -119,7 +133,7 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 				}
 			}
 			if !rejected.add(err, h.Timestamp, lset) {
-				return nil, i.abort(app, tenantID, err)
+				return i.abort(app, tenantID, err)
 			}
 		}
 		order.remember(hash, lset, last)
@@ -136,16 +150,16 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 		}
 	}
 	if err := app.Commit(); err != nil {
-		return nil, status.Errorf(codes.Internal, "commit samples of tenant %s: %v", tenantID, err)
+		return status.Errorf(codes.Internal, "commit samples of tenant %s: %v", tenantID, err)
 	}
 	i.metrics.ingestedSamples.Add(float64(appended))
 	for _, m := range wr.Metadata {
 		t.metadata.add(m)
 	}
 	if err := rejected.err(); err != nil {
-		return nil, err
+		return err
 	}
-	return &ingesterpb.PushResponse{}, nil
+	return nil
 }
 
 func (i *Ingester) abort(app storage.Appender, tenantID string, err error) error {

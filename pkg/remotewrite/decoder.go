@@ -60,56 +60,85 @@ func (d *Decoder) Release() {
 // Decode parses b. The returned request and every string in it are valid until the decoder's next use
 // or Release, and only while b is unchanged.
 func (d *Decoder) Decode(b []byte) (*prompb.WriteRequest, error) {
+	d.reset()
+	if err := d.decodeFields(b); err != nil {
+		return nil, err
+	}
+	return d.attach(), nil
+}
+
+// DecodeParts parses the concatenation of parts, each holding whole fields of a WriteRequest, without
+// concatenating them. The returned request is valid as Decode's is; SeriesField is not.
+func (d *Decoder) DecodeParts(parts [][]byte) (*prompb.WriteRequest, error) {
+	d.reset()
+	for _, b := range parts {
+		if err := d.decodeFields(b); err != nil {
+			return nil, err
+		}
+	}
+	return d.attach(), nil
+}
+
+func (d *Decoder) reset() {
 	d.req.Timeseries = d.req.Timeseries[:0]
 	d.req.Metadata = d.req.Metadata[:0]
 	d.labels, d.samples, d.spans, d.fields = d.labels[:0], d.samples[:0], d.spans[:0], d.fields[:0]
+}
+
+// decodeFields appends the series and metadata of b, whole fields of a WriteRequest.
+func (d *Decoder) decodeFields(b []byte) error {
 	whole := len(b)
 	for len(b) > 0 {
 		start := whole - len(b)
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return nil, errTruncated
+			return errTruncated
 		}
 		b = b[n:]
 		switch {
 		case num == 1 && typ == protowire.BytesType:
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 {
-				return nil, errTruncated
+				return errTruncated
 			}
 			b = b[n:]
 			if err := d.decodeSeries(v); err != nil {
-				return nil, fmt.Errorf("time series %d: %w", len(d.req.Timeseries), err)
+				return fmt.Errorf("time series %d: %w", len(d.req.Timeseries), err)
 			}
 			d.fields = append(d.fields, FieldRange{Start: start, End: whole - len(b)})
 		case num == 3 && typ == protowire.BytesType:
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 {
-				return nil, errTruncated
+				return errTruncated
 			}
 			b = b[n:]
 			var m prompb.MetricMetadata
 			if err := m.Unmarshal(v); err != nil { // copies its strings: metadata outlives the request
-				return nil, fmt.Errorf("metadata: %w", err)
+				return fmt.Errorf("metadata: %w", err)
 			}
 			d.req.Metadata = append(d.req.Metadata, m)
 		case num == 1 || num == 3:
-			return nil, fmt.Errorf("field %d has wire type %d, want bytes", num, typ)
+			return fmt.Errorf("field %d has wire type %d, want bytes", num, typ)
 		default:
 			n := protowire.ConsumeFieldValue(num, typ, b)
 			if n < 0 {
-				return nil, errTruncated
+				return errTruncated
 			}
 			b = b[n:]
 		}
 	}
-	// Slices are attached at the end: appends above may have moved the backing arrays.
+	return nil
+}
+
+// attach gives the decoded series their labels and samples. It runs once all fields are decoded: appends
+// may move the backing arrays until then.
+func (d *Decoder) attach() *prompb.WriteRequest {
 	for i := range d.req.Timeseries {
 		sp := d.spans[i]
 		d.req.Timeseries[i].Labels = d.labels[sp.labelsStart:sp.labelsEnd:sp.labelsEnd]
 		d.req.Timeseries[i].Samples = d.samples[sp.samplesStart:sp.samplesEnd:sp.samplesEnd]
 	}
-	return &d.req, nil
+	return &d.req
 }
 
 // SeriesField returns where the i-th time series of the last decoded request is in the bytes given to

@@ -78,6 +78,28 @@ func TestDecoder_MatchesTheGeneratedDecoder(t *testing.T) {
 	require.Equal(t, `series{"__name__"="z",}`, canonical(got))
 }
 
+func TestDecoder_DecodePartsIsDecodeOfTheirConcatenation(t *testing.T) {
+	raw, err := exampleWriteRequest().Marshal()
+	require.NoError(t, err)
+	d := &Decoder{}
+	want, err := d.Decode(raw)
+	require.NoError(t, err)
+	wantText := canonical(want)
+	var parts [][]byte
+	for i := range want.Timeseries {
+		r := d.SeriesField(i)
+		parts = append(parts, raw[r.Start:r.End])
+	}
+	parts = append(parts, raw[d.SeriesField(len(want.Timeseries)-1).End:]) // the metadata
+
+	got, err := (&Decoder{}).DecodeParts(parts)
+	require.NoError(t, err)
+	require.Equal(t, wantText, canonical(got))
+
+	_, err = (&Decoder{}).DecodeParts([][]byte{parts[0], parts[1][:3]})
+	require.Error(t, err, "a truncated part")
+}
+
 func TestDecoder_SeriesFieldIsTheSeriesEncoding(t *testing.T) {
 	wr := exampleWriteRequest()
 	raw, err := wr.Marshal()

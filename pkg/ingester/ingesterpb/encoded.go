@@ -53,6 +53,16 @@ func (r *EncodedPushRequest) WriteRequest() []byte {
 	return out
 }
 
+// Parts returns the encoded WriteRequest as the slices it is made of, in order, for a caller that is done
+// with them before the body is recycled.
+func (r *EncodedPushRequest) Parts() [][]byte {
+	out := make([][]byte, len(r.parts))
+	for i, p := range r.parts {
+		out[i] = r.bytes(p)
+	}
+	return out
+}
+
 func (r *EncodedPushRequest) bytes(p EncodedPart) []byte {
 	if p.InOwn {
 		return r.Own[p.Start:p.End]

@@ -1,5 +1,7 @@
-// Package client keeps one gRPC connection per ingester for the distributors and queriers that call them.
-package client
+// Package grpcclient keeps one gRPC connection per server address for the components that call
+// ingesters and store-gateways: shared connections, health checks, retries of idempotent reads, and a
+// timeout on every read.
+package grpcclient
 
 import (
 	"context"
@@ -18,12 +20,13 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/tenant"
 )
 
-// Config configures the connections to ingesters.
+// Config configures the connections to one kind of server. Each client (ingester, store-gateway) has its
+// own flags, under its own prefix.
 type Config struct {
+	prefix              string
 	MaxRecvMsgSize      int
 	MaxSendMsgSize      int
 	ReadMaxAttempts     int
@@ -33,38 +36,31 @@ type Config struct {
 	ReconnectMaxDelay   time.Duration
 }
 
-// RegisterFlags registers the ingester client's flags.
-func (c *Config) RegisterFlags(f *flag.FlagSet) {
-	f.IntVar(&c.MaxRecvMsgSize, "ingester.client.grpc-max-recv-msg-size", 100<<20, "Largest gRPC message, in bytes, accepted from an ingester.")
-	f.IntVar(&c.MaxSendMsgSize, "ingester.client.grpc-max-send-msg-size", 100<<20, "Largest gRPC message, in bytes, sent to an ingester.")
-	f.IntVar(&c.ReadMaxAttempts, "ingester.client.read-max-attempts", 3, "Attempts of a read call to an ingester that answered Unavailable. Pushes are never retried by the client: the distributor's quorum covers a failed replica.")
-	f.DurationVar(&c.ReadTimeout, "ingester.client.read-timeout", time.Minute, "Timeout of each read call to an ingester, retries included (pushes use -distributor.remote-timeout).")
-	f.DurationVar(&c.HealthCheckInterval, "ingester.client.health-check-interval", 5*time.Second, "How often pooled connections are health-checked; a connection that fails its check is closed and dialled again on next use. 0 disables health checks.")
-	f.DurationVar(&c.HealthCheckTimeout, "ingester.client.health-check-timeout", time.Second, "Timeout of one health check.")
-	f.DurationVar(&c.ReconnectMaxDelay, "ingester.client.reconnect-max-delay", time.Second, "Longest wait between attempts to reconnect to an ingester, so a restarted ingester is used again quickly.")
+// RegisterFlagsWithPrefix registers the flags of the client of one kind of server as
+// -<prefix>.<name>; server names the servers in the flags' help ("ingester", "store-gateway").
+func (c *Config) RegisterFlagsWithPrefix(prefix, server string, f *flag.FlagSet) {
+	c.prefix = prefix
+	f.IntVar(&c.MaxRecvMsgSize, prefix+".grpc-max-recv-msg-size", 100<<20, "Largest gRPC message, in bytes, accepted from a "+server+".")
+	f.IntVar(&c.MaxSendMsgSize, prefix+".grpc-max-send-msg-size", 100<<20, "Largest gRPC message, in bytes, sent to a "+server+".")
+	f.IntVar(&c.ReadMaxAttempts, prefix+".read-max-attempts", 3, "Attempts of a read call to a "+server+" that answered Unavailable. Calls that write are never retried by the client.")
+	f.DurationVar(&c.ReadTimeout, prefix+".read-timeout", time.Minute, "Timeout of each read call to a "+server+", retries included.")
+	f.DurationVar(&c.HealthCheckInterval, prefix+".health-check-interval", 5*time.Second, "How often pooled connections are health-checked; a connection that fails its check is closed and dialled again on next use. 0 disables health checks.")
+	f.DurationVar(&c.HealthCheckTimeout, prefix+".health-check-timeout", time.Second, "Timeout of one health check.")
+	f.DurationVar(&c.ReconnectMaxDelay, prefix+".reconnect-max-delay", time.Second, "Longest wait between attempts to reconnect to a "+server+", so a restarted one is used again quickly.")
 }
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	if c.ReadMaxAttempts < 1 || c.ReadMaxAttempts > 5 {
-		return errors.New("-ingester.client.read-max-attempts must be between 1 and 5")
+		return fmt.Errorf("-%s.read-max-attempts must be between 1 and 5", c.prefix)
 	}
 	if c.ReadTimeout <= 0 {
-		return errors.New("-ingester.client.read-timeout must be positive")
+		return fmt.Errorf("-%s.read-timeout must be positive", c.prefix)
 	}
 	if c.ReconnectMaxDelay <= 0 {
-		return errors.New("-ingester.client.reconnect-max-delay must be positive")
+		return fmt.Errorf("-%s.reconnect-max-delay must be positive", c.prefix)
 	}
 	return nil
-}
-
-// IngesterReadMethods are the ingester's idempotent read calls, which the pool retries.
-var IngesterReadMethods = []string{
-	"strata.ingester.Ingester/QueryStream",
-	"strata.ingester.Ingester/LabelNames",
-	"strata.ingester.Ingester/LabelValues",
-	"strata.ingester.Ingester/Series",
-	"strata.ingester.Ingester/MetricsMetadata",
 }
 
 // serviceConfig bounds every read call by the read timeout and makes gRPC retry the idempotent read calls
@@ -92,6 +88,7 @@ func (c *Config) serviceConfig(readMethods []string) string {
 // Pool hands out a connection per server address (ingesters, store-gateways), dialling on first use.
 // Connections are shared by all requests; gRPC multiplexes them.
 type Pool struct {
+	kind        string
 	cfg         Config
 	readMethods []string
 	logger      *slog.Logger
@@ -106,15 +103,10 @@ type Pool struct {
 	healthCheckFailure prometheus.Counter
 }
 
-// NewPool returns an empty pool of connections to ingesters.
-func NewPool(cfg Config, reg prometheus.Registerer, logger *slog.Logger) *Pool {
-	return NewPoolFor("ingester", IngesterReadMethods, cfg, reg, logger)
-}
-
-// NewPoolFor returns an empty pool of connections to servers of one kind (e.g. "storegateway"), whose
+// NewPool returns an empty pool of connections to servers of one kind (e.g. "storegateway"), whose
 // readMethods ("package.Service/Method") are retried; its metrics are named strata_<kind>_client_*.
-func NewPoolFor(kind string, readMethods []string, cfg Config, reg prometheus.Registerer, logger *slog.Logger) *Pool {
-	p := &Pool{cfg: cfg, readMethods: readMethods, logger: logger, conns: map[string]*grpc.ClientConn{}}
+func NewPool(kind string, readMethods []string, cfg Config, reg prometheus.Registerer, logger *slog.Logger) *Pool {
+	p := &Pool{kind: kind, cfg: cfg, readMethods: readMethods, logger: logger, conns: map[string]*grpc.ClientConn{}}
 	p.connections = promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "strata_" + kind + "_client_connections",
 		Help: "Open gRPC connections to " + kind + "s.",
@@ -128,31 +120,6 @@ func NewPoolFor(kind string, readMethods []string, cfg Config, reg prometheus.Re
 		Help: "Health checks of " + kind + " connections that failed; the connection was closed.",
 	})
 	return p
-}
-
-// GetClientFor returns the client of the ingester at addr, an IngesterClient.
-func (p *Pool) GetClientFor(addr string) (ingesterpb.IngesterClient, error) {
-	conn, err := p.Conn(addr)
-	if err != nil {
-		return nil, err
-	}
-	return IngesterClient{IngesterClient: ingesterpb.NewIngesterClient(conn), conn: conn}, nil
-}
-
-// IngesterClient is the generated client that can also push an EncodedPushRequest.
-type IngesterClient struct {
-	ingesterpb.IngesterClient
-	conn *grpc.ClientConn
-}
-
-// PushEncoded is Push for a request whose bytes gRPC writes as they are, without assembling them first.
-func (c IngesterClient) PushEncoded(ctx context.Context, req *ingesterpb.EncodedPushRequest, opts ...grpc.CallOption) (*ingesterpb.PushResponse, error) {
-	out := new(ingesterpb.PushResponse)
-	opts = append(opts[:len(opts):len(opts)], grpc.ForceCodecV2(ingesterpb.PushCodec))
-	if err := c.conn.Invoke(ctx, ingesterpb.Ingester_Push_FullMethodName, req, out, opts...); err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // Conn returns the shared connection to addr.
@@ -182,7 +149,7 @@ func (p *Pool) Conn(addr string) (*grpc.ClientConn, error) {
 		}),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("dial ingester %s: %w", addr, err)
+		return nil, fmt.Errorf("dial %s %s: %w", p.kind, addr, err)
 	}
 	p.conns[addr] = conn
 	return conn, nil
@@ -223,7 +190,7 @@ func (p *Pool) healthCheckLoop() {
 }
 
 // checkAll health-checks every pooled connection and closes those that fail, so a dead or replaced
-// ingester's connection does not linger and the next call dials afresh.
+// server's connection does not linger and the next call dials afresh.
 func (p *Pool) checkAll() {
 	p.mtx.Lock()
 	conns := make(map[string]*grpc.ClientConn, len(p.conns))
@@ -239,7 +206,7 @@ func (p *Pool) checkAll() {
 			continue
 		}
 		p.healthCheckFailure.Inc()
-		p.logger.Debug("closing unhealthy ingester connection", "addr", addr, "err", err)
+		p.logger.Debug("closing unhealthy connection", "server", p.kind, "addr", addr, "err", err)
 		p.mtx.Lock()
 		if p.conns[addr] == conn {
 			delete(p.conns, addr)

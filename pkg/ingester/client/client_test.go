@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-metrics/strata/pkg/grpcclient"
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/tenant"
 )
@@ -54,10 +55,10 @@ func startServer(t *testing.T, srv ingesterpb.IngesterServer) (addr string, stop
 	return l.Addr().String(), s.Stop
 }
 
-func testConfig(t *testing.T) Config {
-	var cfg Config
+func testConfig(t *testing.T) grpcclient.Config {
+	var cfg grpcclient.Config
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
-	cfg.RegisterFlags(fs)
+	cfg.RegisterFlagsWithPrefix("ingester.client", "ingester", fs)
 	require.NoError(t, cfg.Validate())
 	return cfg
 }
@@ -79,24 +80,6 @@ func TestPool_RetriesReadsButNotPushes(t *testing.T) {
 	_, err = client.Push(ctx, &ingesterpb.PushRequest{})
 	require.Equal(t, codes.Unavailable, status.Code(err), "a push is not retried by the client")
 	require.EqualValues(t, 1, fake.pushCalls.Load())
-}
-
-func TestPool_HealthCheckClosesConnectionsToDeadIngesters(t *testing.T) {
-	aliveAddr, _ := startServer(t, &flakyIngester{})
-	deadAddr, stopDead := startServer(t, &flakyIngester{})
-	pool := NewPool(testConfig(t), nil, slog.New(slog.DiscardHandler))
-	defer pool.Close()
-	for _, addr := range []string{aliveAddr, deadAddr} {
-		_, err := pool.GetClientFor(addr)
-		require.NoError(t, err)
-	}
-	pool.checkAll()
-	require.Len(t, pool.conns, 2)
-
-	stopDead()
-	pool.checkAll()
-	require.Len(t, pool.conns, 1)
-	require.Contains(t, pool.conns, aliveAddr)
 }
 
 // slowIngester never answers LabelNames before the caller gives up.
@@ -143,8 +126,6 @@ func TestIngesterClient_PushEncodedSendsThePartsAndFreesTheBody(t *testing.T) {
 	addr, _ := startServer(t, fake)
 	pool := NewPool(testConfig(t), nil, slog.New(slog.DiscardHandler))
 	defer pool.Close()
-	client, err := pool.GetClientFor(addr)
-	require.NoError(t, err)
 
 	// A body above gRPC's pooling threshold, so that it is reference-counted.
 	raw := make([]byte, 8<<10)
@@ -163,8 +144,9 @@ func TestIngesterClient_PushEncodedSendsThePartsAndFreesTheBody(t *testing.T) {
 	want := slices.Concat(raw[100:5000], own[4:9], raw[7000:], own[0:3])
 	require.Equal(t, want, req.WriteRequest())
 
-	_, err = client.(IngesterClient).PushEncoded(tenant.NewContext(context.Background(), "t1"), req)
+	pusher, err := pool.PusherFor(addr)
 	require.NoError(t, err)
+	require.NoError(t, pusher.PushEncoded(tenant.NewContext(context.Background(), "t1"), req))
 	require.Equal(t, want, <-fake.received)
 
 	// gRPC has freed its views of the body; the last reference is the caller's.
