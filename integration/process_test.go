@@ -60,13 +60,13 @@ func freePort(t *testing.T) int {
 		if err != nil {
 			continue
 		}
-		l.Close()
+		_ = l.Close()
 		// UDP too: memberlist gossips on both.
 		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
 			continue
 		}
-		u.Close()
+		_ = u.Close()
 		return port
 	}
 	t.Fatal("no free port below the ephemeral range")

@@ -155,16 +155,6 @@ func unixSeconds(t time.Time) string {
 	return strconv.FormatFloat(float64(t.UnixMilli())/1000, 'f', -1, 64)
 }
 
-// queryResult is data of a /query or /query_range answer, decoded generically.
-type queryResult struct {
-	ResultType string `json:"resultType"`
-	Result     []struct {
-		Metric map[string]string `json:"metric"`
-		Value  []any             `json:"value"`
-		Values [][]any           `json:"values"`
-	} `json:"result"`
-}
-
 // metricJSON is a label set as encoding/json decodes it into an any.
 func metricJSON(ls labels.Labels) map[string]any {
 	m := map[string]any{}

@@ -152,7 +152,8 @@ func (a *App) initServer() (services.Service, error) {
 
 // initMemberlistKV starts gossip when a ring is kept in memberlist; one KV serves every ring of the process.
 func (a *App) initMemberlistKV() (services.Service, error) {
-	if a.cfg.RingStore != storeMemberlist && !(a.cfg.RingStore == storeMulti && (a.cfg.Multi.Primary == storeMemberlist || a.cfg.Multi.Secondary == storeMemberlist)) {
+	multiUsesMemberlist := a.cfg.Multi.Primary == storeMemberlist || a.cfg.Multi.Secondary == storeMemberlist
+	if a.cfg.RingStore != storeMemberlist && (a.cfg.RingStore != storeMulti || !multiUsesMemberlist) {
 		return nil, nil
 	}
 	gossip, err := memberlist.NewKV(a.cfg.Memberlist, []kv.Codec{ring.DescCodec{}}, a.reg, a.logger)

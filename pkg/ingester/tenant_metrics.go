@@ -44,7 +44,7 @@ func (r *tenantRegisterer) unregisterAll() {
 	r.mtx.Lock()
 	defer r.mtx.Unlock()
 	for _, c := range r.collectors {
-		r.Registerer.Unregister(c)
+		r.Unregister(c)
 	}
 	r.collectors = nil
 }

@@ -74,7 +74,7 @@ func (d dialClients) GetStoreGatewayClient(addr string) (storegatewaypb.StoreGat
 	if err != nil {
 		return nil, err
 	}
-	d.t.Cleanup(func() { conn.Close() })
+	d.t.Cleanup(func() { _ = conn.Close() })
 	return storegatewaypb.NewStoreGatewayClient(conn), nil
 }
 

@@ -28,7 +28,7 @@ func TestLifecycler_TokensFileGivesTokensBackAfterTheRingForgotTheInstance(t *te
 	store := inmemory.New(DescCodec{})
 	second := newTestLifecycler(t, cfg, store, clock)
 	require.NoError(t, second.Start(ctx))
-	defer second.Stop(ctx)
+	defer func() { require.NoError(t, second.Stop(ctx)) }()
 	require.Equal(t, first.Tokens(), second.Tokens())
 	require.Equal(t, first.Tokens(), readDesc(t, store).Instances["ing-1"].Tokens)
 }
@@ -114,7 +114,7 @@ func TestLifecycler_AutoForgetsInstancesUnhealthyTooLong(t *testing.T) {
 	cfg.AutoForgetAfter = 10 * time.Minute
 	alive := newTestLifecycler(t, cfg, store, clock)
 	require.NoError(t, alive.Start(ctx))
-	defer alive.Stop(ctx)
+	defer func() { require.NoError(t, alive.Stop(ctx)) }()
 
 	clock.advance(9 * time.Minute)
 	require.NoError(t, alive.heartbeat(ctx))

@@ -14,11 +14,17 @@ import (
 //	TimeSeries:   1 labels (Label, repeated), 2 samples (Sample, repeated)
 //	Label:        1 name (string), 2 value (string)
 //	Sample:       1 value (double), 2 timestamp (int64)
+//
+// A tag is the field number shifted left by 3, then the wire type.
 const (
-	tagField1Bytes = 1<<3 | 2
-	tagField2Bytes = 2<<3 | 2
-	tagField1Fixed = 1<<3 | 1
-	tagField2Varnt = 2<<3 | 0
+	wireVarint  = 0
+	wireFixed64 = 1
+	wireBytes   = 2
+
+	tagField1Bytes = 1<<3 | wireBytes
+	tagField2Bytes = 2<<3 | wireBytes
+	tagField1Fixed = 1<<3 | wireFixed64
+	tagField2Varnt = 2<<3 | wireVarint
 )
 
 func varintLen(v uint64) int { return (bits.Len64(v|1) + 6) / 7 }

@@ -36,7 +36,7 @@ const usage = `usage: loadgen <write|query|verify> [flags]; loadgen <mode> -h li
 // query finds mismatches, 2 for bad flags.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, usage)
+		_, _ = fmt.Fprintln(stderr, usage)
 		return 2
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil)).With("component", "loadgen")
@@ -77,18 +77,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return &summary{Verify: vs, CPU: meter.stop()}, err
 		}
 	default:
-		fmt.Fprintf(stderr, "unknown mode %q\n%s\n", mode, usage)
+		_, _ = fmt.Fprintf(stderr, "unknown mode %q\n%s\n", mode, usage)
 		return 2
 	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "unexpected arguments %q\n", fs.Args())
+		_, _ = fmt.Fprintf(stderr, "unexpected arguments %q\n", fs.Args())
 		return 2
 	}
 	if err := validate(); err != nil {
-		fmt.Fprintln(stderr, err)
+		_, _ = fmt.Fprintln(stderr, err)
 		return 2
 	}
 

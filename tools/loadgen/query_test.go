@@ -110,7 +110,7 @@ func fakePromAPI(t *testing.T, header string, value func(query string) string) (
 		mu.Lock()
 		tenants = append(tenants, r.Header.Get(header))
 		mu.Unlock()
-		fmt.Fprint(w, matrixJSON(fmt.Sprintf(`{"metric":{"q":"x"},"values":[[%s,"%s"]]}`, r.Form.Get("end"), value(r.Form.Get("query")))))
+		_, _ = fmt.Fprint(w, matrixJSON(fmt.Sprintf(`{"metric":{"q":"x"},"values":[[%s,"%s"]]}`, r.Form.Get("end"), value(r.Form.Get("query")))))
 	}))
 	t.Cleanup(srv.Close)
 	return srv, &tenants
@@ -168,7 +168,7 @@ func TestRunQueries_TimeOffsetShiftsTheStepGrid(t *testing.T) {
 		mu.Lock()
 		checks++
 		mu.Unlock()
-		fmt.Fprint(w, matrixJSON())
+		_, _ = fmt.Fprint(w, matrixJSON())
 	}))
 	t.Cleanup(srv.Close)
 	var cfg queryConfig

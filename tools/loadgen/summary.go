@@ -126,7 +126,7 @@ func formatCounts(m map[string]int64) string {
 
 // print writes the human-readable summary.
 func (s *summary) print(w io.Writer) {
-	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
+	p := func(format string, args ...any) { _, _ = fmt.Fprintf(w, format+"\n", args...) }
 	p("loadgen %s: %.1fs", s.Mode, s.WallSeconds)
 	if ws := s.Write; ws != nil {
 		p("  series:            %d tenants x %d active series, %d rounds (%d late), %d churned", ws.Tenants, ws.SeriesPerTenant, ws.Rounds, ws.LateRounds, ws.ChurnedSeries)

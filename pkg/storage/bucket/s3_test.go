@@ -53,8 +53,10 @@ func startVersityGW(t *testing.T) *s3Server {
 	cmd.Stderr = &out
 	require.NoError(t, cmd.Start())
 
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// exited is closed once the process has exited, and waitErr then holds how it ended.
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -77,9 +79,8 @@ func startVersityGW(t *testing.T) *s3Server {
 			return srv
 		}
 		select {
-		case err := <-exited:
-			exited <- err // let the cleanup see it too
-			t.Fatalf("versitygw exited before it was ready (%v):\n%s", err, out.String())
+		case <-exited:
+			t.Fatalf("versitygw exited before it was ready (%v):\n%s", waitErr, out.String())
 		case <-ticker.C:
 		}
 		if time.Now().After(deadline) {

@@ -175,8 +175,10 @@ func (k *KV) Start(ctx context.Context) error {
 	}
 	if k.cfg.AbortIfJoinFails {
 		if err := k.joinWithRetries(ctx); err != nil {
-			k.shutdownLocked(context.Background())
-			return fmt.Errorf("memberlist: join cluster (-memberlist.abort-if-join-fails is set): %w", err)
+			// Report a failure to shut down too: it can leave the gossip port bound.
+			return errors.Join(
+				fmt.Errorf("memberlist: join cluster (-memberlist.abort-if-join-fails is set): %w", err),
+				k.shutdownLocked(context.Background()))
 		}
 		return nil
 	}
