@@ -76,6 +76,25 @@ func (r *runningApp) waitReady(t *testing.T) {
 	}
 }
 
+// waitUntil polls cond until it reports done, failing the test after timeout with what and the last
+// state cond saw. State that another goroutine updates (the ring's view of the KV store, a mirrored KV) is
+// waited for, never read once right after the action that changes it. cond runs on the test's goroutine,
+// so it may use require.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() (done bool, last string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		done, last := cond()
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			require.FailNowf(t, "timed out", "%s: not within %s; last seen: %s", what, timeout, last)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, not a wait for a condition
+	}
+}
+
 // stop cancels the app's context and returns what Run returned.
 func (r *runningApp) stop(t *testing.T) error {
 	t.Helper()
@@ -162,10 +181,18 @@ func TestApp_ServesWritesQueriesAndStatusPages(t *testing.T) {
 	t.Run("services are running", func(t *testing.T) {
 		status, body, _ := r.get(t, "/services", nil)
 		require.Equal(t, http.StatusOK, status)
-		for _, module := range []string{moduleServer, moduleRing, moduleIngesterClient, TargetIngester} {
-			require.Contains(t, body, module+": Running\n")
+		// Every module of the target, also those with nothing to run (distributor and querier only
+		// register handlers; memberlist-kv is unused with the in-process ring).
+		modules := startOrder([]string{TargetAll})
+		for _, module := range []string{moduleServer, moduleMemberlistKV, moduleRingKV, moduleRing, moduleIngesterClient,
+			TargetIngester, TargetDistributor, TargetQuerier, TargetCompactor, TargetStoreGateway, TargetAll} {
+			require.Contains(t, modules, module)
 		}
-		require.NotContains(t, body, "Starting")
+		var want strings.Builder
+		for _, module := range modules {
+			want.WriteString(module + ": Running\n")
+		}
+		require.Equal(t, want.String(), body, "every module, in start order")
 
 		status, body, header := r.get(t, "/services", http.Header{"Accept": {"application/json"}})
 		require.Equal(t, http.StatusOK, status)
@@ -175,7 +202,7 @@ func TestApp_ServesWritesQueriesAndStatusPages(t *testing.T) {
 			State  string `json:"state"`
 		}
 		require.NoError(t, json.Unmarshal([]byte(body), &list))
-		require.NotEmpty(t, list)
+		require.Len(t, list, len(modules))
 		for _, e := range list {
 			require.Equal(t, "Running", e.State, e.Module)
 		}
