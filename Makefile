@@ -11,8 +11,19 @@ UNIT_PACKAGES = $(shell go list ./... | grep -v '/integration')
 run:
 	go run ./cmd/strata
 
+# Build information stamped into the binary (pkg/version, shown by `strata -version` and buildinfo). Each
+# variable can be given to make or in the environment instead (make build VERSION=v1.2.3), as a Docker
+# build without .git would.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+BRANCH ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
+BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+VERSION_PKG := github.com/strata-metrics/strata/pkg/version
+GO_LDFLAGS = -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REVISION) \
+	-X $(VERSION_PKG).Branch=$(BRANCH) -X $(VERSION_PKG).BuildDate=$(BUILD_DATE)
+
 build:
-	go build -o strata ./cmd/strata
+	go build -ldflags "$(GO_LDFLAGS)" -o strata ./cmd/strata
 
 # Unit tests, fuzz seeds, and the integration tests that start real strata and prometheus processes.
 test: test-deps
@@ -57,7 +68,7 @@ proto:
 	./scripts/genproto.sh
 
 docs:
-	go run ./tools/configdocs > docs/configuration.md
+	go run ./tools/configdocs -o docs/configuration.md
 
 # 3 ingesters, 2 distributors, 2 queriers on this machine (docs/operations.md).
 cluster:

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/strata-metrics/strata/pkg/app"
+	"github.com/strata-metrics/strata/pkg/version"
 )
 
 func main() {
@@ -21,6 +22,10 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "strata: invalid configuration:", err)
 		os.Exit(2)
+	}
+	if cfg.PrintVersion {
+		fmt.Print(version.Get())
+		os.Exit(0)
 	}
 	logger, err := app.NewLogger(cfg.LogLevel)
 	if err != nil {

@@ -59,7 +59,7 @@ type Config struct {
 	// ConfigFile and ExpandEnv are read before the other flags, as they say where those come from.
 	ConfigFile string
 	ExpandEnv  bool
-	// PrintVersion asks for the build information instead of a run; the rest is not validated then.
+	// PrintVersion asks for the build information instead of a run; nothing else is read or checked then.
 	PrintVersion bool
 }
 
@@ -186,8 +186,14 @@ func LoadConfig(args []string, stderr io.Writer) (*Config, *flag.FlagSet, error)
 	pre.SetOutput(io.Discard)
 	file := pre.String("config.file", "", "")
 	expand := pre.Bool("config.expand-env", false, "")
+	printVersion := pre.Bool("version", false, "")
 	pre.Usage = func() {}
-	_ = pre.Parse(onlyFlags(args, "config.file", "config.expand-env"))
+	_ = pre.Parse(onlyFlags(args, "config.file", "config.expand-env", "version"))
+	if *printVersion {
+		// -version works whatever else the command line or the config file says.
+		cfg.PrintVersion = true
+		return cfg, f, nil
+	}
 
 	if *file != "" {
 		data, err := os.ReadFile(*file)
@@ -206,10 +212,6 @@ func LoadConfig(args []string, stderr io.Writer) (*Config, *flag.FlagSet, error)
 	}
 	if f.NArg() > 0 {
 		return nil, nil, fmt.Errorf("unexpected arguments: %s", strings.Join(f.Args(), " "))
-	}
-	if cfg.PrintVersion {
-		// Printing the version must work whatever else the command line says.
-		return cfg, f, nil
 	}
 	explicit := map[string]bool{}
 	f.Visit(func(fl *flag.Flag) { explicit[fl.Name] = true })
@@ -260,7 +262,7 @@ func onlyFlags(args []string, names ...string) []string {
 			continue
 		}
 		out = append(out, args[i])
-		isBool := name == "config.expand-env"
+		isBool := name == "config.expand-env" || name == "version"
 		if !hasValue && !isBool && i+1 < len(args) {
 			out = append(out, args[i+1])
 			i++

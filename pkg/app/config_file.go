@@ -17,7 +17,7 @@ import (
 // configuration, and a key that names no flag is an error.
 
 // flagsNotInFile are the flags that make no sense inside the file itself.
-var flagsNotInFile = map[string]bool{"config.file": true, "config.expand-env": true}
+var flagsNotInFile = map[string]bool{"config.file": true, "config.expand-env": true, "version": true}
 
 // applyConfigFile sets every flag named by the YAML document in data.
 func applyConfigFile(f *flag.FlagSet, data []byte, name string) error {

@@ -321,3 +321,19 @@ func TestStartOrder_DependenciesFirstAndEachOnce(t *testing.T) {
 	before(moduleMemberlistKV, moduleRingKV)
 	require.ElementsMatch(t, []string{moduleServer, moduleMemberlistKV, moduleRingKV, moduleRing, moduleDistributorRing, moduleIngesterClient, moduleBucket, moduleStoreGatewayRing, moduleStoreGatewayClient, TargetIngester, TargetDistributor, TargetQuerier, TargetCompactor, TargetStoreGateway, TargetAll}, order)
 }
+
+func TestLoadConfig_VersionSkipsEverythingElse(t *testing.T) {
+	for _, args := range [][]string{
+		{"-version"},
+		{"--version"},
+		{"-version=true", "-config.file=/no/such/file.yaml"},
+		{"-target=no-such-target", "-version"},
+	} {
+		cfg, _, err := LoadConfig(args, io.Discard)
+		require.NoError(t, err, args)
+		require.True(t, cfg.PrintVersion, args)
+	}
+	cfg, _, err := LoadConfig([]string{"-version=false", "-data.dir=" + t.TempDir()}, io.Discard)
+	require.NoError(t, err)
+	require.False(t, cfg.PrintVersion)
+}

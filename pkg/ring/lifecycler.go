@@ -51,7 +51,7 @@ func (c *LifecyclerConfig) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSe
 	f.StringVar(&c.Zone, prefix+"instance-availability-zone", "", "Availability zone of this instance, used when zone awareness is on.")
 	f.IntVar(&c.NumTokens, prefix+"num-tokens", 128, "Number of tokens this instance owns in the ring; more tokens spread the load more evenly.")
 	f.DurationVar(&c.HeartbeatPeriod, prefix+"heartbeat-period", 15*time.Second, "How often the instance updates its heartbeat in the ring.")
-	f.BoolVar(&c.UnregisterOnShutdown, prefix+"unregister-on-shutdown", true, "Remove the instance from the ring on shutdown. If false, it stays LEAVING and gets its tokens back on restart. Unless set, true with a replication factor of 1 and false otherwise, so that restarting an ingester does not move series.")
+	f.BoolVar(&c.UnregisterOnShutdown, prefix+"unregister-on-shutdown", true, "Remove the instance from the ring on shutdown. If false, it stays LEAVING and gets its tokens back on restart.")
 	f.StringVar(&c.TokensFilePath, prefix+"tokens-file-path", "", "File in which the instance keeps its tokens, so that a restart takes the same tokens back. Empty: tokens are only kept in the ring.")
 }
 
