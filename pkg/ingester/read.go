@@ -182,7 +182,7 @@ func (i *Ingester) Series(ctx context.Context, req *ingesterpb.SeriesRequest) (*
 		if req.Limit > 0 && int64(len(resp.Series)) >= req.Limit {
 			break
 		}
-		resp.Series = append(resp.Series, &ingesterpb.LabelSet{Labels: seriespb.FromLabels(set.At().Labels())})
+		resp.Series = append(resp.Series, &seriespb.Series{Labels: seriespb.FromLabels(set.At().Labels())})
 	}
 	if err := set.Err(); err != nil {
 		return nil, status.Errorf(codes.Internal, "select series: %v", err)

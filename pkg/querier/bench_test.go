@@ -44,8 +44,9 @@ func benchmarkStreamChunks(b *testing.B, seriesCount, chunksPerSeries int) []*in
 	var msgs []*ingesterpb.QueryStreamResponse
 	batch := &ingesterpb.QueryStreamResponse{}
 	for i := range seriesCount {
-		lset := labels.FromStrings("__name__", "node_cpu_seconds_total", "cpu", fmt.Sprint(i%8),
-			"instance", fmt.Sprintf("10.%d.%d.%d:9100", i/62500, i/250%250, i%250), "job", "node", "mode", "idle")
+		// In label order, as ingesters stream them.
+		lset := labels.FromStrings("__name__", "node_cpu_seconds_total", "cpu", fmt.Sprint(i*8/seriesCount),
+			"instance", fmt.Sprintf("10.%03d.%03d.%03d:9100", i/62500, i/250%250, i%250), "job", "node", "mode", "idle")
 		s := &seriespb.Series{Labels: seriespb.FromLabels(lset)}
 		ts, v := int64(0), 0.0
 		for range chunksPerSeries {

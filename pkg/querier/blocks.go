@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"slices"
@@ -64,6 +63,7 @@ func (q *BlocksQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
 type blocksQuerier struct {
 	*BlocksQueryable
 	mint, maxt int64
+	streams    streamContexts
 }
 
 // blocksInRange returns the IDs of the tenant's blocks that overlap [mint, maxt] and should be read.
@@ -96,22 +96,29 @@ func (q *blocksQuerier) blocksInRange(ctx context.Context, mint, maxt int64) (st
 	return tenantID, ids, nil
 }
 
-// forEachStoreGateway asks store-gateways for every block of ids: f is called per store-gateway with
-// the blocks assigned to it and returns the blocks it answered for. Blocks left unanswered are retried on
-// replicas not asked yet.
-func (q *blocksQuerier) forEachStoreGateway(ctx context.Context, tenantID string, ids []ulid.ULID, f func(context.Context, storegatewaypb.StoreGatewayClient, []string) ([]string, error)) error {
+// blockTries remembers, per block, the store-gateways already asked for it, so that a retry goes to
+// another replica.
+type blockTries map[ulid.ULID][]string
+
+// forEachBlockOwner asks store-gateways for every block of ids: call is made per store-gateway with the
+// blocks assigned to it and returns its answer and the blocks it answered for. Blocks left unanswered are
+// retried on replicas not asked yet; the answers of the calls that succeeded are returned once every
+// block is answered for, or an error names the blocks that no store-gateway answered for.
+func forEachBlockOwner[T any](ctx context.Context, q *blocksQuerier, tenantID string, ids []ulid.ULID, tried blockTries, call func(ctx context.Context, addr string, client storegatewaypb.StoreGatewayClient, blocks []string) (T, []string, error)) ([]T, error) {
 	remaining := map[ulid.ULID]struct{}{}
 	for _, id := range ids {
 		remaining[id] = struct{}{}
 	}
-	tried := map[ulid.ULID][]string{}
-	var failures []string
+	var (
+		failures []string
+		answers  []T
+	)
 	for attempt := 0; attempt < maxBlockAttempts && len(remaining) > 0; attempt++ {
 		byAddr := map[string][]string{}
 		for id := range remaining {
 			rs, err := q.ring.Get(ring.BlockToken(tenantID, id), ring.Read, nil)
 			if err != nil {
-				return fmt.Errorf("find store-gateways of block %s: %w", id, err)
+				return answers, fmt.Errorf("find store-gateways of block %s: %w", id, err)
 			}
 			for _, inst := range rs.Instances {
 				if !slices.Contains(tried[id], inst.Addr) {
@@ -132,10 +139,13 @@ func (q *blocksQuerier) forEachStoreGateway(ctx context.Context, tenantID string
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				var (
+					answer   T
+					answered []string
+				)
 				client, err := q.clients.GetStoreGatewayClient(addr)
-				var answered []string
 				if err == nil {
-					answered, err = f(ctx, client, blocks)
+					answer, answered, err = call(ctx, addr, client, blocks)
 				}
 				mtx.Lock()
 				defer mtx.Unlock()
@@ -143,6 +153,7 @@ func (q *blocksQuerier) forEachStoreGateway(ctx context.Context, tenantID string
 					failures = append(failures, fmt.Sprintf("%s: %v", addr, err))
 					return
 				}
+				answers = append(answers, answer)
 				for _, a := range answered {
 					if id, err := ulid.Parse(a); err == nil {
 						delete(remaining, id)
@@ -152,11 +163,11 @@ func (q *blocksQuerier) forEachStoreGateway(ctx context.Context, tenantID string
 		}
 		wg.Wait()
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return answers, ctx.Err()
 		}
 	}
 	if len(remaining) == 0 {
-		return nil
+		return answers, nil
 	}
 	missing := make([]string, 0, len(remaining))
 	for id := range remaining {
@@ -167,10 +178,13 @@ func (q *blocksQuerier) forEachStoreGateway(ctx context.Context, tenantID string
 	if len(failures) > 0 {
 		msg += " (" + strings.Join(failures, "; ") + ")"
 	}
-	return errors.New(msg)
+	return answers, errors.New(msg)
 }
 
-// Select implements storage.Querier.
+// Select implements storage.Querier. The store-gateways that own the blocks stream their series, merged as
+// they arrive. A store-gateway lists the blocks it answers for before its series, so blocks it does not
+// hold are asked of another replica at once; a stream that fails midway is replaced by streams of other
+// replicas for its blocks, which start after the last series it delivered.
 func (q *blocksQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.SeriesSet {
 	mint, maxt := q.mint, q.maxt
 	skipChunks := false
@@ -185,48 +199,62 @@ func (q *blocksQuerier) Select(ctx context.Context, _ bool, hints *storage.Selec
 	if len(ids) == 0 {
 		return storage.EmptySeriesSet()
 	}
-	var (
-		mtx     sync.Mutex
-		answers [][]*seriespb.Series
-	)
+	ctx = q.streams.new(ctx)
+	tried := blockTries{}
 	pbMatchers := seriespb.FromLabelMatchers(matchers)
-	err = q.forEachStoreGateway(ctx, tenantID, ids, func(ctx context.Context, client storegatewaypb.StoreGatewayClient, blocks []string) ([]string, error) {
-		stream, err := client.Series(ctx, &storegatewaypb.SeriesRequest{
-			MinTimeMs: mint, MaxTimeMs: maxt, Matchers: pbMatchers, BlockIds: blocks, SkipChunks: skipChunks,
+	open := func(ids []ulid.ULID, skipThrough labels.Labels) ([]*seriesStream, error) {
+		return forEachBlockOwner(ctx, q, tenantID, ids, tried, func(ctx context.Context, addr string, client storegatewaypb.StoreGatewayClient, blocks []string) (*seriesStream, []string, error) {
+			return openBlockStream(ctx, addr, client, &storegatewaypb.SeriesRequest{
+				MinTimeMs: mint, MaxTimeMs: maxt, Matchers: pbMatchers, BlockIds: blocks, SkipChunks: skipChunks,
+			}, skipThrough)
 		})
+	}
+	streams, err := open(ids, labels.EmptyLabels())
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	return newMergedSeriesSet(ctx, streams, func(failed *seriesStream, err error) ([]*seriesStream, error) {
+		failed.cancel()
+		blocks := make([]ulid.ULID, 0, len(failed.blocks))
+		for _, b := range failed.blocks {
+			if id, err := ulid.Parse(b); err == nil {
+				blocks = append(blocks, id)
+			}
+		}
+		replacements, rerr := open(blocks, failed.lset)
+		if rerr != nil {
+			for _, r := range replacements {
+				r.cancel()
+			}
+			return nil, fmt.Errorf("store-gateway %s failed: %w; %w", failed.source, err, rerr)
+		}
+		return replacements, nil
+	})
+}
+
+// openBlockStream starts a Series stream and receives its first message, which lists the blocks the
+// store-gateway answers for.
+func openBlockStream(ctx context.Context, addr string, client storegatewaypb.StoreGatewayClient, req *storegatewaypb.SeriesRequest, skipThrough labels.Labels) (*seriesStream, []string, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	stream, err := client.Series(ctx, req)
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	s := newSeriesStream(ctx, addr, func() ([]*seriespb.Series, error) {
+		resp, err := stream.Recv()
 		if err != nil {
 			return nil, err
 		}
-		var (
-			series  []*seriespb.Series
-			queried []string
-		)
-		for {
-			resp, err := stream.Recv()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return nil, err
-			}
-			series = append(series, resp.Series...)
-			queried = append(queried, resp.QueriedBlockIds...)
-		}
-		mtx.Lock()
-		answers = append(answers, series)
-		mtx.Unlock()
-		return queried, nil
+		return resp.Series, nil
 	})
-	if err != nil {
-		return storage.ErrSeriesSet(err)
-	}
-	// A series' blocks may be spread over several store-gateways, and a retry may have asked two for the
-	// same block; the merge keeps one sample per timestamp.
-	set, err := mergeEncodedAnswers(answers)
-	if err != nil {
-		return storage.ErrSeriesSet(err)
-	}
-	return set
+	s.batch, s.cancel, s.blocks, s.skipThrough = first.Series, cancel, first.QueriedBlockIds, skipThrough
+	return s, first.QueriedBlockIds, nil
 }
 
 // LabelNames implements storage.Querier.
@@ -260,19 +288,8 @@ func (q *blocksQuerier) labelStrings(ctx context.Context, call func(context.Cont
 	if err != nil || len(ids) == 0 {
 		return nil, nil, err
 	}
-	var (
-		mtx     sync.Mutex
-		results []any
-	)
-	err = q.forEachStoreGateway(ctx, tenantID, ids, func(ctx context.Context, client storegatewaypb.StoreGatewayClient, blocks []string) ([]string, error) {
-		values, queried, err := call(ctx, client, blocks)
-		if err != nil {
-			return nil, err
-		}
-		mtx.Lock()
-		results = append(results, values)
-		mtx.Unlock()
-		return queried, nil
+	results, err := forEachBlockOwner(ctx, q, tenantID, ids, blockTries{}, func(ctx context.Context, _ string, client storegatewaypb.StoreGatewayClient, blocks []string) ([]string, []string, error) {
+		return call(ctx, client, blocks)
 	})
 	if err != nil {
 		return nil, nil, err
@@ -280,5 +297,8 @@ func (q *blocksQuerier) labelStrings(ctx context.Context, call func(context.Cont
 	return mergeStrings(results, limit), nil, nil
 }
 
-// Close implements storage.Querier.
-func (q *blocksQuerier) Close() error { return nil }
+// Close implements storage.Querier: it ends the streams of every Select.
+func (q *blocksQuerier) Close() error {
+	q.streams.cancel()
+	return nil
+}

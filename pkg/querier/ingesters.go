@@ -2,8 +2,6 @@ package querier
 
 import (
 	"context"
-	"errors"
-	"io"
 	"slices"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -41,24 +39,37 @@ func (q *IngesterQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
 type ingesterQuerier struct {
 	*IngesterQueryable
 	mint, maxt int64
+	streams    streamContexts
 }
 
-// forEachIngester calls f on every ingester of the read replication set, in parallel.
-func (q *ingesterQuerier) forEachIngester(ctx context.Context, f func(context.Context, ingesterpb.IngesterClient) (any, error)) ([]any, error) {
+// forEachIngester calls f on every ingester of the read replication set, in parallel, and returns the
+// answers of those that succeeded, as long as the failures are within the set's budget.
+func forEachIngester[T any](ctx context.Context, q *IngesterQueryable, f func(context.Context, ingesterpb.IngesterClient) (T, error)) ([]T, error) {
 	rs, err := q.ring.GetReplicationSetForOperation(ring.Read)
 	if err != nil {
 		return nil, err
 	}
-	return rs.Do(ctx, func(ctx context.Context, inst *ring.InstanceDesc) (any, error) {
+	results, err := rs.Do(ctx, func(ctx context.Context, inst *ring.InstanceDesc) (any, error) {
 		client, err := q.clients.GetClientFor(inst.Addr)
 		if err != nil {
 			return nil, err
 		}
 		return f(ctx, client)
 	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, len(results))
+	for i, r := range results {
+		out[i] = r.(T)
+	}
+	return out, nil
 }
 
-// Select implements storage.Querier.
+// Select implements storage.Querier. Every ingester of the read set streams its series; the streams are
+// merged as they arrive, dropping the replicas' duplicate samples. An ingester that fails, before or
+// during its stream, is left out as long as the set tolerates it: the others hold every acknowledged
+// sample.
 func (q *ingesterQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.SeriesSet {
 	mint, maxt := q.mint, q.maxt
 	if hints != nil {
@@ -67,72 +78,81 @@ func (q *ingesterQuerier) Select(ctx context.Context, _ bool, hints *storage.Sel
 	if hints != nil && hints.Func == "series" {
 		return q.selectLabelsOnly(ctx, mint, maxt, int64(hints.Limit), matchers)
 	}
+	rs, err := q.ring.GetReplicationSetForOperation(ring.Read)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	ctx = q.streams.new(ctx)
 	req := &ingesterpb.QueryRequest{StartMs: mint, EndMs: maxt, Matchers: seriespb.FromLabelMatchers(matchers)}
-	results, err := q.forEachIngester(ctx, func(ctx context.Context, client ingesterpb.IngesterClient) (any, error) {
-		stream, err := client.QueryStream(ctx, req)
+	streams := make([]*seriesStream, 0, len(rs.Instances))
+	var failures []ring.InstanceError
+	fail := func(inst *ring.InstanceDesc, err error) error {
+		failures = append(failures, ring.InstanceError{ID: inst.ID, Addr: inst.Addr, Err: err})
+		if rs.Tolerates(failures) {
+			return nil
+		}
+		return &ring.DoError{Failures: failures, Instances: len(rs.Instances), MaxErrors: rs.MaxErrors, Excluded: rs.Excluded}
+	}
+	bySource := map[string]*ring.InstanceDesc{}
+	for i := range rs.Instances {
+		inst := &rs.Instances[i]
+		bySource[inst.Addr] = inst
+		stream, err := q.openStream(ctx, inst.Addr, req)
+		if err != nil {
+			if err := fail(inst, err); err != nil {
+				return storage.ErrSeriesSet(err)
+			}
+			continue
+		}
+		streams = append(streams, stream)
+	}
+	return newMergedSeriesSet(ctx, streams, func(failed *seriesStream, err error) ([]*seriesStream, error) {
+		return nil, fail(bySource[failed.source], err)
+	})
+}
+
+func (q *ingesterQuerier) openStream(ctx context.Context, addr string, req *ingesterpb.QueryRequest) (*seriesStream, error) {
+	client, err := q.clients.GetClientFor(addr)
+	if err != nil {
+		return nil, err
+	}
+	stream, err := client.QueryStream(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return newSeriesStream(ctx, addr, func() ([]*seriespb.Series, error) {
+		resp, err := stream.Recv()
 		if err != nil {
 			return nil, err
 		}
-		var series []*seriespb.Series
-		for {
-			resp, err := stream.Recv()
-			if errors.Is(err, io.EOF) {
-				return series, nil
-			}
-			if err != nil {
-				return nil, err
-			}
-			series = append(series, resp.Series...)
-		}
-	})
-	if err != nil {
-		return storage.ErrSeriesSet(err)
-	}
-	answers := make([][]*seriespb.Series, len(results))
-	for i, r := range results {
-		answers[i] = r.([]*seriespb.Series)
-	}
-	// The merge keeps one sample per timestamp, removing the replicas' duplicates.
-	set, err := mergeEncodedAnswers(answers)
-	if err != nil {
-		return storage.ErrSeriesSet(err)
-	}
-	return set
+		return resp.Series, nil
+	}), nil
 }
 
+// selectLabelsOnly answers /api/v1/series from the ingesters' Series calls, which carry no chunks.
 func (q *ingesterQuerier) selectLabelsOnly(ctx context.Context, mint, maxt, limit int64, matchers []*labels.Matcher) storage.SeriesSet {
 	req := &ingesterpb.SeriesRequest{StartMs: mint, EndMs: maxt, Matchers: seriespb.FromLabelMatchers(matchers), Limit: limit}
-	results, err := q.forEachIngester(ctx, func(ctx context.Context, client ingesterpb.IngesterClient) (any, error) {
+	answers, err := forEachIngester(ctx, q.IngesterQueryable, func(ctx context.Context, client ingesterpb.IngesterClient) (*ingesterpb.SeriesResponse, error) {
 		return client.Series(ctx, req)
 	})
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
-	var (
-		b   labels.ScratchBuilder
-		all []labels.Labels
-	)
-	for _, r := range results {
-		for _, ls := range r.(*ingesterpb.SeriesResponse).Series {
-			all = append(all, seriespb.ToLabels(&b, ls.Labels))
-		}
+	streams := make([]*seriesStream, len(answers))
+	for i, a := range answers {
+		streams[i] = sliceStream("ingester", a.Series)
 	}
-	slices.SortFunc(all, labels.Compare)
-	all = slices.CompactFunc(all, labels.Equal)
-	if limit > 0 && int64(len(all)) > limit {
-		all = all[:limit]
+	set := storage.SeriesSet(newMergedSeriesSet(ctx, streams, func(_ *seriesStream, err error) ([]*seriesStream, error) { return nil, err }))
+	if limit > 0 {
+		set = &limitedSeriesSet{SeriesSet: set, left: limit}
 	}
-	series := make([]storage.Series, len(all))
-	for i, ls := range all {
-		series[i] = storage.NewListSeries(ls, nil)
-	}
-	return &sliceSeriesSet{series: series, i: -1}
+	return set
 }
 
 // LabelValues implements storage.Querier.
 func (q *ingesterQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	req := &ingesterpb.LabelValuesRequest{Name: name, StartMs: q.mint, EndMs: q.maxt, Matchers: seriespb.FromLabelMatchers(matchers), Limit: limitOf(hints)}
-	results, err := q.forEachIngester(ctx, func(ctx context.Context, client ingesterpb.IngesterClient) (any, error) {
+	results, err := forEachIngester(ctx, q.IngesterQueryable, func(ctx context.Context, client ingesterpb.IngesterClient) ([]string, error) {
 		resp, err := client.LabelValues(ctx, req)
 		if err != nil {
 			return nil, err
@@ -148,7 +168,7 @@ func (q *ingesterQuerier) LabelValues(ctx context.Context, name string, hints *s
 // LabelNames implements storage.Querier.
 func (q *ingesterQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	req := &ingesterpb.LabelNamesRequest{StartMs: q.mint, EndMs: q.maxt, Matchers: seriespb.FromLabelMatchers(matchers), Limit: limitOf(hints)}
-	results, err := q.forEachIngester(ctx, func(ctx context.Context, client ingesterpb.IngesterClient) (any, error) {
+	results, err := forEachIngester(ctx, q.IngesterQueryable, func(ctx context.Context, client ingesterpb.IngesterClient) ([]string, error) {
 		resp, err := client.LabelNames(ctx, req)
 		if err != nil {
 			return nil, err
@@ -161,8 +181,11 @@ func (q *ingesterQuerier) LabelNames(ctx context.Context, hints *storage.LabelHi
 	return mergeStrings(results, limitOf(hints)), nil, nil
 }
 
-// Close implements storage.Querier.
-func (q *ingesterQuerier) Close() error { return nil }
+// Close implements storage.Querier: it ends the streams of every Select.
+func (q *ingesterQuerier) Close() error {
+	q.streams.cancel()
+	return nil
+}
 
 // MetricMetadata is one metadata entry of a metric family, as /api/v1/metadata shows it.
 type MetricMetadata struct {
@@ -175,8 +198,7 @@ type MetricMetadata struct {
 // metric family. metric selects one family; limits of 0 mean no limit.
 func (q *IngesterQueryable) MetricsMetadata(ctx context.Context, metric string, limit, limitPerMetric int) (map[string][]MetricMetadata, error) {
 	req := &ingesterpb.MetricsMetadataRequest{Metric: metric, Limit: int64(limit), LimitPerMetric: int64(limitPerMetric)}
-	iq := &ingesterQuerier{IngesterQueryable: q}
-	results, err := iq.forEachIngester(ctx, func(ctx context.Context, client ingesterpb.IngesterClient) (any, error) {
+	results, err := forEachIngester(ctx, q, func(ctx context.Context, client ingesterpb.IngesterClient) ([]*ingesterpb.MetricMetadata, error) {
 		resp, err := client.MetricsMetadata(ctx, req)
 		if err != nil {
 			return nil, err
@@ -188,7 +210,7 @@ func (q *IngesterQueryable) MetricsMetadata(ctx context.Context, metric string, 
 	}
 	out := map[string][]MetricMetadata{}
 	for _, r := range results {
-		for _, m := range r.([]*ingesterpb.MetricMetadata) {
+		for _, m := range r {
 			entry := MetricMetadata{Type: m.Type, Help: m.Help, Unit: m.Unit}
 			entries := out[m.MetricFamilyName]
 			if slices.Contains(entries, entry) {
@@ -213,11 +235,11 @@ func limitOf(hints *storage.LabelHints) int64 {
 	return int64(hints.Limit)
 }
 
-// mergeStrings unions the sorted string lists of several ingesters.
-func mergeStrings(results []any, limit int64) []string {
+// mergeStrings unions the sorted string lists of several ingesters or store-gateways.
+func mergeStrings(results [][]string, limit int64) []string {
 	var all []string
 	for _, r := range results {
-		all = append(all, r.([]string)...)
+		all = append(all, r...)
 	}
 	slices.Sort(all)
 	all = slices.Compact(all)
@@ -227,68 +249,16 @@ func mergeStrings(results []any, limit int64) []string {
 	return all
 }
 
-// encodedSeries is a series as ingesters (StreamSeries) and store-gateways (Series) send it: labels and
-// TSDB-encoded chunks.
-type encodedSeries interface {
-	GetLabels() []*seriespb.Label
-	GetChunks() []*seriespb.Chunk
+// limitedSeriesSet ends after left series.
+type limitedSeriesSet struct {
+	storage.SeriesSet
+	left int64
 }
 
-// mergeEncodedAnswers merges answers (each in label order) from several ingesters or store-gateways
-// into one series set in label order. A series' chunks from every answer become one series: identical
-// chunks (replicas that ingested the same samples) are kept once, and the rest is read as a sequence of
-// non-overlapping chunks, merging sample by sample only where chunks overlap.
-func mergeEncodedAnswers[S encodedSeries](answers [][]S) (storage.SeriesSet, error) {
-	type answeredSeries struct {
-		lset   labels.Labels
-		chunks []*seriespb.Chunk
+func (s *limitedSeriesSet) Next() bool {
+	if s.left <= 0 {
+		return false
 	}
-	var (
-		b   labels.ScratchBuilder
-		all []answeredSeries
-	)
-	for _, answer := range answers {
-		for _, s := range answer {
-			all = append(all, answeredSeries{lset: seriespb.ToLabels(&b, s.GetLabels()), chunks: s.GetChunks()})
-		}
-	}
-	if len(answers) > 1 {
-		slices.SortStableFunc(all, func(a, b answeredSeries) int { return labels.Compare(a.lset, b.lset) })
-	}
-	out := make([]storage.Series, 0, len(all))
-	for i := 0; i < len(all); {
-		j := i + 1
-		for j < len(all) && labels.Equal(all[i].lset, all[j].lset) {
-			j++
-		}
-		var encoded []*seriespb.Chunk
-		if j == i+1 {
-			encoded = all[i].chunks
-		} else {
-			for _, s := range all[i:j] {
-				encoded = append(encoded, s.chunks...)
-			}
-		}
-		series, err := newChunkSeries(all[i].lset, encoded)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, series)
-		i = j
-	}
-	return &sliceSeriesSet{series: out, i: -1}, nil
+	s.left--
+	return s.SeriesSet.Next()
 }
-
-// sliceSeriesSet iterates over series already in memory.
-type sliceSeriesSet struct {
-	series []storage.Series
-	i      int
-}
-
-func (s *sliceSeriesSet) Next() bool {
-	s.i++
-	return s.i < len(s.series)
-}
-func (s *sliceSeriesSet) At() storage.Series                { return s.series[s.i] }
-func (s *sliceSeriesSet) Err() error                        { return nil }
-func (s *sliceSeriesSet) Warnings() annotations.Annotations { return nil }

@@ -228,7 +228,7 @@ func (f *fakeIngester) Series(_ context.Context, req *ingesterpb.SeriesRequest, 
 		if req.Limit > 0 && int64(len(resp.Series)) >= req.Limit {
 			break
 		}
-		resp.Series = append(resp.Series, &ingesterpb.LabelSet{Labels: seriespb.FromLabels(s.labels)})
+		resp.Series = append(resp.Series, &seriespb.Series{Labels: seriespb.FromLabels(s.labels)})
 	}
 	return resp, nil
 }

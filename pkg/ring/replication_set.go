@@ -59,6 +59,19 @@ func (e *DoError) Unwrap() []error {
 	return errs
 }
 
+// Tolerates reports whether a request to the set still succeeds after these failures, for callers that
+// learn of failures one by one (a streamed read) rather than through Do.
+func (rs ReplicationSet) Tolerates(failures []InstanceError) bool {
+	if len(failures) <= rs.MaxErrors || rs.MaxUnavailableZones <= 0 {
+		return len(failures) <= rs.MaxErrors
+	}
+	zoneOf := make(map[string]string, len(rs.Instances))
+	for _, inst := range rs.Instances {
+		zoneOf[inst.ID] = inst.Zone
+	}
+	return rs.tolerates(failures, zoneOf)
+}
+
 // tolerates reports whether the set still succeeds after these failures.
 func (rs *ReplicationSet) tolerates(failures []InstanceError, zoneOf map[string]string) bool {
 	if len(failures) <= rs.MaxErrors {

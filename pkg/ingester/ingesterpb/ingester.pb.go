@@ -511,60 +511,17 @@ func (x *SeriesRequest) GetLimit() int64 {
 	return 0
 }
 
-type LabelSet struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Labels        []*seriespb.Label      `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *LabelSet) Reset() {
-	*x = LabelSet{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[9]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *LabelSet) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*LabelSet) ProtoMessage() {}
-
-func (x *LabelSet) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[9]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use LabelSet.ProtoReflect.Descriptor instead.
-func (*LabelSet) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{9}
-}
-
-func (x *LabelSet) GetLabels() []*seriespb.Label {
-	if x != nil {
-		return x.Labels
-	}
-	return nil
-}
-
 type SeriesResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Series        []*LabelSet            `protobuf:"bytes,1,rep,name=series,proto3" json:"series,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Label sets only (no chunks), in label order.
+	Series        []*seriespb.Series `protobuf:"bytes,1,rep,name=series,proto3" json:"series,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SeriesResponse) Reset() {
 	*x = SeriesResponse{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[10]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -576,7 +533,7 @@ func (x *SeriesResponse) String() string {
 func (*SeriesResponse) ProtoMessage() {}
 
 func (x *SeriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[10]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -589,10 +546,10 @@ func (x *SeriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeriesResponse.ProtoReflect.Descriptor instead.
 func (*SeriesResponse) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{10}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{9}
 }
 
-func (x *SeriesResponse) GetSeries() []*LabelSet {
+func (x *SeriesResponse) GetSeries() []*seriespb.Series {
 	if x != nil {
 		return x.Series
 	}
@@ -611,7 +568,7 @@ type MetricsMetadataRequest struct {
 
 func (x *MetricsMetadataRequest) Reset() {
 	*x = MetricsMetadataRequest{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[11]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -623,7 +580,7 @@ func (x *MetricsMetadataRequest) String() string {
 func (*MetricsMetadataRequest) ProtoMessage() {}
 
 func (x *MetricsMetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[11]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -636,7 +593,7 @@ func (x *MetricsMetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsMetadataRequest.ProtoReflect.Descriptor instead.
 func (*MetricsMetadataRequest) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{11}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *MetricsMetadataRequest) GetMetric() string {
@@ -673,7 +630,7 @@ type MetricMetadata struct {
 
 func (x *MetricMetadata) Reset() {
 	*x = MetricMetadata{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[12]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -685,7 +642,7 @@ func (x *MetricMetadata) String() string {
 func (*MetricMetadata) ProtoMessage() {}
 
 func (x *MetricMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[12]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -698,7 +655,7 @@ func (x *MetricMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricMetadata.ProtoReflect.Descriptor instead.
 func (*MetricMetadata) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{12}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *MetricMetadata) GetMetricFamilyName() string {
@@ -738,7 +695,7 @@ type MetricsMetadataResponse struct {
 
 func (x *MetricsMetadataResponse) Reset() {
 	*x = MetricsMetadataResponse{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[13]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -750,7 +707,7 @@ func (x *MetricsMetadataResponse) String() string {
 func (*MetricsMetadataResponse) ProtoMessage() {}
 
 func (x *MetricsMetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[13]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -763,7 +720,7 @@ func (x *MetricsMetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsMetadataResponse.ProtoReflect.Descriptor instead.
 func (*MetricsMetadataResponse) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{13}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *MetricsMetadataResponse) GetMetadata() []*MetricMetadata {
@@ -806,11 +763,9 @@ const file_ingester_ingesterpb_ingester_proto_rawDesc = "" +
 	"\bstart_ms\x18\x01 \x01(\x03R\astartMs\x12\x15\n" +
 	"\x06end_ms\x18\x02 \x01(\x03R\x05endMs\x127\n" +
 	"\bmatchers\x18\x03 \x03(\v2\x1b.strata.series.LabelMatcherR\bmatchers\x12\x14\n" +
-	"\x05limit\x18\x04 \x01(\x03R\x05limit\"8\n" +
-	"\bLabelSet\x12,\n" +
-	"\x06labels\x18\x01 \x03(\v2\x14.strata.series.LabelR\x06labels\"C\n" +
-	"\x0eSeriesResponse\x121\n" +
-	"\x06series\x18\x01 \x03(\v2\x19.strata.ingester.LabelSetR\x06series\"p\n" +
+	"\x05limit\x18\x04 \x01(\x03R\x05limit\"?\n" +
+	"\x0eSeriesResponse\x12-\n" +
+	"\x06series\x18\x01 \x03(\v2\x15.strata.series.SeriesR\x06series\"p\n" +
 	"\x16MetricsMetadataRequest\x12\x16\n" +
 	"\x06metric\x18\x01 \x01(\tR\x06metric\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\x03R\x05limit\x12(\n" +
@@ -843,7 +798,7 @@ func file_ingester_ingesterpb_ingester_proto_rawDescGZIP() []byte {
 	return file_ingester_ingesterpb_ingester_proto_rawDescData
 }
 
-var file_ingester_ingesterpb_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_ingester_ingesterpb_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_ingester_ingesterpb_ingester_proto_goTypes = []any{
 	(*PushRequest)(nil),             // 0: strata.ingester.PushRequest
 	(*PushResponse)(nil),            // 1: strata.ingester.PushResponse
@@ -854,41 +809,38 @@ var file_ingester_ingesterpb_ingester_proto_goTypes = []any{
 	(*LabelValuesRequest)(nil),      // 6: strata.ingester.LabelValuesRequest
 	(*LabelValuesResponse)(nil),     // 7: strata.ingester.LabelValuesResponse
 	(*SeriesRequest)(nil),           // 8: strata.ingester.SeriesRequest
-	(*LabelSet)(nil),                // 9: strata.ingester.LabelSet
-	(*SeriesResponse)(nil),          // 10: strata.ingester.SeriesResponse
-	(*MetricsMetadataRequest)(nil),  // 11: strata.ingester.MetricsMetadataRequest
-	(*MetricMetadata)(nil),          // 12: strata.ingester.MetricMetadata
-	(*MetricsMetadataResponse)(nil), // 13: strata.ingester.MetricsMetadataResponse
-	(*seriespb.LabelMatcher)(nil),   // 14: strata.series.LabelMatcher
-	(*seriespb.Series)(nil),         // 15: strata.series.Series
-	(*seriespb.Label)(nil),          // 16: strata.series.Label
+	(*SeriesResponse)(nil),          // 9: strata.ingester.SeriesResponse
+	(*MetricsMetadataRequest)(nil),  // 10: strata.ingester.MetricsMetadataRequest
+	(*MetricMetadata)(nil),          // 11: strata.ingester.MetricMetadata
+	(*MetricsMetadataResponse)(nil), // 12: strata.ingester.MetricsMetadataResponse
+	(*seriespb.LabelMatcher)(nil),   // 13: strata.series.LabelMatcher
+	(*seriespb.Series)(nil),         // 14: strata.series.Series
 }
 var file_ingester_ingesterpb_ingester_proto_depIdxs = []int32{
-	14, // 0: strata.ingester.QueryRequest.matchers:type_name -> strata.series.LabelMatcher
-	15, // 1: strata.ingester.QueryStreamResponse.series:type_name -> strata.series.Series
-	14, // 2: strata.ingester.LabelNamesRequest.matchers:type_name -> strata.series.LabelMatcher
-	14, // 3: strata.ingester.LabelValuesRequest.matchers:type_name -> strata.series.LabelMatcher
-	14, // 4: strata.ingester.SeriesRequest.matchers:type_name -> strata.series.LabelMatcher
-	16, // 5: strata.ingester.LabelSet.labels:type_name -> strata.series.Label
-	9,  // 6: strata.ingester.SeriesResponse.series:type_name -> strata.ingester.LabelSet
-	12, // 7: strata.ingester.MetricsMetadataResponse.metadata:type_name -> strata.ingester.MetricMetadata
-	0,  // 8: strata.ingester.Ingester.Push:input_type -> strata.ingester.PushRequest
-	2,  // 9: strata.ingester.Ingester.QueryStream:input_type -> strata.ingester.QueryRequest
-	4,  // 10: strata.ingester.Ingester.LabelNames:input_type -> strata.ingester.LabelNamesRequest
-	6,  // 11: strata.ingester.Ingester.LabelValues:input_type -> strata.ingester.LabelValuesRequest
-	8,  // 12: strata.ingester.Ingester.Series:input_type -> strata.ingester.SeriesRequest
-	11, // 13: strata.ingester.Ingester.MetricsMetadata:input_type -> strata.ingester.MetricsMetadataRequest
-	1,  // 14: strata.ingester.Ingester.Push:output_type -> strata.ingester.PushResponse
-	3,  // 15: strata.ingester.Ingester.QueryStream:output_type -> strata.ingester.QueryStreamResponse
-	5,  // 16: strata.ingester.Ingester.LabelNames:output_type -> strata.ingester.LabelNamesResponse
-	7,  // 17: strata.ingester.Ingester.LabelValues:output_type -> strata.ingester.LabelValuesResponse
-	10, // 18: strata.ingester.Ingester.Series:output_type -> strata.ingester.SeriesResponse
-	13, // 19: strata.ingester.Ingester.MetricsMetadata:output_type -> strata.ingester.MetricsMetadataResponse
-	14, // [14:20] is the sub-list for method output_type
-	8,  // [8:14] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	13, // 0: strata.ingester.QueryRequest.matchers:type_name -> strata.series.LabelMatcher
+	14, // 1: strata.ingester.QueryStreamResponse.series:type_name -> strata.series.Series
+	13, // 2: strata.ingester.LabelNamesRequest.matchers:type_name -> strata.series.LabelMatcher
+	13, // 3: strata.ingester.LabelValuesRequest.matchers:type_name -> strata.series.LabelMatcher
+	13, // 4: strata.ingester.SeriesRequest.matchers:type_name -> strata.series.LabelMatcher
+	14, // 5: strata.ingester.SeriesResponse.series:type_name -> strata.series.Series
+	11, // 6: strata.ingester.MetricsMetadataResponse.metadata:type_name -> strata.ingester.MetricMetadata
+	0,  // 7: strata.ingester.Ingester.Push:input_type -> strata.ingester.PushRequest
+	2,  // 8: strata.ingester.Ingester.QueryStream:input_type -> strata.ingester.QueryRequest
+	4,  // 9: strata.ingester.Ingester.LabelNames:input_type -> strata.ingester.LabelNamesRequest
+	6,  // 10: strata.ingester.Ingester.LabelValues:input_type -> strata.ingester.LabelValuesRequest
+	8,  // 11: strata.ingester.Ingester.Series:input_type -> strata.ingester.SeriesRequest
+	10, // 12: strata.ingester.Ingester.MetricsMetadata:input_type -> strata.ingester.MetricsMetadataRequest
+	1,  // 13: strata.ingester.Ingester.Push:output_type -> strata.ingester.PushResponse
+	3,  // 14: strata.ingester.Ingester.QueryStream:output_type -> strata.ingester.QueryStreamResponse
+	5,  // 15: strata.ingester.Ingester.LabelNames:output_type -> strata.ingester.LabelNamesResponse
+	7,  // 16: strata.ingester.Ingester.LabelValues:output_type -> strata.ingester.LabelValuesResponse
+	9,  // 17: strata.ingester.Ingester.Series:output_type -> strata.ingester.SeriesResponse
+	12, // 18: strata.ingester.Ingester.MetricsMetadata:output_type -> strata.ingester.MetricsMetadataResponse
+	13, // [13:19] is the sub-list for method output_type
+	7,  // [7:13] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_ingester_ingesterpb_ingester_proto_init() }
@@ -902,7 +854,7 @@ func file_ingester_ingesterpb_ingester_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ingester_ingesterpb_ingester_proto_rawDesc), len(file_ingester_ingesterpb_ingester_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
