@@ -108,7 +108,7 @@ func shipReplicaCopies(t *testing.T, c *cluster, bucketDir, tenantID string, ser
 	for _, ing := range c.ingesters {
 		resp, err := http.Post(ing.url("/ingester/flush?wait=true"), "", nil)
 		require.NoError(t, err)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		require.Equal(t, http.StatusNoContent, resp.StatusCode)
 	}
 	copies := blockDirs(t, bucketDir, tenantID)

@@ -376,7 +376,7 @@ func startReferencePrometheus(t *testing.T, dataDir string) string {
 		}
 		require.True(t, time.Now().Before(deadline), "prometheus was not ready within 30s:\n%s", out)
 		if resp, err := http.Get(base + "/-/ready"); err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				break
 			}

@@ -156,7 +156,7 @@ func (p *strataProcess) waitReady() {
 		}
 		resp, err := http.Get(p.url("/ready"))
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return
 			}

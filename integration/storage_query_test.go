@@ -69,7 +69,7 @@ func testShippedDataSurvives(t *testing.T, bucketArgs ...string) {
 
 	resp, err := http.Post(p.url("/ingester/flush?wait=true"), "", nil)
 	require.NoError(t, err)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	require.Equal(t, http.StatusNoContent, resp.StatusCode)
 	// The compactor writes the bucket index, then the store-gateway loads the block.
 	require.Eventually(t, func() bool { return storeGatewayBlocks(t, p, "durable") == 1 }, 30*time.Second, 100*time.Millisecond)

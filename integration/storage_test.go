@@ -59,7 +59,7 @@ func (s *versitygw) start() {
 		if err != nil {
 			return false
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return true
 	}, 30*time.Second, 50*time.Millisecond, "versitygw did not start")
 }
@@ -115,7 +115,7 @@ func TestStorage_S3OutageNeverFailsPushes(t *testing.T) {
 	flush := func() int {
 		resp, err := http.Post(p.url("/ingester/flush?wait=true"), "", nil)
 		require.NoError(t, err)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return resp.StatusCode
 	}
 
