@@ -56,7 +56,7 @@ func (f *fakeStoreGateway) Series(req *storegatewaypb.SeriesRequest, srv storega
 	return srv.Send(resp)
 }
 
-func startFakeStoreGateway(t *testing.T, sg *fakeStoreGateway) string {
+func startFakeStoreGateway(t *testing.T, sg storegatewaypb.StoreGatewayServer) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
