@@ -109,7 +109,9 @@ func (s *scriptedStream) Recv() (*ingesterpb.QueryStreamResponse, error) {
 
 type scriptedClients map[string]*scriptedIngester
 
-func (c scriptedClients) GetClientFor(addr string) (ingesterpb.IngesterClient, error) { return c[addr], nil }
+func (c scriptedClients) GetClientFor(addr string) (ingesterpb.IngesterClient, error) {
+	return c[addr], nil
+}
 
 func scriptedQueryable(maxErrors int, ingesters ...*scriptedIngester) *IngesterQueryable {
 	clients := scriptedClients{}
