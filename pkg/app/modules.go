@@ -290,7 +290,7 @@ func (a *App) initDistributor() (services.Service, error) {
 func (a *App) initQuerier() (services.Service, error) {
 	engine := querier.NewEngine(a.cfg.Querier, prometheus.WrapRegistererWithPrefix("strata_querier_", a.reg), a.logger.With("component", "querier"))
 	ingesters := querier.NewIngesterQueryable(a.ingesterRing, a.ingesterClients)
-	blocks := querier.NewBlocksQueryable(a.bucket, a.storeGatewayRing, storeGatewayClients{a.storeGatewayClients}, a.cfg.Querier.QueryStoreAfter, a.logger.With("component", "querier"))
+	blocks := querier.NewBlocksQueryable(a.bucket, a.storeGatewayRing, storeGatewayClients{a.storeGatewayClients}, a.cfg.Querier, a.reg, a.logger.With("component", "querier"))
 	queryable := querier.NewTimeSplitQueryable(ingesters, blocks, a.cfg.Querier)
 	promAPI := api.NewPrometheusAPI(engine, queryable, ingesters, a.logger.With("component", "querier"))
 	promAPI.Register(a.server.mux, "/prometheus/api/v1", a.tenantMiddleware)

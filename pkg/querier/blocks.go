@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
@@ -19,7 +20,6 @@ import (
 
 	"github.com/strata-metrics/strata/pkg/ring"
 	"github.com/strata-metrics/strata/pkg/seriespb"
-	"github.com/strata-metrics/strata/pkg/storage/bucket"
 	storagetsdb "github.com/strata-metrics/strata/pkg/storage/tsdb"
 	"github.com/strata-metrics/strata/pkg/storegateway/storegatewaypb"
 	"github.com/strata-metrics/strata/pkg/tenant"
@@ -38,7 +38,7 @@ const maxBlockAttempts = 3
 // store-gateway answered for on its other replicas, and fails naming the blocks that none answered: a
 // query never silently misses a block.
 type BlocksQueryable struct {
-	bucket  objstore.Bucket
+	indexes *bucketIndexCache
 	ring    ring.ReadRing
 	clients StoreGatewayClients
 	logger  *slog.Logger
@@ -49,10 +49,17 @@ type BlocksQueryable struct {
 }
 
 // NewBlocksQueryable returns a queryable over the blocks of bkt, served by the store-gateways of r. Blocks
-// with only data newer than queryStoreAfter are read only if they were uploaded rather than shipped by
-// ingesters (0 reads every block).
-func NewBlocksQueryable(bkt objstore.Bucket, r ring.ReadRing, clients StoreGatewayClients, queryStoreAfter time.Duration, logger *slog.Logger) *BlocksQueryable {
-	return &BlocksQueryable{bucket: bkt, ring: r, clients: clients, logger: logger, queryStoreAfter: queryStoreAfter, now: time.Now}
+// with only data newer than cfg.QueryStoreAfter are read only if they were uploaded rather than shipped by
+// ingesters (0 reads every block); a tenant's bucket index is kept for cfg.BucketIndexTTL.
+func NewBlocksQueryable(bkt objstore.Bucket, r ring.ReadRing, clients StoreGatewayClients, cfg Config, reg prometheus.Registerer, logger *slog.Logger) *BlocksQueryable {
+	return &BlocksQueryable{
+		indexes:         newBucketIndexCache(bkt, cfg.BucketIndexTTL, reg),
+		ring:            r,
+		clients:         clients,
+		logger:          logger,
+		queryStoreAfter: cfg.QueryStoreAfter,
+		now:             time.Now,
+	}
 }
 
 // Querier implements storage.Queryable.
@@ -72,12 +79,9 @@ func (q *blocksQuerier) blocksInRange(ctx context.Context, mint, maxt int64) (st
 	if err != nil {
 		return "", nil, err
 	}
-	idx, err := storagetsdb.ReadIndex(ctx, bucket.NewTenantBucket(q.bucket, tenantID))
-	if errors.Is(err, storagetsdb.ErrIndexNotFound) {
-		return tenantID, nil, nil // no block was ever compacted for this tenant
-	}
-	if err != nil {
-		return "", nil, fmt.Errorf("read bucket index: %w", err)
+	idx, err := q.indexes.get(ctx, tenantID)
+	if err != nil || idx == nil {
+		return tenantID, nil, err
 	}
 	recent := int64(math.MaxInt64)
 	if q.queryStoreAfter > 0 {

@@ -118,7 +118,7 @@ func TestBlocksQueryable_RetriesBlocksOnOtherReplicas(t *testing.T) {
 		{ID: "sg-1", Addr: startFakeStoreGateway(t, first)},
 		{ID: "sg-2", Addr: startFakeStoreGateway(t, second)},
 	}}}
-	q := NewBlocksQueryable(bkt, r, dialClients{t}, 0, slog.New(slog.DiscardHandler))
+	q := NewBlocksQueryable(bkt, r, dialClients{t}, Config{}, nil, slog.New(slog.DiscardHandler))
 
 	got, err := selectAll(t, q)
 	require.NoError(t, err)
@@ -131,7 +131,7 @@ func TestBlocksQueryable_FailsNamingBlocksNoStoreGatewayHas(t *testing.T) {
 	bkt, a, b := blocksFixture(t)
 	only := &fakeStoreGateway{blocks: map[string]int64{a.String(): 1000}}
 	r := fakeRing{set: ring.ReplicationSet{Instances: []ring.InstanceDesc{{ID: "sg-1", Addr: startFakeStoreGateway(t, only)}}}}
-	q := NewBlocksQueryable(bkt, r, dialClients{t}, 0, slog.New(slog.DiscardHandler))
+	q := NewBlocksQueryable(bkt, r, dialClients{t}, Config{}, nil, slog.New(slog.DiscardHandler))
 
 	_, err := selectAll(t, q)
 	require.ErrorContains(t, err, "no store-gateway answered for blocks "+b.String())
@@ -139,7 +139,7 @@ func TestBlocksQueryable_FailsNamingBlocksNoStoreGatewayHas(t *testing.T) {
 }
 
 func TestBlocksQueryable_TenantWithoutIndexHasNoBlocks(t *testing.T) {
-	q := NewBlocksQueryable(objstore.NewInMemBucket(), fakeRing{}, dialClients{t}, 0, slog.New(slog.DiscardHandler))
+	q := NewBlocksQueryable(objstore.NewInMemBucket(), fakeRing{}, dialClients{t}, Config{}, nil, slog.New(slog.DiscardHandler))
 	got, err := selectAll(t, q)
 	require.NoError(t, err)
 	require.Empty(t, got)
@@ -160,7 +160,7 @@ func TestBlocksQueryable_SkipsBlocksMarkedForDeletionOrReplaced(t *testing.T) {
 	}))
 	sg := &fakeStoreGateway{blocks: map[string]int64{merged.String(): 1000}}
 	r := fakeRing{set: ring.ReplicationSet{Instances: []ring.InstanceDesc{{ID: "sg-1", Addr: startFakeStoreGateway(t, sg)}}}}
-	q := NewBlocksQueryable(bkt, r, dialClients{t}, 0, slog.New(slog.DiscardHandler))
+	q := NewBlocksQueryable(bkt, r, dialClients{t}, Config{}, nil, slog.New(slog.DiscardHandler))
 	got, err := selectAll(t, q)
 	require.NoError(t, err)
 	require.Equal(t, map[int64]float64{1000: 1000}, got)
@@ -183,7 +183,7 @@ func TestBlocksQueryable_RecentBlocksOnlyWhenUploaded(t *testing.T) {
 	}))
 	sg := &fakeStoreGateway{blocks: map[string]int64{}}
 	r := fakeRing{set: ring.ReplicationSet{Instances: []ring.InstanceDesc{{ID: "sg-1", Addr: startFakeStoreGateway(t, sg)}}}}
-	q := NewBlocksQueryable(bkt, r, dialClients{t}, 12*time.Hour, slog.New(slog.DiscardHandler))
+	q := NewBlocksQueryable(bkt, r, dialClients{t}, Config{QueryStoreAfter: 12 * time.Hour}, nil, slog.New(slog.DiscardHandler))
 	q.now = func() time.Time { return now }
 	querier, err := q.Querier(0, now.UnixMilli())
 	require.NoError(t, err)

@@ -22,6 +22,7 @@ type Config struct {
 	DefaultEvaluationInterval time.Duration
 	QueryIngestersWithin      time.Duration
 	QueryStoreAfter           time.Duration
+	BucketIndexTTL            time.Duration
 }
 
 // RegisterFlags registers the querier's flags.
@@ -32,6 +33,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.LookbackDelta, "querier.lookback-delta", 5*time.Minute, "How far back an instant vector selector looks for the latest sample, as Prometheus' -query.lookback-delta.")
 	f.DurationVar(&c.DefaultEvaluationInterval, "querier.default-evaluation-interval", time.Minute, "Step of subqueries that do not give one.")
 	f.DurationVar(&c.QueryIngestersWithin, "querier.query-ingesters-within", 13*time.Hour, "Only data newer than this is asked from ingesters; it must not exceed -blocks-storage.tsdb.retention-period. 0 asks ingesters for any time.")
+	f.DurationVar(&c.BucketIndexTTL, "querier.bucket-index-ttl", time.Minute, "How long a tenant's bucket index, which lists its blocks in object storage, is kept in memory before it is read again (strata_querier_bucket_index_reads_total). 0 reads it for every query.")
 	f.DurationVar(&c.QueryStoreAfter, "querier.query-store-after", 12*time.Hour, "Blocks in object storage holding only data newer than this are not read, as ingesters hold that data; uploaded (backfilled) blocks are read however recent. It must be shorter than -querier.query-ingesters-within so the two overlap. 0 reads every block.")
 }
 
@@ -46,6 +48,8 @@ func (c *Config) Validate() error {
 		return errors.New("-querier.max-concurrent must be positive")
 	case c.LookbackDelta <= 0:
 		return errors.New("-querier.lookback-delta must be positive")
+	case c.BucketIndexTTL < 0:
+		return errors.New("-querier.bucket-index-ttl must not be negative")
 	case c.DefaultEvaluationInterval <= 0:
 		return errors.New("-querier.default-evaluation-interval must be positive")
 	case c.QueryIngestersWithin > 0 && c.QueryStoreAfter >= c.QueryIngestersWithin:

@@ -232,7 +232,7 @@ func TestBlocksQueryable_StoreGatewayFailingMidwayIsReplacedByAnotherReplica(t *
 		{ID: "sg-1", Addr: startFakeStoreGateway(t, failing)},
 		{ID: "sg-2", Addr: startFakeStoreGateway(t, healthy)},
 	}}}
-	q := NewBlocksQueryable(bkt, r, dialClients{t}, 0, slog.New(slog.DiscardHandler))
+	q := NewBlocksQueryable(bkt, r, dialClients{t}, Config{}, nil, slog.New(slog.DiscardHandler))
 	querier, err := q.Querier(0, 3000)
 	require.NoError(t, err)
 	defer querier.Close()
@@ -249,7 +249,7 @@ func TestBlocksQueryable_StoreGatewayFailingMidwayIsReplacedByAnotherReplica(t *
 
 	// With no other replica left, the query fails naming the store-gateway and the blocks.
 	r = fakeRing{set: ring.ReplicationSet{Instances: []ring.InstanceDesc{{ID: "sg-1", Addr: startFakeStoreGateway(t, &streamingStoreGateway{t: t, n: n, blocks: blocks, failAfter: 2})}}}}
-	q = NewBlocksQueryable(bkt, r, dialClients{t}, 0, slog.New(slog.DiscardHandler))
+	q = NewBlocksQueryable(bkt, r, dialClients{t}, Config{}, nil, slog.New(slog.DiscardHandler))
 	querier, err = q.Querier(0, 3000)
 	require.NoError(t, err)
 	defer querier.Close()
