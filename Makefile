@@ -6,7 +6,7 @@ export PATH := $(shell go env GOPATH)/bin:$(PATH)
 
 GOLANGCI_LINT_VERSION := v2.15.0
 # Every package but integration/, whose tests start real processes.
-UNIT_PACKAGES = $(shell go list ./... | grep -v '/integration')
+UNIT_PACKAGES = $(shell go list ./... | grep -v '^github.com/strata-metrics/strata/integration')
 
 run:
 	go run ./cmd/strata
