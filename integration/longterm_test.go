@@ -28,7 +28,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/strata-metrics/strata/pkg/compactor"
-	storagetsdb "github.com/strata-metrics/strata/pkg/storage/tsdb"
+	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 	"github.com/strata-metrics/strata/pkg/storegateway"
 )
 
@@ -53,7 +53,7 @@ func TestLongTerm_SevenDayRangeQueryMatchesPrometheus(t *testing.T) {
 		dst := uploadBlock(t, b, bucketDir, tenantID)
 		// Prometheus gets the bucket's copy: its reader must ignore meta.json's "strata" section.
 		require.NoError(t, os.CopyFS(filepath.Join(promDir, filepath.Base(dst)), os.DirFS(dst)))
-		meta, err := storagetsdb.ReadMetaFromDir(dst)
+		meta, err := blockstore.ReadMetaFromDir(dst)
 		require.NoError(t, err)
 		blockSamples += meta.Stats.NumSamples
 	}
@@ -238,9 +238,9 @@ func writeBlock(t *testing.T, dir string, week []weekSeries, mint, maxt int64) s
 // block carries, and returns its directory there.
 func uploadBlock(t *testing.T, src, bucketDir, tenantID string) string {
 	t.Helper()
-	meta, err := storagetsdb.ReadMetaFromDir(src)
+	meta, err := blockstore.ReadMetaFromDir(src)
 	require.NoError(t, err)
-	meta.Strata = storagetsdb.StrataMeta{TenantID: tenantID, Source: storagetsdb.SourceUpload}
+	meta.Strata = blockstore.StrataMeta{TenantID: tenantID, Source: blockstore.SourceUpload}
 	dst := filepath.Join(bucketDir, tenantID, meta.ULID.String())
 	require.NoError(t, os.CopyFS(dst, os.DirFS(src)))
 	require.NoError(t, meta.WriteToDir(dst))
@@ -295,10 +295,10 @@ func waitForCompactedBlocks(t *testing.T, p *strataProcess, tenantID string, wan
 		if err != nil {
 			continue
 		}
-		entries := make([]*storagetsdb.BlockEntry, 0, len(loaded))
+		entries := make([]*blockstore.BlockEntry, 0, len(loaded))
 		var samples uint64
 		for _, b := range loaded {
-			entries = append(entries, &storagetsdb.BlockEntry{ID: ulid.MustParse(b.ID), MinTime: b.MinTime, MaxTime: b.MaxTime})
+			entries = append(entries, &blockstore.BlockEntry{ID: ulid.MustParse(b.ID), MinTime: b.MinTime, MaxTime: b.MaxTime})
 			samples += b.Samples
 		}
 		if samples == wantSamples && len(compactor.Plan(entries, ranges)) == 0 {

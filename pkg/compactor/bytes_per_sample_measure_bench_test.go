@@ -22,8 +22,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
 
+	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
-	"github.com/strata-metrics/strata/pkg/storage/tsdb"
 )
 
 // The measured day: 20 scrape targets of 50 series each (30 counters, 15 gauges, 5 histogram buckets:
@@ -246,9 +246,9 @@ func measureReplicaBlocks(b *testing.B, tenant string, base int64) [][]string {
 		require.NoError(b, db.Close())
 		require.Len(b, dirs[r], measureWindows)
 		for _, dir := range dirs[r] {
-			meta, err := tsdb.ReadMetaFromDir(dir)
+			meta, err := blockstore.ReadMetaFromDir(dir)
 			require.NoError(b, err)
-			meta.Strata = tsdb.StrataMeta{TenantID: tenant, IngesterID: "ingester-" + strconv.Itoa(r), Source: tsdb.SourceIngester}
+			meta.Strata = blockstore.StrataMeta{TenantID: tenant, IngesterID: "ingester-" + strconv.Itoa(r), Source: blockstore.SourceIngester}
 			require.NoError(b, meta.WriteToDir(dir))
 		}
 	}
@@ -257,7 +257,7 @@ func measureReplicaBlocks(b *testing.B, tenant string, base int64) [][]string {
 
 // measureLocalBlockSize returns the sizes of a block directory's index and chunk files.
 func measureLocalBlockSize(b *testing.B, dir string) (index, chunks int64) {
-	fi, err := os.Stat(filepath.Join(dir, tsdb.BlockIndexFilename))
+	fi, err := os.Stat(filepath.Join(dir, blockstore.BlockIndexFilename))
 	require.NoError(b, err)
 	entries, err := os.ReadDir(filepath.Join(dir, "chunks"))
 	require.NoError(b, err)
@@ -272,7 +272,7 @@ func measureLocalBlockSize(b *testing.B, dir string) (index, chunks int64) {
 // measureBucketBlockSize returns the sizes of a block's index and chunk objects.
 func measureBucketBlockSize(b *testing.B, bkt objstore.Bucket, id ulid.ULID) (index, chunks int64) {
 	ctx := context.Background()
-	attrs, err := bkt.Attributes(ctx, id.String()+"/"+tsdb.BlockIndexFilename)
+	attrs, err := bkt.Attributes(ctx, id.String()+"/"+blockstore.BlockIndexFilename)
 	require.NoError(b, err)
 	require.NoError(b, bkt.Iter(ctx, id.String()+"/chunks/", func(name string) error {
 		a, err := bkt.Attributes(ctx, name)
@@ -332,10 +332,10 @@ func BenchmarkCompactedBlock_BytesPerSample(b *testing.B) {
 	const tenant = "t1"
 	base := testBase()
 	dirs := measureReplicaBlocks(b, tenant, base)
-	metas := map[string]*tsdb.Meta{}
+	metas := map[string]*blockstore.Meta{}
 	for _, rdirs := range dirs {
 		for _, dir := range rdirs {
-			meta, err := tsdb.ReadMetaFromDir(dir)
+			meta, err := blockstore.ReadMetaFromDir(dir)
 			require.NoError(b, err)
 			metas[dir] = meta
 		}
@@ -346,7 +346,7 @@ func BenchmarkCompactedBlock_BytesPerSample(b *testing.B) {
 	}
 
 	var (
-		dayMeta             *tsdb.Meta
+		dayMeta             *blockstore.Meta
 		dayIndex, dayChunks int64
 		dayBkt              objstore.Bucket
 	)
@@ -374,13 +374,13 @@ func BenchmarkCompactedBlock_BytesPerSample(b *testing.B) {
 		require.NoError(b, c.CompactAll(ctx))
 
 		b.StopTimer()
-		idx, err := tsdb.ReadIndex(ctx, tbkt)
+		idx, err := blockstore.ReadIndex(ctx, tbkt)
 		require.NoError(b, err)
-		live := tsdb.BlocksToQuery(idx, nil)
+		live := blockstore.BlocksToQuery(idx, nil)
 		require.Len(b, live, 1, "one block for the day")
 		require.Equal(b, base, live[0].MinTime)
 		require.Equal(b, base+24*hourMs, live[0].MaxTime)
-		dayMeta, err = tsdb.DownloadMeta(ctx, tbkt, live[0].ID)
+		dayMeta, err = blockstore.DownloadMeta(ctx, tbkt, live[0].ID)
 		require.NoError(b, err)
 		dayIndex, dayChunks = measureBucketBlockSize(b, tbkt, live[0].ID)
 		dayBkt = tbkt

@@ -9,7 +9,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/thanos-io/objstore"
 
-	"github.com/strata-metrics/strata/pkg/storage/tsdb"
+	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 )
 
 // minPartialBlockAge is the least age (of its newest file) at which a block without meta.json counts as an
@@ -23,7 +23,7 @@ func (c *Compactor) deleteMarked(ctx context.Context, p *tenantPass) error {
 		if c.now().Before(time.Unix(m.DeletionTime, 0).Add(c.cfg.DeletionDelay)) {
 			continue
 		}
-		if err := tsdb.DeleteBlock(ctx, p.bkt, m.ID); err != nil {
+		if err := blockstore.DeleteBlock(ctx, p.bkt, m.ID); err != nil {
 			return err
 		}
 		p.logger.Info("deleted block", "block", m.ID, "reason", m.Reason)
@@ -67,13 +67,13 @@ func (c *Compactor) deletePartial(ctx context.Context, p *tenantPass) error {
 			continue
 		}
 		// The upload may have finished since the listing.
-		if ok, err := p.bkt.Exists(ctx, tsdb.MetaPath(id)); err != nil || ok {
+		if ok, err := p.bkt.Exists(ctx, blockstore.MetaPath(id)); err != nil || ok {
 			if err != nil {
 				return fmt.Errorf("check meta.json of block %s: %w", id, err)
 			}
 			continue
 		}
-		if err := tsdb.DeleteBlock(ctx, p.bkt, id); err != nil {
+		if err := blockstore.DeleteBlock(ctx, p.bkt, id); err != nil {
 			return err
 		}
 		p.logger.Info("deleted partial block", "block", id, "last_modified", newest)
@@ -112,7 +112,7 @@ func newestFile(ctx context.Context, bkt objstore.Bucket, id ulid.ULID) (time.Ti
 // marks them.
 func (c *Compactor) writeIndex(ctx context.Context, p *tenantPass) error {
 	idx := *p.idx
-	replaced := tsdb.ReplacedBlocks(p.liveBlocks(), p.sources())
+	replaced := blockstore.ReplacedBlocks(p.liveBlocks(), p.sources())
 	if len(replaced) > 0 {
 		idx.Blocks = nil
 		for _, b := range p.idx.Blocks {
@@ -122,5 +122,5 @@ func (c *Compactor) writeIndex(ctx context.Context, p *tenantPass) error {
 		}
 	}
 	idx.UpdatedAt = c.now().Unix()
-	return tsdb.WriteIndex(ctx, p.bkt, &idx)
+	return blockstore.WriteIndex(ctx, p.bkt, &idx)
 }

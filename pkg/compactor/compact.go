@@ -14,7 +14,7 @@ import (
 	promtsdb "github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
 
-	"github.com/strata-metrics/strata/pkg/storage/tsdb"
+	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 )
 
 // workDirPrefix starts the name of the data directory's subdirectory in which a group is compacted.
@@ -66,11 +66,11 @@ func (c *Compactor) runGroup(ctx context.Context, p *tenantPass, g Group) error 
 	} else {
 		id := ids[0]
 		bdir := filepath.Join(outDir, id.String())
-		meta, err := tsdb.ReadMetaFromDir(bdir)
+		meta, err := blockstore.ReadMetaFromDir(bdir)
 		if err != nil {
 			return err
 		}
-		meta.Strata = tsdb.StrataMeta{TenantID: p.tenant, Source: tsdb.SourceCompactor, ReplicasDeduplicated: dedup, HoldsUploadedData: uploaded}
+		meta.Strata = blockstore.StrataMeta{TenantID: p.tenant, Source: blockstore.SourceCompactor, ReplicasDeduplicated: dedup, HoldsUploadedData: uploaded}
 		if err := meta.WriteToDir(bdir); err != nil {
 			return err
 		}
@@ -101,7 +101,7 @@ func (c *Compactor) runGroup(ctx context.Context, p *tenantPass, g Group) error 
 func downloadBlock(ctx context.Context, bkt objstore.Bucket, id ulid.ULID, dir string) error {
 	var names []string
 	err := bkt.Iter(ctx, id.String()+"/", func(name string) error {
-		if name != tsdb.BlockDeletionMarkPath(id) {
+		if name != blockstore.BlockDeletionMarkPath(id) {
 			names = append(names, name)
 		}
 		return nil
@@ -145,7 +145,7 @@ func downloadFile(ctx context.Context, bkt objstore.Bucket, name, dst string) er
 }
 
 // uploadBlock uploads the block in dir, meta.json last: until it is there, readers treat the block as partial.
-func uploadBlock(ctx context.Context, bkt objstore.Bucket, meta *tsdb.Meta, dir string) error {
+func uploadBlock(ctx context.Context, bkt objstore.Bucket, meta *blockstore.Meta, dir string) error {
 	err := filepath.WalkDir(dir, func(name string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -154,7 +154,7 @@ func uploadBlock(ctx context.Context, bkt objstore.Bucket, meta *tsdb.Meta, dir 
 		if err != nil {
 			return err
 		}
-		if rel == tsdb.MetaFilename {
+		if rel == blockstore.MetaFilename {
 			return nil
 		}
 		f, err := os.Open(name)
@@ -171,5 +171,5 @@ func uploadBlock(ctx context.Context, bkt objstore.Bucket, meta *tsdb.Meta, dir 
 	if err != nil {
 		return fmt.Errorf("upload block %s: %w", meta.ULID, err)
 	}
-	return tsdb.UploadMeta(ctx, bkt, meta)
+	return blockstore.UploadMeta(ctx, bkt, meta)
 }

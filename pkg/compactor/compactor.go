@@ -17,8 +17,8 @@ import (
 
 	"github.com/strata-metrics/strata/pkg/ring"
 	"github.com/strata-metrics/strata/pkg/services"
+	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
-	"github.com/strata-metrics/strata/pkg/storage/tsdb"
 )
 
 const (
@@ -48,7 +48,7 @@ type Compactor struct {
 	// passMtx makes passes exclusive: the service loop and CompactAll callers never work on a tenant at once.
 	passMtx sync.Mutex
 	// metas caches meta.json per tenant and block: a block's meta.json never changes once uploaded.
-	metas map[string]map[ulid.ULID]*tsdb.Meta
+	metas map[string]map[ulid.ULID]*blockstore.Meta
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -81,7 +81,7 @@ func New(cfg Config, bkt objstore.Bucket, r ring.ReadRing, instanceID string, re
 		logger:     logger.With("component", "compactor"),
 		metrics:    newMetrics(reg),
 		now:        time.Now,
-		metas:      map[string]map[ulid.ULID]*tsdb.Meta{},
+		metas:      map[string]map[ulid.ULID]*blockstore.Meta{},
 	}, nil
 }
 

@@ -17,20 +17,20 @@ import (
 
 	"github.com/strata-metrics/strata/pkg/ring"
 	"github.com/strata-metrics/strata/pkg/ring/kv/inmemory"
+	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
-	"github.com/strata-metrics/strata/pkg/storage/tsdb"
 )
 
 // shipReplicas ships three replica copies of [minT, maxT) from three ingesters; the second misses every
 // tenth sample of series 0 and the third the last samples of series 1, as ingesters that missed writes do.
 // It returns the copies' metas; the first copy is complete.
-func shipReplicas(t *testing.T, bkt objstore.Bucket, tenant string, minT, maxT int64) []*tsdb.Meta {
+func shipReplicas(t *testing.T, bkt objstore.Bucket, tenant string, minT, maxT int64) []*blockstore.Meta {
 	skips := []func(int, int64) bool{
 		nil,
 		func(s int, ts int64) bool { return s == 0 && (ts/sampleStep)%10 == 3 },
 		func(s int, ts int64) bool { return s == 1 && ts > maxT-10*sampleStep },
 	}
-	var metas []*tsdb.Meta
+	var metas []*blockstore.Meta
 	for i, skip := range skips {
 		metas = append(metas, shipBlock(t, bkt, tenant, blockSpec{
 			minT: minT, maxT: maxT, series: 3, ingester: "ingester-" + string(rune('a'+i)), skip: skip,
@@ -40,8 +40,8 @@ func shipReplicas(t *testing.T, bkt objstore.Bucket, tenant string, minT, maxT i
 }
 
 // queriedBlocks returns the blocks of tenant's written index that queriers would read.
-func queriedBlocks(t *testing.T, bkt objstore.Bucket, tenant string) []*tsdb.BlockEntry {
-	return tsdb.BlocksToQuery(tenantIndex(t, bkt, tenant), nil)
+func queriedBlocks(t *testing.T, bkt objstore.Bucket, tenant string) []*blockstore.BlockEntry {
+	return blockstore.BlocksToQuery(tenantIndex(t, bkt, tenant), nil)
 }
 
 func TestCompactor_MergesReplicaCopiesAndDeletesThemAfterTheDelay(t *testing.T) {
@@ -56,9 +56,9 @@ func TestCompactor_MergesReplicaCopiesAndDeletesThemAfterTheDelay(t *testing.T) 
 	blocks := queriedBlocks(t, bkt, "t1")
 	require.Len(t, blocks, 1)
 	out := blocks[0]
-	meta, err := tsdb.DownloadMeta(ctx, bucket.NewTenantBucket(bkt, "t1"), out.ID)
+	meta, err := blockstore.DownloadMeta(ctx, bucket.NewTenantBucket(bkt, "t1"), out.ID)
 	require.NoError(t, err)
-	require.Equal(t, tsdb.StrataMeta{TenantID: "t1", Source: tsdb.SourceCompactor, ReplicasDeduplicated: true}, meta.Strata)
+	require.Equal(t, blockstore.StrataMeta{TenantID: "t1", Source: blockstore.SourceCompactor, ReplicasDeduplicated: true}, meta.Strata)
 	require.Equal(t, base, meta.MinTime)
 	require.Equal(t, base+2*hourMs, meta.MaxTime)
 	require.Equal(t, 2, meta.Compaction.Level)
@@ -102,7 +102,7 @@ func TestCompactor_MergesCompleteRangesUpward(t *testing.T) {
 	ctx := context.Background()
 	bkt := objstore.NewInMemBucket()
 	base := testBase()
-	var day1 []*tsdb.Meta
+	var day1 []*blockstore.Meta
 	for i := range int64(12) {
 		day1 = append(day1, shipBlock(t, bkt, "t1", blockSpec{minT: base + 2*i*hourMs, maxT: base + 2*(i+1)*hourMs, series: 2}))
 	}
@@ -147,17 +147,17 @@ func TestCompactor_CrashAfterUploadIsFinishedByTheNextPass(t *testing.T) {
 
 	// The compacted block is complete and its sources are not marked: an index built now lists all four,
 	// and BlocksToQuery with the blocks' sources still returns only the compacted one.
-	idx, err := tsdb.NewUpdater(tbkt, testLogger).UpdateIndex(ctx, nil)
+	idx, err := blockstore.NewUpdater(tbkt, testLogger).UpdateIndex(ctx, nil)
 	require.NoError(t, err)
 	require.Len(t, idx.Blocks, 4)
 	require.Empty(t, idx.DeletionMarks)
-	sources := tsdb.BlockSources{}
+	sources := blockstore.BlockSources{}
 	for _, b := range idx.Blocks {
-		m, err := tsdb.DownloadMeta(ctx, tbkt, b.ID)
+		m, err := blockstore.DownloadMeta(ctx, tbkt, b.ID)
 		require.NoError(t, err)
 		sources[b.ID] = m.Compaction.Sources
 	}
-	require.Equal(t, []ulid.ULID{uploaded}, ids(tsdb.BlocksToQuery(idx, sources)))
+	require.Equal(t, []ulid.ULID{uploaded}, ids(blockstore.BlocksToQuery(idx, sources)))
 
 	c.afterUpload = nil
 	require.NoError(t, c.CompactAll(ctx))
@@ -179,7 +179,7 @@ func TestCompactor_MarkingFailureNeverPublishesBothCopies(t *testing.T) {
 	c, _ := newTestCompactor(t, testConfig(t), fb)
 	errDown := errors.New("object store down")
 	failMarks := func(name string) error {
-		if strings.HasSuffix(name, tsdb.DeletionMarkFilename) {
+		if strings.HasSuffix(name, blockstore.DeletionMarkFilename) {
 			return errDown
 		}
 		return nil
@@ -189,8 +189,8 @@ func TestCompactor_MarkingFailureNeverPublishesBothCopies(t *testing.T) {
 
 	// Marking keeps failing: cleanup must not publish the compacted block beside its unmarked sources.
 	require.ErrorIs(t, c.CleanupAll(ctx), errDown)
-	_, err := tsdb.ReadIndex(ctx, bucket.NewTenantBucket(fb, "t1"))
-	require.ErrorIs(t, err, tsdb.ErrIndexNotFound, "no index is written while sources cannot be marked")
+	_, err := blockstore.ReadIndex(ctx, bucket.NewTenantBucket(fb, "t1"))
+	require.ErrorIs(t, err, blockstore.ErrIndexNotFound, "no index is written while sources cannot be marked")
 
 	fb.setFail(nil)
 	require.NoError(t, c.CompactAll(ctx))
@@ -212,7 +212,7 @@ func TestCompactor_PartialUploadIsIgnoredThenDeleted(t *testing.T) {
 	}
 	// The compacted block's meta.json fails to upload: its other files stay behind as a partial block.
 	fb.setFail(func(name string) error {
-		if strings.HasSuffix(name, "/"+tsdb.MetaFilename) && !isOld[strings.Split(name, "/")[1]] {
+		if strings.HasSuffix(name, "/"+blockstore.MetaFilename) && !isOld[strings.Split(name, "/")[1]] {
 			return errDown
 		}
 		return nil
@@ -251,7 +251,7 @@ func TestCompactor_RetentionMarksOldBlocks(t *testing.T) {
 	require.NotNil(t, mark)
 	require.Equal(t, reasonRetention, mark.Reason)
 	require.False(t, idx.IsMarkedForDeletion(recent.ULID))
-	require.Equal(t, []ulid.ULID{recent.ULID}, ids(tsdb.BlocksToQuery(idx, nil)))
+	require.Equal(t, []ulid.ULID{recent.ULID}, ids(blockstore.BlocksToQuery(idx, nil)))
 	require.Equal(t, 1.0, testutil.ToFloat64(c.metrics.markedDeleted.WithLabelValues(reasonRetention)))
 }
 
@@ -284,8 +284,8 @@ func TestCompactor_SkipsTenantsItDoesNotOwn(t *testing.T) {
 
 	require.Len(t, queriedBlocks(t, bkt, "mine"), 1)
 	for _, tenant := range []string{"theirs", "unknown"} {
-		_, err := tsdb.ReadIndex(ctx, bucket.NewTenantBucket(bkt, tenant))
-		require.ErrorIs(t, err, tsdb.ErrIndexNotFound, tenant)
+		_, err := blockstore.ReadIndex(ctx, bucket.NewTenantBucket(bkt, tenant))
+		require.ErrorIs(t, err, blockstore.ErrIndexNotFound, tenant)
 		require.Len(t, blockDirs(t, bkt, tenant), 3, tenant)
 	}
 }

@@ -19,8 +19,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
 
+	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
-	"github.com/strata-metrics/strata/pkg/storage/tsdb"
 )
 
 var testLogger = slog.New(slog.DiscardHandler)
@@ -41,7 +41,7 @@ type blockSpec struct {
 
 // buildBlock writes the block spec describes as an ingester cuts it: a TSDB with 2h blocks whose head is
 // compacted over exactly [minT, maxT). It returns the block's directory and meta.
-func buildBlock(t *testing.T, tenant string, spec blockSpec) (string, *tsdb.Meta) {
+func buildBlock(t *testing.T, tenant string, spec blockSpec) (string, *blockstore.Meta) {
 	t.Helper()
 	dir := t.TempDir()
 	opts := promtsdb.DefaultOptions()
@@ -69,17 +69,17 @@ func buildBlock(t *testing.T, tenant string, spec blockSpec) (string, *tsdb.Meta
 	require.NoError(t, db.Close())
 
 	bdir := filepath.Join(dir, id.String())
-	meta, err := tsdb.ReadMetaFromDir(bdir)
+	meta, err := blockstore.ReadMetaFromDir(bdir)
 	require.NoError(t, err)
 	require.Equal(t, spec.minT, meta.MinTime)
 	require.Equal(t, spec.maxT, meta.MaxTime)
-	meta.Strata = tsdb.StrataMeta{TenantID: tenant, IngesterID: spec.ingester, Source: tsdb.SourceIngester}
+	meta.Strata = blockstore.StrataMeta{TenantID: tenant, IngesterID: spec.ingester, Source: blockstore.SourceIngester}
 	require.NoError(t, meta.WriteToDir(bdir))
 	return bdir, meta
 }
 
 // shipBlock builds the block spec describes and uploads it to tenant's directory of bkt, like a shipper.
-func shipBlock(t *testing.T, bkt objstore.Bucket, tenant string, spec blockSpec) *tsdb.Meta {
+func shipBlock(t *testing.T, bkt objstore.Bucket, tenant string, spec blockSpec) *blockstore.Meta {
 	t.Helper()
 	dir, meta := buildBlock(t, tenant, spec)
 	require.NoError(t, uploadBlock(context.Background(), bucket.NewTenantBucket(bkt, tenant), meta, dir))
@@ -179,9 +179,9 @@ func newTestCompactor(t *testing.T, cfg Config, bkt objstore.Bucket) (*Compactor
 }
 
 // tenantIndex reads the bucket index the compactor wrote for tenant.
-func tenantIndex(t *testing.T, bkt objstore.Bucket, tenant string) *tsdb.Index {
+func tenantIndex(t *testing.T, bkt objstore.Bucket, tenant string) *blockstore.Index {
 	t.Helper()
-	idx, err := tsdb.ReadIndex(context.Background(), bucket.NewTenantBucket(bkt, tenant))
+	idx, err := blockstore.ReadIndex(context.Background(), bucket.NewTenantBucket(bkt, tenant))
 	require.NoError(t, err)
 	return idx
 }

@@ -4,7 +4,7 @@ import (
 	"cmp"
 	"slices"
 
-	"github.com/strata-metrics/strata/pkg/storage/tsdb"
+	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 )
 
 // Group is a set of blocks to merge into one.
@@ -13,7 +13,7 @@ type Group struct {
 	// group, the aligned range for a horizontal one.
 	MinTime, MaxTime int64
 	// Blocks are the inputs, sorted by MinTime then ID.
-	Blocks []*tsdb.BlockEntry
+	Blocks []*blockstore.BlockEntry
 	// Vertical is true when the blocks overlap (replica copies, out-of-order blocks): their series are
 	// merged and duplicate samples dropped.
 	Vertical bool
@@ -28,7 +28,7 @@ type Group struct {
 // overlapping, becomes a horizontal group once the range is complete: its blocks cover it without a gap,
 // or some block starts at or after its end, so no more data will come for it. Callers run the groups and
 // plan again until Plan returns nothing, so a pass goes from 2h blocks to 24h blocks in one go.
-func Plan(blocks []*tsdb.BlockEntry, ranges []int64) []Group {
+func Plan(blocks []*blockstore.BlockEntry, ranges []int64) []Group {
 	sorted := slices.Clone(blocks)
 	slices.SortFunc(sorted, compareBlocks)
 	if groups := planVertical(sorted); len(groups) > 0 {
@@ -48,7 +48,7 @@ func Plan(blocks []*tsdb.BlockEntry, ranges []int64) []Group {
 	return nil
 }
 
-func compareBlocks(a, b *tsdb.BlockEntry) int {
+func compareBlocks(a, b *blockstore.BlockEntry) int {
 	if c := cmp.Compare(a.MinTime, b.MinTime); c != 0 {
 		return c
 	}
@@ -56,10 +56,10 @@ func compareBlocks(a, b *tsdb.BlockEntry) int {
 }
 
 // planVertical returns a group for each run of transitively overlapping blocks; sorted is sorted by MinTime.
-func planVertical(sorted []*tsdb.BlockEntry) []Group {
+func planVertical(sorted []*blockstore.BlockEntry) []Group {
 	var groups []Group
 	for i := 0; i < len(sorted); {
-		g := Group{MinTime: sorted[i].MinTime, MaxTime: sorted[i].MaxTime, Blocks: []*tsdb.BlockEntry{sorted[i]}, Vertical: true}
+		g := Group{MinTime: sorted[i].MinTime, MaxTime: sorted[i].MaxTime, Blocks: []*blockstore.BlockEntry{sorted[i]}, Vertical: true}
 		j := i + 1
 		// MaxTime is exclusive: a block starting where another ends does not overlap it.
 		for ; j < len(sorted) && sorted[j].MinTime < g.MaxTime; j++ {
@@ -76,7 +76,7 @@ func planVertical(sorted []*tsdb.BlockEntry) []Group {
 
 // planHorizontal returns a group for each complete aligned range of size r holding several blocks;
 // sorted is sorted by MinTime and has no overlapping blocks.
-func planHorizontal(sorted []*tsdb.BlockEntry, r, newestMinTime int64) []Group {
+func planHorizontal(sorted []*blockstore.BlockEntry, r, newestMinTime int64) []Group {
 	var groups []Group
 	for i := 0; i < len(sorted); {
 		start := alignDown(sorted[i].MinTime, r)
@@ -102,7 +102,7 @@ func planHorizontal(sorted []*tsdb.BlockEntry, r, newestMinTime int64) []Group {
 }
 
 // covers reports whether blocks, sorted and not overlapping, span [start, end) without a gap.
-func covers(blocks []*tsdb.BlockEntry, start, end int64) bool {
+func covers(blocks []*blockstore.BlockEntry, start, end int64) bool {
 	next := start
 	for _, b := range blocks {
 		if b.MinTime != next {

@@ -10,8 +10,8 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/thanos-io/objstore"
 
+	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
-	"github.com/strata-metrics/strata/pkg/storage/tsdb"
 )
 
 // Reasons written in deletion marks, also the values of the marked-for-deletion metric's label.
@@ -29,8 +29,8 @@ type tenantPass struct {
 	tenant string
 	bkt    objstore.Bucket
 	logger *slog.Logger
-	idx    *tsdb.Index
-	metas  map[ulid.ULID]*tsdb.Meta
+	idx    *blockstore.Index
+	metas  map[ulid.ULID]*blockstore.Meta
 }
 
 // compactTenant runs a compaction pass over one tenant.
@@ -56,9 +56,9 @@ func (c *Compactor) runTenant(ctx context.Context, tenant string, compact bool) 
 		bkt:    bucket.NewTenantBucket(c.bkt, tenant),
 		logger: c.logger.With("tenant", tenant),
 	}
-	old, err := tsdb.ReadIndex(ctx, p.bkt)
-	if err != nil && !errors.Is(err, tsdb.ErrIndexNotFound) {
-		if !errors.Is(err, tsdb.ErrIndexCorrupted) {
+	old, err := blockstore.ReadIndex(ctx, p.bkt)
+	if err != nil && !errors.Is(err, blockstore.ErrIndexNotFound) {
+		if !errors.Is(err, blockstore.ErrIndexCorrupted) {
 			return err
 		}
 		p.logger.Warn("rebuilding corrupt bucket index", "err", err)
@@ -88,19 +88,19 @@ func (c *Compactor) runTenant(ctx context.Context, tenant string, compact bool) 
 
 // refresh rebuilds the pass's index from the bucket, reusing old's entries, and loads the metas of blocks
 // it has not seen yet.
-func (c *Compactor) refresh(ctx context.Context, p *tenantPass, old *tsdb.Index) error {
-	idx, err := tsdb.NewUpdater(p.bkt, p.logger).UpdateIndex(ctx, old)
+func (c *Compactor) refresh(ctx context.Context, p *tenantPass, old *blockstore.Index) error {
+	idx, err := blockstore.NewUpdater(p.bkt, p.logger).UpdateIndex(ctx, old)
 	if err != nil {
 		return fmt.Errorf("update bucket index: %w", err)
 	}
 	cached := c.metas[p.tenant]
-	metas := make(map[ulid.ULID]*tsdb.Meta, len(idx.Blocks))
+	metas := make(map[ulid.ULID]*blockstore.Meta, len(idx.Blocks))
 	blocks := idx.Blocks[:0]
 	for _, b := range idx.Blocks {
 		m, ok := cached[b.ID]
 		if !ok {
-			m, err = tsdb.DownloadMeta(ctx, p.bkt, b.ID)
-			if errors.Is(err, tsdb.ErrMetaNotFound) {
+			m, err = blockstore.DownloadMeta(ctx, p.bkt, b.ID)
+			if errors.Is(err, blockstore.ErrMetaNotFound) {
 				continue // Deleted since the listing.
 			}
 			if err != nil {
@@ -117,8 +117,8 @@ func (c *Compactor) refresh(ctx context.Context, p *tenantPass, old *tsdb.Index)
 }
 
 // sources returns the compaction sources of the pass's blocks.
-func (p *tenantPass) sources() tsdb.BlockSources {
-	s := make(tsdb.BlockSources, len(p.metas))
+func (p *tenantPass) sources() blockstore.BlockSources {
+	s := make(blockstore.BlockSources, len(p.metas))
 	for id, m := range p.metas {
 		s[id] = m.Compaction.Sources
 	}
@@ -126,8 +126,8 @@ func (p *tenantPass) sources() tsdb.BlockSources {
 }
 
 // liveBlocks returns the blocks not marked for deletion.
-func (p *tenantPass) liveBlocks() []*tsdb.BlockEntry {
-	var out []*tsdb.BlockEntry
+func (p *tenantPass) liveBlocks() []*blockstore.BlockEntry {
+	var out []*blockstore.BlockEntry
 	for _, b := range p.idx.Blocks {
 		if !p.idx.IsMarkedForDeletion(b.ID) {
 			out = append(out, b)
@@ -139,7 +139,7 @@ func (p *tenantPass) liveBlocks() []*tsdb.BlockEntry {
 // markReplaced marks for deletion the live blocks whose data another live block holds: the inputs of a
 // compaction that uploaded its block but died before marking them.
 func (c *Compactor) markReplaced(ctx context.Context, p *tenantPass) error {
-	replaced := tsdb.ReplacedBlocks(p.liveBlocks(), p.sources())
+	replaced := blockstore.ReplacedBlocks(p.liveBlocks(), p.sources())
 	if len(replaced) == 0 {
 		return nil
 	}
@@ -177,7 +177,7 @@ func (c *Compactor) applyRetention(ctx context.Context, p *tenantPass) error {
 }
 
 func (c *Compactor) markForDeletion(ctx context.Context, p *tenantPass, id ulid.ULID, reason string) error {
-	if err := tsdb.MarkForDeletion(ctx, p.bkt, id, reason, c.now()); err != nil {
+	if err := blockstore.MarkForDeletion(ctx, p.bkt, id, reason, c.now()); err != nil {
 		return err
 	}
 	c.metrics.markedDeleted.WithLabelValues(reason).Inc()
@@ -206,9 +206,9 @@ func (c *Compactor) compactRounds(ctx context.Context, p *tenantPass) error {
 }
 
 // compactable returns the live blocks uploaded before the consistency delay.
-func (c *Compactor) compactable(p *tenantPass) []*tsdb.BlockEntry {
+func (c *Compactor) compactable(p *tenantPass) []*blockstore.BlockEntry {
 	cutoff := c.now().Add(-c.cfg.ConsistencyDelay)
-	var out []*tsdb.BlockEntry
+	var out []*blockstore.BlockEntry
 	for _, b := range p.liveBlocks() {
 		if c.cfg.ConsistencyDelay == 0 || !time.Unix(b.UploadedAt, 0).After(cutoff) {
 			out = append(out, b)

@@ -20,7 +20,7 @@ import (
 
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/seriespb"
-	storagetsdb "github.com/strata-metrics/strata/pkg/storage/tsdb"
+	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 	"github.com/strata-metrics/strata/pkg/tenant"
 	"github.com/strata-metrics/strata/pkg/validation"
 )
@@ -59,7 +59,7 @@ func startIngesterWithBucket(tb testing.TB, cfg Config, bkt objstore.Bucket) *te
 	discarded := validation.NewDiscardedSamples(reg)
 	ing, err := New(cfg, nil, bkt, discarded, reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(tb, err)
-	ing.shipperOpts = []storagetsdb.ShipperOption{storagetsdb.WithUploadBackoff(storagetsdb.UploadBackoff{MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond, MaxRetries: 2})}
+	ing.shipperOpts = []blockstore.ShipperOption{blockstore.WithUploadBackoff(blockstore.UploadBackoff{MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond, MaxRetries: 2})}
 	require.NoError(tb, ing.Start(context.Background()))
 	tb.Cleanup(func() { _ = ing.Stop(context.Background()) })
 	return &testIngester{Ingester: ing, reg: reg, discarded: discarded}

@@ -20,7 +20,7 @@ import (
 
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/ring"
-	storagetsdb "github.com/strata-metrics/strata/pkg/storage/tsdb"
+	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 	"github.com/strata-metrics/strata/pkg/tenant"
 )
 
@@ -91,8 +91,8 @@ type Ingester struct {
 	logger         *slog.Logger
 	reg            prometheus.Registerer
 	metrics        *metrics
-	shipperMetrics *storagetsdb.ShipperMetrics
-	shipperOpts    []storagetsdb.ShipperOption // tests shorten the upload backoff
+	shipperMetrics *blockstore.ShipperMetrics
+	shipperOpts    []blockstore.ShipperOption // tests shorten the upload backoff
 	now            func() time.Time
 
 	shipLoopCancel context.CancelFunc
@@ -111,7 +111,7 @@ type Ingester struct {
 type tenantDB struct {
 	db       *tsdb.DB
 	metadata *metadataStore
-	shipper  *storagetsdb.Shipper // nil without a bucket
+	shipper  *blockstore.Shipper // nil without a bucket
 	tenantActivity
 	// compactMtx serialises forced head compactions (flushes) of this tenant.
 	compactMtx sync.Mutex
@@ -134,7 +134,7 @@ func New(cfg Config, lifecycler Lifecycler, bkt objstore.Bucket, discarded *prom
 		logger:         logger,
 		reg:            reg,
 		metrics:        newMetrics(reg, discarded),
-		shipperMetrics: storagetsdb.NewShipperMetrics(reg),
+		shipperMetrics: blockstore.NewShipperMetrics(reg),
 		now:            time.Now,
 		tenants:        map[string]*tenantDB{},
 	}, nil

@@ -13,8 +13,8 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
-	storagetsdb "github.com/strata-metrics/strata/pkg/storage/tsdb"
 )
 
 // Shipping: the TSDB cuts its head into blocks of -blocks-storage.tsdb.block-ranges-period; a loop uploads
@@ -161,11 +161,11 @@ func (i *Ingester) closeIdleTenant(ctx context.Context, id string, t *tenantDB) 
 }
 
 // newShipper returns the tenant's shipper, or nil when the ingester has no bucket.
-func (i *Ingester) newShipper(id string) *storagetsdb.Shipper {
+func (i *Ingester) newShipper(id string) *blockstore.Shipper {
 	if i.bucket == nil {
 		return nil
 	}
-	return storagetsdb.NewShipper(filepath.Join(i.cfg.TSDBDir, id), bucket.NewTenantBucket(i.bucket, id), id,
+	return blockstore.NewShipper(filepath.Join(i.cfg.TSDBDir, id), bucket.NewTenantBucket(i.bucket, id), id,
 		i.cfg.InstanceID, i.logger, i.shipperMetrics, i.shipperOpts...)
 }
 

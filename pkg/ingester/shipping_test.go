@@ -14,21 +14,21 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
 
+	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
-	storagetsdb "github.com/strata-metrics/strata/pkg/storage/tsdb"
 )
 
 // shippedBlocks lists the blocks of a tenant that are complete (meta.json present) in the bucket.
-func shippedBlocks(t *testing.T, bkt objstore.Bucket, tenantID string) []*storagetsdb.Meta {
+func shippedBlocks(t *testing.T, bkt objstore.Bucket, tenantID string) []*blockstore.Meta {
 	t.Helper()
 	tb := bucket.NewTenantBucket(bkt, tenantID)
-	var metas []*storagetsdb.Meta
+	var metas []*blockstore.Meta
 	require.NoError(t, tb.Iter(context.Background(), "", func(name string) error {
 		id, err := ulid.Parse(strings.TrimSuffix(name, "/"))
 		if err != nil {
 			return nil // markers, index
 		}
-		m, err := storagetsdb.DownloadMeta(context.Background(), tb, id)
+		m, err := blockstore.DownloadMeta(context.Background(), tb, id)
 		require.NoError(t, err)
 		metas = append(metas, m)
 		return nil

@@ -20,7 +20,7 @@ import (
 
 	"github.com/strata-metrics/strata/pkg/ring"
 	"github.com/strata-metrics/strata/pkg/seriespb"
-	storagetsdb "github.com/strata-metrics/strata/pkg/storage/tsdb"
+	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 	"github.com/strata-metrics/strata/pkg/storegateway/storegatewaypb"
 	"github.com/strata-metrics/strata/pkg/tenant"
 )
@@ -88,7 +88,7 @@ func (q *blocksQuerier) blocksInRange(ctx context.Context, mint, maxt int64) (st
 		recent = q.now().Add(-q.queryStoreAfter).UnixMilli()
 	}
 	var ids []ulid.ULID
-	for _, b := range storagetsdb.BlocksToQuery(idx, nil) {
+	for _, b := range blockstore.BlocksToQuery(idx, nil) {
 		if b.MinTime > maxt || b.MaxTime <= mint {
 			continue
 		}

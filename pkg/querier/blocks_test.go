@@ -19,8 +19,8 @@ import (
 
 	"github.com/strata-metrics/strata/pkg/ring"
 	"github.com/strata-metrics/strata/pkg/seriespb"
+	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
-	storagetsdb "github.com/strata-metrics/strata/pkg/storage/tsdb"
 	"github.com/strata-metrics/strata/pkg/storegateway/storegatewaypb"
 	"github.com/strata-metrics/strata/pkg/tenant"
 )
@@ -83,9 +83,9 @@ func blocksFixture(t *testing.T) (objstore.Bucket, ulid.ULID, ulid.ULID) {
 	t.Helper()
 	bkt := objstore.NewInMemBucket()
 	a, b := ulid.MustNew(1, nil), ulid.MustNew(2, nil)
-	require.NoError(t, storagetsdb.WriteIndex(context.Background(), bucket.NewTenantBucket(bkt, "t"), &storagetsdb.Index{
-		Version: storagetsdb.IndexVersion1,
-		Blocks: []*storagetsdb.BlockEntry{
+	require.NoError(t, blockstore.WriteIndex(context.Background(), bucket.NewTenantBucket(bkt, "t"), &blockstore.Index{
+		Version: blockstore.IndexVersion1,
+		Blocks: []*blockstore.BlockEntry{
 			{ID: a, MinTime: 0, MaxTime: 1500},
 			{ID: b, MinTime: 1500, MaxTime: 3000},
 		},
@@ -148,15 +148,15 @@ func TestBlocksQueryable_TenantWithoutIndexHasNoBlocks(t *testing.T) {
 func TestBlocksQueryable_SkipsBlocksMarkedForDeletionOrReplaced(t *testing.T) {
 	bkt := objstore.NewInMemBucket()
 	src1, src2, merged, marked := ulid.MustNew(1, nil), ulid.MustNew(2, nil), ulid.MustNew(3, nil), ulid.MustNew(4, nil)
-	require.NoError(t, storagetsdb.WriteIndex(context.Background(), bucket.NewTenantBucket(bkt, "t"), &storagetsdb.Index{
-		Version: storagetsdb.IndexVersion1,
-		Blocks: []*storagetsdb.BlockEntry{
+	require.NoError(t, blockstore.WriteIndex(context.Background(), bucket.NewTenantBucket(bkt, "t"), &blockstore.Index{
+		Version: blockstore.IndexVersion1,
+		Blocks: []*blockstore.BlockEntry{
 			{ID: src1, MaxTime: 1500, Sources: []ulid.ULID{src1}},
 			{ID: src2, MaxTime: 1500, Sources: []ulid.ULID{src2}},
 			{ID: merged, MaxTime: 1500, Sources: []ulid.ULID{src1, src2}},
 			{ID: marked, MinTime: 1500, MaxTime: 3000},
 		},
-		DeletionMarks: []*storagetsdb.DeletionMark{{ID: marked}},
+		DeletionMarks: []*blockstore.DeletionMark{{ID: marked}},
 	}))
 	sg := &fakeStoreGateway{blocks: map[string]int64{merged.String(): 1000}}
 	r := fakeRing{set: ring.ReplicationSet{Instances: []ring.InstanceDesc{{ID: "sg-1", Addr: startFakeStoreGateway(t, sg)}}}}
@@ -173,11 +173,11 @@ func TestBlocksQueryable_RecentBlocksOnlyWhenUploaded(t *testing.T) {
 	now := time.UnixMilli(100 * 3600 * 1000)
 	hour := int64(3600 * 1000)
 	old, shipped, uploaded := ulid.MustNew(1, nil), ulid.MustNew(2, nil), ulid.MustNew(3, nil)
-	require.NoError(t, storagetsdb.WriteIndex(context.Background(), bucket.NewTenantBucket(bkt, "t"), &storagetsdb.Index{
-		Version: storagetsdb.IndexVersion1,
-		Blocks: []*storagetsdb.BlockEntry{
+	require.NoError(t, blockstore.WriteIndex(context.Background(), bucket.NewTenantBucket(bkt, "t"), &blockstore.Index{
+		Version: blockstore.IndexVersion1,
+		Blocks: []*blockstore.BlockEntry{
 			{ID: old, MinTime: now.UnixMilli() - 20*hour, MaxTime: now.UnixMilli() - 18*hour},
-			{ID: shipped, MinTime: now.UnixMilli() - 4*hour, MaxTime: now.UnixMilli() - 2*hour, Source: storagetsdb.SourceIngester},
+			{ID: shipped, MinTime: now.UnixMilli() - 4*hour, MaxTime: now.UnixMilli() - 2*hour, Source: blockstore.SourceIngester},
 			{ID: uploaded, MinTime: now.UnixMilli() - 6*hour, MaxTime: now.UnixMilli() - 4*hour, UploadedData: true},
 		},
 	}))

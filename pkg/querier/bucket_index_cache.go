@@ -11,8 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/thanos-io/objstore"
 
+	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
-	storagetsdb "github.com/strata-metrics/strata/pkg/storage/tsdb"
 )
 
 // bucketIndexCache keeps each tenant's bucket index for a while, so that a query does not read it from
@@ -34,7 +34,7 @@ type bucketIndexCache struct {
 // indexEntry is a tenant's index, or its loading: done is closed once idx and err are set.
 type indexEntry struct {
 	done     chan struct{}
-	idx      *storagetsdb.Index // nil: the tenant has no index (no block yet)
+	idx      *blockstore.Index // nil: the tenant has no index (no block yet)
 	err      error
 	loadedAt time.Time
 }
@@ -54,7 +54,7 @@ func newBucketIndexCache(bkt objstore.Bucket, ttl time.Duration, reg prometheus.
 
 // get returns the tenant's bucket index, nil if it has none. Concurrent queries of a tenant whose index is
 // not cached wait for one read.
-func (c *bucketIndexCache) get(ctx context.Context, tenantID string) (*storagetsdb.Index, error) {
+func (c *bucketIndexCache) get(ctx context.Context, tenantID string) (*blockstore.Index, error) {
 	now := c.now()
 	c.mtx.Lock()
 	c.sweepLocked(now)
@@ -93,9 +93,9 @@ func (c *bucketIndexCache) get(ctx context.Context, tenantID string) (*storagets
 	return e.idx, nil
 }
 
-func (c *bucketIndexCache) load(ctx context.Context, tenantID string) (*storagetsdb.Index, error) {
-	idx, err := storagetsdb.ReadIndex(ctx, bucket.NewTenantBucket(c.bucket, tenantID))
-	if errors.Is(err, storagetsdb.ErrIndexNotFound) {
+func (c *bucketIndexCache) load(ctx context.Context, tenantID string) (*blockstore.Index, error) {
+	idx, err := blockstore.ReadIndex(ctx, bucket.NewTenantBucket(c.bucket, tenantID))
+	if errors.Is(err, blockstore.ErrIndexNotFound) {
 		return nil, nil // no block was ever compacted for this tenant
 	}
 	if err != nil {

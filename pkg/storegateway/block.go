@@ -15,13 +15,13 @@ import (
 	"github.com/prometheus/prometheus/tsdb/index"
 	"github.com/thanos-io/objstore"
 
-	stsdb "github.com/strata-metrics/strata/pkg/storage/tsdb"
+	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 )
 
 // block is a loaded block: its index is on local disk (memory-mapped), its chunks stay in the bucket.
 type block struct {
 	tenant string
-	meta   *stsdb.Meta
+	meta   *blockstore.Meta
 	dir    string
 	index  *index.Reader
 	// bkt is the tenant's bucket, where the block's chunks are read from.

@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 
-	stsdb "github.com/strata-metrics/strata/pkg/storage/tsdb"
+	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 )
 
 // A chunk in a segment file is: uvarint data length, 1 byte encoding, data, 4 bytes CRC32 (Castagnoli) of
@@ -145,7 +145,7 @@ func planChunkRanges(reqs []chunkRequest) []chunkRange {
 
 // segmentName is the bucket object of a segment index, relative to the tenant.
 func segmentName(b *block, segment int) string {
-	return path.Join(b.id().String(), stsdb.ChunksDirname, fmt.Sprintf("%06d", segment+1))
+	return path.Join(b.id().String(), blockstore.ChunksDirname, fmt.Sprintf("%06d", segment+1))
 }
 
 // readChunkRange reads one range and decodes its chunks; a chunk running past the range (longer than

@@ -19,8 +19,8 @@ import (
 
 	promtsdb "github.com/prometheus/prometheus/tsdb"
 	"github.com/strata-metrics/strata/pkg/seriespb"
+	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
-	stsdb "github.com/strata-metrics/strata/pkg/storage/tsdb"
 	"github.com/strata-metrics/strata/pkg/storegateway/storegatewaypb"
 )
 
@@ -71,7 +71,7 @@ func segmentFixture(t *testing.T, segment []byte) (*StoreGateway, *block, *count
 	require.NoError(t, counting.Upload(context.Background(), "t/"+id.String()+"/chunks/000001", bytes.NewReader(segment)))
 	sg, err := New(testConfig(t), counting, nil, "", nil, testLogger)
 	require.NoError(t, err)
-	b := &block{tenant: "t", meta: &stsdb.Meta{BlockMeta: promtsdb.BlockMeta{ULID: id}}, bkt: bucket.NewTenantBucket(counting, "t")}
+	b := &block{tenant: "t", meta: &blockstore.Meta{BlockMeta: promtsdb.BlockMeta{ULID: id}}, bkt: bucket.NewTenantBucket(counting, "t")}
 	return sg, b, counting
 }
 
@@ -116,8 +116,8 @@ func TestFetchChunks_RejectsCorruptChunks(t *testing.T) {
 }
 
 func TestPlanChunkRanges(t *testing.T) {
-	b1 := &block{meta: &stsdb.Meta{BlockMeta: promtsdb.BlockMeta{ULID: ulid.MustNew(1, nil)}}}
-	b2 := &block{meta: &stsdb.Meta{BlockMeta: promtsdb.BlockMeta{ULID: ulid.MustNew(2, nil)}}}
+	b1 := &block{meta: &blockstore.Meta{BlockMeta: promtsdb.BlockMeta{ULID: ulid.MustNew(1, nil)}}}
+	b2 := &block{meta: &blockstore.Meta{BlockMeta: promtsdb.BlockMeta{ULID: ulid.MustNew(2, nil)}}}
 	ref := func(seg, off uint64) chunks.ChunkRef { return chunks.ChunkRef(chunks.NewBlockChunkRef(seg, off)) }
 	ranges := planChunkRanges([]chunkRequest{
 		{block: b2, ref: ref(0, 8)},

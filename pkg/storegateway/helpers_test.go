@@ -23,8 +23,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/strata-metrics/strata/pkg/seriespb"
+	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
-	stsdb "github.com/strata-metrics/strata/pkg/storage/tsdb"
 	"github.com/strata-metrics/strata/pkg/storegateway/storegatewaypb"
 	"github.com/strata-metrics/strata/pkg/tenant"
 )
@@ -118,12 +118,12 @@ func uploadBlocks(t testing.TB, bkt objstore.Bucket, tenantID string, dirs []str
 }
 
 // writeBucketIndex writes the tenant's bucket index from what is in the bucket, as the compactor does.
-func writeBucketIndex(t testing.TB, bkt objstore.Bucket, tenantID string) *stsdb.Index {
+func writeBucketIndex(t testing.TB, bkt objstore.Bucket, tenantID string) *blockstore.Index {
 	t.Helper()
 	tb := bucket.NewTenantBucket(bkt, tenantID)
-	idx, err := stsdb.NewUpdater(tb, testLogger).UpdateIndex(context.Background(), nil)
+	idx, err := blockstore.NewUpdater(tb, testLogger).UpdateIndex(context.Background(), nil)
 	require.NoError(t, err)
-	require.NoError(t, stsdb.WriteIndex(context.Background(), tb, idx))
+	require.NoError(t, blockstore.WriteIndex(context.Background(), tb, idx))
 	return idx
 }
 

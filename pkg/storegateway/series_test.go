@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-metrics/strata/pkg/seriespb"
-	stsdb "github.com/strata-metrics/strata/pkg/storage/tsdb"
+	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 	"github.com/strata-metrics/strata/pkg/storegateway/storegatewaypb"
 	"github.com/strata-metrics/strata/pkg/tenant"
 )
@@ -53,7 +53,7 @@ func newTwoTenants(t testing.TB, bkt objstore.Bucket) *twoTenants {
 	return tt
 }
 
-func blocksEnd(idx *stsdb.Index) int64 {
+func blocksEnd(idx *blockstore.Index) int64 {
 	var end int64
 	for _, b := range idx.Blocks {
 		end = max(end, b.MaxTime)

@@ -15,8 +15,8 @@ import (
 	"github.com/thanos-io/objstore"
 
 	"github.com/strata-metrics/strata/pkg/ring"
+	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
-	stsdb "github.com/strata-metrics/strata/pkg/storage/tsdb"
 )
 
 // blockLoadConcurrency is how many blocks a sync downloads and opens at a time.
@@ -91,9 +91,9 @@ func (s *StoreGateway) sync(ctx context.Context) (err error) {
 // syncTenant loads and drops one tenant's blocks.
 func (s *StoreGateway) syncTenant(ctx context.Context, tenantID string) error {
 	tbkt := bucket.NewTenantBucket(s.bkt, tenantID)
-	idx, err := stsdb.ReadIndex(ctx, tbkt)
-	if errors.Is(err, stsdb.ErrIndexNotFound) {
-		idx = &stsdb.Index{} // no index yet: the tenant has no blocks to serve
+	idx, err := blockstore.ReadIndex(ctx, tbkt)
+	if errors.Is(err, blockstore.ErrIndexNotFound) {
+		idx = &blockstore.Index{} // no index yet: the tenant has no blocks to serve
 	} else if err != nil {
 		return err
 	}
@@ -191,8 +191,8 @@ func (s *StoreGateway) loadBlocks(ctx context.Context, tenantID string, tbkt obj
 // meta.json is written last, so its presence marks a complete download.
 func (s *StoreGateway) loadBlock(ctx context.Context, tenantID string, tbkt objstore.Bucket, id ulid.ULID) (*block, error) {
 	dir := filepath.Join(s.cfg.SyncDir, tenantID, id.String())
-	indexPath := filepath.Join(dir, stsdb.BlockIndexFilename)
-	meta, err := stsdb.ReadMetaFromDir(dir)
+	indexPath := filepath.Join(dir, blockstore.BlockIndexFilename)
+	meta, err := blockstore.ReadMetaFromDir(dir)
 	if err == nil {
 		if _, statErr := os.Stat(indexPath); statErr != nil {
 			err = statErr
@@ -213,18 +213,18 @@ func (s *StoreGateway) loadBlock(ctx context.Context, tenantID string, tbkt objs
 }
 
 // downloadBlock writes a block's index and then its meta.json into dir, replacing whatever was there.
-func (s *StoreGateway) downloadBlock(ctx context.Context, tbkt objstore.Bucket, id ulid.ULID, dir string) (*stsdb.Meta, error) {
+func (s *StoreGateway) downloadBlock(ctx context.Context, tbkt objstore.Bucket, id ulid.ULID, dir string) (*blockstore.Meta, error) {
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	meta, err := stsdb.DownloadMeta(ctx, tbkt, id)
+	meta, err := blockstore.DownloadMeta(ctx, tbkt, id)
 	if err != nil {
 		return nil, err
 	}
-	if err := downloadFile(ctx, tbkt, id.String()+"/"+stsdb.BlockIndexFilename, filepath.Join(dir, stsdb.BlockIndexFilename)); err != nil {
+	if err := downloadFile(ctx, tbkt, id.String()+"/"+blockstore.BlockIndexFilename, filepath.Join(dir, blockstore.BlockIndexFilename)); err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}

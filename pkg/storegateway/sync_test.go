@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
 
+	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
-	stsdb "github.com/strata-metrics/strata/pkg/storage/tsdb"
 )
 
 func TestStart_ReadyOnlyAfterFirstSync(t *testing.T) {
@@ -68,14 +68,14 @@ func TestSync_FollowsTheBucketIndex(t *testing.T) {
 
 	// A block marked for deletion is dropped, and so are its local files.
 	tb := bucket.NewTenantBucket(bkt, "tenant-1")
-	require.NoError(t, stsdb.MarkForDeletion(ctx, tb, first[0], "test", time.Now()))
+	require.NoError(t, blockstore.MarkForDeletion(ctx, tb, first[0], "test", time.Now()))
 	writeBucketIndex(t, bkt, "tenant-1")
 	require.NoError(t, sg.sync(ctx))
 	require.NotContains(t, loadedIDs(sg, "tenant-1"), first[0].String())
 	require.NoDirExists(t, filepath.Join(cfg.SyncDir, "tenant-1", first[0].String()))
 
 	// A block gone from the bucket index is dropped.
-	require.NoError(t, stsdb.DeleteBlock(ctx, tb, added[0]))
+	require.NoError(t, blockstore.DeleteBlock(ctx, tb, added[0]))
 	writeBucketIndex(t, bkt, "tenant-1")
 	require.NoError(t, sg.sync(ctx))
 	require.NotContains(t, loadedIDs(sg, "tenant-1"), added[0].String())
@@ -93,9 +93,9 @@ func TestSync_FollowsTheBucketIndex(t *testing.T) {
 func TestSync_KeepsBlocksWhenTheIndexCannotBeRead(t *testing.T) {
 	tt := newTwoTenants(t, objstore.NewInMemBucket())
 	sg := startStoreGateway(t, testConfig(t), tt.bkt)
-	require.NoError(t, tt.bkt.Upload(context.Background(), "tenant-1/"+stsdb.BucketIndexFilename, strings.NewReader("garbage")))
+	require.NoError(t, tt.bkt.Upload(context.Background(), "tenant-1/"+blockstore.BucketIndexFilename, strings.NewReader("garbage")))
 	err := sg.sync(context.Background())
-	require.ErrorIs(t, err, stsdb.ErrIndexCorrupted)
+	require.ErrorIs(t, err, blockstore.ErrIndexCorrupted)
 	require.ElementsMatch(t, idStrings(tt.blocks1), loadedIDs(sg, "tenant-1"))
 	require.ElementsMatch(t, idStrings(tt.blocks2), loadedIDs(sg, "tenant-2"))
 }
@@ -185,7 +185,7 @@ func TestSync_ClosesDroppedBlocksOnlyAfterTheirRequests(t *testing.T) {
 
 	tb := bucket.NewTenantBucket(tt.bkt, "tenant-1")
 	for _, id := range tt.blocks1 {
-		require.NoError(t, stsdb.MarkForDeletion(ctx, tb, id, "test", time.Now()))
+		require.NoError(t, blockstore.MarkForDeletion(ctx, tb, id, "test", time.Now()))
 	}
 	writeBucketIndex(t, tt.bkt, "tenant-1")
 	done := make(chan error)

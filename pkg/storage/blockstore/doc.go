@@ -1,4 +1,4 @@
-// Package tsdb is what ingesters, the compactor, store-gateways and queriers share about TSDB blocks in
+// Package blockstore is what ingesters, the compactor, store-gateways and queriers share about TSDB blocks in
 // object storage: block metadata (meta.json with a Strata section), the shipper that uploads an
 // ingester's blocks, deletion marks, and the per-tenant bucket index.
 //
@@ -11,4 +11,4 @@
 //	<ULID>/deletion-mark.json             block marked for deletion
 //	markers/<ULID>-deletion-mark.json     the same mark, listable without walking every block
 //	bucket-index.json.gz                  the tenant's bucket index
-package tsdb
+package blockstore

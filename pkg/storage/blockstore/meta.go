@@ -1,4 +1,4 @@
-package tsdb
+package blockstore
 
 import (
 	"bytes"
