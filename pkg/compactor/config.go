@@ -7,27 +7,25 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 )
 
 // Config configures the compactor.
 type Config struct {
 	// BlockRanges are the block durations compaction produces, smallest first. The smallest is the
 	// ingesters' block range: blocks overlapping inside it are merged vertically.
-	BlockRanges DurationList `yaml:"block_ranges"`
+	BlockRanges DurationList
 	// CompactionInterval is how often every owned tenant gets a compaction pass.
-	CompactionInterval time.Duration `yaml:"compaction_interval"`
+	CompactionInterval time.Duration
 	// DataDir holds blocks while they are compacted; the app sets it to <-data.dir>/compactor.
-	DataDir string `yaml:"data_dir"`
+	DataDir string
 	// DeletionDelay is how long a block marked for deletion stays in the bucket.
-	DeletionDelay time.Duration `yaml:"deletion_delay"`
+	DeletionDelay time.Duration
 	// RetentionPeriod marks blocks whose newest sample is older than this for deletion; 0 keeps blocks forever.
-	RetentionPeriod time.Duration `yaml:"blocks_retention_period"`
+	RetentionPeriod time.Duration
 	// ConsistencyDelay leaves blocks uploaded more recently than this out of compaction.
-	ConsistencyDelay time.Duration `yaml:"consistency_delay"`
+	ConsistencyDelay time.Duration
 	// CleanupInterval is how often deletions are carried out and bucket indexes written between compactions.
-	CleanupInterval time.Duration `yaml:"cleanup_interval"`
+	CleanupInterval time.Duration
 }
 
 // RegisterFlags registers the compactor's flags.
@@ -79,8 +77,8 @@ func (c *Config) rangesMillis() []int64 {
 	return out
 }
 
-// DurationList is a list of durations written as a comma-separated flag value ("2h,12h,24h") and as a YAML
-// sequence or comma-separated string.
+// DurationList is a list of durations written as a comma-separated flag value ("2h,12h,24h"); the config
+// file gives it as a YAML sequence or such a string, as it gives every list flag.
 type DurationList []time.Duration
 
 // String formats the list as the flag takes it.
@@ -104,27 +102,6 @@ func (d *DurationList) Set(s string) error {
 	}
 	*d = out
 	return nil
-}
-
-// UnmarshalYAML accepts a sequence of durations or one comma-separated string.
-func (d *DurationList) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind == yaml.ScalarNode {
-		return d.Set(n.Value)
-	}
-	var parts []string
-	if err := n.Decode(&parts); err != nil {
-		return err
-	}
-	return d.Set(strings.Join(parts, ","))
-}
-
-// MarshalYAML writes the list as a sequence of duration strings.
-func (d DurationList) MarshalYAML() (any, error) {
-	parts := make([]string, len(d))
-	for i, v := range d {
-		parts[i] = v.String()
-	}
-	return parts, nil
 }
 
 // clone returns a copy, so a Config copied by value does not share its ranges.

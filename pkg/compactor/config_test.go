@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"gopkg.in/yaml.v3"
 )
 
 func TestConfig_FlagsAndDefaults(t *testing.T) {
@@ -55,15 +54,4 @@ func TestNew_RequiresDataDirAndBucket(t *testing.T) {
 	require.ErrorContains(t, err, "-compactor.data-dir")
 	_, err = New(testConfig(t), nil, nil, "c", nil, nil)
 	require.ErrorContains(t, err, "bucket")
-}
-
-func TestDurationList_YAML(t *testing.T) {
-	for _, in := range []string{"block_ranges: [2h, 12h]", "block_ranges: 2h,12h"} {
-		var cfg Config
-		require.NoError(t, yaml.Unmarshal([]byte(in), &cfg), in)
-		require.Equal(t, DurationList{2 * time.Hour, 12 * time.Hour}, cfg.BlockRanges, in)
-	}
-	out, err := yaml.Marshal(Config{BlockRanges: DurationList{2 * time.Hour}})
-	require.NoError(t, err)
-	require.Contains(t, string(out), "block_ranges:\n    - 2h0m0s")
 }

@@ -207,7 +207,7 @@ func (d *Distributor) replicate(ctx context.Context, encoded *encodedEntries, ke
 	// Writes that have started must complete even if the client goes away: a quorum may already have
 	// acknowledged them elsewhere.
 	ctx = context.WithoutCancel(ctx)
-	err := ring.DoBatchWithCleanup(ctx, ring.Write, d.ring, keys, func(inst ring.InstanceDesc, indexes []int) error {
+	err := ring.DoBatch(ctx, ring.Write, d.ring, keys, func(inst ring.InstanceDesc, indexes []int) error {
 		req := encoded.request(indexes)
 		pusher, err := d.clients.PusherFor(inst.Addr)
 		if err != nil {

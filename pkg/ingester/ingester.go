@@ -27,14 +27,14 @@ import (
 // Config configures an ingester.
 type Config struct {
 	// TSDBDir holds one TSDB directory per tenant; the app sets it to <-data.dir>/tsdb.
-	TSDBDir string `yaml:"-"`
+	TSDBDir string
 	// InstanceID names this ingester in the meta.json of the blocks it ships; the app sets it.
-	InstanceID           string        `yaml:"-"`
-	ShipInterval         time.Duration `yaml:"-"`
-	RetentionPeriod      time.Duration `yaml:"-"`
-	CloseIdleTSDBTimeout time.Duration `yaml:"-"`
-	BlockRangesPeriod    time.Duration `yaml:"-"`
-	StripeSize           int           `yaml:"-"`
+	InstanceID           string
+	ShipInterval         time.Duration
+	RetentionPeriod      time.Duration
+	CloseIdleTSDBTimeout time.Duration
+	BlockRangesPeriod    time.Duration
+	StripeSize           int
 	OutOfOrderTimeWindow time.Duration
 	MaxExemplars         int
 	MetadataRetainPeriod time.Duration

@@ -16,6 +16,8 @@ import (
 
 	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
+
+	"github.com/strata-metrics/strata/pkg/storage/bucket/buckettest"
 )
 
 // shippedBlocks lists the blocks of a tenant that are complete (meta.json present) in the bucket.
@@ -57,7 +59,7 @@ func TestIngester_FlushShipsTheHeadAsABlock(t *testing.T) {
 }
 
 func TestIngester_BucketOutageNeverFailsPushes(t *testing.T) {
-	bkt := bucket.NewErrorInjectedBucket(objstore.NewInMemBucket())
+	bkt := buckettest.NewErrorInjectedBucket(objstore.NewInMemBucket())
 	ing := startIngesterWithBucket(t, testConfig(t.TempDir()), bkt)
 	bkt.SetFailing(true)
 	require.NoError(t, ing.push(t, "tenant-a", floatSeriesList(10)))
@@ -74,7 +76,7 @@ func TestIngester_BucketOutageNeverFailsPushes(t *testing.T) {
 func TestIngester_DeletesLocalBlocksOnlyWhenShippedAndOld(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.RetentionPeriod = time.Hour
-	bkt := bucket.NewErrorInjectedBucket(objstore.NewInMemBucket())
+	bkt := buckettest.NewErrorInjectedBucket(objstore.NewInMemBucket())
 	ing := startIngesterWithBucket(t, cfg, bkt)
 	require.NoError(t, ing.push(t, "tenant-a", floatSeriesList(10)))
 	require.NoError(t, ing.Flush(context.Background()))

@@ -104,14 +104,11 @@ func (s *batchState) record(indexes []int, err error, isClientError func(error) 
 // so callbacks to slow instances may still be running after it returns. Callbacks must therefore own what
 // they read (the caller must not recycle request buffers they use) and should not use a context that ends
 // when the caller returns unless cancelling those late writes is intended.
-func DoBatch(ctx context.Context, op Operation, r ReadRing, keys []uint32, callback func(inst InstanceDesc, indexes []int) error, isClientError func(error) bool) error {
-	return DoBatchWithCleanup(ctx, op, r, keys, callback, isClientError, nil)
-}
-
-// DoBatchWithCleanup is DoBatch that calls cleanup (when not nil) once every callback has returned, which
-// may be after DoBatch itself returned, or at once when no callback runs: the moment request buffers the
-// callbacks read can be recycled.
-func DoBatchWithCleanup(ctx context.Context, op Operation, r ReadRing, keys []uint32, callback func(inst InstanceDesc, indexes []int) error, isClientError func(error) bool, cleanup func()) error {
+//
+// cleanup, when not nil, is called once every callback has returned, which may be after DoBatch itself
+// returned, or at once when no callback runs: the moment request buffers the callbacks read can be
+// recycled.
+func DoBatch(ctx context.Context, op Operation, r ReadRing, keys []uint32, callback func(inst InstanceDesc, indexes []int) error, isClientError func(error) bool, cleanup func()) error {
 	if cleanup == nil {
 		cleanup = func() {}
 	}

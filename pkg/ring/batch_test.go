@@ -47,7 +47,7 @@ func TestDoBatch(t *testing.T) {
 				got[in.ID] = slices.Clone(indexes)
 				mu.Unlock()
 				return tc.instanceErrs[in.ID]
-			}, isBadSample)
+			}, isBadSample, nil)
 
 			if tc.wantErr == nil {
 				require.NoError(t, err)
@@ -81,7 +81,7 @@ func TestDoBatch_GroupsKeysByReplica(t *testing.T) {
 		defer mu.Unlock()
 		got[in.ID] = slices.Clone(indexes)
 		return nil
-	}, nil)
+	}, nil, nil)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		mu.Lock()
@@ -104,7 +104,7 @@ func TestDoBatch_ReturnsOnceQuorumIsReached(t *testing.T) {
 				<-release // a slow instance must not hold up the write
 			}
 			return nil
-		}, nil)
+		}, nil, nil)
 	}()
 	select {
 	case err := <-done:
@@ -116,26 +116,26 @@ func TestDoBatch_ReturnsOnceQuorumIsReached(t *testing.T) {
 
 func TestDoBatch_RingErrorsAndContext(t *testing.T) {
 	r := newTestRing(t, Config{ReplicationFactor: 3}, NewDesc())
-	err := DoBatch(context.Background(), Write, r, []uint32{1}, func(InstanceDesc, []int) error { return nil }, nil)
+	err := DoBatch(context.Background(), Write, r, []uint32{1}, func(InstanceDesc, []int) error { return nil }, nil, nil)
 	require.ErrorIs(t, err, ErrEmptyRing)
 
-	require.NoError(t, DoBatch(context.Background(), Write, r, nil, nil, nil), "no keys, nothing to do")
+	require.NoError(t, DoBatch(context.Background(), Write, r, nil, nil, nil, nil), "no keys, nothing to do")
 
 	r = newTestRing(t, Config{ReplicationFactor: 1}, generatedDesc(1, 8))
 	ctx, cancel := context.WithCancel(context.Background())
 	release := make(chan struct{})
 	defer close(release)
 	go cancel()
-	err = DoBatch(ctx, Write, r, []uint32{1}, func(InstanceDesc, []int) error { <-release; return nil }, nil)
+	err = DoBatch(ctx, Write, r, []uint32{1}, func(InstanceDesc, []int) error { <-release; return nil }, nil, nil)
 	require.ErrorIs(t, err, context.Canceled)
 }
 
-func TestDoBatchWithCleanup_RunsCleanupAfterEveryCallback(t *testing.T) {
+func TestDoBatch_RunsCleanupAfterEveryCallback(t *testing.T) {
 	r := newTestRing(t, Config{HeartbeatTimeout: time.Minute, ReplicationFactor: 3}, generatedDesc(3, 16))
 	release := make(chan struct{})
 	var finished atomic.Int32
 	cleaned := make(chan int32, 1)
-	err := DoBatchWithCleanup(context.Background(), Write, r, []uint32{1, 2, 3}, func(inst InstanceDesc, _ []int) error {
+	err := DoBatch(context.Background(), Write, r, []uint32{1, 2, 3}, func(inst InstanceDesc, _ []int) error {
 		if inst.ID == "ingester-2" {
 			<-release // a slow replica, still running when DoBatch returns
 		}

@@ -9,15 +9,15 @@ import (
 // Config is how a reader of the ring interprets it.
 type Config struct {
 	// HeartbeatTimeout is how old an instance's last heartbeat may be before it counts as unhealthy.
-	HeartbeatTimeout time.Duration `yaml:"heartbeat_timeout"`
+	HeartbeatTimeout time.Duration
 	// ReplicationFactor is how many instances hold each series. Set by the app from
 	// -distributor.replication-factor, whose default depends on the KV store in use.
-	ReplicationFactor int `yaml:"-"`
+	ReplicationFactor int
 	// AutoForgetUnhealthyPeriods makes lifecyclers remove instances unhealthy for this many heartbeat
 	// timeouts (0: never).
-	AutoForgetUnhealthyPeriods int `yaml:"auto_forget_unhealthy_periods"`
+	AutoForgetUnhealthyPeriods int
 	// ZoneAwarenessEnabled places each series' replicas in distinct zones. Set by the app from its own flag.
-	ZoneAwarenessEnabled bool `yaml:"-"`
+	ZoneAwarenessEnabled bool
 }
 
 // RegisterFlags registers -ring.heartbeat-timeout only; the other fields belong to other components' flags.

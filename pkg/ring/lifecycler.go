@@ -23,20 +23,20 @@ import (
 
 // LifecyclerConfig describes how an instance registers itself in a ring.
 type LifecyclerConfig struct {
-	ID   string `yaml:"instance_id"`
-	Addr string `yaml:"instance_addr"`
+	ID   string
+	Addr string
 	// Port is appended to Addr; 0 means Addr is used as given (the app fills in its gRPC port).
-	Port                 int           `yaml:"instance_port"`
-	Zone                 string        `yaml:"instance_availability_zone"`
-	NumTokens            int           `yaml:"num_tokens"`
-	HeartbeatPeriod      time.Duration `yaml:"heartbeat_period"`
-	UnregisterOnShutdown bool          `yaml:"unregister_on_shutdown"`
+	Port                 int
+	Zone                 string
+	NumTokens            int
+	HeartbeatPeriod      time.Duration
+	UnregisterOnShutdown bool
 	// TokensFilePath, when set, keeps the instance's tokens on disk so a restart takes them back even if
 	// the ring forgot the instance meanwhile.
-	TokensFilePath string `yaml:"tokens_file_path"`
+	TokensFilePath string
 	// AutoForgetAfter removes other instances whose heartbeat is older than this (0: never). The app sets
 	// it from -ring.auto-forget-unhealthy-periods × -ring.heartbeat-timeout.
-	AutoForgetAfter time.Duration `yaml:"-"`
+	AutoForgetAfter time.Duration
 }
 
 // RegisterFlagsWithPrefix registers the lifecycler's flags under prefix (the app uses "ingester.ring.").

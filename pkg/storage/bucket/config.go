@@ -33,42 +33,42 @@ var s3LookupTypes = []string{S3LookupAuto, S3LookupPath, S3LookupVirtualHosted}
 // Config selects the object storage backend that holds the blocks of every tenant and how to reach it.
 // Only the section of the selected backend is used.
 type Config struct {
-	Backend    string           `yaml:"backend"`
-	Filesystem FilesystemConfig `yaml:"filesystem"`
-	S3         S3Config         `yaml:"s3"`
-	GCS        GCSConfig        `yaml:"gcs"`
-	Azure      AzureConfig      `yaml:"azure"`
+	Backend    string
+	Filesystem FilesystemConfig
+	S3         S3Config
+	GCS        GCSConfig
+	Azure      AzureConfig
 }
 
 // FilesystemConfig is the local-directory backend: for single-process setups and tests, since only
 // processes on the same machine (or sharing a network filesystem) see the same bucket.
 type FilesystemConfig struct {
-	Dir string `yaml:"dir"`
+	Dir string
 }
 
 // S3Config reaches AWS S3 or an S3-compatible server.
 type S3Config struct {
-	Endpoint         string         `yaml:"endpoint"`
-	BucketName       string         `yaml:"bucket_name"`
-	Region           string         `yaml:"region"`
-	AccessKeyID      string         `yaml:"access_key_id"`
-	SecretAccessKey  flagext.Secret `yaml:"secret_access_key"`
-	Insecure         bool           `yaml:"insecure"`
-	BucketLookupType string         `yaml:"bucket_lookup_type"`
+	Endpoint         string
+	BucketName       string
+	Region           string
+	AccessKeyID      string
+	SecretAccessKey  flagext.Secret
+	Insecure         bool
+	BucketLookupType string
 }
 
 // GCSConfig reaches Google Cloud Storage.
 type GCSConfig struct {
-	BucketName     string         `yaml:"bucket_name"`
-	ServiceAccount flagext.Secret `yaml:"service_account"`
+	BucketName     string
+	ServiceAccount flagext.Secret
 }
 
 // AzureConfig reaches an Azure Blob Storage container.
 type AzureConfig struct {
-	AccountName    string         `yaml:"account_name"`
-	AccountKey     flagext.Secret `yaml:"account_key"`
-	ContainerName  string         `yaml:"container_name"`
-	EndpointSuffix string         `yaml:"endpoint_suffix"`
+	AccountName    string
+	AccountKey     flagext.Secret
+	ContainerName  string
+	EndpointSuffix string
 }
 
 const flagPrefix = "blocks-storage."

@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
 	"github.com/thanos-io/objstore/providers/filesystem"
+
+	"github.com/strata-metrics/strata/pkg/storage/bucket/buckettest"
 )
 
 // opCounts reads one series of each strata_bucket_* metric from reg.
@@ -97,7 +99,7 @@ func TestInstrumentedBucket_CountsFailures(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	fs, err := filesystem.NewBucket(t.TempDir())
 	require.NoError(t, err)
-	outage := NewErrorInjectedBucket(fs)
+	outage := buckettest.NewErrorInjectedBucket(fs)
 	metrics, err := newOperationMetrics(reg)
 	require.NoError(t, err)
 	bkt := newInstrumentedBucket(outage, metrics, "store-gateway")

@@ -8,6 +8,8 @@ import (
 	"github.com/thanos-io/objstore"
 
 	"github.com/strata-metrics/strata/pkg/tenant"
+
+	"github.com/strata-metrics/strata/pkg/storage/bucket/buckettest"
 )
 
 func TestTenantBucket_RejectsNamesLeavingTheTenant(t *testing.T) {
@@ -52,7 +54,7 @@ func TestTenantBucket_InvalidTenantFailsEveryOperation(t *testing.T) {
 }
 
 func TestTenantBucket_NameAndClose(t *testing.T) {
-	raw := NewErrorInjectedBucket(objstore.NewInMemBucket())
+	raw := buckettest.NewErrorInjectedBucket(objstore.NewInMemBucket())
 	bkt := NewTenantBucket(raw, "team-a")
 	require.Equal(t, raw.Name()+"/team-a", bkt.Name())
 	require.Equal(t, objstore.MEMORY, bkt.Provider())
@@ -71,9 +73,9 @@ func TestTenantBucket_IterDoesNotSeePrefixSiblings(t *testing.T) {
 }
 
 func TestListTenants_Errors(t *testing.T) {
-	raw := NewErrorInjectedBucket(objstore.NewInMemBucket())
+	raw := buckettest.NewErrorInjectedBucket(objstore.NewInMemBucket())
 	raw.SetFailing(true)
 	_, err := ListTenants(t.Context(), raw)
-	require.ErrorIs(t, err, ErrInjectedFailure)
+	require.ErrorIs(t, err, buckettest.ErrInjectedFailure)
 	require.ErrorContains(t, err, "list tenants")
 }

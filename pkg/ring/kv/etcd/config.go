@@ -15,27 +15,27 @@ import (
 // Config is how to reach and authenticate to an etcd cluster.
 type Config struct {
 	// Endpoints are the etcd members' client URLs (http://host:2379 or https://host:2379).
-	Endpoints []string `yaml:"endpoints"`
+	Endpoints []string
 	// DialTimeout bounds how long the client waits for an authentication token and similar set-up calls.
-	DialTimeout time.Duration `yaml:"dial_timeout"`
+	DialTimeout time.Duration
 	// MaxRetries is how many times CAS re-reads and retries when another writer changed the key first.
-	MaxRetries int `yaml:"max_retries"`
+	MaxRetries int
 
 	// TLSEnabled connects over TLS; the endpoints must then be https:// (or host:port) URLs.
-	TLSEnabled bool `yaml:"tls_enabled"`
+	TLSEnabled bool
 	// TLSCertPath and TLSKeyPath are the client certificate and its key, for etcd's client-cert auth.
-	TLSCertPath string `yaml:"tls_cert_path"`
-	TLSKeyPath  string `yaml:"tls_key_path"`
+	TLSCertPath string
+	TLSKeyPath  string
 	// TLSCAPath holds the CAs that etcd's server certificate is verified against; empty: the system's.
-	TLSCAPath string `yaml:"tls_ca_path"`
+	TLSCAPath string
 	// TLSServerName is the name etcd's certificate must carry; empty: each endpoint's host.
-	TLSServerName string `yaml:"tls_server_name"`
+	TLSServerName string
 	// TLSInsecureSkipVerify accepts any server certificate.
-	TLSInsecureSkipVerify bool `yaml:"tls_insecure_skip_verify"`
+	TLSInsecureSkipVerify bool
 
 	// Username and Password authenticate to etcd when its authentication is enabled.
-	Username string         `yaml:"username"`
-	Password flagext.Secret `yaml:"password"`
+	Username string
+	Password flagext.Secret
 
 	// flagPrefix is what RegisterFlagsWithPrefix was given, so Validate can name the flag to change.
 	flagPrefix string

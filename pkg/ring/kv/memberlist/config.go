@@ -13,43 +13,43 @@ import (
 // Config configures the gossip cluster a KV joins and how values spread through it.
 type Config struct {
 	// Join lists the members to contact on start, as host:port; names may resolve to several addresses.
-	Join AddressList `yaml:"join"`
+	Join AddressList
 
 	// BindAddr and BindPort are where gossip (TCP and UDP) is received; port 0 picks a free one.
-	BindAddr string `yaml:"bind_addr"`
-	BindPort int    `yaml:"bind_port"`
+	BindAddr string
+	BindPort int
 	// AdvertiseAddr and AdvertisePort are where other members reach this one, when that differs from the
 	// bind address (NAT, containers); empty and 0 mean the bound ones.
-	AdvertiseAddr string `yaml:"advertise_addr"`
-	AdvertisePort int    `yaml:"advertise_port"`
+	AdvertiseAddr string
+	AdvertisePort int
 
 	// NodeName names this member in the cluster; empty means the hostname.
-	NodeName string `yaml:"nodename"`
+	NodeName string
 	// RandomizeNodeName appends a random suffix to NodeName, so a restarted process is a new member
 	// rather than one that the cluster may still remember as dead.
-	RandomizeNodeName bool `yaml:"randomize_node_name"`
+	RandomizeNodeName bool
 
 	// GossipInterval and GossipNodes set how often, and to how many random members, queued changes are sent.
-	GossipInterval time.Duration `yaml:"gossip_interval"`
-	GossipNodes    int           `yaml:"gossip_nodes"`
+	GossipInterval time.Duration
+	GossipNodes    int
 	// PushPullInterval is how often the full state is exchanged with a random member; 0 disables it.
-	PushPullInterval time.Duration `yaml:"pullpush_interval"`
+	PushPullInterval time.Duration
 	// RetransmitFactor scales how many times each change is sent: factor * log10(members + 1).
-	RetransmitFactor int `yaml:"retransmit_factor"`
+	RetransmitFactor int
 
 	// MinJoinBackoff and MaxJoinBackoff bound the exponential wait between attempts to join.
-	MinJoinBackoff time.Duration `yaml:"min_join_backoff"`
-	MaxJoinBackoff time.Duration `yaml:"max_join_backoff"`
+	MinJoinBackoff time.Duration
+	MaxJoinBackoff time.Duration
 	// MaxJoinRetries is how many attempts to join are made before giving up; 0 never gives up.
-	MaxJoinRetries int `yaml:"max_join_retries"`
+	MaxJoinRetries int
 	// AbortIfJoinFails makes Start wait for the join and fail if it does, instead of joining in the background.
-	AbortIfJoinFails bool `yaml:"abort_if_join_fails"`
+	AbortIfJoinFails bool
 
 	// LeftIngestersTimeout is how long tombstones (removed entries) are kept: long enough for the removal
 	// to reach every member, short enough that the descriptor does not grow forever.
-	LeftIngestersTimeout time.Duration `yaml:"left_ingesters_timeout"`
+	LeftIngestersTimeout time.Duration
 	// LeaveTimeout bounds how long Stop waits for queued changes and the leave message to go out.
-	LeaveTimeout time.Duration `yaml:"leave_timeout"`
+	LeaveTimeout time.Duration
 }
 
 // RegisterFlags registers the -memberlist.* flags with their defaults.

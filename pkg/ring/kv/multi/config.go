@@ -9,13 +9,13 @@ import (
 // Config names the two stores and says whether writes to the primary are copied to the secondary.
 type Config struct {
 	// Primary is the store that serves reads and takes writes first.
-	Primary string `yaml:"primary"`
+	Primary string
 	// Secondary is the store that receives copies of the primary's writes when mirroring is enabled.
-	Secondary string `yaml:"secondary"`
+	Secondary string
 	// MirrorEnabled copies every value written to the primary to the secondary.
-	MirrorEnabled bool `yaml:"mirror_enabled"`
+	MirrorEnabled bool
 	// MirrorTimeout bounds how long a write waits for its copy to the secondary.
-	MirrorTimeout time.Duration `yaml:"mirror_timeout"`
+	MirrorTimeout time.Duration
 
 	// flagPrefix is what RegisterFlagsWithPrefix was given, so Validate can name the flag to change.
 	flagPrefix string

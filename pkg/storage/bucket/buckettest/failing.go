@@ -1,4 +1,6 @@
-package bucket
+// Package buckettest holds test aids for code that uses object storage; only tests import it, so it is
+// never part of the binary.
+package buckettest
 
 import (
 	"context"
@@ -14,7 +16,7 @@ import (
 // operation and object name; match it with errors.Is.
 var ErrInjectedFailure = errors.New("object storage unavailable (injected failure)")
 
-// ErrorInjectedBucket is a test aid: a bucket that behaves like the one it wraps until SetFailing(true),
+// ErrorInjectedBucket is a bucket that behaves like the one it wraps until SetFailing(true),
 // and then fails every operation with ErrInjectedFailure, as an object store outage would. Other
 // packages use it to test how they survive outages. It is safe for concurrent use; readers opened
 // before a failure started keep working.
@@ -44,7 +46,7 @@ func (b *ErrorInjectedBucket) fail(op, name string) error {
 
 // Iter lists like the wrapped bucket, or fails while the outage lasts.
 func (b *ErrorInjectedBucket) Iter(ctx context.Context, dir string, f func(string) error, options ...objstore.IterOption) error {
-	if err := b.fail(OpIter, dir); err != nil {
+	if err := b.fail("iter", dir); err != nil {
 		return err
 	}
 	return b.bkt.Iter(ctx, dir, f, options...)
@@ -52,7 +54,7 @@ func (b *ErrorInjectedBucket) Iter(ctx context.Context, dir string, f func(strin
 
 // IterWithAttributes lists like the wrapped bucket, or fails while the outage lasts.
 func (b *ErrorInjectedBucket) IterWithAttributes(ctx context.Context, dir string, f func(objstore.IterObjectAttributes) error, options ...objstore.IterOption) error {
-	if err := b.fail(OpIter, dir); err != nil {
+	if err := b.fail("iter", dir); err != nil {
 		return err
 	}
 	return b.bkt.IterWithAttributes(ctx, dir, f, options...)
@@ -60,7 +62,7 @@ func (b *ErrorInjectedBucket) IterWithAttributes(ctx context.Context, dir string
 
 // Get reads like the wrapped bucket, or fails while the outage lasts.
 func (b *ErrorInjectedBucket) Get(ctx context.Context, name string) (io.ReadCloser, error) {
-	if err := b.fail(OpGet, name); err != nil {
+	if err := b.fail("get", name); err != nil {
 		return nil, err
 	}
 	return b.bkt.Get(ctx, name)
@@ -68,7 +70,7 @@ func (b *ErrorInjectedBucket) Get(ctx context.Context, name string) (io.ReadClos
 
 // GetRange reads like the wrapped bucket, or fails while the outage lasts.
 func (b *ErrorInjectedBucket) GetRange(ctx context.Context, name string, off, length int64) (io.ReadCloser, error) {
-	if err := b.fail(OpGetRange, name); err != nil {
+	if err := b.fail("get_range", name); err != nil {
 		return nil, err
 	}
 	return b.bkt.GetRange(ctx, name, off, length)
@@ -76,7 +78,7 @@ func (b *ErrorInjectedBucket) GetRange(ctx context.Context, name string, off, le
 
 // Exists checks like the wrapped bucket, or fails while the outage lasts.
 func (b *ErrorInjectedBucket) Exists(ctx context.Context, name string) (bool, error) {
-	if err := b.fail(OpExists, name); err != nil {
+	if err := b.fail("exists", name); err != nil {
 		return false, err
 	}
 	return b.bkt.Exists(ctx, name)
@@ -84,7 +86,7 @@ func (b *ErrorInjectedBucket) Exists(ctx context.Context, name string) (bool, er
 
 // Attributes reads like the wrapped bucket, or fails while the outage lasts.
 func (b *ErrorInjectedBucket) Attributes(ctx context.Context, name string) (objstore.ObjectAttributes, error) {
-	if err := b.fail(OpAttributes, name); err != nil {
+	if err := b.fail("attributes", name); err != nil {
 		return objstore.ObjectAttributes{}, err
 	}
 	return b.bkt.Attributes(ctx, name)
@@ -92,7 +94,7 @@ func (b *ErrorInjectedBucket) Attributes(ctx context.Context, name string) (objs
 
 // Upload writes like the wrapped bucket, or fails while the outage lasts.
 func (b *ErrorInjectedBucket) Upload(ctx context.Context, name string, r io.Reader, opts ...objstore.ObjectUploadOption) error {
-	if err := b.fail(OpUpload, name); err != nil {
+	if err := b.fail("upload", name); err != nil {
 		return err
 	}
 	return b.bkt.Upload(ctx, name, r, opts...)
@@ -100,7 +102,7 @@ func (b *ErrorInjectedBucket) Upload(ctx context.Context, name string, r io.Read
 
 // Delete deletes like the wrapped bucket, or fails while the outage lasts.
 func (b *ErrorInjectedBucket) Delete(ctx context.Context, name string) error {
-	if err := b.fail(OpDelete, name); err != nil {
+	if err := b.fail("delete", name); err != nil {
 		return err
 	}
 	return b.bkt.Delete(ctx, name)

@@ -1,4 +1,4 @@
-package bucket
+package buckettest
 
 import (
 	"strings"
@@ -11,7 +11,7 @@ import (
 func TestErrorInjectedBucket_FailsOnlyWhileFailing(t *testing.T) {
 	bkt := NewErrorInjectedBucket(objstore.NewInMemBucket())
 	ctx := t.Context()
-	upload(t, bkt, "obj", "x")
+	require.NoError(t, bkt.Upload(ctx, "obj", strings.NewReader("x")))
 
 	bkt.SetFailing(true)
 	// In order: the delete must come last once the outage has ended.
@@ -19,28 +19,28 @@ func TestErrorInjectedBucket_FailsOnlyWhileFailing(t *testing.T) {
 		op    string
 		check func() error
 	}{
-		{OpUpload, func() error { return bkt.Upload(ctx, "obj", strings.NewReader("y")) }},
-		{OpGet, func() error {
+		{"upload", func() error { return bkt.Upload(ctx, "obj", strings.NewReader("y")) }},
+		{"get", func() error {
 			_, err := bkt.Get(ctx, "obj")
 			return err
 		}},
-		{OpGetRange, func() error {
+		{"get_range", func() error {
 			_, err := bkt.GetRange(ctx, "obj", 0, 1)
 			return err
 		}},
-		{OpExists, func() error {
+		{"exists", func() error {
 			_, err := bkt.Exists(ctx, "obj")
 			return err
 		}},
-		{OpAttributes, func() error {
+		{"attributes", func() error {
 			_, err := bkt.Attributes(ctx, "obj")
 			return err
 		}},
-		{OpIter, func() error { return bkt.Iter(ctx, "", func(string) error { return nil }) }},
+		{"iter", func() error { return bkt.Iter(ctx, "", func(string) error { return nil }) }},
 		{"iter_with_attributes", func() error {
 			return bkt.IterWithAttributes(ctx, "", func(objstore.IterObjectAttributes) error { return nil })
 		}},
-		{OpDelete, func() error { return bkt.Delete(ctx, "obj") }},
+		{"delete", func() error { return bkt.Delete(ctx, "obj") }},
 	}
 	for _, c := range checks {
 		err := c.check()
