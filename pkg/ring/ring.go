@@ -18,7 +18,9 @@ import (
 	"github.com/strata-metrics/strata/pkg/services"
 )
 
-// ReadRing is what the distributor and querier need from a ring; they depend on it so tests can use fakes.
+// ReadRing is what the components that look keys up need from a ring (the distributor and querier on the
+// ingester ring, store-gateways and queriers on the store-gateway ring, compactors on theirs); they depend
+// on it so tests can use fakes.
 type ReadRing interface {
 	// Get returns the replication set of a token for op, reusing buf for its instances.
 	Get(key uint32, op Operation, buf []InstanceDesc) (ReplicationSet, error)

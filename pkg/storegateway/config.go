@@ -10,16 +10,16 @@ import (
 type Config struct {
 	// SyncDir holds the downloaded index of every loaded block, as <tenant>/<ULID>/{meta.json,index}. The app
 	// sets it to <-data.dir>/tsdb-sync when the flag is empty.
-	SyncDir string `yaml:"-"`
+	SyncDir string
 	// SyncInterval is how often the bucket indexes are read again to load new blocks and drop old ones.
-	SyncInterval time.Duration `yaml:"-"`
+	SyncInterval time.Duration
 	// IndexCacheMaxSizeBytes bounds the in-memory cache of postings (series references per matcher set).
-	IndexCacheMaxSizeBytes int64 `yaml:"-"`
+	IndexCacheMaxSizeBytes int64
 	// ChunksCacheMaxSizeBytes bounds the in-memory cache of chunks read from the bucket.
-	ChunksCacheMaxSizeBytes int64 `yaml:"-"`
+	ChunksCacheMaxSizeBytes int64
 	// ReplicationFactor is how many store-gateways load each block. The app builds the store-gateway ring
 	// with it; queriers retry a block on the other replicas.
-	ReplicationFactor int `yaml:"-"`
+	ReplicationFactor int
 }
 
 // RegisterFlags registers the store-gateway's flags.

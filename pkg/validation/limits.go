@@ -16,19 +16,20 @@ const (
 	flagMaxMetadataLength      = "validation.max-metadata-length"
 )
 
-// Limits bound what a tenant may write. Lengths are in bytes.
+// Limits bound what a tenant may write. Every tenant has the same limits, set by flags; there are no
+// per-tenant overrides yet. Lengths are in bytes.
 type Limits struct {
 	// MaxLabelNamesPerSeries is the most labels a series may have, __name__ included.
-	MaxLabelNamesPerSeries int `yaml:"max_label_names_per_series"`
+	MaxLabelNamesPerSeries int
 	// MaxLabelNameLength is the longest label name.
-	MaxLabelNameLength int `yaml:"max_length_label_name"`
+	MaxLabelNameLength int
 	// MaxLabelValueLength is the longest label value, the metric name included.
-	MaxLabelValueLength int `yaml:"max_length_label_value"`
+	MaxLabelValueLength int
 	// CreationGracePeriod is how far past the receiver's clock a sample may be. A small allowance absorbs
 	// clock skew; more would let a bad clock write data that hides the real "latest" sample.
-	CreationGracePeriod time.Duration `yaml:"create_grace_period"`
+	CreationGracePeriod time.Duration
 	// MaxMetadataLength is the longest metric family name, help or unit in metric metadata.
-	MaxMetadataLength int `yaml:"max_metadata_length"`
+	MaxMetadataLength int
 }
 
 // RegisterFlags registers the limits' flags with their defaults.
