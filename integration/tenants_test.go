@@ -98,6 +98,7 @@ func TestTenants_CannotSeeEachOthersData(t *testing.T) {
 	t.Run("no tenant header is refused", func(t *testing.T) {
 		code, resp := getAPI(t, api, "/api/v1/query", "", url.Values{"query": {"shared_metric"}})
 		require.Equal(t, http.StatusUnauthorized, code)
+		require.Equal(t, "bad_data", resp.ErrorType, "the Prometheus API answers in its JSON envelope")
 		require.Contains(t, resp.Error, "X-Scope-OrgID")
 		code, body := push(t, p.url("/api/v1/push"), "", &prompb.WriteRequest{})
 		require.Equal(t, http.StatusUnauthorized, code)
@@ -106,8 +107,9 @@ func TestTenants_CannotSeeEachOthersData(t *testing.T) {
 
 	t.Run("invalid tenant IDs are refused", func(t *testing.T) {
 		for _, id := range []string{"..", "a/b", string(slices.Repeat([]byte("x"), 151))} {
-			code, _ := getAPI(t, api, "/api/v1/query", id, url.Values{"query": {"shared_metric"}})
+			code, resp := getAPI(t, api, "/api/v1/query", id, url.Values{"query": {"shared_metric"}})
 			require.Equal(t, http.StatusBadRequest, code, id)
+			require.Equal(t, "bad_data", resp.ErrorType, id)
 		}
 	})
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
+	"github.com/prometheus/prometheus/util/stats"
 
 	"github.com/strata-metrics/strata/pkg/querier"
 	"github.com/strata-metrics/strata/pkg/version"
@@ -150,6 +151,8 @@ func writeJSON(w http.ResponseWriter, status int, resp response) {
 type queryData struct {
 	ResultType parser.ValueType `json:"resultType"`
 	Result     parser.Value     `json:"result"`
+	// Stats are the engine's timings and sample counts, present when the request has a stats parameter.
+	Stats stats.QueryStats `json:"stats,omitempty"`
 }
 
 func (a *PrometheusAPI) query(r *http.Request) (any, annotations.Annotations, *apiError) {
@@ -170,7 +173,7 @@ func (a *PrometheusAPI) query(r *http.Request) (any, annotations.Annotations, *a
 	if err != nil {
 		return nil, nil, newQueryError(err)
 	}
-	return execQuery(ctx, qry)
+	return execQuery(ctx, qry, r.FormValue("stats"))
 }
 
 func (a *PrometheusAPI) queryRange(r *http.Request) (any, annotations.Annotations, *apiError) {
@@ -208,7 +211,7 @@ func (a *PrometheusAPI) queryRange(r *http.Request) (any, annotations.Annotation
 	if err != nil {
 		return nil, nil, newQueryError(err)
 	}
-	return execQuery(ctx, qry)
+	return execQuery(ctx, qry, r.FormValue("stats"))
 }
 
 // queryContext applies the request's optional timeout parameter.
@@ -237,7 +240,10 @@ func queryOpts(r *http.Request) (promql.QueryOpts, *apiError) {
 	return promql.NewPrometheusQueryOpts(r.FormValue("stats") == "all", lookback), nil
 }
 
-func execQuery(ctx context.Context, qry promql.Query) (any, annotations.Annotations, *apiError) {
+// execQuery runs qry. With any statsParam it adds the query's timings and sample counts to the answer, as
+// Prometheus does. stats=all also asks for per-step sample counts (queryOpts); like Prometheus without its
+// promql-per-step-stats feature flag, the engine (querier.NewEngine) does not track them.
+func execQuery(ctx context.Context, qry promql.Query, statsParam string) (any, annotations.Annotations, *apiError) {
 	defer qry.Close()
 	res := qry.Exec(ctx)
 	if res.Err != nil {
@@ -257,7 +263,11 @@ func execQuery(ctx context.Context, qry promql.Query) (any, annotations.Annotati
 	}
 	// The result's point slices go back to the engine's pools when the query is closed, where a
 	// concurrent query reuses them: encode it before that.
-	encoded, err := json.Marshal(queryData{ResultType: value.Type(), Result: value})
+	data := queryData{ResultType: value.Type(), Result: value}
+	if statsParam != "" {
+		data.Stats = stats.NewQueryStats(qry.Stats())
+	}
+	encoded, err := json.Marshal(data)
 	if err != nil {
 		return nil, res.Warnings, &apiError{typ: errorInternal, err: fmt.Errorf("encode result: %w", err)}
 	}

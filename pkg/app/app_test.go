@@ -265,8 +265,29 @@ func TestApp_ServesWritesQueriesAndStatusPages(t *testing.T) {
 		require.Equal(t, []string{"a=2"}, r.query(t, "tenant-1", `count_over_time(test_metric{instance="a"}[1m])`, now))
 		require.Equal(t, []string{}, r.query(t, "tenant-2", "test_metric", now), "another tenant sees nothing")
 
-		status, body, _ = r.get(t, "/prometheus/api/v1/query?query=test_metric", nil)
+	})
+
+	t.Run("tenant errors: JSON on the Prometheus API, plain text on push", func(t *testing.T) {
+		status, body, header := r.get(t, "/prometheus/api/v1/query?query=test_metric", nil)
 		require.Equal(t, http.StatusUnauthorized, status, body)
+		require.Equal(t, "application/json", header.Get("Content-Type"))
+		require.JSONEq(t, `{"status":"error","errorType":"bad_data","error":"no tenant ID: set the X-Scope-OrgID header"}`, body)
+
+		status, body, header = r.get(t, "/prometheus/api/v1/labels", http.Header{"X-Scope-Orgid": {".."}})
+		require.Equal(t, http.StatusBadRequest, status, body)
+		require.Equal(t, "application/json", header.Get("Content-Type"))
+		require.Contains(t, body, `"errorType":"bad_data"`)
+
+		req, err := http.NewRequest(http.MethodPost, r.baseURL+"/api/v1/push", nil)
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+		require.True(t, strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain"), resp.Header.Get("Content-Type"))
+		require.Equal(t, "no tenant ID: set the X-Scope-OrgID header\n", string(b))
 	})
 
 	require.NoError(t, r.stop(t), "Run returns nil when its context is cancelled")
