@@ -327,9 +327,11 @@ func TestRing_FollowsKVChangesAndExportsMetrics(t *testing.T) {
 		d.Instances["b"] = inst("b", "", 2)
 		return d, false, nil
 	}))
-	require.Eventually(t, func() bool { return r.InstancesCount() == 2 }, 5*time.Second, time.Millisecond)
-	require.Equal(t, 2.0, testutil.ToFloat64(r.members.WithLabelValues("ACTIVE")))
-	require.Equal(t, 2.0, testutil.ToFloat64(r.tokensTotal))
+	// The metrics follow the view just after it changes: wait for them, not only for the view.
+	require.Eventually(t, func() bool {
+		return r.InstancesCount() == 2 && testutil.ToFloat64(r.members.WithLabelValues("ACTIVE")) == 2 &&
+			testutil.ToFloat64(r.tokensTotal) == 2
+	}, 5*time.Second, time.Millisecond)
 	n, err := testutil.GatherAndCount(reg, "strata_ring_members", "strata_ring_tokens")
 	require.NoError(t, err)
 	require.Equal(t, 6, n) // PENDING, JOINING, ACTIVE, LEAVING, unhealthy, and the token count
