@@ -15,8 +15,9 @@ import (
 )
 
 // seriesStream is one answer of an ingester or a store-gateway: series in label order, received a message
-// at a time. A goroutine receives the next message while the merge reads the current one, so the streams
-// are decoded in parallel and each holds at most two messages.
+// at a time. A goroutine receives ahead while the merge reads the current message, so the streams are
+// decoded in parallel; each holds at most three messages (the current one, one queued, one being
+// received).
 type seriesStream struct {
 	source   string // the instance, for error messages
 	messages chan streamMessage
