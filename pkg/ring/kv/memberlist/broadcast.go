@@ -1,12 +1,14 @@
 package memberlist
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sync"
 
 	hashicorp "github.com/hashicorp/memberlist"
 )
@@ -115,21 +117,74 @@ type broadcast struct {
 	key     string
 	content []string
 	msg     []byte
+
+	seq       uint64 // order of queueing, never reused
+	transmits int
 }
 
-var _ hashicorp.Broadcast = (*broadcast)(nil)
-
-// Invalidates implements memberlist.Broadcast.
-func (b *broadcast) Invalidates(other hashicorp.Broadcast) bool {
-	o, ok := other.(*broadcast)
-	return ok && o.key == b.key && containsAll(b.content, o.content)
+// replaces reports whether b, queued after older, makes older redundant.
+func (b *broadcast) replaces(older *broadcast) bool {
+	return older.key == b.key && containsAll(b.content, older.content)
 }
 
-// Message implements memberlist.Broadcast.
-func (b *broadcast) Message() []byte { return b.msg }
+// gossipQueue holds the changes waiting to be piggybacked on memberlist's gossip packets; each is sent
+// retransmitLimit times, fewest-sent first. It replaces memberlist's TransmitLimitedQueue, which resets its
+// id counter whenever an invalidation empties it: a later change with the same transmit count and length
+// then reuses a queued change's id and silently replaces it, leaving it to the next push-pull.
+type gossipQueue struct {
+	numNodes func() int
+	factor   int
 
-// Finished implements memberlist.Broadcast.
-func (b *broadcast) Finished() {}
+	mu    sync.Mutex
+	items []*broadcast // fewest transmits first, newest first among equals
+	seq   uint64
+}
+
+func (q *gossipQueue) push(b *broadcast) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.seq++
+	b.seq, b.transmits = q.seq, 0
+	q.items = slices.DeleteFunc(q.items, b.replaces)
+	q.items = slices.Insert(q.items, 0, b)
+}
+
+// len returns the number of changes still to be sent.
+func (q *gossipQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items)
+}
+
+// take returns the changes that fit in limit bytes, overhead counted per change, and drops those sent
+// often enough.
+func (q *gossipQueue) take(overhead, limit int) [][]byte {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	maxTransmits := retransmitLimit(q.factor, q.numNodes())
+	var out [][]byte
+	used := 0
+	for _, b := range q.items {
+		n := overhead + len(b.msg)
+		if used+n > limit {
+			continue
+		}
+		used += n
+		out = append(out, b.msg)
+		b.transmits++
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	q.items = slices.DeleteFunc(q.items, func(b *broadcast) bool { return b.transmits >= maxTransmits })
+	slices.SortStableFunc(q.items, func(a, b *broadcast) int {
+		if c := cmp.Compare(a.transmits, b.transmits); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.seq, a.seq)
+	})
+	return out
+}
 
 // containsAll reports whether every element of sub is in super; both are sorted.
 func containsAll(super, sub []string) bool {
@@ -152,7 +207,7 @@ func (k *KV) broadcast(key string, content []string, msg []byte) {
 	if len(msg) <= k.maxPacketMessage {
 		content = slices.Clone(content)
 		slices.Sort(content)
-		k.broadcasts.QueueBroadcast(&broadcast{key: key, content: content, msg: msg})
+		k.broadcasts.push(&broadcast{key: key, content: content, msg: msg})
 		return
 	}
 	select {

@@ -94,7 +94,7 @@ func TestBroadcast_LaterChangeCoveringEarlierOneReplacesIt(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			require.Equal(t, tc.want, tc.newer.Invalidates(tc.older))
+			require.Equal(t, tc.want, tc.newer.replaces(tc.older))
 		})
 	}
 }
@@ -105,9 +105,33 @@ func TestBroadcast_QueueKeepsOnlyTheLatestChangeOfAnEntry(t *testing.T) {
 	for range 3 {
 		require.NoError(t, c.CAS(context.Background(), ringKey, addInstance("a")))
 	}
-	require.Equal(t, 1, k.broadcasts.NumQueued())
+	require.Equal(t, 1, k.broadcasts.len())
 	require.NoError(t, c.CAS(context.Background(), ringKey, addInstance("b")))
-	require.Equal(t, 2, k.broadcasts.NumQueued())
+	require.Equal(t, 2, k.broadcasts.len())
+}
+
+func TestGossipQueue_ReplacedChangesNeverTakeAnotherOnesPlace(t *testing.T) {
+	// memberlist's own queue lost "b" here: emptied by the replacements, it reused an id still queued.
+	q := &gossipQueue{numNodes: func() int { return 3 }, factor: 4}
+	for range 3 {
+		q.push(&broadcast{key: "k", content: []string{"a"}, msg: []byte("change-a")})
+	}
+	q.push(&broadcast{key: "k", content: []string{"b"}, msg: []byte("change-b")})
+	q.push(&broadcast{key: "k", content: []string{"c"}, msg: []byte("change-c")})
+	require.Equal(t, 3, q.len())
+	require.Equal(t, [][]byte{[]byte("change-c"), []byte("change-b"), []byte("change-a")}, q.take(0, 1000))
+}
+
+func TestGossipQueue_SendsEachChangeRetransmitLimitTimesFewestSentFirst(t *testing.T) {
+	q := &gossipQueue{numNodes: func() int { return 9 }, factor: 2} // limit 2
+	q.push(&broadcast{key: "k", content: []string{"a"}, msg: []byte("aaaa")})
+	require.Equal(t, [][]byte{[]byte("aaaa")}, q.take(1, 100))
+	q.push(&broadcast{key: "k", content: []string{"b"}, msg: []byte("bbbb")})
+	// Room for one: the change not sent yet goes first.
+	require.Equal(t, [][]byte{[]byte("bbbb")}, q.take(1, 5))
+	require.Equal(t, [][]byte{[]byte("bbbb"), []byte("aaaa")}, q.take(1, 100))
+	require.Zero(t, q.len(), "both sent twice")
+	require.Nil(t, q.take(1, 100))
 }
 
 func TestRetransmitLimit(t *testing.T) {

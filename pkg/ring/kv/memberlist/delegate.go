@@ -29,7 +29,7 @@ func (d *delegate) NotifyMsg(msg []byte) {
 
 // GetBroadcasts implements memberlist.Delegate: queued changes that fit in the packet being built.
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
-	msgs := d.kv.broadcasts.GetBroadcasts(overhead, limit)
+	msgs := d.kv.broadcasts.take(overhead, limit)
 	d.kv.metrics.sentBroadcasts.WithLabelValues(transportUDP).Add(float64(len(msgs)))
 	return msgs
 }

@@ -43,7 +43,7 @@ type KV struct {
 	mu     sync.Mutex // guards values
 	values map[string]*entry
 
-	broadcasts       *hashicorp.TransmitLimitedQueue
+	broadcasts       *gossipQueue
 	largeMessages    chan []byte
 	maxPacketMessage int // larger changes go over TCP
 
@@ -93,9 +93,9 @@ func NewKV(cfg Config, codecs []kv.Codec, reg prometheus.Registerer, logger *slo
 		maxPacketMessage: hashicorp.DefaultLANConfig().UDPBufferSize - packetOverhead,
 		stop:             make(chan struct{}),
 	}
-	k.broadcasts = &hashicorp.TransmitLimitedQueue{
-		NumNodes:       func() int { return max(k.numMembers(), 1) },
-		RetransmitMult: cfg.RetransmitFactor,
+	k.broadcasts = &gossipQueue{
+		numNodes: func() int { return max(k.numMembers(), 1) },
+		factor:   cfg.RetransmitFactor,
 	}
 	for _, c := range codecs {
 		k.addCodec(c)
@@ -325,12 +325,12 @@ func (k *KV) waitForBroadcasts(ctx context.Context) {
 	defer deadline.Stop()
 	tick := time.NewTicker(k.cfg.GossipInterval)
 	defer tick.Stop()
-	for k.numMembers() > 1 && (k.broadcasts.NumQueued() > 0 || len(k.largeMessages) > 0) {
+	for k.numMembers() > 1 && (k.broadcasts.len() > 0 || len(k.largeMessages) > 0) {
 		select {
 		case <-ctx.Done():
 			return
 		case <-deadline.C:
-			k.logger.Warn("stopping with changes not yet sent", "queued", k.broadcasts.NumQueued())
+			k.logger.Warn("stopping with changes not yet sent", "queued", k.broadcasts.len())
 			return
 		case <-tick.C:
 		}

@@ -129,7 +129,7 @@ func TestKV_LateJoinerReceivesFullState(t *testing.T) {
 	require.Eventually(t, func() bool { return len(getDesc(t, kvs[1]).Instances) == 1 }, convergeTimeout, 10*time.Millisecond)
 	// Once nothing is queued for gossip any more, only the join's state exchange can bring the value.
 	require.Eventually(t, func() bool {
-		return kvs[0].broadcasts.NumQueued() == 0 && kvs[1].broadcasts.NumQueued() == 0
+		return kvs[0].broadcasts.len() == 0 && kvs[1].broadcasts.len() == 0
 	}, convergeTimeout, 10*time.Millisecond)
 
 	cfg := testConfig()
@@ -212,7 +212,7 @@ func TestKV_ChangesTooLargeForAPacketGoOverTCP(t *testing.T) {
 	sentOverTCP := func() float64 { return testutil.ToFloat64(a.metrics.sentBroadcasts.WithLabelValues(transportTCP)) }
 	require.Eventually(t, func() bool { return sentOverTCP() >= 1 }, convergeTimeout, 10*time.Millisecond)
 	require.Equal(t, 1.0, sentOverTCP())
-	require.Zero(t, a.broadcasts.NumQueued())
+	require.Zero(t, a.broadcasts.len())
 }
 
 func TestKV_TombstonesAreRemovedAfterTimeout(t *testing.T) {
@@ -334,15 +334,15 @@ func TestDelegate_MergeRemoteStateMergesAndPassesChangesOn(t *testing.T) {
 	require.NoError(t, ringClient(src).CAS(context.Background(), ringKey, addInstance("a")))
 	dst := newTestKV(t, testConfig())
 	require.NoError(t, ringClient(dst).CAS(context.Background(), ringKey, addInstance("b")))
-	queued := dst.broadcasts.NumQueued()
+	queued := dst.broadcasts.len()
 
 	(&delegate{kv: dst}).MergeRemoteState((&delegate{kv: src}).LocalState(false), false)
 	require.Equal(t, []string{"a", "b"}, getDesc(t, dst).MergeContent())
-	require.Equal(t, queued+1, dst.broadcasts.NumQueued(), "what was new is gossiped on")
+	require.Equal(t, queued+1, dst.broadcasts.len(), "what was new is gossiped on")
 
 	// Merging the same state again changes nothing and sends nothing.
 	(&delegate{kv: dst}).MergeRemoteState((&delegate{kv: src}).LocalState(false), false)
-	require.Equal(t, queued+1, dst.broadcasts.NumQueued())
+	require.Equal(t, queued+1, dst.broadcasts.len())
 }
 
 func TestKV_NewKVRejectsInvalidConfig(t *testing.T) {
