@@ -60,8 +60,9 @@ func (d *decodedRequest) Put(*[]byte) {
 }
 
 // decodeWriteRequest reads a snappy-compressed remote-write 1.0 body. Both the compressed body and its
-// announced decompressed length are checked against maxSize before anything that large is allocated, so a
-// small body that expands enormously (a snappy bomb) costs nothing to refuse.
+// announced decompressed length are checked against maxSize, and that length against what the body can
+// expand to, before anything that large is allocated, so a small body that announces an enormous length
+// (a snappy bomb) costs nothing to refuse.
 func decodeWriteRequest(r *http.Request, maxSize int) (*decodedRequest, error) {
 	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "snappy") {
 		return nil, httpError(http.StatusUnsupportedMediaType, "unsupported Content-Encoding %q: remote write bodies must be snappy-compressed", enc)
@@ -93,8 +94,15 @@ func decodeWriteRequest(r *http.Request, maxSize int) (*decodedRequest, error) {
 func decodeSnappyWriteRequest(body []byte, maxSize int) (*decodedRequest, error) {
 	// Read the announced length ourselves first: snappy calls a length over 4 GiB corrupt input, but
 	// for the client it is the same mistake as any length over the limit.
-	if announced, n := binary.Uvarint(body); n > 0 && announced > uint64(maxSize) {
-		return nil, httpError(http.StatusRequestEntityTooLarge, "decompressed body would be %d bytes, limit is %d (-distributor.max-recv-msg-size)", announced, maxSize)
+	if announced, n := binary.Uvarint(body); n > 0 {
+		if announced > uint64(maxSize) {
+			return nil, httpError(http.StatusRequestEntityTooLarge, "decompressed body would be %d bytes, limit is %d (-distributor.max-recv-msg-size)", announced, maxSize)
+		}
+		// Below the limit, a length the body cannot expand to is still refused before allocating for it,
+		// so tiny requests that lie cannot each hold up to the limit in memory.
+		if announced*snappyMaxExpansionDen > uint64(len(body)-n)*snappyMaxExpansionNum {
+			return nil, httpError(http.StatusBadRequest, "body is not valid snappy: %d compressed bytes cannot decompress to the %d bytes its header announces", len(body)-n, announced)
+		}
 	}
 	n, err := snappy.DecodedLen(body)
 	if err != nil {
@@ -122,6 +130,15 @@ func decodeSnappyWriteRequest(body []byte, maxSize int) (*decodedRequest, error)
 }
 
 const minBodyCapacity = 4 << 10
+
+// A snappy block expands at most 64/3 times past its length header. Its elements are literals (a tag
+// of 1 to 5 bytes, then the n bytes it emits: at most 1x), copies with a 1-byte offset (2 bytes for at
+// most 11), with a 2-byte offset (3 bytes for at most 64) and with a 4-byte offset (5 bytes for at most
+// 64). The 2-byte-offset copy is the best ratio, and snappy's encoder reaches it on repetitive input.
+const (
+	snappyMaxExpansionNum = 64
+	snappyMaxExpansionDen = 3
+)
 
 // putBuffer returns a buffer to its list unless one huge request made it too big to keep around.
 func putBuffer(list *pool.FreeList[*bytes.Buffer], b *bytes.Buffer) {

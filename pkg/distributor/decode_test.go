@@ -75,6 +75,31 @@ func TestDecodeSnappyWriteRequest_RefusesSnappyBombBeforeAllocating(t *testing.T
 	}), uint64(4096))
 }
 
+func TestDecodeSnappyWriteRequest_RefusesLengthTheBodyCannotExpandTo(t *testing.T) {
+	// Within the default limit, 9 bytes announce 100 MiB: a lie snappy cannot tell before decoding.
+	const maxSize = 100 << 20
+	body := snappyBomb(100 << 20)
+	var req prompb.WriteRequest
+	err := decodeSnappyInto(body, maxSize, &req)
+	require.Equal(t, http.StatusBadRequest, statusOf(err))
+	require.ErrorContains(t, err, "cannot decompress to the 104857600 bytes its header announces")
+	require.Less(t, bytesAllocatedPerRun(20, func() {
+		_ = decodeSnappyInto(body, maxSize, &req)
+	}), uint64(4096))
+}
+
+func TestDecodeSnappyWriteRequest_AcceptsMostCompressibleBody(t *testing.T) {
+	// snappy's encoder packs long runs into 3-byte copies of 64 bytes, the ratio the bound allows.
+	want := prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		series(lbls("__name__", "up", "job", string(bytes.Repeat([]byte{'a'}, 1<<20))), 1000),
+	}}
+	body := encodeRequest(t, &want)
+	require.Greater(t, (1<<20)/len(body), 20, "the body is as compressible as snappy gets")
+	var got prompb.WriteRequest
+	require.NoError(t, decodeSnappyInto(body, 2<<20, &got))
+	require.Equal(t, want.Timeseries, got.Timeseries)
+}
+
 func TestDecodeWriteRequest_RefusesOversizedBodyBeforeReadingIt(t *testing.T) {
 	const maxSize = 1 << 20
 	// The body claims 64 MiB; nothing is read or allocated for it.
