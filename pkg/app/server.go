@@ -25,6 +25,9 @@ type ServerConfig struct {
 	GRPCListenAddress       string
 	GRPCListenPort          int
 	GracefulShutdownTimeout time.Duration
+	HTTPServerReadTimeout   time.Duration
+	HTTPServerWriteTimeout  time.Duration
+	HTTPServerIdleTimeout   time.Duration
 	GRPCMaxRecvMsgSize      int
 	GRPCMaxSendMsgSize      int
 }
@@ -36,6 +39,9 @@ func (c *ServerConfig) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.GRPCListenAddress, "server.grpc-listen-address", "", "gRPC server listen address; empty means all interfaces.")
 	f.IntVar(&c.GRPCListenPort, "server.grpc-listen-port", 9095, "gRPC server listen port.")
 	f.DurationVar(&c.GracefulShutdownTimeout, "server.graceful-shutdown-timeout", 30*time.Second, "How long shutdown waits for in-flight requests.")
+	f.DurationVar(&c.HTTPServerReadTimeout, "server.http-server-read-timeout", 30*time.Second, "Longest time to read a whole HTTP request, headers and body; a client that sends slower has its connection closed.")
+	f.DurationVar(&c.HTTPServerWriteTimeout, "server.http-server-write-timeout", 150*time.Second, "Longest time from the end of a request's headers to the end of its response. Longer than -querier.timeout (2m by default) so a long query's answer still gets through; raise both together.")
+	f.DurationVar(&c.HTTPServerIdleTimeout, "server.http-server-idle-timeout", 120*time.Second, "Longest time an idle keep-alive HTTP connection stays open.")
 	f.IntVar(&c.GRPCMaxRecvMsgSize, "server.grpc-max-recv-msg-size-bytes", 100<<20, "Largest gRPC message the server accepts.")
 	f.IntVar(&c.GRPCMaxSendMsgSize, "server.grpc-max-send-msg-size-bytes", 100<<20, "Largest gRPC message the server sends.")
 }
@@ -44,6 +50,9 @@ func (c *ServerConfig) RegisterFlags(f *flag.FlagSet) {
 func (c *ServerConfig) Validate() error {
 	if c.HTTPListenPort < 0 || c.HTTPListenPort > 65535 || c.GRPCListenPort < 0 || c.GRPCListenPort > 65535 {
 		return errors.New("listen ports must be between 0 and 65535")
+	}
+	if c.HTTPServerReadTimeout <= 0 || c.HTTPServerWriteTimeout <= 0 || c.HTTPServerIdleTimeout <= 0 {
+		return errors.New("-server.http-server-read-timeout, -server.http-server-write-timeout and -server.http-server-idle-timeout must be positive: without them a client can hold a connection, and the memory of its request, forever")
 	}
 	return nil
 }
@@ -81,10 +90,16 @@ func newServer(cfg ServerConfig, logger *slog.Logger) (*server, error) {
 	healthServer := health.NewServer()
 	healthpb.RegisterHealthServer(grpcServer, healthServer)
 	return &server{
-		cfg:          cfg,
-		logger:       logger,
-		mux:          mux,
-		httpServer:   &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second},
+		cfg:    cfg,
+		logger: logger,
+		mux:    mux,
+		httpServer: &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: min(30*time.Second, cfg.HTTPServerReadTimeout),
+			ReadTimeout:       cfg.HTTPServerReadTimeout,
+			WriteTimeout:      cfg.HTTPServerWriteTimeout,
+			IdleTimeout:       cfg.HTTPServerIdleTimeout,
+		},
 		grpcServer:   grpcServer,
 		httpListener: httpListener,
 		grpcListener: grpcListener,

@@ -77,8 +77,11 @@ func decodeWriteRequest(r *http.Request, maxSize int) (*decodedRequest, error) {
 	compressed := compressedBuffers.Get()
 	defer putBuffer(compressedBuffers, compressed)
 	compressed.Reset()
+	// Content-Length is the client's word: trusting it in full would let connections that announce a
+	// large body and send nothing hold that much memory each. Beyond the first MiB the buffer grows only
+	// as bytes arrive.
 	if r.ContentLength > 0 {
-		compressed.Grow(int(r.ContentLength))
+		compressed.Grow(int(min(r.ContentLength, maxPreallocatedBody)))
 	}
 	if _, err := compressed.ReadFrom(io.LimitReader(r.Body, int64(maxSize)+1)); err != nil {
 		return nil, httpError(http.StatusBadRequest, "read request body: %v", err)
@@ -129,7 +132,10 @@ func decodeSnappyWriteRequest(body []byte, maxSize int) (*decodedRequest, error)
 	return d, nil
 }
 
-const minBodyCapacity = 4 << 10
+const (
+	minBodyCapacity     = 4 << 10
+	maxPreallocatedBody = 1 << 20
+)
 
 // A snappy block expands at most 64/3 times past its length header. Its elements are literals (a tag
 // of 1 to 5 bytes, then the n bytes it emits: at most 1x), copies with a 1-byte offset (2 bytes for at

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
 	"testing"
+	"testing/iotest"
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
@@ -111,6 +113,19 @@ func TestDecodeWriteRequest_RefusesOversizedBodyBeforeReadingIt(t *testing.T) {
 	require.Less(t, bytesAllocatedPerRun(100, func() {
 		_ = decodeHTTPInto(r, maxSize, &req)
 	}), uint64(4096))
+}
+
+func TestDecodeWriteRequest_AllocatesAsTheBodyArrivesNotAsAnnounced(t *testing.T) {
+	// Within the limit, the body announces 100 MiB and the connection then times out.
+	const maxSize = 100 << 20
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/push", iotest.ErrReader(os.ErrDeadlineExceeded))
+	r.ContentLength = 100 << 20
+	var req prompb.WriteRequest
+	err := decodeHTTPInto(r, maxSize, &req)
+	require.Equal(t, http.StatusBadRequest, statusOf(err))
+	require.Less(t, bytesAllocatedPerRun(20, func() {
+		_ = decodeHTTPInto(r, maxSize, &req)
+	}), uint64(2<<20))
 }
 
 // bytesAllocatedPerRun is the average heap allocated by one call of f.
