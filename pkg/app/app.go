@@ -24,6 +24,7 @@ import (
 	"github.com/strata-metrics/strata/pkg/ring"
 	"github.com/strata-metrics/strata/pkg/ring/kv"
 	"github.com/strata-metrics/strata/pkg/ring/kv/memberlist"
+	"github.com/strata-metrics/strata/pkg/runtimeconfig"
 	"github.com/strata-metrics/strata/pkg/services"
 	"github.com/strata-metrics/strata/pkg/validation"
 )
@@ -70,6 +71,8 @@ type App struct {
 	ingesterClients        *client.Pool
 	discardedSamples       *prometheus.CounterVec
 	discardedMetadata      *prometheus.CounterVec
+	runtimeConfig          *runtimeconfig.Manager[runtimeConfig]
+	overrides              *validation.Overrides
 }
 
 // New builds every module the configured targets need. Nothing runs until Run.

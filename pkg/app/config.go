@@ -19,6 +19,7 @@ import (
 	"github.com/strata-metrics/strata/pkg/ring/kv/etcd"
 	"github.com/strata-metrics/strata/pkg/ring/kv/memberlist"
 	"github.com/strata-metrics/strata/pkg/ring/kv/multi"
+	"github.com/strata-metrics/strata/pkg/runtimeconfig"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
 	"github.com/strata-metrics/strata/pkg/storegateway"
 	"github.com/strata-metrics/strata/pkg/validation"
@@ -39,6 +40,7 @@ type Config struct {
 	StoreGatewayClient grpcclient.Config
 	Querier            querier.Config
 	Limits             validation.Limits
+	RuntimeConfig      runtimeconfig.Config
 	Ring               ring.Config
 	Lifecycler         ring.LifecyclerConfig
 	RingStore          string
@@ -82,6 +84,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.StoreGatewayClient.RegisterFlagsWithPrefix("store-gateway.client", "store-gateway", f)
 	c.Querier.RegisterFlags(f)
 	c.Limits.RegisterFlags(f)
+	c.RuntimeConfig.RegisterFlags(f)
 	c.Ring.RegisterFlags(f)
 	c.Lifecycler.RegisterFlagsWithPrefix("ingester.ring.", f)
 	f.Lookup("ingester.ring.unregister-on-shutdown").Usage += " Unless set, true with a replication factor of 1 and false otherwise, so that a restarting ingester keeps its place and its series do not move."
@@ -161,7 +164,7 @@ func (c *Config) Validate() error {
 	if c.ZoneAwarenessEnabled && c.Lifecycler.Zone == "" && slices.ContainsFunc(targets, func(t string) bool { return t == TargetIngester || t == TargetAll }) {
 		return errors.New("-distributor.zone-awareness-enabled needs -ingester.ring.instance-availability-zone on every ingester")
 	}
-	for _, v := range []interface{ Validate() error }{&c.Server, &c.Distributor, &c.Ingester, &c.IngesterClient, &c.StoreGatewayClient, &c.Querier, &c.Limits, &c.Ring, &c.Lifecycler, &c.DistributorLifecycler, &c.CompactorLifecycler, &c.StoreGatewayLifecycler} {
+	for _, v := range []interface{ Validate() error }{&c.Server, &c.Distributor, &c.Ingester, &c.IngesterClient, &c.StoreGatewayClient, &c.Querier, &c.Limits, &c.RuntimeConfig, &c.Ring, &c.Lifecycler, &c.DistributorLifecycler, &c.CompactorLifecycler, &c.StoreGatewayLifecycler} {
 		if err := v.Validate(); err != nil {
 			return err
 		}

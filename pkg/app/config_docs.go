@@ -41,11 +41,14 @@ func WriteConfigReference(w io.Writer) error {
 	b.WriteString("`-distributor.replication-factor=3` is\n\n```yaml\ndistributor:\n  replication_factor: 3\n```\n\n")
 	b.WriteString("Flags given on the command line override the file. With `-config.expand-env`, `${VAR}` and\n")
 	b.WriteString("`${VAR:default}` in the file are replaced from the environment. A key that names no flag is an error.\n")
-	b.WriteString("`GET /config` shows the effective configuration in the same YAML form, secrets masked.\n")
+	b.WriteString("`GET /config` shows the effective configuration in the same YAML form, secrets masked.\n\n")
+	b.WriteString("The per-tenant limits are the exception: their defaults are kept under `limits:`, with the keys\n")
+	b.WriteString("that a tenant's entry in the runtime configuration file (`-runtime-config.file`) uses to override\n")
+	b.WriteString("them, as in Mimir. See docs/limits.md.\n")
 	for _, s := range sections {
 		fmt.Fprintf(&b, "\n## %s\n\n| flag | YAML key | default | description |\n|---|---|---|---|\n", s)
 		for _, fl := range groups[s] {
-			key := strings.ReplaceAll(fl.Name, "-", "_")
+			key := strings.Join(fileKey(fl.Name), ".")
 			if flagsNotInFile[fl.Name] {
 				key = "(command line only)"
 			}

@@ -9,12 +9,26 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/strata-metrics/strata/pkg/validation"
 )
 
 // The YAML config file mirrors the flags: a flag's name split at its dots, with dashes written as
 // underscores, is the key path of the same setting (-distributor.replication-factor is
 // distributor: {replication_factor: ...}). The flag set is therefore the single description of the
 // configuration, and a key that names no flag is an error.
+
+// limitsSection holds the per-tenant limits' defaults under the keys the runtime overrides use (Mimir's
+// names), rather than under their flags' names, which spread over several sections.
+const limitsSection = "limits"
+
+// fileKey returns the YAML key path of a flag.
+func fileKey(flagName string) []string {
+	if key, ok := validation.KeyOfFlag(flagName); ok {
+		return []string{limitsSection, key}
+	}
+	return strings.Split(strings.ReplaceAll(flagName, "-", "_"), ".")
+}
 
 // flagsNotInFile are the flags that make no sense inside the file itself.
 var flagsNotInFile = map[string]bool{"config.file": true, "config.expand-env": true, "version": true}
@@ -39,6 +53,9 @@ func applyNode(f *flag.FlagSet, node *yaml.Node, path []string, file string) err
 		key, value := node.Content[i], node.Content[i+1]
 		keyPath := append(slices.Clone(path), key.Value)
 		flagName := strings.ReplaceAll(strings.Join(keyPath, "."), "_", "-")
+		if len(path) == 1 && path[0] == limitsSection {
+			flagName = validation.FlagOf(key.Value)
+		}
 		fl := f.Lookup(flagName)
 		if value.Kind == yaml.MappingNode && fl == nil {
 			if err := applyNode(f, value, keyPath, file); err != nil {
@@ -46,7 +63,7 @@ func applyNode(f *flag.FlagSet, node *yaml.Node, path []string, file string) err
 			}
 			continue
 		}
-		if fl == nil && value.Tag == "!!null" && isSection(f, flagName) {
+		if fl == nil && value.Tag == "!!null" && (isSection(f, flagName) || flagName == limitsSection) {
 			continue // a section whose keys are all commented out, such as "ingester:" alone
 		}
 		if fl == nil || flagsNotInFile[flagName] {
@@ -123,7 +140,7 @@ func effectiveConfig(f *flag.FlagSet) ([]byte, error) {
 		if flagsNotInFile[fl.Name] {
 			return
 		}
-		parts := strings.Split(strings.ReplaceAll(fl.Name, "-", "_"), ".")
+		parts := fileKey(fl.Name)
 		m := root
 		for _, p := range parts[:len(parts)-1] {
 			next, ok := m[p].(map[string]any)

@@ -319,7 +319,7 @@ func TestStartOrder_DependenciesFirstAndEachOnce(t *testing.T) {
 	before(moduleRingKV, moduleRing)
 	before(TargetIngester, TargetAll)
 	before(moduleMemberlistKV, moduleRingKV)
-	require.ElementsMatch(t, []string{moduleServer, moduleMemberlistKV, moduleRingKV, moduleRing, moduleDistributorRing, moduleIngesterClient, moduleBucket, moduleStoreGatewayRing, moduleStoreGatewayClient, TargetIngester, TargetDistributor, TargetQuerier, TargetCompactor, TargetStoreGateway, TargetAll}, order)
+	require.ElementsMatch(t, []string{moduleServer, moduleRuntimeConfig, moduleMemberlistKV, moduleRingKV, moduleRing, moduleDistributorRing, moduleIngesterClient, moduleBucket, moduleStoreGatewayRing, moduleStoreGatewayClient, TargetIngester, TargetDistributor, TargetQuerier, TargetCompactor, TargetStoreGateway, TargetAll}, order)
 }
 
 func TestLoadConfig_VersionSkipsEverythingElse(t *testing.T) {

@@ -53,6 +53,7 @@ const (
 	moduleBucket             = "bucket"
 	moduleStoreGatewayRing   = "store-gateway-ring"
 	moduleStoreGatewayClient = "store-gateway-client"
+	moduleRuntimeConfig      = "runtime-config"
 )
 
 // KV keys of the ring descriptors.
@@ -78,13 +79,14 @@ var modules = map[string]module{
 	moduleDistributorRing:    {deps: []string{moduleServer, moduleRingKV}, init: (*App).initDistributorRing},
 	moduleIngesterClient:     {init: (*App).initIngesterClient},
 	moduleBucket:             {init: (*App).initBucket},
-	TargetIngester:           {deps: []string{moduleServer, moduleRingKV, moduleRing, moduleBucket}, target: true, init: (*App).initIngester},
-	TargetDistributor:        {deps: []string{moduleServer, moduleRing, moduleDistributorRing, moduleIngesterClient}, target: true, init: (*App).initDistributor},
-	TargetQuerier:            {deps: []string{moduleServer, moduleRing, moduleIngesterClient, moduleBucket, moduleStoreGatewayRing, moduleStoreGatewayClient}, target: true, init: (*App).initQuerier},
+	moduleRuntimeConfig:      {deps: []string{moduleServer}, init: (*App).initRuntimeConfig},
+	TargetIngester:           {deps: []string{moduleServer, moduleRuntimeConfig, moduleRingKV, moduleRing, moduleBucket}, target: true, init: (*App).initIngester},
+	TargetDistributor:        {deps: []string{moduleServer, moduleRuntimeConfig, moduleRing, moduleDistributorRing, moduleIngesterClient}, target: true, init: (*App).initDistributor},
+	TargetQuerier:            {deps: []string{moduleServer, moduleRuntimeConfig, moduleRing, moduleIngesterClient, moduleBucket, moduleStoreGatewayRing, moduleStoreGatewayClient}, target: true, init: (*App).initQuerier},
 	moduleStoreGatewayRing:   {deps: []string{moduleServer, moduleRingKV}, init: (*App).initStoreGatewayRing},
 	moduleStoreGatewayClient: {init: (*App).initStoreGatewayClient},
-	TargetStoreGateway:       {deps: []string{moduleServer, moduleRingKV, moduleBucket, moduleStoreGatewayRing}, target: true, init: (*App).initStoreGateway},
-	TargetCompactor:          {deps: []string{moduleServer, moduleRingKV, moduleBucket}, target: true, init: (*App).initCompactor},
+	TargetStoreGateway:       {deps: []string{moduleServer, moduleRuntimeConfig, moduleRingKV, moduleBucket, moduleStoreGatewayRing}, target: true, init: (*App).initStoreGateway},
+	TargetCompactor:          {deps: []string{moduleServer, moduleRuntimeConfig, moduleRingKV, moduleBucket}, target: true, init: (*App).initCompactor},
 	TargetAll:                {deps: []string{TargetIngester, TargetDistributor, TargetQuerier, TargetCompactor, TargetStoreGateway}, target: true},
 }
 
@@ -278,7 +280,7 @@ func (a *App) initIngester() (services.Service, error) {
 }
 
 func (a *App) initDistributor() (services.Service, error) {
-	d, err := distributor.New(a.cfg.Distributor, a.cfg.Limits, a.ingesterRing, localPushClients{a},
+	d, err := distributor.New(a.cfg.Distributor, a.overrides, a.ingesterRing, localPushClients{a},
 		a.discardedSamples, a.discardedMetadata, a.reg, a.logger.With("component", "distributor"))
 	if err != nil {
 		return nil, err

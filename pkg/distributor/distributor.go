@@ -62,7 +62,7 @@ type IngesterClients interface {
 // Distributor validates pushed series and writes them to their replication set with quorum.
 type Distributor struct {
 	cfg     Config
-	limits  validation.Limits
+	limits  *validation.Overrides
 	ring    ring.ReadRing
 	clients IngesterClients
 	logger  *slog.Logger
@@ -75,7 +75,7 @@ type Distributor struct {
 }
 
 // New builds a distributor.
-func New(cfg Config, limits validation.Limits, r ring.ReadRing, clients IngesterClients, discardedSamples, discardedMetadata *prometheus.CounterVec, reg prometheus.Registerer, logger *slog.Logger) (*Distributor, error) {
+func New(cfg Config, limits *validation.Overrides, r ring.ReadRing, clients IngesterClients, discardedSamples, discardedMetadata *prometheus.CounterVec, reg prometheus.Registerer, logger *slog.Logger) (*Distributor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -141,6 +141,7 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, receiv
 		release()
 		return httpError(http.StatusUnauthorized, "%v", err)
 	}
+	limits := d.limits.For(tenantID)
 	now := d.now()
 	rejections := rejectionList{}
 
@@ -152,14 +153,14 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, receiv
 	}
 	samples := 0
 	for i, ts := range req.Timeseries {
-		if err := validation.ValidateLabels(&d.limits, ts.Labels); err != nil {
+		if err := validation.ValidateLabels(limits, ts.Labels); err != nil {
 			d.discard(tenantID, err, len(ts.Samples)+len(ts.Histograms))
 			rejections.add(err)
 			continue
 		}
 		floats, histograms := len(ts.Samples), len(ts.Histograms)
-		ts.Samples = d.dropFutureSamples(tenantID, now, ts, &rejections)
-		ts.Histograms = d.dropFutureHistograms(tenantID, now, ts, &rejections)
+		ts.Samples = d.dropFutureSamples(tenantID, limits, now, ts, &rejections)
+		ts.Histograms = d.dropFutureHistograms(tenantID, limits, now, ts, &rejections)
 		if len(ts.Samples)+len(ts.Histograms) == 0 {
 			continue
 		}
@@ -176,7 +177,7 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, receiv
 	}
 	metadata := req.Metadata[:0]
 	for _, m := range req.Metadata {
-		if err := validation.ValidateMetadata(&d.limits, &m); err != nil {
+		if err := validation.ValidateMetadata(limits, &m); err != nil {
 			d.discardedMetadata.WithLabelValues(reasonOf(err), tenantID).Inc()
 			rejections.add(err)
 			continue
@@ -238,10 +239,10 @@ func isClientError(err error) bool {
 	return ok && s.Code() == codes.InvalidArgument
 }
 
-func (d *Distributor) dropFutureSamples(tenantID string, now time.Time, ts prompb.TimeSeries, rejections *rejectionList) []prompb.Sample {
+func (d *Distributor) dropFutureSamples(tenantID string, limits *validation.Limits, now time.Time, ts prompb.TimeSeries, rejections *rejectionList) []prompb.Sample {
 	kept := ts.Samples[:0]
 	for _, s := range ts.Samples {
-		if err := validation.ValidateSampleTimestamp(&d.limits, now, s.Timestamp, ts.Labels); err != nil {
+		if err := validation.ValidateSampleTimestamp(limits, now, s.Timestamp, ts.Labels); err != nil {
 			d.discard(tenantID, err, 1)
 			rejections.add(err)
 			continue
@@ -251,10 +252,10 @@ func (d *Distributor) dropFutureSamples(tenantID string, now time.Time, ts promp
 	return kept
 }
 
-func (d *Distributor) dropFutureHistograms(tenantID string, now time.Time, ts prompb.TimeSeries, rejections *rejectionList) []prompb.Histogram {
+func (d *Distributor) dropFutureHistograms(tenantID string, limits *validation.Limits, now time.Time, ts prompb.TimeSeries, rejections *rejectionList) []prompb.Histogram {
 	kept := ts.Histograms[:0]
 	for _, h := range ts.Histograms {
-		if err := validation.ValidateSampleTimestamp(&d.limits, now, h.Timestamp, ts.Labels); err != nil {
+		if err := validation.ValidateSampleTimestamp(limits, now, h.Timestamp, ts.Labels); err != nil {
 			d.discard(tenantID, err, 1)
 			rejections.add(err)
 			continue

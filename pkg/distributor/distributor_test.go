@@ -122,7 +122,7 @@ func TestPush_RejectsInvalidSeriesAndKeepsValidOnes(t *testing.T) {
 			series:    series(lbls("__name__", "up", "job", "future"), now+int64(11*time.Minute/time.Millisecond), now+int64(time.Hour/time.Millisecond)),
 			reason:    validation.ReasonTooFarInFuture,
 			discarded: 2,
-			bodyWants: "ahead of this server's clock, limit is 10m0s (-validation.create-grace-period)",
+			bodyWants: "ahead of this server's clock, limit is 10m (-validation.create-grace-period)",
 		},
 		{
 			name:       "one sample too far in the future",

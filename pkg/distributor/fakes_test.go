@@ -17,6 +17,7 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
@@ -150,7 +151,7 @@ func testLimits() validation.Limits {
 		MaxLabelNamesPerSeries: 4,
 		MaxLabelNameLength:     20,
 		MaxLabelValueLength:    30,
-		CreationGracePeriod:    10 * time.Minute,
+		CreationGracePeriod:    model.Duration(10 * time.Minute),
 		MaxMetadataLength:      100,
 	}
 }
@@ -215,7 +216,7 @@ func newTestEnv(tb testing.TB, opts ...envOption) *testEnv {
 	}
 	env.discardedSamples = validation.NewDiscardedSamples(env.reg)
 	env.discardedMetadata = validation.NewDiscardedMetadata(env.reg)
-	d, err := New(cfg, s.limits, r, clients, env.discardedSamples, env.discardedMetadata, env.reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d, err := New(cfg, validation.NewOverrides(s.limits, nil), r, clients, env.discardedSamples, env.discardedMetadata, env.reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(tb, err)
 	d.now = func() time.Time { return testNow }
 	env.d = d

@@ -69,10 +69,12 @@ type Error struct {
 	Series string
 }
 
-// Error renders e as "<message> (<flag>): <series>", leaving out the parts that are empty.
+// Error renders e as "<message> (<flag>): <series> (<error ID>)", leaving out the parts that are empty.
+// The error ID comes last so that the series, which may be cut short, cannot hide it.
 func (e *Error) Error() string {
+	id := ErrorID(e.Reason)
 	var b strings.Builder
-	b.Grow(len(e.Message) + len(e.Flag) + len(e.Series) + 5)
+	b.Grow(len(e.Message) + len(e.Flag) + len(e.Series) + len(id) + 8)
 	b.WriteString(e.Message)
 	if e.Flag != "" {
 		b.WriteString(" (")
@@ -83,6 +85,9 @@ func (e *Error) Error() string {
 		b.WriteString(": ")
 		b.WriteString(e.Series)
 	}
+	b.WriteString(" (")
+	b.WriteString(id)
+	b.WriteByte(')')
 	return b.String()
 }
 

@@ -20,9 +20,9 @@ func TestError_Message(t *testing.T) {
 	}{
 		{validation.Error{Reason: "r", Message: "series has 31 labels, limit is 30",
 			Flag: "-validation.max-label-names-per-series", Series: `{__name__="up"}`},
-			`series has 31 labels, limit is 30 (-validation.max-label-names-per-series): {__name__="up"}`},
-		{validation.Error{Reason: "r", Message: "label name is invalid", Series: `{a="b"}`}, `label name is invalid: {a="b"}`},
-		{validation.Error{Reason: "r", Message: "help too long", Flag: "-f"}, "help too long (-f)"},
+			`series has 31 labels, limit is 30 (-validation.max-label-names-per-series): {__name__="up"} (err-strata-r)`},
+		{validation.Error{Reason: "r", Message: "label name is invalid", Series: `{a="b"}`}, `label name is invalid: {a="b"} (err-strata-r)`},
+		{validation.Error{Reason: "r", Message: "help too long", Flag: "-f"}, "help too long (-f) (err-strata-r)"},
 	}
 	for _, tc := range tests {
 		require.Equal(t, tc.want, tc.err.Error())

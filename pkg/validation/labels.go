@@ -71,7 +71,7 @@ func ValidateLabels(l *Limits, ls []prompb.Label) error {
 	if len(ls) > l.MaxLabelNamesPerSeries {
 		return newSeriesError(ReasonMaxLabelNamesPerSeries,
 			fmt.Sprintf("series has %d labels, limit is %d", len(ls), l.MaxLabelNamesPerSeries),
-			flagMaxLabelNamesPerSeries, ls)
+			FlagOf("max_label_names_per_series"), ls)
 	}
 
 	// Look at every label: in byte order "__name__" sorts after upper-case names, so it need not be first.
@@ -100,14 +100,14 @@ func ValidateLabels(l *Limits, ls []prompb.Label) error {
 		case len(name) > l.MaxLabelNameLength:
 			return newSeriesError(ReasonLabelNameTooLong,
 				fmt.Sprintf("label name %s is %d bytes long, limit is %d", quoted(name), len(name), l.MaxLabelNameLength),
-				flagMaxLabelNameLength, ls)
+				FlagOf("max_label_name_length"), ls)
 		case value == "":
 			return newSeriesError(ReasonLabelValueEmpty,
 				fmt.Sprintf("label %s has an empty value, leave the label out instead", quoted(name)), "", ls)
 		case len(value) > l.MaxLabelValueLength:
 			return newSeriesError(ReasonLabelValueTooLong,
 				fmt.Sprintf("value of label %s is %d bytes long, limit is %d", quoted(name), len(value), l.MaxLabelValueLength),
-				flagMaxLabelValueLength, ls)
+				FlagOf("max_label_value_length"), ls)
 		case !utf8.ValidString(value):
 			return newSeriesError(ReasonInvalidLabelValue,
 				fmt.Sprintf("value of label %s is not valid UTF-8", quoted(name)), "", ls)
@@ -132,7 +132,7 @@ func ValidateLabels(l *Limits, ls []prompb.Label) error {
 // ValidateSampleTimestamp rejects a sample of series ls whose timestamp (in milliseconds since the epoch)
 // is later than now plus the creation grace period.
 func ValidateSampleTimestamp(l *Limits, now time.Time, tsMillis int64, ls []prompb.Label) error {
-	if tsMillis <= now.Add(l.CreationGracePeriod).UnixMilli() {
+	if tsMillis <= now.Add(time.Duration(l.CreationGracePeriod)).UnixMilli() {
 		return nil
 	}
 	ahead := "more than 290 years"
@@ -142,5 +142,5 @@ func ValidateSampleTimestamp(l *Limits, now time.Time, tsMillis int64, ls []prom
 	return newSeriesError(ReasonTooFarInFuture,
 		fmt.Sprintf("sample timestamp %s (%d ms) is %s ahead of this server's clock, limit is %s",
 			time.UnixMilli(tsMillis).UTC().Format(time.RFC3339Nano), tsMillis, ahead, l.CreationGracePeriod),
-		flagCreationGracePeriod, ls)
+		FlagOf("creation_grace_period"), ls)
 }

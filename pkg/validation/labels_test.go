@@ -190,7 +190,7 @@ func TestValidateSampleTimestamp(t *testing.T) {
 		{name: "exactly at the grace period", ts: now.Add(10 * time.Minute).UnixMilli()},
 		{name: "one millisecond past the grace period", ts: now.Add(10*time.Minute).UnixMilli() + 1,
 			wantMsg: "sample timestamp 2026-11-01T10:10:00.001Z (1793527800001 ms) is 10m0.001s ahead of this server's clock, " +
-				`limit is 10m0s (-validation.create-grace-period): {__name__="up", job="a"}`},
+				`limit is 10m (-validation.create-grace-period): {__name__="up", job="a"}`},
 		{name: "an hour ahead", ts: now.Add(time.Hour).UnixMilli(), wantMsg: "is 1h0m0s ahead"},
 		{name: "far future does not overflow", ts: math.MaxInt64, wantMsg: "is more than 290 years ahead"},
 	}

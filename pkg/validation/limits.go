@@ -4,62 +4,201 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"reflect"
+	"strings"
 	"time"
+
+	"github.com/prometheus/common/model"
+	"gopkg.in/yaml.v3"
 )
 
-// Flag names of the limits. Error messages quote them, so they are kept in one place.
-const (
-	flagMaxLabelNamesPerSeries = "validation.max-label-names-per-series"
-	flagMaxLabelNameLength     = "validation.max-length-label-name"
-	flagMaxLabelValueLength    = "validation.max-length-label-value"
-	flagCreationGracePeriod    = "validation.create-grace-period"
-	flagMaxMetadataLength      = "validation.max-metadata-length"
-)
-
-// Limits bound what a tenant may write. Every tenant has the same limits, set by flags; there are no
-// per-tenant overrides yet. Lengths are in bytes.
+// Limits bound what one tenant may write and read. The flags set every tenant's defaults; the runtime
+// configuration file overrides any subset of them per tenant (see Overrides). Lengths are in bytes.
+//
+// Each field's yaml tag is its key in the limits block and in a tenant's overrides (Mimir's name where
+// Mimir has the limit), and its flag tag the flag that sets its default. Both are part of the API: error
+// messages and docs/errors.md quote them.
 type Limits struct {
 	// MaxLabelNamesPerSeries is the most labels a series may have, __name__ included.
-	MaxLabelNamesPerSeries int
+	MaxLabelNamesPerSeries int `yaml:"max_label_names_per_series" flag:"validation.max-label-names-per-series"`
 	// MaxLabelNameLength is the longest label name.
-	MaxLabelNameLength int
+	MaxLabelNameLength int `yaml:"max_label_name_length" flag:"validation.max-length-label-name"`
 	// MaxLabelValueLength is the longest label value, the metric name included.
-	MaxLabelValueLength int
+	MaxLabelValueLength int `yaml:"max_label_value_length" flag:"validation.max-length-label-value"`
 	// CreationGracePeriod is how far past the receiver's clock a sample may be. A small allowance absorbs
 	// clock skew; more would let a bad clock write data that hides the real "latest" sample.
-	CreationGracePeriod time.Duration
+	CreationGracePeriod model.Duration `yaml:"creation_grace_period" flag:"validation.create-grace-period"`
 	// MaxMetadataLength is the longest metric family name, help or unit in metric metadata.
-	MaxMetadataLength int
+	MaxMetadataLength int `yaml:"max_metadata_length" flag:"validation.max-metadata-length"`
+
+	// MaxQueryExpressionSizeBytes bounds the length of a PromQL expression, so that parsing stays cheap.
+	MaxQueryExpressionSizeBytes int `yaml:"max_query_expression_size_bytes" flag:"query-frontend.max-query-expression-size-bytes"`
+	// MaxSubquerySteps bounds the steps at which any one subquery is evaluated; the engine holds a value
+	// per step and series, so an unbounded count exhausts memory.
+	MaxSubquerySteps int `yaml:"max_subquery_steps" flag:"querier.max-subquery-steps"`
+	// MaxQueryLookback is how far back a query may read; 0 is no limit.
+	MaxQueryLookback model.Duration `yaml:"max_query_lookback" flag:"querier.max-query-lookback"`
+	// MaxTotalQueryLength bounds the time range a query reads, its selectors' ranges included; 0 is no limit.
+	MaxTotalQueryLength model.Duration `yaml:"max_total_query_length" flag:"query-frontend.max-total-query-length"`
 }
 
 // RegisterFlags registers the limits' flags with their defaults.
 func (l *Limits) RegisterFlags(f *flag.FlagSet) {
-	f.IntVar(&l.MaxLabelNamesPerSeries, flagMaxLabelNamesPerSeries, 30,
+	f.IntVar(&l.MaxLabelNamesPerSeries, "validation.max-label-names-per-series", 30,
 		"Maximum number of labels a series may have, __name__ included. Series with more are rejected.")
-	f.IntVar(&l.MaxLabelNameLength, flagMaxLabelNameLength, 1024,
+	f.IntVar(&l.MaxLabelNameLength, "validation.max-length-label-name", 1024,
 		"Maximum length of a label name, in bytes. Series with a longer label name are rejected.")
-	f.IntVar(&l.MaxLabelValueLength, flagMaxLabelValueLength, 2048,
+	f.IntVar(&l.MaxLabelValueLength, "validation.max-length-label-value", 2048,
 		"Maximum length of a label value (the metric name included), in bytes. Series with a longer value are rejected.")
-	f.DurationVar(&l.CreationGracePeriod, flagCreationGracePeriod, 10*time.Minute,
+	l.CreationGracePeriod = model.Duration(10 * time.Minute)
+	f.Var(&l.CreationGracePeriod, "validation.create-grace-period",
 		"How far into the future, compared to this server's clock, a sample's timestamp may be. Later samples are rejected.")
-	f.IntVar(&l.MaxMetadataLength, flagMaxMetadataLength, 1024,
+	f.IntVar(&l.MaxMetadataLength, "validation.max-metadata-length", 1024,
 		"Maximum length of a metric family name, help text or unit in metric metadata, in bytes. Longer metadata is rejected.")
+
+	f.IntVar(&l.MaxQueryExpressionSizeBytes, "query-frontend.max-query-expression-size-bytes", 128<<10,
+		"Maximum length of a PromQL expression, in bytes. Longer queries are refused before they are parsed. 0 is no limit.")
+	f.IntVar(&l.MaxSubquerySteps, "querier.max-subquery-steps", 1_000_000,
+		"Maximum number of steps at which one subquery is evaluated: its range, plus the range over which the enclosing expression is evaluated, divided by its step. Queries with a larger subquery are refused before they run. 0 is no limit.")
+	f.Var(&l.MaxQueryLookback, "querier.max-query-lookback",
+		"How far back from now a query may read data. Older parts of a query's range are not read. 0 is no limit.")
+	f.Var(&l.MaxTotalQueryLength, "query-frontend.max-total-query-length",
+		"Maximum time range a query may read: from the earliest to the latest time any of its selectors reads, ranges and offsets included. Longer queries are refused. 0 is no limit.")
 }
 
 // Validate reports limits that would reject every series or sample.
 func (l *Limits) Validate() error {
 	var errs []error
-	positive := func(flagName string, v int) {
+	positive := func(field string, v int) {
 		if v <= 0 {
-			errs = append(errs, fmt.Errorf("-%s must be positive, got %d", flagName, v))
+			errs = append(errs, fmt.Errorf("-%s must be positive, got %d", FlagOf(field), v))
 		}
 	}
-	positive(flagMaxLabelNamesPerSeries, l.MaxLabelNamesPerSeries)
-	positive(flagMaxLabelNameLength, l.MaxLabelNameLength)
-	positive(flagMaxLabelValueLength, l.MaxLabelValueLength)
-	positive(flagMaxMetadataLength, l.MaxMetadataLength)
-	if l.CreationGracePeriod < 0 {
-		errs = append(errs, fmt.Errorf("-%s must not be negative, got %s", flagCreationGracePeriod, l.CreationGracePeriod))
+	notNegative := func(field string, v int64) {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("-%s must not be negative, got %d", FlagOf(field), v))
+		}
 	}
+	positive("max_label_names_per_series", l.MaxLabelNamesPerSeries)
+	positive("max_label_name_length", l.MaxLabelNameLength)
+	positive("max_label_value_length", l.MaxLabelValueLength)
+	positive("max_metadata_length", l.MaxMetadataLength)
+	if l.CreationGracePeriod < 0 {
+		errs = append(errs, fmt.Errorf("-%s must not be negative, got %s", FlagOf("creation_grace_period"), l.CreationGracePeriod))
+	}
+	notNegative("max_query_expression_size_bytes", int64(l.MaxQueryExpressionSizeBytes))
+	notNegative("max_subquery_steps", int64(l.MaxSubquerySteps))
+	notNegative("max_query_lookback", int64(l.MaxQueryLookback))
+	notNegative("max_total_query_length", int64(l.MaxTotalQueryLength))
 	return errors.Join(errs...)
+}
+
+// UnmarshalYAML decodes a tenant's overrides on top of the values l already holds, so a tenant lists
+// only the limits it changes. A key that names no limit is an error: a typo must not silently leave a
+// tenant with the default.
+func (l *Limits) UnmarshalYAML(node *yaml.Node) error {
+	if node.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: limits must be a mapping", node.Line)
+	}
+	for i := 0; i < len(node.Content); i += 2 {
+		key := node.Content[i]
+		if _, ok := limitFields()[key.Value]; !ok {
+			return fmt.Errorf("line %d: unknown limit %q", key.Line, key.Value)
+		}
+	}
+	type plain Limits // without this method, so decoding does not recurse
+	return node.Decode((*plain)(l))
+}
+
+// limitField describes one limit.
+type limitField struct {
+	index int // in Limits
+	flag  string
+}
+
+var limitFieldsByKey map[string]limitField
+
+// limitFields maps each limit's YAML key to its field, read once from the struct tags.
+func limitFields() map[string]limitField {
+	if limitFieldsByKey == nil {
+		t := reflect.TypeFor[Limits]()
+		m := make(map[string]limitField, t.NumField())
+		for i := range t.NumField() {
+			f := t.Field(i)
+			m[f.Tag.Get("yaml")] = limitField{index: i, flag: f.Tag.Get("flag")}
+		}
+		limitFieldsByKey = m
+	}
+	return limitFieldsByKey
+}
+
+func init() { limitFields() }
+
+// FlagOf returns the flag (without its dash) of the limit with YAML key key, or "" if there is none.
+func FlagOf(key string) string { return limitFields()[key].flag }
+
+// LimitKeys returns the YAML key of every limit, in the order of the struct.
+func LimitKeys() []string {
+	t := reflect.TypeFor[Limits]()
+	keys := make([]string, t.NumField())
+	for i := range t.NumField() {
+		keys[i] = t.Field(i).Tag.Get("yaml")
+	}
+	return keys
+}
+
+// KeyOfFlag returns the YAML key of the limit that flag (without its dash) sets, and false when flag
+// sets no limit.
+func KeyOfFlag(flagName string) (string, bool) {
+	for key, f := range limitFields() {
+		if f.flag == flagName {
+			return key, true
+		}
+	}
+	return "", false
+}
+
+// numericValue returns the value of the limit with YAML key key as a number: durations in seconds.
+func (l *Limits) numericValue(key string) (float64, bool) {
+	f, ok := limitFields()[key]
+	if !ok {
+		return 0, false
+	}
+	v := reflect.ValueOf(l).Elem().Field(f.index)
+	switch x := v.Interface().(type) {
+	case model.Duration:
+		return time.Duration(x).Seconds(), true
+	case time.Duration:
+		return x.Seconds(), true
+	case int:
+		return float64(x), true
+	case float64:
+		return x, true
+	}
+	return 0, false
+}
+
+// ErrorID is the identifier of an error a limit causes, "err-strata-" followed by the limit's key with
+// dashes: it is what docs/errors.md has a section for.
+func ErrorID(key string) string {
+	return "err-strata-" + strings.ReplaceAll(key, "_", "-")
+}
+
+// LimitError is a request refused because it crossed a tenant's limit.
+type LimitError struct {
+	// Key is the limit's YAML key.
+	Key string
+	// What says what crossed the limit and by how much.
+	What string
+}
+
+// Error names the limit, its error ID and how to change it, so the message is actionable on its own.
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("%s (%s). To adjust the related per-tenant limit, configure -%s, or %s in the tenant's runtime overrides",
+		e.What, ErrorID(e.Key), FlagOf(e.Key), e.Key)
+}
+
+// NewLimitError returns the error of limit key, with what formatted from format and args.
+func NewLimitError(key, format string, args ...any) *LimitError {
+	return &LimitError{Key: key, What: fmt.Sprintf(format, args...)}
 }

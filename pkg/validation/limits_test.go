@@ -5,7 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 
 	"github.com/strata-metrics/strata/pkg/validation"
 )
@@ -25,8 +27,11 @@ func TestLimits_RegisterFlagsDefaults(t *testing.T) {
 		MaxLabelNamesPerSeries: 30,
 		MaxLabelNameLength:     1024,
 		MaxLabelValueLength:    2048,
-		CreationGracePeriod:    10 * time.Minute,
+		CreationGracePeriod:    model.Duration(10 * time.Minute),
 		MaxMetadataLength:      1024,
+
+		MaxQueryExpressionSizeBytes: 128 << 10,
+		MaxSubquerySteps:            1_000_000,
 	}, *defaultLimits(t))
 	require.NoError(t, defaultLimits(t).Validate())
 }
@@ -46,8 +51,11 @@ func TestLimits_FlagsOverrideDefaults(t *testing.T) {
 		MaxLabelNamesPerSeries: 40,
 		MaxLabelNameLength:     100,
 		MaxLabelValueLength:    200,
-		CreationGracePeriod:    time.Minute,
+		CreationGracePeriod:    model.Duration(time.Minute),
 		MaxMetadataLength:      300,
+
+		MaxQueryExpressionSizeBytes: 128 << 10,
+		MaxSubquerySteps:            1_000_000,
 	}, l)
 }
 
@@ -66,7 +74,7 @@ func TestLimits_Validate(t *testing.T) {
 			wantErr: "-validation.max-length-label-value must be positive"},
 		{name: "zero metadata length", modify: func(l *validation.Limits) { l.MaxMetadataLength = 0 },
 			wantErr: "-validation.max-metadata-length must be positive"},
-		{name: "negative grace period", modify: func(l *validation.Limits) { l.CreationGracePeriod = -time.Second },
+		{name: "negative grace period", modify: func(l *validation.Limits) { l.CreationGracePeriod = model.Duration(-time.Second) },
 			wantErr: "-validation.create-grace-period must not be negative, got -1s"},
 	}
 	for _, tc := range tests {
@@ -81,4 +89,44 @@ func TestLimits_Validate(t *testing.T) {
 			require.ErrorContains(t, err, tc.wantErr)
 		})
 	}
+}
+
+func TestLimits_EveryFieldHasAKeyAndARegisteredFlag(t *testing.T) {
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	new(validation.Limits).RegisterFlags(fs)
+	seen := map[string]bool{}
+	for _, key := range validation.LimitKeys() {
+		require.NotEmpty(t, key)
+		require.False(t, seen[key], "key %q twice", key)
+		seen[key] = true
+		name := validation.FlagOf(key)
+		require.NotNil(t, fs.Lookup(name), "limit %q names flag %q, which is not registered", key, name)
+		back, ok := validation.KeyOfFlag(name)
+		require.True(t, ok)
+		require.Equal(t, key, back)
+	}
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	require.Equal(t, len(seen), n, "every limit flag belongs to a field")
+}
+
+func TestLimits_UnmarshalYAMLOverridesOnlyTheGivenKeys(t *testing.T) {
+	l := *defaultLimits(t)
+	require.NoError(t, yaml.Unmarshal([]byte("max_label_names_per_series: 5\nmax_query_lookback: 7d\n"), &l))
+	want := *defaultLimits(t)
+	want.MaxLabelNamesPerSeries = 5
+	want.MaxQueryLookback = model.Duration(7 * 24 * time.Hour)
+	require.Equal(t, want, l)
+
+	err := yaml.Unmarshal([]byte("max_label_names_per_serie: 5\n"), &l)
+	require.ErrorContains(t, err, `unknown limit "max_label_names_per_serie"`)
+	err = yaml.Unmarshal([]byte("max_label_names_per_series: many\n"), &l)
+	require.Error(t, err)
+}
+
+func TestLimitError_NamesTheLimitItsIDAndHowToChangeIt(t *testing.T) {
+	err := validation.NewLimitError("max_subquery_steps", "the subquery is evaluated at %d steps, more than the limit of %d", 20, 10)
+	require.Equal(t, "the subquery is evaluated at 20 steps, more than the limit of 10 (err-strata-max-subquery-steps). "+
+		"To adjust the related per-tenant limit, configure -querier.max-subquery-steps, or max_subquery_steps in the tenant's runtime overrides",
+		err.Error())
 }

@@ -25,7 +25,7 @@ func ValidateMetadata(l *Limits, m *prompb.MetricMetadata) error {
 				Reason: ReasonMetricMetadataTooLong,
 				Message: fmt.Sprintf("%s in the metadata of metric family %s is %d bytes long, limit is %d",
 					field.name, quoted(m.MetricFamilyName), len(field.value), l.MaxMetadataLength),
-				Flag: "-" + flagMaxMetadataLength,
+				Flag: "-" + FlagOf("max_metadata_length"),
 			}
 		}
 	}
