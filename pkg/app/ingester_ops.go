@@ -33,9 +33,7 @@ func (a *App) servePrepareShutdown(w http.ResponseWriter, r *http.Request) {
 // requests finish, TSDBs closed, ring left as configured) while the process stays up and not ready, so an
 // orchestrator can then remove it.
 func (a *App) serveIngesterShutdown(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost && r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET, POST")
-		http.Error(w, "use POST", http.StatusMethodNotAllowed)
+	if !requirePost(w, r) {
 		return
 	}
 	if s := a.state(TargetIngester); s != StateRunning {
@@ -56,9 +54,7 @@ func (a *App) serveIngesterShutdown(w http.ResponseWriter, r *http.Request) {
 // serveIngesterFlush is /ingester/flush: it compacts the head of every tenant (or of each ?tenant=) into
 // blocks and ships them. With ?wait=true it answers when that is done, else at once.
 func (a *App) serveIngesterFlush(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost && r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET, POST")
-		http.Error(w, "use POST", http.StatusMethodNotAllowed)
+	if !requirePost(w, r) {
 		return
 	}
 	if err := r.ParseForm(); err != nil {
@@ -80,4 +76,16 @@ func (a *App) serveIngesterFlush(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// requirePost refuses, with 405, any method but POST for an endpoint that acts. A GET must never act:
+// link prefetchers, crawlers, a pasted URL or an <img> on another site would otherwise stop or flush
+// an ingester.
+func requirePost(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodPost {
+		return true
+	}
+	w.Header().Set("Allow", http.MethodPost)
+	http.Error(w, r.Method+" is not allowed: this endpoint acts, use POST", http.StatusMethodNotAllowed)
+	return false
 }

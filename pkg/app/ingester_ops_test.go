@@ -139,3 +139,34 @@ func TestApp_ServesProfiles(t *testing.T) {
 	code, _ = r.do(t, http.MethodGet, "/debug/pprof/heap")
 	require.Equal(t, http.StatusOK, code)
 }
+
+func TestApp_IngesterActionsRefuseEveryMethodButPOST(t *testing.T) {
+	dataDir := t.TempDir()
+	r := startApp(t, newTestApp(t, dataDir))
+	code, body := r.push(t, "tenant-1", &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+		Labels:  []prompb.Label{{Name: "__name__", Value: "not_flushed"}},
+		Samples: []prompb.Sample{{Timestamp: time.Now().UnixMilli(), Value: 1}},
+	}}})
+	require.Equal(t, http.StatusNoContent, code, body)
+
+	for _, path := range []string{"/ingester/shutdown", "/ingester/flush?wait=true&tenant=tenant-1", "/ingester/flush"} {
+		for _, method := range []string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete} {
+			req, err := http.NewRequest(method, r.baseURL+path, nil)
+			require.NoError(t, err)
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			_ = resp.Body.Close()
+			require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode, "%s %s", method, path)
+			require.Equal(t, http.MethodPost, resp.Header.Get("Allow"), "%s %s", method, path)
+		}
+	}
+
+	// Nothing was done: the ingester still runs and its head was not shipped.
+	code, _ = r.do(t, http.MethodGet, "/ready")
+	require.Equal(t, http.StatusOK, code)
+	_, body = r.do(t, http.MethodGet, "/services")
+	require.Contains(t, body, "ingester: Running")
+	metas, err := filepath.Glob(filepath.Join(dataDir, "bucket", "tenant-1", "*", "meta.json"))
+	require.NoError(t, err)
+	require.Empty(t, metas)
+}
