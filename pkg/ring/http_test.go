@@ -114,3 +114,25 @@ func TestServeHTTP_RejectsOtherMethods(t *testing.T) {
 	r.ServeHTTP(rec, httptest.NewRequest(http.MethodDelete, "/ingester/ring", nil))
 	require.Equal(t, http.StatusMethodNotAllowed, rec.Code)
 }
+
+func TestServeHTTP_ForgetsOnlyOnPOST(t *testing.T) {
+	stale := inst("stale", "", 2)
+	stale.Timestamp = testNow.Add(-time.Hour).UnixMilli()
+	r := startedRing(t, descOf(inst("healthy", "", 1), stale))
+
+	// A link, a prefetch or a crawler following ?forget= only shows the page.
+	rec := httptest.NewRecorder()
+	r.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/ingester/ring?forget=stale", nil))
+	require.Equal(t, http.StatusOK, rec.Code)
+	require.Contains(t, rec.Body.String(), `<form method="POST">`, "the Forget buttons post")
+	for _, method := range []string{http.MethodPut, http.MethodDelete, http.MethodPatch} {
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, httptest.NewRequest(method, "/ingester/ring?forget=stale", nil))
+		require.Equal(t, http.StatusMethodNotAllowed, rec.Code, method)
+		require.Equal(t, "GET, HEAD, POST", rec.Header().Get("Allow"), method)
+	}
+	// Forget writes the KV store before it answers; the store, not the ring's lagging view, shows it did not.
+	desc, err := r.kv.Get(context.Background(), r.key)
+	require.NoError(t, err)
+	require.Contains(t, desc.(*Desc).Instances, "stale")
+}
