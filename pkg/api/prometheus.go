@@ -22,6 +22,8 @@ import (
 	"github.com/prometheus/prometheus/util/stats"
 
 	"github.com/strata-metrics/strata/pkg/querier"
+	"github.com/strata-metrics/strata/pkg/tenant"
+	"github.com/strata-metrics/strata/pkg/validation"
 	"github.com/strata-metrics/strata/pkg/version"
 )
 
@@ -79,13 +81,16 @@ type PrometheusAPI struct {
 	engine    promql.QueryEngine
 	queryable storage.Queryable
 	metadata  MetadataSource
+	cfg       querier.Config
+	limits    *validation.Overrides
 	logger    *slog.Logger
 	now       func() time.Time
 }
 
-// NewPrometheusAPI returns the handlers.
-func NewPrometheusAPI(engine promql.QueryEngine, queryable storage.Queryable, metadata MetadataSource, logger *slog.Logger) *PrometheusAPI {
-	return &PrometheusAPI{engine: engine, queryable: queryable, metadata: metadata, logger: logger, now: time.Now}
+// NewPrometheusAPI returns the handlers. Queries are checked against the tenant's limits before they
+// run, and cfg.Timeout bounds each from the moment it arrives: parsing, waiting for a slot, evaluation.
+func NewPrometheusAPI(engine promql.QueryEngine, queryable storage.Queryable, metadata MetadataSource, cfg querier.Config, limits *validation.Overrides, logger *slog.Logger) *PrometheusAPI {
+	return &PrometheusAPI{engine: engine, queryable: queryable, metadata: metadata, cfg: cfg, limits: limits, logger: logger, now: time.Now}
 }
 
 // Register adds the endpoints under prefix (e.g. "/prometheus/api/v1") to mux, each wrapped by wrap.
@@ -165,6 +170,9 @@ func (a *PrometheusAPI) query(r *http.Request) (any, annotations.Annotations, *a
 		return nil, nil, apiErr
 	}
 	defer cancel()
+	if apiErr := a.checkQuery(ctx, r.FormValue("query"), querier.QueryRange{Start: ts, End: ts}); apiErr != nil {
+		return nil, nil, apiErr
+	}
 	opts, apiErr := queryOpts(r)
 	if apiErr != nil {
 		return nil, nil, apiErr
@@ -203,6 +211,9 @@ func (a *PrometheusAPI) queryRange(r *http.Request) (any, annotations.Annotation
 		return nil, nil, apiErr
 	}
 	defer cancel()
+	if apiErr := a.checkQuery(ctx, r.FormValue("query"), querier.QueryRange{Start: start, End: end, Step: step}); apiErr != nil {
+		return nil, nil, apiErr
+	}
 	opts, apiErr := queryOpts(r)
 	if apiErr != nil {
 		return nil, nil, apiErr
@@ -214,18 +225,39 @@ func (a *PrometheusAPI) queryRange(r *http.Request) (any, annotations.Annotation
 	return execQuery(ctx, qry, r.FormValue("stats"))
 }
 
-// queryContext applies the request's optional timeout parameter.
+// queryContext bounds a query by -querier.timeout, or by the request's timeout parameter when shorter,
+// from now on: the wait for an evaluation slot counts, so a full querier answers 503 instead of hanging.
 func (a *PrometheusAPI) queryContext(r *http.Request) (context.Context, context.CancelFunc, *apiError) {
+	timeout := a.cfg.Timeout
 	if v := r.FormValue("timeout"); v != "" {
 		d, err := parseDuration(v)
 		if err != nil {
 			return nil, nil, badData("invalid parameter \"timeout\": %v", err)
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), d)
-		return ctx, cancel, nil
+		if d > 0 && d < timeout {
+			timeout = d
+		}
 	}
-	ctx, cancel := context.WithCancel(r.Context())
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	return ctx, cancel, nil
+}
+
+// checkQuery refuses a query over the tenant's limits (422, with the limit's error ID) or one Strata will
+// not parse (400), before the engine parses it.
+func (a *PrometheusAPI) checkQuery(ctx context.Context, query string, qr querier.QueryRange) *apiError {
+	tenantID, err := tenant.FromContext(ctx)
+	if err != nil {
+		return &apiError{typ: errorBadData, err: err}
+	}
+	err = querier.CheckQuery(query, a.limits.For(tenantID), qr, a.cfg.DefaultEvaluationInterval)
+	var invalid *querier.InvalidQueryError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &invalid):
+		return badData("invalid parameter \"query\": %v", invalid.Err)
+	}
+	return &apiError{typ: errorExec, err: err}
 }
 
 func queryOpts(r *http.Request) (promql.QueryOpts, *apiError) {
@@ -409,6 +441,10 @@ func (a *PrometheusAPI) metricMetadata(r *http.Request) (any, annotations.Annota
 }
 
 func (a *PrometheusAPI) formatQuery(r *http.Request) (any, annotations.Annotations, *apiError) {
+	now := a.now()
+	if apiErr := a.checkQuery(r.Context(), r.FormValue("query"), querier.QueryRange{Start: now, End: now}); apiErr != nil {
+		return nil, nil, apiErr
+	}
 	expr, err := parser.NewParser(parser.Options{}).ParseExpr(r.FormValue("query"))
 	if err != nil {
 		return nil, nil, badData("invalid parameter \"query\": %v", err)

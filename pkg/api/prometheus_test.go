@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"flag"
 	"encoding/json"
 	"errors"
 	"io"
@@ -26,6 +27,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/strata-metrics/strata/pkg/querier"
+	"github.com/strata-metrics/strata/pkg/validation"
 	"github.com/strata-metrics/strata/pkg/version"
 )
 
@@ -103,16 +105,25 @@ type testAPI struct {
 
 func newTestAPI(t *testing.T, cfg querier.Config, queryable storage.Queryable) *testAPI {
 	t.Helper()
+	var limits validation.Limits
+	fs := flag.NewFlagSet("limits", flag.PanicOnError)
+	limits.RegisterFlags(fs)
+	return newTestAPIWithLimits(t, cfg, queryable, limits)
+}
+
+// newTestAPIWithLimits serves the API with limits for every tenant; requests are tenant "anonymous".
+func newTestAPIWithLimits(t *testing.T, cfg querier.Config, queryable storage.Queryable, limits validation.Limits) *testAPI {
+	t.Helper()
 	db := openTestDB(t)
 	if queryable == nil {
 		queryable = db
 	}
 	engine := querier.NewEngine(cfg, nil, slog.New(slog.DiscardHandler))
 	md := &fakeMetadata{result: map[string][]querier.MetricMetadata{}}
-	a := NewPrometheusAPI(engine, queryable, md, slog.New(slog.DiscardHandler))
+	a := NewPrometheusAPI(engine, queryable, md, cfg, validation.NewOverrides(limits, nil), slog.New(slog.DiscardHandler))
 	a.now = func() time.Time { return dataEnd }
 	mux := http.NewServeMux()
-	a.Register(mux, "/api/v1", func(h http.Handler) http.Handler { return h })
+	a.Register(mux, "/api/v1", TenantMiddleware(false))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return &testAPI{url: srv.URL + "/api/v1", engine: engine, db: db, metadata: md}
