@@ -86,7 +86,9 @@ type blockingQueryable struct {
 	started, running atomic.Int64
 }
 
-func (b *blockingQueryable) Querier(int64, int64) (storage.Querier, error) { return blockingQuerier{b}, nil }
+func (b *blockingQueryable) Querier(int64, int64) (storage.Querier, error) {
+	return blockingQuerier{b}, nil
+}
 
 type blockingQuerier struct{ b *blockingQueryable }
 
