@@ -40,6 +40,10 @@ type Limits struct {
 	MaxQueryLookback model.Duration `yaml:"max_query_lookback" flag:"querier.max-query-lookback"`
 	// MaxTotalQueryLength bounds the time range a query reads, its selectors' ranges included; 0 is no limit.
 	MaxTotalQueryLength model.Duration `yaml:"max_total_query_length" flag:"query-frontend.max-total-query-length"`
+	// MaxFetchedSeriesPerQuery bounds the series one query reads from ingesters and store-gateways.
+	MaxFetchedSeriesPerQuery int `yaml:"max_fetched_series_per_query" flag:"querier.max-fetched-series-per-query"`
+	// MaxFetchedChunkBytesPerQuery bounds the chunk bytes one query reads from ingesters and store-gateways.
+	MaxFetchedChunkBytesPerQuery int `yaml:"max_fetched_chunk_bytes_per_query" flag:"querier.max-fetched-chunk-bytes-per-query"`
 }
 
 // RegisterFlags registers the limits' flags with their defaults.
@@ -63,7 +67,11 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.Var(&l.MaxQueryLookback, "querier.max-query-lookback",
 		"How far back from now a query may read data. Older parts of a query's range are not read. 0 is no limit.")
 	f.Var(&l.MaxTotalQueryLength, "query-frontend.max-total-query-length",
-		"Maximum time range a query may read: from the earliest to the latest time any of its selectors reads, ranges and offsets included. Longer queries are refused. 0 is no limit.")
+		"Maximum time range of a range query, from its start to its end. Longer queries are refused. 0 is no limit.")
+	f.IntVar(&l.MaxFetchedSeriesPerQuery, "querier.max-fetched-series-per-query", 0,
+		"Maximum number of series one query may read from ingesters and store-gateways. A query that needs more is refused, and the ingesters and store-gateways stop sending. 0 is no limit.")
+	f.IntVar(&l.MaxFetchedChunkBytesPerQuery, "querier.max-fetched-chunk-bytes-per-query", 0,
+		"Maximum size, in bytes, of the chunks one query may read from ingesters and store-gateways. A query that needs more is refused, and the ingesters and store-gateways stop sending. 0 is no limit.")
 }
 
 // Validate reports limits that would reject every series or sample.
@@ -90,6 +98,8 @@ func (l *Limits) Validate() error {
 	notNegative("max_subquery_steps", int64(l.MaxSubquerySteps))
 	notNegative("max_query_lookback", int64(l.MaxQueryLookback))
 	notNegative("max_total_query_length", int64(l.MaxTotalQueryLength))
+	notNegative("max_fetched_series_per_query", int64(l.MaxFetchedSeriesPerQuery))
+	notNegative("max_fetched_chunk_bytes_per_query", int64(l.MaxFetchedChunkBytesPerQuery))
 	return errors.Join(errs...)
 }
 
