@@ -527,22 +527,45 @@ func parseTimeParam(r *http.Request, name string, def time.Time) (time.Time, err
 	return parseTime(v)
 }
 
-// parseTime accepts what Prometheus accepts: Unix seconds with an optional fraction, or RFC 3339.
+// The times the PromQL engine can evaluate at: it carries them as int64 nanoseconds since 1970, so an
+// earlier or later time (year 1, year 9999) silently becomes another one.
+var (
+	minEvalTime = time.Unix(0, math.MinInt64).UTC()
+	maxEvalTime = time.Unix(0, math.MaxInt64).UTC()
+)
+
+// parseTime accepts what Prometheus accepts: Unix seconds with an optional fraction (kept to the
+// millisecond), or RFC 3339, and the RFC 3339 forms of minTime and maxTime, which clients send to mean
+// no bound. Any other time must lie between minEvalTime and maxEvalTime: NaN, ±Inf or 1e30 seconds, which
+// Prometheus turns into an arbitrary time, are refused instead.
 func parseTime(s string) (time.Time, error) {
-	if t, err := strconv.ParseFloat(s, 64); err == nil {
-		sec, frac := math.Modf(t)
-		return time.Unix(int64(sec), int64(math.Round(frac*1000))*int64(time.Millisecond)).UTC(), nil
-	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
-	}
 	switch s {
 	case minTime.Format(time.RFC3339Nano):
 		return minTime, nil
 	case maxTime.Format(time.RFC3339Nano):
 		return maxTime, nil
 	}
-	return time.Time{}, fmt.Errorf("cannot parse %q to a valid timestamp", s)
+	var t time.Time
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		// Checked roughly as a float first, whole seconds around the range: NaN, ±Inf and values past
+		// int64 convert to arbitrary integers. The exact check follows.
+		if !(f >= float64(minEvalTime.Unix()) && f < float64(maxEvalTime.Unix()+1)) {
+			return time.Time{}, timeOutOfRange(s)
+		}
+		sec, frac := math.Modf(f)
+		t = time.Unix(int64(sec), int64(math.Round(frac*1000))*int64(time.Millisecond)).UTC()
+	} else if t, err = time.Parse(time.RFC3339Nano, s); err != nil {
+		return time.Time{}, fmt.Errorf("cannot parse %q to a valid timestamp", s)
+	}
+	if t.Before(minEvalTime) || t.After(maxEvalTime) {
+		return time.Time{}, timeOutOfRange(s)
+	}
+	return t, nil
+}
+
+func timeOutOfRange(s string) error {
+	return fmt.Errorf("%q is not a time between %s and %s, the times queries can be evaluated at",
+		s, minEvalTime.Format(time.RFC3339Nano), maxEvalTime.Format(time.RFC3339Nano))
 }
 
 // parseDuration accepts seconds with an optional fraction, or a Prometheus duration such as 1m30s.
