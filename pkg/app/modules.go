@@ -266,7 +266,7 @@ func (a *App) initIngester() (services.Service, error) {
 	icfg := a.cfg.Ingester
 	icfg.TSDBDir = a.dataPath("tsdb")
 	icfg.InstanceID = lcfg.ID
-	ing, err := ingester.New(icfg, lifecycler, a.bucket, a.discardedSamples, a.reg, a.logger.With("component", "ingester"))
+	ing, err := ingester.New(icfg, a.overrides, lifecycler, a.bucket, a.discardedSamples, a.reg, a.logger.With("component", "ingester"))
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package ingester
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -39,6 +40,16 @@ func testConfig(dir string) Config {
 	}
 }
 
+// defaultLimits are the limits as their flags default them.
+func defaultLimits(tb testing.TB) validation.Limits {
+	tb.Helper()
+	var l validation.Limits
+	fs := flag.NewFlagSet("limits", flag.ContinueOnError)
+	l.RegisterFlags(fs)
+	require.NoError(tb, fs.Parse(nil))
+	return l
+}
+
 // testIngester is a started ingester with its own registry and discard counter.
 type testIngester struct {
 	*Ingester
@@ -57,7 +68,7 @@ func startIngesterWithBucket(tb testing.TB, cfg Config, bkt objstore.Bucket) *te
 	tb.Helper()
 	reg := prometheus.NewRegistry()
 	discarded := validation.NewDiscardedSamples(reg)
-	ing, err := New(cfg, nil, bkt, discarded, reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ing, err := New(cfg, validation.NewOverrides(defaultLimits(tb), nil), nil, bkt, discarded, reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(tb, err)
 	ing.shipperOpts = []blockstore.ShipperOption{blockstore.WithUploadBackoff(blockstore.UploadBackoff{MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond, MaxRetries: 2})}
 	require.NoError(tb, ing.Start(context.Background()))

@@ -22,6 +22,7 @@ import (
 	"github.com/strata-metrics/strata/pkg/ring"
 	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 	"github.com/strata-metrics/strata/pkg/tenant"
+	"github.com/strata-metrics/strata/pkg/validation"
 )
 
 // Config configures an ingester.
@@ -86,6 +87,7 @@ type Ingester struct {
 	ingesterpb.UnimplementedIngesterServer
 
 	cfg            Config
+	limits         *validation.Overrides
 	lifecycler     Lifecycler
 	bucket         objstore.Bucket
 	logger         *slog.Logger
@@ -123,12 +125,13 @@ type tenantDB struct {
 
 // New builds an ingester. lifecycler may be nil (tests that need no ring); bkt may be nil, and then
 // blocks stay on local disk only.
-func New(cfg Config, lifecycler Lifecycler, bkt objstore.Bucket, discarded *prometheus.CounterVec, reg prometheus.Registerer, logger *slog.Logger) (*Ingester, error) {
+func New(cfg Config, limits *validation.Overrides, lifecycler Lifecycler, bkt objstore.Bucket, discarded *prometheus.CounterVec, reg prometheus.Registerer, logger *slog.Logger) (*Ingester, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	return &Ingester{
 		cfg:            cfg,
+		limits:         limits,
 		lifecycler:     lifecycler,
 		bucket:         bkt,
 		logger:         logger,

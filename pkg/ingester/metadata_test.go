@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 )
@@ -27,11 +29,14 @@ func TestMetricsMetadata_RetainsDeduplicatesAndLimits(t *testing.T) {
 			meta("latency_seconds", prompb.MetricMetadata_HISTOGRAM, "Latency."),
 		))
 	}
-	require.NoError(t, ing.push(t, tenantA, nil,
+	// Metadata without a family name is refused, as the distributor refuses it; the rest is kept.
+	err := ing.push(t, tenantA, nil,
 		meta("requests_total", prompb.MetricMetadata_COUNTER, "Requests served."),
 		meta("requests_total", prompb.MetricMetadata_COUNTER, "Requests received."),
 		meta("", prompb.MetricMetadata_COUNTER, "no family"),
-	))
+	)
+	require.Equal(t, codes.InvalidArgument, status.Code(err))
+	require.ErrorContains(t, err, "err-strata-metadata-missing-metric-name")
 
 	all := []*ingesterpb.MetricMetadata{
 		{MetricFamilyName: "latency_seconds", Type: "histogram", Help: "Latency."},

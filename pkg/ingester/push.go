@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
@@ -68,6 +69,11 @@ func (i *Ingester) push(ctx context.Context, parts [][]byte) error {
 	t.touch(i.now())
 
 	rejected := sampleRejections{tenant: tenantID, ingester: i}
+	limits := i.limits.For(tenantID)
+	// The gRPC port takes pushes from any client, not only distributors: the ingester refuses what a
+	// distributor would, or one bad series (a sample a year ahead moves the head past every other write)
+	// spoils the tenant's TSDB.
+	latest := i.now().Add(time.Duration(limits.CreationGracePeriod)).UnixMilli()
 	order := getRequestOrder()
 	defer putRequestOrder(order)
 	app := t.db.Appender(ctx)
@@ -95,11 +101,20 @@ func (i *Ingester) push(ctx context.Context, parts [][]byte) error {
 			ref, lset = getRef.GetRef(scratch, hash)
 		}
 		if ref == 0 {
+			// Existing series passed this when they were created: only new ones pay for it.
+			if err := validation.ValidateLabels(limits, ts.Labels); err != nil {
+				rejected.addInvalid(err, len(ts.Samples)+len(ts.Histograms))
+				continue
+			}
 			lset = builder.Labels()
 		}
 		last := order.lastOf(hash, lset)
 
 		for _, s := range ts.Samples {
+			if s.Timestamp > latest {
+				rejected.addInvalid(validation.ValidateSampleTimestamp(limits, i.now(), s.Timestamp, ts.Labels), 1)
+				continue
+			}
 			v := sampleValue{f: s.Value}
 			err := last.conflict(s.Timestamp, v, i.cfg.OutOfOrderTimeWindow > 0)
 			if err == nil {
@@ -116,6 +131,10 @@ func (i *Ingester) push(ctx context.Context, parts [][]byte) error {
 			}
 		}
 		for _, h := range ts.Histograms {
+			if h.Timestamp > latest {
+				rejected.addInvalid(validation.ValidateSampleTimestamp(limits, i.now(), h.Timestamp, ts.Labels), 1)
+				continue
+			}
 			var v sampleValue
 			if h.IsFloatHistogram() {
 				v.fh = h.ToFloatHistogram()
@@ -154,6 +173,10 @@ func (i *Ingester) push(ctx context.Context, parts [][]byte) error {
 	}
 	i.metrics.ingestedSamples.Add(float64(appended))
 	for _, m := range wr.Metadata {
+		if err := validation.ValidateMetadata(limits, &m); err != nil {
+			rejected.addInvalid(err, 0)
+			continue
+		}
 		t.metadata.add(m)
 	}
 	if err := rejected.err(); err != nil {
@@ -182,8 +205,10 @@ func exemplarLabels(b *labels.ScratchBuilder, ls []prompb.Label) labels.Labels {
 type sampleRejections struct {
 	tenant   string
 	ingester *Ingester
-	count    int
-	messages []string
+	count    int // samples rejected
+	// rejections counts every rejection, of metadata too, which has no samples.
+	rejections int
+	messages   []string
 }
 
 // add records err if it is a per-sample rejection and reports whether it was one.
@@ -194,15 +219,32 @@ func (r *sampleRejections) add(err error, ts int64, lset labels.Labels) bool {
 	}
 	r.ingester.metrics.discarded.WithLabelValues(reason, r.tenant).Inc()
 	r.count++
+	r.rejections++
 	if len(r.messages) < maxReportedSampleErrors {
 		r.messages = append(r.messages, fmt.Sprintf("%s (%s) at timestamp %d for series %s", err, reason, ts, lset))
 	}
 	return true
 }
 
+// addInvalid records input that failed validation: n samples of one series, or metadata when n is 0.
+func (r *sampleRejections) addInvalid(err error, n int) {
+	reason, _ := validation.ReasonOf(err)
+	if n > 0 {
+		r.ingester.metrics.discarded.WithLabelValues(reason, r.tenant).Add(float64(n))
+	}
+	r.count += n
+	r.rejections++
+	if len(r.messages) < maxReportedSampleErrors {
+		r.messages = append(r.messages, err.Error())
+	}
+}
+
 func (r *sampleRejections) err() error {
-	if r.count == 0 {
+	if r.rejections == 0 {
 		return nil
+	}
+	if r.count == 0 {
+		return status.Errorf(codes.InvalidArgument, "metadata rejected: %s", strings.Join(r.messages, "; "))
 	}
 	return status.Errorf(codes.InvalidArgument, "%d samples rejected: %s", r.count, strings.Join(r.messages, "; "))
 }
