@@ -113,9 +113,6 @@ func New(cfg *Config, flags *flag.FlagSet, logger *slog.Logger) (*App, error) {
 		a.services[name] = svc
 		a.states[name] = StateNew
 	}
-	if a.server != nil {
-		a.server.httpServer.Handler = withMaskedCmdline(a.server.httpServer.Handler, flags, os.Args)
-	}
 	return a, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -145,7 +146,7 @@ func (a *App) initServer() (services.Service, error) {
 	s.mux.Handle("/metrics", a.metricsHandler())
 	// Profiles justify hot-path changes (docs/benchmarks.md); they expose no tenant data.
 	s.mux.HandleFunc("/debug/pprof/", pprof.Index)
-	s.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	s.mux.Handle("/debug/pprof/cmdline", maskedCmdline(a.flags, os.Args))
 	s.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	s.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
@@ -266,7 +267,7 @@ func (a *App) initIngester() (services.Service, error) {
 	icfg := a.cfg.Ingester
 	icfg.TSDBDir = a.dataPath("tsdb")
 	icfg.InstanceID = lcfg.ID
-	ing, err := ingester.New(icfg, a.overrides, lifecycler, a.bucket, a.discardedSamples, a.reg, a.logger.With("component", "ingester"))
+	ing, err := ingester.New(icfg, a.overrides, lifecycler, a.ingesterRing, a.bucket, a.discardedSamples, a.reg, a.logger.With("component", "ingester"))
 	if err != nil {
 		return nil, err
 	}

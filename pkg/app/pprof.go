@@ -7,20 +7,11 @@ import (
 	"strings"
 )
 
-// cmdlinePath is where net/http/pprof serves the process' command line.
-const cmdlinePath = "/debug/pprof/cmdline"
-
-// withMaskedCmdline answers cmdlinePath itself, with the values of flags' secrets in args masked, and
-// passes every other request to next. It sits in front of the route table because that table also
-// registers net/http/pprof's Cmdline, which prints os.Args as they are: account keys and passwords
-// included.
-func withMaskedCmdline(next http.Handler, flags *flag.FlagSet, args []string) http.Handler {
+// maskedCmdline serves what net/http/pprof's Cmdline does, the process' command line, with the values
+// of secret flags masked: pprof's own prints account keys and passwords as given.
+func maskedCmdline(flags *flag.FlagSet, args []string) http.Handler {
 	body := strings.Join(maskSecretArgs(secretFlags(flags), args), "\x00")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != cmdlinePath {
-			next.ServeHTTP(w, r)
-			return
-		}
 		// What pprof's own handler answers, so `go tool pprof` and scripts read it the same way.
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -66,9 +66,15 @@ func startIngester(tb testing.TB, cfg Config) *testIngester {
 // startIngesterWithBucket is startIngester with blocks shipped to bkt.
 func startIngesterWithBucket(tb testing.TB, cfg Config, bkt objstore.Bucket) *testIngester {
 	tb.Helper()
+	return startIngesterWith(tb, cfg, bkt, defaultLimits(tb))
+}
+
+// startIngesterWith is startIngesterWithBucket with the given limits for every tenant.
+func startIngesterWith(tb testing.TB, cfg Config, bkt objstore.Bucket, limits validation.Limits) *testIngester {
+	tb.Helper()
 	reg := prometheus.NewRegistry()
 	discarded := validation.NewDiscardedSamples(reg)
-	ing, err := New(cfg, validation.NewOverrides(defaultLimits(tb), nil), nil, bkt, discarded, reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ing, err := New(cfg, validation.NewOverrides(limits, nil), nil, nil, bkt, discarded, reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(tb, err)
 	ing.shipperOpts = []blockstore.ShipperOption{blockstore.WithUploadBackoff(blockstore.UploadBackoff{MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond, MaxRetries: 2})}
 	require.NoError(tb, ing.Start(context.Background()))

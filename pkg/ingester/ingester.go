@@ -18,6 +18,9 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/ring"
 	"github.com/strata-metrics/strata/pkg/storage/blockstore"
@@ -40,6 +43,7 @@ type Config struct {
 	MaxExemplars         int
 	MetadataRetainPeriod time.Duration
 	MaxMetadataPerMetric int
+	InstanceLimits       InstanceLimits
 }
 
 // RegisterFlags registers the ingester's flags.
@@ -55,6 +59,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MaxExemplars, "blocks-storage.tsdb.max-exemplars", 0, "Exemplars kept per tenant in a circular buffer. 0 disables exemplar storage; received exemplars are then dropped.")
 	f.DurationVar(&c.MetadataRetainPeriod, "ingester.metadata-retain-period", 10*time.Minute, "How long metric metadata is kept after it was last received.")
 	f.IntVar(&c.MaxMetadataPerMetric, "ingester.max-metadata-per-metric", 10, "Distinct metadata entries kept per metric family and tenant.")
+	c.InstanceLimits.RegisterFlags(f)
 }
 
 // Validate checks the configuration.
@@ -88,6 +93,8 @@ type Ingester struct {
 
 	cfg            Config
 	limits         *validation.Overrides
+	instanceLimits *instanceLimiter
+	share          RingShare
 	lifecycler     Lifecycler
 	bucket         objstore.Bucket
 	logger         *slog.Logger
@@ -121,17 +128,21 @@ type tenantDB struct {
 	inflight sync.WaitGroup
 	// registerer holds the TSDB's metrics, unregistered when the tenant is closed.
 	registerer *tenantRegisterer
+	// series applies the series limits and counts the tenant's series.
+	series *seriesLimiter
 }
 
-// New builds an ingester. lifecycler may be nil (tests that need no ring); bkt may be nil, and then
-// blocks stay on local disk only.
-func New(cfg Config, limits *validation.Overrides, lifecycler Lifecycler, bkt objstore.Bucket, discarded *prometheus.CounterVec, reg prometheus.Registerer, logger *slog.Logger) (*Ingester, error) {
+// New builds an ingester. lifecycler and share may be nil (tests that need no ring); bkt may be nil, and
+// then blocks stay on local disk only.
+func New(cfg Config, limits *validation.Overrides, lifecycler Lifecycler, share RingShare, bkt objstore.Bucket, discarded *prometheus.CounterVec, reg prometheus.Registerer, logger *slog.Logger) (*Ingester, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	return &Ingester{
 		cfg:            cfg,
 		limits:         limits,
+		instanceLimits: newInstanceLimiter(cfg.InstanceLimits),
+		share:          share,
 		lifecycler:     lifecycler,
 		bucket:         bkt,
 		logger:         logger,
@@ -163,8 +174,11 @@ func (i *Ingester) Start(ctx context.Context) error {
 		if !e.IsDir() || tenant.ValidateID(e.Name()) != nil {
 			continue
 		}
-		if _, err := i.openTenant(e.Name()); err != nil {
-			return err
+		// One tenant's TSDB that cannot open (files damaged, descriptors exhausted) must not keep every
+		// other tenant out: it stays on disk and is opened again when it is next written or read.
+		if _, err := i.openTenant(e.Name(), true); err != nil {
+			i.metrics.tsdbOpenFailures.Inc()
+			i.logger.Error("cannot open a tenant's TSDB; retried when the tenant is next written or read", "tenant", e.Name(), "err", err)
 		}
 	}
 	i.logger.Info("opened existing TSDBs", "tenants", len(i.tenants), "duration", time.Since(start))
@@ -204,6 +218,7 @@ func (i *Ingester) Stop(ctx context.Context) error {
 		if err := t.db.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close TSDB of tenant %s: %w", id, err))
 		}
+		t.series.released()
 	}
 	i.tenants = map[string]*tenantDB{}
 	i.mtx.Unlock()
@@ -246,10 +261,12 @@ func (i *Ingester) acquireTenantDB(id string, create bool) (t *tenantDB, release
 	}
 	i.mtx.RUnlock()
 	if t == nil {
-		if !create {
+		onDisk := i.onDisk(id)
+		if !create && !onDisk {
 			return nil, func() {}, nil
 		}
-		if _, err := i.openTenant(id); err != nil {
+		// A tenant on disk but not open failed to open at start: its data is here, so open it to read too.
+		if _, err := i.openTenant(id, onDisk); err != nil {
 			return nil, nil, err
 		}
 		return i.acquireTenantDB(id, false)
@@ -268,11 +285,24 @@ func (i *Ingester) tenantIDs() []string {
 	return ids
 }
 
-func (i *Ingester) openTenant(id string) (*tenantDB, error) {
+// onDisk reports whether the tenant has a TSDB directory.
+func (i *Ingester) onDisk(id string) bool {
+	_, err := os.Stat(filepath.Join(i.cfg.TSDBDir, id))
+	return err == nil
+}
+
+// openTenant opens the tenant's TSDB. A tenant with data on disk always opens: its data was acknowledged;
+// a new one only if the instance has room for it.
+func (i *Ingester) openTenant(id string, onDisk bool) (*tenantDB, error) {
 	i.mtx.Lock()
 	defer i.mtx.Unlock()
 	if t, ok := i.tenants[id]; ok {
 		return t, nil
+	}
+	if !onDisk {
+		if err := i.instanceLimits.allowNewTenant(len(i.tenants)); err != nil {
+			return nil, err
+		}
 	}
 	opts := tsdb.DefaultOptions()
 	opts.MinBlockDuration = i.cfg.BlockRangesPeriod.Milliseconds()
@@ -285,7 +315,9 @@ func (i *Ingester) openTenant(id string) (*tenantDB, error) {
 	if i.cfg.StripeSize > 0 {
 		opts.StripeSize = i.cfg.StripeSize
 	}
-	t := &tenantDB{metadata: newMetadataStore(i.cfg.MaxMetadataPerMetric, i.cfg.MetadataRetainPeriod), shipper: i.newShipper(id)}
+	t := &tenantDB{metadata: newMetadataStore(i.cfg.MaxMetadataPerMetric, i.cfg.MetadataRetainPeriod), shipper: i.newShipper(id),
+		series: newSeriesLimiter(id, i)}
+	opts.SeriesLifecycleCallback = t.series
 	t.touch(i.now())
 	opts.BlocksToDelete = i.blocksToDelete(t)
 	reg := newTenantRegisterer(i.reg, id)
@@ -293,8 +325,10 @@ func (i *Ingester) openTenant(id string) (*tenantDB, error) {
 	db, err := tsdb.Open(filepath.Join(i.cfg.TSDBDir, id), i.logger.With("tenant", id), reg, opts, nil)
 	if err != nil {
 		reg.unregisterAll()
-		return nil, fmt.Errorf("open TSDB of tenant %s: %w", id, err)
+		t.series.released()
+		return nil, status.Errorf(codes.Unavailable, "open TSDB of tenant %s: %v", id, err)
 	}
+	t.series.enforcing.Store(true)
 	t.db = db
 	i.tenants[id] = t
 	i.metrics.tenants.Set(float64(len(i.tenants)))
@@ -302,9 +336,10 @@ func (i *Ingester) openTenant(id string) (*tenantDB, error) {
 }
 
 type metrics struct {
-	discarded       *prometheus.CounterVec
-	ingestedSamples prometheus.Counter
-	tenants         prometheus.Gauge
+	discarded        *prometheus.CounterVec
+	ingestedSamples  prometheus.Counter
+	tenants          prometheus.Gauge
+	tsdbOpenFailures prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, discarded *prometheus.CounterVec) *metrics {
@@ -317,6 +352,10 @@ func newMetrics(reg prometheus.Registerer, discarded *prometheus.CounterVec) *me
 		tenants: promauto.With(reg).NewGauge(prometheus.GaugeOpts{
 			Name: "strata_ingester_tenants",
 			Help: "Tenants with an open TSDB in this ingester.",
+		}),
+		tsdbOpenFailures: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+			Name: "strata_ingester_tsdb_open_failures_total",
+			Help: "Tenant TSDBs that failed to open, at start or when a tenant was next written or read.",
 		}),
 	}
 }

@@ -53,6 +53,11 @@ func (i *Ingester) push(ctx context.Context, parts [][]byte) error {
 		return err
 	}
 	defer i.end()
+	done, err := i.instanceLimits.startPush()
+	if err != nil {
+		return err
+	}
+	defer done()
 
 	// The decoded strings point into the parts, which the caller does not reuse while push runs.
 	decoder := remotewrite.GetDecoder()
@@ -61,8 +66,14 @@ func (i *Ingester) push(ctx context.Context, parts [][]byte) error {
 	if err != nil {
 		return status.Errorf(codes.InvalidArgument, "decode write request: %v", err)
 	}
+	if err := i.instanceLimits.allowSamples(countSamples(wr)); err != nil {
+		return err
+	}
 	t, release, err := i.acquireTenantDB(tenantID, true)
 	if err != nil {
+		if _, ok := status.FromError(err); ok {
+			return err
+		}
 		return status.Error(codes.Internal, err.Error())
 	}
 	defer release()
@@ -189,7 +200,19 @@ func (i *Ingester) abort(app storage.Appender, tenantID string, err error) error
 	if rbErr := app.Rollback(); rbErr != nil {
 		i.logger.Warn("rollback failed", "tenant", tenantID, "err", rbErr)
 	}
+	if errors.Is(err, errInstanceSeriesLimit) {
+		return instanceLimitError("max-series", "this ingester holds %d series, its limit (-ingester.instance-limits.max-series)", i.cfg.InstanceLimits.MaxSeries)
+	}
 	return status.Errorf(codes.Internal, "append to TSDB of tenant %s: %v", tenantID, err)
+}
+
+// countSamples returns the samples and histograms of wr.
+func countSamples(wr *prompb.WriteRequest) int {
+	n := 0
+	for _, ts := range wr.Timeseries {
+		n += len(ts.Samples) + len(ts.Histograms)
+	}
+	return n
 }
 
 func exemplarLabels(b *labels.ScratchBuilder, ls []prompb.Label) labels.Labels {
@@ -263,6 +286,10 @@ func rejectionReason(err error) string {
 		return validation.ReasonSampleDuplicateTimestamp
 	case isHistogramValidationError(err):
 		return validation.ReasonInvalidNativeHistogram
+	}
+	var limitErr *seriesLimitError
+	if errors.As(err, &limitErr) {
+		return limitErr.reason
 	}
 	return ""
 }

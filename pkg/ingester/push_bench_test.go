@@ -30,7 +30,9 @@ func BenchmarkIngesterPush(b *testing.B) {
 func benchmarkIngesterPush(b *testing.B, seriesCount, perRequest, stripes int) {
 	cfg := testConfig(b.TempDir())
 	cfg.StripeSize = stripes
-	ing := startIngester(b, cfg)
+	limits := defaultLimits(b)
+	limits.MaxGlobalSeriesPerUser = 1_000_000 // enforced, as in production, but not reached
+	ing := startIngesterWith(b, cfg, nil, limits)
 	ctx := context.WithoutCancel(tenantCtx(tenantA))
 
 	series := make([]prompb.TimeSeries, seriesCount)

@@ -147,6 +147,7 @@ func (i *Ingester) closeIdleTenant(ctx context.Context, id string, t *tenantDB) 
 	// Requests that already hold this tenant's DB finish before it closes.
 	t.inflight.Wait()
 	err := t.db.Close()
+	t.series.released()
 	t.registerer.unregisterAll()
 	if err != nil {
 		return fmt.Errorf("close TSDB: %w", err)

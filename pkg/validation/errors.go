@@ -52,6 +52,10 @@ const (
 	ReasonSampleOutOfBounds = "sample_out_of_bounds"
 	// ReasonInvalidNativeHistogram: a native histogram is malformed (bad schema, spans or counts).
 	ReasonInvalidNativeHistogram = "invalid_native_histogram"
+	// ReasonMaxGlobalSeriesPerUser: a new series would take the tenant over its series limit.
+	ReasonMaxGlobalSeriesPerUser = "max_global_series_per_user"
+	// ReasonMaxGlobalSeriesPerMetric: a new series would take its metric over the per-metric series limit.
+	ReasonMaxGlobalSeriesPerMetric = "max_global_series_per_metric"
 )
 
 // Error is a rejection of remote-write input: the client sent something Strata does not accept, so it is a

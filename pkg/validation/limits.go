@@ -31,6 +31,12 @@ type Limits struct {
 	// MaxMetadataLength is the longest metric family name, help or unit in metric metadata.
 	MaxMetadataLength int `yaml:"max_metadata_length" flag:"validation.max-metadata-length"`
 
+	// MaxGlobalSeriesPerUser bounds the tenant's in-memory series across the cluster; each ingester
+	// enforces its share (see LocalLimit). 0 is no limit.
+	MaxGlobalSeriesPerUser int `yaml:"max_global_series_per_user" flag:"ingester.max-global-series-per-user"`
+	// MaxGlobalSeriesPerMetric bounds the tenant's in-memory series of one metric name, as above.
+	MaxGlobalSeriesPerMetric int `yaml:"max_global_series_per_metric" flag:"ingester.max-global-series-per-metric"`
+
 	// MaxQueryExpressionSizeBytes bounds the length of a PromQL expression, so that parsing stays cheap.
 	MaxQueryExpressionSizeBytes int `yaml:"max_query_expression_size_bytes" flag:"query-frontend.max-query-expression-size-bytes"`
 	// MaxSubquerySteps bounds the steps at which any one subquery is evaluated; the engine holds a value
@@ -59,6 +65,11 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 		"How far into the future, compared to this server's clock, a sample's timestamp may be. Later samples are rejected.")
 	f.IntVar(&l.MaxMetadataLength, "validation.max-metadata-length", 1024,
 		"Maximum length of a metric family name, help text or unit in metric metadata, in bytes. Longer metadata is rejected.")
+
+	f.IntVar(&l.MaxGlobalSeriesPerUser, "ingester.max-global-series-per-user", 150_000,
+		"Maximum number of in-memory series of a tenant across all ingesters (each ingester allows its share: this times the replication factor divided by the number of ingesters). Samples of further new series are rejected. 0 is no limit.")
+	f.IntVar(&l.MaxGlobalSeriesPerMetric, "ingester.max-global-series-per-metric", 0,
+		"Maximum number of in-memory series of one metric name of a tenant across all ingesters, shared out as -ingester.max-global-series-per-user is. 0 is no limit.")
 
 	f.IntVar(&l.MaxQueryExpressionSizeBytes, "query-frontend.max-query-expression-size-bytes", 128<<10,
 		"Maximum length of a PromQL expression, in bytes. Longer queries are refused before they are parsed. 0 is no limit.")
@@ -94,6 +105,8 @@ func (l *Limits) Validate() error {
 	if l.CreationGracePeriod < 0 {
 		errs = append(errs, fmt.Errorf("-%s must not be negative, got %s", FlagOf("creation_grace_period"), l.CreationGracePeriod))
 	}
+	notNegative("max_global_series_per_user", int64(l.MaxGlobalSeriesPerUser))
+	notNegative("max_global_series_per_metric", int64(l.MaxGlobalSeriesPerMetric))
 	notNegative("max_query_expression_size_bytes", int64(l.MaxQueryExpressionSizeBytes))
 	notNegative("max_subquery_steps", int64(l.MaxSubquerySteps))
 	notNegative("max_query_lookback", int64(l.MaxQueryLookback))
@@ -211,4 +224,16 @@ func (e *LimitError) Error() string {
 // NewLimitError returns the error of limit key, with what formatted from format and args.
 func NewLimitError(key, format string, args ...any) *LimitError {
 	return &LimitError{Key: key, What: fmt.Sprintf(format, args...)}
+}
+
+// LocalLimit converts a cluster-wide limit into the share of one of ingesters instances, each holding
+// replicationFactor copies' worth of a 1/ingesters slice of the series. 0 stays "no limit"; with no
+// ingesters known the whole limit applies.
+func LocalLimit(global, replicationFactor, ingesters int) int {
+	if global <= 0 || ingesters <= 0 {
+		return global
+	}
+	rf := max(replicationFactor, 1)
+	local := int(int64(global) * int64(min(rf, ingesters)) / int64(ingesters))
+	return max(local, 1)
 }
