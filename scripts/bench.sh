@@ -62,12 +62,16 @@ wait_ready() { # URL
 	return 1
 }
 
+# The benchmarks measure throughput and memory, not the per-tenant limits that protect a shared cluster:
+# one tenant holds all the load, far beyond the default limits.
+limits_off=(-ingester.max-global-series-per-user=0)
+
 # start_cluster DIR HTTP_PORT: 3 ingesters and a distributor on 127.0.0.1; prints the PIDs.
 start_cluster() {
 	local dir=$1 http=$2 seeds="" gossip=() i
 	for i in 0 1 2 3; do gossip[i]="$(free_port)"; done
 	seeds="127.0.0.1:${gossip[0]},127.0.0.1:${gossip[1]},127.0.0.1:${gossip[2]}"
-	common=(-distributor.replication-factor=3 -ingester.ring.store=memberlist -memberlist.bind-addr=127.0.0.1
+	common=("${limits_off[@]}" -distributor.replication-factor=3 -ingester.ring.store=memberlist -memberlist.bind-addr=127.0.0.1
 		-memberlist.join="$seeds" -auth.multitenancy-enabled=false -server.http-listen-address=127.0.0.1
 		-server.grpc-listen-address=127.0.0.1 -ingester.ring.instance-addr=127.0.0.1
 		-distributor.ring.instance-addr=127.0.0.1)
@@ -104,7 +108,7 @@ if [ "$SCENARIO" = c ]; then
 		mkdir -p "$dir"
 		case "$r" in
 		strata)
-			"$work/bin/strata" -data.dir="$dir" -auth.multitenancy-enabled=false \
+			"$work/bin/strata" "${limits_off[@]}" -data.dir="$dir" -auth.multitenancy-enabled=false \
 				-server.http-listen-address=127.0.0.1 -server.http-listen-port="$port" \
 				-server.grpc-listen-address=127.0.0.1 -server.grpc-listen-port="$(free_port)" >"$dir.log" 2>&1 &
 			wait_ready "http://127.0.0.1:$port/ready"
@@ -183,7 +187,7 @@ for r in $RECEIVERS; do
 		;;
 	strata)
 		echo "strata $port" >"$dir.http"
-		"$work/bin/strata" -data.dir="$dir" -auth.multitenancy-enabled=false \
+		"$work/bin/strata" "${limits_off[@]}" -data.dir="$dir" -auth.multitenancy-enabled=false \
 			-server.http-listen-address=127.0.0.1 -server.http-listen-port="$port" \
 			-server.grpc-listen-address=127.0.0.1 -server.grpc-listen-port="$(free_port)" >"$dir.log" 2>&1 &
 		url="http://127.0.0.1:$port/api/v1/push"
