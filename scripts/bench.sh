@@ -64,7 +64,7 @@ wait_ready() { # URL
 
 # The benchmarks measure throughput and memory, not the per-tenant limits that protect a shared cluster:
 # one tenant holds all the load, far beyond the default limits.
-limits_off=(-ingester.max-global-series-per-user=0)
+limits_off=(-ingester.max-global-series-per-user=0 -distributor.ingestion-rate-limit=0)
 
 # start_cluster DIR HTTP_PORT: 3 ingesters and a distributor on 127.0.0.1; prints the PIDs.
 start_cluster() {

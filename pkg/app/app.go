@@ -67,6 +67,7 @@ type App struct {
 	storeGatewayLifecycler *ring.Lifecycler
 	storeGatewayClients    *grpcclient.Pool
 	ingesterRing           *ring.Ring
+	distributorRing        *ring.Ring
 	ingesterLifecycler     *ring.Lifecycler
 	ingesterClients        *client.Pool
 	discardedSamples       *prometheus.CounterVec

@@ -223,6 +223,7 @@ func (a *App) initDistributorRing() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.distributorRing = r
 	a.server.mux.Handle("/distributor/ring", r)
 	a.links = append(a.links, api.Link{Path: "/distributor/ring", Title: "Distributor ring"})
 	return serviceGroup{lifecycler, activate{lifecycler}, r}, nil
@@ -281,7 +282,7 @@ func (a *App) initIngester() (services.Service, error) {
 }
 
 func (a *App) initDistributor() (services.Service, error) {
-	d, err := distributor.New(a.cfg.Distributor, a.overrides, a.ingesterRing, localPushClients{a},
+	d, err := distributor.New(a.cfg.Distributor, a.overrides, a.distributorRing, a.ingesterRing, localPushClients{a},
 		a.discardedSamples, a.discardedMetadata, a.reg, a.logger.With("component", "distributor"))
 	if err != nil {
 		return nil, err

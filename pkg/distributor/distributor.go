@@ -63,6 +63,7 @@ type IngesterClients interface {
 type Distributor struct {
 	cfg     Config
 	limits  *validation.Overrides
+	rates   *rateLimiters
 	ring    ring.ReadRing
 	clients IngesterClients
 	logger  *slog.Logger
@@ -74,14 +75,16 @@ type Distributor struct {
 	pushDuration      *prometheus.HistogramVec
 }
 
-// New builds a distributor.
-func New(cfg Config, limits *validation.Overrides, r ring.ReadRing, clients IngesterClients, discardedSamples, discardedMetadata *prometheus.CounterVec, reg prometheus.Registerer, logger *slog.Logger) (*Distributor, error) {
+// New builds a distributor. distributors counts the distributors that share the tenants' rate limits;
+// nil means this one alone.
+func New(cfg Config, limits *validation.Overrides, distributors HealthyCounter, r ring.ReadRing, clients IngesterClients, discardedSamples, discardedMetadata *prometheus.CounterVec, reg prometheus.Registerer, logger *slog.Logger) (*Distributor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	return &Distributor{
 		cfg:               cfg,
 		limits:            limits,
+		rates:             newRateLimiters(distributors),
 		ring:              r,
 		clients:           clients,
 		logger:            logger,
@@ -91,7 +94,7 @@ func New(cfg Config, limits *validation.Overrides, r ring.ReadRing, clients Inge
 		receivedSamples: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_distributor_received_samples_total",
 			Help: "Samples, histograms included, that passed validation and were sent to ingesters.",
-		}, []string{"tenant"}),
+		}, []string{"user"}),
 		pushDuration: promauto.With(reg).NewHistogramVec(prometheus.HistogramOpts{
 			Name:                        "strata_distributor_push_duration_seconds",
 			Help:                        "Time to validate and replicate one remote-write request.",
@@ -108,7 +111,12 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "remote write requires POST", http.StatusMethodNotAllowed)
 		return
 	}
-	decoded, err := decodeWriteRequest(r, d.cfg.MaxRecvMsgSize)
+	// Requests over the tenant's request rate are refused before their body is read and decoded.
+	err := d.checkRequestRate(r.Context())
+	var decoded *decodedRequest
+	if err == nil {
+		decoded, err = decodeWriteRequest(r, d.cfg.MaxRecvMsgSize)
+	}
 	if err == nil {
 		err = d.push(r.Context(), decoded.req, decoded)
 	}
@@ -190,6 +198,13 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, receiv
 		release()
 		return rejections.err()
 	}
+	if !d.rates.allowSamples(tenantID, limits, now, samples) {
+		release()
+		d.discardedSamples.WithLabelValues(validation.ReasonIngestionRate, tenantID).Add(float64(samples))
+		return httpError(http.StatusTooManyRequests, "%v", validation.NewLimitError("ingestion_rate",
+			"the request's %d samples would take the tenant over its ingestion rate of %g samples/s (burst %d)",
+			samples, limits.IngestionRate, limits.IngestionBurstSize))
+	}
 	d.receivedSamples.WithLabelValues(tenantID).Add(float64(samples))
 	encoded, err := encodeEntries(body, accepted, fields, metadata)
 	if err != nil {
@@ -200,6 +215,20 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, receiv
 		return err
 	}
 	return rejections.err()
+}
+
+// checkRequestRate refuses a request beyond the tenant's request rate with 429.
+func (d *Distributor) checkRequestRate(ctx context.Context) error {
+	tenantID, err := tenant.FromContext(ctx)
+	if err != nil {
+		return nil // push answers it
+	}
+	limits := d.limits.For(tenantID)
+	if d.rates.allowRequest(tenantID, limits, d.now()) {
+		return nil
+	}
+	return httpError(http.StatusTooManyRequests, "%v", validation.NewLimitError("request_rate",
+		"the tenant sends more than its request rate of %g requests/s (burst %d)", limits.RequestRate, max(limits.RequestBurstSize, 1)))
 }
 
 // replicate sends every series and metadata entry (keys holds their tokens, series first) to its

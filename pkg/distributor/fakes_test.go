@@ -216,7 +216,7 @@ func newTestEnv(tb testing.TB, opts ...envOption) *testEnv {
 	}
 	env.discardedSamples = validation.NewDiscardedSamples(env.reg)
 	env.discardedMetadata = validation.NewDiscardedMetadata(env.reg)
-	d, err := New(cfg, validation.NewOverrides(s.limits, nil), r, clients, env.discardedSamples, env.discardedMetadata, env.reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d, err := New(cfg, validation.NewOverrides(s.limits, nil), nil, r, clients, env.discardedSamples, env.discardedMetadata, env.reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(tb, err)
 	d.now = func() time.Time { return testNow }
 	env.d = d

@@ -83,7 +83,7 @@ func TestDistributor_ConcurrentPushesOverGRPCArriveIntact(t *testing.T) {
 	pool := client.NewPool(clientCfg, nil, slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { _ = pool.Close() })
 	reg := prometheus.NewRegistry()
-	d, err := New(Config{ReplicationFactor: 3, MaxRecvMsgSize: 1 << 20, RemoteTimeout: 10 * time.Second}, validation.NewOverrides(testLimits(), nil), r, pool,
+	d, err := New(Config{ReplicationFactor: 3, MaxRecvMsgSize: 1 << 20, RemoteTimeout: 10 * time.Second}, validation.NewOverrides(testLimits(), nil), nil, r, pool,
 		validation.NewDiscardedSamples(reg), validation.NewDiscardedMetadata(reg), reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	d.now = func() time.Time { return testNow }

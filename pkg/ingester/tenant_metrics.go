@@ -18,7 +18,7 @@ type tenantRegisterer struct {
 func newTenantRegisterer(reg prometheus.Registerer, tenantID string) *tenantRegisterer {
 	// Every tenant's TSDB registers the same metric names; tenants are told apart by a label.
 	return &tenantRegisterer{Registerer: prometheus.WrapRegistererWithPrefix("strata_ingester_",
-		prometheus.WrapRegistererWith(prometheus.Labels{"tenant": tenantID}, reg))}
+		prometheus.WrapRegistererWith(prometheus.Labels{"user": tenantID}, reg))}
 }
 
 func (r *tenantRegisterer) Register(c prometheus.Collector) error {

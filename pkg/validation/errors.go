@@ -52,6 +52,8 @@ const (
 	ReasonSampleOutOfBounds = "sample_out_of_bounds"
 	// ReasonInvalidNativeHistogram: a native histogram is malformed (bad schema, spans or counts).
 	ReasonInvalidNativeHistogram = "invalid_native_histogram"
+	// ReasonIngestionRate: the request would take the tenant over its ingestion rate.
+	ReasonIngestionRate = "ingestion_rate"
 	// ReasonMaxGlobalSeriesPerUser: a new series would take the tenant over its series limit.
 	ReasonMaxGlobalSeriesPerUser = "max_global_series_per_user"
 	// ReasonMaxGlobalSeriesPerMetric: a new series would take its metric over the per-metric series limit.

@@ -31,6 +31,16 @@ type Limits struct {
 	// MaxMetadataLength is the longest metric family name, help or unit in metric metadata.
 	MaxMetadataLength int `yaml:"max_metadata_length" flag:"validation.max-metadata-length"`
 
+	// IngestionRate is the samples per second a tenant may push, across all distributors; each enforces
+	// its share (divided by the healthy distributors). 0 is no limit.
+	IngestionRate float64 `yaml:"ingestion_rate" flag:"distributor.ingestion-rate-limit"`
+	// IngestionBurstSize is how many samples a tenant may push at once above the rate, per distributor.
+	IngestionBurstSize int `yaml:"ingestion_burst_size" flag:"distributor.ingestion-burst-size"`
+	// RequestRate is the push requests per second a tenant may send, shared out as IngestionRate. 0 is no limit.
+	RequestRate float64 `yaml:"request_rate" flag:"distributor.request-rate-limit"`
+	// RequestBurstSize is how many requests a tenant may send at once above the rate, per distributor.
+	RequestBurstSize int `yaml:"request_burst_size" flag:"distributor.request-burst-size"`
+
 	// MaxGlobalSeriesPerUser bounds the tenant's in-memory series across the cluster; each ingester
 	// enforces its share (see LocalLimit). 0 is no limit.
 	MaxGlobalSeriesPerUser int `yaml:"max_global_series_per_user" flag:"ingester.max-global-series-per-user"`
@@ -65,6 +75,15 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 		"How far into the future, compared to this server's clock, a sample's timestamp may be. Later samples are rejected.")
 	f.IntVar(&l.MaxMetadataLength, "validation.max-metadata-length", 1024,
 		"Maximum length of a metric family name, help text or unit in metric metadata, in bytes. Longer metadata is rejected.")
+
+	f.Float64Var(&l.IngestionRate, "distributor.ingestion-rate-limit", 10_000,
+		"Samples per second a tenant may push, across all distributors (each allows its share: this divided by the healthy distributors). Requests beyond it get 429. 0 is no limit.")
+	f.IntVar(&l.IngestionBurstSize, "distributor.ingestion-burst-size", 200_000,
+		"Samples a tenant may push at once above -distributor.ingestion-rate-limit, per distributor; it must hold the largest request.")
+	f.Float64Var(&l.RequestRate, "distributor.request-rate-limit", 0,
+		"Push requests per second a tenant may send, across all distributors, shared out as -distributor.ingestion-rate-limit is. Requests beyond it get 429. 0 is no limit.")
+	f.IntVar(&l.RequestBurstSize, "distributor.request-burst-size", 0,
+		"Push requests a tenant may send at once above -distributor.request-rate-limit, per distributor. 0 allows one.")
 
 	f.IntVar(&l.MaxGlobalSeriesPerUser, "ingester.max-global-series-per-user", 150_000,
 		"Maximum number of in-memory series of a tenant across all ingesters (each ingester allows its share: this times the replication factor divided by the number of ingesters). Samples of further new series are rejected. 0 is no limit.")
@@ -105,6 +124,13 @@ func (l *Limits) Validate() error {
 	if l.CreationGracePeriod < 0 {
 		errs = append(errs, fmt.Errorf("-%s must not be negative, got %s", FlagOf("creation_grace_period"), l.CreationGracePeriod))
 	}
+	if l.IngestionRate < 0 || l.RequestRate < 0 {
+		errs = append(errs, fmt.Errorf("-%s and -%s must not be negative", FlagOf("ingestion_rate"), FlagOf("request_rate")))
+	}
+	if l.IngestionRate > 0 && l.IngestionBurstSize <= 0 {
+		errs = append(errs, fmt.Errorf("-%s must be positive when -%s is set", FlagOf("ingestion_burst_size"), FlagOf("ingestion_rate")))
+	}
+	notNegative("request_burst_size", int64(l.RequestBurstSize))
 	notNegative("max_global_series_per_user", int64(l.MaxGlobalSeriesPerUser))
 	notNegative("max_global_series_per_metric", int64(l.MaxGlobalSeriesPerMetric))
 	notNegative("max_query_expression_size_bytes", int64(l.MaxQueryExpressionSizeBytes))

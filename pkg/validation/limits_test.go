@@ -30,6 +30,10 @@ func TestLimits_RegisterFlagsDefaults(t *testing.T) {
 		CreationGracePeriod:    model.Duration(10 * time.Minute),
 		MaxMetadataLength:      1024,
 
+		IngestionRate:          10_000,
+		IngestionBurstSize:     200_000,
+		MaxGlobalSeriesPerUser: 150_000,
+
 		MaxQueryExpressionSizeBytes: 128 << 10,
 		MaxSubquerySteps:            1_000_000,
 	}, *defaultLimits(t))
@@ -53,6 +57,10 @@ func TestLimits_FlagsOverrideDefaults(t *testing.T) {
 		MaxLabelValueLength:    200,
 		CreationGracePeriod:    model.Duration(time.Minute),
 		MaxMetadataLength:      300,
+
+		IngestionRate:          10_000,
+		IngestionBurstSize:     200_000,
+		MaxGlobalSeriesPerUser: 150_000,
 
 		MaxQueryExpressionSizeBytes: 128 << 10,
 		MaxSubquerySteps:            1_000_000,

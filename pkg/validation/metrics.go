@@ -10,8 +10,8 @@ import (
 func NewDiscardedSamples(reg prometheus.Registerer) *prometheus.CounterVec {
 	return promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 		Name: "strata_discarded_samples_total",
-		Help: "Samples discarded instead of stored, by the reason they were rejected and by tenant.",
-	}, []string{"reason", "tenant"})
+		Help: "Samples discarded instead of stored, by the reason they were rejected (the limit or rule, as in its error ID err-strata-<reason>) and by tenant (user, as in Mimir).",
+	}, []string{"reason", "user"})
 }
 
 // NewDiscardedMetadata creates and registers with reg (when not nil) strata_discarded_metadata_total, the
@@ -20,5 +20,5 @@ func NewDiscardedMetadata(reg prometheus.Registerer) *prometheus.CounterVec {
 	return promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 		Name: "strata_discarded_metadata_total",
 		Help: "Metric metadata entries discarded instead of stored, by the reason they were rejected and by tenant.",
-	}, []string{"reason", "tenant"})
+	}, []string{"reason", "user"})
 }

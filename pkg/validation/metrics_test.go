@@ -26,7 +26,7 @@ func TestDiscardedCounters(t *testing.T) {
 			for _, lp := range m.GetLabel() {
 				labels[lp.GetName()] = lp.GetValue()
 			}
-			got[mf.GetName()+"/"+labels["reason"]+"/"+labels["tenant"]] = m.GetCounter().GetValue()
+			got[mf.GetName()+"/"+labels["reason"]+"/"+labels["user"]] = m.GetCounter().GetValue()
 		}
 	}
 	require.Equal(t, map[string]float64{
