@@ -177,7 +177,7 @@ func (a *PrometheusAPI) query(r *http.Request) (any, annotations.Annotations, *a
 	if apiErr != nil {
 		return nil, nil, apiErr
 	}
-	qry, err := a.engine.NewInstantQuery(ctx, errStorageQueryable{a.queryable}, opts, r.FormValue("query"), ts)
+	qry, err := a.engine.NewInstantQuery(ctx, errStorageQueryable{a.queryableFor(ctx)}, opts, r.FormValue("query"), ts)
 	if err != nil {
 		return nil, nil, newQueryError(err)
 	}
@@ -218,7 +218,7 @@ func (a *PrometheusAPI) queryRange(r *http.Request) (any, annotations.Annotation
 	if apiErr != nil {
 		return nil, nil, apiErr
 	}
-	qry, err := a.engine.NewRangeQuery(ctx, errStorageQueryable{a.queryable}, opts, r.FormValue("query"), start, end, step)
+	qry, err := a.engine.NewRangeQuery(ctx, errStorageQueryable{a.queryableFor(ctx)}, opts, r.FormValue("query"), start, end, step)
 	if err != nil {
 		return nil, nil, newQueryError(err)
 	}
@@ -240,6 +240,18 @@ func (a *PrometheusAPI) queryContext(r *http.Request) (context.Context, context.
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	return ctx, cancel, nil
+}
+
+// queryableFor returns the data the tenant in ctx may read: none older than its max_query_lookback.
+func (a *PrometheusAPI) queryableFor(ctx context.Context) storage.Queryable {
+	tenantID, err := tenant.FromContext(ctx)
+	if err != nil {
+		return a.queryable // the querier refuses it
+	}
+	if lookback := time.Duration(a.limits.For(tenantID).MaxQueryLookback); lookback > 0 {
+		return querier.WithMinTime(a.queryable, timestamp(a.now().Add(-lookback)))
+	}
+	return a.queryable
 }
 
 // checkQuery refuses a query over the tenant's limits (422, with the limit's error ID) or one Strata will
@@ -345,7 +357,7 @@ func (a *PrometheusAPI) series(r *http.Request) (any, annotations.Annotations, *
 	if apiErr != nil {
 		return nil, nil, apiErr
 	}
-	q, err := a.queryable.Querier(timestamp(start), timestamp(end))
+	q, err := a.queryableFor(r.Context()).Querier(timestamp(start), timestamp(end))
 	if err != nil {
 		return nil, nil, &apiError{typ: errorExec, err: err}
 	}
@@ -402,7 +414,7 @@ func (a *PrometheusAPI) labelStrings(r *http.Request, fetch func(context.Context
 	if apiErr != nil {
 		return nil, nil, apiErr
 	}
-	q, err := a.queryable.Querier(timestamp(start), timestamp(end))
+	q, err := a.queryableFor(r.Context()).Querier(timestamp(start), timestamp(end))
 	if err != nil {
 		return nil, nil, &apiError{typ: errorExec, err: err}
 	}

@@ -148,3 +148,26 @@ func TestQuery_WaitForASlotAndEvaluationEndAtTheTimeout(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, code)
 	require.Less(t, time.Since(start), 5*time.Second)
 }
+
+func TestMaxQueryLookback_OlderDataIsNotRead(t *testing.T) {
+	limits := defaultTestLimits()
+	// The test data spans dataStart..dataEnd, and the API's clock is dataEnd.
+	lookback := dataEnd.Sub(dataStart) / 2
+	require.NoError(t, limits.MaxQueryLookback.Set(lookback.String()))
+	a := newTestAPIWithLimits(t, testEngineConfig(), nil, limits)
+	full := newTestAPI(t, testEngineConfig(), nil)
+
+	params := url.Values{"query": {"count_over_time(up[1h])"}, "start": {unixSeconds(dataStart)}, "end": {unixSeconds(dataEnd)}, "step": {"300"}}
+	code, limited := a.call(t, http.MethodGet, "/query_range", params)
+	require.Equal(t, http.StatusOK, code, limited.Error)
+	_, unlimited := full.call(t, http.MethodGet, "/query_range", params)
+	require.NotEqual(t, string(unlimited.Data), string(limited.Data))
+	require.NotContains(t, string(limited.Data), unixSeconds(dataStart)+",", "nothing at the start of the data")
+
+	code, before := a.call(t, http.MethodGet, "/query", url.Values{"query": {"up"}, "time": {unixSeconds(dataStart.Add(time.Minute))}})
+	require.Equal(t, http.StatusOK, code)
+	require.JSONEq(t, `{"resultType":"vector","result":[]}`, string(before.Data))
+	code, series := a.call(t, http.MethodGet, "/series", url.Values{"match[]": {"up"}, "end": {unixSeconds(dataStart.Add(time.Minute))}})
+	require.Equal(t, http.StatusOK, code)
+	require.JSONEq(t, `[]`, string(series.Data))
+}
