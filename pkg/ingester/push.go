@@ -244,7 +244,7 @@ func (r *sampleRejections) add(err error, ts int64, lset labels.Labels) bool {
 	r.count++
 	r.rejections++
 	if len(r.messages) < maxReportedSampleErrors {
-		r.messages = append(r.messages, fmt.Sprintf("%s (%s) at timestamp %d for series %s", err, reason, ts, lset))
+		r.messages = append(r.messages, fmt.Sprintf("%s (%s) at timestamp %d for series %s", err, validation.ErrorID(reason), ts, lset))
 	}
 	return true
 }
