@@ -259,7 +259,7 @@ func TestPush_RejectsBadSamplesAndAppendsTheRest(t *testing.T) {
 			require.Equal(t, codes.InvalidArgument, status.Code(err), err.Error())
 			require.Contains(t, err.Error(), "1 samples rejected")
 			require.Contains(t, err.Error(), tt.msgWants)
-			require.Contains(t, err.Error(), tt.reason)
+			require.Contains(t, err.Error(), validation.ErrorID(tt.reason))
 			require.Contains(t, err.Error(), upAPIKey)
 			require.Equal(t, 1.0, testutil.ToFloat64(ing.discarded.WithLabelValues(tt.reason, tenantA)))
 			require.Equal(t, 1, testutil.CollectAndCount(ing.discarded), "no other reason is counted")
@@ -348,7 +348,7 @@ func TestPush_ReportsOutOfOrderSamplesWithinOneRequest(t *testing.T) {
 			ing := startIngester(t, testConfig(t.TempDir()))
 			err := ing.push(t, tenantA, tt.series)
 			require.Equal(t, codes.InvalidArgument, status.Code(err), "err: %v", err)
-			require.Contains(t, err.Error(), tt.reason)
+			require.Contains(t, err.Error(), validation.ErrorID(tt.reason))
 			require.Equal(t, 1.0, testutil.ToFloat64(ing.discarded.WithLabelValues(tt.reason, tenantA)))
 			require.Equal(t, tt.want, ing.queryStream(t, tenantA, everything, forever)[upAPIKey])
 		})
@@ -406,7 +406,7 @@ func TestPush_InvalidNativeHistogramIsRejected(t *testing.T) {
 		floatSeries(upAPI, floats(baseTs)...),
 	})
 	require.Equal(t, codes.InvalidArgument, status.Code(err), "err: %v", err)
-	require.Contains(t, err.Error(), validation.ReasonInvalidNativeHistogram)
+	require.Contains(t, err.Error(), validation.ErrorID(validation.ReasonInvalidNativeHistogram))
 	require.Equal(t, 1.0, testutil.ToFloat64(ing.discarded.WithLabelValues(validation.ReasonInvalidNativeHistogram, tenantA)))
 	require.Equal(t, map[string][]sample{upAPIKey: floats(baseTs)}, ing.queryStream(t, tenantA, everything, forever))
 }
