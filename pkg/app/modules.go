@@ -379,7 +379,7 @@ func (a *App) initCompactor() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := compactor.New(a.cfg.Compactor, a.bucket, r, lcfg.ID, a.reg, a.logger.With("component", "compactor"))
+	c, err := compactor.New(a.cfg.Compactor, a.overrides, a.bucket, r, lcfg.ID, a.reg, a.logger.With("component", "compactor"))
 	if err != nil {
 		return nil, err
 	}

@@ -367,7 +367,7 @@ func BenchmarkCompactedBlock_BytesPerSample(b *testing.B) {
 			DeletionDelay:      12 * time.Hour,
 			CleanupInterval:    15 * time.Minute,
 		}
-		c, err := New(cfg, bkt, nil, "compactor-1", prometheus.NewRegistry(), testLogger)
+		c, err := New(cfg, nil, bkt, nil, "compactor-1", prometheus.NewRegistry(), testLogger)
 		require.NoError(b, err)
 		b.StartTimer()
 

@@ -19,6 +19,7 @@ import (
 	"github.com/strata-metrics/strata/pkg/services"
 	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
+	"github.com/strata-metrics/strata/pkg/validation"
 )
 
 const (
@@ -33,6 +34,7 @@ const (
 // their bucket indexes. It implements services.Service.
 type Compactor struct {
 	cfg        Config
+	limits     *validation.Overrides // nil: no per-tenant retention
 	bkt        objstore.Bucket
 	ring       ring.ReadRing
 	instanceID string
@@ -58,8 +60,8 @@ var _ services.Service = (*Compactor)(nil)
 
 // New returns a compactor over bkt (the whole bucket, not a tenant's). r is the compactors' ring: a tenant
 // is compacted by the instance that owns its hash, and r nil makes this instance own every tenant.
-// instanceID is this compactor's ID in r.
-func New(cfg Config, bkt objstore.Bucket, r ring.ReadRing, instanceID string, reg prometheus.Registerer, logger *slog.Logger) (*Compactor, error) {
+// instanceID is this compactor's ID in r. limits give each tenant's retention; nil keeps blocks forever.
+func New(cfg Config, limits *validation.Overrides, bkt objstore.Bucket, r ring.ReadRing, instanceID string, reg prometheus.Registerer, logger *slog.Logger) (*Compactor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -75,6 +77,7 @@ func New(cfg Config, bkt objstore.Bucket, r ring.ReadRing, instanceID string, re
 	cfg.BlockRanges = cfg.BlockRanges.clone()
 	return &Compactor{
 		cfg:        cfg,
+		limits:     limits,
 		bkt:        bkt,
 		ring:       r,
 		instanceID: instanceID,

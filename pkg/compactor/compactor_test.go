@@ -3,6 +3,7 @@ package compactor
 import (
 	"context"
 	"errors"
+	"flag"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/strata-metrics/strata/pkg/ring/kv/inmemory"
 	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
+	"github.com/strata-metrics/strata/pkg/validation"
 )
 
 // shipReplicas ships three replica copies of [minT, maxT) from three ingesters; the second misses every
@@ -238,9 +241,15 @@ func TestCompactor_RetentionMarksOldBlocks(t *testing.T) {
 	base := testBase()
 	old := shipBlock(t, bkt, "t1", blockSpec{minT: base, maxT: base + 2*hourMs, series: 1})
 	recent := shipBlock(t, bkt, "t1", blockSpec{minT: base + 48*hourMs, maxT: base + 50*hourMs, series: 1})
-	cfg := testConfig(t)
-	cfg.RetentionPeriod = 36 * time.Hour
-	c, clock := newTestCompactor(t, cfg, bkt)
+	// t2's blocks are as old, but its retention, a runtime override, is longer.
+	old2 := shipBlock(t, bkt, "t2", blockSpec{minT: base, maxT: base + 2*hourMs, series: 1})
+	var defaults validation.Limits
+	defaults.RegisterFlags(flag.NewFlagSet("limits", flag.PanicOnError))
+	defaults.CompactorBlocksRetentionPeriod = model.Duration(36 * time.Hour)
+	longer := defaults
+	longer.CompactorBlocksRetentionPeriod = model.Duration(100 * time.Hour)
+	c, clock := newTestCompactor(t, testConfig(t), bkt)
+	c.limits = validation.NewOverrides(defaults, staticOverrides{"t2": &longer})
 	// The old block ends 46h before the recent one; put the clock 10h after the recent block's end.
 	clock.now = time.UnixMilli(base + 60*hourMs)
 
@@ -253,7 +262,14 @@ func TestCompactor_RetentionMarksOldBlocks(t *testing.T) {
 	require.False(t, idx.IsMarkedForDeletion(recent.ULID))
 	require.Equal(t, []ulid.ULID{recent.ULID}, ids(blockstore.BlocksToQuery(idx, nil)))
 	require.Equal(t, 1.0, testutil.ToFloat64(c.metrics.markedDeleted.WithLabelValues(reasonRetention)))
+	require.False(t, tenantIndex(t, bkt, "t2").IsMarkedForDeletion(old2.ULID))
 }
+
+// staticOverrides are fixed per-tenant limits.
+type staticOverrides map[string]*validation.Limits
+
+func (s staticOverrides) ByTenant(id string) *validation.Limits      { return s[id] }
+func (s staticOverrides) AllByTenant() map[string]*validation.Limits { return s }
 
 // fakeRing assigns each tenant token to the instance owners names.
 type fakeRing struct {
@@ -277,7 +293,7 @@ func TestCompactor_SkipsTenantsItDoesNotOwn(t *testing.T) {
 		shipReplicas(t, bkt, tenant, base, base+2*hourMs)
 	}
 	r := &fakeRing{owners: map[uint32]string{ring.TenantToken("mine"): "compactor-1", ring.TenantToken("theirs"): "compactor-2"}}
-	c, err := New(testConfig(t), bkt, r, "compactor-1", nil, testLogger)
+	c, err := New(testConfig(t), nil, bkt, r, "compactor-1", nil, testLogger)
 	require.NoError(t, err)
 
 	require.NoError(t, c.CompactAll(ctx))
@@ -322,9 +338,9 @@ func TestCompactor_RealRingGivesEachTenantOneOwner(t *testing.T) {
 	t.Cleanup(func() { require.NoError(t, r.Stop(context.Background())) })
 	require.Eventually(t, func() bool { return r.HealthyInstancesCount(ring.Write) == 2 }, 10*time.Second, 10*time.Millisecond)
 
-	c1, err := New(testConfig(t), objstore.NewInMemBucket(), r, "compactor-1", nil, testLogger)
+	c1, err := New(testConfig(t), nil, objstore.NewInMemBucket(), r, "compactor-1", nil, testLogger)
 	require.NoError(t, err)
-	c2, err := New(testConfig(t), objstore.NewInMemBucket(), r, "compactor-2", nil, testLogger)
+	c2, err := New(testConfig(t), nil, objstore.NewInMemBucket(), r, "compactor-2", nil, testLogger)
 	require.NoError(t, err)
 	owned := 0
 	for i := range 200 {

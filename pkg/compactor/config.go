@@ -20,8 +20,6 @@ type Config struct {
 	DataDir string
 	// DeletionDelay is how long a block marked for deletion stays in the bucket.
 	DeletionDelay time.Duration
-	// RetentionPeriod marks blocks whose newest sample is older than this for deletion; 0 keeps blocks forever.
-	RetentionPeriod time.Duration
 	// ConsistencyDelay leaves blocks uploaded more recently than this out of compaction.
 	ConsistencyDelay time.Duration
 	// CleanupInterval is how often deletions are carried out and bucket indexes written between compactions.
@@ -35,7 +33,6 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.CompactionInterval, "compactor.compaction-interval", time.Hour, "How often each tenant's blocks are compacted.")
 	f.StringVar(&c.DataDir, "compactor.data-dir", "", "Directory holding blocks while they are compacted. Empty: <-data.dir>/compactor.")
 	f.DurationVar(&c.DeletionDelay, "compactor.deletion-delay", 12*time.Hour, "How long a block marked for deletion stays in the bucket, so that queriers and store-gateways stop using it first; it is also the age after which abandoned partial uploads are deleted. 0 deletes marked blocks at once.")
-	f.DurationVar(&c.RetentionPeriod, "compactor.blocks-retention-period", 0, "Blocks whose newest sample is older than this are deleted. 0 keeps blocks forever.")
 	f.DurationVar(&c.ConsistencyDelay, "compactor.consistency-delay", 0, "Blocks uploaded more recently than this are not compacted yet, so that the last replica copies of a range can arrive and be merged in one go.")
 	f.DurationVar(&c.CleanupInterval, "compactor.cleanup-interval", 15*time.Minute, "How often blocks past their deletion delay are deleted and bucket indexes are updated.")
 }
@@ -60,8 +57,6 @@ func (c *Config) Validate() error {
 		return errors.New("compactor: -compactor.cleanup-interval must be positive")
 	case c.DeletionDelay < 0:
 		return errors.New("compactor: -compactor.deletion-delay must not be negative")
-	case c.RetentionPeriod < 0:
-		return errors.New("compactor: -compactor.blocks-retention-period must not be negative")
 	case c.ConsistencyDelay < 0:
 		return errors.New("compactor: -compactor.consistency-delay must not be negative")
 	}

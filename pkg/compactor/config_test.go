@@ -16,13 +16,11 @@ func TestConfig_FlagsAndDefaults(t *testing.T) {
 	require.Equal(t, time.Hour, cfg.CompactionInterval)
 	require.Equal(t, 12*time.Hour, cfg.DeletionDelay)
 	require.Equal(t, 15*time.Minute, cfg.CleanupInterval)
-	require.Zero(t, cfg.RetentionPeriod)
 	require.NoError(t, cfg.Validate())
 
-	require.NoError(t, f.Parse([]string{"-compactor.block-ranges=1h, 4h", "-compactor.blocks-retention-period=720h"}))
+	require.NoError(t, f.Parse([]string{"-compactor.block-ranges=1h, 4h"}))
 	require.Equal(t, DurationList{time.Hour, 4 * time.Hour}, cfg.BlockRanges)
 	require.Equal(t, "1h0m0s,4h0m0s", cfg.BlockRanges.String())
-	require.Equal(t, 720*time.Hour, cfg.RetentionPeriod)
 	require.Error(t, f.Parse([]string{"-compactor.block-ranges=2h,soon"}))
 }
 
@@ -35,7 +33,6 @@ func TestConfig_ValidateRejectsBadValues(t *testing.T) {
 		"zero compaction interval":   func(c *Config) { c.CompactionInterval = 0 },
 		"zero cleanup interval":      func(c *Config) { c.CleanupInterval = 0 },
 		"negative deletion delay":    func(c *Config) { c.DeletionDelay = -time.Second },
-		"negative retention":         func(c *Config) { c.RetentionPeriod = -time.Second },
 		"negative consistency delay": func(c *Config) { c.ConsistencyDelay = -time.Second },
 	}
 	for name, mutate := range tests {
@@ -50,8 +47,8 @@ func TestConfig_ValidateRejectsBadValues(t *testing.T) {
 func TestNew_RequiresDataDirAndBucket(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.DataDir = ""
-	_, err := New(cfg, nil, nil, "c", nil, nil)
+	_, err := New(cfg, nil, nil, nil, "c", nil, nil)
 	require.ErrorContains(t, err, "-compactor.data-dir")
-	_, err = New(testConfig(t), nil, nil, "c", nil, nil)
+	_, err = New(testConfig(t), nil, nil, nil, "c", nil, nil)
 	require.ErrorContains(t, err, "bucket")
 }

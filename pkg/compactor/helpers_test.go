@@ -171,7 +171,7 @@ func testConfig(t *testing.T) Config {
 
 func newTestCompactor(t *testing.T, cfg Config, bkt objstore.Bucket) (*Compactor, *testClock) {
 	t.Helper()
-	c, err := New(cfg, bkt, nil, "compactor-1", prometheus.NewRegistry(), testLogger)
+	c, err := New(cfg, nil, bkt, nil, "compactor-1", prometheus.NewRegistry(), testLogger)
 	require.NoError(t, err)
 	clock := &testClock{now: time.Now()}
 	c.now = clock.Now

@@ -154,10 +154,14 @@ func (c *Compactor) markReplaced(ctx context.Context, p *tenantPass) error {
 
 // applyRetention marks for deletion the live blocks whose newest sample is older than the retention period.
 func (c *Compactor) applyRetention(ctx context.Context, p *tenantPass) error {
-	if c.cfg.RetentionPeriod <= 0 {
+	if c.limits == nil {
 		return nil
 	}
-	cutoff := c.now().Add(-c.cfg.RetentionPeriod).UnixMilli()
+	retention := time.Duration(c.limits.For(p.tenant).CompactorBlocksRetentionPeriod)
+	if retention <= 0 {
+		return nil
+	}
+	cutoff := c.now().Add(-retention).UnixMilli()
 	marked := 0
 	for _, b := range p.liveBlocks() {
 		// MaxTime is exclusive: a block ending at the cutoff has no sample at or after it.
@@ -172,7 +176,7 @@ func (c *Compactor) applyRetention(ctx context.Context, p *tenantPass) error {
 	if marked == 0 {
 		return nil
 	}
-	p.logger.Info("marked blocks past the retention period for deletion", "blocks", marked, "retention", c.cfg.RetentionPeriod)
+	p.logger.Info("marked blocks past the retention period for deletion", "blocks", marked, "retention", retention)
 	return c.refresh(ctx, p, p.idx)
 }
 

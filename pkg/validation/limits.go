@@ -60,6 +60,9 @@ type Limits struct {
 	MaxFetchedSeriesPerQuery int `yaml:"max_fetched_series_per_query" flag:"querier.max-fetched-series-per-query"`
 	// MaxFetchedChunkBytesPerQuery bounds the chunk bytes one query reads from ingesters and store-gateways.
 	MaxFetchedChunkBytesPerQuery int `yaml:"max_fetched_chunk_bytes_per_query" flag:"querier.max-fetched-chunk-bytes-per-query"`
+
+	// CompactorBlocksRetentionPeriod is how long the tenant's blocks are kept in object storage; 0 is forever.
+	CompactorBlocksRetentionPeriod model.Duration `yaml:"compactor_blocks_retention_period" flag:"compactor.blocks-retention-period"`
 }
 
 // RegisterFlags registers the limits' flags with their defaults.
@@ -102,6 +105,8 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 		"Maximum number of series one query may read from ingesters and store-gateways. A query that needs more is refused, and the ingesters and store-gateways stop sending. 0 is no limit.")
 	f.IntVar(&l.MaxFetchedChunkBytesPerQuery, "querier.max-fetched-chunk-bytes-per-query", 0,
 		"Maximum size, in bytes, of the chunks one query may read from ingesters and store-gateways. A query that needs more is refused, and the ingesters and store-gateways stop sending. 0 is no limit.")
+	f.Var(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period",
+		"Blocks of a tenant whose newest sample is older than this are deleted from object storage by the compactor. 0 keeps blocks forever.")
 }
 
 // Validate reports limits that would reject every series or sample.
@@ -139,6 +144,7 @@ func (l *Limits) Validate() error {
 	notNegative("max_total_query_length", int64(l.MaxTotalQueryLength))
 	notNegative("max_fetched_series_per_query", int64(l.MaxFetchedSeriesPerQuery))
 	notNegative("max_fetched_chunk_bytes_per_query", int64(l.MaxFetchedChunkBytesPerQuery))
+	notNegative("compactor_blocks_retention_period", int64(l.CompactorBlocksRetentionPeriod))
 	return errors.Join(errs...)
 }
 
