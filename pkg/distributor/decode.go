@@ -45,6 +45,8 @@ type decodedRequest struct {
 	decoder      *remotewrite.Decoder
 	decompressed *bytes.Buffer
 	body         mem.Buffer
+	// size is what the request holds in memory: its compressed and decompressed bodies.
+	size int
 }
 
 // Get and Put make a decodedRequest the mem.BufferPool of its body: Put runs when body's last reference
@@ -127,7 +129,7 @@ func decodeSnappyWriteRequest(body []byte, maxSize int) (*decodedRequest, error)
 		putBuffer(decompressedBuffers, decompressed)
 		return nil, httpError(http.StatusBadRequest, "body is not a remote write 1.0 WriteRequest: %v", err)
 	}
-	d := &decodedRequest{req: req, decoder: decoder, decompressed: decompressed}
+	d := &decodedRequest{req: req, decoder: decoder, decompressed: decompressed, size: len(body) + len(raw)}
 	d.body = mem.NewBuffer(&raw, d)
 	return d, nil
 }

@@ -34,6 +34,7 @@ type Config struct {
 	ReplicationFactor int
 	MaxRecvMsgSize    int
 	RemoteTimeout     time.Duration
+	InstanceLimits    InstanceLimits
 }
 
 // RegisterFlags registers the distributor's flags.
@@ -41,6 +42,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.ReplicationFactor, "distributor.replication-factor", 0, "Number of ingesters each series is written to. 0 picks 1 with the in-process ring (-target=all) and 3 otherwise.")
 	f.IntVar(&c.MaxRecvMsgSize, "distributor.max-recv-msg-size", 100<<20, "Largest remote-write request accepted, in bytes, both compressed and decompressed.")
 	f.DurationVar(&c.RemoteTimeout, "distributor.remote-timeout", 2*time.Second, "Timeout of each push to an ingester.")
+	c.InstanceLimits.RegisterFlags(f)
 }
 
 // Validate checks the configuration.
@@ -51,7 +53,7 @@ func (c *Config) Validate() error {
 	if c.MaxRecvMsgSize <= 0 {
 		return errors.New("-distributor.max-recv-msg-size must be positive")
 	}
-	return nil
+	return c.InstanceLimits.Validate()
 }
 
 // IngesterClients gives the distributor the pusher of an ingester address.
@@ -61,13 +63,14 @@ type IngesterClients interface {
 
 // Distributor validates pushed series and writes them to their replication set with quorum.
 type Distributor struct {
-	cfg     Config
-	limits  *validation.Overrides
-	rates   *rateLimiters
-	ring    ring.ReadRing
-	clients IngesterClients
-	logger  *slog.Logger
-	now     func() time.Time
+	cfg      Config
+	limits   *validation.Overrides
+	rates    *rateLimiters
+	instance *instanceLimiter
+	ring     ring.ReadRing
+	clients  IngesterClients
+	logger   *slog.Logger
+	now      func() time.Time
 
 	discardedSamples  *prometheus.CounterVec
 	discardedMetadata *prometheus.CounterVec
@@ -85,6 +88,7 @@ func New(cfg Config, limits *validation.Overrides, distributors HealthyCounter, 
 		cfg:               cfg,
 		limits:            limits,
 		rates:             newRateLimiters(distributors),
+		instance:          newInstanceLimiter(cfg.InstanceLimits),
 		ring:              r,
 		clients:           clients,
 		logger:            logger,
@@ -111,11 +115,24 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "remote write requires POST", http.StatusMethodNotAllowed)
 		return
 	}
-	// Requests over the tenant's request rate are refused before their body is read and decoded.
-	err := d.checkRequestRate(r.Context())
+	done, err := d.instance.admit()
+	if err == nil {
+		defer done()
+		// Requests over the tenant's request rate are refused before their body is read and decoded.
+		err = d.checkRequestRate(r.Context())
+	}
 	var decoded *decodedRequest
 	if err == nil {
 		decoded, err = decodeWriteRequest(r, d.cfg.MaxRecvMsgSize)
+	}
+	if err == nil {
+		// Counted once read: what a client only announces (Content-Length) holds no budget.
+		var doneBytes func()
+		if doneBytes, err = d.instance.holdBytes(int64(decoded.size)); err == nil {
+			defer doneBytes()
+		} else {
+			decoded.body.Free()
+		}
 	}
 	if err == nil {
 		err = d.push(r.Context(), decoded.req, decoded)
@@ -197,6 +214,10 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, receiv
 	if len(keys) == 0 {
 		release()
 		return rejections.err()
+	}
+	if err := d.instance.allowSamples(now, samples); err != nil {
+		release()
+		return err
 	}
 	if !d.rates.allowSamples(tenantID, limits, now, samples) {
 		release()

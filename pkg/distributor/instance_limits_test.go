@@ -1,0 +1,64 @@
+package distributor
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func withInstanceLimits(l InstanceLimits) envOption {
+	return func(s *envSettings) { s.cfg.InstanceLimits = l }
+}
+
+func TestInstanceLimits_IngestionRateAnswers503ForEveryTenant(t *testing.T) {
+	env := newTestEnv(t, withInstanceLimits(InstanceLimits{MaxIngestionRate: 10}))
+	require.Equal(t, http.StatusNoContent, env.push(t, "a", samplesRequest(10)).Code)
+	resp := env.push(t, "b", samplesRequest(5))
+	require.Equal(t, http.StatusServiceUnavailable, resp.Code, resp.Body.String())
+	require.Contains(t, resp.Body.String(), "err-strata-distributor-max-ingestion-rate")
+}
+
+func TestInstanceLimits_InflightRequestsAndBytes(t *testing.T) {
+	il := newInstanceLimiter(InstanceLimits{MaxInflightPushRequests: 2, MaxInflightPushRequestsBytes: 100})
+	done1, err := il.admit()
+	require.NoError(t, err)
+	done2, err := il.admit()
+	require.NoError(t, err)
+	_, err = il.admit()
+	require.Equal(t, http.StatusServiceUnavailable, statusOf(err))
+	require.ErrorContains(t, err, "err-strata-distributor-max-inflight-push-requests")
+	done1()
+	done3, err := il.admit()
+	require.NoError(t, err, "a finished request frees its place")
+
+	hold1, err := il.holdBytes(150)
+	require.NoError(t, err, "one request over the limit passes alone, or it could never be served")
+	_, err = il.holdBytes(1)
+	require.ErrorContains(t, err, "err-strata-distributor-max-inflight-push-requests-bytes")
+	hold1()
+	hold2, err := il.holdBytes(60)
+	require.NoError(t, err)
+	_, err = il.holdBytes(41)
+	require.Equal(t, http.StatusServiceUnavailable, statusOf(err))
+	hold3, err := il.holdBytes(40)
+	require.NoError(t, err)
+	hold2()
+	hold3()
+	done2()
+	done3()
+	require.Zero(t, il.inflight.Load())
+	require.Zero(t, il.inflightBytes.Load())
+}
+
+// A client that announces a huge Content-Length and sends nothing holds no byte budget: only what was
+// read counts, so such connections cannot lock other clients out.
+func TestInstanceLimits_AnnouncedLengthHoldsNoBudget(t *testing.T) {
+	env := newTestEnv(t, withInstanceLimits(InstanceLimits{MaxInflightPushRequestsBytes: 1000}))
+	req := newPushRequest(t, "a", encodeRequest(t, samplesRequest(1)))
+	req.ContentLength = 1 << 30 // a lie; the body is small
+	resp := env.do(req)
+	require.NotEqual(t, http.StatusServiceUnavailable, resp.Code)
+	require.Zero(t, env.d.instance.inflightBytes.Load())
+	require.Equal(t, http.StatusNoContent, env.push(t, "b", samplesRequest(1)).Code)
+}
