@@ -14,11 +14,13 @@ import (
 	"github.com/strata-metrics/strata/pkg/tenant"
 )
 
-// Bounds of one QueryStream message: small enough to stay far below gRPC's message limit, large enough to
+// Bounds of one streamed message: small enough to stay far below gRPC's message limit, large enough to
 // amortise the per-message cost.
 const (
 	queryStreamBatchSeries = 128
 	queryStreamBatchBytes  = 1 << 20
+	// labelBatchBytes bounds the label names and values of one Series or LabelValues message.
+	labelBatchBytes = 1 << 20
 )
 
 // readRequest is the part of every read RPC that is handled the same way: tenant, time range, matchers.
@@ -71,7 +73,9 @@ func (i *Ingester) openRead(ctx context.Context, mint, maxt int64, pbMatchers []
 
 // QueryStream streams the matching series in label order, as the TSDB's own chunks: nothing is decoded or
 // re-encoded here. The TSDB hands out a copy of a series' open head chunk, so the stream never shares
-// memory that appends are still writing to; chunks that overlap (out-of-order data) come merged.
+// memory that appends are still writing to; chunks that overlap (out-of-order data) come merged. The
+// stream fails, without sending the series that crossed it, once the answer crosses the request's fetch
+// limits: this ingester's answer is part of the query's, so the query is over them too.
 func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.Ingester_QueryStreamServer) error {
 	ctx := stream.Context()
 	if err := i.begin(); err != nil {
@@ -88,12 +92,14 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 	// outside are real, and the querier's engine reads only the range it needs.
 	hints := &storage.SelectHints{Start: req.StartMs, End: req.EndMs, DisableTrimming: true}
 	set := rr.chunks.Select(ctx, true, hints, rr.matchers...)
+	fetched := seriespb.NewFetchCounter(req.Limits)
 	batch := &ingesterpb.QueryStreamResponse{}
 	batchBytes := 0
 	var it chunks.Iterator
 	for set.Next() {
 		series := set.At()
 		out := &seriespb.Series{Labels: seriespb.FromLabels(series.Labels())}
+		seriesBytes := 0
 		it = series.Iterator(it)
 		for it.Next() {
 			meta := it.At()
@@ -104,15 +110,19 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 				Encoding:  uint32(meta.Chunk.Encoding()),
 				Data:      data,
 			})
-			batchBytes += len(data)
+			seriesBytes += len(data)
 		}
 		if err := it.Err(); err != nil {
 			return status.Errorf(codes.Internal, "read chunks: %v", err)
 		}
+		if err := fetched.Add(seriesBytes); err != nil {
+			return err
+		}
 		batch.Series = append(batch.Series, out)
+		batchBytes += seriesBytes
 		// Send marshals the batch before it returns, while the querier still holds the chunks' memory.
 		if len(batch.Series) >= queryStreamBatchSeries || batchBytes >= queryStreamBatchBytes {
-			if err := stream.Send(batch); err != nil {
+			if err := send(ctx, stream, batch); err != nil {
 				return err
 			}
 			batch = &ingesterpb.QueryStreamResponse{}
@@ -123,9 +133,18 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 		return status.Errorf(codes.Internal, "select series: %v", err)
 	}
 	if len(batch.Series) > 0 {
-		return stream.Send(batch)
+		return send(ctx, stream, batch)
 	}
 	return nil
+}
+
+// send sends one message of a stream unless the caller has gone: a canceled query stops the work behind
+// its stream at the next message, even where gRPC would still accept it into its buffers.
+func send[T any](ctx context.Context, stream interface{ Send(*T) error }, msg *T) error {
+	if err := ctx.Err(); err != nil {
+		return status.FromContextError(err).Err()
+	}
+	return stream.Send(msg)
 }
 
 // LabelNames returns the label names of the matching series in the time range.
@@ -146,48 +165,83 @@ func (i *Ingester) LabelNames(ctx context.Context, req *ingesterpb.LabelNamesReq
 	return &ingesterpb.LabelNamesResponse{Names: names}, nil
 }
 
-// LabelValues returns the values of one label among the matching series in the time range.
-func (i *Ingester) LabelValues(ctx context.Context, req *ingesterpb.LabelValuesRequest) (*ingesterpb.LabelValuesResponse, error) {
+// LabelValues streams the values of one label among the matching series in the time range, sorted, in
+// messages of about labelBatchBytes: a label can have as many values as the tenant has series.
+func (i *Ingester) LabelValues(req *ingesterpb.LabelValuesRequest, stream ingesterpb.Ingester_LabelValuesServer) error {
+	ctx := stream.Context()
 	if err := i.begin(); err != nil {
-		return nil, err
+		return err
 	}
 	defer i.end()
 	rr, err := i.openRead(ctx, req.StartMs, req.EndMs, req.Matchers, false)
 	if err != nil || rr == nil {
-		return &ingesterpb.LabelValuesResponse{}, err
+		return err
 	}
 	defer rr.close()
 	values, _, err := rr.querier.LabelValues(ctx, req.Name, &storage.LabelHints{Limit: int(req.Limit)}, rr.matchers...)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "label values: %v", err)
+		return status.Errorf(codes.Internal, "label values: %v", err)
 	}
-	return &ingesterpb.LabelValuesResponse{Values: values}, nil
+	for len(values) > 0 {
+		n, size := 0, 0
+		for n < len(values) && (n == 0 || size < labelBatchBytes) {
+			size += len(values[n])
+			n++
+		}
+		if err := send(ctx, stream, &ingesterpb.LabelValuesResponse{Values: values[:n]}); err != nil {
+			return err
+		}
+		values = values[n:]
+	}
+	return nil
 }
 
-// Series returns the label sets of the matching series, without samples.
-func (i *Ingester) Series(ctx context.Context, req *ingesterpb.SeriesRequest) (*ingesterpb.SeriesResponse, error) {
+// Series streams the label sets of the matching series, without samples, in label order and in messages
+// of about labelBatchBytes. It ends after req.Limit series, and fails once the answer crosses the
+// request's series limit.
+func (i *Ingester) Series(req *ingesterpb.SeriesRequest, stream ingesterpb.Ingester_SeriesServer) error {
+	ctx := stream.Context()
 	if err := i.begin(); err != nil {
-		return nil, err
+		return err
 	}
 	defer i.end()
 	rr, err := i.openRead(ctx, req.StartMs, req.EndMs, req.Matchers, false)
 	if err != nil || rr == nil {
-		return &ingesterpb.SeriesResponse{}, err
+		return err
 	}
 	defer rr.close()
 	hints := &storage.SelectHints{Start: req.StartMs, End: req.EndMs, Func: "series", Limit: int(req.Limit)}
 	set := rr.querier.Select(ctx, true, hints, rr.matchers...)
-	resp := &ingesterpb.SeriesResponse{}
+	fetched := seriespb.NewFetchCounter(req.Limits)
+	batch := &ingesterpb.SeriesResponse{}
+	batchBytes, sent := 0, int64(0)
 	for set.Next() {
-		if req.Limit > 0 && int64(len(resp.Series)) >= req.Limit {
+		if req.Limit > 0 && sent >= req.Limit {
 			break
 		}
-		resp.Series = append(resp.Series, &seriespb.Series{Labels: seriespb.FromLabels(set.At().Labels())})
+		if err := fetched.Add(0); err != nil {
+			return err
+		}
+		out := &seriespb.Series{Labels: seriespb.FromLabels(set.At().Labels())}
+		for _, l := range out.Labels {
+			batchBytes += len(l.Name) + len(l.Value)
+		}
+		batch.Series = append(batch.Series, out)
+		sent++
+		if batchBytes >= labelBatchBytes {
+			if err := send(ctx, stream, batch); err != nil {
+				return err
+			}
+			batch, batchBytes = &ingesterpb.SeriesResponse{}, 0
+		}
 	}
 	if err := set.Err(); err != nil {
-		return nil, status.Errorf(codes.Internal, "select series: %v", err)
+		return status.Errorf(codes.Internal, "select series: %v", err)
 	}
-	return resp, nil
+	if len(batch.Series) > 0 {
+		return send(ctx, stream, batch)
+	}
+	return nil
 }
 
 // MetricsMetadata returns the metric metadata the tenant sent through remote write.

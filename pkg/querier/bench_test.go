@@ -23,7 +23,7 @@ type replayIngester struct {
 }
 
 func (r *replayIngester) QueryStream(context.Context, *ingesterpb.QueryRequest, ...grpc.CallOption) (grpc.ServerStreamingClient[ingesterpb.QueryStreamResponse], error) {
-	return &fakeStream{msgs: r.msgs}, nil
+	return &fakeStream[ingesterpb.QueryStreamResponse]{msgs: r.msgs}, nil
 }
 
 type replayClients map[string]*replayIngester
@@ -39,7 +39,7 @@ func benchmarkStream(b *testing.B, seriesCount int) []*ingesterpb.QueryStreamRes
 }
 
 // benchmarkStreamChunks is benchmarkStream with chunksPerSeries chunks of 120 samples per series.
-func benchmarkStreamChunks(b *testing.B, seriesCount, chunksPerSeries int) []*ingesterpb.QueryStreamResponse {
+func benchmarkStreamChunks(tb testing.TB, seriesCount, chunksPerSeries int) []*ingesterpb.QueryStreamResponse {
 	const samplesPerChunk, interval = 120, 15000
 	var msgs []*ingesterpb.QueryStreamResponse
 	batch := &ingesterpb.QueryStreamResponse{}
@@ -53,7 +53,7 @@ func benchmarkStreamChunks(b *testing.B, seriesCount, chunksPerSeries int) []*in
 			chk := chunkenc.NewXORChunk()
 			app, err := chk.Appender()
 			if err != nil {
-				b.Fatal(err)
+				tb.Fatal(err)
 			}
 			mint := ts
 			for range samplesPerChunk {

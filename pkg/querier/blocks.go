@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"slices"
@@ -188,7 +189,8 @@ func forEachBlockOwner[T any](ctx context.Context, q *blocksQuerier, tenantID st
 // Select implements storage.Querier. The store-gateways that own the blocks stream their series, merged as
 // they arrive. A store-gateway lists the blocks it answers for before its series, so blocks it does not
 // hold are asked of another replica at once; a stream that fails midway is replaced by streams of other
-// replicas for its blocks, which start after the last series it delivered.
+// replicas for its blocks, which start after the last series it delivered. A stream that stops at the
+// query's fetch limits is not replaced: the query fails.
 func (q *blocksQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.SeriesSet {
 	mint, maxt := q.mint, q.maxt
 	skipChunks := false
@@ -206,10 +208,11 @@ func (q *blocksQuerier) Select(ctx context.Context, _ bool, hints *storage.Selec
 	ctx = q.streams.new(ctx)
 	tried := blockTries{}
 	pbMatchers := seriespb.FromLabelMatchers(matchers)
+	limits := fetchLimitsFrom(ctx)
 	open := func(ids []ulid.ULID, skipThrough labels.Labels) ([]*seriesStream, error) {
 		return forEachBlockOwner(ctx, q, tenantID, ids, tried, func(ctx context.Context, addr string, client storegatewaypb.StoreGatewayClient, blocks []string) (*seriesStream, []string, error) {
 			return openBlockStream(ctx, addr, client, &storegatewaypb.SeriesRequest{
-				MinTimeMs: mint, MaxTimeMs: maxt, Matchers: pbMatchers, BlockIds: blocks, SkipChunks: skipChunks,
+				MinTimeMs: mint, MaxTimeMs: maxt, Matchers: pbMatchers, BlockIds: blocks, SkipChunks: skipChunks, Limits: limits,
 			}, skipThrough)
 		})
 	}
@@ -277,13 +280,24 @@ func (q *blocksQuerier) LabelNames(ctx context.Context, hints *storage.LabelHint
 // LabelValues implements storage.Querier.
 func (q *blocksQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	return q.labelStrings(ctx, func(ctx context.Context, client storegatewaypb.StoreGatewayClient, blocks []string) ([]string, []string, error) {
-		resp, err := client.LabelValues(ctx, &storegatewaypb.LabelValuesRequest{
+		stream, err := client.LabelValues(ctx, &storegatewaypb.LabelValuesRequest{
 			Name: name, MinTimeMs: q.mint, MaxTimeMs: q.maxt, Matchers: seriespb.FromLabelMatchers(matchers), BlockIds: blocks,
 		})
 		if err != nil {
 			return nil, nil, err
 		}
-		return resp.Values, resp.QueriedBlockIds, nil
+		var values, queried []string
+		for {
+			resp, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return values, queried, nil
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+			values = append(values, resp.Values...)
+			queried = append(queried, resp.QueriedBlockIds...)
+		}
 	}, limitOf(hints))
 }
 
@@ -303,6 +317,6 @@ func (q *blocksQuerier) labelStrings(ctx context.Context, call func(context.Cont
 
 // Close implements storage.Querier: it ends the streams of every Select.
 func (q *blocksQuerier) Close() error {
-	q.streams.cancel()
+	q.streams.cancel(nil)
 	return nil
 }

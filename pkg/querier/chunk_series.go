@@ -23,11 +23,12 @@ type timedChunk struct {
 
 // newChunkSeries decodes a series' chunks, gathered from one or more answers, into a series that reads
 // them in time order. Chunks identical to another one are dropped (replicas fed the same samples cut
-// the same chunks), and chunks that still overlap are grouped and merged sample by sample.
-func newChunkSeries(lset labels.Labels, encoded []*seriespb.Chunk) (storage.Series, error) {
+// the same chunks), and chunks that still overlap are grouped and merged sample by sample. chunkBytes is
+// the size of the chunks kept, what the series counts against the tenant's chunk bytes limit.
+func newChunkSeries(lset labels.Labels, encoded []*seriespb.Chunk) (s storage.Series, chunkBytes int, err error) {
 	if len(encoded) == 0 {
 		// Label sets only (/api/v1/series), or a series without samples in range.
-		return storage.NewListSeries(lset, nil), nil
+		return storage.NewListSeries(lset, nil), 0, nil
 	}
 	sorted := slices.IsSortedFunc(encoded, compareChunkRanges)
 	if !sorted {
@@ -42,8 +43,9 @@ func newChunkSeries(lset labels.Labels, encoded []*seriespb.Chunk) (storage.Seri
 		}
 		chk, err := chunkenc.FromData(chunkenc.Encoding(c.Encoding), c.Data)
 		if err != nil {
-			return nil, fmt.Errorf("decode chunk of series %s: %w", lset, err)
+			return nil, 0, fmt.Errorf("decode chunk of series %s: %w", lset, err)
 		}
+		chunkBytes += len(c.Data)
 		last := len(chks) - 1
 		if last < 0 || c.MinTimeMs > chks[last].maxt {
 			chks = append(chks, timedChunk{chunk: chk, mint: c.MinTimeMs, maxt: c.MaxTimeMs})
@@ -57,7 +59,7 @@ func newChunkSeries(lset labels.Labels, encoded []*seriespb.Chunk) (storage.Seri
 		chks[last].chunk = overlappingChunks(group)
 		chks[last].maxt = max(chks[last].maxt, c.MaxTimeMs)
 	}
-	return &sequentialChunkSeries{lset: lset, chunks: chks}, nil
+	return &sequentialChunkSeries{lset: lset, chunks: chks}, chunkBytes, nil
 }
 
 func compareChunkRanges(a, b *seriespb.Chunk) int {

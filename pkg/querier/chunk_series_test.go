@@ -155,12 +155,17 @@ func TestNewChunkSeries_MergesReplicas(t *testing.T) {
 			}
 		}
 
-		series, err := newChunkSeries(labels.FromStrings("__name__", "m"), encoded)
+		series, chunkBytes, err := newChunkSeries(labels.FromStrings("__name__", "m"), encoded)
 		require.NoError(t, err)
 		if identical {
 			for _, c := range series.(*sequentialChunkSeries).chunks {
 				require.IsType(t, &chunkenc.XORChunk{}, c.chunk, "seed %d: duplicates are dropped, not merged", seed)
 			}
+			total := 0
+			for _, c := range encoded {
+				total += len(c.Data)
+			}
+			require.Equal(t, total/replicas, chunkBytes, "seed %d: identical replicas' chunks count once", seed)
 		}
 		it := series.Iterator(nil)
 		pos := -1 // index in want of the iterator's sample

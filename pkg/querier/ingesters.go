@@ -2,6 +2,8 @@ package querier
 
 import (
 	"context"
+	"errors"
+	"io"
 	"slices"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -69,21 +71,39 @@ func forEachIngester[T any](ctx context.Context, q *IngesterQueryable, f func(co
 // Select implements storage.Querier. Every ingester of the read set streams its series; the streams are
 // merged as they arrive, dropping the replicas' duplicate samples. An ingester that fails, before or
 // during its stream, is left out as long as the set tolerates it: the others hold every acknowledged
-// sample.
+// sample. An ingester that stops at the query's fetch limits fails the query.
 func (q *ingesterQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.SeriesSet {
 	mint, maxt := q.mint, q.maxt
 	if hints != nil {
 		mint, maxt = max(mint, hints.Start), min(maxt, hints.End)
 	}
+	pbMatchers := seriespb.FromLabelMatchers(matchers)
 	if hints != nil && hints.Func == "series" {
-		return q.selectLabelsOnly(ctx, mint, maxt, int64(hints.Limit), matchers)
+		// Label sets only, for /api/v1/series: the Series call loads no samples.
+		limit := int64(hints.Limit)
+		req := &ingesterpb.SeriesRequest{StartMs: mint, EndMs: maxt, Matchers: pbMatchers, Limit: limit, Limits: fetchLimitsFrom(ctx)}
+		set := q.selectStreams(ctx, func(ctx context.Context, client ingesterpb.IngesterClient) (func() ([]*seriespb.Series, error), error) {
+			return recvSeries(client.Series(ctx, req))
+		})
+		if limit > 0 {
+			set = &limitedSeriesSet{SeriesSet: set, left: limit}
+		}
+		return set
 	}
+	req := &ingesterpb.QueryRequest{StartMs: mint, EndMs: maxt, Matchers: pbMatchers, Limits: fetchLimitsFrom(ctx)}
+	return q.selectStreams(ctx, func(ctx context.Context, client ingesterpb.IngesterClient) (func() ([]*seriespb.Series, error), error) {
+		return recvSeries(client.QueryStream(ctx, req))
+	})
+}
+
+// selectStreams opens a stream on every ingester of the read set with open, which returns the function
+// that receives the stream's next message, and merges the streams within the set's failure budget.
+func (q *ingesterQuerier) selectStreams(ctx context.Context, open func(context.Context, ingesterpb.IngesterClient) (func() ([]*seriespb.Series, error), error)) storage.SeriesSet {
 	rs, err := q.ring.GetReplicationSetForOperation(ring.Read)
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
 	ctx = q.streams.new(ctx)
-	req := &ingesterpb.QueryRequest{StartMs: mint, EndMs: maxt, Matchers: seriespb.FromLabelMatchers(matchers)}
 	streams := make([]*seriesStream, 0, len(rs.Instances))
 	var failures []ring.InstanceError
 	fail := func(inst *ring.InstanceDesc, err error) error {
@@ -97,67 +117,43 @@ func (q *ingesterQuerier) Select(ctx context.Context, _ bool, hints *storage.Sel
 	for i := range rs.Instances {
 		inst := &rs.Instances[i]
 		bySource[inst.Addr] = inst
-		stream, err := q.openStream(ctx, inst.Addr, req)
+		client, err := q.clients.GetClientFor(inst.Addr)
+		var recv func() ([]*seriespb.Series, error)
+		if err == nil {
+			recv, err = open(ctx, client)
+		}
 		if err != nil {
 			if err := fail(inst, err); err != nil {
 				return storage.ErrSeriesSet(err)
 			}
 			continue
 		}
-		streams = append(streams, stream)
+		streams = append(streams, newSeriesStream(ctx, inst.Addr, recv))
 	}
 	return newMergedSeriesSet(ctx, streams, func(failed *seriesStream, err error) ([]*seriesStream, error) {
 		return nil, fail(bySource[failed.source], err)
 	})
 }
 
-func (q *ingesterQuerier) openStream(ctx context.Context, addr string, req *ingesterpb.QueryRequest) (*seriesStream, error) {
-	client, err := q.clients.GetClientFor(addr)
-	if err != nil {
-		return nil, err
-	}
-	stream, err := client.QueryStream(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	return newSeriesStream(ctx, addr, func() ([]*seriespb.Series, error) {
-		resp, err := stream.Recv()
-		if err != nil {
-			return nil, err
-		}
-		return resp.Series, nil
-	}), nil
-}
-
-// selectLabelsOnly answers /api/v1/series from the ingesters' Series calls, which carry no chunks.
-func (q *ingesterQuerier) selectLabelsOnly(ctx context.Context, mint, maxt, limit int64, matchers []*labels.Matcher) storage.SeriesSet {
-	req := &ingesterpb.SeriesRequest{StartMs: mint, EndMs: maxt, Matchers: seriespb.FromLabelMatchers(matchers), Limit: limit}
-	answers, err := forEachIngester(ctx, q.IngesterQueryable, func(ctx context.Context, client ingesterpb.IngesterClient) (*ingesterpb.SeriesResponse, error) {
-		return client.Series(ctx, req)
-	})
-	if err != nil {
-		return storage.ErrSeriesSet(err)
-	}
-	streams := make([]*seriesStream, len(answers))
-	for i, a := range answers {
-		streams[i] = sliceStream("ingester", a.Series)
-	}
-	set := storage.SeriesSet(newMergedSeriesSet(ctx, streams, func(_ *seriesStream, err error) ([]*seriesStream, error) { return nil, err }))
-	if limit > 0 {
-		set = &limitedSeriesSet{SeriesSet: set, left: limit}
-	}
-	return set
-}
-
 // LabelValues implements storage.Querier.
 func (q *ingesterQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	req := &ingesterpb.LabelValuesRequest{Name: name, StartMs: q.mint, EndMs: q.maxt, Matchers: seriespb.FromLabelMatchers(matchers), Limit: limitOf(hints)}
 	results, err := forEachIngester(ctx, q.IngesterQueryable, func(ctx context.Context, client ingesterpb.IngesterClient) ([]string, error) {
-		resp, err := client.LabelValues(ctx, req)
+		stream, err := client.LabelValues(ctx, req)
 		if err != nil {
 			return nil, err
 		}
-		return resp.Values, nil
+		var values []string
+		for {
+			resp, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return values, nil
+			}
+			if err != nil {
+				return nil, err
+			}
+			values = append(values, resp.Values...)
+		}
 	})
 	if err != nil {
 		return nil, nil, err
@@ -183,7 +179,7 @@ func (q *ingesterQuerier) LabelNames(ctx context.Context, hints *storage.LabelHi
 
 // Close implements storage.Querier: it ends the streams of every Select.
 func (q *ingesterQuerier) Close() error {
-	q.streams.cancel()
+	q.streams.cancel(nil)
 	return nil
 }
 

@@ -58,9 +58,12 @@ type fakeIngester struct {
 	series   []fakeSeries
 	metadata []*ingesterpb.MetricMetadata
 	err      error
+	// streamErr ends QueryStream and Series streams after their series (io.EOF when nil).
+	streamErr error
 
-	mtx   sync.Mutex
-	calls map[string]int
+	mtx    sync.Mutex
+	calls  map[string]int
+	limits []*seriespb.FetchLimits // of every QueryStream and Series request
 }
 
 func (f *fakeIngester) called(method string) {
@@ -70,6 +73,18 @@ func (f *fakeIngester) called(method string) {
 		f.calls = map[string]int{}
 	}
 	f.calls[method]++
+}
+
+func (f *fakeIngester) gotLimits(l *seriespb.FetchLimits) {
+	f.mtx.Lock()
+	defer f.mtx.Unlock()
+	f.limits = append(f.limits, l)
+}
+
+func (f *fakeIngester) requestLimits() []*seriespb.FetchLimits {
+	f.mtx.Lock()
+	defer f.mtx.Unlock()
+	return slices.Clone(f.limits)
 }
 
 func (f *fakeIngester) callCount(method string) int {
@@ -109,6 +124,7 @@ func (f *fakeIngester) Push(context.Context, *ingesterpb.PushRequest, ...grpc.Ca
 
 func (f *fakeIngester) QueryStream(_ context.Context, req *ingesterpb.QueryRequest, _ ...grpc.CallOption) (grpc.ServerStreamingClient[ingesterpb.QueryStreamResponse], error) {
 	f.called("QueryStream")
+	f.gotLimits(req.Limits)
 	if f.err != nil {
 		return nil, f.err
 	}
@@ -128,7 +144,7 @@ func (f *fakeIngester) QueryStream(_ context.Context, req *ingesterpb.QueryReque
 			Chunks: chunks,
 		}}})
 	}
-	return &fakeStream{msgs: msgs}, nil
+	return &fakeStream[ingesterpb.QueryStreamResponse]{msgs: msgs, err: f.streamErr}, nil
 }
 
 // encodeChunks encodes the samples within [mint, maxt] as XOR chunks of at most perChunk samples.
@@ -157,13 +173,18 @@ func encodeChunks(samples map[int64]float64, mint, maxt int64, perChunk int) []*
 	return out
 }
 
-type fakeStream struct {
+// fakeStream is the client side of a server stream that holds msgs, then ends with err (io.EOF when nil).
+type fakeStream[T any] struct {
 	grpc.ClientStream
-	msgs []*ingesterpb.QueryStreamResponse
+	msgs []*T
+	err  error
 }
 
-func (s *fakeStream) Recv() (*ingesterpb.QueryStreamResponse, error) {
+func (s *fakeStream[T]) Recv() (*T, error) {
 	if len(s.msgs) == 0 {
+		if s.err != nil {
+			return nil, s.err
+		}
 		return nil, io.EOF
 	}
 	m := s.msgs[0]
@@ -187,7 +208,7 @@ func (f *fakeIngester) LabelNames(_ context.Context, req *ingesterpb.LabelNamesR
 	return &ingesterpb.LabelNamesResponse{Names: sortedLimited(names, req.Limit)}, nil
 }
 
-func (f *fakeIngester) LabelValues(_ context.Context, req *ingesterpb.LabelValuesRequest, _ ...grpc.CallOption) (*ingesterpb.LabelValuesResponse, error) {
+func (f *fakeIngester) LabelValues(_ context.Context, req *ingesterpb.LabelValuesRequest, _ ...grpc.CallOption) (grpc.ServerStreamingClient[ingesterpb.LabelValuesResponse], error) {
 	f.called("LabelValues")
 	if f.err != nil {
 		return nil, f.err
@@ -202,7 +223,12 @@ func (f *fakeIngester) LabelValues(_ context.Context, req *ingesterpb.LabelValue
 			values = append(values, v)
 		}
 	}
-	return &ingesterpb.LabelValuesResponse{Values: sortedLimited(values, req.Limit)}, nil
+	// One message per value, so the querier has to gather a stream of several messages.
+	stream := &fakeStream[ingesterpb.LabelValuesResponse]{}
+	for _, v := range sortedLimited(values, req.Limit) {
+		stream.msgs = append(stream.msgs, &ingesterpb.LabelValuesResponse{Values: []string{v}})
+	}
+	return stream, nil
 }
 
 func sortedLimited(s []string, limit int64) []string {
@@ -214,8 +240,9 @@ func sortedLimited(s []string, limit int64) []string {
 	return s
 }
 
-func (f *fakeIngester) Series(_ context.Context, req *ingesterpb.SeriesRequest, _ ...grpc.CallOption) (*ingesterpb.SeriesResponse, error) {
+func (f *fakeIngester) Series(_ context.Context, req *ingesterpb.SeriesRequest, _ ...grpc.CallOption) (grpc.ServerStreamingClient[ingesterpb.SeriesResponse], error) {
 	f.called("Series")
+	f.gotLimits(req.Limits)
 	if f.err != nil {
 		return nil, f.err
 	}
@@ -223,14 +250,14 @@ func (f *fakeIngester) Series(_ context.Context, req *ingesterpb.SeriesRequest, 
 	if err != nil {
 		return nil, err
 	}
-	resp := &ingesterpb.SeriesResponse{}
-	for _, s := range series {
-		if req.Limit > 0 && int64(len(resp.Series)) >= req.Limit {
+	stream := &fakeStream[ingesterpb.SeriesResponse]{err: f.streamErr}
+	for i, s := range series {
+		if req.Limit > 0 && int64(i) >= req.Limit {
 			break
 		}
-		resp.Series = append(resp.Series, &seriespb.Series{Labels: seriespb.FromLabels(s.labels)})
+		stream.msgs = append(stream.msgs, &ingesterpb.SeriesResponse{Series: []*seriespb.Series{{Labels: seriespb.FromLabels(s.labels)}}})
 	}
-	return resp, nil
+	return stream, nil
 }
 
 func (f *fakeIngester) MetricsMetadata(_ context.Context, req *ingesterpb.MetricsMetadataRequest, _ ...grpc.CallOption) (*ingesterpb.MetricsMetadataResponse, error) {

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
+	"google.golang.org/grpc"
 
 	"github.com/strata-metrics/strata/pkg/seriespb"
 )
@@ -59,12 +60,22 @@ func newSeriesStream(ctx context.Context, source string, recv func() ([]*seriesp
 	return s
 }
 
-// sliceStream is a stream of series already received whole (a unary answer), in label order.
-func sliceStream(source string, series []*seriespb.Series) *seriesStream {
-	s := &seriesStream{source: source, messages: make(chan streamMessage, 2), next: -1, cancel: func() {}}
-	s.messages <- streamMessage{series: series}
-	s.messages <- streamMessage{err: io.EOF}
-	return s
+// recvSeries returns the function that receives the series of a stream's next message, for
+// newSeriesStream, or err when the stream could not be opened.
+func recvSeries[T any, PT interface {
+	*T
+	GetSeries() []*seriespb.Series
+}](stream grpc.ServerStreamingClient[T], err error) (func() ([]*seriespb.Series, error), error) {
+	if err != nil {
+		return nil, err
+	}
+	return func() ([]*seriespb.Series, error) {
+		msg, err := stream.Recv()
+		if err != nil {
+			return nil, err
+		}
+		return PT(msg).GetSeries(), nil
+	}, nil
 }
 
 // advance moves the head to the next series; it returns io.EOF at the end of the stream.
@@ -76,7 +87,7 @@ func (s *seriesStream) advance(ctx context.Context) error {
 			select {
 			case msg = <-s.messages:
 			case <-ctx.Done():
-				return ctx.Err()
+				return context.Cause(ctx)
 			}
 			if msg.err != nil {
 				s.batch, s.next = nil, 0
@@ -101,11 +112,13 @@ type streamFailure func(failed *seriesStream, err error) ([]*seriesStream, error
 // mergedSeriesSet is the k-way merge of streams in label order: the series of equal labels from every
 // stream become one series (replicas, or blocks of one series on several store-gateways), whose chunks
 // newChunkSeries de-duplicates. Its memory is the streams' current messages and the series it returned,
-// not the answers.
+// not the answers. A stream that stopped at one of the tenant's fetch limits ends the merge with that
+// limit's error: it is the query's answer that is over the limit, which no other replica can change.
 type mergedSeriesSet struct {
 	ctx     context.Context
 	streams streamHeap
 	onFail  streamFailure
+	limiter *fetchLimiter // nil: no fetch limits
 	started bool
 
 	cur storage.Series
@@ -113,7 +126,7 @@ type mergedSeriesSet struct {
 }
 
 func newMergedSeriesSet(ctx context.Context, streams []*seriesStream, onFail streamFailure) *mergedSeriesSet {
-	return &mergedSeriesSet{ctx: ctx, streams: streams, onFail: onFail}
+	return &mergedSeriesSet{ctx: ctx, streams: streams, onFail: onFail, limiter: fetchLimiterFrom(ctx)}
 }
 
 // push advances s and puts it back in the heap, or handles its end or failure.
@@ -127,7 +140,12 @@ func (m *mergedSeriesSet) push(s *seriesStream) {
 		return
 	}
 	if m.ctx.Err() != nil {
-		m.err = m.ctx.Err()
+		// The query's own cancellation, or a fetch limit crossed elsewhere in the query.
+		m.err = context.Cause(m.ctx)
+		return
+	}
+	if limitErr, ok := seriespb.LimitErrorOf(err); ok {
+		m.err = m.limiter.exceeded(limitErr)
 		return
 	}
 	replacements, err := m.onFail(s, err)
@@ -164,7 +182,11 @@ func (m *mergedSeriesSet) Next() bool {
 	if m.err != nil {
 		return false
 	}
-	m.cur, m.err = newChunkSeries(lset, chunks)
+	var chunkBytes int
+	m.cur, chunkBytes, m.err = newChunkSeries(lset, chunks)
+	if m.err == nil && m.limiter != nil {
+		m.err = m.limiter.addChunkBytes(chunkBytes)
+	}
 	return m.err == nil
 }
 
@@ -172,32 +194,37 @@ func (m *mergedSeriesSet) At() storage.Series                { return m.cur }
 func (m *mergedSeriesSet) Err() error                        { return m.err }
 func (m *mergedSeriesSet) Warnings() annotations.Annotations { return nil }
 
-// streamContexts are the contexts of a querier's streams, all canceled when the querier is closed: the
-// engine may stop reading a series set before its end, and its streams must not outlive the query.
+// streamContexts are the contexts of streams that end together: a querier's, all canceled when the
+// querier is closed (the engine may stop reading a series set before its end, and its streams must not
+// outlive the query), and a query's, all canceled with the limit's error when it crosses a fetch limit.
 type streamContexts struct {
 	mtx     sync.Mutex
-	cancels []context.CancelFunc
+	cancels []context.CancelCauseFunc
+	cause   error // set once canceled: contexts made afterwards start canceled
 	closed  bool
 }
 
 func (c *streamContexts) new(parent context.Context) context.Context {
-	ctx, cancel := context.WithCancel(parent)
+	ctx, cancel := context.WithCancelCause(parent)
 	c.mtx.Lock()
 	defer c.mtx.Unlock()
 	if c.closed {
-		cancel()
+		cancel(c.cause)
 	} else {
 		c.cancels = append(c.cancels, cancel)
 	}
 	return ctx
 }
 
-func (c *streamContexts) cancel() {
+// cancel ends every context with cause (context.Canceled when nil), and those made afterwards.
+func (c *streamContexts) cancel(cause error) {
 	c.mtx.Lock()
 	defer c.mtx.Unlock()
-	c.closed = true
+	if !c.closed {
+		c.closed, c.cause = true, cause
+	}
 	for _, cancel := range c.cancels {
-		cancel()
+		cancel(c.cause)
 	}
 	c.cancels = nil
 }

@@ -310,6 +310,120 @@ func (x *Series) GetChunks() []*Chunk {
 	return nil
 }
 
+// FetchLimits are the tenant's per-query limits that a querier passes on to every ingester and
+// store-gateway it reads from; 0 is no limit. A source's own answer is part of the query's, so a source
+// whose answer crosses a limit stops sending and fails its stream with LimitExceeded.
+type FetchLimits struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Series in the answer (max_fetched_series_per_query).
+	MaxSeries int64 `protobuf:"varint,1,opt,name=max_series,json=maxSeries,proto3" json:"max_series,omitempty"`
+	// Bytes of chunk data in the answer (max_fetched_chunk_bytes_per_query).
+	MaxChunkBytes int64 `protobuf:"varint,2,opt,name=max_chunk_bytes,json=maxChunkBytes,proto3" json:"max_chunk_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchLimits) Reset() {
+	*x = FetchLimits{}
+	mi := &file_seriespb_series_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchLimits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchLimits) ProtoMessage() {}
+
+func (x *FetchLimits) ProtoReflect() protoreflect.Message {
+	mi := &file_seriespb_series_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchLimits.ProtoReflect.Descriptor instead.
+func (*FetchLimits) Descriptor() ([]byte, []int) {
+	return file_seriespb_series_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *FetchLimits) GetMaxSeries() int64 {
+	if x != nil {
+		return x.MaxSeries
+	}
+	return 0
+}
+
+func (x *FetchLimits) GetMaxChunkBytes() int64 {
+	if x != nil {
+		return x.MaxChunkBytes
+	}
+	return 0
+}
+
+// LimitExceeded is the detail of the ResourceExhausted status with which a read stops at one of the
+// tenant's limits, so that the querier fails the query with that limit's error instead of asking another
+// replica.
+type LimitExceeded struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The limit's key in the tenant's limits (max_fetched_series_per_query).
+	Limit string `protobuf:"bytes,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	// What crossed the limit and by how much.
+	What          string `protobuf:"bytes,2,opt,name=what,proto3" json:"what,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LimitExceeded) Reset() {
+	*x = LimitExceeded{}
+	mi := &file_seriespb_series_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LimitExceeded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LimitExceeded) ProtoMessage() {}
+
+func (x *LimitExceeded) ProtoReflect() protoreflect.Message {
+	mi := &file_seriespb_series_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LimitExceeded.ProtoReflect.Descriptor instead.
+func (*LimitExceeded) Descriptor() ([]byte, []int) {
+	return file_seriespb_series_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *LimitExceeded) GetLimit() string {
+	if x != nil {
+		return x.Limit
+	}
+	return ""
+}
+
+func (x *LimitExceeded) GetWhat() string {
+	if x != nil {
+		return x.What
+	}
+	return ""
+}
+
 var File_seriespb_series_proto protoreflect.FileDescriptor
 
 const file_seriespb_series_proto_rawDesc = "" +
@@ -329,7 +443,14 @@ const file_seriespb_series_proto_rawDesc = "" +
 	"\x04data\x18\x04 \x01(\fR\x04data\"d\n" +
 	"\x06Series\x12,\n" +
 	"\x06labels\x18\x01 \x03(\v2\x14.strata.series.LabelR\x06labels\x12,\n" +
-	"\x06chunks\x18\x02 \x03(\v2\x14.strata.series.ChunkR\x06chunks*J\n" +
+	"\x06chunks\x18\x02 \x03(\v2\x14.strata.series.ChunkR\x06chunks\"T\n" +
+	"\vFetchLimits\x12\x1d\n" +
+	"\n" +
+	"max_series\x18\x01 \x01(\x03R\tmaxSeries\x12&\n" +
+	"\x0fmax_chunk_bytes\x18\x02 \x01(\x03R\rmaxChunkBytes\"9\n" +
+	"\rLimitExceeded\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\tR\x05limit\x12\x12\n" +
+	"\x04what\x18\x02 \x01(\tR\x04what*J\n" +
 	"\tMatchType\x12\t\n" +
 	"\x05EQUAL\x10\x00\x12\r\n" +
 	"\tNOT_EQUAL\x10\x01\x12\x0f\n" +
@@ -349,13 +470,15 @@ func file_seriespb_series_proto_rawDescGZIP() []byte {
 }
 
 var file_seriespb_series_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_seriespb_series_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_seriespb_series_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_seriespb_series_proto_goTypes = []any{
-	(MatchType)(0),       // 0: strata.series.MatchType
-	(*Label)(nil),        // 1: strata.series.Label
-	(*LabelMatcher)(nil), // 2: strata.series.LabelMatcher
-	(*Chunk)(nil),        // 3: strata.series.Chunk
-	(*Series)(nil),       // 4: strata.series.Series
+	(MatchType)(0),        // 0: strata.series.MatchType
+	(*Label)(nil),         // 1: strata.series.Label
+	(*LabelMatcher)(nil),  // 2: strata.series.LabelMatcher
+	(*Chunk)(nil),         // 3: strata.series.Chunk
+	(*Series)(nil),        // 4: strata.series.Series
+	(*FetchLimits)(nil),   // 5: strata.series.FetchLimits
+	(*LimitExceeded)(nil), // 6: strata.series.LimitExceeded
 }
 var file_seriespb_series_proto_depIdxs = []int32{
 	0, // 0: strata.series.LabelMatcher.type:type_name -> strata.series.MatchType
@@ -379,7 +502,7 @@ func file_seriespb_series_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_seriespb_series_proto_rawDesc), len(file_seriespb_series_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

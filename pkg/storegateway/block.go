@@ -111,8 +111,8 @@ type blockSeries struct {
 }
 
 // selectSeries returns the series matching ms that have chunks overlapping [mint, maxt], in label order
-// (a block's index holds its series sorted by labels).
-func (b *block) selectSeries(ctx context.Context, ms []*labels.Matcher, mint, maxt int64,
+// (a block's index holds its series sorted by labels): the first atMost of them, or all when atMost is 0.
+func (b *block) selectSeries(ctx context.Context, ms []*labels.Matcher, mint, maxt int64, atMost int,
 	cache *lruCache[postingsKey, []storage.SeriesRef]) ([]blockSeries, error) {
 	refs, err := b.postings(ctx, ms, cache)
 	if err != nil {
@@ -143,6 +143,9 @@ func (b *block) selectSeries(ctx context.Context, ms []*labels.Matcher, mint, ma
 		}
 		// Labels() copies the strings out of the memory-mapped symbol table.
 		out = append(out, blockSeries{lset: builder.Labels(), block: b, chunks: kept})
+		if len(out) == atMost {
+			break
+		}
 	}
 	return out, nil
 }

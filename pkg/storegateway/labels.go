@@ -8,9 +8,13 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"google.golang.org/grpc/status"
 
 	"github.com/strata-metrics/strata/pkg/storegateway/storegatewaypb"
 )
+
+// labelValuesBatchBytes bounds the values of one LabelValues message, far below gRPC's message limit.
+const labelValuesBatchBytes = 1 << 20
 
 // LabelNames implements storegatewaypb.StoreGatewayServer. Without matchers it answers from the index's
 // label names of every block overlapping the range; with matchers, from the matching series that have
@@ -39,7 +43,7 @@ func (s *StoreGateway) LabelNames(ctx context.Context, req *storegatewaypb.Label
 			}
 			continue
 		}
-		ss, err := b.selectSeries(ctx, q.matchers, q.mint, q.maxt, s.postingsCache)
+		ss, err := b.selectSeries(ctx, q.matchers, q.mint, q.maxt, 0, s.postingsCache)
 		if err != nil {
 			return nil, grpcError(err)
 		}
@@ -50,12 +54,15 @@ func (s *StoreGateway) LabelNames(ctx context.Context, req *storegatewaypb.Label
 	return &storegatewaypb.LabelNamesResponse{Names: slices.Sorted(maps.Keys(names)), QueriedBlockIds: queried}, nil
 }
 
-// LabelValues implements storegatewaypb.StoreGatewayServer, with the same semantics as LabelNames.
-func (s *StoreGateway) LabelValues(ctx context.Context, req *storegatewaypb.LabelValuesRequest) (*storegatewaypb.LabelValuesResponse, error) {
+// LabelValues implements storegatewaypb.StoreGatewayServer, with the same semantics as LabelNames. The
+// values are streamed in messages of about labelValuesBatchBytes, the first of which lists the queried
+// blocks: a label can have as many values as the tenant has series.
+func (s *StoreGateway) LabelValues(req *storegatewaypb.LabelValuesRequest, srv storegatewaypb.StoreGateway_LabelValuesServer) error {
 	defer s.observeDuration("LabelValues", time.Now())
+	ctx := srv.Context()
 	q, err := parseQuery(ctx, req.BlockIds, req.MinTimeMs, req.MaxTimeMs, req.Matchers)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	blocks, queried := s.acquireBlocks(q)
 	defer releaseBlocks(blocks)
@@ -65,7 +72,7 @@ func (s *StoreGateway) LabelValues(ctx context.Context, req *storegatewaypb.Labe
 		if len(q.matchers) == 0 {
 			vs, err := b.index.SortedLabelValues(ctx, req.Name, nil)
 			if err != nil {
-				return nil, grpcError(err)
+				return grpcError(err)
 			}
 			for _, v := range vs {
 				if _, ok := values[v]; !ok {
@@ -74,9 +81,9 @@ func (s *StoreGateway) LabelValues(ctx context.Context, req *storegatewaypb.Labe
 			}
 			continue
 		}
-		ss, err := b.selectSeries(ctx, q.matchers, q.mint, q.maxt, s.postingsCache)
+		ss, err := b.selectSeries(ctx, q.matchers, q.mint, q.maxt, 0, s.postingsCache)
 		if err != nil {
-			return nil, grpcError(err)
+			return grpcError(err)
 		}
 		for _, bs := range ss {
 			if v := bs.lset.Get(req.Name); v != "" {
@@ -84,5 +91,24 @@ func (s *StoreGateway) LabelValues(ctx context.Context, req *storegatewaypb.Labe
 			}
 		}
 	}
-	return &storegatewaypb.LabelValuesResponse{Values: slices.Sorted(maps.Keys(values)), QueriedBlockIds: queried}, nil
+	sorted := slices.Sorted(maps.Keys(values))
+	resp := &storegatewaypb.LabelValuesResponse{QueriedBlockIds: queried}
+	for {
+		n, size := 0, 0
+		for n < len(sorted) && (n == 0 || size < labelValuesBatchBytes) {
+			size += len(sorted[n])
+			n++
+		}
+		resp.Values, sorted = sorted[:n], sorted[n:]
+		if err := ctx.Err(); err != nil {
+			return status.FromContextError(err).Err()
+		}
+		if err := srv.Send(resp); err != nil {
+			return err
+		}
+		if len(sorted) == 0 {
+			return nil
+		}
+		resp = &storegatewaypb.LabelValuesResponse{}
+	}
 }

@@ -2,6 +2,7 @@ package storegateway
 
 import (
 	"context"
+	"io"
 	"testing"
 	"time"
 
@@ -52,13 +53,33 @@ func TestLabelNamesAndValues(t *testing.T) {
 			require.Equal(t, tc.wantNames, nonNil(names.Names))
 			require.ElementsMatch(t, tc.queried, names.QueriedBlockIds)
 
-			values, err := client.LabelValues(tc.ctx, &storegatewaypb.LabelValuesRequest{
+			values, queried := callLabelValues(t, client, tc.ctx, &storegatewaypb.LabelValuesRequest{
 				Name: "job", MinTimeMs: tc.mint, MaxTimeMs: tc.mint + day, Matchers: tc.matchers, BlockIds: tc.blocks,
 			})
-			require.NoError(t, err)
-			require.Equal(t, tc.wantJobs, nonNil(values.Values))
-			require.ElementsMatch(t, tc.queried, values.QueriedBlockIds)
+			require.Equal(t, tc.wantJobs, nonNil(values))
+			require.ElementsMatch(t, tc.queried, queried)
 		})
+	}
+}
+
+// callLabelValues collects a LabelValues stream: the values of every message, and the queried blocks that
+// the first one lists.
+func callLabelValues(t *testing.T, client storegatewaypb.StoreGatewayClient, ctx context.Context, req *storegatewaypb.LabelValuesRequest) (values, queried []string) {
+	t.Helper()
+	stream, err := client.LabelValues(ctx, req)
+	require.NoError(t, err)
+	for i := 0; ; i++ {
+		resp, err := stream.Recv()
+		if err == io.EOF {
+			require.Positive(t, i, "the first message lists the queried blocks, even without values")
+			return values, queried
+		}
+		require.NoError(t, err)
+		if i > 0 {
+			require.Nil(t, resp.QueriedBlockIds, "queried blocks after the first message")
+		}
+		values = append(values, resp.Values...)
+		queried = append(queried, resp.QueriedBlockIds...)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunks"
+	"google.golang.org/grpc/status"
 
 	"github.com/strata-metrics/strata/pkg/seriespb"
 	"github.com/strata-metrics/strata/pkg/storegateway/storegatewaypb"
@@ -28,7 +29,10 @@ type mergedSeries struct {
 	parts []blockSeries
 }
 
-// Series implements storegatewaypb.StoreGatewayServer.
+// Series implements storegatewaypb.StoreGatewayServer. The stream fails, without sending the series
+// that crossed it, once the answer crosses the request's fetch limits: this store-gateway's answer is
+// part of the query's, so the query is over them too. A series limit is checked before any chunk is
+// fetched.
 func (s *StoreGateway) Series(req *storegatewaypb.SeriesRequest, srv storegatewaypb.StoreGateway_SeriesServer) error {
 	defer s.observeDuration("Series", time.Now())
 	ctx := srv.Context()
@@ -43,9 +47,15 @@ func (s *StoreGateway) Series(req *storegatewaypb.SeriesRequest, srv storegatewa
 		return err
 	}
 
+	// One block with more series than the limit is enough to refuse the query.
+	maxSeries := req.GetLimits().GetMaxSeries()
+	atMost := 0
+	if maxSeries > 0 {
+		atMost = int(maxSeries) + 1
+	}
 	var perBlock [][]blockSeries
 	for _, b := range blocksInRange(blocks, q.mint, q.maxt) {
-		ss, err := b.selectSeries(ctx, q.matchers, q.mint, q.maxt, s.postingsCache)
+		ss, err := b.selectSeries(ctx, q.matchers, q.mint, q.maxt, atMost, s.postingsCache)
 		if err != nil {
 			return grpcError(err)
 		}
@@ -54,9 +64,16 @@ func (s *StoreGateway) Series(req *storegatewaypb.SeriesRequest, srv storegatewa
 		}
 	}
 	merged := mergeSeries(perBlock)
+	if maxSeries > 0 && int64(len(merged)) > maxSeries {
+		return seriespb.LimitStatus(seriespb.SeriesLimitError(maxSeries))
+	}
 
+	fetched := seriespb.NewFetchCounter(req.Limits)
 	w := &responseWriter{srv: srv}
 	for len(merged) > 0 {
+		if err := ctx.Err(); err != nil {
+			return grpcError(err)
+		}
 		// Take series until the batch holds enough chunks; always at least one series.
 		n, nChunks := 0, 0
 		for n < len(merged) && (n == 0 || nChunks < seriesBatchChunks) {
@@ -72,6 +89,13 @@ func (s *StoreGateway) Series(req *storegatewaypb.SeriesRequest, srv storegatewa
 			return grpcError(err)
 		}
 		for _, ps := range out {
+			chunkBytes := 0
+			for _, c := range ps.Chunks {
+				chunkBytes += len(c.Data)
+			}
+			if err := fetched.Add(chunkBytes); err != nil {
+				return err
+			}
 			if err := w.add(ps); err != nil {
 				return err
 			}
@@ -205,10 +229,15 @@ func (w *responseWriter) add(ps *seriespb.Series) error {
 	return w.flush()
 }
 
+// flush sends the pending series, unless the querier has gone: a canceled query stops the work behind
+// its stream at the next message, even where gRPC would still accept it into its buffers.
 func (w *responseWriter) flush() error {
-	err := w.srv.Send(w.resp)
+	resp := w.resp
 	w.resp, w.bytes = nil, 0
-	return err
+	if err := w.srv.Context().Err(); err != nil {
+		return status.FromContextError(err).Err()
+	}
+	return w.srv.Send(resp)
 }
 
 // finish sends the remaining series.

@@ -202,7 +202,7 @@ func TestSync_ClosesDroppedBlocksOnlyAfterTheirRequests(t *testing.T) {
 		t.Fatalf("sync finished (%v) while a request held its blocks", err)
 	default:
 	}
-	ss, err := held[0].selectSeries(ctx, nil, 0, time.Hour.Milliseconds(), sg.postingsCache)
+	ss, err := held[0].selectSeries(ctx, nil, 0, time.Hour.Milliseconds(), 0, sg.postingsCache)
 	require.NoError(t, err)
 	require.NotEmpty(t, ss)
 

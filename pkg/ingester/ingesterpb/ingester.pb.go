@@ -107,10 +107,12 @@ func (*PushResponse) Descriptor() ([]byte, []int) {
 }
 
 type QueryRequest struct {
-	state         protoimpl.MessageState   `protogen:"open.v1"`
-	StartMs       int64                    `protobuf:"varint,1,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
-	EndMs         int64                    `protobuf:"varint,2,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
-	Matchers      []*seriespb.LabelMatcher `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	state    protoimpl.MessageState   `protogen:"open.v1"`
+	StartMs  int64                    `protobuf:"varint,1,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
+	EndMs    int64                    `protobuf:"varint,2,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
+	Matchers []*seriespb.LabelMatcher `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	// Unset: no limits.
+	Limits        *seriespb.FetchLimits `protobuf:"bytes,4,opt,name=limits,proto3" json:"limits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -162,6 +164,13 @@ func (x *QueryRequest) GetEndMs() int64 {
 func (x *QueryRequest) GetMatchers() []*seriespb.LabelMatcher {
 	if x != nil {
 		return x.Matchers
+	}
+	return nil
+}
+
+func (x *QueryRequest) GetLimits() *seriespb.FetchLimits {
+	if x != nil {
+		return x.Limits
 	}
 	return nil
 }
@@ -400,8 +409,9 @@ func (x *LabelValuesRequest) GetLimit() int64 {
 }
 
 type LabelValuesResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Values        []string               `protobuf:"bytes,1,rep,name=values,proto3" json:"values,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sorted across all messages of one stream.
+	Values        []string `protobuf:"bytes,1,rep,name=values,proto3" json:"values,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -444,11 +454,14 @@ func (x *LabelValuesResponse) GetValues() []string {
 }
 
 type SeriesRequest struct {
-	state         protoimpl.MessageState   `protogen:"open.v1"`
-	StartMs       int64                    `protobuf:"varint,1,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
-	EndMs         int64                    `protobuf:"varint,2,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
-	Matchers      []*seriespb.LabelMatcher `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers,omitempty"`
-	Limit         int64                    `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	state    protoimpl.MessageState   `protogen:"open.v1"`
+	StartMs  int64                    `protobuf:"varint,1,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
+	EndMs    int64                    `protobuf:"varint,2,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
+	Matchers []*seriespb.LabelMatcher `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	// The most series to answer with (the API's limit parameter): the stream ends there, without an error.
+	Limit int64 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Unset: no limits. Only max_series applies: label sets have no chunks.
+	Limits        *seriespb.FetchLimits `protobuf:"bytes,5,opt,name=limits,proto3" json:"limits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -511,9 +524,16 @@ func (x *SeriesRequest) GetLimit() int64 {
 	return 0
 }
 
+func (x *SeriesRequest) GetLimits() *seriespb.FetchLimits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
 type SeriesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Label sets only (no chunks), in label order.
+	// Label sets only (no chunks), in label order across all messages of one stream.
 	Series        []*seriespb.Series `protobuf:"bytes,1,rep,name=series,proto3" json:"series,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -737,11 +757,12 @@ const file_ingester_ingesterpb_ingester_proto_rawDesc = "" +
 	"\"ingester/ingesterpb/ingester.proto\x12\x0fstrata.ingester\x1a\x15seriespb/series.proto\"2\n" +
 	"\vPushRequest\x12#\n" +
 	"\rwrite_request\x18\x01 \x01(\fR\fwriteRequest\"\x0e\n" +
-	"\fPushResponse\"y\n" +
+	"\fPushResponse\"\xad\x01\n" +
 	"\fQueryRequest\x12\x19\n" +
 	"\bstart_ms\x18\x01 \x01(\x03R\astartMs\x12\x15\n" +
 	"\x06end_ms\x18\x02 \x01(\x03R\x05endMs\x127\n" +
-	"\bmatchers\x18\x03 \x03(\v2\x1b.strata.series.LabelMatcherR\bmatchers\"D\n" +
+	"\bmatchers\x18\x03 \x03(\v2\x1b.strata.series.LabelMatcherR\bmatchers\x122\n" +
+	"\x06limits\x18\x04 \x01(\v2\x1a.strata.series.FetchLimitsR\x06limits\"D\n" +
 	"\x13QueryStreamResponse\x12-\n" +
 	"\x06series\x18\x01 \x03(\v2\x15.strata.series.SeriesR\x06series\"\x94\x01\n" +
 	"\x11LabelNamesRequest\x12\x19\n" +
@@ -758,12 +779,13 @@ const file_ingester_ingesterpb_ingester_proto_rawDesc = "" +
 	"\bmatchers\x18\x04 \x03(\v2\x1b.strata.series.LabelMatcherR\bmatchers\x12\x14\n" +
 	"\x05limit\x18\x05 \x01(\x03R\x05limit\"-\n" +
 	"\x13LabelValuesResponse\x12\x16\n" +
-	"\x06values\x18\x01 \x03(\tR\x06values\"\x90\x01\n" +
+	"\x06values\x18\x01 \x03(\tR\x06values\"\xc4\x01\n" +
 	"\rSeriesRequest\x12\x19\n" +
 	"\bstart_ms\x18\x01 \x01(\x03R\astartMs\x12\x15\n" +
 	"\x06end_ms\x18\x02 \x01(\x03R\x05endMs\x127\n" +
 	"\bmatchers\x18\x03 \x03(\v2\x1b.strata.series.LabelMatcherR\bmatchers\x12\x14\n" +
-	"\x05limit\x18\x04 \x01(\x03R\x05limit\"?\n" +
+	"\x05limit\x18\x04 \x01(\x03R\x05limit\x122\n" +
+	"\x06limits\x18\x05 \x01(\v2\x1a.strata.series.FetchLimitsR\x06limits\"?\n" +
 	"\x0eSeriesResponse\x12-\n" +
 	"\x06series\x18\x01 \x03(\v2\x15.strata.series.SeriesR\x06series\"p\n" +
 	"\x16MetricsMetadataRequest\x12\x16\n" +
@@ -776,14 +798,14 @@ const file_ingester_ingesterpb_ingester_proto_rawDesc = "" +
 	"\x04help\x18\x03 \x01(\tR\x04help\x12\x12\n" +
 	"\x04unit\x18\x04 \x01(\tR\x04unit\"V\n" +
 	"\x17MetricsMetadataResponse\x12;\n" +
-	"\bmetadata\x18\x01 \x03(\v2\x1f.strata.ingester.MetricMetadataR\bmetadata2\x87\x04\n" +
+	"\bmetadata\x18\x01 \x03(\v2\x1f.strata.ingester.MetricMetadataR\bmetadata2\x8b\x04\n" +
 	"\bIngester\x12C\n" +
 	"\x04Push\x12\x1c.strata.ingester.PushRequest\x1a\x1d.strata.ingester.PushResponse\x12T\n" +
 	"\vQueryStream\x12\x1d.strata.ingester.QueryRequest\x1a$.strata.ingester.QueryStreamResponse0\x01\x12U\n" +
 	"\n" +
-	"LabelNames\x12\".strata.ingester.LabelNamesRequest\x1a#.strata.ingester.LabelNamesResponse\x12X\n" +
-	"\vLabelValues\x12#.strata.ingester.LabelValuesRequest\x1a$.strata.ingester.LabelValuesResponse\x12I\n" +
-	"\x06Series\x12\x1e.strata.ingester.SeriesRequest\x1a\x1f.strata.ingester.SeriesResponse\x12d\n" +
+	"LabelNames\x12\".strata.ingester.LabelNamesRequest\x1a#.strata.ingester.LabelNamesResponse\x12Z\n" +
+	"\vLabelValues\x12#.strata.ingester.LabelValuesRequest\x1a$.strata.ingester.LabelValuesResponse0\x01\x12K\n" +
+	"\x06Series\x12\x1e.strata.ingester.SeriesRequest\x1a\x1f.strata.ingester.SeriesResponse0\x01\x12d\n" +
 	"\x0fMetricsMetadata\x12'.strata.ingester.MetricsMetadataRequest\x1a(.strata.ingester.MetricsMetadataResponseB:Z8github.com/strata-metrics/strata/pkg/ingester/ingesterpbb\x06proto3"
 
 var (
@@ -814,33 +836,36 @@ var file_ingester_ingesterpb_ingester_proto_goTypes = []any{
 	(*MetricMetadata)(nil),          // 11: strata.ingester.MetricMetadata
 	(*MetricsMetadataResponse)(nil), // 12: strata.ingester.MetricsMetadataResponse
 	(*seriespb.LabelMatcher)(nil),   // 13: strata.series.LabelMatcher
-	(*seriespb.Series)(nil),         // 14: strata.series.Series
+	(*seriespb.FetchLimits)(nil),    // 14: strata.series.FetchLimits
+	(*seriespb.Series)(nil),         // 15: strata.series.Series
 }
 var file_ingester_ingesterpb_ingester_proto_depIdxs = []int32{
 	13, // 0: strata.ingester.QueryRequest.matchers:type_name -> strata.series.LabelMatcher
-	14, // 1: strata.ingester.QueryStreamResponse.series:type_name -> strata.series.Series
-	13, // 2: strata.ingester.LabelNamesRequest.matchers:type_name -> strata.series.LabelMatcher
-	13, // 3: strata.ingester.LabelValuesRequest.matchers:type_name -> strata.series.LabelMatcher
-	13, // 4: strata.ingester.SeriesRequest.matchers:type_name -> strata.series.LabelMatcher
-	14, // 5: strata.ingester.SeriesResponse.series:type_name -> strata.series.Series
-	11, // 6: strata.ingester.MetricsMetadataResponse.metadata:type_name -> strata.ingester.MetricMetadata
-	0,  // 7: strata.ingester.Ingester.Push:input_type -> strata.ingester.PushRequest
-	2,  // 8: strata.ingester.Ingester.QueryStream:input_type -> strata.ingester.QueryRequest
-	4,  // 9: strata.ingester.Ingester.LabelNames:input_type -> strata.ingester.LabelNamesRequest
-	6,  // 10: strata.ingester.Ingester.LabelValues:input_type -> strata.ingester.LabelValuesRequest
-	8,  // 11: strata.ingester.Ingester.Series:input_type -> strata.ingester.SeriesRequest
-	10, // 12: strata.ingester.Ingester.MetricsMetadata:input_type -> strata.ingester.MetricsMetadataRequest
-	1,  // 13: strata.ingester.Ingester.Push:output_type -> strata.ingester.PushResponse
-	3,  // 14: strata.ingester.Ingester.QueryStream:output_type -> strata.ingester.QueryStreamResponse
-	5,  // 15: strata.ingester.Ingester.LabelNames:output_type -> strata.ingester.LabelNamesResponse
-	7,  // 16: strata.ingester.Ingester.LabelValues:output_type -> strata.ingester.LabelValuesResponse
-	9,  // 17: strata.ingester.Ingester.Series:output_type -> strata.ingester.SeriesResponse
-	12, // 18: strata.ingester.Ingester.MetricsMetadata:output_type -> strata.ingester.MetricsMetadataResponse
-	13, // [13:19] is the sub-list for method output_type
-	7,  // [7:13] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	14, // 1: strata.ingester.QueryRequest.limits:type_name -> strata.series.FetchLimits
+	15, // 2: strata.ingester.QueryStreamResponse.series:type_name -> strata.series.Series
+	13, // 3: strata.ingester.LabelNamesRequest.matchers:type_name -> strata.series.LabelMatcher
+	13, // 4: strata.ingester.LabelValuesRequest.matchers:type_name -> strata.series.LabelMatcher
+	13, // 5: strata.ingester.SeriesRequest.matchers:type_name -> strata.series.LabelMatcher
+	14, // 6: strata.ingester.SeriesRequest.limits:type_name -> strata.series.FetchLimits
+	15, // 7: strata.ingester.SeriesResponse.series:type_name -> strata.series.Series
+	11, // 8: strata.ingester.MetricsMetadataResponse.metadata:type_name -> strata.ingester.MetricMetadata
+	0,  // 9: strata.ingester.Ingester.Push:input_type -> strata.ingester.PushRequest
+	2,  // 10: strata.ingester.Ingester.QueryStream:input_type -> strata.ingester.QueryRequest
+	4,  // 11: strata.ingester.Ingester.LabelNames:input_type -> strata.ingester.LabelNamesRequest
+	6,  // 12: strata.ingester.Ingester.LabelValues:input_type -> strata.ingester.LabelValuesRequest
+	8,  // 13: strata.ingester.Ingester.Series:input_type -> strata.ingester.SeriesRequest
+	10, // 14: strata.ingester.Ingester.MetricsMetadata:input_type -> strata.ingester.MetricsMetadataRequest
+	1,  // 15: strata.ingester.Ingester.Push:output_type -> strata.ingester.PushResponse
+	3,  // 16: strata.ingester.Ingester.QueryStream:output_type -> strata.ingester.QueryStreamResponse
+	5,  // 17: strata.ingester.Ingester.LabelNames:output_type -> strata.ingester.LabelNamesResponse
+	7,  // 18: strata.ingester.Ingester.LabelValues:output_type -> strata.ingester.LabelValuesResponse
+	9,  // 19: strata.ingester.Ingester.Series:output_type -> strata.ingester.SeriesResponse
+	12, // 20: strata.ingester.Ingester.MetricsMetadata:output_type -> strata.ingester.MetricsMetadataResponse
+	15, // [15:21] is the sub-list for method output_type
+	9,  // [9:15] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_ingester_ingesterpb_ingester_proto_init() }

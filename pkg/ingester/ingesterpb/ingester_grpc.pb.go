@@ -37,10 +37,14 @@ type IngesterClient interface {
 	Push(ctx context.Context, in *PushRequest, opts ...grpc.CallOption) (*PushResponse, error)
 	// QueryStream streams the series matching a selector, with their samples encoded as TSDB chunks.
 	QueryStream(ctx context.Context, in *QueryRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[QueryStreamResponse], error)
+	// LabelNames answers in one message: a tenant's label names are few next to its series.
 	LabelNames(ctx context.Context, in *LabelNamesRequest, opts ...grpc.CallOption) (*LabelNamesResponse, error)
-	LabelValues(ctx context.Context, in *LabelValuesRequest, opts ...grpc.CallOption) (*LabelValuesResponse, error)
-	// Series returns label sets only, for /api/v1/series.
-	Series(ctx context.Context, in *SeriesRequest, opts ...grpc.CallOption) (*SeriesResponse, error)
+	// LabelValues streams the values in messages of bounded size: one label can have a value per series.
+	LabelValues(ctx context.Context, in *LabelValuesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LabelValuesResponse], error)
+	// Series streams label sets only, for /api/v1/series, in messages of bounded size.
+	Series(ctx context.Context, in *SeriesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SeriesResponse], error)
+	// MetricsMetadata answers in one message: metadata is kept per metric family, and a family's entries are
+	// bounded (-ingester.max-metadata-per-metric).
 	MetricsMetadata(ctx context.Context, in *MetricsMetadataRequest, opts ...grpc.CallOption) (*MetricsMetadataResponse, error)
 }
 
@@ -91,25 +95,43 @@ func (c *ingesterClient) LabelNames(ctx context.Context, in *LabelNamesRequest, 
 	return out, nil
 }
 
-func (c *ingesterClient) LabelValues(ctx context.Context, in *LabelValuesRequest, opts ...grpc.CallOption) (*LabelValuesResponse, error) {
+func (c *ingesterClient) LabelValues(ctx context.Context, in *LabelValuesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LabelValuesResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(LabelValuesResponse)
-	err := c.cc.Invoke(ctx, Ingester_LabelValues_FullMethodName, in, out, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Ingester_ServiceDesc.Streams[1], Ingester_LabelValues_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	x := &grpc.GenericClientStream[LabelValuesRequest, LabelValuesResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
 }
 
-func (c *ingesterClient) Series(ctx context.Context, in *SeriesRequest, opts ...grpc.CallOption) (*SeriesResponse, error) {
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Ingester_LabelValuesClient = grpc.ServerStreamingClient[LabelValuesResponse]
+
+func (c *ingesterClient) Series(ctx context.Context, in *SeriesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SeriesResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(SeriesResponse)
-	err := c.cc.Invoke(ctx, Ingester_Series_FullMethodName, in, out, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Ingester_ServiceDesc.Streams[2], Ingester_Series_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	x := &grpc.GenericClientStream[SeriesRequest, SeriesResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
 }
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Ingester_SeriesClient = grpc.ServerStreamingClient[SeriesResponse]
 
 func (c *ingesterClient) MetricsMetadata(ctx context.Context, in *MetricsMetadataRequest, opts ...grpc.CallOption) (*MetricsMetadataResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -129,10 +151,14 @@ type IngesterServer interface {
 	Push(context.Context, *PushRequest) (*PushResponse, error)
 	// QueryStream streams the series matching a selector, with their samples encoded as TSDB chunks.
 	QueryStream(*QueryRequest, grpc.ServerStreamingServer[QueryStreamResponse]) error
+	// LabelNames answers in one message: a tenant's label names are few next to its series.
 	LabelNames(context.Context, *LabelNamesRequest) (*LabelNamesResponse, error)
-	LabelValues(context.Context, *LabelValuesRequest) (*LabelValuesResponse, error)
-	// Series returns label sets only, for /api/v1/series.
-	Series(context.Context, *SeriesRequest) (*SeriesResponse, error)
+	// LabelValues streams the values in messages of bounded size: one label can have a value per series.
+	LabelValues(*LabelValuesRequest, grpc.ServerStreamingServer[LabelValuesResponse]) error
+	// Series streams label sets only, for /api/v1/series, in messages of bounded size.
+	Series(*SeriesRequest, grpc.ServerStreamingServer[SeriesResponse]) error
+	// MetricsMetadata answers in one message: metadata is kept per metric family, and a family's entries are
+	// bounded (-ingester.max-metadata-per-metric).
 	MetricsMetadata(context.Context, *MetricsMetadataRequest) (*MetricsMetadataResponse, error)
 	mustEmbedUnimplementedIngesterServer()
 }
@@ -153,11 +179,11 @@ func (UnimplementedIngesterServer) QueryStream(*QueryRequest, grpc.ServerStreami
 func (UnimplementedIngesterServer) LabelNames(context.Context, *LabelNamesRequest) (*LabelNamesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method LabelNames not implemented")
 }
-func (UnimplementedIngesterServer) LabelValues(context.Context, *LabelValuesRequest) (*LabelValuesResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method LabelValues not implemented")
+func (UnimplementedIngesterServer) LabelValues(*LabelValuesRequest, grpc.ServerStreamingServer[LabelValuesResponse]) error {
+	return status.Error(codes.Unimplemented, "method LabelValues not implemented")
 }
-func (UnimplementedIngesterServer) Series(context.Context, *SeriesRequest) (*SeriesResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method Series not implemented")
+func (UnimplementedIngesterServer) Series(*SeriesRequest, grpc.ServerStreamingServer[SeriesResponse]) error {
+	return status.Error(codes.Unimplemented, "method Series not implemented")
 }
 func (UnimplementedIngesterServer) MetricsMetadata(context.Context, *MetricsMetadataRequest) (*MetricsMetadataResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method MetricsMetadata not implemented")
@@ -230,41 +256,27 @@ func _Ingester_LabelNames_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
-func _Ingester_LabelValues_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(LabelValuesRequest)
-	if err := dec(in); err != nil {
-		return nil, err
+func _Ingester_LabelValues_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(LabelValuesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
 	}
-	if interceptor == nil {
-		return srv.(IngesterServer).LabelValues(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: Ingester_LabelValues_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(IngesterServer).LabelValues(ctx, req.(*LabelValuesRequest))
-	}
-	return interceptor(ctx, in, info, handler)
+	return srv.(IngesterServer).LabelValues(m, &grpc.GenericServerStream[LabelValuesRequest, LabelValuesResponse]{ServerStream: stream})
 }
 
-func _Ingester_Series_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(SeriesRequest)
-	if err := dec(in); err != nil {
-		return nil, err
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Ingester_LabelValuesServer = grpc.ServerStreamingServer[LabelValuesResponse]
+
+func _Ingester_Series_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(SeriesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
 	}
-	if interceptor == nil {
-		return srv.(IngesterServer).Series(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: Ingester_Series_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(IngesterServer).Series(ctx, req.(*SeriesRequest))
-	}
-	return interceptor(ctx, in, info, handler)
+	return srv.(IngesterServer).Series(m, &grpc.GenericServerStream[SeriesRequest, SeriesResponse]{ServerStream: stream})
 }
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Ingester_SeriesServer = grpc.ServerStreamingServer[SeriesResponse]
 
 func _Ingester_MetricsMetadata_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(MetricsMetadataRequest)
@@ -300,14 +312,6 @@ var Ingester_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Ingester_LabelNames_Handler,
 		},
 		{
-			MethodName: "LabelValues",
-			Handler:    _Ingester_LabelValues_Handler,
-		},
-		{
-			MethodName: "Series",
-			Handler:    _Ingester_Series_Handler,
-		},
-		{
 			MethodName: "MetricsMetadata",
 			Handler:    _Ingester_MetricsMetadata_Handler,
 		},
@@ -316,6 +320,16 @@ var Ingester_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "QueryStream",
 			Handler:       _Ingester_QueryStream_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "LabelValues",
+			Handler:       _Ingester_LabelValues_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Series",
+			Handler:       _Ingester_Series_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -33,7 +33,9 @@ type SeriesRequest struct {
 	// The blocks (ULIDs) to read, chosen by the querier from the tenant's bucket index.
 	BlockIds []string `protobuf:"bytes,4,rep,name=block_ids,json=blockIds,proto3" json:"block_ids,omitempty"`
 	// skip_chunks returns label sets only (for /api/v1/series).
-	SkipChunks    bool `protobuf:"varint,5,opt,name=skip_chunks,json=skipChunks,proto3" json:"skip_chunks,omitempty"`
+	SkipChunks bool `protobuf:"varint,5,opt,name=skip_chunks,json=skipChunks,proto3" json:"skip_chunks,omitempty"`
+	// Unset: no limits.
+	Limits        *seriespb.FetchLimits `protobuf:"bytes,6,opt,name=limits,proto3" json:"limits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -101,6 +103,13 @@ func (x *SeriesRequest) GetSkipChunks() bool {
 		return x.SkipChunks
 	}
 	return false
+}
+
+func (x *SeriesRequest) GetLimits() *seriespb.FetchLimits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
 }
 
 type SeriesResponse struct {
@@ -356,9 +365,11 @@ func (x *LabelValuesRequest) GetBlockIds() []string {
 }
 
 type LabelValuesResponse struct {
-	state           protoimpl.MessageState `protogen:"open.v1"`
-	Values          []string               `protobuf:"bytes,1,rep,name=values,proto3" json:"values,omitempty"`
-	QueriedBlockIds []string               `protobuf:"bytes,2,rep,name=queried_block_ids,json=queriedBlockIds,proto3" json:"queried_block_ids,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sorted across all messages of one stream.
+	Values []string `protobuf:"bytes,1,rep,name=values,proto3" json:"values,omitempty"`
+	// Set on the first message only: the requested blocks this instance holds and answers for.
+	QueriedBlockIds []string `protobuf:"bytes,2,rep,name=queried_block_ids,json=queriedBlockIds,proto3" json:"queried_block_ids,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -411,14 +422,15 @@ var File_storegateway_storegatewaypb_storegateway_proto protoreflect.FileDescrip
 
 const file_storegateway_storegatewaypb_storegateway_proto_rawDesc = "" +
 	"\n" +
-	".storegateway/storegatewaypb/storegateway.proto\x12\x13strata.storegateway\x1a\x15seriespb/series.proto\"\xc6\x01\n" +
+	".storegateway/storegatewaypb/storegateway.proto\x12\x13strata.storegateway\x1a\x15seriespb/series.proto\"\xfa\x01\n" +
 	"\rSeriesRequest\x12\x1e\n" +
 	"\vmin_time_ms\x18\x01 \x01(\x03R\tminTimeMs\x12\x1e\n" +
 	"\vmax_time_ms\x18\x02 \x01(\x03R\tmaxTimeMs\x127\n" +
 	"\bmatchers\x18\x03 \x03(\v2\x1b.strata.series.LabelMatcherR\bmatchers\x12\x1b\n" +
 	"\tblock_ids\x18\x04 \x03(\tR\bblockIds\x12\x1f\n" +
 	"\vskip_chunks\x18\x05 \x01(\bR\n" +
-	"skipChunks\"k\n" +
+	"skipChunks\x122\n" +
+	"\x06limits\x18\x06 \x01(\v2\x1a.strata.series.FetchLimitsR\x06limits\"k\n" +
 	"\x0eSeriesResponse\x12-\n" +
 	"\x06series\x18\x01 \x03(\v2\x15.strata.series.SeriesR\x06series\x12*\n" +
 	"\x11queried_block_ids\x18\x02 \x03(\tR\x0fqueriedBlockIds\"\xa9\x01\n" +
@@ -438,12 +450,12 @@ const file_storegateway_storegatewaypb_storegateway_proto_rawDesc = "" +
 	"\tblock_ids\x18\x05 \x03(\tR\bblockIds\"Y\n" +
 	"\x13LabelValuesResponse\x12\x16\n" +
 	"\x06values\x18\x01 \x03(\tR\x06values\x12*\n" +
-	"\x11queried_block_ids\x18\x02 \x03(\tR\x0fqueriedBlockIds2\xa4\x02\n" +
+	"\x11queried_block_ids\x18\x02 \x03(\tR\x0fqueriedBlockIds2\xa6\x02\n" +
 	"\fStoreGateway\x12S\n" +
 	"\x06Series\x12\".strata.storegateway.SeriesRequest\x1a#.strata.storegateway.SeriesResponse0\x01\x12]\n" +
 	"\n" +
-	"LabelNames\x12&.strata.storegateway.LabelNamesRequest\x1a'.strata.storegateway.LabelNamesResponse\x12`\n" +
-	"\vLabelValues\x12'.strata.storegateway.LabelValuesRequest\x1a(.strata.storegateway.LabelValuesResponseBBZ@github.com/strata-metrics/strata/pkg/storegateway/storegatewaypbb\x06proto3"
+	"LabelNames\x12&.strata.storegateway.LabelNamesRequest\x1a'.strata.storegateway.LabelNamesResponse\x12b\n" +
+	"\vLabelValues\x12'.strata.storegateway.LabelValuesRequest\x1a(.strata.storegateway.LabelValuesResponse0\x01BBZ@github.com/strata-metrics/strata/pkg/storegateway/storegatewaypbb\x06proto3"
 
 var (
 	file_storegateway_storegatewaypb_storegateway_proto_rawDescOnce sync.Once
@@ -466,24 +478,26 @@ var file_storegateway_storegatewaypb_storegateway_proto_goTypes = []any{
 	(*LabelValuesRequest)(nil),    // 4: strata.storegateway.LabelValuesRequest
 	(*LabelValuesResponse)(nil),   // 5: strata.storegateway.LabelValuesResponse
 	(*seriespb.LabelMatcher)(nil), // 6: strata.series.LabelMatcher
-	(*seriespb.Series)(nil),       // 7: strata.series.Series
+	(*seriespb.FetchLimits)(nil),  // 7: strata.series.FetchLimits
+	(*seriespb.Series)(nil),       // 8: strata.series.Series
 }
 var file_storegateway_storegatewaypb_storegateway_proto_depIdxs = []int32{
 	6, // 0: strata.storegateway.SeriesRequest.matchers:type_name -> strata.series.LabelMatcher
-	7, // 1: strata.storegateway.SeriesResponse.series:type_name -> strata.series.Series
-	6, // 2: strata.storegateway.LabelNamesRequest.matchers:type_name -> strata.series.LabelMatcher
-	6, // 3: strata.storegateway.LabelValuesRequest.matchers:type_name -> strata.series.LabelMatcher
-	0, // 4: strata.storegateway.StoreGateway.Series:input_type -> strata.storegateway.SeriesRequest
-	2, // 5: strata.storegateway.StoreGateway.LabelNames:input_type -> strata.storegateway.LabelNamesRequest
-	4, // 6: strata.storegateway.StoreGateway.LabelValues:input_type -> strata.storegateway.LabelValuesRequest
-	1, // 7: strata.storegateway.StoreGateway.Series:output_type -> strata.storegateway.SeriesResponse
-	3, // 8: strata.storegateway.StoreGateway.LabelNames:output_type -> strata.storegateway.LabelNamesResponse
-	5, // 9: strata.storegateway.StoreGateway.LabelValues:output_type -> strata.storegateway.LabelValuesResponse
-	7, // [7:10] is the sub-list for method output_type
-	4, // [4:7] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	7, // 1: strata.storegateway.SeriesRequest.limits:type_name -> strata.series.FetchLimits
+	8, // 2: strata.storegateway.SeriesResponse.series:type_name -> strata.series.Series
+	6, // 3: strata.storegateway.LabelNamesRequest.matchers:type_name -> strata.series.LabelMatcher
+	6, // 4: strata.storegateway.LabelValuesRequest.matchers:type_name -> strata.series.LabelMatcher
+	0, // 5: strata.storegateway.StoreGateway.Series:input_type -> strata.storegateway.SeriesRequest
+	2, // 6: strata.storegateway.StoreGateway.LabelNames:input_type -> strata.storegateway.LabelNamesRequest
+	4, // 7: strata.storegateway.StoreGateway.LabelValues:input_type -> strata.storegateway.LabelValuesRequest
+	1, // 8: strata.storegateway.StoreGateway.Series:output_type -> strata.storegateway.SeriesResponse
+	3, // 9: strata.storegateway.StoreGateway.LabelNames:output_type -> strata.storegateway.LabelNamesResponse
+	5, // 10: strata.storegateway.StoreGateway.LabelValues:output_type -> strata.storegateway.LabelValuesResponse
+	8, // [8:11] is the sub-list for method output_type
+	5, // [5:8] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_storegateway_storegatewaypb_storegateway_proto_init() }

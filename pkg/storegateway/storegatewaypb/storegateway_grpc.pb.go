@@ -35,10 +35,12 @@ type StoreGatewayClient interface {
 	// message lists the blocks this instance holds and answers for, before any series, so that a querier
 	// asks other store-gateways for the rest while it already merges the series.
 	Series(ctx context.Context, in *SeriesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SeriesResponse], error)
-	// LabelNames returns the sorted label names of the requested blocks.
+	// LabelNames returns the sorted label names of the requested blocks, in one message: a tenant's label
+	// names are few next to its series.
 	LabelNames(ctx context.Context, in *LabelNamesRequest, opts ...grpc.CallOption) (*LabelNamesResponse, error)
-	// LabelValues returns the sorted values of one label name in the requested blocks.
-	LabelValues(ctx context.Context, in *LabelValuesRequest, opts ...grpc.CallOption) (*LabelValuesResponse, error)
+	// LabelValues streams the sorted values of one label name in the requested blocks, in messages of
+	// bounded size: one label can have a value per series.
+	LabelValues(ctx context.Context, in *LabelValuesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LabelValuesResponse], error)
 }
 
 type storeGatewayClient struct {
@@ -78,15 +80,24 @@ func (c *storeGatewayClient) LabelNames(ctx context.Context, in *LabelNamesReque
 	return out, nil
 }
 
-func (c *storeGatewayClient) LabelValues(ctx context.Context, in *LabelValuesRequest, opts ...grpc.CallOption) (*LabelValuesResponse, error) {
+func (c *storeGatewayClient) LabelValues(ctx context.Context, in *LabelValuesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LabelValuesResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(LabelValuesResponse)
-	err := c.cc.Invoke(ctx, StoreGateway_LabelValues_FullMethodName, in, out, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &StoreGateway_ServiceDesc.Streams[1], StoreGateway_LabelValues_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	x := &grpc.GenericClientStream[LabelValuesRequest, LabelValuesResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
 }
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type StoreGateway_LabelValuesClient = grpc.ServerStreamingClient[LabelValuesResponse]
 
 // StoreGatewayServer is the server API for StoreGateway service.
 // All implementations must embed UnimplementedStoreGatewayServer
@@ -97,10 +108,12 @@ type StoreGatewayServer interface {
 	// message lists the blocks this instance holds and answers for, before any series, so that a querier
 	// asks other store-gateways for the rest while it already merges the series.
 	Series(*SeriesRequest, grpc.ServerStreamingServer[SeriesResponse]) error
-	// LabelNames returns the sorted label names of the requested blocks.
+	// LabelNames returns the sorted label names of the requested blocks, in one message: a tenant's label
+	// names are few next to its series.
 	LabelNames(context.Context, *LabelNamesRequest) (*LabelNamesResponse, error)
-	// LabelValues returns the sorted values of one label name in the requested blocks.
-	LabelValues(context.Context, *LabelValuesRequest) (*LabelValuesResponse, error)
+	// LabelValues streams the sorted values of one label name in the requested blocks, in messages of
+	// bounded size: one label can have a value per series.
+	LabelValues(*LabelValuesRequest, grpc.ServerStreamingServer[LabelValuesResponse]) error
 	mustEmbedUnimplementedStoreGatewayServer()
 }
 
@@ -117,8 +130,8 @@ func (UnimplementedStoreGatewayServer) Series(*SeriesRequest, grpc.ServerStreami
 func (UnimplementedStoreGatewayServer) LabelNames(context.Context, *LabelNamesRequest) (*LabelNamesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method LabelNames not implemented")
 }
-func (UnimplementedStoreGatewayServer) LabelValues(context.Context, *LabelValuesRequest) (*LabelValuesResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method LabelValues not implemented")
+func (UnimplementedStoreGatewayServer) LabelValues(*LabelValuesRequest, grpc.ServerStreamingServer[LabelValuesResponse]) error {
+	return status.Error(codes.Unimplemented, "method LabelValues not implemented")
 }
 func (UnimplementedStoreGatewayServer) mustEmbedUnimplementedStoreGatewayServer() {}
 func (UnimplementedStoreGatewayServer) testEmbeddedByValue()                      {}
@@ -170,23 +183,16 @@ func _StoreGateway_LabelNames_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
-func _StoreGateway_LabelValues_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(LabelValuesRequest)
-	if err := dec(in); err != nil {
-		return nil, err
+func _StoreGateway_LabelValues_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(LabelValuesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
 	}
-	if interceptor == nil {
-		return srv.(StoreGatewayServer).LabelValues(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: StoreGateway_LabelValues_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(StoreGatewayServer).LabelValues(ctx, req.(*LabelValuesRequest))
-	}
-	return interceptor(ctx, in, info, handler)
+	return srv.(StoreGatewayServer).LabelValues(m, &grpc.GenericServerStream[LabelValuesRequest, LabelValuesResponse]{ServerStream: stream})
 }
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type StoreGateway_LabelValuesServer = grpc.ServerStreamingServer[LabelValuesResponse]
 
 // StoreGateway_ServiceDesc is the grpc.ServiceDesc for StoreGateway service.
 // It's only intended for direct use with grpc.RegisterService,
@@ -199,15 +205,16 @@ var StoreGateway_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "LabelNames",
 			Handler:    _StoreGateway_LabelNames_Handler,
 		},
-		{
-			MethodName: "LabelValues",
-			Handler:    _StoreGateway_LabelValues_Handler,
-		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Series",
 			Handler:       _StoreGateway_Series_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "LabelValues",
+			Handler:       _StoreGateway_LabelValues_Handler,
 			ServerStreams: true,
 		},
 	},
