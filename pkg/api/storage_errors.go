@@ -2,17 +2,22 @@ package api
 
 import (
 	"context"
+	"errors"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/strata-metrics/strata/pkg/validation"
 )
 
 // The PromQL engine returns a storage failure (an ingester that cannot be reached) as the plain error it
 // got, which the API cannot tell from a query's own failure (too many samples) and would answer 422, a
 // status clients do not retry. errStorageQueryable marks every error of the queryable as
-// promql.ErrStorage on its way into the engine so that queryError answers it with a 5xx instead.
+// promql.ErrStorage on its way into the engine so that queryError answers it with a 5xx instead; all but
+// a query over one of the tenant's limits (max_fetched_series_per_query), which is the query's own
+// failure and stays 422.
 type errStorageQueryable struct{ storage.Queryable }
 
 func (q errStorageQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
@@ -44,8 +49,9 @@ type errStorageSeriesSet struct{ storage.SeriesSet }
 func (s errStorageSeriesSet) Err() error { return asStorageError(s.SeriesSet.Err()) }
 
 func asStorageError(err error) error {
-	if err == nil {
-		return nil
+	var limitErr *validation.LimitError
+	if err == nil || errors.As(err, &limitErr) {
+		return err
 	}
 	return promql.ErrStorage{Err: err}
 }
