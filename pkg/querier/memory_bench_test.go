@@ -20,6 +20,7 @@ import (
 
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/ring"
+	"github.com/strata-metrics/strata/pkg/tenant"
 )
 
 // streamingIngester is a gRPC ingester that streams the same pre-built answer to every QueryStream.
@@ -112,18 +113,24 @@ func (h *heapPeak) Stop() uint64 {
 }
 
 // BenchmarkIngesterQuerierSelectMemory measures the querier's peak heap while a query returns 200k series
-// (one 120-sample chunk each) from 3 real gRPC ingesters holding the same replicas. "stream" reads each
-// series once and drops it, as a consumer that streams its answer does (remote read, federation);
-// "expand" keeps every series, as the PromQL engine does. peak-heap-MB is the highest heap (live objects
-// and garbage not yet collected) during the query, above the heap before it; the garbage collector runs
-// at GOGC=20 meanwhile so that the peak is close to what is live.
+// (one 120-sample chunk each) from 3 real gRPC ingesters holding the same replicas, read as the API reads
+// them: through FetchLimitedQueryable, for a tenant without fetch limits. "stream" reads each series once
+// and drops it, as a consumer that streams its answer does (remote read, federation); "expand" keeps
+// every series, as the PromQL engine does; "expand-fetch-limited" is "expand" for a tenant whose fetch
+// limits the query stays under. peak-heap-MB is the highest heap (live objects and garbage not yet
+// collected) during the query, above the heap before it; the garbage collector runs at GOGC=20 meanwhile
+// so that the peak is close to what is live.
 func BenchmarkIngesterQuerierSelectMemory(b *testing.B) {
 	const seriesCount = 200_000
 	defer debug.SetGCPercent(debug.SetGCPercent(20))
 	msgs := benchmarkStreamChunks(b, seriesCount, 1)
-	q := startStreamingIngesters(b, 3, msgs)
+	q := fetchLimited(startStreamingIngesters(b, 3, msgs), seriesCount, 1<<30)
 	matcher := labels.MustNewMatcher(labels.MatchEqual, "__name__", "node_cpu_seconds_total")
-	for _, mode := range []string{"stream", "expand"} {
+	for _, mode := range []string{"stream", "expand", "expand-fetch-limited"} {
+		ctx := tenant.NewContext(context.Background(), "unlimited")
+		if mode == "expand-fetch-limited" {
+			ctx = tenant.NewContext(context.Background(), "limited")
+		}
 		b.Run(mode, func(b *testing.B) {
 			var peak uint64
 			for b.Loop() {
@@ -135,7 +142,7 @@ func BenchmarkIngesterQuerierSelectMemory(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				ss := querier.Select(context.Background(), true, &storage.SelectHints{Start: 0, End: 2 * 3600 * 1000}, matcher)
+				ss := querier.Select(ctx, true, &storage.SelectHints{Start: 0, End: 2 * 3600 * 1000}, matcher)
 				var (
 					it   chunkenc.Iterator
 					kept []storage.Series
@@ -143,7 +150,7 @@ func BenchmarkIngesterQuerierSelectMemory(b *testing.B) {
 				)
 				for ss.Next() {
 					s := ss.At()
-					if mode == "expand" {
+					if mode != "stream" {
 						kept = append(kept, s)
 					}
 					it = s.Iterator(it)
