@@ -35,6 +35,8 @@ type clusterOptions struct {
 	args []string
 	// querierArgs are given to the querier only.
 	querierArgs []string
+	// distributors is how many distributors run; 0 means one.
+	distributors int
 }
 
 // cluster is a multi-process Strata: ingesters, one distributor and one querier, RF=3.
@@ -43,9 +45,10 @@ type cluster struct {
 	opts        clusterOptions
 	dir         string
 	joinAddr    string
-	ingesters   []*strataProcess
-	distributor *strataProcess
-	querier     *strataProcess
+	ingesters    []*strataProcess
+	distributor  *strataProcess // the first of distributors
+	distributors []*strataProcess
+	querier      *strataProcess
 }
 
 func startCluster(t *testing.T, opts clusterOptions) *cluster {
@@ -77,14 +80,24 @@ func startCluster(t *testing.T, opts clusterOptions) *cluster {
 	for _, p := range c.ingesters {
 		p.waitReady()
 	}
-	c.distributor = c.newProcess("distributor", 0, "-target=distributor", "-distributor.ring.instance-addr=127.0.0.1", "-distributor.ring.instance-id=distributor")
-	c.distributor.start()
+	for i := range max(opts.distributors, 1) {
+		name := "distributor"
+		if i > 0 {
+			name = fmt.Sprintf("distributor-%d", i+1)
+		}
+		d := c.newProcess(name, 0, "-target=distributor", "-distributor.ring.instance-addr=127.0.0.1", "-distributor.ring.instance-id="+name)
+		d.start()
+		c.distributors = append(c.distributors, d)
+	}
+	c.distributor = c.distributors[0]
 	c.querier = c.newProcess("querier", 0, append([]string{"-target=querier"}, opts.querierArgs...)...)
 	querierStarted := time.Now()
 	c.querier.start()
 	c.waitForActiveIngesters(c.querier, opts.ingesters)
 	t.Logf("a querier joining the cluster saw all %d ingesters ACTIVE %s after it started", opts.ingesters, time.Since(querierStarted).Round(time.Millisecond))
-	c.waitForActiveIngesters(c.distributor, opts.ingesters)
+	for _, d := range c.distributors {
+		c.waitForActiveIngesters(d, opts.ingesters)
+	}
 	return c
 }
 
