@@ -41,10 +41,10 @@ type clusterOptions struct {
 
 // cluster is a multi-process Strata: ingesters, one distributor and one querier, RF=3.
 type cluster struct {
-	t           *testing.T
-	opts        clusterOptions
-	dir         string
-	joinAddr    string
+	t            *testing.T
+	opts         clusterOptions
+	dir          string
+	joinAddr     string
 	ingesters    []*strataProcess
 	distributor  *strataProcess // the first of distributors
 	distributors []*strataProcess

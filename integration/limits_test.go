@@ -251,7 +251,6 @@ overrides:
 	require.Contains(t, metrics, `prometheus_tsdb_head_series{user="noisy"} 20000`)
 }
 
-
 // getText GETs url and returns the body of a 200 answer.
 func getText(t *testing.T, url string) string {
 	t.Helper()
