@@ -36,7 +36,6 @@ func testConfig(dir string) Config {
 		TSDBDir:              dir,
 		BlockRangesPeriod:    2 * time.Hour,
 		MetadataRetainPeriod: 10 * time.Minute,
-		MaxMetadataPerMetric: 10,
 	}
 }
 

@@ -42,7 +42,6 @@ type Config struct {
 	OutOfOrderTimeWindow time.Duration
 	MaxExemplars         int
 	MetadataRetainPeriod time.Duration
-	MaxMetadataPerMetric int
 	InstanceLimits       InstanceLimits
 }
 
@@ -58,7 +57,6 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.OutOfOrderTimeWindow, "ingester.out-of-order-time-window", 0, "How far behind a series' newest sample an older sample is still accepted. 0 rejects out-of-order samples.")
 	f.IntVar(&c.MaxExemplars, "blocks-storage.tsdb.max-exemplars", 0, "Exemplars kept per tenant in a circular buffer. 0 disables exemplar storage; received exemplars are then dropped.")
 	f.DurationVar(&c.MetadataRetainPeriod, "ingester.metadata-retain-period", 10*time.Minute, "How long metric metadata is kept after it was last received.")
-	f.IntVar(&c.MaxMetadataPerMetric, "ingester.max-metadata-per-metric", 10, "Distinct metadata entries kept per metric family and tenant.")
 	c.InstanceLimits.RegisterFlags(f)
 }
 
@@ -315,7 +313,7 @@ func (i *Ingester) openTenant(id string, onDisk bool) (*tenantDB, error) {
 	if i.cfg.StripeSize > 0 {
 		opts.StripeSize = i.cfg.StripeSize
 	}
-	t := &tenantDB{metadata: newMetadataStore(i.cfg.MaxMetadataPerMetric, i.cfg.MetadataRetainPeriod), shipper: i.newShipper(id),
+	t := &tenantDB{metadata: newMetadataStore(i.cfg.MetadataRetainPeriod), shipper: i.newShipper(id),
 		series: newSeriesLimiter(id, i)}
 	opts.SeriesLifecycleCallback = t.series
 	t.touch(i.now())

@@ -1,6 +1,7 @@
 package ingester
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -9,15 +10,15 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
+	"github.com/strata-metrics/strata/pkg/validation"
 )
 
 // metadataStore keeps the metric metadata (type, help, unit) that remote write sends, per metric family,
 // for one tenant. Entries not received again within the retain period are dropped, as Prometheus resends
 // metadata periodically.
 type metadataStore struct {
-	maxPerMetric int
-	retain       time.Duration
-	now          func() time.Time
+	retain time.Duration
+	now    func() time.Time
 
 	mtx      sync.Mutex
 	families map[string]map[metadataEntry]time.Time
@@ -28,18 +29,19 @@ type metadataEntry struct {
 	typ, help, unit string
 }
 
-func newMetadataStore(maxPerMetric int, retain time.Duration) *metadataStore {
+func newMetadataStore(retain time.Duration) *metadataStore {
 	return &metadataStore{
-		maxPerMetric: maxPerMetric,
-		retain:       retain,
-		now:          time.Now,
-		families:     map[string]map[metadataEntry]time.Time{},
+		retain:   retain,
+		now:      time.Now,
+		families: map[string]map[metadataEntry]time.Time{},
 	}
 }
 
-func (s *metadataStore) add(m prompb.MetricMetadata) {
+// add keeps m unless it would take the tenant over maxFamilies metric families or the family over
+// maxPerMetric distinct entries (0: no limit); it then returns the error that names the limit.
+func (s *metadataStore) add(m prompb.MetricMetadata, maxFamilies, maxPerMetric int) error {
 	if m.MetricFamilyName == "" {
-		return
+		return nil
 	}
 	entry := metadataEntry{typ: strings.ToLower(m.Type.String()), help: m.Help, unit: m.Unit}
 	now := s.now()
@@ -47,17 +49,41 @@ func (s *metadataStore) add(m prompb.MetricMetadata) {
 	defer s.mtx.Unlock()
 	set := s.families[m.MetricFamilyName]
 	if set == nil {
+		if maxFamilies > 0 && len(s.families) >= maxFamilies {
+			// Families that are no longer sent must not keep the tenant full until the next list.
+			s.dropExpiredLocked(now.Add(-s.retain))
+			if len(s.families) >= maxFamilies {
+				return metadataLimitError(validation.ReasonMaxGlobalMetadataPerUser,
+					fmt.Sprintf("the tenant has metadata of %d metric families in this ingester, its share of the limit", len(s.families)))
+			}
+		}
 		set = map[metadataEntry]time.Time{}
 		s.families[m.MetricFamilyName] = set
 	}
-	if _, ok := set[entry]; !ok && len(set) >= s.maxPerMetric {
+	if _, ok := set[entry]; !ok && maxPerMetric > 0 && len(set) >= maxPerMetric {
 		// Entries that are no longer sent must not keep the family full until the next list.
 		dropExpired(set, now.Add(-s.retain))
-		if len(set) >= s.maxPerMetric {
-			return
+		if len(set) >= maxPerMetric {
+			return metadataLimitError(validation.ReasonMaxGlobalMetadataPerMetric,
+				fmt.Sprintf("metric family %q has %d distinct metadata entries, the limit", m.MetricFamilyName, len(set)))
 		}
 	}
 	set[entry] = now
+	return nil
+}
+
+func metadataLimitError(reason, message string) error {
+	return &validation.Error{Reason: reason, Message: message, Flag: "-" + validation.FlagOf(reason)}
+}
+
+// dropExpiredLocked removes the entries, and then the families, last received before cutoff.
+func (s *metadataStore) dropExpiredLocked(cutoff time.Time) {
+	for name, set := range s.families {
+		dropExpired(set, cutoff)
+		if len(set) == 0 {
+			delete(s.families, name)
+		}
+	}
 }
 
 // dropExpired removes the entries last received before cutoff.

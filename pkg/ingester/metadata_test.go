@@ -1,6 +1,7 @@
 package ingester
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -17,9 +18,9 @@ func meta(family string, typ prompb.MetricMetadata_MetricType, help string) prom
 }
 
 func TestMetricsMetadata_RetainsDeduplicatesAndLimits(t *testing.T) {
-	cfg := testConfig(t.TempDir())
-	cfg.MaxMetadataPerMetric = 2
-	ing := startIngester(t, cfg)
+	limits := defaultLimits(t)
+	limits.MaxGlobalMetadataPerMetric = 2
+	ing := startIngesterWith(t, testConfig(t.TempDir()), nil, limits)
 	// Sent twice, as Prometheus resends metadata periodically, plus a help text that changed and one more
 	// variant beyond the per-metric limit.
 	for range 2 {
@@ -78,13 +79,13 @@ func (c *fakeClock) Now() time.Time { return c.now }
 
 func TestMetadataStore_ForgetsMetadataNotResentWithinTheRetainPeriod(t *testing.T) {
 	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
-	s := newMetadataStore(10, 10*time.Minute)
+	s := newMetadataStore(10 * time.Minute)
 	s.now = clock.Now
 
-	s.add(meta("up", prompb.MetricMetadata_GAUGE, "Up."))
-	s.add(meta("requests_total", prompb.MetricMetadata_COUNTER, "Requests."))
+	require.NoError(t, s.add(meta("up", prompb.MetricMetadata_GAUGE, "Up."), 10, 10))
+	require.NoError(t, s.add(meta("requests_total", prompb.MetricMetadata_COUNTER, "Requests."), 10, 10))
 	clock.now = clock.now.Add(6 * time.Minute)
-	s.add(meta("up", prompb.MetricMetadata_GAUGE, "Up.")) // resent: kept for another period
+	require.NoError(t, s.add(meta("up", prompb.MetricMetadata_GAUGE, "Up."), 10, 10)) // resent: kept for another period
 	clock.now = clock.now.Add(6 * time.Minute)
 
 	got := s.list("", 0, 0)
@@ -97,24 +98,42 @@ func TestMetadataStore_ForgetsMetadataNotResentWithinTheRetainPeriod(t *testing.
 
 func TestMetadataStore_ExpiredEntriesDoNotCountAgainstTheLimit(t *testing.T) {
 	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
-	s := newMetadataStore(1, 10*time.Minute)
+	s := newMetadataStore(10 * time.Minute)
 	s.now = clock.Now
 
-	s.add(meta("up", prompb.MetricMetadata_GAUGE, "Old help."))
-	s.add(meta("up", prompb.MetricMetadata_GAUGE, "Second help.")) // over the limit of 1: dropped
+	require.NoError(t, s.add(meta("up", prompb.MetricMetadata_GAUGE, "Old help."), 10, 1))
+	err := s.add(meta("up", prompb.MetricMetadata_GAUGE, "Second help."), 10, 1) // over the limit of 1
+	require.ErrorContains(t, err, "err-strata-max-global-metadata-per-metric")
 	require.Equal(t, "Old help.", s.list("up", 0, 0)[0].Help)
 
 	// The old help is no longer sent; once it expired, the new one takes its place even though nobody
 	// listed the metadata in between.
 	clock.now = clock.now.Add(11 * time.Minute)
-	s.add(meta("up", prompb.MetricMetadata_GAUGE, "New help."))
+	require.NoError(t, s.add(meta("up", prompb.MetricMetadata_GAUGE, "New help."), 10, 1))
 	got := s.list("up", 0, 0)
 	require.Len(t, got, 1)
 	require.Equal(t, "New help.", got[0].Help)
 }
 
 func TestMetadataStore_IgnoresMetadataWithoutFamily(t *testing.T) {
-	s := newMetadataStore(10, time.Minute)
-	s.add(meta("", prompb.MetricMetadata_GAUGE, "Up."))
+	s := newMetadataStore(time.Minute)
+	require.NoError(t, s.add(meta("", prompb.MetricMetadata_GAUGE, "Up."), 10, 10))
 	require.Empty(t, s.list("", 0, 0))
+}
+
+// Issue 12: 100k metric families of metadata took 540 MB with no cap. A tenant keeps at most its share
+// of max_global_metadata_per_user families; families no longer sent make room again.
+func TestMetadataStore_FamiliesPerTenantAreBounded(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+	s := newMetadataStore(10 * time.Minute)
+	s.now = clock.Now
+	for i := range 3 {
+		require.NoError(t, s.add(meta(fmt.Sprintf("m%d", i), prompb.MetricMetadata_GAUGE, "Help."), 3, 10))
+	}
+	err := s.add(meta("m3", prompb.MetricMetadata_GAUGE, "Help."), 3, 10)
+	require.ErrorContains(t, err, "err-strata-max-global-metadata-per-user")
+	require.ErrorContains(t, err, "-ingester.max-global-metadata-per-user")
+	require.NoError(t, s.add(meta("m0", prompb.MetricMetadata_GAUGE, "New help."), 3, 10), "known families still take entries")
+	clock.now = clock.now.Add(11 * time.Minute)
+	require.NoError(t, s.add(meta("m3", prompb.MetricMetadata_GAUGE, "Help."), 3, 10))
 }

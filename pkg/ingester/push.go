@@ -183,12 +183,18 @@ func (i *Ingester) push(ctx context.Context, parts [][]byte) error {
 		return status.Errorf(codes.Internal, "commit samples of tenant %s: %v", tenantID, err)
 	}
 	i.metrics.ingestedSamples.Add(float64(appended))
+	ingesters, rf := i.ringShare()
+	maxFamilies := validation.LocalLimit(limits.MaxGlobalMetadataPerUser, rf, ingesters)
+	// A family's metadata all goes to the same ingesters (sharded by family name): each holds all of it.
+	maxPerMetric := limits.MaxGlobalMetadataPerMetric
 	for _, m := range wr.Metadata {
-		if err := validation.ValidateMetadata(limits, &m); err != nil {
-			rejected.addInvalid(err, 0)
-			continue
+		err := validation.ValidateMetadata(limits, &m)
+		if err == nil {
+			err = t.metadata.add(m, maxFamilies, maxPerMetric)
 		}
-		t.metadata.add(m)
+		if err != nil {
+			rejected.addInvalid(err, 0)
+		}
 	}
 	if err := rejected.err(); err != nil {
 		return err

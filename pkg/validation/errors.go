@@ -56,6 +56,10 @@ const (
 	ReasonIngestionRate = "ingestion_rate"
 	// ReasonMaxGlobalSeriesPerUser: a new series would take the tenant over its series limit.
 	ReasonMaxGlobalSeriesPerUser = "max_global_series_per_user"
+	// ReasonMaxGlobalMetadataPerUser: metadata of a new metric family would take the tenant over its limit.
+	ReasonMaxGlobalMetadataPerUser = "max_global_metadata_per_user"
+	// ReasonMaxGlobalMetadataPerMetric: a new metadata entry would take its family over the limit.
+	ReasonMaxGlobalMetadataPerMetric = "max_global_metadata_per_metric"
 	// ReasonMaxGlobalSeriesPerMetric: a new series would take its metric over the per-metric series limit.
 	ReasonMaxGlobalSeriesPerMetric = "max_global_series_per_metric"
 )

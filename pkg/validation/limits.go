@@ -46,6 +46,11 @@ type Limits struct {
 	MaxGlobalSeriesPerUser int `yaml:"max_global_series_per_user" flag:"ingester.max-global-series-per-user"`
 	// MaxGlobalSeriesPerMetric bounds the tenant's in-memory series of one metric name, as above.
 	MaxGlobalSeriesPerMetric int `yaml:"max_global_series_per_metric" flag:"ingester.max-global-series-per-metric"`
+	// MaxGlobalMetadataPerUser bounds the metric families with metadata a tenant keeps, shared out as above.
+	MaxGlobalMetadataPerUser int `yaml:"max_global_metadata_per_user" flag:"ingester.max-global-metadata-per-user"`
+	// MaxGlobalMetadataPerMetric bounds the distinct metadata entries of one metric family; every
+	// ingester that holds the family holds all of its entries, so it is not shared out.
+	MaxGlobalMetadataPerMetric int `yaml:"max_global_metadata_per_metric" flag:"ingester.max-global-metadata-per-metric"`
 
 	// MaxQueryExpressionSizeBytes bounds the length of a PromQL expression, so that parsing stays cheap.
 	MaxQueryExpressionSizeBytes int `yaml:"max_query_expression_size_bytes" flag:"query-frontend.max-query-expression-size-bytes"`
@@ -92,6 +97,10 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 		"Maximum number of in-memory series of a tenant across all ingesters (each ingester allows its share: this times the replication factor divided by the number of ingesters). Samples of further new series are rejected. 0 is no limit.")
 	f.IntVar(&l.MaxGlobalSeriesPerMetric, "ingester.max-global-series-per-metric", 0,
 		"Maximum number of in-memory series of one metric name of a tenant across all ingesters, shared out as -ingester.max-global-series-per-user is. 0 is no limit.")
+	f.IntVar(&l.MaxGlobalMetadataPerUser, "ingester.max-global-metadata-per-user", 50_000,
+		"Maximum number of metric families of a tenant with metadata (type, help, unit) kept across all ingesters, shared out as -ingester.max-global-series-per-user is. Metadata of further families is rejected. 0 is no limit.")
+	f.IntVar(&l.MaxGlobalMetadataPerMetric, "ingester.max-global-metadata-per-metric", 10,
+		"Maximum number of distinct metadata entries of one metric family of a tenant (each ingester holding the family holds all of them). Further entries are rejected until older ones expire (-ingester.metadata-retain-period). 0 is no limit.")
 
 	f.IntVar(&l.MaxQueryExpressionSizeBytes, "query-frontend.max-query-expression-size-bytes", 128<<10,
 		"Maximum length of a PromQL expression, in bytes. Longer queries are refused before they are parsed. 0 is no limit.")
@@ -138,6 +147,8 @@ func (l *Limits) Validate() error {
 	notNegative("request_burst_size", int64(l.RequestBurstSize))
 	notNegative("max_global_series_per_user", int64(l.MaxGlobalSeriesPerUser))
 	notNegative("max_global_series_per_metric", int64(l.MaxGlobalSeriesPerMetric))
+	notNegative("max_global_metadata_per_user", int64(l.MaxGlobalMetadataPerUser))
+	notNegative("max_global_metadata_per_metric", int64(l.MaxGlobalMetadataPerMetric))
 	notNegative("max_query_expression_size_bytes", int64(l.MaxQueryExpressionSizeBytes))
 	notNegative("max_subquery_steps", int64(l.MaxSubquerySteps))
 	notNegative("max_query_lookback", int64(l.MaxQueryLookback))

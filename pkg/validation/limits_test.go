@@ -34,6 +34,9 @@ func TestLimits_RegisterFlagsDefaults(t *testing.T) {
 		IngestionBurstSize:     200_000,
 		MaxGlobalSeriesPerUser: 150_000,
 
+		MaxGlobalMetadataPerUser:   50_000,
+		MaxGlobalMetadataPerMetric: 10,
+
 		MaxQueryExpressionSizeBytes: 128 << 10,
 		MaxSubquerySteps:            1_000_000,
 	}, *defaultLimits(t))
@@ -61,6 +64,9 @@ func TestLimits_FlagsOverrideDefaults(t *testing.T) {
 		IngestionRate:          10_000,
 		IngestionBurstSize:     200_000,
 		MaxGlobalSeriesPerUser: 150_000,
+
+		MaxGlobalMetadataPerUser:   50_000,
+		MaxGlobalMetadataPerMetric: 10,
 
 		MaxQueryExpressionSizeBytes: 128 << 10,
 		MaxSubquerySteps:            1_000_000,
