@@ -39,8 +39,6 @@ type Config struct {
 	CloseIdleTSDBTimeout time.Duration
 	BlockRangesPeriod    time.Duration
 	StripeSize           int
-	OutOfOrderTimeWindow time.Duration
-	MaxExemplars         int
 	MetadataRetainPeriod time.Duration
 	InstanceLimits       InstanceLimits
 }
@@ -54,8 +52,6 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	// The TSDB's default (16384) is tuned for lock contention on many cores; lookups in fewer, larger
 	// maps stay in the CPU's caches and made appends to 200k series 35% faster (docs/benchmarks.md).
 	f.IntVar(&c.StripeSize, "blocks-storage.tsdb.stripe-size", 512, "Number of stripes (a power of two; 0: the TSDB's default of 16384) of each tenant's head series map and its locks. More stripes mean less lock contention on many cores, fewer mean faster lookups.")
-	f.DurationVar(&c.OutOfOrderTimeWindow, "ingester.out-of-order-time-window", 0, "How far behind a series' newest sample an older sample is still accepted. 0 rejects out-of-order samples.")
-	f.IntVar(&c.MaxExemplars, "blocks-storage.tsdb.max-exemplars", 0, "Exemplars kept per tenant in a circular buffer. 0 disables exemplar storage; received exemplars are then dropped.")
 	f.DurationVar(&c.MetadataRetainPeriod, "ingester.metadata-retain-period", 10*time.Minute, "How long metric metadata is kept after it was last received.")
 	c.InstanceLimits.RegisterFlags(f)
 }
@@ -67,9 +63,6 @@ func (c *Config) Validate() error {
 	}
 	if c.StripeSize < 0 || c.StripeSize&(c.StripeSize-1) != 0 {
 		return fmt.Errorf("-blocks-storage.tsdb.stripe-size must be a power of two, got %d", c.StripeSize)
-	}
-	if c.OutOfOrderTimeWindow < 0 {
-		return errors.New("-ingester.out-of-order-time-window must not be negative")
 	}
 	if c.ShipInterval < 0 || c.RetentionPeriod < 0 || c.CloseIdleTSDBTimeout < 0 {
 		return errors.New("-blocks-storage.tsdb.ship-interval, retention-period and close-idle-tsdb-timeout must not be negative")
@@ -128,6 +121,9 @@ type tenantDB struct {
 	registerer *tenantRegisterer
 	// series applies the series limits and counts the tenant's series.
 	series *seriesLimiter
+	// applied are the limit-driven settings the TSDB runs with; settingsMtx serialises their changes.
+	settingsMtx sync.Mutex
+	applied     tsdbSettings
 }
 
 // New builds an ingester. lifecycler and share may be nil (tests that need no ring); bkt may be nil, and
@@ -305,16 +301,18 @@ func (i *Ingester) openTenant(id string, onDisk bool) (*tenantDB, error) {
 	opts := tsdb.DefaultOptions()
 	opts.MinBlockDuration = i.cfg.BlockRangesPeriod.Milliseconds()
 	opts.MaxBlockDuration = i.cfg.BlockRangesPeriod.Milliseconds()
-	opts.OutOfOrderTimeWindow = i.cfg.OutOfOrderTimeWindow.Milliseconds()
-	opts.EnableExemplarStorage = i.cfg.MaxExemplars > 0
-	opts.MaxExemplars = int64(i.cfg.MaxExemplars)
 	// Retention is decided per block by blocksToDelete (shipped and old enough), not by the TSDB's clock.
 	opts.RetentionDuration = 0
 	if i.cfg.StripeSize > 0 {
 		opts.StripeSize = i.cfg.StripeSize
 	}
 	t := &tenantDB{metadata: newMetadataStore(i.cfg.MetadataRetainPeriod), shipper: i.newShipper(id),
-		series: newSeriesLimiter(id, i)}
+		series: newSeriesLimiter(id, i), applied: i.tsdbSettings(id)}
+	// Both change live with the tenant's limits (applyLimits); exemplar storage exists even when empty
+	// so that its size can be raised.
+	opts.OutOfOrderTimeWindow = t.applied.outOfOrderWindow
+	opts.EnableExemplarStorage = true
+	opts.MaxExemplars = t.applied.maxExemplars
 	opts.SeriesLifecycleCallback = t.series
 	t.touch(i.now())
 	opts.BlocksToDelete = i.blocksToDelete(t)

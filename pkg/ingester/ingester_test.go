@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
@@ -241,9 +242,9 @@ func TestPush_RejectsBadSamplesAndAppendsTheRest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := testConfig(t.TempDir())
-			cfg.OutOfOrderTimeWindow = durationOfMinutes(tt.oooWindow)
-			ing := startIngester(t, cfg)
+			limits := defaultLimits(t)
+			limits.OutOfOrderTimeWindow = model.Duration(durationOfMinutes(tt.oooWindow))
+			ing := startIngesterWith(t, testConfig(t.TempDir()), nil, limits)
 			// Another series moves the head forward too, so that it has a time range to be out of.
 			require.NoError(t, ing.push(t, tenantA, []prompb.TimeSeries{
 				floatSeries(upAPI, tt.existing...),
@@ -295,9 +296,9 @@ func TestPush_AcceptsExactDuplicateSample(t *testing.T) {
 }
 
 func TestPush_OutOfOrderSampleWithinWindowIsAccepted(t *testing.T) {
-	cfg := testConfig(t.TempDir())
-	cfg.OutOfOrderTimeWindow = durationOfMinutes(30)
-	ing := startIngester(t, cfg)
+	limits := defaultLimits(t)
+	limits.OutOfOrderTimeWindow = model.Duration(durationOfMinutes(30))
+	ing := startIngesterWith(t, testConfig(t.TempDir()), nil, limits)
 	require.NoError(t, ing.push(t, tenantA, []prompb.TimeSeries{floatSeries(upAPI, floats(baseTs+20*minute)...)}))
 	require.NoError(t, ing.push(t, tenantA, []prompb.TimeSeries{floatSeries(upAPI, floats(baseTs+10*minute)...)}))
 	require.NoError(t, ing.push(t, tenantA, []prompb.TimeSeries{floatSeries(upAPI, floats(baseTs-5*minute)...)}))

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"golang.org/x/time/rate"
@@ -215,4 +216,40 @@ func (s *seriesLimiter) PostDeletion(deleted map[chunks.HeadSeriesRef]labels.Lab
 // released is called when the tenant's TSDB is closed: its series leave memory without deletions.
 func (s *seriesLimiter) released() {
 	s.ingester.instanceLimits.series.Add(-s.total.Swap(0))
+}
+
+// tsdbSettings are the TSDB settings a tenant's limits decide.
+type tsdbSettings struct {
+	outOfOrderWindow int64 // milliseconds
+	maxExemplars     int64 // this ingester's share
+}
+
+func (i *Ingester) tsdbSettings(tenantID string) tsdbSettings {
+	l := i.limits.For(tenantID)
+	ingesters, rf := i.ringShare()
+	return tsdbSettings{
+		outOfOrderWindow: time.Duration(l.OutOfOrderTimeWindow).Milliseconds(),
+		maxExemplars:     int64(validation.LocalLimit(l.MaxGlobalExemplarsPerUser, rf, ingesters)),
+	}
+}
+
+// applyLimits brings the tenant's TSDB in line with its current limits, which runtime overrides and the
+// ring's size change while it runs; it costs a comparison when nothing changed.
+func (i *Ingester) applyLimits(id string, t *tenantDB) tsdbSettings {
+	want := i.tsdbSettings(id)
+	t.settingsMtx.Lock()
+	defer t.settingsMtx.Unlock()
+	if want == t.applied {
+		return want
+	}
+	err := t.db.ApplyConfig(&config.Config{StorageConfig: config.StorageConfig{
+		TSDBConfig:      &config.TSDBConfig{OutOfOrderTimeWindow: want.outOfOrderWindow},
+		ExemplarsConfig: &config.ExemplarsConfig{MaxExemplars: want.maxExemplars},
+	}})
+	if err != nil {
+		i.logger.Warn("applying the tenant's limits to its TSDB failed; the previous settings stay", "tenant", id, "err", err)
+		return t.applied
+	}
+	t.applied = want
+	return want
 }

@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
@@ -160,4 +163,45 @@ func TestStart_ATenantThatCannotOpenDoesNotBlockTheOthers(t *testing.T) {
 	require.Error(t, err)
 	require.NoError(t, os.Remove(wal))
 	require.NoError(t, ing.push(t, tenantB, nSeries("b", 1, now+1000)))
+}
+
+// The out-of-order window and the exemplar buffer are per-tenant limits too: raised in the runtime
+// configuration, they take effect on the tenant's open TSDB without a restart.
+func TestTSDBLimits_ChangeLiveOnTheOpenTSDB(t *testing.T) {
+	limits := defaultLimits(t)
+	ing := startIngesterWith(t, testConfig(t.TempDir()), nil, limits)
+	now := time.Now().UnixMilli()
+	require.NoError(t, ing.push(t, tenantA, nSeries("a", 1, now)))
+	late := nSeries("a", 1, now-10*60_000)
+	err := ing.push(t, tenantA, late)
+	require.ErrorContains(t, err, "err-strata-sample-out-of-order")
+
+	series := nSeries("a", 1, now+1000)
+	series[0].Exemplars = []prompb.Exemplar{{Labels: []prompb.Label{{Name: "trace_id", Value: "abc"}}, Value: 1, Timestamp: now + 1000}}
+	require.NoError(t, ing.push(t, tenantA, series))
+	require.Empty(t, exemplarsOf(t, ing, tenantA, now))
+
+	limits.OutOfOrderTimeWindow = model.Duration(time.Hour)
+	limits.MaxGlobalExemplarsPerUser = 100
+	ing.limits = validation.NewOverrides(limits, nil)
+	require.NoError(t, ing.push(t, tenantA, late), "within the raised window")
+	series[0].Samples[0].Timestamp, series[0].Exemplars[0].Timestamp = now+2000, now+2000
+	require.NoError(t, ing.push(t, tenantA, series))
+	require.Len(t, exemplarsOf(t, ing, tenantA, now), 1)
+	require.Equal(t, []sample{{t: now - 10*60_000, v: 1}, {t: now, v: 1}, {t: now + 1000, v: 1}, {t: now + 2000, v: 1}},
+		ing.queryStream(t, tenantA, now-3600_000, now+3600_000)[`{__name__="a", n="0"}`])
+}
+
+// exemplarsOf returns the tenant's exemplars around now.
+func exemplarsOf(t *testing.T, ing *testIngester, tenantID string, now int64) []exemplar.Exemplar {
+	t.Helper()
+	q, err := ing.tenantDB(tenantID).db.ExemplarQuerier(context.Background())
+	require.NoError(t, err)
+	res, err := q.Select(now-3600_000, now+3600_000, []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+")})
+	require.NoError(t, err)
+	var out []exemplar.Exemplar
+	for _, r := range res {
+		out = append(out, r.Exemplars...)
+	}
+	return out
 }

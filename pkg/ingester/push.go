@@ -78,6 +78,8 @@ func (i *Ingester) push(ctx context.Context, parts [][]byte) error {
 	}
 	defer release()
 	t.touch(i.now())
+	settings := i.applyLimits(tenantID, t)
+	outOfOrder := settings.outOfOrderWindow > 0
 
 	rejected := sampleRejections{tenant: tenantID, ingester: i}
 	limits := i.limits.For(tenantID)
@@ -127,7 +129,7 @@ func (i *Ingester) push(ctx context.Context, parts [][]byte) error {
 				continue
 			}
 			v := sampleValue{f: s.Value}
-			err := last.conflict(s.Timestamp, v, i.cfg.OutOfOrderTimeWindow > 0)
+			err := last.conflict(s.Timestamp, v, outOfOrder)
 			if err == nil {
 				var newRef storage.SeriesRef
 				if newRef, err = app.Append(ref, lset, s.Timestamp, s.Value); err == nil {
@@ -152,7 +154,7 @@ func (i *Ingester) push(ctx context.Context, parts [][]byte) error {
 			} else {
 				v.h = h.ToIntHistogram()
 			}
-			err := last.conflict(h.Timestamp, v, i.cfg.OutOfOrderTimeWindow > 0)
+			err := last.conflict(h.Timestamp, v, outOfOrder)
 			if err == nil {
 				var newRef storage.SeriesRef
 				if newRef, err = app.AppendHistogram(ref, lset, h.Timestamp, v.h, v.fh); err == nil {
@@ -167,7 +169,7 @@ func (i *Ingester) push(ctx context.Context, parts [][]byte) error {
 			}
 		}
 		order.remember(hash, lset, last)
-		if i.cfg.MaxExemplars > 0 && ref != 0 {
+		if settings.maxExemplars > 0 && ref != 0 {
 			for _, e := range ts.Exemplars {
 				// A rejected exemplar never fails the push: exemplars are best effort, as in Prometheus.
 				_, _ = app.AppendExemplar(ref, lset, exemplar.Exemplar{

@@ -46,6 +46,11 @@ type Limits struct {
 	MaxGlobalSeriesPerUser int `yaml:"max_global_series_per_user" flag:"ingester.max-global-series-per-user"`
 	// MaxGlobalSeriesPerMetric bounds the tenant's in-memory series of one metric name, as above.
 	MaxGlobalSeriesPerMetric int `yaml:"max_global_series_per_metric" flag:"ingester.max-global-series-per-metric"`
+	// MaxGlobalExemplarsPerUser is the size of the tenant's exemplar buffer across the cluster, shared out
+	// as the series limit; 0 stores no exemplars.
+	MaxGlobalExemplarsPerUser int `yaml:"max_global_exemplars_per_user" flag:"ingester.max-global-exemplars-per-user"`
+	// OutOfOrderTimeWindow is how far behind a series' newest sample an older sample is still accepted.
+	OutOfOrderTimeWindow model.Duration `yaml:"out_of_order_time_window" flag:"ingester.out-of-order-time-window"`
 	// MaxGlobalMetadataPerUser bounds the metric families with metadata a tenant keeps, shared out as above.
 	MaxGlobalMetadataPerUser int `yaml:"max_global_metadata_per_user" flag:"ingester.max-global-metadata-per-user"`
 	// MaxGlobalMetadataPerMetric bounds the distinct metadata entries of one metric family; every
@@ -97,6 +102,10 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 		"Maximum number of in-memory series of a tenant across all ingesters (each ingester allows its share: this times the replication factor divided by the number of ingesters). Samples of further new series are rejected. 0 is no limit.")
 	f.IntVar(&l.MaxGlobalSeriesPerMetric, "ingester.max-global-series-per-metric", 0,
 		"Maximum number of in-memory series of one metric name of a tenant across all ingesters, shared out as -ingester.max-global-series-per-user is. 0 is no limit.")
+	f.IntVar(&l.MaxGlobalExemplarsPerUser, "ingester.max-global-exemplars-per-user", 0,
+		"Exemplars kept per tenant across all ingesters, in a circular buffer (each ingester keeps its share, as for -ingester.max-global-series-per-user). 0 stores no exemplars; received ones are dropped.")
+	f.Var(&l.OutOfOrderTimeWindow, "ingester.out-of-order-time-window",
+		"How far behind a series' newest sample an older sample is still accepted. 0 rejects out-of-order samples.")
 	f.IntVar(&l.MaxGlobalMetadataPerUser, "ingester.max-global-metadata-per-user", 50_000,
 		"Maximum number of metric families of a tenant with metadata (type, help, unit) kept across all ingesters, shared out as -ingester.max-global-series-per-user is. Metadata of further families is rejected. 0 is no limit.")
 	f.IntVar(&l.MaxGlobalMetadataPerMetric, "ingester.max-global-metadata-per-metric", 10,
@@ -147,6 +156,8 @@ func (l *Limits) Validate() error {
 	notNegative("request_burst_size", int64(l.RequestBurstSize))
 	notNegative("max_global_series_per_user", int64(l.MaxGlobalSeriesPerUser))
 	notNegative("max_global_series_per_metric", int64(l.MaxGlobalSeriesPerMetric))
+	notNegative("max_global_exemplars_per_user", int64(l.MaxGlobalExemplarsPerUser))
+	notNegative("out_of_order_time_window", int64(l.OutOfOrderTimeWindow))
 	notNegative("max_global_metadata_per_user", int64(l.MaxGlobalMetadataPerUser))
 	notNegative("max_global_metadata_per_metric", int64(l.MaxGlobalMetadataPerMetric))
 	notNegative("max_query_expression_size_bytes", int64(l.MaxQueryExpressionSizeBytes))
