@@ -361,3 +361,48 @@ overrides:
 		require.InDelta(t, 3000, rate, 300)
 	})
 }
+
+// Defect 7 of issue 12: one sample to each of thousands of new tenants exhausted the process' file
+// descriptors, every new tenant got 500, and the restart then failed: nobody could write or read. Now
+// the ingester takes the tenants its open-files limit allows (here (1200-1024)/5 = 35), refuses further
+// ones with a 5xx that names the limit, and keeps serving and restarting.
+func TestTenantFlood_BoundedByTheOpenFilesLimit(t *testing.T) {
+	dir := t.TempDir()
+	p := newStrataProcess(t, dir, "-ingester.ring.instance-addr=127.0.0.1", "-ingester.ring.instance-id=strata-test")
+	p.maxOpenFiles = 1200
+	p.start()
+	now := time.Now()
+	one := func(tenantID string, ts time.Time) *prompb.WriteRequest {
+		return &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+			Labels:  []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "tenant", Value: tenantID}},
+			Samples: []prompb.Sample{{Timestamp: ts.UnixMilli(), Value: 1}},
+		}}}
+	}
+	var accepted []string
+	refused := 0
+	for i := range 100 {
+		tenantID := fmt.Sprintf("tenant-%03d", i)
+		code, body := push(t, p.url("/api/v1/push"), tenantID, one(tenantID, now))
+		switch {
+		case code == http.StatusNoContent:
+			accepted = append(accepted, tenantID)
+		case code >= 500:
+			require.Contains(t, body, "err-strata-ingester-max-tenants")
+			refused++
+		default:
+			t.Fatalf("tenant %s: status %d: %s", tenantID, code, body)
+		}
+	}
+	t.Logf("100 new tenants under a 1200 open-files limit: %d accepted, %d refused with 5xx", len(accepted), refused)
+	require.Len(t, accepted, 35)
+	code, body := push(t, p.url("/api/v1/push"), accepted[0], one(accepted[0], now.Add(time.Second)))
+	require.Equal(t, http.StatusNoContent, code, "known tenants keep writing: %s", body)
+
+	p.stop()
+	p.start()
+	for _, tenantID := range accepted {
+		var vector []vectorSample
+		mustGetAPI(t, p.url("/prometheus"), "/api/v1/query", tenantID, url.Values{"query": {"up"}, "time": {formatTime(now.Add(2 * time.Second))}}, &queryResult{Result: &vector})
+		require.Len(t, vector, 1, "tenant %s after the restart", tenantID)
+	}
+}

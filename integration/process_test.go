@@ -36,6 +36,8 @@ type strataProcess struct {
 	dataDir  string
 	args     []string
 	log      *syncBuffer
+	// maxOpenFiles, when set, is the process' limit on open files (soft and hard, so Go cannot raise it).
+	maxOpenFiles int
 }
 
 // freePort returns a port that is free on 127.0.0.1 and has not been handed out before in this test run.
@@ -136,6 +138,9 @@ func (p *strataProcess) startNoWait() {
 	p.t.Helper()
 	p.log = &syncBuffer{}
 	p.cmd = exec.Command(strataBinary, p.args...)
+	if p.maxOpenFiles > 0 {
+		p.cmd = exec.Command("sh", append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, p.maxOpenFiles), strataBinary}, p.args...)...)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	require.NoError(p.t, p.cmd.Start())
 	p.exited = make(chan struct{})
