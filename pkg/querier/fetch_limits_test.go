@@ -37,23 +37,25 @@ func fetchLimited(q storage.Queryable, maxSeries, maxChunkBytes int) *FetchLimit
 	}))
 }
 
-// selectTenant reads every series matching ms as tenantID and returns how many there were.
-func selectTenant(t *testing.T, q storage.Queryable, tenantID string, hints *storage.SelectHints, ms ...*labels.Matcher) (int, error) {
+// selectTenant reads every series matching ms as tenantID and returns each one's sample timestamps.
+func selectTenant(t *testing.T, q storage.Queryable, tenantID string, hints *storage.SelectHints, ms ...*labels.Matcher) (map[string][]int64, error) {
 	t.Helper()
 	querier, err := q.Querier(0, 100_000)
 	require.NoError(t, err)
 	defer querier.Close()
 	set := querier.Select(tenant.NewContext(context.Background(), tenantID), true, hints, ms...)
-	n := 0
+	out := map[string][]int64{}
 	var it chunkenc.Iterator
 	for set.Next() {
+		var ts []int64
 		it = set.At().Iterator(it)
 		for it.Next() != chunkenc.ValNone {
+			ts = append(ts, it.AtT())
 		}
 		require.NoError(t, it.Err())
-		n++
+		out[set.At().Labels().String()] = ts
 	}
-	return n, set.Err()
+	return out, set.Err()
 }
 
 // replicas are three fake ingesters holding the same ten series of "up" (one 4-sample chunk each), which
@@ -84,29 +86,29 @@ func TestFetchLimitedQueryable_RefusesAQueryOverTheLimits(t *testing.T) {
 	for _, tc := range []struct {
 		name                     string
 		maxSeries, maxChunkBytes int
-		hints                    *storage.SelectHints
+		fn                       string // the Select hints' Func: "series" for label sets only
 		errKey                   string // "": the query succeeds
 	}{
 		{name: "series: replicas count once", maxSeries: 10},
 		{name: "series over the limit", maxSeries: 9, errKey: "max_fetched_series_per_query"},
 		{name: "chunk bytes: identical replicas count once", maxChunkBytes: chunkBytes},
 		{name: "chunk bytes over the limit", maxChunkBytes: chunkBytes - 1, errKey: "max_fetched_chunk_bytes_per_query"},
-		{name: "label sets at the series limit", maxSeries: 10, maxChunkBytes: 1, hints: &storage.SelectHints{Func: "series"}},
-		{name: "label sets over the series limit", maxSeries: 9, hints: &storage.SelectHints{Func: "series"}, errKey: "max_fetched_series_per_query"},
+		{name: "label sets at the series limit", maxSeries: 10, maxChunkBytes: 1, fn: "series"},
+		{name: "label sets over the series limit", maxSeries: 9, fn: "series", errKey: "max_fetched_series_per_query"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			hints := &storage.SelectHints{Start: 0, End: 100_000}
-			if tc.hints != nil {
-				hints.Func = tc.hints.Func
-			}
+			hints := &storage.SelectHints{Start: 0, End: 100_000, Func: tc.fn}
 			q := fetchLimited(newQueryable(1, replicas()...), tc.maxSeries, tc.maxChunkBytes)
-			n, err := selectTenant(t, q, "limited", hints, upMatcher)
+			got, err := selectTenant(t, q, "limited", hints, upMatcher)
 			if tc.errKey != "" {
 				requireLimitError(t, err, tc.errKey)
 				return
 			}
 			require.NoError(t, err)
-			require.Equal(t, 10, n)
+			require.Len(t, got, 10)
+			unlimited, err := selectTenant(t, q, "unlimited", hints, upMatcher)
+			require.NoError(t, err)
+			require.Equal(t, unlimited, got, "below the limits the answer is unchanged")
 		})
 	}
 }
@@ -124,9 +126,9 @@ func TestFetchLimitedQueryable_LimitsOfOneTenantDoNotApplyToAnother(t *testing.T
 	for _, ing := range ingesters {
 		ing.limits = nil
 	}
-	n, err := selectTenant(t, q, "other", nil, upMatcher)
+	got, err := selectTenant(t, q, "other", nil, upMatcher)
 	require.NoError(t, err)
-	require.Equal(t, 10, n)
+	require.Len(t, got, 10)
 	_, err = selectTenant(t, q, "other", &storage.SelectHints{Func: "series"}, upMatcher)
 	require.NoError(t, err)
 	for _, ing := range ingesters {
@@ -233,9 +235,9 @@ func (s *endlessIngester) QueryStream(_ *ingesterpb.QueryRequest, stream grpc.Se
 	// Series come in label order: a label second only to the name, "a_batch", numbers the messages.
 	for i := 0; ; i++ {
 		msg := &ingesterpb.QueryStreamResponse{}
-		for _, s := range s.msg.Series {
-			lset := append([]*seriespb.Label{s.Labels[0], {Name: "a_batch", Value: fmt.Sprintf("%09d", i)}}, s.Labels[1:]...)
-			msg.Series = append(msg.Series, &seriespb.Series{Labels: lset, Chunks: s.Chunks})
+		for _, series := range s.msg.Series {
+			lset := append([]*seriespb.Label{series.Labels[0], {Name: "a_batch", Value: fmt.Sprintf("%09d", i)}}, series.Labels[1:]...)
+			msg.Series = append(msg.Series, &seriespb.Series{Labels: lset, Chunks: series.Chunks})
 		}
 		if err := stream.Send(msg); err != nil {
 			return err
