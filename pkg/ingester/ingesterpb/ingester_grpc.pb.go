@@ -43,8 +43,8 @@ type IngesterClient interface {
 	LabelValues(ctx context.Context, in *LabelValuesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LabelValuesResponse], error)
 	// Series streams label sets only, for /api/v1/series, in messages of bounded size.
 	Series(ctx context.Context, in *SeriesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SeriesResponse], error)
-	// MetricsMetadata answers in one message: metadata is kept per metric family, and a family's entries are
-	// bounded (-ingester.max-metadata-per-metric).
+	// MetricsMetadata answers in one message: a tenant's metadata is bounded (max_global_metadata_per_user
+	// metric families, max_global_metadata_per_metric entries each).
 	MetricsMetadata(ctx context.Context, in *MetricsMetadataRequest, opts ...grpc.CallOption) (*MetricsMetadataResponse, error)
 }
 
@@ -157,8 +157,8 @@ type IngesterServer interface {
 	LabelValues(*LabelValuesRequest, grpc.ServerStreamingServer[LabelValuesResponse]) error
 	// Series streams label sets only, for /api/v1/series, in messages of bounded size.
 	Series(*SeriesRequest, grpc.ServerStreamingServer[SeriesResponse]) error
-	// MetricsMetadata answers in one message: metadata is kept per metric family, and a family's entries are
-	// bounded (-ingester.max-metadata-per-metric).
+	// MetricsMetadata answers in one message: a tenant's metadata is bounded (max_global_metadata_per_user
+	// metric families, max_global_metadata_per_metric entries each).
 	MetricsMetadata(context.Context, *MetricsMetadataRequest) (*MetricsMetadataResponse, error)
 	mustEmbedUnimplementedIngesterServer()
 }
