@@ -80,7 +80,7 @@ func (s *statusCounts) add(code int, body string, err error) {
 		return
 	}
 	s.byStatus[code]++
-	for _, f := range strings.FieldsFunc(body, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r == '-') }) {
+	for _, f := range strings.FieldsFunc(body, func(r rune) bool { return (r < 'a' || r > 'z') && r != '-' }) {
 		if strings.HasPrefix(f, "err-strata-") {
 			s.ids[f] = true
 		}

@@ -470,6 +470,10 @@ func (a *PrometheusAPI) buildInfo(*http.Request) (any, annotations.Annotations, 
 
 // storageError is a failure to read from ingesters: the client may retry.
 func storageError(err error) *apiError {
+	var limitErr *validation.LimitError
+	if errors.As(err, &limitErr) {
+		return &apiError{typ: errorExec, err: err} // 422: the request is over a limit, retrying won't help
+	}
 	if errors.Is(err, context.Canceled) {
 		return &apiError{typ: errorCanceled, err: err}
 	}

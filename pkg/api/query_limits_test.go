@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/stretchr/testify/require"
 
+	"github.com/strata-metrics/strata/pkg/querier"
 	"github.com/strata-metrics/strata/pkg/validation"
 )
 
@@ -170,4 +171,15 @@ func TestMaxQueryLookback_OlderDataIsNotRead(t *testing.T) {
 	code, series := a.call(t, http.MethodGet, "/series", url.Values{"match[]": {"up"}, "end": {unixSeconds(dataStart.Add(time.Minute))}})
 	require.Equal(t, http.StatusOK, code)
 	require.JSONEq(t, `[]`, string(series.Data))
+}
+
+func TestSeries_OverTheFetchedSeriesLimitIs422(t *testing.T) {
+	limits := defaultTestLimits()
+	limits.MaxFetchedSeriesPerQuery = 1
+	db := openTestDB(t)
+	a := newTestAPIWithLimits(t, testEngineConfig(), querier.NewFetchLimitedQueryable(db, validation.NewOverrides(limits, nil)), limits)
+	code, resp := a.call(t, http.MethodGet, "/series", url.Values{"match[]": {"up"}})
+	require.Equal(t, http.StatusUnprocessableEntity, code, resp.Error)
+	require.Equal(t, "execution", resp.ErrorType)
+	require.Contains(t, resp.Error, "err-strata-max-fetched-series-per-query")
 }

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunks"
@@ -175,7 +176,7 @@ func (s *seriesLimiter) PreCreation(lset labels.Labels) error {
 			s.total.Load(), limits.MaxGlobalSeriesPerUser, validation.ErrorID(validation.ReasonMaxGlobalSeriesPerUser), validation.FlagOf("max_global_series_per_user"))}
 	}
 	if local := validation.LocalLimit(limits.MaxGlobalSeriesPerMetric, rf, ingesters); local > 0 {
-		name := lset.Get(labels.MetricName)
+		name := lset.Get(model.MetricNameLabel)
 		s.mtx.Lock()
 		n := s.perMetric[name]
 		s.mtx.Unlock()
@@ -193,7 +194,7 @@ func (s *seriesLimiter) PostCreation(lset labels.Labels) {
 	s.total.Add(1)
 	s.ingester.instanceLimits.series.Add(1)
 	s.mtx.Lock()
-	s.perMetric[lset.Get(labels.MetricName)]++
+	s.perMetric[lset.Get(model.MetricNameLabel)]++
 	s.mtx.Unlock()
 }
 
@@ -203,7 +204,7 @@ func (s *seriesLimiter) PostDeletion(deleted map[chunks.HeadSeriesRef]labels.Lab
 	s.ingester.instanceLimits.series.Add(-int64(len(deleted)))
 	s.mtx.Lock()
 	for _, lset := range deleted {
-		name := lset.Get(labels.MetricName)
+		name := lset.Get(model.MetricNameLabel)
 		if s.perMetric[name] <= 1 {
 			delete(s.perMetric, name)
 		} else {
