@@ -12,6 +12,7 @@ import (
 	"github.com/strata-metrics/strata/pkg/ingester/client"
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/tenant"
+	"github.com/strata-metrics/strata/pkg/validation"
 )
 
 // noopIngester accepts every push without looking at it.
@@ -38,7 +39,9 @@ func (noopClients) PusherFor(string) (client.Pusher, error) {
 // nothing).
 func BenchmarkPush(b *testing.B) {
 	const seriesCount = 1000
-	env := newTestEnv(b, withReplication(3, 3), withDefaultLimits())
+	env := newTestEnv(b, withReplication(3, 3), withDefaultLimits(),
+		// Enforced, as in production, but never reached: the benchmark's clock does not move.
+		withLimits(func(l *validation.Limits) { l.IngestionRate, l.IngestionBurstSize = 1e15, 1<<50 }))
 	env.d.clients = noopClients{}
 	body := encodeRequest(b, benchmarkRequest(seriesCount, testNow.UnixMilli()))
 	ctx := tenant.NewContext(context.Background(), tenantA)

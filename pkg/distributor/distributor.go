@@ -115,9 +115,9 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "remote write requires POST", http.StatusMethodNotAllowed)
 		return
 	}
-	done, err := d.instance.admit()
+	err := d.instance.admit()
 	if err == nil {
-		defer done()
+		defer d.instance.release()
 		// Requests over the tenant's request rate are refused before their body is read and decoded.
 		err = d.checkRequestRate(r.Context())
 	}
@@ -127,9 +127,9 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err == nil {
 		// Counted once read: what a client only announces (Content-Length) holds no budget.
-		var doneBytes func()
-		if doneBytes, err = d.instance.holdBytes(int64(decoded.size)); err == nil {
-			defer doneBytes()
+		size := int64(decoded.size)
+		if err = d.instance.holdBytes(size); err == nil {
+			defer d.instance.releaseBytes(size)
 		} else {
 			decoded.body.Free()
 		}

@@ -52,28 +52,31 @@ func newInstanceLimiter(l InstanceLimits) *instanceLimiter {
 	return il
 }
 
-// admit counts a request in flight; done must be called when it ends unless an error is returned.
-func (il *instanceLimiter) admit() (done func(), err error) {
+// admit counts a request in flight; release must be called when it ends unless an error is returned.
+func (il *instanceLimiter) admit() error {
 	n := il.inflight.Add(1)
 	if max := il.limits.MaxInflightPushRequests; max > 0 && n > int64(max) {
 		il.inflight.Add(-1)
-		return nil, httpError(http.StatusServiceUnavailable, "this distributor already handles %d push requests, its limit (err-strata-distributor-max-inflight-push-requests, -distributor.instance-limits.max-inflight-push-requests); retry later", max)
+		return httpError(http.StatusServiceUnavailable, "this distributor already handles %d push requests, its limit (err-strata-distributor-max-inflight-push-requests, -distributor.instance-limits.max-inflight-push-requests); retry later", max)
 	}
-	return func() { il.inflight.Add(-1) }, nil
+	return nil
 }
 
-// holdBytes counts size bytes of a read request in flight; done must be called when the request ends
-// unless an error is returned.
-func (il *instanceLimiter) holdBytes(size int64) (done func(), err error) {
+func (il *instanceLimiter) release() { il.inflight.Add(-1) }
+
+// holdBytes counts size bytes of a read request in flight; releaseBytes(size) must be called when the
+// request ends unless an error is returned.
+func (il *instanceLimiter) holdBytes(size int64) error {
 	b := il.inflightBytes.Add(size)
-	done = func() { il.inflightBytes.Add(-size) }
 	// A single request larger than the limit still passes alone, or it could never be served.
 	if max := il.limits.MaxInflightPushRequestsBytes; max > 0 && b > int64(max) && b > size {
-		done()
-		return nil, httpError(http.StatusServiceUnavailable, "this distributor already holds %d bytes of push requests, its limit (err-strata-distributor-max-inflight-push-requests-bytes, -distributor.instance-limits.max-inflight-push-requests-bytes); retry later", max)
+		il.releaseBytes(size)
+		return httpError(http.StatusServiceUnavailable, "this distributor already holds %d bytes of push requests, its limit (err-strata-distributor-max-inflight-push-requests-bytes, -distributor.instance-limits.max-inflight-push-requests-bytes); retry later", max)
 	}
-	return done, nil
+	return nil
 }
+
+func (il *instanceLimiter) releaseBytes(size int64) { il.inflightBytes.Add(-size) }
 
 // allowSamples takes n samples from the distributor's ingestion rate.
 func (il *instanceLimiter) allowSamples(now time.Time, n int) error {

@@ -103,15 +103,17 @@ func instanceLimitError(name, format string, args ...any) error {
 	return status.Errorf(codes.Unavailable, "%s (err-strata-ingester-%s); retry later or on another ingester", fmt.Sprintf(format, args...), name)
 }
 
-// startPush counts a push in flight; done must be called when it ends unless an error is returned.
-func (il *instanceLimiter) startPush() (done func(), err error) {
+// startPush counts a push in flight; endPush must be called when it ends unless an error is returned.
+func (il *instanceLimiter) startPush() error {
 	n := il.inflight.Add(1)
 	if max := il.limits.MaxInflightPushRequests; max > 0 && n > int64(max) {
-		il.inflight.Add(-1)
-		return nil, instanceLimitError("max-inflight-push-requests", "this ingester already handles %d push requests, its limit (-ingester.instance-limits.max-inflight-push-requests)", max)
+		il.endPush()
+		return instanceLimitError("max-inflight-push-requests", "this ingester already handles %d push requests, its limit (-ingester.instance-limits.max-inflight-push-requests)", max)
 	}
-	return func() { il.inflight.Add(-1) }, nil
+	return nil
 }
+
+func (il *instanceLimiter) endPush() { il.inflight.Add(-1) }
 
 // allowSamples takes n samples from the instance's ingestion rate.
 func (il *instanceLimiter) allowSamples(n int) error {

@@ -113,14 +113,11 @@ func TestInstanceLimits_IngestionRateAndInflightPushes(t *testing.T) {
 	require.ErrorContains(t, err, "err-strata-ingester-max-ingestion-rate")
 
 	il := newInstanceLimiter(InstanceLimits{MaxInflightPushRequests: 1})
-	done, err := il.startPush()
-	require.NoError(t, err)
-	_, err = il.startPush()
-	require.ErrorContains(t, err, "err-strata-ingester-max-inflight-push-requests")
-	done()
-	done, err = il.startPush()
-	require.NoError(t, err)
-	done()
+	require.NoError(t, il.startPush())
+	require.ErrorContains(t, il.startPush(), "err-strata-ingester-max-inflight-push-requests")
+	il.endPush()
+	require.NoError(t, il.startPush())
+	il.endPush()
 }
 
 func TestInstanceLimits_MaxTenantsFollowsTheOpenFilesLimit(t *testing.T) {

@@ -53,11 +53,10 @@ func (i *Ingester) push(ctx context.Context, parts [][]byte) error {
 		return err
 	}
 	defer i.end()
-	done, err := i.instanceLimits.startPush()
-	if err != nil {
+	if err := i.instanceLimits.startPush(); err != nil {
 		return err
 	}
-	defer done()
+	defer i.instanceLimits.endPush()
 
 	// The decoded strings point into the parts, which the caller does not reuse while push runs.
 	decoder := remotewrite.GetDecoder()
