@@ -119,9 +119,11 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 		"How far back from now a query may read data. Older parts of a query's range are not read. 0 is no limit.")
 	f.Var(&l.MaxTotalQueryLength, "query-frontend.max-total-query-length",
 		"Maximum time range of a range query, from its start to its end. Longer queries are refused. 0 is no limit.")
-	f.IntVar(&l.MaxFetchedSeriesPerQuery, "querier.max-fetched-series-per-query", 0,
+	// Mimir has no default for these two; without one, one query over every series of a large tenant
+	// takes the querier's memory with it (2M series: +3 GB for a count, +8 GB for a 1h range).
+	f.IntVar(&l.MaxFetchedSeriesPerQuery, "querier.max-fetched-series-per-query", 500_000,
 		"Maximum number of series one query may read from ingesters and store-gateways. A query that needs more is refused, and the ingesters and store-gateways stop sending. 0 is no limit.")
-	f.IntVar(&l.MaxFetchedChunkBytesPerQuery, "querier.max-fetched-chunk-bytes-per-query", 0,
+	f.IntVar(&l.MaxFetchedChunkBytesPerQuery, "querier.max-fetched-chunk-bytes-per-query", 2<<30,
 		"Maximum size, in bytes, of the chunks one query may read from ingesters and store-gateways. A query that needs more is refused, and the ingesters and store-gateways stop sending. 0 is no limit.")
 	f.Var(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period",
 		"Blocks of a tenant whose newest sample is older than this are deleted from object storage by the compactor. 0 keeps blocks forever.")

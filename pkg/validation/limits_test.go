@@ -37,8 +37,10 @@ func TestLimits_RegisterFlagsDefaults(t *testing.T) {
 		MaxGlobalMetadataPerUser:   50_000,
 		MaxGlobalMetadataPerMetric: 10,
 
-		MaxQueryExpressionSizeBytes: 128 << 10,
-		MaxSubquerySteps:            1_000_000,
+		MaxQueryExpressionSizeBytes:  128 << 10,
+		MaxSubquerySteps:             1_000_000,
+		MaxFetchedSeriesPerQuery:     500_000,
+		MaxFetchedChunkBytesPerQuery: 2 << 30,
 	}, *defaultLimits(t))
 	require.NoError(t, defaultLimits(t).Validate())
 }
@@ -68,8 +70,10 @@ func TestLimits_FlagsOverrideDefaults(t *testing.T) {
 		MaxGlobalMetadataPerUser:   50_000,
 		MaxGlobalMetadataPerMetric: 10,
 
-		MaxQueryExpressionSizeBytes: 128 << 10,
-		MaxSubquerySteps:            1_000_000,
+		MaxQueryExpressionSizeBytes:  128 << 10,
+		MaxSubquerySteps:             1_000_000,
+		MaxFetchedSeriesPerQuery:     500_000,
+		MaxFetchedChunkBytesPerQuery: 2 << 30,
 	}, l)
 }
 
