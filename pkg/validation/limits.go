@@ -120,10 +120,12 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.Var(&l.MaxTotalQueryLength, "query-frontend.max-total-query-length",
 		"Maximum time range of a range query, from its start to its end. Longer queries are refused. 0 is no limit.")
 	// Mimir has no default for these two; without one, one query over every series of a large tenant
-	// takes the querier's memory with it (2M series: +3 GB for a count, +8 GB for a 1h range).
-	f.IntVar(&l.MaxFetchedSeriesPerQuery, "querier.max-fetched-series-per-query", 500_000,
+	// takes the querier's memory with it (2M series: +3 GB for a count, +8 GB for a 1h range). The querier
+	// holds about 2.6 KB per series a query selects, so 200k series is about 0.5 GB per query, and
+	// -querier.max-concurrent (20) of them fit in a machine's memory.
+	f.IntVar(&l.MaxFetchedSeriesPerQuery, "querier.max-fetched-series-per-query", 200_000,
 		"Maximum number of series one query may read from ingesters and store-gateways. A query that needs more is refused, and the ingesters and store-gateways stop sending. 0 is no limit.")
-	f.IntVar(&l.MaxFetchedChunkBytesPerQuery, "querier.max-fetched-chunk-bytes-per-query", 2<<30,
+	f.IntVar(&l.MaxFetchedChunkBytesPerQuery, "querier.max-fetched-chunk-bytes-per-query", 1<<30,
 		"Maximum size, in bytes, of the chunks one query may read from ingesters and store-gateways. A query that needs more is refused, and the ingesters and store-gateways stop sending. 0 is no limit.")
 	f.Var(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period",
 		"Blocks of a tenant whose newest sample is older than this are deleted from object storage by the compactor. 0 keeps blocks forever.")

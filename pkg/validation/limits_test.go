@@ -39,8 +39,8 @@ func TestLimits_RegisterFlagsDefaults(t *testing.T) {
 
 		MaxQueryExpressionSizeBytes:  128 << 10,
 		MaxSubquerySteps:             1_000_000,
-		MaxFetchedSeriesPerQuery:     500_000,
-		MaxFetchedChunkBytesPerQuery: 2 << 30,
+		MaxFetchedSeriesPerQuery:     200_000,
+		MaxFetchedChunkBytesPerQuery: 1 << 30,
 	}, *defaultLimits(t))
 	require.NoError(t, defaultLimits(t).Validate())
 }
@@ -72,8 +72,8 @@ func TestLimits_FlagsOverrideDefaults(t *testing.T) {
 
 		MaxQueryExpressionSizeBytes:  128 << 10,
 		MaxSubquerySteps:             1_000_000,
-		MaxFetchedSeriesPerQuery:     500_000,
-		MaxFetchedChunkBytesPerQuery: 2 << 30,
+		MaxFetchedSeriesPerQuery:     200_000,
+		MaxFetchedChunkBytesPerQuery: 1 << 30,
 	}, l)
 }
 
