@@ -148,7 +148,13 @@ type ringInstance struct {
 // ringView is the ingester ring as process p sees it.
 func ringView(t *testing.T, p *strataProcess) map[string]ringInstance {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, p.url("/ingester/ring"), nil)
+	return ringViewAt(t, p, "/ingester/ring")
+}
+
+// ringViewAt is the ring whose page is at path as process p sees it.
+func ringViewAt(t *testing.T, p *strataProcess, path string) map[string]ringInstance {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, p.url(path), nil)
 	require.NoError(t, err)
 	req.Header.Set("Accept", "application/json")
 	resp, err := http.DefaultClient.Do(req)

@@ -334,18 +334,8 @@ func getText(t *testing.T, url string) string {
 // healthyIn counts the healthy ACTIVE instances of the ring page at path, as p sees it.
 func healthyIn(t *testing.T, p *strataProcess, path string) int {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, p.url(path), nil)
-	require.NoError(t, err)
-	req.Header.Set("Accept", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	var body struct {
-		Instances []ringInstance `json:"instances"`
-	}
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
 	n := 0
-	for _, inst := range body.Instances {
+	for _, inst := range ringViewAt(t, p, path) {
 		if inst.State == "ACTIVE" && inst.Healthy {
 			n++
 		}

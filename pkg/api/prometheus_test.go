@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"io"
 	"log/slog"
 	"net/http"
@@ -105,10 +104,7 @@ type testAPI struct {
 
 func newTestAPI(t *testing.T, cfg querier.Config, queryable storage.Queryable) *testAPI {
 	t.Helper()
-	var limits validation.Limits
-	fs := flag.NewFlagSet("limits", flag.PanicOnError)
-	limits.RegisterFlags(fs)
-	return newTestAPIWithLimits(t, cfg, queryable, limits)
+	return newTestAPIWithLimits(t, cfg, queryable, validation.DefaultLimits())
 }
 
 // newTestAPIWithLimits serves the API with limits for every tenant; requests are tenant "anonymous".

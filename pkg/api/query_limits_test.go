@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"flag"
 	"net/http"
 	"net/url"
 	"strings"
@@ -19,11 +18,7 @@ import (
 	"github.com/strata-metrics/strata/pkg/validation"
 )
 
-func defaultTestLimits() validation.Limits {
-	var l validation.Limits
-	l.RegisterFlags(flag.NewFlagSet("limits", flag.PanicOnError))
-	return l
-}
+func defaultTestLimits() validation.Limits { return validation.DefaultLimits() }
 
 // Defects 1, 2 and 4 of issue 12: each of these queries took the process (out of memory) or a core
 // (for minutes, past the timeout) with it. Each is now refused up front with the reason.

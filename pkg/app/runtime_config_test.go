@@ -2,7 +2,6 @@ package app
 
 import (
 	"encoding/json"
-	"flag"
 	"io"
 	"net/http"
 	"os"
@@ -181,11 +180,4 @@ func (r *runningApp) pushSeries(t *testing.T, tenantID string, nameValues ...str
 		Labels: ls, Samples: []prompb.Sample{{Value: 1, Timestamp: time.Now().UnixMilli()}}}}})
 }
 
-func newTestLimits(t *testing.T) validation.Limits {
-	t.Helper()
-	var l validation.Limits
-	fs := flag.NewFlagSet("limits", flag.ContinueOnError)
-	l.RegisterFlags(fs)
-	require.NoError(t, fs.Parse(nil))
-	return l
-}
+func newTestLimits(*testing.T) validation.Limits { return validation.DefaultLimits() }

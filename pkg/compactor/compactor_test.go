@@ -3,7 +3,6 @@ package compactor
 import (
 	"context"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -243,8 +242,7 @@ func TestCompactor_RetentionMarksOldBlocks(t *testing.T) {
 	recent := shipBlock(t, bkt, "t1", blockSpec{minT: base + 48*hourMs, maxT: base + 50*hourMs, series: 1})
 	// t2's blocks are as old, but its retention, a runtime override, is longer.
 	old2 := shipBlock(t, bkt, "t2", blockSpec{minT: base, maxT: base + 2*hourMs, series: 1})
-	var defaults validation.Limits
-	defaults.RegisterFlags(flag.NewFlagSet("limits", flag.PanicOnError))
+	defaults := validation.DefaultLimits()
 	defaults.CompactorBlocksRetentionPeriod = model.Duration(36 * time.Hour)
 	longer := defaults
 	longer.CompactorBlocksRetentionPeriod = model.Duration(100 * time.Hour)

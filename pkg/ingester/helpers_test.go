@@ -2,7 +2,6 @@ package ingester
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,14 +39,7 @@ func testConfig(dir string) Config {
 }
 
 // defaultLimits are the limits as their flags default them.
-func defaultLimits(tb testing.TB) validation.Limits {
-	tb.Helper()
-	var l validation.Limits
-	fs := flag.NewFlagSet("limits", flag.ContinueOnError)
-	l.RegisterFlags(fs)
-	require.NoError(tb, fs.Parse(nil))
-	return l
-}
+func defaultLimits(testing.TB) validation.Limits { return validation.DefaultLimits() }
 
 // testIngester is a started ingester with its own registry and discard counter.
 type testIngester struct {

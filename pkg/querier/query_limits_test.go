@@ -1,7 +1,6 @@
 package querier
 
 import (
-	"flag"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,12 +12,8 @@ import (
 	"github.com/strata-metrics/strata/pkg/validation"
 )
 
-func defaultLimits(t testing.TB) *validation.Limits {
-	t.Helper()
-	var l validation.Limits
-	fs := flag.NewFlagSet("limits", flag.ContinueOnError)
-	l.RegisterFlags(fs)
-	require.NoError(t, fs.Parse(nil))
+func defaultLimits(testing.TB) *validation.Limits {
+	l := validation.DefaultLimits()
 	return &l
 }
 

@@ -131,6 +131,13 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 		"Blocks of a tenant whose newest sample is older than this are deleted from object storage by the compactor. 0 keeps blocks forever.")
 }
 
+// DefaultLimits returns the limits as their flags default them.
+func DefaultLimits() Limits {
+	var l Limits
+	l.RegisterFlags(flag.NewFlagSet("limits", flag.PanicOnError))
+	return l
+}
+
 // Validate reports limits that would reject every series or sample.
 func (l *Limits) Validate() error {
 	var errs []error
