@@ -4,6 +4,11 @@ answered, how long it took and the process' peak resident memory while it ran.
 
     go build -o /tmp/strata ./cmd/strata && python3 scripts/hostile.py /tmp/strata
 
+With a loadgen binary and a series count (go build -o /tmp/loadgen ./tools/loadgen), it also loads that
+many series into one tenant, with the series limits off, and measures the big reads of defect 10:
+
+    python3 scripts/hostile.py /tmp/strata /tmp/loadgen 2000000
+
 Measurements, not tests: the regression tests live next to the code they cover.
 """
 import http.client
@@ -119,11 +124,35 @@ def run_case(pid, name, fn):
     print(f"{name:<58} {answer:<60.60} {took:7.2f}s {peak.done():8.0f} MB", flush=True)
 
 
+def big_reads(port, pid, loadgen, series):
+    start = time.time()
+    subprocess.run([loadgen, "write", "-url", f"http://127.0.0.1:{port}/api/v1/push", "-series", str(series),
+                    "-interval", "15s", "-rounds", "5", "-concurrency", "4"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    print(f"{'(loaded %d series, 5 samples each, in %.0fs)' % (series, time.time() - start):<58} {'':<60} {'':>8} {rss_mb(pid):8.0f} MB", flush=True)
+    now = time.time()
+    everything = '{__name__=~".+"}'
+    run_case(pid, "10a. count({__name__=~\".+\"})", lambda: "%d %s" % query(port, f"count({everything})", tenant="tenant-0"))
+    run_case(pid, "10b. topk(1e9, {__name__=~\".+\"})",
+             lambda: "%d %s" % query(port, f"topk(1e9, {everything})", tenant="tenant-0"))
+
+    def range_select():
+        form = urllib.parse.urlencode({"query": everything, "start": now - 3600, "end": now, "step": 15})
+        return "%d %s" % request(port, "POST", "/prometheus/api/v1/query_range", form.encode(),
+                                 {"Content-Type": "application/x-www-form-urlencoded", "X-Scope-OrgID": "tenant-0"})
+    run_case(pid, "10c. every series over 1h at 15s (241 steps)", range_select)
+    run_case(pid, "10d. /series match-all",
+             lambda: "%d %s" % request(port, "GET", "/prometheus/api/v1/series?" + urllib.parse.urlencode({"match[]": everything}),
+                                       headers={"X-Scope-OrgID": "tenant-0"}))
+
+
 def main():
     binary = sys.argv[1]
     data = tempfile.mkdtemp(prefix="strata-hostile-")
     port = free_port()
-    proc = subprocess.Popen([binary, f"-data.dir={data}", "-server.http-listen-address=127.0.0.1",
+    big = len(sys.argv) > 3
+    limits_off = ["-ingester.max-global-series-per-user=0", "-distributor.ingestion-rate-limit=0"] if big else []
+    proc = subprocess.Popen([binary, *limits_off, f"-data.dir={data}", "-server.http-listen-address=127.0.0.1",
                              f"-server.http-listen-port={port}", "-server.grpc-listen-address=127.0.0.1",
                              f"-server.grpc-listen-port={free_port()}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -135,6 +164,9 @@ def main():
         print(f"{'input':<58} {'answer':<60} {'time':>8} {'peak RSS':>11}")
         print(f"{'(idle)':<58} {'':<60} {'':>8} {rss_mb(proc.pid):8.0f} MB")
         pid = proc.pid
+        if big:
+            big_reads(port, pid, sys.argv[2], int(sys.argv[3]))
+            return
 
         run_case(pid, "1. count_over_time(vector(1)[100d:1ms])",
                  lambda: "%d %s" % query(port, "count_over_time(vector(1)[100d:1ms])"))
