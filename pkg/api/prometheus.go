@@ -474,6 +474,10 @@ func storageError(err error) *apiError {
 	if errors.As(err, &limitErr) {
 		return &apiError{typ: errorExec, err: err} // 422: the request is over a limit, retrying won't help
 	}
+	var overload *querier.SeriesInFlightError
+	if errors.As(err, &overload) {
+		return &apiError{typ: errorUnavailable, err: err} // 503: the querier is full, retry later
+	}
 	if errors.Is(err, context.Canceled) {
 		return &apiError{typ: errorCanceled, err: err}
 	}

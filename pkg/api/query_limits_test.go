@@ -172,7 +172,7 @@ func TestSeries_OverTheFetchedSeriesLimitIs422(t *testing.T) {
 	limits := defaultTestLimits()
 	limits.MaxFetchedSeriesPerQuery = 1
 	db := openTestDB(t)
-	a := newTestAPIWithLimits(t, testEngineConfig(), querier.NewFetchLimitedQueryable(db, validation.NewOverrides(limits, nil)), limits)
+	a := newTestAPIWithLimits(t, testEngineConfig(), querier.NewFetchLimitedQueryable(db, validation.NewOverrides(limits, nil), 0), limits)
 	code, resp := a.call(t, http.MethodGet, "/series", url.Values{"match[]": {"up"}})
 	require.Equal(t, http.StatusUnprocessableEntity, code, resp.Error)
 	require.Equal(t, "execution", resp.ErrorType)

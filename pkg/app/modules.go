@@ -295,7 +295,7 @@ func (a *App) initQuerier() (services.Service, error) {
 	engine := querier.NewEngine(a.cfg.Querier, prometheus.WrapRegistererWithPrefix("strata_querier_", a.reg), a.logger.With("component", "querier"))
 	ingesters := querier.NewIngesterQueryable(a.ingesterRing, a.ingesterClients)
 	blocks := querier.NewBlocksQueryable(a.bucket, a.storeGatewayRing, storeGatewayClients{a.storeGatewayClients}, a.cfg.Querier, a.reg, a.logger.With("component", "querier"))
-	queryable := querier.NewFetchLimitedQueryable(querier.NewTimeSplitQueryable(ingesters, blocks, a.cfg.Querier), a.overrides)
+	queryable := querier.NewFetchLimitedQueryable(querier.NewTimeSplitQueryable(ingesters, blocks, a.cfg.Querier), a.overrides, a.cfg.Querier.MaxFetchedSeriesInFlight)
 	promAPI := api.NewPrometheusAPI(engine, queryable, ingesters, a.cfg.Querier, a.overrides, a.logger.With("component", "querier"))
 	// Prometheus clients expect tenant errors there in the API's JSON envelope, not in plain text.
 	promAPI.Register(a.server.mux, "/prometheus/api/v1", api.TenantMiddleware(a.cfg.MultitenancyEnabled))

@@ -2,6 +2,7 @@ package querier
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -22,11 +23,24 @@ import (
 type FetchLimitedQueryable struct {
 	storage.Queryable
 	limits *validation.Overrides
+	// maxInFlight bounds the series that all queries in flight hold together (0: no bound), so that
+	// -querier.max-concurrent queries at their limit cannot exhaust the querier's memory together.
+	maxInFlight int64
+	inFlight    atomic.Int64
 }
 
-// NewFetchLimitedQueryable applies the limits of each query's tenant to q's reads.
-func NewFetchLimitedQueryable(q storage.Queryable, limits *validation.Overrides) *FetchLimitedQueryable {
-	return &FetchLimitedQueryable{Queryable: q, limits: limits}
+// NewFetchLimitedQueryable applies the limits of each query's tenant to q's reads, and bounds the series
+// the queries in flight hold together by maxSeriesInFlight (0: no bound).
+func NewFetchLimitedQueryable(q storage.Queryable, limits *validation.Overrides, maxSeriesInFlight int) *FetchLimitedQueryable {
+	return &FetchLimitedQueryable{Queryable: q, limits: limits, maxInFlight: int64(maxSeriesInFlight)}
+}
+
+// SeriesInFlightError refuses a query because the queries in flight already hold the most series this
+// querier keeps at once: a 503, the client retries later.
+type SeriesInFlightError struct{ Max int64 }
+
+func (e *SeriesInFlightError) Error() string {
+	return fmt.Sprintf("the queries running in this querier already hold %d series, its limit (err-strata-querier-max-fetched-series-in-flight, -querier.max-fetched-series-in-flight); retry later", e.Max)
 }
 
 // Querier implements storage.Queryable.
@@ -35,13 +49,14 @@ func (q *FetchLimitedQueryable) Querier(mint, maxt int64) (storage.Querier, erro
 	if err != nil {
 		return nil, err
 	}
-	return &fetchLimitedQuerier{Querier: inner, overrides: q.limits}, nil
+	return &fetchLimitedQuerier{Querier: inner, overrides: q.limits, queryable: q}, nil
 }
 
 // fetchLimitedQuerier counts what one query reads: the engine makes one Querier per query.
 type fetchLimitedQuerier struct {
 	storage.Querier
 	overrides *validation.Overrides
+	queryable *FetchLimitedQueryable
 
 	mtx     sync.Mutex
 	limiter *fetchLimiter // made by the first Select, which brings the tenant
@@ -56,8 +71,12 @@ func (q *fetchLimitedQuerier) limiterFor(ctx context.Context) *fetchLimiter {
 		q.looked = true
 		// Without a tenant there is nothing to limit; the sources refuse such a read anyway.
 		if tenantID, err := tenant.FromContext(ctx); err == nil {
-			if limits := seriespb.NewFetchLimits(q.overrides.For(tenantID)); limits != nil {
-				q.limiter = &fetchLimiter{limits: limits}
+			limits := seriespb.NewFetchLimits(q.overrides.For(tenantID))
+			if limits != nil || q.queryable.maxInFlight > 0 {
+				if limits == nil {
+					limits = &seriespb.FetchLimits{} // counted for the querier's bound only
+				}
+				q.limiter = &fetchLimiter{limits: limits, queryable: q.queryable}
 			}
 		}
 	}
@@ -81,6 +100,7 @@ func (q *fetchLimitedQuerier) Close() error {
 	q.mtx.Unlock()
 	if l != nil {
 		l.streams.cancel(nil)
+		l.queryable.inFlight.Add(-l.reserved.Swap(0))
 	}
 	return q.Querier.Close()
 }
@@ -125,7 +145,7 @@ func fetchLimiterFrom(ctx context.Context) *fetchLimiter {
 
 // fetchLimitsFrom returns the limits that reads for ctx pass on to their sources, or nil.
 func fetchLimitsFrom(ctx context.Context) *seriespb.FetchLimits {
-	if l := fetchLimiterFrom(ctx); l != nil {
+	if l := fetchLimiterFrom(ctx); l != nil && (l.limits.MaxSeries > 0 || l.limits.MaxChunkBytes > 0) {
 		return l.limits
 	}
 	return nil
@@ -134,8 +154,11 @@ func fetchLimitsFrom(ctx context.Context) *seriespb.FetchLimits {
 // fetchLimiter counts one query's series and chunk bytes against its tenant's limits. Its methods are
 // safe for concurrent use: the sources' series sets are read concurrently.
 type fetchLimiter struct {
-	limits  *seriespb.FetchLimits
-	streams streamContexts // every stream of the query, ended with the limit's error once one is crossed
+	limits    *seriespb.FetchLimits
+	streams   streamContexts // every stream of the query, ended with the limit's error once one is crossed
+	queryable *FetchLimitedQueryable
+	reserved  atomic.Int64 // this query's series in the querier's in-flight count
+	overload  atomic.Pointer[SeriesInFlightError]
 
 	mtx    sync.Mutex
 	series map[uint64]struct{} // hashes of the label sets read, when series are limited
@@ -146,7 +169,7 @@ type fetchLimiter struct {
 
 // addSeries counts a series read, once however many Selects of the query read it.
 func (l *fetchLimiter) addSeries(lset labels.Labels) error {
-	if l.limits.MaxSeries <= 0 {
+	if l.limits.MaxSeries <= 0 && l.queryable.maxInFlight <= 0 {
 		return nil
 	}
 	h := lset.Hash()
@@ -154,13 +177,29 @@ func (l *fetchLimiter) addSeries(lset labels.Labels) error {
 	if l.series == nil {
 		l.series = map[uint64]struct{}{}
 	}
+	before := len(l.series)
 	l.series[h] = struct{}{}
 	n := int64(len(l.series))
 	l.mtx.Unlock()
-	if n > l.limits.MaxSeries {
-		return l.exceeded(seriespb.SeriesLimitError(l.limits.MaxSeries))
+	if max := l.limits.MaxSeries; max > 0 && n > max {
+		return l.exceeded(seriespb.SeriesLimitError(max))
+	}
+	if max := l.queryable.maxInFlight; max > 0 && int(n) > before {
+		if l.queryable.inFlight.Add(1) > max {
+			l.queryable.inFlight.Add(-1)
+			return l.overloaded(&SeriesInFlightError{Max: max})
+		}
+		l.reserved.Add(1)
 	}
 	return nil
+}
+
+// overloaded fails the query because the querier holds too many series, and ends its streams.
+func (l *fetchLimiter) overloaded(err *SeriesInFlightError) error {
+	if l.overload.CompareAndSwap(nil, err) {
+		l.streams.cancel(err)
+	}
+	return l.overload.Load()
 }
 
 // addChunkBytes counts the bytes of a series' chunks.
@@ -190,6 +229,9 @@ func (l *fetchLimiter) exceeded(err *validation.LimitError) error {
 // failure returns the limit the query crossed, or nil.
 func (l *fetchLimiter) failure() error {
 	if err := l.failed.Load(); err != nil {
+		return err
+	}
+	if err := l.overload.Load(); err != nil {
 		return err
 	}
 	return nil

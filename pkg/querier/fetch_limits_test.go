@@ -34,7 +34,7 @@ func (t tenantLimits) AllByTenant() map[string]*validation.Limits { return t }
 func fetchLimited(q storage.Queryable, maxSeries, maxChunkBytes int) *FetchLimitedQueryable {
 	return NewFetchLimitedQueryable(q, validation.NewOverrides(validation.Limits{}, tenantLimits{
 		"limited": {MaxFetchedSeriesPerQuery: maxSeries, MaxFetchedChunkBytesPerQuery: maxChunkBytes},
-	}))
+	}), 0)
 }
 
 // selectTenant reads every series matching ms as tenantID and returns each one's sample timestamps.
@@ -212,7 +212,7 @@ func TestBlocksQueryable_AStoreGatewayAtTheLimitIsNotReplaced(t *testing.T) {
 		{ID: "sg-2", Addr: startFakeStoreGateway(t, replica)},
 	}}}
 	blocks := NewBlocksQueryable(bkt, r, dialClients{t}, Config{}, nil, slog.New(slog.DiscardHandler))
-	q := NewFetchLimitedQueryable(blocks, validation.NewOverrides(validation.Limits{}, tenantLimits{"t": {MaxFetchedChunkBytesPerQuery: 100}}))
+	q := NewFetchLimitedQueryable(blocks, validation.NewOverrides(validation.Limits{}, tenantLimits{"t": {MaxFetchedChunkBytesPerQuery: 100}}), 0)
 
 	_, err := selectTenant(t, q, "t", nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "m"))
 	requireLimitError(t, err, "max_fetched_chunk_bytes_per_query")
@@ -320,4 +320,34 @@ func TestIngesterQueryable_ACanceledQueryEndsEveryStream(t *testing.T) {
 	}
 	require.ErrorIs(t, set.Err(), context.Canceled)
 	requireStopped(t, servers, 30)
+}
+
+// The queries in flight together hold at most -querier.max-fetched-series-in-flight series: one over it
+// is refused with a SeriesInFlightError (503, retried later), and a closed query gives its series back.
+func TestFetchLimitedQueryable_BoundsTheSeriesAllQueriesHoldTogether(t *testing.T) {
+	q := NewFetchLimitedQueryable(newQueryable(1, replicas()...), validation.NewOverrides(validation.Limits{}, nil), 15)
+	ctx := tenant.NewContext(context.Background(), "unlimited")
+	hints := &storage.SelectHints{Start: 0, End: 100_000}
+
+	first, err := q.Querier(0, 100_000)
+	require.NoError(t, err)
+	set := first.Select(ctx, true, hints, upMatcher)
+	for set.Next() {
+	}
+	require.NoError(t, set.Err(), "10 series fit")
+
+	second, err := q.Querier(0, 100_000)
+	require.NoError(t, err)
+	set = second.Select(ctx, true, hints, upMatcher)
+	for set.Next() {
+	}
+	var overload *SeriesInFlightError
+	require.ErrorAs(t, set.Err(), &overload, "10 more do not, while the first query holds its 10")
+	require.ErrorContains(t, set.Err(), "err-strata-querier-max-fetched-series-in-flight")
+	require.NoError(t, second.Close())
+	require.NoError(t, first.Close())
+	require.Zero(t, q.inFlight.Load(), "closed queries give their series back")
+
+	_, err = selectTenant(t, q, "unlimited", hints, upMatcher)
+	require.NoError(t, err)
 }
