@@ -87,6 +87,15 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 		return err
 	}
 	defer rr.close()
+	if req.Limits != nil && req.Limits.MaxSeries > 0 {
+		over, err := headOverSeriesLimit(ctx, rr.tenantDB.db, req.StartMs, req.EndMs, rr.matchers, req.Limits.MaxSeries)
+		if err != nil {
+			return status.FromContextError(err).Err()
+		}
+		if over {
+			return seriespb.LimitStatus(seriespb.SeriesLimitError(req.Limits.MaxSeries))
+		}
+	}
 
 	// Chunks that cross the range's edges are sent whole rather than cut and re-encoded: the samples
 	// outside are real, and the querier's engine reads only the range it needs.

@@ -110,6 +110,20 @@ func requireLimitError(t *testing.T, err error, key string) {
 	require.Contains(t, err.Error(), validation.ErrorID(key))
 }
 
+// The early check counts only the head's series with samples in the range: series outside it never make
+// a read over the limit.
+func TestQueryStream_SeriesOutsideTheRangeDoNotCountTowardTheLimit(t *testing.T) {
+	ing := startIngester(t, testConfig(t.TempDir()))
+	matchers := pushSeries(t, ing, tenantA, 1000, 0)
+	later := &sentStream[ingesterpb.QueryStreamResponse]{ctx: tenantCtx(tenantA)}
+	// One more series, an hour later: the only one in a range that starts after the 1000 end.
+	require.NoError(t, ing.push(t, tenantA, []prompb.TimeSeries{floatSeries(lbls("__name__", "m", "id", "late"), sample{t: baseTs + 60*minute, v: 1})}))
+	err := ing.QueryStream(&ingesterpb.QueryRequest{StartMs: baseTs + 30*minute, EndMs: forever, Matchers: matchers,
+		Limits: &seriespb.FetchLimits{MaxSeries: 10}}, later)
+	require.NoError(t, err)
+	require.Equal(t, 1, queryStreamSent(later).series)
+}
+
 func TestQueryStream_StopsSendingAtTheFetchLimits(t *testing.T) {
 	ing := startIngester(t, testConfig(t.TempDir()))
 	matchers := pushSeries(t, ing, tenantA, 1000, 0)
@@ -124,12 +138,10 @@ func TestQueryStream_StopsSendingAtTheFetchLimits(t *testing.T) {
 	require.Greater(t, all.messages, 3, "the answer spans several messages")
 
 	t.Run("series", func(t *testing.T) {
-		limit := all.series / 3
-		sent, err := query(&seriespb.FetchLimits{MaxSeries: int64(limit)})
+		// The head alone holds more matching series than the limit: refused before any is selected.
+		sent, err := query(&seriespb.FetchLimits{MaxSeries: int64(all.series / 3)})
 		requireLimitError(t, err, "max_fetched_series_per_query")
-		require.Positive(t, sent.series, "the series under the limit were streamed as usual")
-		require.LessOrEqual(t, sent.series, limit)
-		require.Less(t, sent.messages, all.messages)
+		require.Equal(t, streamed{}, sent)
 	})
 	t.Run("chunk bytes", func(t *testing.T) {
 		limit := all.chunkBytes / 3
