@@ -298,11 +298,10 @@ overrides:
 	steady.requireNoFailures(t)
 	steady.requireAllAckedSamplesQueryable(t, p)
 
-	// The bound is twice the baseline, or the baseline plus 25 ms when that is more. On a 2-core machine
-	// the refusals of noisy's requests keep both cores busy, and a runnable goroutine then waits up to one
-	// Go scheduler time slice (10 ms) for a core: steady's p99 measured 2.9 ms alone, 14 ms beside noisy,
-	// and 3.5 ms / 7.9 ms with GOMAXPROCS=8, where the kernel time-slices instead.
-	require.LessOrEqual(t, withNoisy, max(2*baseline, baseline+25*time.Millisecond), "steady's push latency suffered")
+	// The bound is twice the baseline, or the baseline plus 10 ms when that is more. On a 2-core machine
+	// noisy's refusals keep the cores busy, and a runnable goroutine may wait up to one Go scheduler time
+	// slice (10 ms) for one: steady's p99 measured 2.3-2.9 ms alone, 5.6-6.8 ms beside noisy.
+	require.LessOrEqual(t, withNoisy, max(2*baseline, baseline+10*time.Millisecond), "steady's push latency suffered")
 	require.Less(t, peakBytes, int64(1536<<20), "RSS bounded")
 
 	require.Positive(t, pushes.ByStatus[http.StatusTooManyRequests], "noisy was rate limited")
