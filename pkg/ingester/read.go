@@ -87,14 +87,8 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 		return err
 	}
 	defer rr.close()
-	if req.Limits != nil && req.Limits.MaxSeries > 0 {
-		over, err := headOverSeriesLimit(ctx, rr.tenantDB.db, req.StartMs, req.EndMs, rr.matchers, req.Limits.MaxSeries)
-		if err != nil {
-			return status.FromContextError(err).Err()
-		}
-		if over {
-			return seriespb.LimitStatus(seriespb.SeriesLimitError(req.Limits.MaxSeries))
-		}
+	if err := checkHeadSeriesLimit(ctx, rr, req.StartMs, req.EndMs, req.Limits); err != nil {
+		return err
 	}
 
 	// Chunks that cross the range's edges are sent whole rather than cut and re-encoded: the samples
@@ -219,6 +213,12 @@ func (i *Ingester) Series(req *ingesterpb.SeriesRequest, stream ingesterpb.Inges
 		return err
 	}
 	defer rr.close()
+	// An answer cut at the request's own limit first never reaches the series limit.
+	if req.Limit <= 0 || req.Limits == nil || req.Limit > req.Limits.MaxSeries {
+		if err := checkHeadSeriesLimit(ctx, rr, req.StartMs, req.EndMs, req.Limits); err != nil {
+			return err
+		}
+	}
 	hints := &storage.SelectHints{Start: req.StartMs, End: req.EndMs, Func: "series", Limit: int(req.Limit)}
 	set := rr.querier.Select(ctx, true, hints, rr.matchers...)
 	fetched := seriespb.NewFetchCounter(req.Limits)

@@ -9,7 +9,30 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/tsdb/index"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/strata-metrics/strata/pkg/seriespb"
 )
+
+// checkHeadSeriesLimit refuses a read, with the status its stream would end with, when the tenant's
+// head alone holds more series in the range than the read's series limit.
+func checkHeadSeriesLimit(ctx context.Context, rr *readRequest, mint, maxt int64, limits *seriespb.FetchLimits) error {
+	if limits == nil || limits.MaxSeries <= 0 {
+		return nil
+	}
+	over, err := headOverSeriesLimit(ctx, rr.tenantDB.db, mint, maxt, rr.matchers, limits.MaxSeries)
+	if err != nil {
+		if ctx.Err() != nil {
+			return status.FromContextError(ctx.Err()).Err()
+		}
+		return status.Errorf(codes.Internal, "count series: %v", err)
+	}
+	if over {
+		return seriespb.LimitStatus(seriespb.SeriesLimitError(limits.MaxSeries))
+	}
+	return nil
+}
 
 // headOverSeriesLimit reports whether the tenant's head alone holds more than limit series that match ms
 // and have samples in [mint, maxt]. Those series are all part of the answer, so the read is then over the
