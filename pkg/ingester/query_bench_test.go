@@ -9,6 +9,7 @@ import (
 
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/seriespb"
+	"github.com/strata-metrics/strata/pkg/validation"
 )
 
 // BenchmarkIngesterQueryStream streams 1000 series × 480 samples (2h scraped every 15 s) from one
@@ -30,15 +31,25 @@ func BenchmarkIngesterQueryStream(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	req := &ingesterpb.QueryRequest{StartMs: everything, EndMs: forever, Matchers: []*seriespb.LabelMatcher{equal("__name__", "node_cpu_seconds_total")}}
-	b.ReportAllocs()
-	for b.Loop() {
-		stream := &marshalOnlyStream{fakeQueryStream{ctx: tenantCtx(tenantA)}}
-		if err := ing.QueryStream(req, stream); err != nil {
-			b.Fatal(err)
-		}
+	defaults := validation.DefaultLimits()
+	for name, limits := range map[string]*seriespb.FetchLimits{
+		"limits=none": nil,
+		// What a query carries by default: the checks run, and the answer is far below the limits.
+		"limits=default": seriespb.NewFetchLimits(&defaults),
+	} {
+		b.Run(name, func(b *testing.B) {
+			req := &ingesterpb.QueryRequest{StartMs: everything, EndMs: forever, Limits: limits,
+				Matchers: []*seriespb.LabelMatcher{equal("__name__", "node_cpu_seconds_total")}}
+			b.ReportAllocs()
+			for b.Loop() {
+				stream := &marshalOnlyStream{fakeQueryStream{ctx: tenantCtx(tenantA)}}
+				if err := ing.QueryStream(req, stream); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*seriesCount*samplesPerSeries)/b.Elapsed().Seconds(), "samples/s")
+		})
 	}
-	b.ReportMetric(float64(b.N*seriesCount*samplesPerSeries)/b.Elapsed().Seconds(), "samples/s")
 }
 
 // marshalOnlyStream does what gRPC's server side does with a response: marshal it.
