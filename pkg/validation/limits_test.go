@@ -56,25 +56,13 @@ func TestLimits_FlagsOverrideDefaults(t *testing.T) {
 		"-validation.create-grace-period=1m",
 		"-validation.max-metadata-length=300",
 	}))
-	require.Equal(t, validation.Limits{
-		MaxLabelNamesPerSeries: 40,
-		MaxLabelNameLength:     100,
-		MaxLabelValueLength:    200,
-		CreationGracePeriod:    model.Duration(time.Minute),
-		MaxMetadataLength:      300,
-
-		IngestionRate:          10_000,
-		IngestionBurstSize:     200_000,
-		MaxGlobalSeriesPerUser: 150_000,
-
-		MaxGlobalMetadataPerUser:   50_000,
-		MaxGlobalMetadataPerMetric: 10,
-
-		MaxQueryExpressionSizeBytes:  128 << 10,
-		MaxSubquerySteps:             1_000_000,
-		MaxFetchedSeriesPerQuery:     200_000,
-		MaxFetchedChunkBytesPerQuery: 1 << 30,
-	}, l)
+	want := validation.DefaultLimits()
+	want.MaxLabelNamesPerSeries = 40
+	want.MaxLabelNameLength = 100
+	want.MaxLabelValueLength = 200
+	want.CreationGracePeriod = model.Duration(time.Minute)
+	want.MaxMetadataLength = 300
+	require.Equal(t, want, l)
 }
 
 func TestLimits_Validate(t *testing.T) {
