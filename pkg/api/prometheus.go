@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/prometheus/prometheus/util/stats"
+	"golang.org/x/time/rate"
 
 	"github.com/strata-metrics/strata/pkg/querier"
 	"github.com/strata-metrics/strata/pkg/tenant"
@@ -85,12 +86,15 @@ type PrometheusAPI struct {
 	limits    *validation.Overrides
 	logger    *slog.Logger
 	now       func() time.Time
+	// failureLogs rate-limits the log lines of failed queries.
+	failureLogs *rate.Limiter
 }
 
 // NewPrometheusAPI returns the handlers. Queries are checked against the tenant's limits before they
 // run, and cfg.Timeout bounds each from the moment it arrives: parsing, waiting for a slot, evaluation.
 func NewPrometheusAPI(engine promql.QueryEngine, queryable storage.Queryable, metadata MetadataSource, cfg querier.Config, limits *validation.Overrides, logger *slog.Logger) *PrometheusAPI {
-	return &PrometheusAPI{engine: engine, queryable: queryable, metadata: metadata, cfg: cfg, limits: limits, logger: logger, now: time.Now}
+	return &PrometheusAPI{engine: engine, queryable: queryable, metadata: metadata, cfg: cfg, limits: limits, logger: logger, now: time.Now,
+		failureLogs: rate.NewLimiter(1, 1)}
 }
 
 // Register adds the endpoints under prefix (e.g. "/prometheus/api/v1") to mux, each wrapped by wrap.
@@ -132,8 +136,9 @@ func (a *PrometheusAPI) serve(f func(*http.Request) (any, annotations.Annotation
 		data, annos, apiErr := f(r)
 		warnings, infos := annos.AsStrings("", 10, 10)
 		if apiErr != nil {
-			if apiErr.typ.status() >= 500 {
-				a.logger.Warn("query failed", "path", r.URL.Path, "err", apiErr.err)
+			// A flood of failing queries must not become a flood of log lines.
+			if apiErr.typ.status() >= 500 && a.failureLogs.Allow() {
+				a.logger.Warn("query failed (at most one such line per second)", "path", r.URL.Path, "err", apiErr.err)
 			}
 			writeJSON(w, apiErr.typ.status(), response{Status: "error", ErrorType: apiErr.typ, Error: apiErr.err.Error(), Warnings: warnings, Infos: infos})
 			return

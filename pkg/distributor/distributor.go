@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/prompb"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
@@ -67,10 +68,12 @@ type Distributor struct {
 	limits   *validation.Overrides
 	rates    *rateLimiters
 	instance *instanceLimiter
-	ring     ring.ReadRing
-	clients  IngesterClients
-	logger   *slog.Logger
-	now      func() time.Time
+	// failureLogs rate-limits the log lines of failed pushes.
+	failureLogs *rate.Limiter
+	ring        ring.ReadRing
+	clients     IngesterClients
+	logger      *slog.Logger
+	now         func() time.Time
 
 	discardedSamples  *prometheus.CounterVec
 	discardedMetadata *prometheus.CounterVec
@@ -89,6 +92,7 @@ func New(cfg Config, limits *validation.Overrides, distributors HealthyCounter, 
 		limits:            limits,
 		rates:             newRateLimiters(distributors),
 		instance:          newInstanceLimiter(cfg.InstanceLimits),
+		failureLogs:       rate.NewLimiter(1, 1),
 		ring:              r,
 		clients:           clients,
 		logger:            logger,
@@ -140,8 +144,13 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	code := http.StatusNoContent
 	if err != nil {
 		code = statusOf(err)
-		if code >= 500 {
-			d.logger.Warn("push failed", "err", err)
+		// A flood of failing pushes must not become a flood of log lines.
+		if code >= 500 && d.failureLogs.Allow() {
+			d.logger.Warn("push failed (at most one such line per second)", "err", err)
+		}
+		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+			// Prometheus waits this long before it retries a 429 (retry_on_http_429) or 5xx.
+			w.Header().Set("Retry-After", "1")
 		}
 		http.Error(w, err.Error(), code)
 	} else {

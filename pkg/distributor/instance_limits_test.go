@@ -1,7 +1,10 @@
 package distributor
 
 import (
+	"bytes"
+	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -53,4 +56,15 @@ func TestInstanceLimits_AnnouncedLengthHoldsNoBudget(t *testing.T) {
 	require.NotEqual(t, http.StatusServiceUnavailable, resp.Code)
 	require.Zero(t, env.d.instance.inflightBytes.Load())
 	require.Equal(t, http.StatusNoContent, env.push(t, "b", samplesRequest(1)).Code)
+}
+
+// A flood of refused pushes is a flood of 5xx: the log gets at most one line per second of them.
+func TestFailedPushes_LoggedAtMostOncePerSecond(t *testing.T) {
+	env := newTestEnv(t, withInstanceLimits(InstanceLimits{MaxIngestionRate: 1}))
+	var logs bytes.Buffer
+	env.d.logger = slog.New(slog.NewTextHandler(&logs, nil))
+	for range 50 {
+		require.Equal(t, http.StatusServiceUnavailable, env.push(t, "a", samplesRequest(5)).Code)
+	}
+	require.Equal(t, 1, strings.Count(logs.String(), "push failed"), logs.String())
 }

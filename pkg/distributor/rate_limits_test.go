@@ -35,6 +35,7 @@ func TestIngestionRate_429BeyondTheTenantsRateOthersUnaffected(t *testing.T) {
 	require.Equal(t, http.StatusTooManyRequests, resp.Code, resp.Body.String())
 	require.Contains(t, resp.Body.String(), "err-strata-ingestion-rate")
 	require.Contains(t, resp.Body.String(), "-distributor.ingestion-rate-limit")
+	require.Equal(t, "1", resp.Header().Get("Retry-After"), "Prometheus waits before it retries")
 	require.Equal(t, 10.0, testutil.ToFloat64(env.discardedSamples.WithLabelValues(validation.ReasonIngestionRate, "a")))
 	require.Equal(t, http.StatusNoContent, env.push(t, "b", samplesRequest(20)).Code, "each tenant has its own bucket")
 
