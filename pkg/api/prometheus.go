@@ -88,14 +88,25 @@ type PrometheusAPI struct {
 	now       func() time.Time
 	// failureLogs rate-limits the log lines of failed queries.
 	failureLogs *rate.Limiter
+	// stopping is canceled by StopQueries: queries in flight end, new ones are refused.
+	stopping    context.Context
+	stopQueries context.CancelFunc
 }
+
+// errShuttingDown ends the queries in flight when the process shuts down.
+var errShuttingDown = errors.New("this querier is shutting down; retry on another one")
 
 // NewPrometheusAPI returns the handlers. Queries are checked against the tenant's limits before they
 // run, and cfg.Timeout bounds each from the moment it arrives: parsing, waiting for a slot, evaluation.
 func NewPrometheusAPI(engine promql.QueryEngine, queryable storage.Queryable, metadata MetadataSource, cfg querier.Config, limits *validation.Overrides, logger *slog.Logger) *PrometheusAPI {
+	stopping, stop := context.WithCancel(context.Background())
 	return &PrometheusAPI{engine: engine, queryable: queryable, metadata: metadata, cfg: cfg, limits: limits, logger: logger, now: time.Now,
-		failureLogs: rate.NewLimiter(1, 1)}
+		failureLogs: rate.NewLimiter(1, 1), stopping: stopping, stopQueries: stop}
 }
+
+// StopQueries ends the queries in flight with 503 and refuses new ones, so that a shutdown waits for
+// pushes in flight, not for minutes of query evaluation whose answer nobody will get.
+func (a *PrometheusAPI) StopQueries() { a.stopQueries() }
 
 // Register adds the endpoints under prefix (e.g. "/prometheus/api/v1") to mux, each wrapped by wrap.
 func (a *PrometheusAPI) Register(mux *http.ServeMux, prefix string, wrap func(http.Handler) http.Handler) {
@@ -184,9 +195,10 @@ func (a *PrometheusAPI) query(r *http.Request) (any, annotations.Annotations, *a
 	}
 	qry, err := a.engine.NewInstantQuery(ctx, errStorageQueryable{a.queryableFor(ctx)}, opts, r.FormValue("query"), ts)
 	if err != nil {
-		return nil, nil, newQueryError(err)
+		return nil, nil, shutdownError(ctx, newQueryError(err))
 	}
-	return execQuery(ctx, qry, r.FormValue("stats"))
+	data, annos, apiErr := execQuery(ctx, qry, r.FormValue("stats"))
+	return data, annos, shutdownError(ctx, apiErr)
 }
 
 func (a *PrometheusAPI) queryRange(r *http.Request) (any, annotations.Annotations, *apiError) {
@@ -225,13 +237,15 @@ func (a *PrometheusAPI) queryRange(r *http.Request) (any, annotations.Annotation
 	}
 	qry, err := a.engine.NewRangeQuery(ctx, errStorageQueryable{a.queryableFor(ctx)}, opts, r.FormValue("query"), start, end, step)
 	if err != nil {
-		return nil, nil, newQueryError(err)
+		return nil, nil, shutdownError(ctx, newQueryError(err))
 	}
-	return execQuery(ctx, qry, r.FormValue("stats"))
+	data, annos, apiErr := execQuery(ctx, qry, r.FormValue("stats"))
+	return data, annos, shutdownError(ctx, apiErr)
 }
 
 // queryContext bounds a query by -querier.timeout, or by the request's timeout parameter when shorter,
 // from now on: the wait for an evaluation slot counts, so a full querier answers 503 instead of hanging.
+// StopQueries ends it too.
 func (a *PrometheusAPI) queryContext(r *http.Request) (context.Context, context.CancelFunc, *apiError) {
 	timeout := a.cfg.Timeout
 	if v := r.FormValue("timeout"); v != "" {
@@ -243,8 +257,25 @@ func (a *PrometheusAPI) queryContext(r *http.Request) (context.Context, context.
 			timeout = d
 		}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), timeout)
-	return ctx, cancel, nil
+	if a.stopping.Err() != nil {
+		return nil, nil, &apiError{typ: errorUnavailable, err: errShuttingDown}
+	}
+	withCause, cancelCause := context.WithCancelCause(r.Context())
+	ctx, cancelTimeout := context.WithTimeout(withCause, timeout)
+	stopAfter := context.AfterFunc(a.stopping, func() { cancelCause(errShuttingDown) })
+	return ctx, func() {
+		stopAfter()
+		cancelTimeout()
+		cancelCause(nil)
+	}, nil
+}
+
+// shutdownError is the answer of a query that StopQueries ended, whatever error the engine made of it.
+func shutdownError(ctx context.Context, apiErr *apiError) *apiError {
+	if apiErr != nil && errors.Is(context.Cause(ctx), errShuttingDown) {
+		return &apiError{typ: errorUnavailable, err: errShuttingDown}
+	}
+	return apiErr
 }
 
 // queryableFor returns the data the tenant in ctx may read: none older than its max_query_lookback.

@@ -96,6 +96,7 @@ func (f *fakeMetadata) MetricsMetadata(_ context.Context, metric string, limit, 
 }
 
 type testAPI struct {
+	api      *PrometheusAPI
 	url      string
 	engine   *promql.Engine
 	db       storage.Queryable
@@ -122,7 +123,7 @@ func newTestAPIWithLimits(t *testing.T, cfg querier.Config, queryable storage.Qu
 	a.Register(mux, "/api/v1", TenantMiddleware(false))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &testAPI{url: srv.URL + "/api/v1", engine: engine, db: db, metadata: md}
+	return &testAPI{api: a, url: srv.URL + "/api/v1", engine: engine, db: db, metadata: md}
 }
 
 type apiResponse struct {

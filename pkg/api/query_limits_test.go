@@ -178,3 +178,37 @@ func TestSeries_OverTheFetchedSeriesLimitIs422(t *testing.T) {
 	require.Equal(t, "execution", resp.ErrorType)
 	require.Contains(t, resp.Error, "err-strata-max-fetched-series-per-query")
 }
+
+// A shutdown does not wait for queries: StopQueries ends those in flight with 503 (retry elsewhere) and
+// their reads stop, and later queries are refused at once.
+func TestStopQueries_EndsQueriesInFlightAndRefusesNewOnes(t *testing.T) {
+	cfg := testEngineConfig()
+	cfg.Timeout = time.Hour
+	blocking := &blockingQueryable{}
+	a := newTestAPI(t, cfg, blocking)
+	done := make(chan apiResponse, 1)
+	codes := make(chan int, 1)
+	go func() {
+		code, resp := a.call(t, http.MethodGet, "/query", url.Values{"query": {"up"}})
+		codes <- code
+		done <- resp
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for blocking.started.Load() == 0 {
+		require.True(t, time.Now().Before(deadline), "the query never selected")
+		time.Sleep(time.Millisecond) // polling interval
+	}
+	a.api.StopQueries()
+	require.Equal(t, http.StatusServiceUnavailable, <-codes)
+	resp := <-done
+	require.Equal(t, "unavailable", resp.ErrorType)
+	require.Contains(t, resp.Error, "shutting down")
+	for blocking.running.Load() != 0 {
+		require.True(t, time.Now().Before(deadline), "the query's read still runs")
+		time.Sleep(time.Millisecond) // polling interval
+	}
+	code, resp := a.call(t, http.MethodGet, "/query_range", url.Values{"query": {"up"},
+		"start": {unixSeconds(dataStart)}, "end": {unixSeconds(dataEnd)}, "step": {"60"}})
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	require.Contains(t, resp.Error, "shutting down")
+}

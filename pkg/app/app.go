@@ -73,6 +73,7 @@ type App struct {
 	discardedSamples       *prometheus.CounterVec
 	discardedMetadata      *prometheus.CounterVec
 	runtimeConfig          *runtimeconfig.Manager[runtimeConfig]
+	promAPI                *api.PrometheusAPI
 	overrides              *validation.Overrides
 }
 
@@ -118,7 +119,8 @@ func New(cfg *Config, flags *flag.FlagSet, logger *slog.Logger) (*App, error) {
 }
 
 // Run starts the services in dependency order, serves until ctx is done, then shuts down gracefully:
-// HTTP requests in flight finish, then services stop in reverse order.
+// queries in flight end with 503, other HTTP requests in flight finish, then services stop in reverse
+// order.
 func (a *App) Run(ctx context.Context) error {
 	var started []string
 	var runErr error
@@ -144,6 +146,10 @@ func (a *App) Run(ctx context.Context) error {
 	}
 
 	stopCtx := context.Background()
+	if a.promAPI != nil {
+		// The drain waits for pushes in flight, whose samples may be acknowledged; queries end now.
+		a.promAPI.StopQueries()
+	}
 	if a.server != nil {
 		if err := a.server.drainHTTP(stopCtx); err != nil {
 			a.logger.Warn("HTTP requests did not finish in time", "err", err)

@@ -297,6 +297,7 @@ func (a *App) initQuerier() (services.Service, error) {
 	blocks := querier.NewBlocksQueryable(a.bucket, a.storeGatewayRing, storeGatewayClients{a.storeGatewayClients}, a.cfg.Querier, a.reg, a.logger.With("component", "querier"))
 	queryable := querier.NewFetchLimitedQueryable(querier.NewTimeSplitQueryable(ingesters, blocks, a.cfg.Querier), a.overrides, a.cfg.Querier.MaxFetchedSeriesInFlight)
 	promAPI := api.NewPrometheusAPI(engine, queryable, ingesters, a.cfg.Querier, a.overrides, a.logger.With("component", "querier"))
+	a.promAPI = promAPI
 	// Prometheus clients expect tenant errors there in the API's JSON envelope, not in plain text.
 	promAPI.Register(a.server.mux, "/prometheus/api/v1", api.TenantMiddleware(a.cfg.MultitenancyEnabled))
 	a.links = append(a.links, api.Link{Path: "/prometheus/api/v1/status/buildinfo", Title: "Build information"})
