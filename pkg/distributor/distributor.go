@@ -83,7 +83,7 @@ type Distributor struct {
 
 // New builds a distributor. distributors counts the distributors that share the tenants' rate limits;
 // nil means this one alone.
-func New(cfg Config, limits *validation.Overrides, distributors HealthyCounter, r ring.ReadRing, clients IngesterClients, discardedSamples, discardedMetadata *prometheus.CounterVec, reg prometheus.Registerer, logger *slog.Logger) (*Distributor, error) {
+func New(cfg Config, limits *validation.Overrides, distributors ring.HealthyCounter, r ring.ReadRing, clients IngesterClients, discardedSamples, discardedMetadata *prometheus.CounterVec, reg prometheus.Registerer, logger *slog.Logger) (*Distributor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

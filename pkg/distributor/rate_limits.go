@@ -10,16 +10,11 @@ import (
 	"github.com/strata-metrics/strata/pkg/validation"
 )
 
-// HealthyCounter counts the distributors that share a tenant's rate limits.
-type HealthyCounter interface {
-	HealthyInstancesCount(op ring.Operation) int
-}
-
 // rateLimiters holds each tenant's token buckets in this distributor. Their rates are the tenant's
 // global limits divided by the healthy distributors, re-read on every request so that a runtime
 // override or a distributor joining or leaving takes effect at once.
 type rateLimiters struct {
-	distributors HealthyCounter // nil: this distributor is alone
+	distributors *ring.HealthyCount // counts 0 when this distributor is alone
 
 	mtx       sync.Mutex
 	byTenant  map[string]*tenantLimiters
@@ -35,17 +30,13 @@ type tenantLimiters struct {
 // returning tenant starts with a full burst, as a new one does.
 const idleLimiters = 10 * time.Minute
 
-func newRateLimiters(distributors HealthyCounter) *rateLimiters {
-	return &rateLimiters{distributors: distributors, byTenant: map[string]*tenantLimiters{}}
+func newRateLimiters(distributors ring.HealthyCounter) *rateLimiters {
+	return &rateLimiters{distributors: ring.NewHealthyCount(distributors, ring.Write), byTenant: map[string]*tenantLimiters{}}
 }
 
 // share divides a global rate among the healthy distributors.
-func (r *rateLimiters) share(global float64) rate.Limit {
-	n := 1
-	if r.distributors != nil {
-		n = max(r.distributors.HealthyInstancesCount(ring.Write), 1)
-	}
-	return rate.Limit(global / float64(n))
+func (r *rateLimiters) share(global float64, now time.Time) rate.Limit {
+	return rate.Limit(global / float64(max(r.distributors.Get(now), 1)))
 }
 
 // limiter returns the tenant's bucket that pick selects, created full with limit and burst if new.
@@ -93,7 +84,7 @@ func (r *rateLimiters) allowRequest(tenantID string, l *validation.Limits, now t
 	if l.RequestRate <= 0 {
 		return true
 	}
-	limit, burst := r.share(l.RequestRate), max(l.RequestBurstSize, 1)
+	limit, burst := r.share(l.RequestRate, now), max(l.RequestBurstSize, 1)
 	return take(r.limiter(tenantID, now, requestsOf, limit, burst), now, limit, burst, 1)
 }
 
@@ -102,6 +93,6 @@ func (r *rateLimiters) allowSamples(tenantID string, l *validation.Limits, now t
 	if l.IngestionRate <= 0 {
 		return true
 	}
-	limit, burst := r.share(l.IngestionRate), l.IngestionBurstSize
+	limit, burst := r.share(l.IngestionRate, now), l.IngestionBurstSize
 	return take(r.limiter(tenantID, now, samplesOf, limit, burst), now, limit, burst, n)
 }

@@ -61,7 +61,7 @@ func (n fixedCount) HealthyInstancesCount(ring.Operation) int { return int(n) }
 
 func TestIngestionRate_SharedOutOverTheHealthyDistributors(t *testing.T) {
 	env := newTestEnv(t, withLimits(func(l *validation.Limits) { l.IngestionRate, l.IngestionBurstSize = 20, 10 }))
-	env.d.rates.distributors = fixedCount(2)
+	env.d.rates.distributors = ring.NewHealthyCount(fixedCount(2), ring.Write)
 	require.Equal(t, http.StatusNoContent, env.push(t, "a", samplesRequest(10)).Code, "the burst is per distributor")
 	env.d.now = func() time.Time { return testNow.Add(time.Second) }
 	require.Equal(t, http.StatusTooManyRequests, env.push(t, "a", samplesRequest(11)).Code, "one second refills 20/2")

@@ -86,14 +86,16 @@ type Ingester struct {
 	limits         *validation.Overrides
 	instanceLimits *instanceLimiter
 	share          RingShare
-	lifecycler     Lifecycler
-	bucket         objstore.Bucket
-	logger         *slog.Logger
-	reg            prometheus.Registerer
-	metrics        *metrics
-	shipperMetrics *blockstore.ShipperMetrics
-	shipperOpts    []blockstore.ShipperOption // tests shorten the upload backoff
-	now            func() time.Time
+	// healthyIngesters counts share's healthy ingesters, which every push and new series reads.
+	healthyIngesters *ring.HealthyCount
+	lifecycler       Lifecycler
+	bucket           objstore.Bucket
+	logger           *slog.Logger
+	reg              prometheus.Registerer
+	metrics          *metrics
+	shipperMetrics   *blockstore.ShipperMetrics
+	shipperOpts      []blockstore.ShipperOption // tests shorten the upload backoff
+	now              func() time.Time
 
 	shipLoopCancel context.CancelFunc
 	shipLoopDone   chan struct{}
@@ -133,18 +135,19 @@ func New(cfg Config, limits *validation.Overrides, lifecycler Lifecycler, share 
 		return nil, err
 	}
 	return &Ingester{
-		cfg:            cfg,
-		limits:         limits,
-		instanceLimits: newInstanceLimiter(cfg.InstanceLimits),
-		share:          share,
-		lifecycler:     lifecycler,
-		bucket:         bkt,
-		logger:         logger,
-		reg:            reg,
-		metrics:        newMetrics(reg, discarded),
-		shipperMetrics: blockstore.NewShipperMetrics(reg),
-		now:            time.Now,
-		tenants:        map[string]*tenantDB{},
+		cfg:              cfg,
+		limits:           limits,
+		instanceLimits:   newInstanceLimiter(cfg.InstanceLimits),
+		share:            share,
+		healthyIngesters: ring.NewHealthyCount(share, ring.Write),
+		lifecycler:       lifecycler,
+		bucket:           bkt,
+		logger:           logger,
+		reg:              reg,
+		metrics:          newMetrics(reg, discarded),
+		shipperMetrics:   blockstore.NewShipperMetrics(reg),
+		now:              time.Now,
+		tenants:          map[string]*tenantDB{},
 	}, nil
 }
 

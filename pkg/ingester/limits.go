@@ -34,7 +34,7 @@ func (i *Ingester) ringShare() (ingesters, replicationFactor int) {
 	if i.share == nil {
 		return 1, 1
 	}
-	return i.share.HealthyInstancesCount(ring.Write), i.share.ReplicationFactor()
+	return i.healthyIngesters.Get(time.Now()), i.share.ReplicationFactor()
 }
 
 // InstanceLimits protect one ingester whatever its tenants do. Crossing one answers Unavailable (a 5xx
