@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -190,7 +191,7 @@ func (l *Limits) UnmarshalYAML(node *yaml.Node) error {
 	}
 	for i := 0; i < len(node.Content); i += 2 {
 		key := node.Content[i]
-		if _, ok := limitFields()[key.Value]; !ok {
+		if _, ok := limitTable.byKey[key.Value]; !ok {
 			return fmt.Errorf("line %d: unknown limit %q", key.Line, key.Value)
 		}
 	}
@@ -204,51 +205,41 @@ type limitField struct {
 	flag  string
 }
 
-var limitFieldsByKey map[string]limitField
-
-// limitFields maps each limit's YAML key to its field, read once from the struct tags.
-func limitFields() map[string]limitField {
-	if limitFieldsByKey == nil {
-		t := reflect.TypeFor[Limits]()
-		m := make(map[string]limitField, t.NumField())
-		for i := range t.NumField() {
-			f := t.Field(i)
-			m[f.Tag.Get("yaml")] = limitField{index: i, flag: f.Tag.Get("flag")}
-		}
-		limitFieldsByKey = m
+// limitTable describes every limit, read once from the struct tags.
+var limitTable = func() (t struct {
+	byKey     map[string]limitField
+	keyByFlag map[string]string
+	keys      []string // in the order of the struct
+}) {
+	typ := reflect.TypeFor[Limits]()
+	t.byKey = make(map[string]limitField, typ.NumField())
+	t.keyByFlag = make(map[string]string, typ.NumField())
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		key, flagName := f.Tag.Get("yaml"), f.Tag.Get("flag")
+		t.byKey[key] = limitField{index: i, flag: flagName}
+		t.keyByFlag[flagName] = key
+		t.keys = append(t.keys, key)
 	}
-	return limitFieldsByKey
-}
-
-func init() { limitFields() }
+	return t
+}()
 
 // FlagOf returns the flag (without its dash) of the limit with YAML key key, or "" if there is none.
-func FlagOf(key string) string { return limitFields()[key].flag }
+func FlagOf(key string) string { return limitTable.byKey[key].flag }
 
 // LimitKeys returns the YAML key of every limit, in the order of the struct.
-func LimitKeys() []string {
-	t := reflect.TypeFor[Limits]()
-	keys := make([]string, t.NumField())
-	for i := range t.NumField() {
-		keys[i] = t.Field(i).Tag.Get("yaml")
-	}
-	return keys
-}
+func LimitKeys() []string { return slices.Clone(limitTable.keys) }
 
 // KeyOfFlag returns the YAML key of the limit that flag (without its dash) sets, and false when flag
 // sets no limit.
 func KeyOfFlag(flagName string) (string, bool) {
-	for key, f := range limitFields() {
-		if f.flag == flagName {
-			return key, true
-		}
-	}
-	return "", false
+	key, ok := limitTable.keyByFlag[flagName]
+	return key, ok
 }
 
 // numericValue returns the value of the limit with YAML key key as a number: durations in seconds.
 func (l *Limits) numericValue(key string) (float64, bool) {
-	f, ok := limitFields()[key]
+	f, ok := limitTable.byKey[key]
 	if !ok {
 		return 0, false
 	}
