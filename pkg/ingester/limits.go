@@ -75,8 +75,8 @@ func (l *InstanceLimits) effectiveMaxTenants() int {
 		return l.MaxTenants
 	}
 	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == rl.Max && rl.Cur > 1<<30 {
-		return 0 // unknown or unlimited
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<30 {
+		return 0 // unknown, or as good as unlimited
 	}
 	return max(int(rl.Cur)-fdsReserved, fdsPerTenant) / fdsPerTenant
 }
