@@ -181,3 +181,29 @@ func (r *runningApp) pushSeries(t *testing.T, tenantID string, nameValues ...str
 }
 
 func newTestLimits(*testing.T) validation.Limits { return validation.DefaultLimits() }
+
+// The runtime configuration pages only read: other methods, unknown modes and requests without a tenant
+// get a clear 4xx.
+func TestRuntimeConfig_PagesRefuseWhatTheyDoNotServe(t *testing.T) {
+	r := startApp(t, newTestApp(t, t.TempDir()))
+	do := func(method, path, tenantID string) int {
+		t.Helper()
+		req, err := http.NewRequest(method, r.baseURL+path, strings.NewReader("overrides: {}"))
+		require.NoError(t, err)
+		if tenantID != "" {
+			req.Header.Set("X-Scope-OrgID", tenantID)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusOK, do(http.MethodGet, "/runtime_config", ""))
+	require.Equal(t, http.StatusMethodNotAllowed, do(http.MethodPost, "/runtime_config", ""), "it cannot be written over HTTP")
+	require.Equal(t, http.StatusMethodNotAllowed, do(http.MethodDelete, "/runtime_config", ""))
+	require.Equal(t, http.StatusBadRequest, do(http.MethodGet, "/runtime_config?mode=everything", ""))
+	require.Equal(t, http.StatusOK, do(http.MethodGet, "/api/v1/user_limits", "team-a"))
+	require.Equal(t, http.StatusUnauthorized, do(http.MethodGet, "/api/v1/user_limits", ""))
+	require.Equal(t, http.StatusBadRequest, do(http.MethodGet, "/api/v1/user_limits", "../etc"))
+	require.Equal(t, http.StatusMethodNotAllowed, do(http.MethodPost, "/api/v1/user_limits", "team-a"))
+}
