@@ -72,6 +72,16 @@ type Limits struct {
 	// MaxFetchedChunkBytesPerQuery bounds the chunk bytes one query reads from ingesters and store-gateways.
 	MaxFetchedChunkBytesPerQuery int `yaml:"max_fetched_chunk_bytes_per_query" flag:"querier.max-fetched-chunk-bytes-per-query"`
 
+	// MaxQueriersPerTenant is how many queriers the query-frontend lets one tenant's queries use at once
+	// (a shuffle shard of them), so one tenant's burst leaves the others free; 0 is all of them.
+	MaxQueriersPerTenant int `yaml:"max_queriers_per_tenant" flag:"query-frontend.max-queriers-per-tenant"`
+	// MaxCacheFreshness keeps the newest part of range query results out of the results cache: samples
+	// that recent may still arrive late.
+	MaxCacheFreshness model.Duration `yaml:"max_cache_freshness" flag:"query-frontend.max-cache-freshness"`
+	// QueryShardingTotalShards is how many shards the query-frontend splits a shardable query into; 0 or 1
+	// does not shard.
+	QueryShardingTotalShards int `yaml:"query_sharding_total_shards" flag:"query-frontend.query-sharding-total-shards"`
+
 	// CompactorBlocksRetentionPeriod is how long the tenant's blocks are kept in object storage; 0 is forever.
 	CompactorBlocksRetentionPeriod model.Duration `yaml:"compactor_blocks_retention_period" flag:"compactor.blocks-retention-period"`
 }
@@ -128,6 +138,13 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 		"Maximum number of series one query may read from ingesters and store-gateways. A query that needs more is refused, and the ingesters and store-gateways stop sending. 0 is no limit.")
 	f.IntVar(&l.MaxFetchedChunkBytesPerQuery, "querier.max-fetched-chunk-bytes-per-query", 1<<30,
 		"Maximum size, in bytes, of the chunks one query may read from ingesters and store-gateways. A query that needs more is refused, and the ingesters and store-gateways stop sending. 0 is no limit.")
+	f.IntVar(&l.MaxQueriersPerTenant, "query-frontend.max-queriers-per-tenant", 0,
+		"Maximum number of queriers that run one tenant's queries at once: the query-frontend gives each tenant a stable subset of the queriers connected to it. 0 is all of them.")
+	l.MaxCacheFreshness = model.Duration(10 * time.Minute)
+	f.Var(&l.MaxCacheFreshness, "query-frontend.max-cache-freshness",
+		"Range query results newer than this are not cached, since late samples may still change them.")
+	f.IntVar(&l.QueryShardingTotalShards, "query-frontend.query-sharding-total-shards", 16,
+		"Number of shards a shardable query is split into when -query-frontend.parallelize-shardable-queries is on. 0 or 1 does not shard.")
 	f.Var(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period",
 		"Blocks of a tenant whose newest sample is older than this are deleted from object storage by the compactor. 0 keeps blocks forever.")
 }
@@ -178,6 +195,9 @@ func (l *Limits) Validate() error {
 	notNegative("max_total_query_length", int64(l.MaxTotalQueryLength))
 	notNegative("max_fetched_series_per_query", int64(l.MaxFetchedSeriesPerQuery))
 	notNegative("max_fetched_chunk_bytes_per_query", int64(l.MaxFetchedChunkBytesPerQuery))
+	notNegative("max_queriers_per_tenant", int64(l.MaxQueriersPerTenant))
+	notNegative("max_cache_freshness", int64(l.MaxCacheFreshness))
+	notNegative("query_sharding_total_shards", int64(l.QueryShardingTotalShards))
 	notNegative("compactor_blocks_retention_period", int64(l.CompactorBlocksRetentionPeriod))
 	return errors.Join(errs...)
 }

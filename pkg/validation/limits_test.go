@@ -41,6 +41,8 @@ func TestLimits_RegisterFlagsDefaults(t *testing.T) {
 		MaxSubquerySteps:             1_000_000,
 		MaxFetchedSeriesPerQuery:     200_000,
 		MaxFetchedChunkBytesPerQuery: 1 << 30,
+		MaxCacheFreshness:            model.Duration(10 * time.Minute),
+		QueryShardingTotalShards:     16,
 	}, *defaultLimits(t))
 	require.NoError(t, defaultLimits(t).Validate())
 }
