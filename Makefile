@@ -63,7 +63,7 @@ check-mod:
 
 # Debian's prometheus package (a real remote-write client), versitygw (a real S3 server) and protoc.
 test-deps:
-	@(command -v prometheus && command -v versitygw && command -v protoc) >/dev/null 2>&1 || \
+	@(command -v prometheus && command -v versitygw && command -v protoc && command -v memcached) >/dev/null 2>&1 || \
 		./scripts/install-test-deps.sh
 
 proto:
