@@ -3,6 +3,7 @@ module github.com/strata-metrics/strata
 go 1.26.0
 
 require (
+	github.com/bradfitz/gomemcache v0.0.0-20260422231931-4d751bb6e37c
 	github.com/cespare/xxhash/v2 v2.3.0
 	github.com/golang/snappy v1.0.0
 	github.com/hashicorp/memberlist v0.5.4
