@@ -2,6 +2,9 @@ package ingester
 
 import (
 	"context"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
@@ -10,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
+	"github.com/strata-metrics/strata/pkg/querysharding"
 	"github.com/strata-metrics/strata/pkg/seriespb"
 	"github.com/strata-metrics/strata/pkg/tenant"
 )
@@ -28,9 +32,16 @@ type readRequest struct {
 	tenantDB *tenantDB
 	querier  storage.Querier      // set unless the request asked for chunks
 	chunks   storage.ChunkQuerier // set when it did
+	// matchers are the request's matchers for the TSDB, without the shard selector.
 	matchers []*labels.Matcher
-	release  func()
+	// shard is the part of the matching series the request reads: a shard of a sharded query, or all.
+	shard   querysharding.Shard
+	release func()
 }
+
+// allSeries selects every series: the TSDB reads it as its all-postings key. It stands in for a
+// request whose only matcher was its shard selector, since the TSDB selects nothing without matchers.
+var allSeries = labels.MustNewMatcher(labels.MatchEqual, "", "")
 
 // close releases the querier and the tenant's TSDB.
 func (rr *readRequest) close() {
@@ -54,11 +65,20 @@ func (i *Ingester) openRead(ctx context.Context, mint, maxt int64, pbMatchers []
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "invalid matcher: %v", err)
 	}
+	// No series carries the shard label: the TSDB must not see its matcher, and the series it selects
+	// are filtered by shard instead.
+	shard, matchers, err := querysharding.RemoveShardMatcher(matchers)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if shard.Sharded() && len(matchers) == 0 {
+		matchers = []*labels.Matcher{allSeries}
+	}
 	t, release, err := i.acquireTenantDB(tenantID, false)
 	if err != nil || t == nil {
 		return nil, err
 	}
-	rr := &readRequest{tenantDB: t, matchers: matchers, release: release}
+	rr := &readRequest{tenantDB: t, matchers: matchers, shard: shard, release: release}
 	if wantChunks {
 		rr.chunks, err = t.db.ChunkQuerier(mint, maxt)
 	} else {
@@ -101,6 +121,9 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 	var it chunks.Iterator
 	for set.Next() {
 		series := set.At()
+		if !rr.shard.Contains(series.Labels()) {
+			continue
+		}
 		out := &seriespb.Series{Labels: seriespb.FromLabels(series.Labels())}
 		seriesBytes := 0
 		it = series.Iterator(it)
@@ -161,7 +184,14 @@ func (i *Ingester) LabelNames(ctx context.Context, req *ingesterpb.LabelNamesReq
 		return &ingesterpb.LabelNamesResponse{}, err
 	}
 	defer rr.close()
-	names, _, err := rr.querier.LabelNames(ctx, &storage.LabelHints{Limit: int(req.Limit)}, rr.matchers...)
+	var names []string
+	if rr.shard.Sharded() {
+		names, err = shardLabelStrings(ctx, rr, req.StartMs, req.EndMs, req.Limit, func(ls labels.Labels, add func(string)) {
+			ls.Range(func(l labels.Label) { add(l.Name) })
+		})
+	} else {
+		names, _, err = rr.querier.LabelNames(ctx, &storage.LabelHints{Limit: int(req.Limit)}, rr.matchers...)
+	}
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "label names: %v", err)
 	}
@@ -181,7 +211,16 @@ func (i *Ingester) LabelValues(req *ingesterpb.LabelValuesRequest, stream ingest
 		return err
 	}
 	defer rr.close()
-	values, _, err := rr.querier.LabelValues(ctx, req.Name, &storage.LabelHints{Limit: int(req.Limit)}, rr.matchers...)
+	var values []string
+	if rr.shard.Sharded() {
+		values, err = shardLabelStrings(ctx, rr, req.StartMs, req.EndMs, req.Limit, func(ls labels.Labels, add func(string)) {
+			if v := ls.Get(req.Name); v != "" {
+				add(v)
+			}
+		})
+	} else {
+		values, _, err = rr.querier.LabelValues(ctx, req.Name, &storage.LabelHints{Limit: int(req.Limit)}, rr.matchers...)
+	}
 	if err != nil {
 		return status.Errorf(codes.Internal, "label values: %v", err)
 	}
@@ -197,6 +236,33 @@ func (i *Ingester) LabelValues(req *ingesterpb.LabelValuesRequest, stream ingest
 		values = values[n:]
 	}
 	return nil
+}
+
+// shardLabelStrings collects, sorted and cut at limit (0: no limit), the strings that collect finds in
+// the label sets of the shard's series among those matching in [mint, maxt]. The TSDB's index answers
+// label names and values for all the matching series at once; a shard has to look at each series.
+func shardLabelStrings(ctx context.Context, rr *readRequest, mint, maxt, limit int64, collect func(labels.Labels, func(string))) ([]string, error) {
+	found := map[string]struct{}{}
+	add := func(s string) {
+		if _, ok := found[s]; !ok {
+			// The TSDB's strings may point into memory it reuses once the querier is closed.
+			found[strings.Clone(s)] = struct{}{}
+		}
+	}
+	set := rr.querier.Select(ctx, false, &storage.SelectHints{Start: mint, End: maxt, Func: "series"}, rr.matchers...)
+	for set.Next() {
+		if ls := set.At().Labels(); rr.shard.Contains(ls) {
+			collect(ls, add)
+		}
+	}
+	if err := set.Err(); err != nil {
+		return nil, err
+	}
+	out := slices.Sorted(maps.Keys(found))
+	if limit > 0 && int64(len(out)) > limit {
+		out = out[:limit]
+	}
+	return out, nil
 }
 
 // Series streams the label sets of the matching series, without samples, in label order and in messages
@@ -220,6 +286,9 @@ func (i *Ingester) Series(req *ingesterpb.SeriesRequest, stream ingesterpb.Inges
 		}
 	}
 	hints := &storage.SelectHints{Start: req.StartMs, End: req.EndMs, Func: "series", Limit: int(req.Limit)}
+	if rr.shard.Sharded() {
+		hints.Limit = 0 // the TSDB would cut before the shard's series are picked out; the loop cuts after
+	}
 	set := rr.querier.Select(ctx, true, hints, rr.matchers...)
 	fetched := seriespb.NewFetchCounter(req.Limits)
 	batch := &ingesterpb.SeriesResponse{}
@@ -227,6 +296,9 @@ func (i *Ingester) Series(req *ingesterpb.SeriesRequest, stream ingesterpb.Inges
 	for set.Next() {
 		if req.Limit > 0 && sent >= req.Limit {
 			break
+		}
+		if !rr.shard.Contains(set.At().Labels()) {
+			continue
 		}
 		if err := fetched.Add(0); err != nil {
 			return err

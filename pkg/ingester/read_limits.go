@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-metrics/strata/pkg/querysharding"
 	"github.com/strata-metrics/strata/pkg/seriespb"
 )
 
@@ -21,7 +22,7 @@ func checkHeadSeriesLimit(ctx context.Context, rr *readRequest, mint, maxt int64
 	if limits == nil || limits.MaxSeries <= 0 {
 		return nil
 	}
-	over, err := headOverSeriesLimit(ctx, rr.tenantDB.db, mint, maxt, rr.matchers, limits.MaxSeries)
+	over, err := headOverSeriesLimit(ctx, rr.tenantDB.db, mint, maxt, rr.matchers, rr.shard, limits.MaxSeries)
 	if err != nil {
 		if ctx.Err() != nil {
 			return status.FromContextError(ctx.Err()).Err()
@@ -34,12 +35,12 @@ func checkHeadSeriesLimit(ctx context.Context, rr *readRequest, mint, maxt int64
 	return nil
 }
 
-// headOverSeriesLimit reports whether the tenant's head alone holds more than limit series that match ms
-// and have samples in [mint, maxt]. Those series are all part of the answer, so the read is then over the
-// limit, and it is refused before any series is selected, sorted and sent: a match-all over 2M series
-// otherwise sorted them all first. Counting postings comes first and is cheap: a head with no more
-// matching series than the limit cannot be over it, and the read goes on unchecked.
-func headOverSeriesLimit(ctx context.Context, db *tsdb.DB, mint, maxt int64, ms []*labels.Matcher, limit int64) (bool, error) {
+// headOverSeriesLimit reports whether the tenant's head alone holds more than limit series of shard that
+// match ms and have samples in [mint, maxt]. Those series are all part of the answer, so the read is then
+// over the limit, and it is refused before any series is selected, sorted and sent: a match-all over 2M
+// series otherwise sorted them all first. Counting postings comes first and is cheap: a head with no more
+// matching series than the limit cannot be over it, whatever their shards, and the read goes on unchecked.
+func headOverSeriesLimit(ctx context.Context, db *tsdb.DB, mint, maxt int64, ms []*labels.Matcher, shard querysharding.Shard, limit int64) (bool, error) {
 	// Restricted to the range, the head's index gives each series only the chunks that overlap it, by
 	// their real time range (unrestricted, the open chunk ends at MaxInt64).
 	ir, err := tsdb.NewRangeHead(db.Head(), mint, maxt).Index()
@@ -73,9 +74,14 @@ func headOverSeriesLimit(ctx context.Context, db *tsdb.DB, mint, maxt int64, ms 
 			}
 			return false, err
 		}
-		if len(metas) > 0 {
-			found++
+		if len(metas) == 0 {
+			continue
 		}
+		// The head's index hands out the series' own labels: no copy is made here.
+		if shard.Sharded() && !shard.Contains(builder.Labels()) {
+			continue
+		}
+		found++
 		if found > limit {
 			return true, nil
 		}
