@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/index"
 	"github.com/thanos-io/objstore"
 
+	"github.com/strata-metrics/strata/pkg/querysharding"
 	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 )
 
@@ -110,9 +111,10 @@ type blockSeries struct {
 	chunks []chunks.Meta
 }
 
-// selectSeries returns the series matching ms that have chunks overlapping [mint, maxt], in label order
-// (a block's index holds its series sorted by labels): the first atMost of them, or all when atMost is 0.
-func (b *block) selectSeries(ctx context.Context, ms []*labels.Matcher, mint, maxt int64, atMost int,
+// selectSeries returns the series of shard matching ms that have chunks overlapping [mint, maxt], in label
+// order (a block's index holds its series sorted by labels): the first atMost of them, or all when atMost
+// is 0.
+func (b *block) selectSeries(ctx context.Context, ms []*labels.Matcher, shard querysharding.Shard, mint, maxt int64, atMost int,
 	cache *lruCache[postingsKey, []storage.SeriesRef]) ([]blockSeries, error) {
 	refs, err := b.postings(ctx, ms, cache)
 	if err != nil {
@@ -121,6 +123,7 @@ func (b *block) selectSeries(ctx context.Context, ms []*labels.Matcher, mint, ma
 	var (
 		out     []blockSeries
 		builder labels.ScratchBuilder
+		scratch labels.Labels
 		metas   []chunks.Meta
 	)
 	for i, ref := range refs {
@@ -140,6 +143,13 @@ func (b *block) selectSeries(ctx context.Context, ms []*labels.Matcher, mint, ma
 		}
 		if len(kept) == 0 {
 			continue
+		}
+		if shard.Sharded() {
+			// Hashed in place, without copying: most series of a shard query are not in its shard.
+			builder.Overwrite(&scratch)
+			if !shard.Contains(scratch) {
+				continue
+			}
 		}
 		// Labels() copies the strings out of the memory-mapped symbol table.
 		out = append(out, blockSeries{lset: builder.Labels(), block: b, chunks: kept})

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-metrics/strata/pkg/querysharding"
 	"github.com/strata-metrics/strata/pkg/seriespb"
 	"github.com/strata-metrics/strata/pkg/tenant"
 )
@@ -21,7 +22,10 @@ type queryParams struct {
 	blockIDs []string
 	mint     int64
 	maxt     int64
+	// matchers select series in the blocks' indexes; the request's shard selector is not among them.
 	matchers []*labels.Matcher
+	// shard is the part of the matching series the request reads: a shard of a sharded query, or all.
+	shard querysharding.Shard
 }
 
 // parseQuery validates a request's common fields; its errors are InvalidArgument, since retrying the same
@@ -38,12 +42,18 @@ func parseQuery(ctx context.Context, blockIDs []string, mint, maxt int64, ms []*
 	if err != nil {
 		return queryParams{}, status.Errorf(codes.InvalidArgument, "invalid matchers: %v", err)
 	}
+	// No series carries the shard label: the index lookup goes without it (no matchers select every
+	// series), and the series found are filtered by shard.
+	shard, matchers, err := querysharding.RemoveShardMatcher(matchers)
+	if err != nil {
+		return queryParams{}, status.Error(codes.InvalidArgument, err.Error())
+	}
 	for _, id := range blockIDs {
 		if _, err := ulid.ParseStrict(id); err != nil {
 			return queryParams{}, status.Errorf(codes.InvalidArgument, "invalid block ID %q: %v", id, err)
 		}
 	}
-	return queryParams{tenant: tenantID, blockIDs: blockIDs, mint: mint, maxt: maxt, matchers: matchers}, nil
+	return queryParams{tenant: tenantID, blockIDs: blockIDs, mint: mint, maxt: maxt, matchers: matchers, shard: shard}, nil
 }
 
 // acquireBlocks returns the requested blocks of the tenant that this instance serves, each held until

@@ -30,7 +30,7 @@ func (s *StoreGateway) LabelNames(ctx context.Context, req *storegatewaypb.Label
 
 	names := map[string]struct{}{}
 	for _, b := range blocksInRange(blocks, q.mint, q.maxt) {
-		if len(q.matchers) == 0 {
+		if len(q.matchers) == 0 && !q.shard.Sharded() {
 			ns, err := b.index.LabelNames(ctx)
 			if err != nil {
 				return nil, grpcError(err)
@@ -43,7 +43,7 @@ func (s *StoreGateway) LabelNames(ctx context.Context, req *storegatewaypb.Label
 			}
 			continue
 		}
-		ss, err := b.selectSeries(ctx, q.matchers, q.mint, q.maxt, 0, s.postingsCache)
+		ss, err := b.selectSeries(ctx, q.matchers, q.shard, q.mint, q.maxt, 0, s.postingsCache)
 		if err != nil {
 			return nil, grpcError(err)
 		}
@@ -69,7 +69,7 @@ func (s *StoreGateway) LabelValues(req *storegatewaypb.LabelValuesRequest, srv s
 
 	values := map[string]struct{}{}
 	for _, b := range blocksInRange(blocks, q.mint, q.maxt) {
-		if len(q.matchers) == 0 {
+		if len(q.matchers) == 0 && !q.shard.Sharded() {
 			vs, err := b.index.SortedLabelValues(ctx, req.Name, nil)
 			if err != nil {
 				return grpcError(err)
@@ -81,7 +81,7 @@ func (s *StoreGateway) LabelValues(req *storegatewaypb.LabelValuesRequest, srv s
 			}
 			continue
 		}
-		ss, err := b.selectSeries(ctx, q.matchers, q.mint, q.maxt, 0, s.postingsCache)
+		ss, err := b.selectSeries(ctx, q.matchers, q.shard, q.mint, q.maxt, 0, s.postingsCache)
 		if err != nil {
 			return grpcError(err)
 		}

@@ -55,7 +55,7 @@ func (s *StoreGateway) Series(req *storegatewaypb.SeriesRequest, srv storegatewa
 	}
 	var perBlock [][]blockSeries
 	for _, b := range blocksInRange(blocks, q.mint, q.maxt) {
-		ss, err := b.selectSeries(ctx, q.matchers, q.mint, q.maxt, atMost, s.postingsCache)
+		ss, err := b.selectSeries(ctx, q.matchers, q.shard, q.mint, q.maxt, atMost, s.postingsCache)
 		if err != nil {
 			return grpcError(err)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
 
+	"github.com/strata-metrics/strata/pkg/querysharding"
 	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
 )
@@ -202,7 +203,7 @@ func TestSync_ClosesDroppedBlocksOnlyAfterTheirRequests(t *testing.T) {
 		t.Fatalf("sync finished (%v) while a request held its blocks", err)
 	default:
 	}
-	ss, err := held[0].selectSeries(ctx, nil, 0, time.Hour.Milliseconds(), 0, sg.postingsCache)
+	ss, err := held[0].selectSeries(ctx, nil, querysharding.Shard{}, 0, time.Hour.Milliseconds(), 0, sg.postingsCache)
 	require.NoError(t, err)
 	require.NotEmpty(t, ss)
 
