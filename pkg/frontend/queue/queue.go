@@ -99,7 +99,8 @@ func (q *Queue) Enqueue(tenant string, req Request) error {
 	if tq == nil {
 		tq = &tenantQueue{}
 		q.tenants[tenant] = tq
-		q.order = append(q.order, tenant)
+		// A tenant that starts waiting takes the next turn: it has had none of the recent ones.
+		q.order = slices.Insert(q.order, q.next, tenant)
 	}
 	if len(tq.items) >= q.maxOutstanding {
 		q.discards.WithLabelValues(tenant).Inc()
@@ -254,6 +255,16 @@ func (q *Queue) QuerierDisconnected(querierID string) {
 		delete(q.queriers, querierID)
 		q.queriersChanged()
 	}
+}
+
+// Len returns how many requests of tenant wait.
+func (q *Queue) Len(tenant string) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if tq := q.tenants[tenant]; tq != nil {
+		return len(tq.items)
+	}
+	return 0
 }
 
 // Queriers returns how many queriers are connected.
