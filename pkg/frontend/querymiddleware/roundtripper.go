@@ -1,0 +1,298 @@
+package querymiddleware
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/strata-metrics/strata/pkg/cache"
+	"github.com/strata-metrics/strata/pkg/tenant"
+	"github.com/strata-metrics/strata/pkg/validation"
+)
+
+// maxConcurrentParts bounds the requests one range query has in flight downstream, so one long query
+// does not take every querier at once (Mimir's default max_query_parallelism).
+const maxConcurrentParts = 14
+
+// CacheHeader tells how much of a range query's answer came from the results cache: CacheHit, CacheMiss
+// or CachePartial. See the package documentation.
+const (
+	CacheHeader  = "X-Strata-Cache"
+	CacheHit     = "hit"
+	CacheMiss    = "miss"
+	CachePartial = "partial"
+)
+
+// RangeQueryRoundTripper splits range queries by interval and answers them from the results cache where
+// it can, asking next for the rest. Other requests go to next unchanged.
+type RangeQueryRoundTripper struct {
+	next          http.RoundTripper
+	limits        *validation.Overrides
+	splitInterval int64         // milliseconds; 0 does not split
+	cache         *resultsCache // nil when results are not cached
+	now           func() time.Time
+
+	splitQueries prometheus.Counter
+}
+
+// New returns the middleware in front of next, which must answer as a querier's Prometheus API does.
+// Its results cache is the backend cfg.ResultsCache configures, whose metrics carry name="query-frontend-results".
+// Close it when done.
+func New(cfg Config, limits *validation.Overrides, next http.RoundTripper, reg prometheus.Registerer, logger *slog.Logger) (*RangeQueryRoundTripper, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	rt := &RangeQueryRoundTripper{
+		next:          next,
+		limits:        limits,
+		splitInterval: cfg.SplitQueriesByInterval.Milliseconds(),
+		now:           time.Now,
+		splitQueries: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+			Name: "strata_frontend_split_queries_total",
+			Help: "Parts the range queries were split into by -query-frontend.split-queries-by-interval, before the results cache answered some.",
+		}),
+	}
+	if cfg.CacheResults {
+		backend, err := cache.New(cfg.ResultsCache, prometheus.WrapRegistererWith(prometheus.Labels{"name": "query-frontend-results"}, reg), logger)
+		if err != nil {
+			return nil, fmt.Errorf("results cache: %w", err)
+		}
+		rt.cache = newResultsCache(backend, cfg.ResultsCacheTTL, reg, logger)
+	}
+	return rt, nil
+}
+
+// Close releases the results cache's connections.
+func (rt *RangeQueryRoundTripper) Close() error {
+	if rt.cache == nil {
+		return nil
+	}
+	return rt.cache.backend.Close()
+}
+
+// RoundTrip implements http.RoundTripper.
+func (rt *RangeQueryRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !strings.HasSuffix(req.URL.Path, rangeQueryPath) || (rt.splitInterval == 0 && rt.cache == nil) {
+		return rt.next.RoundTrip(req)
+	}
+	q, req, err := readRangeQuery(req)
+	if err != nil {
+		return nil, err
+	}
+	// With stats the answer carries the querier's statistics of one evaluation, which parts' statistics
+	// cannot be added up into: such a query is evaluated whole, and not cached.
+	if q == nil || q.params.Has("stats") {
+		return rt.next.RoundTrip(req)
+	}
+	prepared, err := prepareQuery(q.query, q.start, q.askedEnd)
+	if err != nil {
+		return rt.next.RoundTrip(req) // the querier answers the parse error
+	}
+	tenantKey := req.Header.Get(tenant.OrgIDHeader)
+	if tenantKey == "" {
+		tenantKey, _ = tenant.FromContext(req.Context())
+	}
+	limits := rt.tenantLimits(tenantKey)
+	// Over max_total_query_length the querier refuses the query; its parts would pass.
+	if limits.maxTotalQueryLength > 0 && q.askedEnd-q.start > limits.maxTotalQueryLength {
+		return rt.next.RoundTrip(req)
+	}
+
+	parts := splitRange(q.start, q.end, q.step, rt.splitInterval)
+	rt.splitQueries.Add(float64(len(parts)))
+	useCache := rt.cache != nil && tenantKey != "" && !hasNoStore(req.Header)
+	if useCache && limits.hasMaxQueryLookback {
+		// The querier hides data older than now - max_query_lookback: a cached answer over data that
+		// has since gone out of reach would still show it.
+		rt.cache.skipped.WithLabelValues(skipMaxQueryLookback).Inc()
+		useCache = false
+	} else if rt.cache != nil && hasNoStore(req.Header) {
+		rt.cache.skipped.WithLabelValues(skipNoStore).Inc()
+	}
+	if len(parts) == 1 && !useCache {
+		return rt.next.RoundTrip(req) // one evaluation of the query as the client sent it
+	}
+
+	plans := make([]*partPlan, len(parts))
+	for i, p := range parts {
+		plans[i] = &partPlan{part: p}
+	}
+	lastCacheable := int64(math.MinInt64)
+	if useCache {
+		freshUntil := rt.now().Add(-limits.maxCacheFreshness).UnixMilli()
+		lastCacheable = lastGridPoint(prepared.cacheableUntil(freshUntil), q.start, q.step)
+		for _, plan := range plans {
+			plan.fullKey, plan.key = partKeys(tenantKey, prepared.query, q, rt.splitInterval, plan.index)
+		}
+		rt.cache.lookup(req.Context(), plans, lastCacheable)
+	}
+	var fetches []*fetch
+	for _, plan := range plans {
+		plan.planFetches(q.step, lastCacheable)
+		fetches = append(fetches, plan.fetches...)
+	}
+	failure, err := rt.fetchAll(req.Context(), q, prepared.query, fetches)
+	if err != nil || failure != nil {
+		return failure, err
+	}
+
+	body, fromCache := assemble(plans)
+	header := http.Header{"Content-Type": {"application/json"}}
+	if useCache {
+		rt.cache.store(req.Context(), plans, q.step, lastCacheable)
+		switch {
+		case len(fetches) == 0:
+			header.Set(CacheHeader, CacheHit)
+		case fromCache == 0:
+			header.Set(CacheHeader, CacheMiss)
+		default:
+			header.Set(CacheHeader, CachePartial)
+		}
+	}
+	return newResponse(req, http.StatusOK, header, body), nil
+}
+
+// tenantLimits are the limits the middleware applies, for one tenant or, federated ("a|b"), for all.
+type tenantLimits struct {
+	maxCacheFreshness   time.Duration // the largest of the tenants'
+	maxTotalQueryLength int64         // milliseconds, the smallest positive; 0 none
+	hasMaxQueryLookback bool          // any tenant has one
+}
+
+func (rt *RangeQueryRoundTripper) tenantLimits(tenantKey string) tenantLimits {
+	var out tenantLimits
+	for _, id := range strings.Split(tenantKey, "|") {
+		l := rt.limits.For(id)
+		out.maxCacheFreshness = max(out.maxCacheFreshness, time.Duration(l.MaxCacheFreshness))
+		if length := time.Duration(l.MaxTotalQueryLength).Milliseconds(); length > 0 && (out.maxTotalQueryLength == 0 || length < out.maxTotalQueryLength) {
+			out.maxTotalQueryLength = length
+		}
+		out.hasMaxQueryLookback = out.hasMaxQueryLookback || l.MaxQueryLookback > 0
+	}
+	return out
+}
+
+// fetchAll asks next for each fetch, at most maxConcurrentParts at once. The first part that fails ends
+// the others, and its answer (the querier's status and body) or transport error is the query's.
+func (rt *RangeQueryRoundTripper) fetchAll(ctx context.Context, q *rangeQuery, query string, fetches []*fetch) (*http.Response, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu         sync.Mutex
+		failure    *http.Response
+		failureErr error
+		wg         sync.WaitGroup
+		slots      = make(chan struct{}, maxConcurrentParts)
+	)
+	for _, f := range fetches {
+		slots <- struct{}{}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			resp, err := rt.fetchOne(ctx, q, query, f)
+			if resp == nil && err == nil {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if failure == nil && failureErr == nil {
+				failure, failureErr = resp, err
+				cancel()
+			} else if resp != nil {
+				_ = resp.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	if failure == nil && failureErr == nil && ctx.Err() != nil {
+		return nil, ctx.Err() // the client went away before any part was sent
+	}
+	return failure, failureErr
+}
+
+// fetchOne asks next for f's range and sets its answer. A querier's error comes back as the response to
+// return; an answer that cannot be read as a 500.
+func (rt *RangeQueryRoundTripper) fetchOne(ctx context.Context, q *rangeQuery, query string, f *fetch) (*http.Response, error) {
+	resp, err := rt.next.RoundTrip(q.partRequest(ctx, query, f.start, f.end))
+	if err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read the answer to part %s..%s of a range query: %w", formatMillis(f.start), formatMillis(f.end), err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return newResponse(q.request, resp.StatusCode, resp.Header, body), nil
+	}
+	answer, err := decodeAnswer(body, f.start, f.end)
+	if err != nil {
+		return internalError(q.request, fmt.Errorf("the querier's answer to part %s..%s of the query cannot be read: %w", formatMillis(f.start), formatMillis(f.end), err)), nil
+	}
+	f.answer = answer
+	f.storable = len(answer.warnings) == 0 && !hasNoStore(resp.Header)
+	return nil, nil
+}
+
+// assemble concatenates the parts' answers, from the cache and from queriers, in time order, and
+// returns the API's JSON and how many extents came from the cache.
+func assemble(plans []*partPlan) (body []byte, fromCache int) {
+	m := newMatrixBuilder()
+	var pieces []*extent
+	for _, plan := range plans {
+		pieces = append(pieces[:0], plan.fromCache...)
+		fromCache += len(plan.fromCache)
+		for _, f := range plan.fetches {
+			pieces = append(pieces, f.answer)
+		}
+		slices.SortFunc(pieces, func(a, b *extent) int { return cmp.Compare(a.start, b.start) })
+		for _, piece := range pieces {
+			m.add(piece)
+		}
+	}
+	return appendAnswer(nil, m.matrix(), m.warnings.items, m.infos.items), fromCache
+}
+
+func newResponse(req *http.Request, status int, header http.Header, body []byte) *http.Response {
+	header = header.Clone()
+	header.Set("Content-Length", strconv.Itoa(len(body)))
+	return &http.Response{
+		Status:        fmt.Sprintf("%d %s", status, http.StatusText(status)),
+		StatusCode:    status,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        header,
+		Body:          io.NopCloser(bytes.NewReader(body)),
+		ContentLength: int64(len(body)),
+		Request:       req,
+	}
+}
+
+// internalError is a 500 in the API's error envelope.
+func internalError(req *http.Request, err error) *http.Response {
+	body, _ := json.Marshal(struct {
+		Status    string `json:"status"`
+		ErrorType string `json:"errorType"`
+		Error     string `json:"error"`
+	}{"error", "internal", err.Error()})
+	return newResponse(req, http.StatusInternalServerError, http.Header{"Content-Type": {"application/json"}}, body)
+}
