@@ -86,9 +86,10 @@ type shardingRoundTripper struct {
 
 // New returns the middleware in front of next: it shards the instant and range queries (paths ending in
 // /api/v1/query and /api/v1/query_range) of tenants whose query_sharding_total_shards is 2 or more, and
-// passes every other request to next unchanged. The tenant is the X-Scope-OrgID header. Every shard query
-// sent to next is a GET of the same path with the query, its times and the request's timeout and
-// lookback_delta, and with the request's headers. With sharding off, New returns next itself.
+// passes every other request to next unchanged. The tenant is the X-Scope-OrgID header (or, without it,
+// the request context's). Every shard query sent to next is a GET of the same path with the query, its
+// times and the request's timeout and lookback_delta, and with the request's headers; next must answer
+// it as a querier's Prometheus API does. With sharding off, New returns next itself.
 func New(cfg Config, limits *validation.Overrides, next http.RoundTripper, reg prometheus.Registerer, logger *slog.Logger) (http.RoundTripper, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -111,15 +112,15 @@ func New(cfg Config, limits *validation.Overrides, next http.RoundTripper, reg p
 		parser: parser.NewParser(parser.Options{}),
 		now:    time.Now,
 		shardedQueries: promauto.With(reg).NewCounter(prometheus.CounterOpts{
-			Name: "strata_query_frontend_sharded_queries_total",
+			Name: "strata_frontend_sharded_queries_total",
 			Help: "Queries answered by merging shard queries.",
 		}),
 		shardQueries: promauto.With(reg).NewCounter(prometheus.CounterOpts{
-			Name: "strata_query_frontend_shard_queries_total",
+			Name: "strata_frontend_shard_queries_total",
 			Help: "Shard queries sent to the queriers for sharded queries.",
 		}),
 		unshardedQueries: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
-			Name: "strata_query_frontend_unsharded_queries_total",
+			Name: "strata_frontend_unsharded_queries_total",
 			Help: "Instant and range queries sent to the queriers unsharded, by reason: not_shardable (nothing to shard, or parts that would read data in the frontend), already_sharded (the query has its own __query_shard__), parameters (stats or other parameters a merged answer cannot honour), max_sharded_queries (too many shardable parts), max_query_expression_size_bytes (the shard queries would be over the tenant's limit), native_histograms (the shards answered with native histograms, which are merged only by asking again unsharded).",
 		}, []string{"reason"}),
 	}, nil
@@ -163,7 +164,10 @@ func (s *shardingRoundTripper) RoundTrip(req *http.Request) (*http.Response, err
 	}
 	tenantID := req.Header.Get(tenant.OrgIDHeader)
 	if tenantID == "" {
-		return passThrough("")
+		tenantID, _ = tenant.FromContext(req.Context())
+	}
+	if tenantID == "" {
+		return passThrough("") // the querier refuses it
 	}
 	limits := s.limits.For(tenantID)
 	if limits.QueryShardingTotalShards < 2 {
