@@ -18,6 +18,7 @@ import (
 	"github.com/thanos-io/objstore"
 
 	"github.com/strata-metrics/strata/pkg/api"
+	"github.com/strata-metrics/strata/pkg/frontend"
 	"github.com/strata-metrics/strata/pkg/grpcclient"
 	"github.com/strata-metrics/strata/pkg/ingester"
 	"github.com/strata-metrics/strata/pkg/ingester/client"
@@ -74,6 +75,7 @@ type App struct {
 	discardedMetadata      *prometheus.CounterVec
 	runtimeConfig          *runtimeconfig.Manager[runtimeConfig]
 	promAPI                *api.PrometheusAPI
+	frontend               *frontend.Frontend
 	overrides              *validation.Overrides
 }
 

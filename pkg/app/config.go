@@ -12,9 +12,11 @@ import (
 
 	"github.com/strata-metrics/strata/pkg/compactor"
 	"github.com/strata-metrics/strata/pkg/distributor"
+	"github.com/strata-metrics/strata/pkg/frontend"
 	"github.com/strata-metrics/strata/pkg/grpcclient"
 	"github.com/strata-metrics/strata/pkg/ingester"
 	"github.com/strata-metrics/strata/pkg/querier"
+	"github.com/strata-metrics/strata/pkg/querier/worker"
 	"github.com/strata-metrics/strata/pkg/ring"
 	"github.com/strata-metrics/strata/pkg/ring/kv/etcd"
 	"github.com/strata-metrics/strata/pkg/ring/kv/memberlist"
@@ -39,6 +41,9 @@ type Config struct {
 	// StoreGatewayClient configures the queriers' connections to store-gateways.
 	StoreGatewayClient grpcclient.Config
 	Querier            querier.Config
+	// QuerierWorker connects queriers to the query-frontends they pull queries from.
+	QuerierWorker worker.Config
+	Frontend      frontend.Config
 	Limits             validation.Limits
 	RuntimeConfig      runtimeconfig.Config
 	Ring               ring.Config
@@ -83,6 +88,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.IngesterClient.RegisterFlagsWithPrefix("ingester.client", "ingester", f)
 	c.StoreGatewayClient.RegisterFlagsWithPrefix("store-gateway.client", "store-gateway", f)
 	c.Querier.RegisterFlags(f)
+	c.QuerierWorker.RegisterFlags(f)
+	c.Frontend.RegisterFlags(f)
 	c.Limits.RegisterFlags(f)
 	c.RuntimeConfig.RegisterFlags(f)
 	c.Ring.RegisterFlags(f)
@@ -164,7 +171,7 @@ func (c *Config) Validate() error {
 	if c.ZoneAwarenessEnabled && c.Lifecycler.Zone == "" && slices.ContainsFunc(targets, func(t string) bool { return t == TargetIngester || t == TargetAll }) {
 		return errors.New("-distributor.zone-awareness-enabled needs -ingester.ring.instance-availability-zone on every ingester")
 	}
-	for _, v := range []interface{ Validate() error }{&c.Server, &c.Distributor, &c.Ingester, &c.IngesterClient, &c.StoreGatewayClient, &c.Querier, &c.Limits, &c.RuntimeConfig, &c.Ring, &c.Lifecycler, &c.DistributorLifecycler, &c.CompactorLifecycler, &c.StoreGatewayLifecycler} {
+	for _, v := range []interface{ Validate() error }{&c.Server, &c.Distributor, &c.Ingester, &c.IngesterClient, &c.StoreGatewayClient, &c.Querier, &c.QuerierWorker, &c.Frontend, &c.Limits, &c.RuntimeConfig, &c.Ring, &c.Lifecycler, &c.DistributorLifecycler, &c.CompactorLifecycler, &c.StoreGatewayLifecycler} {
 		if err := v.Validate(); err != nil {
 			return err
 		}

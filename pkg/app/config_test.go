@@ -266,7 +266,7 @@ func TestParseTargets(t *testing.T) {
 		{in: "ingester, querier", want: []string{"ingester", "querier"}},
 		{in: "distributor", want: []string{"distributor"}},
 		{in: "compactor", want: []string{"compactor"}},
-		{in: "ruler", errHas: `unknown target "ruler" in -target: choose from all, compactor, distributor, ingester, querier, store-gateway`},
+		{in: "ruler", errHas: `unknown target "ruler" in -target: choose from all, compactor, distributor, ingester, querier, query-frontend, store-gateway`},
 		{in: "server", errHas: `unknown target "server"`}, // internal modules are not targets
 		{in: "", errHas: `unknown target ""`},
 		{in: "ingester,", errHas: `unknown target ""`},
@@ -319,7 +319,7 @@ func TestStartOrder_DependenciesFirstAndEachOnce(t *testing.T) {
 	before(moduleRingKV, moduleRing)
 	before(TargetIngester, TargetAll)
 	before(moduleMemberlistKV, moduleRingKV)
-	require.ElementsMatch(t, []string{moduleServer, moduleRuntimeConfig, moduleMemberlistKV, moduleRingKV, moduleRing, moduleDistributorRing, moduleIngesterClient, moduleBucket, moduleStoreGatewayRing, moduleStoreGatewayClient, TargetIngester, TargetDistributor, TargetQuerier, TargetCompactor, TargetStoreGateway, TargetAll}, order)
+	require.ElementsMatch(t, []string{moduleServer, moduleRuntimeConfig, moduleMemberlistKV, moduleRingKV, moduleRing, moduleDistributorRing, moduleIngesterClient, moduleBucket, moduleStoreGatewayRing, moduleStoreGatewayClient, TargetIngester, TargetDistributor, TargetFrontend, TargetQuerier, TargetCompactor, TargetStoreGateway, TargetAll}, order)
 }
 
 func TestLoadConfig_VersionSkipsEverythingElse(t *testing.T) {

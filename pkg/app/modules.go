@@ -3,11 +3,13 @@ package app
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,11 +17,14 @@ import (
 	"github.com/strata-metrics/strata/pkg/api"
 	"github.com/strata-metrics/strata/pkg/compactor"
 	"github.com/strata-metrics/strata/pkg/distributor"
+	"github.com/strata-metrics/strata/pkg/frontend"
+	"github.com/strata-metrics/strata/pkg/frontend/frontendpb"
 	"github.com/strata-metrics/strata/pkg/grpcclient"
 	"github.com/strata-metrics/strata/pkg/ingester"
 	"github.com/strata-metrics/strata/pkg/ingester/client"
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/querier"
+	"github.com/strata-metrics/strata/pkg/querier/worker"
 	"github.com/strata-metrics/strata/pkg/ring"
 	"github.com/strata-metrics/strata/pkg/ring/kv"
 	"github.com/strata-metrics/strata/pkg/ring/kv/etcd"
@@ -41,6 +46,7 @@ const (
 	TargetQuerier      = "querier"
 	TargetCompactor    = "compactor"
 	TargetStoreGateway = "store-gateway"
+	TargetFrontend     = "query-frontend"
 )
 
 // Internal modules, started as dependencies of the targets.
@@ -88,7 +94,8 @@ var modules = map[string]module{
 	moduleStoreGatewayClient: {init: (*App).initStoreGatewayClient},
 	TargetStoreGateway:       {deps: []string{moduleServer, moduleRuntimeConfig, moduleRingKV, moduleBucket, moduleStoreGatewayRing}, target: true, init: (*App).initStoreGateway},
 	TargetCompactor:          {deps: []string{moduleServer, moduleRuntimeConfig, moduleRingKV, moduleBucket}, target: true, init: (*App).initCompactor},
-	TargetAll:                {deps: []string{TargetIngester, TargetDistributor, TargetQuerier, TargetCompactor, TargetStoreGateway}, target: true},
+	TargetFrontend:           {deps: []string{moduleServer, moduleRuntimeConfig}, target: true, init: (*App).initFrontend},
+	TargetAll:                {deps: []string{TargetIngester, TargetDistributor, TargetFrontend, TargetQuerier, TargetCompactor, TargetStoreGateway}, target: true},
 }
 
 func targetNames() []string {
@@ -298,10 +305,43 @@ func (a *App) initQuerier() (services.Service, error) {
 	queryable := querier.NewFetchLimitedQueryable(querier.NewTimeSplitQueryable(ingesters, blocks, a.cfg.Querier), a.overrides, a.cfg.Querier.MaxFetchedSeriesInFlight)
 	promAPI := api.NewPrometheusAPI(engine, queryable, ingesters, a.cfg.Querier, a.overrides, a.logger.With("component", "querier"))
 	a.promAPI = promAPI
+	queryMux := http.NewServeMux()
 	// Prometheus clients expect tenant errors there in the API's JSON envelope, not in plain text.
-	promAPI.Register(a.server.mux, "/prometheus/api/v1", api.TenantMiddleware(a.cfg.MultitenancyEnabled))
-	a.links = append(a.links, api.Link{Path: "/prometheus/api/v1/status/buildinfo", Title: "Build information"})
-	return nil, nil
+	promAPI.Register(queryMux, queryAPIPrefix, api.TenantMiddleware(a.cfg.MultitenancyEnabled))
+
+	wcfg := a.cfg.QuerierWorker
+	if !slices.Contains(a.order, TargetFrontend) {
+		// Without a frontend in this process the querier serves its API itself (and pulls from remote
+		// frontends too when -querier.frontend-address is set).
+		a.server.mux.Handle(queryAPIPrefix+"/", queryMux)
+		a.links = append(a.links, api.Link{Path: queryAPIPrefix + "/status/buildinfo", Title: "Build information"})
+	} else if wcfg.FrontendAddress == "" {
+		wcfg.FrontendAddress = net.JoinHostPort("127.0.0.1", strconv.Itoa(a.server.grpcPort()))
+	}
+	if wcfg.FrontendAddress == "" {
+		return nil, nil
+	}
+	if wcfg.QuerierID == "" {
+		host, _ := os.Hostname()
+		wcfg.QuerierID = net.JoinHostPort(host, strconv.Itoa(a.server.grpcPort()))
+	}
+	return worker.New(wcfg, a.cfg.Querier.MaxConcurrent, queryMux, a.reg, a.logger.With("component", "querier-worker")), nil
+}
+
+// queryAPIPrefix is where the Prometheus read API is served, by the query-frontend or the querier.
+const queryAPIPrefix = "/prometheus/api/v1"
+
+// initFrontend serves the Prometheus read API in front of the queriers, which pull its queued queries
+// over gRPC.
+func (a *App) initFrontend() (services.Service, error) {
+	logger := a.logger.With("component", "query-frontend")
+	f := frontend.New(a.cfg.Frontend, a.overrides, a.reg, logger)
+	frontendpb.RegisterFrontendServer(a.server.grpcServer, f)
+	a.frontend = f
+	handler := frontend.NewHandler(a.cfg.Frontend, f, a.cfg.Querier.Timeout, a.reg, logger)
+	a.server.mux.Handle(queryAPIPrefix+"/", api.TenantMiddleware(a.cfg.MultitenancyEnabled)(handler))
+	a.links = append(a.links, api.Link{Path: queryAPIPrefix + "/status/buildinfo", Title: "Build information"})
+	return f, nil
 }
 
 // initStoreGatewayRing reads the store-gateway ring, which says which store-gateways hold each block.

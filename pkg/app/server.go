@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/strata-metrics/strata/pkg/frontend/frontendpb"
 	"github.com/strata-metrics/strata/pkg/tenant"
 )
 
@@ -85,7 +86,7 @@ func newServer(cfg ServerConfig, logger *slog.Logger) (*server, error) {
 		grpc.MaxRecvMsgSize(cfg.GRPCMaxRecvMsgSize),
 		grpc.MaxSendMsgSize(cfg.GRPCMaxSendMsgSize),
 		grpc.ChainUnaryInterceptor(skipHealth(tenant.UnaryServerInterceptor)),
-		grpc.ChainStreamInterceptor(tenant.StreamServerInterceptor),
+		grpc.ChainStreamInterceptor(skipFrontendWorkers(tenant.StreamServerInterceptor)),
 	)
 	healthServer := health.NewServer()
 	healthpb.RegisterHealthServer(grpcServer, healthServer)
@@ -114,6 +115,17 @@ func skipHealth(next grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
 			return handler(ctx, req)
 		}
 		return next(ctx, req, info, handler)
+	}
+}
+
+// skipFrontendWorkers keeps tenant checks off the query-frontend's worker streams, which carry every
+// tenant's queries, each with its own tenant header.
+func skipFrontendWorkers(next grpc.StreamServerInterceptor) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if info.FullMethod == frontendpb.Frontend_Process_FullMethodName {
+			return handler(srv, ss)
+		}
+		return next(srv, ss, info, handler)
 	}
 }
 
