@@ -278,3 +278,56 @@ func TestSharding_MergesAnnotations(t *testing.T) {
 	requireSameAnswer(t, want, got, approximate)
 	require.Equal(t, infos(want), infos(got))
 }
+
+// Every shard query is a plain GET of the Prometheus API that a querier answers: the query, its times
+// written out, the request's timeout and lookback_delta, and the request's headers.
+func TestSharding_ShardQueriesArePlainPrometheusRequests(t *testing.T) {
+	ds := newDownstream(t)
+	var (
+		mu   sync.Mutex
+		seen []*http.Request
+	)
+	recording := roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		mu.Lock()
+		seen = append(seen, r)
+		mu.Unlock()
+		return ds.RoundTrip(r)
+	})
+	sharded := newSharding(t, recording, 3, prometheus.NewRegistry())
+	form := url.Values{"query": {`sum by (instance) (http_requests_total)`}, "start": {"1700000600.5"}, "end": {rfc(dataEnd)}, "step": {"1m30s"},
+		"timeout": {"30s"}, "lookback_delta": {"1m"}}
+	req, err := http.NewRequest(http.MethodPost, "http://frontend/prometheus/api/v1/query_range", strings.NewReader(form.Encode()))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set(tenant.OrgIDHeader, testTenant)
+	req.Header.Set("Accept-Encoding", "gzip")
+	got := roundTrip(t, sharded, req)
+
+	require.Len(t, seen, 3)
+	for _, r := range seen {
+		require.Equal(t, http.MethodGet, r.Method)
+		require.Equal(t, "/prometheus/api/v1/query_range", r.URL.Path)
+		require.Zero(t, r.ContentLength)
+		require.Empty(t, r.Header.Get("Content-Type"))
+		require.Empty(t, r.Header.Get("Accept-Encoding"), "the frontend reads the answer itself")
+		require.Equal(t, testTenant, r.Header.Get(tenant.OrgIDHeader))
+		params := r.URL.Query()
+		require.ElementsMatch(t, []string{"query", "start", "end", "step", "timeout", "lookback_delta"}, keysOf(params))
+		require.Equal(t, "2023-11-14T22:23:20.5Z", params.Get("start"))
+		require.Equal(t, rfc(dataEnd), params.Get("end"))
+		require.Equal(t, "1m30s", params.Get("step"))
+		require.Equal(t, "30s", params.Get("timeout"))
+		require.Equal(t, "1m", params.Get("lookback_delta"))
+		require.Contains(t, params.Get("query"), `__query_shard__="`)
+	}
+	// With a shorter lookback, series go missing sooner; the sharded answer follows it.
+	requireSameAnswer(t, get(t, ds, "query_range", form), got, approximate)
+}
+
+func keysOf(v url.Values) []string {
+	var out []string
+	for k := range v {
+		out = append(out, k)
+	}
+	return out
+}
