@@ -150,7 +150,9 @@ func (p *plan) shardAggregation(agg *parser.AggregateExpr) parser.Expr {
 		}}
 	case parser.TOPK, parser.BOTTOMK:
 		// Each series lives in one shard, so the top k of a group are among the top k of some shard: the
-		// top k of the shards' top k are the top k. k must be the same everywhere: a literal.
+		// top k of the shards' top k are the top k. (Between series of equal value, which ones make the
+		// cut depends on the order the engine meets them in, sharded or not.) k must be the same
+		// everywhere: a literal.
 		if !isConstant(agg.Param) {
 			return nil
 		}
