@@ -73,7 +73,7 @@ func readRangeQuery(req *http.Request) (*rangeQuery, *http.Request, error) {
 		askedEnd: end,
 		params:   form,
 	}
-	if q.query == "" {
+	if q.query == "" || !optionalDuration(form, "timeout") || !optionalDuration(form, "lookback_delta") {
 		return nil, req, nil
 	}
 	for _, name := range []string{"query", "start", "end", "step"} {
@@ -136,11 +136,12 @@ func readForm(req *http.Request) (url.Values, *http.Request, error) {
 // which the querier reads differently.
 func parseTimeMillis(s string) (int64, bool) {
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		if !(math.Abs(f) < float64(maxEvalMillis/1000)) {
+		if !(math.Abs(f) < float64(maxEvalMillis/1000+1)) { // NaN, ±Inf and what overflows
 			return 0, false
 		}
 		sec, frac := math.Modf(f)
-		return int64(sec)*1000 + int64(math.Round(frac*1000)), true
+		ms := int64(sec)*1000 + int64(math.Round(frac*1000))
+		return ms, ms >= -maxEvalMillis && ms <= maxEvalMillis
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil || t.Nanosecond()%int(time.Millisecond) != 0 {
@@ -172,6 +173,21 @@ func parseStepMillis(s string) (int64, bool) {
 		return 0, false
 	}
 	return d.Milliseconds(), true
+}
+
+// optionalDuration reports whether parameter name of form is absent or a duration the querier reads:
+// otherwise each part would be refused alike, where one request to the querier suffices.
+func optionalDuration(form url.Values, name string) bool {
+	s := form.Get(name)
+	if s == "" {
+		return true
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		ns := f * float64(time.Second)
+		return ns > math.MinInt64 && ns < math.MaxInt64
+	}
+	_, err := model.ParseDuration(s)
+	return err == nil
 }
 
 // partRequest is a GET request of the same path with the same headers for query over start..end.

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/strata-metrics/strata/pkg/cache"
+	"github.com/strata-metrics/strata/pkg/querier"
 	"github.com/strata-metrics/strata/pkg/tenant"
 	"github.com/strata-metrics/strata/pkg/validation"
 )
@@ -98,19 +99,18 @@ func (rt *RangeQueryRoundTripper) RoundTrip(req *http.Request) (*http.Response, 
 	if q == nil || q.params.Has("stats") {
 		return rt.next.RoundTrip(req)
 	}
-	prepared, err := prepareQuery(q.query, q.start, q.askedEnd)
-	if err != nil {
-		return rt.next.RoundTrip(req) // the querier answers the parse error
-	}
 	tenantKey := req.Header.Get(tenant.OrgIDHeader)
 	if tenantKey == "" {
 		tenantKey, _ = tenant.FromContext(req.Context())
 	}
-	limits := rt.tenantLimits(tenantKey)
-	// Over max_total_query_length the querier refuses the query; its parts would pass.
-	if limits.maxTotalQueryLength > 0 && q.askedEnd-q.start > limits.maxTotalQueryLength {
+	if !rt.acceptsWhole(tenantKey, q) {
+		return rt.next.RoundTrip(req) // the querier refuses it, as it is
+	}
+	prepared, err := prepareQuery(q.query, q.start, q.askedEnd)
+	if err != nil {
 		return rt.next.RoundTrip(req)
 	}
+	limits := rt.tenantLimits(tenantKey)
 
 	parts := splitRange(q.start, q.end, q.step, rt.splitInterval)
 	rt.splitQueries.Add(float64(len(parts)))
@@ -166,10 +166,27 @@ func (rt *RangeQueryRoundTripper) RoundTrip(req *http.Request) (*http.Response, 
 	return newResponse(req, http.StatusOK, header, body), nil
 }
 
-// tenantLimits are the limits the middleware applies, for one tenant or, federated ("a|b"), for all.
+// acceptsWhole reports whether the querier's checks before evaluation (querier.CheckQuery: expression
+// size and complexity, max_total_query_length, parsing) pass for the whole query. A query they refuse is
+// not split: its parts, each shorter, might pass where the whole does not, and parsing a query too
+// complex would cost the frontend what the check protects the querier from. The subquery steps bound is
+// left out: it depends on the querier's default evaluation interval, which the frontend does not know,
+// so a split query is held to it part by part.
+func (rt *RangeQueryRoundTripper) acceptsWhole(tenantKey string, q *rangeQuery) bool {
+	r := querier.QueryRange{Start: time.UnixMilli(q.start), End: time.UnixMilli(q.askedEnd), Step: time.Duration(q.step) * time.Millisecond}
+	for _, id := range strings.Split(tenantKey, "|") {
+		limits := *rt.limits.For(id)
+		limits.MaxSubquerySteps = 0
+		if querier.CheckQuery(q.query, &limits, r, 0) != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// tenantLimits are the limits the results cache applies, for one tenant or, federated ("a|b"), for all.
 type tenantLimits struct {
 	maxCacheFreshness   time.Duration // the largest of the tenants'
-	maxTotalQueryLength int64         // milliseconds, the smallest positive; 0 none
 	hasMaxQueryLookback bool          // any tenant has one
 }
 
@@ -178,9 +195,6 @@ func (rt *RangeQueryRoundTripper) tenantLimits(tenantKey string) tenantLimits {
 	for _, id := range strings.Split(tenantKey, "|") {
 		l := rt.limits.For(id)
 		out.maxCacheFreshness = max(out.maxCacheFreshness, time.Duration(l.MaxCacheFreshness))
-		if length := time.Duration(l.MaxTotalQueryLength).Milliseconds(); length > 0 && (out.maxTotalQueryLength == 0 || length < out.maxTotalQueryLength) {
-			out.maxTotalQueryLength = length
-		}
 		out.hasMaxQueryLookback = out.hasMaxQueryLookback || l.MaxQueryLookback > 0
 	}
 	return out

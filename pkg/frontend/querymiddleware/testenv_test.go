@@ -216,7 +216,7 @@ type recordedRequest struct {
 // each request. mutate, when set, may change a request's answer.
 type downstream struct {
 	handler http.Handler
-	mutate  func(*http.Request, *httptest.ResponseRecorder)
+	mutate  func(*http.Request, *http.Response)
 
 	mu       sync.Mutex
 	requests []recordedRequest
@@ -239,10 +239,11 @@ func (d *downstream) RoundTrip(req *http.Request) (*http.Response, error) {
 
 	w := httptest.NewRecorder()
 	d.handler.ServeHTTP(w, r)
+	resp := w.Result()
 	if d.mutate != nil {
-		d.mutate(r, w)
+		d.mutate(r, resp)
 	}
-	return w.Result(), nil
+	return resp, nil
 }
 
 // takeRequests returns the requests received since the last call.
