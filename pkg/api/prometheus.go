@@ -21,6 +21,8 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/prometheus/prometheus/util/stats"
 	"golang.org/x/time/rate"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/strata-metrics/strata/pkg/querier"
 	"github.com/strata-metrics/strata/pkg/tenant"
@@ -519,6 +521,11 @@ func storageError(err error) *apiError {
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return &apiError{typ: errorTimeout, err: err}
+	}
+	if status.Code(err) == codes.InvalidArgument {
+		// An ingester or store-gateway refused the request itself (a malformed __query_shard__
+		// selector): 400, so that neither the client nor the query-frontend retries it.
+		return &apiError{typ: errorBadData, err: err}
 	}
 	return &apiError{typ: errorInternal, err: err}
 }
