@@ -119,6 +119,7 @@ type mergedSeriesSet struct {
 	streams streamHeap
 	onFail  streamFailure
 	limiter *fetchLimiter // nil: no fetch limits
+	stats   *QueryStats   // nil: not counted
 	started bool
 
 	cur storage.Series
@@ -126,7 +127,7 @@ type mergedSeriesSet struct {
 }
 
 func newMergedSeriesSet(ctx context.Context, streams []*seriesStream, onFail streamFailure) *mergedSeriesSet {
-	return &mergedSeriesSet{ctx: ctx, streams: streams, onFail: onFail, limiter: fetchLimiterFrom(ctx)}
+	return &mergedSeriesSet{ctx: ctx, streams: streams, onFail: onFail, limiter: fetchLimiterFrom(ctx), stats: queryStatsFrom(ctx)}
 }
 
 // push advances s and puts it back in the heap, or handles its end or failure.
@@ -184,6 +185,7 @@ func (m *mergedSeriesSet) Next() bool {
 	}
 	var chunkBytes int
 	m.cur, chunkBytes, m.err = newChunkSeries(lset, chunks)
+	m.stats.addSeries(chunks)
 	if m.err == nil && m.limiter != nil {
 		m.err = m.limiter.addChunkBytes(chunkBytes)
 	}

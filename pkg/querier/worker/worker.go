@@ -21,6 +21,7 @@ import (
 
 	"github.com/strata-metrics/strata/pkg/frontend/frontendpb"
 	"github.com/strata-metrics/strata/pkg/grpcclient"
+	"github.com/strata-metrics/strata/pkg/querier"
 )
 
 // Config configures the querier's connections to the query-frontends.
@@ -304,6 +305,8 @@ func (w *Worker) execute(ctx context.Context, query *frontendpb.Query) *frontend
 		req.Header[h.GetName()] = h.GetValues()
 	}
 	req.RequestURI = in.GetUrl()
+	stats := &querier.QueryStats{}
+	req = req.WithContext(querier.ContextWithQueryStats(ctx, stats))
 	rec := &responseRecorder{header: http.Header{}, maxBody: w.cfg.Client.MaxSendMsgSize - 64<<10}
 	w.handler.ServeHTTP(rec, req)
 	w.queries.WithLabelValues(strconv.Itoa(rec.statusCode())).Inc()
@@ -315,7 +318,12 @@ func (w *Worker) execute(ctx context.Context, query *frontendpb.Query) *frontend
 	for name, values := range rec.header {
 		resp.Headers = append(resp.Headers, &frontendpb.Header{Name: name, Values: values})
 	}
-	return &frontendpb.Result{QueryId: query.GetId(), Response: resp, Stats: &frontendpb.QueryStats{WallTimeSeconds: time.Since(start).Seconds()}}
+	return &frontendpb.Result{QueryId: query.GetId(), Response: resp, Stats: &frontendpb.QueryStats{
+		WallTimeSeconds:   time.Since(start).Seconds(),
+		FetchedSeries:     stats.FetchedSeries.Load(),
+		FetchedChunks:     stats.FetchedChunks.Load(),
+		FetchedChunkBytes: stats.FetchedChunkBytes.Load(),
+	}}
 }
 
 func errorResult(id uint64, status int, errType, msg string) *frontendpb.Result {
