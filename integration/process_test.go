@@ -38,6 +38,9 @@ type strataProcess struct {
 	log      *syncBuffer
 	// maxOpenFiles, when set, is the process' limit on open files (soft and hard, so Go cannot raise it).
 	maxOpenFiles int
+	// env is added to the process' environment (e.g. GOMAXPROCS=1 for a process that stands for a
+	// one-core machine).
+	env []string
 }
 
 // freePort returns a port that is free on 127.0.0.1 and has not been handed out before in this test run.
@@ -140,6 +143,9 @@ func (p *strataProcess) startNoWait() {
 	p.cmd = exec.Command(strataBinary, p.args...)
 	if p.maxOpenFiles > 0 {
 		p.cmd = exec.Command("sh", append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, p.maxOpenFiles), strataBinary}, p.args...)...)
+	}
+	if len(p.env) > 0 {
+		p.cmd.Env = append(os.Environ(), p.env...)
 	}
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	require.NoError(p.t, p.cmd.Start())
