@@ -120,7 +120,7 @@ func TestFrontend_RequestsReachAQuerierAndComeBackWhole(t *testing.T) {
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	got, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	require.Equal(t, "team-b POST /prometheus/api/v1/query  "+form, string(got))
 }
 
@@ -134,7 +134,7 @@ func TestFrontend_RefusesBadRequests(t *testing.T) {
 	req.Header.Set(tenant.OrgIDHeader, "a")
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
 
 	req, _ = http.NewRequest(http.MethodPost, s.http.URL+"/prometheus/api/v1/query", strings.NewReader(strings.Repeat("x", 101)))
@@ -142,7 +142,7 @@ func TestFrontend_RefusesBadRequests(t *testing.T) {
 	resp, err = http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
 	require.Contains(t, string(body), "-query-frontend.max-body-size")
 }
@@ -220,7 +220,7 @@ func TestFrontend_ClientLeavingCancelsTheQueryOnTheQuerier(t *testing.T) {
 	go func() {
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 		}
 	}()
 	<-started

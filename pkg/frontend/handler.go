@@ -86,7 +86,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 
 	resp, err := h.next.RoundTrip(req)
-	status := http.StatusOK
+	var status int
 	if err != nil {
 		status = h.writeRoundTripError(w, ctx, err)
 	} else {
