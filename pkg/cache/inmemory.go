@@ -30,9 +30,9 @@ func (c *InMemoryConfig) validate(prefix string) error {
 	return nil
 }
 
-// entryOverheadBytes is what one item costs beyond its key and value: the map slot, the list element and
-// the entry. Counting it keeps the bound honest when items are small.
-const entryOverheadBytes = 112
+// InMemoryEntryOverheadBytes is what one item of the in-memory backend costs beyond its key and value:
+// the map slot, the list element and the entry. Counting it keeps the bound honest when items are small.
+const InMemoryEntryOverheadBytes = 112
 
 // InMemory is a least-recently-used cache bounded by bytes, in this process.
 type InMemory struct {
@@ -55,7 +55,7 @@ type inMemoryEntry struct {
 	expires time.Time // zero: never
 }
 
-func (e *inMemoryEntry) size() int { return len(e.key) + len(e.value) + entryOverheadBytes }
+func (e *inMemoryEntry) size() int { return len(e.key) + len(e.value) + InMemoryEntryOverheadBytes }
 
 // NewInMemory returns an empty cache.
 func NewInMemory(cfg InMemoryConfig, reg prometheus.Registerer) *InMemory {

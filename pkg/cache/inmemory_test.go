@@ -37,12 +37,12 @@ func TestInMemory_StoresAndFetches(t *testing.T) {
 	c.Store(ctx, map[string][]byte{"a": []byte("333")}, time.Hour)
 	require.Equal(t, map[string][]byte{"a": []byte("333")}, c.Fetch(ctx, []string{"a"}))
 	require.Equal(t, 2.0, testutil.ToFloat64(c.items))
-	require.Equal(t, float64(len("a")+3+len("b")+2+2*entryOverheadBytes), testutil.ToFloat64(c.usedBytes),
+	require.Equal(t, float64(len("a")+3+len("b")+2+2*InMemoryEntryOverheadBytes), testutil.ToFloat64(c.usedBytes),
 		"replacing a value must account for the new size only")
 }
 
 func TestInMemory_EvictsLeastRecentlyUsedBeyondMaxBytes(t *testing.T) {
-	itemSize := 1 + 100 + entryOverheadBytes
+	itemSize := 1 + 100 + InMemoryEntryOverheadBytes
 	c, _ := newTestInMemory(t, 3*itemSize)
 	ctx := context.Background()
 	c.Store(ctx, map[string][]byte{"a": value(100, 'a')}, 0)

@@ -268,6 +268,9 @@ func (r *entryReader) series(start, end int64) *series {
 // readChunk appends the want samples of the next XOR chunk to s.
 func (r *entryReader) readChunk(s *series, want int) {
 	data := r.next(r.count())
+	if r.err == nil && len(data) < 2 {
+		r.err = errors.New("a chunk shorter than its header")
+	}
 	if r.err != nil {
 		return
 	}

@@ -254,7 +254,9 @@ func appendStrings(b []byte, items []string) []byte {
 
 // appendJSONString writes s as encoding/json does. Plain printable ASCII, which label names and most
 // values are, is written directly; anything else goes through encoding/json itself, so its escaping
-// rules (HTML characters, invalid UTF-8, U+2028) are followed exactly.
+// rules (HTML characters, control characters, U+2028) are followed exactly. Strings read back from JSON
+// cannot hold the invalid UTF-8 that encoding/json writes as \ufffd; label values never do (the
+// distributor refuses them), nor do the engine's annotations.
 func appendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
