@@ -41,6 +41,8 @@ type Config struct {
 	StripeSize           int
 	MetadataRetainPeriod time.Duration
 	InstanceLimits       InstanceLimits
+	// ActiveSeries says which series are active; its flags are registered by the app.
+	ActiveSeries ActiveSeriesConfig
 }
 
 // RegisterFlags registers the ingester's flags.
@@ -67,7 +69,7 @@ func (c *Config) Validate() error {
 	if c.ShipInterval < 0 || c.RetentionPeriod < 0 || c.CloseIdleTSDBTimeout < 0 {
 		return errors.New("-blocks-storage.tsdb.ship-interval, retention-period and close-idle-tsdb-timeout must not be negative")
 	}
-	return nil
+	return c.ActiveSeries.Validate()
 }
 
 // Lifecycler is the ingester's membership of the ring: registered as JOINING before the WAL replay,
@@ -134,7 +136,7 @@ func New(cfg Config, limits *validation.Overrides, lifecycler Lifecycler, share 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Ingester{
+	i := &Ingester{
 		cfg:              cfg,
 		limits:           limits,
 		instanceLimits:   newInstanceLimiter(cfg.InstanceLimits),
@@ -148,7 +150,11 @@ func New(cfg Config, limits *validation.Overrides, lifecycler Lifecycler, share 
 		shipperMetrics:   blockstore.NewShipperMetrics(reg),
 		now:              time.Now,
 		tenants:          map[string]*tenantDB{},
-	}, nil
+	}
+	if reg != nil {
+		reg.MustRegister(newActiveSeriesCollector(i))
+	}
+	return i, nil
 }
 
 // Start registers the ingester in the ring as JOINING, reopens every tenant's TSDB found on disk (replaying

@@ -24,6 +24,55 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// CountMethod says which of a tenant's series the cardinality RPCs count.
+type CountMethod int32
+
+const (
+	// Every series in the head, as Prometheus' TSDB status counts them.
+	CountMethod_IN_MEMORY CountMethod = 0
+	// The series with a sample within the ingester's -ingester.active-series-metrics-idle-timeout.
+	CountMethod_ACTIVE CountMethod = 1
+)
+
+// Enum value maps for CountMethod.
+var (
+	CountMethod_name = map[int32]string{
+		0: "IN_MEMORY",
+		1: "ACTIVE",
+	}
+	CountMethod_value = map[string]int32{
+		"IN_MEMORY": 0,
+		"ACTIVE":    1,
+	}
+)
+
+func (x CountMethod) Enum() *CountMethod {
+	p := new(CountMethod)
+	*p = x
+	return p
+}
+
+func (x CountMethod) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CountMethod) Descriptor() protoreflect.EnumDescriptor {
+	return file_ingester_ingesterpb_ingester_proto_enumTypes[0].Descriptor()
+}
+
+func (CountMethod) Type() protoreflect.EnumType {
+	return &file_ingester_ingesterpb_ingester_proto_enumTypes[0]
+}
+
+func (x CountMethod) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CountMethod.Descriptor instead.
+func (CountMethod) EnumDescriptor() ([]byte, []int) {
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{0}
+}
+
 type PushRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A Prometheus remote-write 1.0 WriteRequest in its protobuf encoding (not compressed). Carrying the
@@ -750,6 +799,671 @@ func (x *MetricsMetadataResponse) GetMetadata() []*MetricMetadata {
 	return nil
 }
 
+type TSDBStatusRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The length of each list of the answer; the ingester refuses a limit above its bound.
+	Limit         int32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TSDBStatusRequest) Reset() {
+	*x = TSDBStatusRequest{}
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TSDBStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TSDBStatusRequest) ProtoMessage() {}
+
+func (x *TSDBStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TSDBStatusRequest.ProtoReflect.Descriptor instead.
+func (*TSDBStatusRequest) Descriptor() ([]byte, []int) {
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *TSDBStatusRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// CardinalityStat is one entry of a TSDB status list: a metric name, label name or name=value pair.
+type CardinalityStat struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Value         uint64                 `protobuf:"varint,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CardinalityStat) Reset() {
+	*x = CardinalityStat{}
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CardinalityStat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CardinalityStat) ProtoMessage() {}
+
+func (x *CardinalityStat) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CardinalityStat.ProtoReflect.Descriptor instead.
+func (*CardinalityStat) Descriptor() ([]byte, []int) {
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CardinalityStat) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CardinalityStat) GetValue() uint64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+// TSDBStatusResponse holds the quantities of Prometheus' TSDB status that add up across ingesters (series
+// counts and the memory they take); distinct counts do not, and come from LabelNamesCardinality.
+type TSDBStatusResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	NumSeries  uint64                 `protobuf:"varint,1,opt,name=num_series,json=numSeries,proto3" json:"num_series,omitempty"`
+	ChunkCount int64                  `protobuf:"varint,2,opt,name=chunk_count,json=chunkCount,proto3" json:"chunk_count,omitempty"`
+	// The head's bounds; MaxInt64 and MinInt64 for an empty head, as Prometheus reports them.
+	MinTimeMs int64 `protobuf:"varint,3,opt,name=min_time_ms,json=minTimeMs,proto3" json:"min_time_ms,omitempty"`
+	MaxTimeMs int64 `protobuf:"varint,4,opt,name=max_time_ms,json=maxTimeMs,proto3" json:"max_time_ms,omitempty"`
+	// Each list sorted by value, largest first, then by name, and cut at the request's limit.
+	SeriesCountByMetricName     []*CardinalityStat `protobuf:"bytes,5,rep,name=series_count_by_metric_name,json=seriesCountByMetricName,proto3" json:"series_count_by_metric_name,omitempty"`
+	MemoryInBytesByLabelName    []*CardinalityStat `protobuf:"bytes,6,rep,name=memory_in_bytes_by_label_name,json=memoryInBytesByLabelName,proto3" json:"memory_in_bytes_by_label_name,omitempty"`
+	SeriesCountByLabelValuePair []*CardinalityStat `protobuf:"bytes,7,rep,name=series_count_by_label_value_pair,json=seriesCountByLabelValuePair,proto3" json:"series_count_by_label_value_pair,omitempty"`
+	unknownFields               protoimpl.UnknownFields
+	sizeCache                   protoimpl.SizeCache
+}
+
+func (x *TSDBStatusResponse) Reset() {
+	*x = TSDBStatusResponse{}
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TSDBStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TSDBStatusResponse) ProtoMessage() {}
+
+func (x *TSDBStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TSDBStatusResponse.ProtoReflect.Descriptor instead.
+func (*TSDBStatusResponse) Descriptor() ([]byte, []int) {
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *TSDBStatusResponse) GetNumSeries() uint64 {
+	if x != nil {
+		return x.NumSeries
+	}
+	return 0
+}
+
+func (x *TSDBStatusResponse) GetChunkCount() int64 {
+	if x != nil {
+		return x.ChunkCount
+	}
+	return 0
+}
+
+func (x *TSDBStatusResponse) GetMinTimeMs() int64 {
+	if x != nil {
+		return x.MinTimeMs
+	}
+	return 0
+}
+
+func (x *TSDBStatusResponse) GetMaxTimeMs() int64 {
+	if x != nil {
+		return x.MaxTimeMs
+	}
+	return 0
+}
+
+func (x *TSDBStatusResponse) GetSeriesCountByMetricName() []*CardinalityStat {
+	if x != nil {
+		return x.SeriesCountByMetricName
+	}
+	return nil
+}
+
+func (x *TSDBStatusResponse) GetMemoryInBytesByLabelName() []*CardinalityStat {
+	if x != nil {
+		return x.MemoryInBytesByLabelName
+	}
+	return nil
+}
+
+func (x *TSDBStatusResponse) GetSeriesCountByLabelValuePair() []*CardinalityStat {
+	if x != nil {
+		return x.SeriesCountByLabelValuePair
+	}
+	return nil
+}
+
+type LabelNamesCardinalityRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty: every series.
+	Matchers      []*seriespb.LabelMatcher `protobuf:"bytes,1,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	CountMethod   CountMethod              `protobuf:"varint,2,opt,name=count_method,json=countMethod,proto3,enum=strata.ingester.CountMethod" json:"count_method,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LabelNamesCardinalityRequest) Reset() {
+	*x = LabelNamesCardinalityRequest{}
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LabelNamesCardinalityRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LabelNamesCardinalityRequest) ProtoMessage() {}
+
+func (x *LabelNamesCardinalityRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LabelNamesCardinalityRequest.ProtoReflect.Descriptor instead.
+func (*LabelNamesCardinalityRequest) Descriptor() ([]byte, []int) {
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *LabelNamesCardinalityRequest) GetMatchers() []*seriespb.LabelMatcher {
+	if x != nil {
+		return x.Matchers
+	}
+	return nil
+}
+
+func (x *LabelNamesCardinalityRequest) GetCountMethod() CountMethod {
+	if x != nil {
+		return x.CountMethod
+	}
+	return CountMethod_IN_MEMORY
+}
+
+// LabelValueHashes are the 64-bit xxhashes of a label's values, each value once.
+type LabelValueHashes struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	LabelName     string                 `protobuf:"bytes,1,opt,name=label_name,json=labelName,proto3" json:"label_name,omitempty"`
+	ValueHashes   []uint64               `protobuf:"fixed64,2,rep,packed,name=value_hashes,json=valueHashes,proto3" json:"value_hashes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LabelValueHashes) Reset() {
+	*x = LabelValueHashes{}
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LabelValueHashes) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LabelValueHashes) ProtoMessage() {}
+
+func (x *LabelValueHashes) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LabelValueHashes.ProtoReflect.Descriptor instead.
+func (*LabelValueHashes) Descriptor() ([]byte, []int) {
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *LabelValueHashes) GetLabelName() string {
+	if x != nil {
+		return x.LabelName
+	}
+	return ""
+}
+
+func (x *LabelValueHashes) GetValueHashes() []uint64 {
+	if x != nil {
+		return x.ValueHashes
+	}
+	return nil
+}
+
+type LabelNamesCardinalityResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Label names in order across the messages of a stream; a label with many values continues in the
+	// next message under the same name.
+	Labels        []*LabelValueHashes `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LabelNamesCardinalityResponse) Reset() {
+	*x = LabelNamesCardinalityResponse{}
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LabelNamesCardinalityResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LabelNamesCardinalityResponse) ProtoMessage() {}
+
+func (x *LabelNamesCardinalityResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LabelNamesCardinalityResponse.ProtoReflect.Descriptor instead.
+func (*LabelNamesCardinalityResponse) Descriptor() ([]byte, []int) {
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *LabelNamesCardinalityResponse) GetLabels() []*LabelValueHashes {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+type LabelValuesCardinalityRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	LabelNames []string               `protobuf:"bytes,1,rep,name=label_names,json=labelNames,proto3" json:"label_names,omitempty"`
+	// Empty: every series.
+	Matchers      []*seriespb.LabelMatcher `protobuf:"bytes,2,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	CountMethod   CountMethod              `protobuf:"varint,3,opt,name=count_method,json=countMethod,proto3,enum=strata.ingester.CountMethod" json:"count_method,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LabelValuesCardinalityRequest) Reset() {
+	*x = LabelValuesCardinalityRequest{}
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LabelValuesCardinalityRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LabelValuesCardinalityRequest) ProtoMessage() {}
+
+func (x *LabelValuesCardinalityRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LabelValuesCardinalityRequest.ProtoReflect.Descriptor instead.
+func (*LabelValuesCardinalityRequest) Descriptor() ([]byte, []int) {
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *LabelValuesCardinalityRequest) GetLabelNames() []string {
+	if x != nil {
+		return x.LabelNames
+	}
+	return nil
+}
+
+func (x *LabelValuesCardinalityRequest) GetMatchers() []*seriespb.LabelMatcher {
+	if x != nil {
+		return x.Matchers
+	}
+	return nil
+}
+
+func (x *LabelValuesCardinalityRequest) GetCountMethod() CountMethod {
+	if x != nil {
+		return x.CountMethod
+	}
+	return CountMethod_IN_MEMORY
+}
+
+type LabelValueCount struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Value         string                 `protobuf:"bytes,1,opt,name=value,proto3" json:"value,omitempty"`
+	SeriesCount   uint64                 `protobuf:"varint,2,opt,name=series_count,json=seriesCount,proto3" json:"series_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LabelValueCount) Reset() {
+	*x = LabelValueCount{}
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LabelValueCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LabelValueCount) ProtoMessage() {}
+
+func (x *LabelValueCount) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LabelValueCount.ProtoReflect.Descriptor instead.
+func (*LabelValueCount) Descriptor() ([]byte, []int) {
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *LabelValueCount) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *LabelValueCount) GetSeriesCount() uint64 {
+	if x != nil {
+		return x.SeriesCount
+	}
+	return 0
+}
+
+// LabelValueCounts are the series counts of a label's values; a label with many values continues in the
+// next message under the same name.
+type LabelValueCounts struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	LabelName     string                 `protobuf:"bytes,1,opt,name=label_name,json=labelName,proto3" json:"label_name,omitempty"`
+	Values        []*LabelValueCount     `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LabelValueCounts) Reset() {
+	*x = LabelValueCounts{}
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LabelValueCounts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LabelValueCounts) ProtoMessage() {}
+
+func (x *LabelValueCounts) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LabelValueCounts.ProtoReflect.Descriptor instead.
+func (*LabelValueCounts) Descriptor() ([]byte, []int) {
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *LabelValueCounts) GetLabelName() string {
+	if x != nil {
+		return x.LabelName
+	}
+	return ""
+}
+
+func (x *LabelValueCounts) GetValues() []*LabelValueCount {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+type LabelValuesCardinalityResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The number of series selected; set in the first message of a stream only.
+	SeriesCountTotal uint64              `protobuf:"varint,1,opt,name=series_count_total,json=seriesCountTotal,proto3" json:"series_count_total,omitempty"`
+	Labels           []*LabelValueCounts `protobuf:"bytes,2,rep,name=labels,proto3" json:"labels,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *LabelValuesCardinalityResponse) Reset() {
+	*x = LabelValuesCardinalityResponse{}
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LabelValuesCardinalityResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LabelValuesCardinalityResponse) ProtoMessage() {}
+
+func (x *LabelValuesCardinalityResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LabelValuesCardinalityResponse.ProtoReflect.Descriptor instead.
+func (*LabelValuesCardinalityResponse) Descriptor() ([]byte, []int) {
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *LabelValuesCardinalityResponse) GetSeriesCountTotal() uint64 {
+	if x != nil {
+		return x.SeriesCountTotal
+	}
+	return 0
+}
+
+func (x *LabelValuesCardinalityResponse) GetLabels() []*LabelValueCounts {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+type ActiveSeriesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At least one matcher: the API's selector is mandatory.
+	Matchers []*seriespb.LabelMatcher `protobuf:"bytes,1,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	// Unset: no limits. Only max_series applies: label sets have no chunks.
+	Limits        *seriespb.FetchLimits `protobuf:"bytes,2,opt,name=limits,proto3" json:"limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActiveSeriesRequest) Reset() {
+	*x = ActiveSeriesRequest{}
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActiveSeriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActiveSeriesRequest) ProtoMessage() {}
+
+func (x *ActiveSeriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActiveSeriesRequest.ProtoReflect.Descriptor instead.
+func (*ActiveSeriesRequest) Descriptor() ([]byte, []int) {
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ActiveSeriesRequest) GetMatchers() []*seriespb.LabelMatcher {
+	if x != nil {
+		return x.Matchers
+	}
+	return nil
+}
+
+func (x *ActiveSeriesRequest) GetLimits() *seriespb.FetchLimits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+type ActiveSeriesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Label sets only (no chunks), in label order across the messages of a stream.
+	Series        []*seriespb.Series `protobuf:"bytes,1,rep,name=series,proto3" json:"series,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActiveSeriesResponse) Reset() {
+	*x = ActiveSeriesResponse{}
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActiveSeriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActiveSeriesResponse) ProtoMessage() {}
+
+func (x *ActiveSeriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActiveSeriesResponse.ProtoReflect.Descriptor instead.
+func (*ActiveSeriesResponse) Descriptor() ([]byte, []int) {
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ActiveSeriesResponse) GetSeries() []*seriespb.Series {
+	if x != nil {
+		return x.Series
+	}
+	return nil
+}
+
 var File_ingester_ingesterpb_ingester_proto protoreflect.FileDescriptor
 
 const file_ingester_ingesterpb_ingester_proto_rawDesc = "" +
@@ -798,7 +1512,55 @@ const file_ingester_ingesterpb_ingester_proto_rawDesc = "" +
 	"\x04help\x18\x03 \x01(\tR\x04help\x12\x12\n" +
 	"\x04unit\x18\x04 \x01(\tR\x04unit\"V\n" +
 	"\x17MetricsMetadataResponse\x12;\n" +
-	"\bmetadata\x18\x01 \x03(\v2\x1f.strata.ingester.MetricMetadataR\bmetadata2\x8b\x04\n" +
+	"\bmetadata\x18\x01 \x03(\v2\x1f.strata.ingester.MetricMetadataR\bmetadata\")\n" +
+	"\x11TSDBStatusRequest\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\x05R\x05limit\";\n" +
+	"\x0fCardinalityStat\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value\"\xc0\x03\n" +
+	"\x12TSDBStatusResponse\x12\x1d\n" +
+	"\n" +
+	"num_series\x18\x01 \x01(\x04R\tnumSeries\x12\x1f\n" +
+	"\vchunk_count\x18\x02 \x01(\x03R\n" +
+	"chunkCount\x12\x1e\n" +
+	"\vmin_time_ms\x18\x03 \x01(\x03R\tminTimeMs\x12\x1e\n" +
+	"\vmax_time_ms\x18\x04 \x01(\x03R\tmaxTimeMs\x12^\n" +
+	"\x1bseries_count_by_metric_name\x18\x05 \x03(\v2 .strata.ingester.CardinalityStatR\x17seriesCountByMetricName\x12a\n" +
+	"\x1dmemory_in_bytes_by_label_name\x18\x06 \x03(\v2 .strata.ingester.CardinalityStatR\x18memoryInBytesByLabelName\x12g\n" +
+	" series_count_by_label_value_pair\x18\a \x03(\v2 .strata.ingester.CardinalityStatR\x1bseriesCountByLabelValuePair\"\x98\x01\n" +
+	"\x1cLabelNamesCardinalityRequest\x127\n" +
+	"\bmatchers\x18\x01 \x03(\v2\x1b.strata.series.LabelMatcherR\bmatchers\x12?\n" +
+	"\fcount_method\x18\x02 \x01(\x0e2\x1c.strata.ingester.CountMethodR\vcountMethod\"T\n" +
+	"\x10LabelValueHashes\x12\x1d\n" +
+	"\n" +
+	"label_name\x18\x01 \x01(\tR\tlabelName\x12!\n" +
+	"\fvalue_hashes\x18\x02 \x03(\x06R\vvalueHashes\"Z\n" +
+	"\x1dLabelNamesCardinalityResponse\x129\n" +
+	"\x06labels\x18\x01 \x03(\v2!.strata.ingester.LabelValueHashesR\x06labels\"\xba\x01\n" +
+	"\x1dLabelValuesCardinalityRequest\x12\x1f\n" +
+	"\vlabel_names\x18\x01 \x03(\tR\n" +
+	"labelNames\x127\n" +
+	"\bmatchers\x18\x02 \x03(\v2\x1b.strata.series.LabelMatcherR\bmatchers\x12?\n" +
+	"\fcount_method\x18\x03 \x01(\x0e2\x1c.strata.ingester.CountMethodR\vcountMethod\"J\n" +
+	"\x0fLabelValueCount\x12\x14\n" +
+	"\x05value\x18\x01 \x01(\tR\x05value\x12!\n" +
+	"\fseries_count\x18\x02 \x01(\x04R\vseriesCount\"k\n" +
+	"\x10LabelValueCounts\x12\x1d\n" +
+	"\n" +
+	"label_name\x18\x01 \x01(\tR\tlabelName\x128\n" +
+	"\x06values\x18\x02 \x03(\v2 .strata.ingester.LabelValueCountR\x06values\"\x89\x01\n" +
+	"\x1eLabelValuesCardinalityResponse\x12,\n" +
+	"\x12series_count_total\x18\x01 \x01(\x04R\x10seriesCountTotal\x129\n" +
+	"\x06labels\x18\x02 \x03(\v2!.strata.ingester.LabelValueCountsR\x06labels\"\x82\x01\n" +
+	"\x13ActiveSeriesRequest\x127\n" +
+	"\bmatchers\x18\x01 \x03(\v2\x1b.strata.series.LabelMatcherR\bmatchers\x122\n" +
+	"\x06limits\x18\x02 \x01(\v2\x1a.strata.series.FetchLimitsR\x06limits\"E\n" +
+	"\x14ActiveSeriesResponse\x12-\n" +
+	"\x06series\x18\x01 \x03(\v2\x15.strata.series.SeriesR\x06series*(\n" +
+	"\vCountMethod\x12\r\n" +
+	"\tIN_MEMORY\x10\x00\x12\n" +
+	"\n" +
+	"\x06ACTIVE\x10\x012\xb8\a\n" +
 	"\bIngester\x12C\n" +
 	"\x04Push\x12\x1c.strata.ingester.PushRequest\x1a\x1d.strata.ingester.PushResponse\x12T\n" +
 	"\vQueryStream\x12\x1d.strata.ingester.QueryRequest\x1a$.strata.ingester.QueryStreamResponse0\x01\x12U\n" +
@@ -806,7 +1568,12 @@ const file_ingester_ingesterpb_ingester_proto_rawDesc = "" +
 	"LabelNames\x12\".strata.ingester.LabelNamesRequest\x1a#.strata.ingester.LabelNamesResponse\x12Z\n" +
 	"\vLabelValues\x12#.strata.ingester.LabelValuesRequest\x1a$.strata.ingester.LabelValuesResponse0\x01\x12K\n" +
 	"\x06Series\x12\x1e.strata.ingester.SeriesRequest\x1a\x1f.strata.ingester.SeriesResponse0\x01\x12d\n" +
-	"\x0fMetricsMetadata\x12'.strata.ingester.MetricsMetadataRequest\x1a(.strata.ingester.MetricsMetadataResponseB:Z8github.com/strata-metrics/strata/pkg/ingester/ingesterpbb\x06proto3"
+	"\x0fMetricsMetadata\x12'.strata.ingester.MetricsMetadataRequest\x1a(.strata.ingester.MetricsMetadataResponse\x12U\n" +
+	"\n" +
+	"TSDBStatus\x12\".strata.ingester.TSDBStatusRequest\x1a#.strata.ingester.TSDBStatusResponse\x12x\n" +
+	"\x15LabelNamesCardinality\x12-.strata.ingester.LabelNamesCardinalityRequest\x1a..strata.ingester.LabelNamesCardinalityResponse0\x01\x12{\n" +
+	"\x16LabelValuesCardinality\x12..strata.ingester.LabelValuesCardinalityRequest\x1a/.strata.ingester.LabelValuesCardinalityResponse0\x01\x12]\n" +
+	"\fActiveSeries\x12$.strata.ingester.ActiveSeriesRequest\x1a%.strata.ingester.ActiveSeriesResponse0\x01B:Z8github.com/strata-metrics/strata/pkg/ingester/ingesterpbb\x06proto3"
 
 var (
 	file_ingester_ingesterpb_ingester_proto_rawDescOnce sync.Once
@@ -820,52 +1587,87 @@ func file_ingester_ingesterpb_ingester_proto_rawDescGZIP() []byte {
 	return file_ingester_ingesterpb_ingester_proto_rawDescData
 }
 
-var file_ingester_ingesterpb_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_ingester_ingesterpb_ingester_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_ingester_ingesterpb_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_ingester_ingesterpb_ingester_proto_goTypes = []any{
-	(*PushRequest)(nil),             // 0: strata.ingester.PushRequest
-	(*PushResponse)(nil),            // 1: strata.ingester.PushResponse
-	(*QueryRequest)(nil),            // 2: strata.ingester.QueryRequest
-	(*QueryStreamResponse)(nil),     // 3: strata.ingester.QueryStreamResponse
-	(*LabelNamesRequest)(nil),       // 4: strata.ingester.LabelNamesRequest
-	(*LabelNamesResponse)(nil),      // 5: strata.ingester.LabelNamesResponse
-	(*LabelValuesRequest)(nil),      // 6: strata.ingester.LabelValuesRequest
-	(*LabelValuesResponse)(nil),     // 7: strata.ingester.LabelValuesResponse
-	(*SeriesRequest)(nil),           // 8: strata.ingester.SeriesRequest
-	(*SeriesResponse)(nil),          // 9: strata.ingester.SeriesResponse
-	(*MetricsMetadataRequest)(nil),  // 10: strata.ingester.MetricsMetadataRequest
-	(*MetricMetadata)(nil),          // 11: strata.ingester.MetricMetadata
-	(*MetricsMetadataResponse)(nil), // 12: strata.ingester.MetricsMetadataResponse
-	(*seriespb.LabelMatcher)(nil),   // 13: strata.series.LabelMatcher
-	(*seriespb.FetchLimits)(nil),    // 14: strata.series.FetchLimits
-	(*seriespb.Series)(nil),         // 15: strata.series.Series
+	(CountMethod)(0),                       // 0: strata.ingester.CountMethod
+	(*PushRequest)(nil),                    // 1: strata.ingester.PushRequest
+	(*PushResponse)(nil),                   // 2: strata.ingester.PushResponse
+	(*QueryRequest)(nil),                   // 3: strata.ingester.QueryRequest
+	(*QueryStreamResponse)(nil),            // 4: strata.ingester.QueryStreamResponse
+	(*LabelNamesRequest)(nil),              // 5: strata.ingester.LabelNamesRequest
+	(*LabelNamesResponse)(nil),             // 6: strata.ingester.LabelNamesResponse
+	(*LabelValuesRequest)(nil),             // 7: strata.ingester.LabelValuesRequest
+	(*LabelValuesResponse)(nil),            // 8: strata.ingester.LabelValuesResponse
+	(*SeriesRequest)(nil),                  // 9: strata.ingester.SeriesRequest
+	(*SeriesResponse)(nil),                 // 10: strata.ingester.SeriesResponse
+	(*MetricsMetadataRequest)(nil),         // 11: strata.ingester.MetricsMetadataRequest
+	(*MetricMetadata)(nil),                 // 12: strata.ingester.MetricMetadata
+	(*MetricsMetadataResponse)(nil),        // 13: strata.ingester.MetricsMetadataResponse
+	(*TSDBStatusRequest)(nil),              // 14: strata.ingester.TSDBStatusRequest
+	(*CardinalityStat)(nil),                // 15: strata.ingester.CardinalityStat
+	(*TSDBStatusResponse)(nil),             // 16: strata.ingester.TSDBStatusResponse
+	(*LabelNamesCardinalityRequest)(nil),   // 17: strata.ingester.LabelNamesCardinalityRequest
+	(*LabelValueHashes)(nil),               // 18: strata.ingester.LabelValueHashes
+	(*LabelNamesCardinalityResponse)(nil),  // 19: strata.ingester.LabelNamesCardinalityResponse
+	(*LabelValuesCardinalityRequest)(nil),  // 20: strata.ingester.LabelValuesCardinalityRequest
+	(*LabelValueCount)(nil),                // 21: strata.ingester.LabelValueCount
+	(*LabelValueCounts)(nil),               // 22: strata.ingester.LabelValueCounts
+	(*LabelValuesCardinalityResponse)(nil), // 23: strata.ingester.LabelValuesCardinalityResponse
+	(*ActiveSeriesRequest)(nil),            // 24: strata.ingester.ActiveSeriesRequest
+	(*ActiveSeriesResponse)(nil),           // 25: strata.ingester.ActiveSeriesResponse
+	(*seriespb.LabelMatcher)(nil),          // 26: strata.series.LabelMatcher
+	(*seriespb.FetchLimits)(nil),           // 27: strata.series.FetchLimits
+	(*seriespb.Series)(nil),                // 28: strata.series.Series
 }
 var file_ingester_ingesterpb_ingester_proto_depIdxs = []int32{
-	13, // 0: strata.ingester.QueryRequest.matchers:type_name -> strata.series.LabelMatcher
-	14, // 1: strata.ingester.QueryRequest.limits:type_name -> strata.series.FetchLimits
-	15, // 2: strata.ingester.QueryStreamResponse.series:type_name -> strata.series.Series
-	13, // 3: strata.ingester.LabelNamesRequest.matchers:type_name -> strata.series.LabelMatcher
-	13, // 4: strata.ingester.LabelValuesRequest.matchers:type_name -> strata.series.LabelMatcher
-	13, // 5: strata.ingester.SeriesRequest.matchers:type_name -> strata.series.LabelMatcher
-	14, // 6: strata.ingester.SeriesRequest.limits:type_name -> strata.series.FetchLimits
-	15, // 7: strata.ingester.SeriesResponse.series:type_name -> strata.series.Series
-	11, // 8: strata.ingester.MetricsMetadataResponse.metadata:type_name -> strata.ingester.MetricMetadata
-	0,  // 9: strata.ingester.Ingester.Push:input_type -> strata.ingester.PushRequest
-	2,  // 10: strata.ingester.Ingester.QueryStream:input_type -> strata.ingester.QueryRequest
-	4,  // 11: strata.ingester.Ingester.LabelNames:input_type -> strata.ingester.LabelNamesRequest
-	6,  // 12: strata.ingester.Ingester.LabelValues:input_type -> strata.ingester.LabelValuesRequest
-	8,  // 13: strata.ingester.Ingester.Series:input_type -> strata.ingester.SeriesRequest
-	10, // 14: strata.ingester.Ingester.MetricsMetadata:input_type -> strata.ingester.MetricsMetadataRequest
-	1,  // 15: strata.ingester.Ingester.Push:output_type -> strata.ingester.PushResponse
-	3,  // 16: strata.ingester.Ingester.QueryStream:output_type -> strata.ingester.QueryStreamResponse
-	5,  // 17: strata.ingester.Ingester.LabelNames:output_type -> strata.ingester.LabelNamesResponse
-	7,  // 18: strata.ingester.Ingester.LabelValues:output_type -> strata.ingester.LabelValuesResponse
-	9,  // 19: strata.ingester.Ingester.Series:output_type -> strata.ingester.SeriesResponse
-	12, // 20: strata.ingester.Ingester.MetricsMetadata:output_type -> strata.ingester.MetricsMetadataResponse
-	15, // [15:21] is the sub-list for method output_type
-	9,  // [9:15] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	26, // 0: strata.ingester.QueryRequest.matchers:type_name -> strata.series.LabelMatcher
+	27, // 1: strata.ingester.QueryRequest.limits:type_name -> strata.series.FetchLimits
+	28, // 2: strata.ingester.QueryStreamResponse.series:type_name -> strata.series.Series
+	26, // 3: strata.ingester.LabelNamesRequest.matchers:type_name -> strata.series.LabelMatcher
+	26, // 4: strata.ingester.LabelValuesRequest.matchers:type_name -> strata.series.LabelMatcher
+	26, // 5: strata.ingester.SeriesRequest.matchers:type_name -> strata.series.LabelMatcher
+	27, // 6: strata.ingester.SeriesRequest.limits:type_name -> strata.series.FetchLimits
+	28, // 7: strata.ingester.SeriesResponse.series:type_name -> strata.series.Series
+	12, // 8: strata.ingester.MetricsMetadataResponse.metadata:type_name -> strata.ingester.MetricMetadata
+	15, // 9: strata.ingester.TSDBStatusResponse.series_count_by_metric_name:type_name -> strata.ingester.CardinalityStat
+	15, // 10: strata.ingester.TSDBStatusResponse.memory_in_bytes_by_label_name:type_name -> strata.ingester.CardinalityStat
+	15, // 11: strata.ingester.TSDBStatusResponse.series_count_by_label_value_pair:type_name -> strata.ingester.CardinalityStat
+	26, // 12: strata.ingester.LabelNamesCardinalityRequest.matchers:type_name -> strata.series.LabelMatcher
+	0,  // 13: strata.ingester.LabelNamesCardinalityRequest.count_method:type_name -> strata.ingester.CountMethod
+	18, // 14: strata.ingester.LabelNamesCardinalityResponse.labels:type_name -> strata.ingester.LabelValueHashes
+	26, // 15: strata.ingester.LabelValuesCardinalityRequest.matchers:type_name -> strata.series.LabelMatcher
+	0,  // 16: strata.ingester.LabelValuesCardinalityRequest.count_method:type_name -> strata.ingester.CountMethod
+	21, // 17: strata.ingester.LabelValueCounts.values:type_name -> strata.ingester.LabelValueCount
+	22, // 18: strata.ingester.LabelValuesCardinalityResponse.labels:type_name -> strata.ingester.LabelValueCounts
+	26, // 19: strata.ingester.ActiveSeriesRequest.matchers:type_name -> strata.series.LabelMatcher
+	27, // 20: strata.ingester.ActiveSeriesRequest.limits:type_name -> strata.series.FetchLimits
+	28, // 21: strata.ingester.ActiveSeriesResponse.series:type_name -> strata.series.Series
+	1,  // 22: strata.ingester.Ingester.Push:input_type -> strata.ingester.PushRequest
+	3,  // 23: strata.ingester.Ingester.QueryStream:input_type -> strata.ingester.QueryRequest
+	5,  // 24: strata.ingester.Ingester.LabelNames:input_type -> strata.ingester.LabelNamesRequest
+	7,  // 25: strata.ingester.Ingester.LabelValues:input_type -> strata.ingester.LabelValuesRequest
+	9,  // 26: strata.ingester.Ingester.Series:input_type -> strata.ingester.SeriesRequest
+	11, // 27: strata.ingester.Ingester.MetricsMetadata:input_type -> strata.ingester.MetricsMetadataRequest
+	14, // 28: strata.ingester.Ingester.TSDBStatus:input_type -> strata.ingester.TSDBStatusRequest
+	17, // 29: strata.ingester.Ingester.LabelNamesCardinality:input_type -> strata.ingester.LabelNamesCardinalityRequest
+	20, // 30: strata.ingester.Ingester.LabelValuesCardinality:input_type -> strata.ingester.LabelValuesCardinalityRequest
+	24, // 31: strata.ingester.Ingester.ActiveSeries:input_type -> strata.ingester.ActiveSeriesRequest
+	2,  // 32: strata.ingester.Ingester.Push:output_type -> strata.ingester.PushResponse
+	4,  // 33: strata.ingester.Ingester.QueryStream:output_type -> strata.ingester.QueryStreamResponse
+	6,  // 34: strata.ingester.Ingester.LabelNames:output_type -> strata.ingester.LabelNamesResponse
+	8,  // 35: strata.ingester.Ingester.LabelValues:output_type -> strata.ingester.LabelValuesResponse
+	10, // 36: strata.ingester.Ingester.Series:output_type -> strata.ingester.SeriesResponse
+	13, // 37: strata.ingester.Ingester.MetricsMetadata:output_type -> strata.ingester.MetricsMetadataResponse
+	16, // 38: strata.ingester.Ingester.TSDBStatus:output_type -> strata.ingester.TSDBStatusResponse
+	19, // 39: strata.ingester.Ingester.LabelNamesCardinality:output_type -> strata.ingester.LabelNamesCardinalityResponse
+	23, // 40: strata.ingester.Ingester.LabelValuesCardinality:output_type -> strata.ingester.LabelValuesCardinalityResponse
+	25, // 41: strata.ingester.Ingester.ActiveSeries:output_type -> strata.ingester.ActiveSeriesResponse
+	32, // [32:42] is the sub-list for method output_type
+	22, // [22:32] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_ingester_ingesterpb_ingester_proto_init() }
@@ -878,13 +1680,14 @@ func file_ingester_ingesterpb_ingester_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ingester_ingesterpb_ingester_proto_rawDesc), len(file_ingester_ingesterpb_ingester_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   13,
+			NumEnums:      1,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_ingester_ingesterpb_ingester_proto_goTypes,
 		DependencyIndexes: file_ingester_ingesterpb_ingester_proto_depIdxs,
+		EnumInfos:         file_ingester_ingesterpb_ingester_proto_enumTypes,
 		MessageInfos:      file_ingester_ingesterpb_ingester_proto_msgTypes,
 	}.Build()
 	File_ingester_ingesterpb_ingester_proto = out.File

@@ -21,12 +21,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Ingester_Push_FullMethodName            = "/strata.ingester.Ingester/Push"
-	Ingester_QueryStream_FullMethodName     = "/strata.ingester.Ingester/QueryStream"
-	Ingester_LabelNames_FullMethodName      = "/strata.ingester.Ingester/LabelNames"
-	Ingester_LabelValues_FullMethodName     = "/strata.ingester.Ingester/LabelValues"
-	Ingester_Series_FullMethodName          = "/strata.ingester.Ingester/Series"
-	Ingester_MetricsMetadata_FullMethodName = "/strata.ingester.Ingester/MetricsMetadata"
+	Ingester_Push_FullMethodName                   = "/strata.ingester.Ingester/Push"
+	Ingester_QueryStream_FullMethodName            = "/strata.ingester.Ingester/QueryStream"
+	Ingester_LabelNames_FullMethodName             = "/strata.ingester.Ingester/LabelNames"
+	Ingester_LabelValues_FullMethodName            = "/strata.ingester.Ingester/LabelValues"
+	Ingester_Series_FullMethodName                 = "/strata.ingester.Ingester/Series"
+	Ingester_MetricsMetadata_FullMethodName        = "/strata.ingester.Ingester/MetricsMetadata"
+	Ingester_TSDBStatus_FullMethodName             = "/strata.ingester.Ingester/TSDBStatus"
+	Ingester_LabelNamesCardinality_FullMethodName  = "/strata.ingester.Ingester/LabelNamesCardinality"
+	Ingester_LabelValuesCardinality_FullMethodName = "/strata.ingester.Ingester/LabelValuesCardinality"
+	Ingester_ActiveSeries_FullMethodName           = "/strata.ingester.Ingester/ActiveSeries"
 )
 
 // IngesterClient is the client API for Ingester service.
@@ -46,6 +50,17 @@ type IngesterClient interface {
 	// MetricsMetadata answers in one message: a tenant's metadata is bounded (max_global_metadata_per_user
 	// metric families, max_global_metadata_per_metric entries each).
 	MetricsMetadata(ctx context.Context, in *MetricsMetadataRequest, opts ...grpc.CallOption) (*MetricsMetadataResponse, error)
+	// TSDBStatus answers the statistics of the tenant's head that Prometheus' /api/v1/status/tsdb shows,
+	// each list cut at the request's limit; it fits one message as the limit is bounded.
+	TSDBStatus(ctx context.Context, in *TSDBStatusRequest, opts ...grpc.CallOption) (*TSDBStatusResponse, error)
+	// LabelNamesCardinality streams, for every label name of the selected series, hashes of its values, so
+	// that the querier counts distinct values across ingesters exactly without receiving the values.
+	LabelNamesCardinality(ctx context.Context, in *LabelNamesCardinalityRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LabelNamesCardinalityResponse], error)
+	// LabelValuesCardinality streams the series count of every value of the requested label names among
+	// the selected series.
+	LabelValuesCardinality(ctx context.Context, in *LabelValuesCardinalityRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LabelValuesCardinalityResponse], error)
+	// ActiveSeries streams the label sets of the selected series that are active, in label order.
+	ActiveSeries(ctx context.Context, in *ActiveSeriesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ActiveSeriesResponse], error)
 }
 
 type ingesterClient struct {
@@ -143,6 +158,73 @@ func (c *ingesterClient) MetricsMetadata(ctx context.Context, in *MetricsMetadat
 	return out, nil
 }
 
+func (c *ingesterClient) TSDBStatus(ctx context.Context, in *TSDBStatusRequest, opts ...grpc.CallOption) (*TSDBStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TSDBStatusResponse)
+	err := c.cc.Invoke(ctx, Ingester_TSDBStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ingesterClient) LabelNamesCardinality(ctx context.Context, in *LabelNamesCardinalityRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LabelNamesCardinalityResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Ingester_ServiceDesc.Streams[3], Ingester_LabelNamesCardinality_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[LabelNamesCardinalityRequest, LabelNamesCardinalityResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Ingester_LabelNamesCardinalityClient = grpc.ServerStreamingClient[LabelNamesCardinalityResponse]
+
+func (c *ingesterClient) LabelValuesCardinality(ctx context.Context, in *LabelValuesCardinalityRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LabelValuesCardinalityResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Ingester_ServiceDesc.Streams[4], Ingester_LabelValuesCardinality_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[LabelValuesCardinalityRequest, LabelValuesCardinalityResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Ingester_LabelValuesCardinalityClient = grpc.ServerStreamingClient[LabelValuesCardinalityResponse]
+
+func (c *ingesterClient) ActiveSeries(ctx context.Context, in *ActiveSeriesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ActiveSeriesResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Ingester_ServiceDesc.Streams[5], Ingester_ActiveSeries_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ActiveSeriesRequest, ActiveSeriesResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Ingester_ActiveSeriesClient = grpc.ServerStreamingClient[ActiveSeriesResponse]
+
 // IngesterServer is the server API for Ingester service.
 // All implementations must embed UnimplementedIngesterServer
 // for forward compatibility.
@@ -160,6 +242,17 @@ type IngesterServer interface {
 	// MetricsMetadata answers in one message: a tenant's metadata is bounded (max_global_metadata_per_user
 	// metric families, max_global_metadata_per_metric entries each).
 	MetricsMetadata(context.Context, *MetricsMetadataRequest) (*MetricsMetadataResponse, error)
+	// TSDBStatus answers the statistics of the tenant's head that Prometheus' /api/v1/status/tsdb shows,
+	// each list cut at the request's limit; it fits one message as the limit is bounded.
+	TSDBStatus(context.Context, *TSDBStatusRequest) (*TSDBStatusResponse, error)
+	// LabelNamesCardinality streams, for every label name of the selected series, hashes of its values, so
+	// that the querier counts distinct values across ingesters exactly without receiving the values.
+	LabelNamesCardinality(*LabelNamesCardinalityRequest, grpc.ServerStreamingServer[LabelNamesCardinalityResponse]) error
+	// LabelValuesCardinality streams the series count of every value of the requested label names among
+	// the selected series.
+	LabelValuesCardinality(*LabelValuesCardinalityRequest, grpc.ServerStreamingServer[LabelValuesCardinalityResponse]) error
+	// ActiveSeries streams the label sets of the selected series that are active, in label order.
+	ActiveSeries(*ActiveSeriesRequest, grpc.ServerStreamingServer[ActiveSeriesResponse]) error
 	mustEmbedUnimplementedIngesterServer()
 }
 
@@ -187,6 +280,18 @@ func (UnimplementedIngesterServer) Series(*SeriesRequest, grpc.ServerStreamingSe
 }
 func (UnimplementedIngesterServer) MetricsMetadata(context.Context, *MetricsMetadataRequest) (*MetricsMetadataResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method MetricsMetadata not implemented")
+}
+func (UnimplementedIngesterServer) TSDBStatus(context.Context, *TSDBStatusRequest) (*TSDBStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TSDBStatus not implemented")
+}
+func (UnimplementedIngesterServer) LabelNamesCardinality(*LabelNamesCardinalityRequest, grpc.ServerStreamingServer[LabelNamesCardinalityResponse]) error {
+	return status.Error(codes.Unimplemented, "method LabelNamesCardinality not implemented")
+}
+func (UnimplementedIngesterServer) LabelValuesCardinality(*LabelValuesCardinalityRequest, grpc.ServerStreamingServer[LabelValuesCardinalityResponse]) error {
+	return status.Error(codes.Unimplemented, "method LabelValuesCardinality not implemented")
+}
+func (UnimplementedIngesterServer) ActiveSeries(*ActiveSeriesRequest, grpc.ServerStreamingServer[ActiveSeriesResponse]) error {
+	return status.Error(codes.Unimplemented, "method ActiveSeries not implemented")
 }
 func (UnimplementedIngesterServer) mustEmbedUnimplementedIngesterServer() {}
 func (UnimplementedIngesterServer) testEmbeddedByValue()                  {}
@@ -296,6 +401,57 @@ func _Ingester_MetricsMetadata_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Ingester_TSDBStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TSDBStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngesterServer).TSDBStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ingester_TSDBStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngesterServer).TSDBStatus(ctx, req.(*TSDBStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Ingester_LabelNamesCardinality_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(LabelNamesCardinalityRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(IngesterServer).LabelNamesCardinality(m, &grpc.GenericServerStream[LabelNamesCardinalityRequest, LabelNamesCardinalityResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Ingester_LabelNamesCardinalityServer = grpc.ServerStreamingServer[LabelNamesCardinalityResponse]
+
+func _Ingester_LabelValuesCardinality_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(LabelValuesCardinalityRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(IngesterServer).LabelValuesCardinality(m, &grpc.GenericServerStream[LabelValuesCardinalityRequest, LabelValuesCardinalityResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Ingester_LabelValuesCardinalityServer = grpc.ServerStreamingServer[LabelValuesCardinalityResponse]
+
+func _Ingester_ActiveSeries_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ActiveSeriesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(IngesterServer).ActiveSeries(m, &grpc.GenericServerStream[ActiveSeriesRequest, ActiveSeriesResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Ingester_ActiveSeriesServer = grpc.ServerStreamingServer[ActiveSeriesResponse]
+
 // Ingester_ServiceDesc is the grpc.ServiceDesc for Ingester service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -315,6 +471,10 @@ var Ingester_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "MetricsMetadata",
 			Handler:    _Ingester_MetricsMetadata_Handler,
 		},
+		{
+			MethodName: "TSDBStatus",
+			Handler:    _Ingester_TSDBStatus_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -330,6 +490,21 @@ var Ingester_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Series",
 			Handler:       _Ingester_Series_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "LabelNamesCardinality",
+			Handler:       _Ingester_LabelNamesCardinality_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "LabelValuesCardinality",
+			Handler:       _Ingester_LabelValuesCardinality_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "ActiveSeries",
+			Handler:       _Ingester_ActiveSeries_Handler,
 			ServerStreams: true,
 		},
 	},
