@@ -286,7 +286,14 @@ func (a *PrometheusAPI) queryableFor(ctx context.Context) storage.Queryable {
 	if err != nil {
 		return a.queryable // the querier refuses it
 	}
-	if lookback := time.Duration(a.limits.For(tenantID).MaxQueryLookback); lookback > 0 {
+	// A federated read goes back as far as the tenant with the shortest lookback may.
+	var lookback time.Duration
+	for _, id := range tenant.IDs(tenantID) {
+		if l := time.Duration(a.limits.For(id).MaxQueryLookback); l > 0 && (lookback == 0 || l < lookback) {
+			lookback = l
+		}
+	}
+	if lookback > 0 {
 		return querier.WithMinTime(a.queryable, timestamp(a.now().Add(-lookback)))
 	}
 	return a.queryable
@@ -299,7 +306,12 @@ func (a *PrometheusAPI) checkQuery(ctx context.Context, query string, qr querier
 	if err != nil {
 		return &apiError{typ: errorBadData, err: err}
 	}
-	err = querier.CheckQuery(query, a.limits.For(tenantID), qr, a.cfg.DefaultEvaluationInterval)
+	// A federated query must be within every one of its tenants' limits.
+	for _, id := range tenant.IDs(tenantID) {
+		if err = querier.CheckQuery(query, a.limits.For(id), qr, a.cfg.DefaultEvaluationInterval); err != nil {
+			break
+		}
+	}
 	var invalid *querier.InvalidQueryError
 	switch {
 	case err == nil:

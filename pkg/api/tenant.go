@@ -12,9 +12,21 @@ import (
 // Prometheus clients such as Grafana parse that body on every status, and show a plain-text one as a
 // decoding failure instead of the message saying what to fix.
 func TenantMiddleware(multitenancyEnabled bool) func(http.Handler) http.Handler {
+	return tenantMiddleware(func(r *http.Request) (string, error) { return tenant.FromHTTPRequest(r, multitenancyEnabled) })
+}
+
+// FederatedTenantMiddleware is TenantMiddleware for reads that may span tenants
+// (-tenant-federation.enabled): X-Scope-OrgID may name several, "team-a|team-b".
+func FederatedTenantMiddleware(multitenancyEnabled bool) func(http.Handler) http.Handler {
+	return tenantMiddleware(func(r *http.Request) (string, error) {
+		return tenant.FederatedFromHTTPRequest(r, multitenancyEnabled)
+	})
+}
+
+func tenantMiddleware(tenantOf func(*http.Request) (string, error)) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			id, err := tenant.FromHTTPRequest(r, multitenancyEnabled)
+			id, err := tenantOf(r)
 			if err != nil {
 				status := http.StatusBadRequest
 				if errors.Is(err, tenant.ErrNoTenant) {

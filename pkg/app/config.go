@@ -32,7 +32,9 @@ type Config struct {
 	Target              string
 	DataDir             string
 	MultitenancyEnabled bool
-	LogLevel            string
+	// TenantFederationEnabled lets a read name several tenants in X-Scope-OrgID ("a|b").
+	TenantFederationEnabled bool
+	LogLevel                string
 
 	Server         ServerConfig
 	Distributor    distributor.Config
@@ -78,6 +80,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.Target, "target", TargetAll, "Comma-separated components to run: "+strings.Join(targetNames(), ", ")+".")
 	f.StringVar(&c.DataDir, "data.dir", "./data", "Directory for local state: TSDBs and WALs of the ingester.")
 	f.BoolVar(&c.MultitenancyEnabled, "auth.multitenancy-enabled", true, "Require the X-Scope-OrgID header on every data request. If false, every request belongs to tenant \"anonymous\".")
+	f.BoolVar(&c.TenantFederationEnabled, "tenant-federation.enabled", false, "Let queries read several tenants at once: X-Scope-OrgID \"team-a|team-b\" answers the union of their series, each labelled __tenant_id__, each tenant within its own limits. Writes always name one tenant.")
 	f.StringVar(&c.LogLevel, "log.level", "info", "Log level: debug, info, warn, error.")
 	f.StringVar(&c.RingStore, "ingester.ring.store", "", "Backend of the rings: memberlist, etcd, multi (two of them, to migrate), or inmemory (one process only). Empty: inmemory with -target=all, memberlist otherwise. The distributor ring uses the same backend.")
 	f.BoolVar(&c.ZoneAwarenessEnabled, "distributor.zone-awareness-enabled", false, "Place the replicas of each series in distinct availability zones (-ingester.ring.instance-availability-zone), so a whole zone can be lost.")

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/storage"
 
 	"github.com/strata-metrics/strata/pkg/api"
 	"github.com/strata-metrics/strata/pkg/compactor"
@@ -302,12 +303,15 @@ func (a *App) initQuerier() (services.Service, error) {
 	engine := querier.NewEngine(a.cfg.Querier, prometheus.WrapRegistererWithPrefix("strata_querier_", a.reg), a.logger.With("component", "querier"))
 	ingesters := querier.NewIngesterQueryable(a.ingesterRing, a.ingesterClients)
 	blocks := querier.NewBlocksQueryable(a.bucket, a.storeGatewayRing, storeGatewayClients{a.storeGatewayClients}, a.cfg.Querier, a.reg, a.logger.With("component", "querier"))
-	queryable := querier.NewFetchLimitedQueryable(querier.NewTimeSplitQueryable(ingesters, blocks, a.cfg.Querier), a.overrides, a.cfg.Querier.MaxFetchedSeriesInFlight)
+	var queryable storage.Queryable = querier.NewFetchLimitedQueryable(querier.NewTimeSplitQueryable(ingesters, blocks, a.cfg.Querier), a.overrides, a.cfg.Querier.MaxFetchedSeriesInFlight)
+	if a.cfg.TenantFederationEnabled {
+		queryable = querier.FederatedQueryable{Queryable: queryable}
+	}
 	promAPI := api.NewPrometheusAPI(engine, queryable, ingesters, a.cfg.Querier, a.overrides, a.logger.With("component", "querier"))
 	a.promAPI = promAPI
 	queryMux := http.NewServeMux()
 	// Prometheus clients expect tenant errors there in the API's JSON envelope, not in plain text.
-	promAPI.Register(queryMux, queryAPIPrefix, api.TenantMiddleware(a.cfg.MultitenancyEnabled))
+	promAPI.Register(queryMux, queryAPIPrefix, a.readTenantMiddleware())
 
 	wcfg := a.cfg.QuerierWorker
 	if !slices.Contains(a.order, TargetFrontend) {
@@ -339,7 +343,7 @@ func (a *App) initFrontend() (services.Service, error) {
 	frontendpb.RegisterFrontendServer(a.server.grpcServer, f)
 	a.frontend = f
 	handler := frontend.NewHandler(a.cfg.Frontend, f, a.cfg.Querier.Timeout, a.reg, logger)
-	a.server.mux.Handle(queryAPIPrefix+"/", api.TenantMiddleware(a.cfg.MultitenancyEnabled)(handler))
+	a.server.mux.Handle(queryAPIPrefix+"/", a.readTenantMiddleware()(handler))
 	a.links = append(a.links, api.Link{Path: queryAPIPrefix + "/status/buildinfo", Title: "Build information"})
 	return f, nil
 }
@@ -427,6 +431,15 @@ func (a *App) initCompactor() (services.Service, error) {
 	a.server.mux.Handle("/compactor/ring", r)
 	a.links = append(a.links, api.Link{Path: "/compactor/ring", Title: "Compactor ring"})
 	return serviceGroup{lifecycler, activate{lifecycler}, r, c}, nil
+}
+
+// readTenantMiddleware puts the tenant of a read into its context, several with -tenant-federation.enabled;
+// Prometheus clients expect its errors in the API's JSON envelope, not in plain text.
+func (a *App) readTenantMiddleware() func(http.Handler) http.Handler {
+	if a.cfg.TenantFederationEnabled {
+		return api.FederatedTenantMiddleware(a.cfg.MultitenancyEnabled)
+	}
+	return api.TenantMiddleware(a.cfg.MultitenancyEnabled)
 }
 
 func (a *App) tenantMiddleware(h http.Handler) http.Handler {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 )
 
 // OrgIDHeader is the HTTP header that names the tenant of a request, as in Cortex and Mimir.
@@ -31,6 +32,16 @@ func FromHTTPRequest(r *http.Request, multitenancyEnabled bool) (string, error) 
 		return "", err
 	}
 	return values[0], nil
+}
+
+// FederatedFromHTTPRequest is FromHTTPRequest for reads that may span tenants: X-Scope-OrgID may name
+// several, separated by "|", and the canonical ID of ParseFederatedID is returned.
+func FederatedFromHTTPRequest(r *http.Request, multitenancyEnabled bool) (string, error) {
+	values := r.Header.Values(OrgIDHeader)
+	if !multitenancyEnabled || len(values) != 1 || !strings.Contains(values[0], FederationSeparator) {
+		return FromHTTPRequest(r, multitenancyEnabled)
+	}
+	return ParseFederatedID(values[0])
 }
 
 // Middleware puts the tenant of each request into its context (see FromHTTPRequest). A request without a
