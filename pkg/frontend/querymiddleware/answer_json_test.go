@@ -95,3 +95,20 @@ func TestDecodeAnswer_RefusesWhatItCannotMergeExactly(t *testing.T) {
 		require.Error(t, err, name)
 	}
 }
+
+// FuzzDecodeAnswer: answers come from queriers, which may be of another version; whatever they send,
+// reading it must not panic, and what reads writes back to JSON that reads the same.
+func FuzzDecodeAnswer(f *testing.F) {
+	f.Add([]byte(`{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"a":"b\u003c"},"values":[[1,"1.5"],[2.5,"NaN"]],"histograms":[[3,{"count":"2","sum":"1","buckets":[[0,"-1","1","2"]]}]]}]},"warnings":["w"],"infos":["i"]}`))
+	f.Add([]byte(`{"status":"success","data":{"resultType":"matrix","result":[]},"extra":{"x":[1,true,null,"s"]}}`))
+	f.Add([]byte(`{"status":"error","errorType":"bad_data","error":"x"}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		e, err := decodeAnswer(body, -maxEvalMillis, maxEvalMillis)
+		if err != nil {
+			return
+		}
+		again, err := decodeAnswer(appendAnswer(nil, e.series, e.warnings, e.infos), -maxEvalMillis, maxEvalMillis)
+		require.NoError(t, err)
+		require.Equal(t, string(appendAnswer(nil, e.series, e.warnings, e.infos)), string(appendAnswer(nil, again.series, again.warnings, again.infos)))
+	})
+}

@@ -10,9 +10,9 @@ import (
 // series is one series of a range query's answer, as the Prometheus API's JSON has it: float points and
 // native histogram points, each in time order.
 type series struct {
-	Metric     labels.Labels    `json:"metric"`
-	Floats     []floatPoint     `json:"values"`
-	Histograms []histogramPoint `json:"histograms"`
+	Metric     labels.Labels
+	Floats     []floatPoint
+	Histograms []histogramPoint
 }
 
 // floatPoint is a float sample at T (milliseconds).
