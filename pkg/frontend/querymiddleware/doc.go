@@ -5,9 +5,11 @@
 //
 // It is an http.RoundTripper wrapping the frontend's own (the one that hands a request to a querier), so
 // its input and output are the Prometheus HTTP API's: what it answers is byte for byte what the querier
-// would answer for the whole query. Requests it does not handle (other paths, range queries with a stats
-// parameter, parameters it cannot read exactly) go to the next RoundTripper unchanged, so the querier's
-// own answer, errors included, reaches the client.
+// would answer for the whole query. Requests it does not handle go to the next RoundTripper unchanged, so
+// the querier's own answer, errors included, reaches the client: other paths, range queries with a stats
+// parameter, parameters it cannot read exactly as the querier does, and queries the querier refuses
+// whole (invalid, over 11,000 points, over the tenant's expression size or max_total_query_length),
+// whose parts might otherwise pass.
 //
 // Answers of range queries it handled carry X-Strata-Cache when the results cache was consulted:
 //
