@@ -34,7 +34,7 @@ func headStatus(ctx context.Context, head *tsdb.Head, chunkCount int64, limit in
 	}
 	byMetric, memory, byPair := newTopStats(limit), newTopStats(limit), newTopStats(limit)
 	for _, name := range names {
-		values, err := ir.SortedLabelValues(ctx, name, nil)
+		values, err := ir.LabelValues(ctx, name, nil) // the lists order their entries themselves
 		if err != nil {
 			return nil, err
 		}

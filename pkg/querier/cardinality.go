@@ -48,12 +48,14 @@ type Cardinality struct {
 	ring    ring.ReadRing
 	clients IngesterClients
 	limits  *validation.Overrides
+	// maxActiveSeries is maxActiveSeries; tests lower it.
+	maxActiveSeries int64
 }
 
 // NewCardinality answers from the ingesters of r. limits bounds the active series answers by the tenant's
 // max_fetched_series_per_query.
 func NewCardinality(r ring.ReadRing, clients IngesterClients, limits *validation.Overrides) *Cardinality {
-	return &Cardinality{ring: r, clients: clients, limits: limits}
+	return &Cardinality{ring: r, clients: clients, limits: limits, maxActiveSeries: maxActiveSeries}
 }
 
 // CountMethod says which series the cardinality answers count, as Mimir's count_method parameter.
@@ -81,6 +83,9 @@ const (
 	maxGatheredHashes = 1 << 24
 	// maxGatheredValues bounds the label values of a label values request.
 	maxGatheredValues = 1 << 22
+	// maxActiveSeries bounds an active series answer when the tenant's max_fetched_series_per_query does
+	// not bound it lower: about 100 bytes of JSON each.
+	maxActiveSeries = 500_000
 )
 
 // TooLargeError refuses a cardinality request whose answer would take more of the querier's memory than
@@ -345,20 +350,27 @@ func (c *Cardinality) LabelValues(ctx context.Context, names []string, matchers 
 }
 
 // ActiveSeries returns the label sets of the active series that match, each once, in label order. The
-// answer is bounded by the tenant's max_fetched_series_per_query, which every ingester applies to its own
-// part too.
+// answer is bounded by the tenant's max_fetched_series_per_query, or by maxActiveSeries when that is
+// lower; every ingester applies the bound to its own part too.
 func (c *Cardinality) ActiveSeries(ctx context.Context, matchers []*labels.Matcher) ([]labels.Labels, error) {
 	tenantID, err := tenant.FromContext(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var fetchLimits *seriespb.FetchLimits
+	limit, tenantBound := c.maxActiveSeries, false
 	if c.limits != nil {
-		if l := c.limits.For(tenantID); l.MaxFetchedSeriesPerQuery > 0 {
-			fetchLimits = &seriespb.FetchLimits{MaxSeries: int64(l.MaxFetchedSeriesPerQuery)}
+		if l := int64(c.limits.For(tenantID).MaxFetchedSeriesPerQuery); l > 0 && l <= limit {
+			limit, tenantBound = l, true
 		}
 	}
-	req := &ingesterpb.ActiveSeriesRequest{Matchers: seriespb.FromLabelMatchers(matchers), Limits: fetchLimits}
+	// The error of an answer over the bound names the tenant's limit when it is the one that applies.
+	overLimit := func() error {
+		if tenantBound {
+			return seriespb.SeriesLimitError(limit)
+		}
+		return &TooLargeError{What: "active series", Limit: int(c.maxActiveSeries)}
+	}
+	req := &ingesterpb.ActiveSeriesRequest{Matchers: seriespb.FromLabelMatchers(matchers), Limits: &seriespb.FetchLimits{MaxSeries: limit}}
 	answers, _, err := askIngesters(ctx, c, func(ctx context.Context, client ingesterpb.IngesterClient) ([]labels.Labels, error) {
 		var (
 			out     []labels.Labels
@@ -373,6 +385,9 @@ func (c *Cardinality) ActiveSeries(ctx context.Context, matchers []*labels.Match
 		})
 		return out, err
 	})
+	if _, ok := seriespb.LimitErrorOf(err); ok {
+		return nil, overLimit()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -382,8 +397,8 @@ func (c *Cardinality) ActiveSeries(ctx context.Context, matchers []*labels.Match
 	}
 	slices.SortFunc(all, labels.Compare)
 	all = slices.CompactFunc(all, labels.Equal)
-	if fetchLimits != nil && int64(len(all)) > fetchLimits.MaxSeries {
-		return nil, seriespb.SeriesLimitError(fetchLimits.MaxSeries)
+	if int64(len(all)) > limit {
+		return nil, overLimit()
 	}
 	return all, nil
 }

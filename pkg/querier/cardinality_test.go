@@ -361,4 +361,13 @@ func TestCardinality_ActiveSeriesAndCountMethodActive(t *testing.T) {
 	c = NewCardinality(r, clients, validation.NewOverrides(limits, nil))
 	_, err = c.ActiveSeries(ctx, []*labels.Matcher{up})
 	requireLimitError(t, err, "max_fetched_series_per_query")
+
+	// A tenant without a series limit is still bounded by the querier's own.
+	limits.MaxFetchedSeriesPerQuery = 0
+	c = NewCardinality(r, clients, validation.NewOverrides(limits, nil))
+	c.maxActiveSeries = 3
+	_, err = c.ActiveSeries(ctx, []*labels.Matcher{up})
+	var tooLarge *TooLargeError
+	require.ErrorAs(t, err, &tooLarge)
+	require.ErrorContains(t, err, "more than 3 active series")
 }
