@@ -468,3 +468,44 @@ func TestActiveSeriesConfig_RefusesNegativeDurations(t *testing.T) {
 	_, err := New(cfg, validation.NewOverrides(validation.DefaultLimits(), nil), nil, nil, nil, nil, nil, nil)
 	require.ErrorContains(t, err, "-ingester.active-series-metrics-idle-timeout")
 }
+
+// BenchmarkCardinality measures the cardinality RPCs over a head of 100k series with 5 labels each, one
+// of them unique per series (the worst case for the label pair lists).
+func BenchmarkCardinality(b *testing.B) {
+	ti := startIngester(b, testConfig(b.TempDir()))
+	ti.now = func() time.Time { return time.UnixMilli(baseTs) }
+	for batch := range 100 {
+		var series []prompb.TimeSeries
+		for i := range 1000 {
+			n := batch*1000 + i
+			series = append(series, floatSeries(lbls("__name__", fmt.Sprintf("metric_%d", n%50), "id", fmt.Sprint(n),
+				"instance", fmt.Sprintf("host-%d", n%300), "job", fmt.Sprintf("job-%d", n%10), "zone", fmt.Sprintf("z%d", n%3)), sample{t: baseTs, v: 1}))
+		}
+		require.NoError(b, ti.push(b, "team-a", series))
+	}
+	ctx := tenantCtx("team-a")
+	b.Run("TSDBStatus", func(b *testing.B) {
+		for b.Loop() {
+			_, err := ti.TSDBStatus(ctx, &ingesterpb.TSDBStatusRequest{Limit: 20})
+			require.NoError(b, err)
+		}
+	})
+	b.Run("LabelNamesCardinality", func(b *testing.B) {
+		t, release, err := ti.cardinalityTenant(ctx)
+		require.NoError(b, err)
+		defer release()
+		for b.Loop() {
+			_, err := ti.labelValueHashes(ctx, t, nil, ingesterpb.CountMethod_IN_MEMORY)
+			require.NoError(b, err)
+		}
+	})
+	b.Run("LabelValuesCardinality/active", func(b *testing.B) {
+		t, release, err := ti.cardinalityTenant(ctx)
+		require.NoError(b, err)
+		defer release()
+		for b.Loop() {
+			_, _, err := ti.labelValueCounts(ctx, t, []string{"instance", "job"}, nil, ingesterpb.CountMethod_ACTIVE)
+			require.NoError(b, err)
+		}
+	})
+}
