@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-metrics/strata/pkg/querier"
+	"github.com/strata-metrics/strata/pkg/querycheck"
 	"github.com/strata-metrics/strata/pkg/tenant"
 	"github.com/strata-metrics/strata/pkg/validation"
 	"github.com/strata-metrics/strata/pkg/version"
@@ -188,7 +189,7 @@ func (a *PrometheusAPI) query(r *http.Request) (any, annotations.Annotations, *a
 		return nil, nil, apiErr
 	}
 	defer cancel()
-	if apiErr := a.checkQuery(ctx, r.FormValue("query"), querier.QueryRange{Start: ts, End: ts}); apiErr != nil {
+	if apiErr := a.checkQuery(ctx, r.FormValue("query"), querycheck.Range{Start: ts, End: ts}); apiErr != nil {
 		return nil, nil, apiErr
 	}
 	opts, apiErr := queryOpts(r)
@@ -230,7 +231,7 @@ func (a *PrometheusAPI) queryRange(r *http.Request) (any, annotations.Annotation
 		return nil, nil, apiErr
 	}
 	defer cancel()
-	if apiErr := a.checkQuery(ctx, r.FormValue("query"), querier.QueryRange{Start: start, End: end, Step: step}); apiErr != nil {
+	if apiErr := a.checkQuery(ctx, r.FormValue("query"), querycheck.Range{Start: start, End: end, Step: step}); apiErr != nil {
 		return nil, nil, apiErr
 	}
 	opts, apiErr := queryOpts(r)
@@ -301,18 +302,18 @@ func (a *PrometheusAPI) queryableFor(ctx context.Context) storage.Queryable {
 
 // checkQuery refuses a query over the tenant's limits (422, with the limit's error ID) or one Strata will
 // not parse (400), before the engine parses it.
-func (a *PrometheusAPI) checkQuery(ctx context.Context, query string, qr querier.QueryRange) *apiError {
+func (a *PrometheusAPI) checkQuery(ctx context.Context, query string, qr querycheck.Range) *apiError {
 	tenantID, err := tenant.FromContext(ctx)
 	if err != nil {
 		return &apiError{typ: errorBadData, err: err}
 	}
 	// A federated query must be within every one of its tenants' limits.
 	for _, id := range tenant.IDs(tenantID) {
-		if err = querier.CheckQuery(query, a.limits.For(id), qr, a.cfg.DefaultEvaluationInterval); err != nil {
+		if err = querycheck.Check(query, a.limits.For(id), qr, a.cfg.DefaultEvaluationInterval); err != nil {
 			break
 		}
 	}
-	var invalid *querier.InvalidQueryError
+	var invalid *querycheck.InvalidQueryError
 	switch {
 	case err == nil:
 		return nil
@@ -504,7 +505,7 @@ func (a *PrometheusAPI) metricMetadata(r *http.Request) (any, annotations.Annota
 
 func (a *PrometheusAPI) formatQuery(r *http.Request) (any, annotations.Annotations, *apiError) {
 	now := a.now()
-	if apiErr := a.checkQuery(r.Context(), r.FormValue("query"), querier.QueryRange{Start: now, End: now}); apiErr != nil {
+	if apiErr := a.checkQuery(r.Context(), r.FormValue("query"), querycheck.Range{Start: now, End: now}); apiErr != nil {
 		return nil, nil, apiErr
 	}
 	expr, err := parser.NewParser(parser.Options{}).ParseExpr(r.FormValue("query"))

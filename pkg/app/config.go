@@ -46,14 +46,14 @@ type Config struct {
 	// QuerierWorker connects queriers to the query-frontends they pull queries from.
 	QuerierWorker worker.Config
 	Frontend      frontend.Config
-	Limits             validation.Limits
-	RuntimeConfig      runtimeconfig.Config
-	Ring               ring.Config
-	Lifecycler         ring.LifecyclerConfig
-	RingStore          string
-	Bucket             bucket.Config
-	Compactor          compactor.Config
-	StoreGateway       storegateway.Config
+	Limits        validation.Limits
+	RuntimeConfig runtimeconfig.Config
+	Ring          ring.Config
+	Lifecycler    ring.LifecyclerConfig
+	RingStore     string
+	Bucket        bucket.Config
+	Compactor     compactor.Config
+	StoreGateway  storegateway.Config
 	// StoreGatewayLifecycler registers each store-gateway in the store-gateway ring, which shards blocks.
 	StoreGatewayLifecycler ring.LifecyclerConfig
 	// CompactorLifecycler registers each compactor in the compactor ring, which shards tenants.

@@ -20,7 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/strata-metrics/strata/pkg/cache"
-	"github.com/strata-metrics/strata/pkg/querier"
+	"github.com/strata-metrics/strata/pkg/querycheck"
 	"github.com/strata-metrics/strata/pkg/tenant"
 	"github.com/strata-metrics/strata/pkg/validation"
 )
@@ -166,18 +166,18 @@ func (rt *RangeQueryRoundTripper) RoundTrip(req *http.Request) (*http.Response, 
 	return newResponse(req, http.StatusOK, header, body), nil
 }
 
-// acceptsWhole reports whether the querier's checks before evaluation (querier.CheckQuery: expression
+// acceptsWhole reports whether the querier's checks before evaluation (querycheck.Check: expression
 // size and complexity, max_total_query_length, parsing) pass for the whole query. A query they refuse is
 // not split: its parts, each shorter, might pass where the whole does not, and parsing a query too
 // complex would cost the frontend what the check protects the querier from. The subquery steps bound is
 // left out: it depends on the querier's default evaluation interval, which the frontend does not know,
 // so a split query is held to it part by part.
 func (rt *RangeQueryRoundTripper) acceptsWhole(tenantKey string, q *rangeQuery) bool {
-	r := querier.QueryRange{Start: time.UnixMilli(q.start), End: time.UnixMilli(q.askedEnd), Step: time.Duration(q.step) * time.Millisecond}
+	r := querycheck.Range{Start: time.UnixMilli(q.start), End: time.UnixMilli(q.askedEnd), Step: time.Duration(q.step) * time.Millisecond}
 	for _, id := range strings.Split(tenantKey, "|") {
 		limits := *rt.limits.For(id)
 		limits.MaxSubquerySteps = 0
-		if querier.CheckQuery(q.query, &limits, r, 0) != nil {
+		if querycheck.Check(q.query, &limits, r, 0) != nil {
 			return false
 		}
 	}

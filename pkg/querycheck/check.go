@@ -1,4 +1,4 @@
-package querier
+package querycheck
 
 import (
 	"fmt"
@@ -15,8 +15,8 @@ import (
 // query written for a dashboard or a rule comes near it.
 const MaxExpressionComplexity = 1000
 
-// QueryRange is where and how often a query is evaluated: Start == End and Step == 0 for an instant query.
-type QueryRange struct {
+// Range is where and how often a query is evaluated: Start == End and Step == 0 for an instant query.
+type Range struct {
 	Start, End time.Time
 	Step       time.Duration
 }
@@ -27,10 +27,10 @@ type InvalidQueryError struct{ Err error }
 func (e *InvalidQueryError) Error() string { return e.Err.Error() }
 func (e *InvalidQueryError) Unwrap() error { return e.Err }
 
-// CheckQuery refuses, before the engine parses it, a query that crosses the tenant's limits l: a
+// Check refuses, before the engine parses it, a query that crosses the tenant's limits l: a
 // *validation.LimitError for a limit, an *InvalidQueryError for a query that does not parse or is too
 // complex to parse. defaultSubqueryStep is the step of subqueries that give none.
-func CheckQuery(query string, l *validation.Limits, r QueryRange, defaultSubqueryStep time.Duration) error {
+func Check(query string, l *validation.Limits, r Range, defaultSubqueryStep time.Duration) error {
 	if l.MaxQueryExpressionSizeBytes > 0 && len(query) > l.MaxQueryExpressionSizeBytes {
 		return validation.NewLimitError("max_query_expression_size_bytes",
 			"the query expression is %d bytes, more than the limit of %d bytes", len(query), l.MaxQueryExpressionSizeBytes)
@@ -87,7 +87,7 @@ func checkComplexity(query string) error {
 // maxSubquerySteps returns the most steps at which a subquery of expr is evaluated, and that subquery. A
 // subquery is evaluated once over the range of its enclosing expression extended by its own range, so
 // nested subqueries each add their range to the ones inside them.
-func maxSubquerySteps(expr parser.Expr, r QueryRange, defaultStep time.Duration) (int64, *parser.SubqueryExpr) {
+func maxSubquerySteps(expr parser.Expr, r Range, defaultStep time.Duration) (int64, *parser.SubqueryExpr) {
 	var (
 		most  int64
 		worst *parser.SubqueryExpr
