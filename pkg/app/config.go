@@ -13,6 +13,8 @@ import (
 	"github.com/strata-metrics/strata/pkg/compactor"
 	"github.com/strata-metrics/strata/pkg/distributor"
 	"github.com/strata-metrics/strata/pkg/frontend"
+	"github.com/strata-metrics/strata/pkg/frontend/querymiddleware"
+	"github.com/strata-metrics/strata/pkg/frontend/querysharding"
 	"github.com/strata-metrics/strata/pkg/grpcclient"
 	"github.com/strata-metrics/strata/pkg/ingester"
 	"github.com/strata-metrics/strata/pkg/querier"
@@ -46,14 +48,17 @@ type Config struct {
 	// QuerierWorker connects queriers to the query-frontends they pull queries from.
 	QuerierWorker worker.Config
 	Frontend      frontend.Config
-	Limits        validation.Limits
-	RuntimeConfig runtimeconfig.Config
-	Ring          ring.Config
-	Lifecycler    ring.LifecyclerConfig
-	RingStore     string
-	Bucket        bucket.Config
-	Compactor     compactor.Config
-	StoreGateway  storegateway.Config
+	// QueryMiddleware splits and caches range queries in the query-frontend; QuerySharding shards them.
+	QueryMiddleware querymiddleware.Config
+	QuerySharding   querysharding.Config
+	Limits          validation.Limits
+	RuntimeConfig   runtimeconfig.Config
+	Ring            ring.Config
+	Lifecycler      ring.LifecyclerConfig
+	RingStore       string
+	Bucket          bucket.Config
+	Compactor       compactor.Config
+	StoreGateway    storegateway.Config
 	// StoreGatewayLifecycler registers each store-gateway in the store-gateway ring, which shards blocks.
 	StoreGatewayLifecycler ring.LifecyclerConfig
 	// CompactorLifecycler registers each compactor in the compactor ring, which shards tenants.
@@ -93,6 +98,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Querier.RegisterFlags(f)
 	c.QuerierWorker.RegisterFlags(f)
 	c.Frontend.RegisterFlags(f)
+	c.QueryMiddleware.RegisterFlags(f)
+	c.QuerySharding.RegisterFlags(f)
 	c.Limits.RegisterFlags(f)
 	c.RuntimeConfig.RegisterFlags(f)
 	c.Ring.RegisterFlags(f)
@@ -174,7 +181,7 @@ func (c *Config) Validate() error {
 	if c.ZoneAwarenessEnabled && c.Lifecycler.Zone == "" && slices.ContainsFunc(targets, func(t string) bool { return t == TargetIngester || t == TargetAll }) {
 		return errors.New("-distributor.zone-awareness-enabled needs -ingester.ring.instance-availability-zone on every ingester")
 	}
-	for _, v := range []interface{ Validate() error }{&c.Server, &c.Distributor, &c.Ingester, &c.IngesterClient, &c.StoreGatewayClient, &c.Querier, &c.QuerierWorker, &c.Frontend, &c.Limits, &c.RuntimeConfig, &c.Ring, &c.Lifecycler, &c.DistributorLifecycler, &c.CompactorLifecycler, &c.StoreGatewayLifecycler} {
+	for _, v := range []interface{ Validate() error }{&c.Server, &c.Distributor, &c.Ingester, &c.IngesterClient, &c.StoreGatewayClient, &c.Querier, &c.QuerierWorker, &c.Frontend, &c.QueryMiddleware, &c.QuerySharding, &c.Limits, &c.RuntimeConfig, &c.Ring, &c.Lifecycler, &c.DistributorLifecycler, &c.CompactorLifecycler, &c.StoreGatewayLifecycler} {
 		if err := v.Validate(); err != nil {
 			return err
 		}

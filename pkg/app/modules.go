@@ -20,6 +20,8 @@ import (
 	"github.com/strata-metrics/strata/pkg/distributor"
 	"github.com/strata-metrics/strata/pkg/frontend"
 	"github.com/strata-metrics/strata/pkg/frontend/frontendpb"
+	"github.com/strata-metrics/strata/pkg/frontend/querymiddleware"
+	"github.com/strata-metrics/strata/pkg/frontend/querysharding"
 	"github.com/strata-metrics/strata/pkg/grpcclient"
 	"github.com/strata-metrics/strata/pkg/ingester"
 	"github.com/strata-metrics/strata/pkg/ingester/client"
@@ -342,10 +344,19 @@ func (a *App) initFrontend() (services.Service, error) {
 	f := frontend.New(a.cfg.Frontend, a.overrides, a.reg, logger)
 	frontendpb.RegisterFrontendServer(a.server.grpcServer, f)
 	a.frontend = f
-	handler := frontend.NewHandler(a.cfg.Frontend, f, a.cfg.Querier.Timeout, a.reg, logger)
+	// Range queries are split by day and cached, then each part sharded; what remains goes to the queue.
+	sharded, err := querysharding.New(a.cfg.QuerySharding, a.overrides, f, a.reg, logger)
+	if err != nil {
+		return nil, err
+	}
+	splitAndCached, err := querymiddleware.New(a.cfg.QueryMiddleware, a.overrides, sharded, a.reg, logger)
+	if err != nil {
+		return nil, err
+	}
+	handler := frontend.NewHandler(a.cfg.Frontend, splitAndCached, a.cfg.Querier.Timeout, a.reg, logger)
 	a.server.mux.Handle(queryAPIPrefix+"/", a.readTenantMiddleware()(handler))
 	a.links = append(a.links, api.Link{Path: queryAPIPrefix + "/status/buildinfo", Title: "Build information"})
-	return f, nil
+	return serviceGroup{f, onStop(splitAndCached.Close)}, nil
 }
 
 // initStoreGatewayRing reads the store-gateway ring, which says which store-gateways hold each block.
