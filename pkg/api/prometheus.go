@@ -125,6 +125,8 @@ func (a *PrometheusAPI) Register(mux *http.ServeMux, prefix string, wrap func(ht
 	} {
 		mux.Handle(prefix+path, wrap(a.serve(handler)))
 	}
+	// Remote read speaks protobuf, not the JSON envelope.
+	mux.Handle(prefix+"/read", wrap(http.HandlerFunc(a.remoteRead)))
 }
 
 type response struct {
