@@ -360,7 +360,9 @@ func TestCardinality_ActiveSeriesAndCountMethodActive(t *testing.T) {
 	limits.MaxFetchedSeriesPerQuery = 3
 	c = NewCardinality(r, clients, validation.NewOverrides(limits, nil))
 	_, err = c.ActiveSeries(ctx, []*labels.Matcher{up})
-	requireLimitError(t, err, "max_fetched_series_per_query")
+	var limitErr *validation.LimitError
+	require.ErrorAs(t, err, &limitErr)
+	require.Equal(t, "max_fetched_series_per_query", limitErr.Key)
 
 	// A tenant without a series limit is still bounded by the querier's own.
 	limits.MaxFetchedSeriesPerQuery = 0
