@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -48,14 +49,20 @@ type Cardinality struct {
 	ring    ring.ReadRing
 	clients IngesterClients
 	limits  *validation.Overrides
-	// maxActiveSeries is maxActiveSeries; tests lower it.
-	maxActiveSeries int64
+	// bounds are what one request may gather: the constants below; tests lower them.
+	bounds gatherBounds
+}
+
+// gatherBounds bound what one cardinality request gathers in the querier.
+type gatherBounds struct {
+	hashes, values, activeSeries int64
 }
 
 // NewCardinality answers from the ingesters of r. limits bounds the active series answers by the tenant's
 // max_fetched_series_per_query.
 func NewCardinality(r ring.ReadRing, clients IngesterClients, limits *validation.Overrides) *Cardinality {
-	return &Cardinality{ring: r, clients: clients, limits: limits, maxActiveSeries: maxActiveSeries}
+	return &Cardinality{ring: r, clients: clients, limits: limits,
+		bounds: gatherBounds{hashes: maxGatheredHashes, values: maxGatheredValues, activeSeries: maxActiveSeries}}
 }
 
 // CountMethod says which series the cardinality answers count, as Mimir's count_method parameter.
@@ -92,7 +99,7 @@ const (
 // it gives one request: the request is to be narrowed with a selector.
 type TooLargeError struct {
 	What  string
-	Limit int
+	Limit int64
 }
 
 func (e *TooLargeError) Error() string {
@@ -113,7 +120,8 @@ func (c copies) perCopy(sum uint64) uint64 {
 
 // askIngesters calls f on every ingester of the read set in parallel and returns the answers of those that
 // succeeded, as long as the failures are within the set's budget, with the copies of each series they hold
-// together. A tenant limit crossed by any ingester fails the request: the others' answers are incomplete.
+// together. An answer over a bound (a tenant limit, or one of the querier's own) fails the request
+// whatever the budget: the other ingesters' answers would be taken for the whole.
 func askIngesters[T any](ctx context.Context, c *Cardinality, f func(context.Context, ingesterpb.IngesterClient) (T, error)) ([]T, copies, error) {
 	rs, err := c.ring.GetReplicationSetForOperation(ring.Read)
 	if err != nil {
@@ -121,21 +129,34 @@ func askIngesters[T any](ctx context.Context, c *Cardinality, f func(context.Con
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var limitErr atomic.Pointer[validation.LimitError]
+	var (
+		boundMtx sync.Mutex
+		boundErr error
+	)
 	results, err := rs.Do(ctx, func(ctx context.Context, inst *ring.InstanceDesc) (any, error) {
 		client, err := c.clients.GetClientFor(inst.Addr)
 		if err != nil {
 			return nil, err
 		}
 		v, err := f(ctx, client)
-		if le, ok := seriespb.LimitErrorOf(err); ok {
-			limitErr.CompareAndSwap(nil, le)
+		var tooLarge *TooLargeError
+		if limitErr, ok := seriespb.LimitErrorOf(err); ok || errors.As(err, &tooLarge) {
+			boundMtx.Lock()
+			if boundErr == nil {
+				boundErr = err
+				if ok {
+					boundErr = limitErr
+				}
+			}
+			boundMtx.Unlock()
 			cancel()
 		}
 		return v, err
 	})
-	if le := limitErr.Load(); le != nil {
-		return nil, 0, le
+	boundMtx.Lock()
+	defer boundMtx.Unlock()
+	if boundErr != nil {
+		return nil, 0, boundErr
 	}
 	if err != nil {
 		return nil, 0, err
@@ -220,8 +241,8 @@ func (c *Cardinality) labelValueCounts(ctx context.Context, matchers []*labels.M
 		stream, err := client.LabelNamesCardinality(ctx, req)
 		err = recvStream(stream, err, func(msg *ingesterpb.LabelNamesCardinalityResponse) error {
 			for _, l := range msg.Labels {
-				if gathered.Add(int64(len(l.ValueHashes))) > maxGatheredHashes {
-					return &TooLargeError{What: "label values", Limit: maxGatheredHashes}
+				if gathered.Add(int64(len(l.ValueHashes))) > c.bounds.hashes {
+					return &TooLargeError{What: "label values", Limit: c.bounds.hashes}
 				}
 				hashes[l.LabelName] = append(hashes[l.LabelName], l.ValueHashes...)
 			}
@@ -230,7 +251,7 @@ func (c *Cardinality) labelValueCounts(ctx context.Context, matchers []*labels.M
 		return hashes, err
 	})
 	if err != nil {
-		return nil, tooLarge(err)
+		return nil, err
 	}
 	all := map[string][]uint64{}
 	for _, a := range answers {
@@ -244,16 +265,6 @@ func (c *Cardinality) labelValueCounts(ctx context.Context, matchers []*labels.M
 		counts[name] = len(slices.Compact(hashes))
 	}
 	return counts, nil
-}
-
-// tooLarge returns the TooLargeError within err, which reaches the caller wrapped in the ring's DoError
-// when it stopped one ingester's answer, or err.
-func tooLarge(err error) error {
-	var tl *TooLargeError
-	if errors.As(err, &tl) {
-		return tl
-	}
-	return err
 }
 
 // LabelValuesCardinality is the answer of Mimir's /api/v1/cardinality/label_values.
@@ -295,8 +306,8 @@ func (c *Cardinality) LabelValues(ctx context.Context, names []string, matchers 
 				a.total, first = msg.SeriesCountTotal, false
 			}
 			for _, l := range msg.Labels {
-				if gathered.Add(int64(len(l.Values))) > maxGatheredValues {
-					return &TooLargeError{What: "label values", Limit: maxGatheredValues}
+				if gathered.Add(int64(len(l.Values))) > c.bounds.values {
+					return &TooLargeError{What: "label values", Limit: c.bounds.values}
 				}
 				byValue := a.counts[l.LabelName]
 				if byValue == nil {
@@ -312,7 +323,7 @@ func (c *Cardinality) LabelValues(ctx context.Context, names []string, matchers 
 		return a, err
 	})
 	if err != nil {
-		return nil, tooLarge(err)
+		return nil, err
 	}
 	var total uint64
 	sums := map[string]map[string]uint64{}
@@ -357,7 +368,7 @@ func (c *Cardinality) ActiveSeries(ctx context.Context, matchers []*labels.Match
 	if err != nil {
 		return nil, err
 	}
-	limit, tenantBound := c.maxActiveSeries, false
+	limit, tenantBound := c.bounds.activeSeries, false
 	if c.limits != nil {
 		if l := int64(c.limits.For(tenantID).MaxFetchedSeriesPerQuery); l > 0 && l <= limit {
 			limit, tenantBound = l, true
@@ -368,7 +379,7 @@ func (c *Cardinality) ActiveSeries(ctx context.Context, matchers []*labels.Match
 		if tenantBound {
 			return seriespb.SeriesLimitError(limit)
 		}
-		return &TooLargeError{What: "active series", Limit: int(c.maxActiveSeries)}
+		return &TooLargeError{What: "active series", Limit: c.bounds.activeSeries}
 	}
 	req := &ingesterpb.ActiveSeriesRequest{Matchers: seriespb.FromLabelMatchers(matchers), Limits: &seriespb.FetchLimits{MaxSeries: limit}}
 	answers, _, err := askIngesters(ctx, c, func(ctx context.Context, client ingesterpb.IngesterClient) ([]labels.Labels, error) {

@@ -367,9 +367,28 @@ func TestCardinality_ActiveSeriesAndCountMethodActive(t *testing.T) {
 	// A tenant without a series limit is still bounded by the querier's own.
 	limits.MaxFetchedSeriesPerQuery = 0
 	c = NewCardinality(r, clients, validation.NewOverrides(limits, nil))
-	c.maxActiveSeries = 3
+	c.bounds.activeSeries = 3
 	_, err = c.ActiveSeries(ctx, []*labels.Matcher{up})
 	var tooLarge *TooLargeError
 	require.ErrorAs(t, err, &tooLarge)
 	require.ErrorContains(t, err, "more than 3 active series")
+}
+
+// An answer over the querier's bounds fails the request even where the read set tolerates a failure: the
+// other ingesters' answers are not the whole.
+func TestCardinality_AnswersOverTheQueriersBoundsFail(t *testing.T) {
+	clients, instances := startHoldingIngesters(t, replicated(cardinalityFixture(0), 3, 3))
+	c := NewCardinality(fakeRing{set: ring.ReplicationSet{Instances: instances, MaxErrors: 2}}, clients, nil)
+	ctx := tenant.NewContext(context.Background(), "team-a")
+	c.bounds.hashes = 40 // each ingester holds 20 distinct label pairs
+	_, err := c.LabelNames(ctx, nil, CountInMemory, 10)
+	var tooLarge *TooLargeError
+	require.ErrorAs(t, err, &tooLarge)
+	_, err = c.TSDBStatus(ctx, 10)
+	require.ErrorAs(t, err, &tooLarge)
+
+	c.bounds.values = 20 // 12 instances and 2 jobs per ingester
+	_, err = c.LabelValues(ctx, []string{"instance", "job"}, nil, CountInMemory, 10)
+	require.ErrorAs(t, err, &tooLarge)
+	require.ErrorContains(t, err, "more than 20 label values; narrow the request with a selector")
 }
