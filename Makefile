@@ -61,9 +61,10 @@ check-proto:
 check-mod:
 	go mod tidy -diff
 
-# Debian's prometheus package (a real remote-write client), versitygw (a real S3 server) and protoc.
+# Debian's prometheus package (a real remote-write client), versitygw (a real S3 server), protoc, memcached
+# and chromium (a headless browser for the query page's test).
 test-deps:
-	@(command -v prometheus && command -v versitygw && command -v protoc && command -v memcached) >/dev/null 2>&1 || \
+	@(command -v prometheus && command -v versitygw && command -v protoc && command -v memcached && command -v chromium) >/dev/null 2>&1 || \
 		./scripts/install-test-deps.sh
 
 proto:
