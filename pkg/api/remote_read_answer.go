@@ -112,7 +112,16 @@ func (a *PrometheusAPI) streamReadChunks(ctx context.Context, w http.ResponseWri
 	out := &heldWriter{w: w, flusher: flusher, limit: heldReadBytes}
 	frames := &frameWriter{w: out}
 	for i, rq := range queries {
-		err := frames.streamQuery(int64(i), q.Select(ctx, true, rq.hints, rq.matchers...))
+		hints := rq.hints
+		if hints.Func == "series" {
+			// The "series" function asks for label sets without samples, and Prometheus' TSDB honours it
+			// when it answers samples only: its chunk querier, which streamed answers read, sends the
+			// chunks. So does Strata, or Prometheus' series and label APIs would find nothing here.
+			withSamples := *hints
+			withSamples.Func = ""
+			hints = &withSamples
+		}
+		err := frames.streamQuery(int64(i), q.Select(ctx, true, hints, rq.matchers...))
 		if err == nil {
 			continue
 		}
