@@ -28,6 +28,7 @@ import (
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/querier"
 	"github.com/strata-metrics/strata/pkg/querier/worker"
+	"github.com/strata-metrics/strata/pkg/queryui"
 	"github.com/strata-metrics/strata/pkg/ring"
 	"github.com/strata-metrics/strata/pkg/ring/kv"
 	"github.com/strata-metrics/strata/pkg/ring/kv/etcd"
@@ -320,7 +321,7 @@ func (a *App) initQuerier() (services.Service, error) {
 		// Without a frontend in this process the querier serves its API itself (and pulls from remote
 		// frontends too when -querier.frontend-address is set).
 		a.server.mux.Handle(queryAPIPrefix+"/", queryMux)
-		a.links = append(a.links, api.Link{Path: queryAPIPrefix + "/status/buildinfo", Title: "Build information"})
+		a.registerQueryPage()
 	} else if wcfg.FrontendAddress == "" {
 		wcfg.FrontendAddress = net.JoinHostPort("127.0.0.1", strconv.Itoa(a.server.grpcPort()))
 	}
@@ -332,6 +333,16 @@ func (a *App) initQuerier() (services.Service, error) {
 		wcfg.QuerierID = net.JoinHostPort(host, strconv.Itoa(a.server.grpcPort()))
 	}
 	return worker.New(wcfg, a.cfg.Querier.MaxConcurrent, queryMux, a.reg, a.logger.With("component", "querier-worker")), nil
+}
+
+// registerQueryPage serves the query page beside the Prometheus API it calls.
+func (a *App) registerQueryPage() {
+	page := queryui.Handler()
+	a.server.mux.Handle("/query", page)
+	a.server.mux.Handle("/query/", page)
+	a.links = append(a.links,
+		api.Link{Path: "/query", Title: "Query page: PromQL as any tenant, table and graph"},
+		api.Link{Path: queryAPIPrefix + "/status/buildinfo", Title: "Build information"})
 }
 
 // queryAPIPrefix is where the Prometheus read API is served, by the query-frontend or the querier.
@@ -355,7 +366,7 @@ func (a *App) initFrontend() (services.Service, error) {
 	}
 	handler := frontend.NewHandler(a.cfg.Frontend, splitAndCached, a.cfg.Querier.Timeout, a.reg, logger)
 	a.server.mux.Handle(queryAPIPrefix+"/", a.readTenantMiddleware()(handler))
-	a.links = append(a.links, api.Link{Path: queryAPIPrefix + "/status/buildinfo", Title: "Build information"})
+	a.registerQueryPage()
 	return serviceGroup{f, onStop(splitAndCached.Close)}, nil
 }
 
