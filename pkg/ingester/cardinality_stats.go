@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/index"
@@ -49,7 +50,7 @@ func headStatus(ctx context.Context, head *tsdb.Head, chunkCount int64, limit in
 				return nil, err
 			}
 			bytes += labels.SizeOfLabels(name, value, n)
-			if name == labels.MetricName {
+			if name == model.MetricNameLabel {
 				byMetric.add(value, n)
 			}
 			if byPair.keeps(n) {

@@ -16,6 +16,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/tsdb"
@@ -149,7 +150,7 @@ func TestTSDBStatus_EqualsPrometheusHeadStats(t *testing.T) {
 	require.NoError(t, ti.push(t, "team-b", []prompb.TimeSeries{floatSeries(lbls("__name__", "other_tenant", "secret", "x"), sample{t: baseTs, v: 1})}))
 	client := serveGRPC(t, ti.Ingester)
 	head, reg := referenceHead(t, series)
-	ref := head.Stats(labels.MetricName, 1000)
+	ref := head.Stats(model.MetricNameLabel, 1000)
 
 	for _, limit := range []int{1, 3, 10, 1000} {
 		t.Run(fmt.Sprint(limit), func(t *testing.T) {

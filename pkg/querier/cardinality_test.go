@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/tsdb"
@@ -171,7 +172,7 @@ func referenceList(stats []index.Stat, limit int) []TSDBStat {
 // requireStatusOf checks that the status is what one Prometheus TSDB holding the series reports.
 func requireStatusOf(t *testing.T, head *tsdb.Head, limit int, got *TSDBStatus) {
 	t.Helper()
-	ref := head.Stats(labels.MetricName, 1000)
+	ref := head.Stats(model.MetricNameLabel, 1000)
 	require.Equal(t, ref.NumSeries, got.HeadStats.NumSeries, "each series counted once")
 	require.Equal(t, ref.IndexPostingStats.NumLabelPairs, got.HeadStats.NumLabelPairs)
 	require.Equal(t, ref.MinTime, got.HeadStats.MinTime)
