@@ -22,6 +22,7 @@ import (
 	"github.com/strata-metrics/strata/pkg/storegateway/storegatewaypb"
 	"github.com/strata-metrics/strata/pkg/tenant"
 	"github.com/strata-metrics/strata/pkg/validation"
+	"github.com/strata-metrics/strata/pkg/validation/validationtest"
 )
 
 // tenantLimits gives the tenants in it their own limits.
@@ -101,7 +102,7 @@ func TestFetchLimitedQueryable_RefusesAQueryOverTheLimits(t *testing.T) {
 			q := fetchLimited(newQueryable(1, replicas()...), tc.maxSeries, tc.maxChunkBytes)
 			got, err := selectTenant(t, q, "limited", hints, upMatcher)
 			if tc.errKey != "" {
-				requireLimitError(t, err, tc.errKey)
+				validationtest.RequireLimitError(t, err, tc.errKey)
 				return
 			}
 			require.NoError(t, err)
@@ -118,7 +119,7 @@ func TestFetchLimitedQueryable_LimitsOfOneTenantDoNotApplyToAnother(t *testing.T
 	q := fetchLimited(newQueryable(1, ingesters...), 5, 0)
 
 	_, err := selectTenant(t, q, "limited", nil, upMatcher)
-	requireLimitError(t, err, "max_fetched_series_per_query")
+	validationtest.RequireLimitError(t, err, "max_fetched_series_per_query")
 	for _, ing := range ingesters {
 		require.Equal(t, []*seriespb.FetchLimits{{MaxSeries: 5}}, ing.requestLimits(), "the reads carry the tenant's limits")
 	}
@@ -156,7 +157,7 @@ func TestFetchLimitedQueryable_SelectsOfOneQueryShareTheLimit(t *testing.T) {
 	require.NoError(t, drain(querier.Select(ctx, true, nil, upMatcher)))
 	require.NoError(t, drain(querier.Select(ctx, true, nil, upMatcher, labels.MustNewMatcher(labels.MatchRegexp, "instance", ".+"))))
 	down := labels.MustNewMatcher(labels.MatchEqual, "__name__", "down")
-	requireLimitError(t, drain(querier.Select(ctx, true, nil, down)), "max_fetched_series_per_query")
+	validationtest.RequireLimitError(t, drain(querier.Select(ctx, true, nil, down)), "max_fetched_series_per_query")
 
 	another, err := q.Querier(0, 100_000)
 	require.NoError(t, err)
@@ -175,10 +176,10 @@ func TestIngesterQueryable_AnIngesterAtTheLimitFailsTheQuery(t *testing.T) {
 	} {
 		// The set tolerates one failed ingester, but a limit is not a failure another replica can hide.
 		_, err := selectTenant(t, q, "limited", nil, upMatcher)
-		requireLimitError(t, err, "max_fetched_series_per_query")
+		validationtest.RequireLimitError(t, err, "max_fetched_series_per_query")
 		require.Equal(t, limitErr.Error(), err.Error())
 		_, err = selectTenant(t, q, "limited", &storage.SelectHints{Func: "series"}, upMatcher)
-		requireLimitError(t, err, "max_fetched_series_per_query")
+		validationtest.RequireLimitError(t, err, "max_fetched_series_per_query")
 	}
 }
 
@@ -215,7 +216,7 @@ func TestBlocksQueryable_AStoreGatewayAtTheLimitIsNotReplaced(t *testing.T) {
 	q := NewFetchLimitedQueryable(blocks, validation.NewOverrides(validation.Limits{}, tenantLimits{"t": {MaxFetchedChunkBytesPerQuery: 100}}), 0)
 
 	_, err := selectTenant(t, q, "t", nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "m"))
-	requireLimitError(t, err, "max_fetched_chunk_bytes_per_query")
+	validationtest.RequireLimitError(t, err, "max_fetched_chunk_bytes_per_query")
 	require.ErrorContains(t, err, "more than 100 bytes")
 	require.EqualValues(t, 1, limited.requests.Load())
 	require.Empty(t, replica.requests, "the blocks are not asked of another replica")
@@ -297,7 +298,7 @@ func TestFetchLimitedQueryable_CrossingALimitEndsEveryStream(t *testing.T) {
 	for set.Next() {
 		n++
 	}
-	requireLimitError(t, set.Err(), "max_fetched_series_per_query")
+	validationtest.RequireLimitError(t, set.Err(), "max_fetched_series_per_query")
 	require.Equal(t, 1000, n, "the series up to the limit")
 	// The streams end although the querier is not closed yet. What each ingester sent is the 1000 series
 	// (8 messages) plus what gRPC's flow control let it send ahead.

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/strata-metrics/strata/pkg/validation"
+	"github.com/strata-metrics/strata/pkg/validation/validationtest"
 )
 
 func defaultLimits(testing.TB) *validation.Limits {
@@ -18,15 +19,6 @@ func defaultLimits(testing.TB) *validation.Limits {
 }
 
 func instantAt(ts time.Time) Range { return Range{Start: ts, End: ts} }
-
-func requireLimitError(t *testing.T, err error, key string) {
-	t.Helper()
-	var lerr *validation.LimitError
-	require.ErrorAs(t, err, &lerr)
-	require.Equal(t, key, lerr.Key)
-	require.Contains(t, err.Error(), validation.ErrorID(key))
-	require.Contains(t, err.Error(), "-"+validation.FlagOf(key))
-}
 
 func TestCheck_SubquerySteps(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
@@ -52,7 +44,7 @@ func TestCheck_SubquerySteps(t *testing.T) {
 				require.NoError(t, err)
 				return
 			}
-			requireLimitError(t, err, "max_subquery_steps")
+			validationtest.RequireLimitError(t, err, "max_subquery_steps")
 			require.Contains(t, err.Error(), "evaluated at "+strconv.FormatInt(tc.steps, 10)+" steps, more than the limit of 1000000")
 		})
 	}
@@ -89,14 +81,14 @@ func TestCheck_ExpressionSizeAndTotalLength(t *testing.T) {
 	now := time.Now()
 	l := defaultLimits(t)
 	l.MaxQueryExpressionSizeBytes = 10
-	requireLimitError(t, Check("sum(rate(m[5m]))", l, instantAt(now), time.Minute), "max_query_expression_size_bytes")
+	validationtest.RequireLimitError(t, Check("sum(rate(m[5m]))", l, instantAt(now), time.Minute), "max_query_expression_size_bytes")
 	require.NoError(t, Check("up", l, instantAt(now), time.Minute))
 
 	l = defaultLimits(t)
 	l.MaxTotalQueryLength = model.Duration(24 * time.Hour)
 	week := Range{Start: now.Add(-7 * 24 * time.Hour), End: now, Step: time.Minute}
 	err := Check("up", l, week, time.Minute)
-	requireLimitError(t, err, "max_total_query_length")
+	validationtest.RequireLimitError(t, err, "max_total_query_length")
 	require.Contains(t, err.Error(), "the query time range is 168h0m0s, more than the limit of 1d")
 	require.NoError(t, Check("up", l, Range{Start: now.Add(-time.Hour), End: now, Step: time.Minute}, time.Minute))
 }
