@@ -315,6 +315,9 @@ func (a *App) initQuerier() (services.Service, error) {
 	queryMux := http.NewServeMux()
 	// Prometheus clients expect tenant errors there in the API's JSON envelope, not in plain text.
 	promAPI.Register(queryMux, queryAPIPrefix, a.readTenantMiddleware())
+	card := querier.NewCardinality(a.ingesterRing, a.ingesterClients, a.overrides)
+	api.NewCardinalityAPI(card, a.cfg.Querier.Timeout, a.logger.With("component", "querier")).
+		Register(queryMux, queryAPIPrefix, a.readTenantMiddleware())
 
 	wcfg := a.cfg.QuerierWorker
 	if !slices.Contains(a.order, TargetFrontend) {

@@ -48,6 +48,7 @@ type Config struct {
 // RegisterFlags registers the ingester's flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.BlockRangesPeriod, "blocks-storage.tsdb.block-ranges-period", 2*time.Hour, "Duration of the blocks the TSDB head is cut into.")
+	c.ActiveSeries.RegisterFlags(f)
 	f.DurationVar(&c.ShipInterval, "blocks-storage.tsdb.ship-interval", time.Minute, "How often new blocks are uploaded to object storage. 0 disables shipping.")
 	f.DurationVar(&c.RetentionPeriod, "blocks-storage.tsdb.retention-period", 13*time.Hour, "How long a block stays on the ingester's disk after it has been shipped (measured from its newest sample); it should cover -querier.query-ingesters-within.")
 	f.DurationVar(&c.CloseIdleTSDBTimeout, "blocks-storage.tsdb.close-idle-tsdb-timeout", 13*time.Hour, "A tenant that sent nothing for this long has its TSDB flushed, shipped and closed, and its local files removed. 0 keeps TSDBs open.")
