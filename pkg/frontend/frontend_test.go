@@ -96,6 +96,9 @@ var echo = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Echo", "yes")
+	if r.URL.Query().Get("query") == "cached" {
+		w.Header().Set("X-Strata-Cache", "partial") // as the results cache's middleware marks its answers
+	}
 	w.WriteHeader(http.StatusAccepted)
 	_, _ = io.WriteString(w, r.Header.Get(tenant.OrgIDHeader)+" "+r.Method+" "+r.URL.Path+" "+r.URL.RawQuery+" "+string(body))
 })
@@ -111,6 +114,9 @@ func TestFrontend_RequestsReachAQuerierAndComeBackWhole(t *testing.T) {
 	require.Equal(t, "yes", header.Get("X-Echo"))
 	require.Contains(t, header.Get("Server-Timing"), "queue;dur=")
 	require.Contains(t, header.Get("Server-Timing"), `querier-requests;desc="1"`)
+	require.NotContains(t, header.Get("Server-Timing"), "cache;", "no cache was asked")
+	_, header, _ = get(t, s.http.URL+"/prometheus/api/v1/query_range?query=cached", "team-a")
+	require.Contains(t, header.Get("Server-Timing"), `cache;desc="partial"`)
 
 	form := url.Values{"query": {"sum(rate(x[5m]))"}}.Encode()
 	req, err := http.NewRequest(http.MethodPost, s.http.URL+"/prometheus/api/v1/query", strings.NewReader(form))

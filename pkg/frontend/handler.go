@@ -108,7 +108,12 @@ func (h *Handler) writeResponse(w http.ResponseWriter, resp *http.Response, stat
 		}
 		w.Header()[name] = values
 	}
-	w.Header().Add("Server-Timing", stats.serverTiming(took))
+	timing := stats.serverTiming(took)
+	if cache := resp.Header.Get("X-Strata-Cache"); cache != "" {
+		// The results cache's verdict on a range query: hit, partial or miss.
+		timing += `, cache;desc="` + cache + `"`
+	}
+	w.Header().Add("Server-Timing", timing)
 	w.WriteHeader(resp.StatusCode)
 	_, _ = io.Copy(w, resp.Body)
 }
