@@ -27,6 +27,7 @@ type Config struct {
 	MaxOutstandingPerTenant int
 	MaxRetries              int
 	MaxBodySize             int64
+	MaxInflightBodyBytes    int64
 	LogQueriesLongerThan    time.Duration
 }
 
@@ -38,6 +39,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 		"How many times a request is sent again, to whichever querier is free, when its querier failed (5xx other than a timeout) or went away.")
 	f.Int64Var(&c.MaxBodySize, "query-frontend.max-body-size", 10<<20,
 		"Largest request body, in bytes, the query-frontend reads (POSTed forms); larger requests get 413.")
+	f.Int64Var(&c.MaxInflightBodyBytes, "query-frontend.max-inflight-request-bytes", 256<<20,
+		"Bytes of request bodies the query-frontend holds at once, all requests together; requests beyond it get 503 and are retried later. It keeps many large POSTed queries, queued together, from exhausting the process' memory.")
 	f.DurationVar(&c.LogQueriesLongerThan, "query-frontend.log-queries-longer-than", 0,
 		"Queries that take longer than this are logged with their tenant, parameters and statistics. 0 logs none.")
 }
@@ -50,8 +53,8 @@ func (c *Config) Validate() error {
 	if c.MaxRetries < 0 {
 		return errors.New("-query-frontend.max-retries-per-request must not be negative")
 	}
-	if c.MaxBodySize <= 0 {
-		return errors.New("-query-frontend.max-body-size must be positive")
+	if c.MaxBodySize <= 0 || c.MaxInflightBodyBytes < c.MaxBodySize {
+		return errors.New("-query-frontend.max-body-size must be positive, and -query-frontend.max-inflight-request-bytes at least as large")
 	}
 	return nil
 }

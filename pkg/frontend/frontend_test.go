@@ -28,6 +28,7 @@ import (
 // testSetup is a frontend serving HTTP, with queriers' workers connected over real gRPC.
 type testSetup struct {
 	frontend *Frontend
+	handler  *Handler
 	addr     string // the frontend's gRPC address
 	http     *httptest.Server
 }
@@ -57,7 +58,7 @@ func newTestSetup(t *testing.T, cfg Config, limits *validation.Overrides, timeou
 	handler := NewHandler(cfg, f, timeout, prometheus.NewRegistry(), logger)
 	ts := httptest.NewServer(tenant.Middleware(true)(handler))
 	t.Cleanup(ts.Close)
-	return &testSetup{frontend: f, addr: lis.Addr().String(), http: ts}
+	return &testSetup{frontend: f, handler: handler, addr: lis.Addr().String(), http: ts}
 }
 
 // startQuerier connects a querier whose API is handler, with concurrency worker streams.
@@ -315,4 +316,38 @@ func TestFrontend_OneTenantsBurstDoesNotDelayAnother(t *testing.T) {
 
 func queueLength(f *Frontend, tenantID string) int {
 	return f.queue.Len(tenantID)
+}
+
+func TestFrontend_BoundsTheRequestBytesItHolds(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.MaxBodySize, cfg.MaxInflightBodyBytes = 1000, 2500
+	s := newTestSetup(t, cfg, nil, 10*time.Second)
+	release := make(chan struct{})
+	s.startQuerier(t, "q1", 4, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	post := func() int {
+		req, _ := http.NewRequest(http.MethodPost, s.http.URL+"/prometheus/api/v1/query", strings.NewReader("query="+strings.Repeat("x", 994)))
+		req.Header.Set(tenant.OrgIDHeader, "a")
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	statuses := make(chan int, 2)
+	for range 2 {
+		go func() { statuses <- post() }()
+	}
+	// Two 1000-byte bodies are held; a third would pass 2500.
+	require.Eventually(t, func() bool { return s.handler.bodyBytes.Load() == 2000 }, 10*time.Second, time.Millisecond)
+	require.Equal(t, http.StatusServiceUnavailable, post())
+	close(release)
+	require.Equal(t, http.StatusOK, <-statuses)
+	require.Equal(t, http.StatusOK, <-statuses)
+	require.Equal(t, http.StatusOK, post(), "the bytes are released with the answers")
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,6 +32,8 @@ type Handler struct {
 
 	slowLogs *rate.Limiter
 	duration *prometheus.HistogramVec
+	// bodyBytes counts the bytes of the request bodies held, against MaxInflightBodyBytes.
+	bodyBytes atomic.Int64
 }
 
 // NewHandler returns the handler in front of next (the middlewares, ending in Frontend.RoundTrip).
@@ -72,6 +75,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_data", "read the request body: "+err.Error())
 		return
 	}
+
+	// Counted once read, so a client announcing a large body it never sends holds no budget.
+	if held := h.bodyBytes.Add(int64(len(body))); held > h.cfg.MaxInflightBodyBytes {
+		h.bodyBytes.Add(-int64(len(body)))
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "the query-frontend holds too many request bytes already (-query-frontend.max-inflight-request-bytes); retry later")
+		return
+	}
+	defer h.bodyBytes.Add(-int64(len(body)))
 
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
