@@ -121,7 +121,11 @@ func (a *PrometheusAPI) Register(mux *http.ServeMux, prefix string, wrap func(ht
 		"/label/{name}/values": a.labelValues,
 		"/metadata":            a.metricMetadata,
 		"/format_query":        a.formatQuery,
+		"/parse_query":         a.parseQuery,
+		"/query_exemplars":     a.queryExemplars,
 		"/status/buildinfo":    a.buildInfo,
+		"/status/config":       a.statusConfig,
+		"/status/flags":        a.statusFlags,
 	} {
 		mux.Handle(prefix+path, wrap(a.serve(handler)))
 	}
