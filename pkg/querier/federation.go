@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
@@ -91,7 +92,7 @@ func (q *federatedQuerier) Select(ctx context.Context, sortSeries bool, hints *s
 	}
 	if len(rest) == 0 {
 		// Only __tenant_id__ matchers: every series of the chosen tenants, as {__tenant_id__="a"} asks.
-		rest = []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+")}
+		rest = []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, ".+")}
 	}
 	// Adding __tenant_id__ can change how a tenant's series sort among themselves, so the union is
 	// gathered and sorted here; the engine holds every selected series anyway.

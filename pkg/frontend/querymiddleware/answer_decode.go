@@ -226,7 +226,7 @@ func (d *answerDecoder) number() []byte {
 	d.space()
 	begin := d.pos
 	for ; d.pos < len(d.b); d.pos++ {
-		if c := d.b[d.pos]; !(c >= '0' && c <= '9' || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E') {
+		if c := d.b[d.pos]; (c < '0' || c > '9') && c != '-' && c != '+' && c != '.' && c != 'e' && c != 'E' {
 			break
 		}
 	}
@@ -360,7 +360,7 @@ func (d *answerDecoder) histogramPoint() (histogramPoint, error) {
 		}
 		return d.skip()
 	})
-	if err == nil && !(sawCount && sawSum) {
+	if err == nil && (!sawCount || !sawSum) {
 		err = d.errorf("histogram without count or sum")
 	}
 	if err != nil {

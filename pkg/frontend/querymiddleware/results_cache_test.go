@@ -345,7 +345,7 @@ func TestResultsCache_UnreadableAnswerIsAnInternalError(t *testing.T) {
 	d := roundTripperFunc(func(r *http.Request) (*http.Response, error) {
 		w := httptest.NewRecorder()
 		w.Header().Set("Content-Type", "application/json")
-		w.WriteString(`{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1,"x"]]}]}}`)
+		_, _ = w.WriteString(`{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1,"x"]]}]}}`)
 		return w.Result(), nil
 	})
 	rt, _ := newTestMiddleware(t, testConfig(t), testLimits(nil), d, dataEnd)

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
@@ -100,7 +99,7 @@ func fillTestData(t testing.TB, db *tsdb.DB) {
 		labels.FromStrings("__name__", "temperature_celsius", "room", "cellar", "path", "/"),
 	}
 	weird := labels.FromStrings("__name__", "weird_values")
-	weirdValues := []float64{math.NaN(), math.Inf(1), math.Inf(-1), 1e-300, 1e300, -0.0, 0.1 + 0.2, 123456789.123456789, -5e-7}
+	weirdValues := []float64{math.NaN(), math.Inf(1), math.Inf(-1), 1e-300, 1e300, math.Copysign(0, -1), 0.1 + 0.2, 123456789.123456789, -5e-7}
 	native := labels.FromStrings("__name__", "rpc_latency_seconds", "service", "checkout")
 
 	for n, ts := 0, dataStart; !ts.After(dataEnd); n, ts = n+1, ts.Add(scrapeInterval) {
@@ -151,7 +150,7 @@ func nativeHistogramAt(n int) *histogram.Histogram {
 	u := uint64(n)
 	pos := []uint64{u, 3 * u, 2*u + u%7, u / 2}
 	neg := []uint64{u / 3, u % 11}
-	var count uint64 = u / 5 // zero bucket
+	count := u / 5 // zero bucket
 	for _, c := range append(append([]uint64(nil), pos...), neg...) {
 		count += c
 	}
@@ -352,4 +351,3 @@ func requireSameAnswer(t *testing.T, want, got answer, format string, args ...an
 }
 
 // durationString renders d as a Prometheus duration.
-func durationString(d time.Duration) string { return model.Duration(d).String() }
