@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -30,7 +31,7 @@ func (a *PrometheusAPI) readSamples(ctx context.Context, w http.ResponseWriter, 
 	for i, rq := range queries {
 		result, err := queryResult(q.Select(ctx, false, rq.hints, rq.matchers...), &budget)
 		if err != nil {
-			if budget.exceeded() {
+			if errors.Is(err, errSampleBudget) {
 				writeReadError(w, newReadError(http.StatusBadRequest, "remote read would return more than %d samples (-querier.max-samples); narrow its time range or matchers, or accept STREAMED_XOR_CHUNKS answers, which it does not bound", a.cfg.MaxSamples))
 				return
 			}
@@ -54,7 +55,7 @@ type sampleBudget struct {
 	max, used int
 }
 
-var errSampleBudget = fmt.Errorf("sample budget exceeded")
+var errSampleBudget = errors.New("sample budget exceeded")
 
 func (b *sampleBudget) take() error {
 	b.used++
@@ -63,8 +64,6 @@ func (b *sampleBudget) take() error {
 	}
 	return nil
 }
-
-func (b *sampleBudget) exceeded() bool { return b.max > 0 && b.used > b.max }
 
 // queryResult reads a query's series and samples, float and histogram.
 func queryResult(set storage.SeriesSet, budget *sampleBudget) (*prompb.QueryResult, error) {

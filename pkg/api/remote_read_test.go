@@ -515,9 +515,6 @@ func TestRemoteRead_ReadsAsTheRequestsTenant(t *testing.T) {
 	require.Len(t, rec.tenants, 1, "nothing read without a tenant")
 }
 
-// dropHeader removes a header postRead would send.
-func dropHeader(name string) http.Header { return http.Header{name: nil} }
-
 func TestRemoteRead_RefusesBadRequests(t *testing.T) {
 	a := newTestAPI(t, testEngineConfig(), nil)
 	valid := &prompb.ReadRequest{Queries: []*prompb.Query{readQueryOver(dataStart, dataEnd, eq("__name__", "up"))}}
