@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -228,23 +229,11 @@ remote_read:
 			}},
 			AcceptedResponseTypes: []prompb.ReadRequest_ResponseType{prompb.ReadRequest_SAMPLES},
 		}
-		raw, err := req.Marshal()
-		require.NoError(t, err)
-		httpReq, err := http.NewRequest(http.MethodPost, strata.url("/prometheus/api/v1/read"), bytes.NewReader(snappy.Encode(nil, raw)))
-		require.NoError(t, err)
-		httpReq.Header.Set("Content-Encoding", "snappy")
-		httpReq.Header.Set("Content-Type", "application/x-protobuf")
-		httpReq.Header.Set("X-Prometheus-Remote-Read-Version", "0.1.0")
-		httpReq.Header.Set("X-Scope-OrgID", "team-b")
-		resp, err := http.DefaultClient.Do(httpReq)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		require.NoError(t, err)
+		resp, body := remoteRead(t, strata.url("/prometheus/api/v1/read"), "team-b", req)
 		require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
 		require.Equal(t, "application/x-protobuf", resp.Header.Get("Content-Type"))
 		require.Equal(t, "snappy", resp.Header.Get("Content-Encoding"))
-		raw, err = snappy.Decode(nil, body)
+		raw, err := snappy.Decode(nil, body)
 		require.NoError(t, err)
 		var answer prompb.ReadResponse
 		require.NoError(t, answer.Unmarshal(raw))
@@ -261,4 +250,85 @@ remote_read:
 			require.Greater(t, ts.Samples[0].Value, 1000.0, "team-b's values")
 		}
 	})
+}
+
+// remoteRead sends req as Prometheus' remote read client does and returns the answer.
+func remoteRead(t *testing.T, target, tenantID string, req *prompb.ReadRequest) (*http.Response, []byte) {
+	t.Helper()
+	raw, err := req.Marshal()
+	require.NoError(t, err)
+	httpReq, err := http.NewRequest(http.MethodPost, target, bytes.NewReader(snappy.Encode(nil, raw)))
+	require.NoError(t, err)
+	httpReq.Header.Set("Content-Encoding", "snappy")
+	httpReq.Header.Set("Content-Type", "application/x-protobuf")
+	httpReq.Header.Set("X-Prometheus-Remote-Read-Version", "0.1.0")
+	httpReq.Header.Set("X-Scope-OrgID", tenantID)
+	resp, err := http.DefaultClient.Do(httpReq)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp, body
+}
+
+// TestRemoteRead_FetchLimitsThroughTheFrontend reads more than the tenant's fetch limits allow, through
+// the query-frontend to real ingesters: the read is refused with 400 and the limit's message, over both
+// response types, and Prometheus passes that message on to whoever queries it.
+func TestRemoteRead_FetchLimitsThroughTheFrontend(t *testing.T) {
+	end := time.Now().Truncate(time.Second)
+	start := end.Add(-30 * time.Minute)
+	everything := &prompb.Query{
+		StartTimestampMs: start.UnixMilli(), EndTimestampMs: end.UnixMilli(),
+		Matchers: []*prompb.LabelMatcher{{Type: prompb.LabelMatcher_RE, Name: "__name__", Value: ".+"}},
+	}
+	for _, tc := range []struct {
+		name, flag, limitID string
+	}{
+		{name: "series", flag: "-querier.max-fetched-series-per-query=3", limitID: "err-strata-max-fetched-series-per-query"},
+		{name: "chunk bytes", flag: "-querier.max-fetched-chunk-bytes-per-query=300", limitID: "err-strata-max-fetched-chunk-bytes-per-query"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			strata := startStrata(t, t.TempDir(), tc.flag)
+			code, body := push(t, strata.url("/api/v1/push"), "team-a", tenantWrite("team-a", start, end, 1))
+			require.Equal(t, http.StatusNoContent, code, body)
+			for _, accepted := range [][]prompb.ReadRequest_ResponseType{
+				{prompb.ReadRequest_SAMPLES},
+				{prompb.ReadRequest_STREAMED_XOR_CHUNKS, prompb.ReadRequest_SAMPLES},
+			} {
+				resp, body := remoteRead(t, strata.url("/prometheus/api/v1/read"), "team-a", &prompb.ReadRequest{Queries: []*prompb.Query{everything}, AcceptedResponseTypes: accepted})
+				require.Equal(t, http.StatusBadRequest, resp.StatusCode, "%v: %s", accepted, body)
+				require.Contains(t, string(body), tc.limitID, "%v", accepted)
+			}
+
+			prom := startPrometheus3(t, fmt.Sprintf(`
+global:
+  scrape_interval: 1h
+remote_read:
+  - url: %q
+    read_recent: true
+    headers:
+      X-Scope-OrgID: team-a
+`, strata.url("/prometheus/api/v1/read")))
+			// Remote storage is secondary to Prometheus: its failure is a warning beside an empty result.
+			var answer struct {
+				Status   string   `json:"status"`
+				Warnings []string `json:"warnings"`
+			}
+			getJSON(t, prom+"/api/v1/query?"+url.Values{"query": {`count({__name__=~".+"})`}, "time": {formatTime(end)}}.Encode(), &answer)
+			require.Equal(t, "success", answer.Status)
+			require.Len(t, answer.Warnings, 1)
+			require.Contains(t, answer.Warnings[0], "400 Bad Request")
+			require.Contains(t, answer.Warnings[0], tc.limitID, "Prometheus passes the limit's message on")
+		})
+	}
+}
+
+func getJSON(t *testing.T, target string, v any) {
+	t.Helper()
+	resp, err := http.Get(target)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(body, v), "%s", body)
 }

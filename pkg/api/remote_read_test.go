@@ -765,3 +765,33 @@ func TestRemoteRead_EndsAtTheTimeoutAndAtShutdown(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, ans.status)
 	require.Contains(t, string(ans.body), "shutting down")
 }
+
+// FuzzDecodeReadRequest feeds arbitrary bodies to the request decoder: it never panics, refuses what it
+// cannot take with a client error, and never allocates for more than the body can expand to.
+func FuzzDecodeReadRequest(f *testing.F) {
+	valid := &prompb.ReadRequest{
+		Queries: []*prompb.Query{{StartTimestampMs: 1, EndTimestampMs: 2, Matchers: []*prompb.LabelMatcher{eq("__name__", "up"), re("job", "a|b")},
+			Hints: &prompb.ReadHints{StartMs: 1, EndMs: 2, StepMs: 1, Func: "rate", Grouping: []string{"x"}}}},
+		AcceptedResponseTypes: chunksFirst,
+	}
+	raw, err := valid.Marshal()
+	require.NoError(f, err)
+	f.Add(snappy.Encode(nil, raw))
+	f.Add(raw)
+	f.Add(snappy.Encode(nil, nil))
+	f.Add(binary.AppendUvarint(nil, maxReadRequestBytes))
+	f.Add(append(binary.AppendUvarint(nil, 1<<32), 0, 1, 2))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req := httptest.NewRequest(http.MethodPost, "/read", bytes.NewReader(body))
+		decoded, err := decodeReadRequest(req)
+		if err == nil {
+			_, err = readQueries(decoded)
+		}
+		if err == nil {
+			return
+		}
+		var re *readError
+		require.ErrorAs(t, err, &re)
+		require.True(t, re.status >= 400 && re.status < 500, "status %d for %q", re.status, err)
+	})
+}
