@@ -4,6 +4,7 @@
 //	loadgen write  -url http://127.0.0.1:8080/api/v1/push -tenants 4 -series 10000 -interval 15s -state state.json
 //	loadgen query  -query-url http://127.0.0.1:8080/prometheus -compare-url http://127.0.0.1:9090
 //	loadgen verify -query-url http://127.0.0.1:8080/prometheus -state state.json
+//	loadgen blocks -dir blocks/ -series 3000 -from 7d -to 3h -block-range 24h -strata-tenant anonymous
 //
 // Each mode prints one summary and, with -json, writes it as JSON.
 package main
@@ -30,7 +31,7 @@ func main() {
 	os.Exit(code)
 }
 
-const usage = `usage: loadgen <write|query|verify> [flags]; loadgen <mode> -h lists a mode's flags`
+const usage = `usage: loadgen <write|query|verify|blocks> [flags]; loadgen <mode> -h lists a mode's flags`
 
 // run executes one mode and returns the exit code: 1 when verify finds missing samples or
 // query finds mismatches, 2 for bad flags.
@@ -76,6 +77,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			vs, err := runVerify(ctx, cfg)
 			return &summary{Verify: vs, CPU: meter.stop()}, err
 		}
+	case "blocks":
+		var cfg blocksConfig
+		cfg.RegisterFlags(fs)
+		validate = cfg.Validate
+		execute = func() (*summary, error) {
+			meter := startCPUMeter()
+			bs, err := runBlocks(ctx, cfg, logger)
+			return &summary{Blocks: bs, CPU: meter.stop()}, err
+		}
 	default:
 		_, _ = fmt.Fprintf(stderr, "unknown mode %q\n%s\n", mode, usage)
 		return 2
@@ -99,7 +109,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		logger.Error("run failed", "mode", mode, "err", err)
 		code = 1
 	}
-	if s == nil || (s.Write == nil && s.Query == nil && s.Verify == nil) {
+	if s == nil || (s.Write == nil && s.Query == nil && s.Verify == nil && s.Blocks == nil) {
 		return 1
 	}
 	s.Mode = mode

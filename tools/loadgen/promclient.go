@@ -26,11 +26,11 @@ func newPromClient(base, tenantHeader, tenant string, timeout time.Duration, con
 		client: &http.Client{Transport: tr, Timeout: timeout}}
 }
 
-// post sends params as a form to base+path, as Grafana does, and returns the status and body.
-func (c *promClient) post(ctx context.Context, path string, params url.Values) (int, []byte, error) {
+// post sends params as a form to base+path, as Grafana does, and returns the status, body and headers.
+func (c *promClient) post(ctx context.Context, path string, params url.Values) (int, []byte, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, strings.NewReader(params.Encode()))
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("User-Agent", "strata-loadgen")
@@ -39,14 +39,14 @@ func (c *promClient) post(ctx context.Context, path string, params url.Values) (
 	}
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return resp.StatusCode, nil, fmt.Errorf("read response: %w", err)
+		return resp.StatusCode, nil, resp.Header, fmt.Errorf("read response: %w", err)
 	}
-	return resp.StatusCode, body, nil
+	return resp.StatusCode, body, resp.Header, nil
 }
 
 // statusKey names an outcome for the failure tallies.

@@ -41,6 +41,7 @@ type queryConfig struct {
 	Timeout          time.Duration
 	CompareTolerance float64
 	TimeOffset       time.Duration
+	EndMs            int64
 }
 
 // RegisterFlags registers the query mode's flags.
@@ -54,6 +55,7 @@ func (c *queryConfig) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.ScrapeInterval, "scrape-interval", 15*time.Second, "scrape interval of the data, for $__rate_interval")
 	f.IntVar(&c.Concurrency, "concurrency", 4, "queries in flight")
 	f.DurationVar(&c.TimeOffset, "time-offset", 0, "shift each query's start and end by this much after aligning them to the step. Off the sample and step grids, no window edge falls on a sample or a subquery step, where Prometheus 2 (windows closed on the left) and 3 (open) differ")
+	f.Int64Var(&c.EndMs, "end-ms", 0, "ask every query as if at this time (unix ms) instead of now: its range ends there, aligned to the step as Grafana does. Two runs a minute apart are a dashboard's refresh")
 	f.DurationVar(&c.Duration, "duration", 3*time.Minute, "how long to run queries")
 	f.IntVar(&c.Runs, "runs", 0, "stop after this many query runs (0: run for -duration)")
 	f.DurationVar(&c.Timeout, "timeout", 2*time.Minute, "timeout of one query")
@@ -77,6 +79,8 @@ func (c *queryConfig) Validate() error {
 		return fmt.Errorf("-concurrency must be at least 1, got %d", c.Concurrency)
 	case c.Duration <= 0 && c.Runs == 0:
 		return errors.New("-duration must be positive unless -runs is set")
+	case c.EndMs < 0:
+		return fmt.Errorf("-end-ms must not be negative, got %d", c.EndMs)
 	case c.Runs < 0 || c.Timeout <= 0 || c.ScrapeInterval <= 0 || c.CompareTolerance < 0:
 		return errors.New("-runs, -compare-tolerance must not be negative; -timeout, -scrape-interval must be positive")
 	}
@@ -205,9 +209,14 @@ func promDuration(d time.Duration) string {
 	return fmt.Sprintf("%dms", d/time.Millisecond)
 }
 
+// cacheHeader is the header of Strata's query-frontend that says whether a range query's answer came
+// from its results cache: hit, miss or partial.
+const cacheHeader = "X-Strata-Cache"
+
 // queryWorkerStats is one worker's tally, merged at the end.
 type queryWorkerStats struct {
-	latencies     [][]time.Duration // by job index
+	latencies     [][]time.Duration  // by job index
+	cache         []map[string]int64 // by job index: answers by cacheHeader value
 	failed        map[string]int64
 	compareFailed map[string]int64
 	mismatches    map[string]*mismatch
@@ -242,7 +251,7 @@ func runQueries(ctx context.Context, cfg queryConfig) (*querySummary, error) {
 	var wg sync.WaitGroup
 	for w := range workers {
 		st := &workers[w]
-		*st = queryWorkerStats{latencies: make([][]time.Duration, len(jobs)), failed: map[string]int64{},
+		*st = queryWorkerStats{latencies: make([][]time.Duration, len(jobs)), cache: make([]map[string]int64, len(jobs)), failed: map[string]int64{},
 			compareFailed: map[string]int64{}, mismatches: map[string]*mismatch{}}
 		wg.Go(func() {
 			for ctx.Err() == nil {
@@ -263,11 +272,22 @@ func runQueries(ctx context.Context, cfg queryConfig) (*querySummary, error) {
 	var all []time.Duration
 	for _, job := range jobs {
 		var ds []time.Duration
+		var cache map[string]int64
 		for w := range workers {
 			ds = append(ds, workers[w].latencies[job.index]...)
+			for k, v := range workers[w].cache[job.index] {
+				if cache == nil {
+					cache = map[string]int64{}
+				}
+				if s.Cache == nil {
+					s.Cache = map[string]int64{}
+				}
+				cache[k] += v
+				s.Cache[k] += v
+			}
 		}
 		all = append(all, ds...)
-		s.PerQuery = append(s.PerQuery, queryLatency{Query: job.key, Latency: latencyOf(ds)})
+		s.PerQuery = append(s.PerQuery, queryLatency{Query: job.key, Latency: latencyOf(ds), Cache: cache})
 	}
 	s.Latency = latencyOf(all)
 	mismatches := map[string]*mismatch{}
@@ -302,7 +322,11 @@ func runQueries(ctx context.Context, cfg queryConfig) (*querySummary, error) {
 // both backends see the same evaluation times, and compares the results when asked to.
 func runJob(ctx context.Context, job queryJob, primary, compare *promClient, cfg queryConfig, st *queryWorkerStats) {
 	stepMs := job.step.Milliseconds()
-	end := time.Now().UnixMilli()/stepMs*stepMs + cfg.TimeOffset.Milliseconds()
+	now := time.Now().UnixMilli()
+	if cfg.EndMs > 0 {
+		now = cfg.EndMs
+	}
+	end := now/stepMs*stepMs + cfg.TimeOffset.Milliseconds()
 	params := url.Values{
 		"query": {job.expr},
 		"start": {formatAPITime(end - job.rng.Milliseconds())},
@@ -310,7 +334,7 @@ func runJob(ctx context.Context, job queryJob, primary, compare *promClient, cfg
 		"step":  {strconv.FormatFloat(job.step.Seconds(), 'f', -1, 64)},
 	}
 	start := time.Now()
-	status, body, err := primary.post(ctx, "/api/v1/query_range", params)
+	status, body, header, err := primary.post(ctx, "/api/v1/query_range", params)
 	if ctx.Err() != nil {
 		return // abandoned at the end of the run, not answered
 	}
@@ -319,10 +343,16 @@ func runJob(ctx context.Context, job queryJob, primary, compare *promClient, cfg
 		return
 	}
 	st.latencies[job.index] = append(st.latencies[job.index], time.Since(start))
+	if v := header.Get(cacheHeader); v != "" {
+		if st.cache[job.index] == nil {
+			st.cache[job.index] = map[string]int64{}
+		}
+		st.cache[job.index][v]++
+	}
 	if compare == nil {
 		return
 	}
-	cStatus, cBody, err := compare.post(ctx, "/api/v1/query_range", params)
+	cStatus, cBody, _, err := compare.post(ctx, "/api/v1/query_range", params)
 	if ctx.Err() != nil {
 		return
 	}

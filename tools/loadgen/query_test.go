@@ -179,3 +179,53 @@ func TestRunQueries_TimeOffsetShiftsTheStepGrid(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 36, checks)
 }
+
+func TestRunQueries_EndMsPinsTheRangeAndCacheHeadersAreCounted(t *testing.T) {
+	pinned := time.Date(2026, 3, 1, 12, 34, 56, 0, time.UTC)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		assert.NoError(t, r.ParseForm())
+		end, err := strconv.ParseFloat(r.Form.Get("end"), 64)
+		assert.NoError(t, err)
+		step, err := strconv.ParseFloat(r.Form.Get("step"), 64)
+		assert.NoError(t, err)
+		stepMs := int64(math.Round(step * 1000))
+		assert.Equal(t, pinned.UnixMilli()/stepMs*stepMs, int64(math.Round(end*1000)), "end is the pinned time aligned to the step")
+		switch {
+		case stepMs == time.Hour.Milliseconds():
+			w.Header().Set("X-Strata-Cache", "hit")
+		case strings.HasPrefix(r.Form.Get("query"), "topk"):
+			w.Header().Set("X-Strata-Cache", "miss")
+		default:
+			w.Header().Set("X-Strata-Cache", "partial")
+		}
+		_, _ = fmt.Fprint(w, matrixJSON())
+	}))
+	t.Cleanup(srv.Close)
+	var cfg queryConfig
+	cfg.RegisterFlags(newTestFlagSet())
+	cfg.QueryURL, cfg.Runs, cfg.EndMs, cfg.Concurrency = srv.URL, 36, pinned.UnixMilli(), 2
+	require.NoError(t, cfg.Validate())
+	s, err := runQueries(context.Background(), cfg)
+	require.NoError(t, err)
+	require.Equal(t, map[string]int64{"hit": 12, "miss": 2, "partial": 22}, s.Cache)
+	for _, q := range s.PerQuery {
+		require.Len(t, q.Cache, 1, q.Query)
+		if strings.HasSuffix(q.Query, "/7d") {
+			require.Equal(t, map[string]int64{"hit": 1}, q.Cache, q.Query)
+		}
+	}
+}
+
+func TestRunQueries_NoCacheHeaderNoCacheCounts(t *testing.T) {
+	srv, _ := fakePromAPI(t, "X-Scope-OrgID", func(string) string { return "1" })
+	var cfg queryConfig
+	cfg.RegisterFlags(newTestFlagSet())
+	cfg.QueryURL, cfg.Runs = srv.URL+"/prom", 36
+	require.NoError(t, cfg.Validate())
+	s, err := runQueries(context.Background(), cfg)
+	require.NoError(t, err)
+	require.Nil(t, s.Cache, "Prometheus sends no X-Strata-Cache")
+	for _, q := range s.PerQuery {
+		require.Nil(t, q.Cache, q.Query)
+	}
+}

@@ -19,6 +19,7 @@ type summary struct {
 	Write       *writeSummary  `json:"write,omitempty"`
 	Query       *querySummary  `json:"query,omitempty"`
 	Verify      *verifySummary `json:"verify,omitempty"`
+	Blocks      *blocksSummary `json:"blocks,omitempty"`
 	CPU         cpuSummary     `json:"generator_cpu"`
 }
 
@@ -43,13 +44,15 @@ type querySummary struct {
 	FailedRequests map[string]int64 `json:"failed_requests"`
 	CompareFailed  map[string]int64 `json:"compare_failed_requests,omitempty"`
 	Latency        latency          `json:"latency_seconds"`
+	Cache          map[string]int64 `json:"cache,omitempty"` // answers by X-Strata-Cache value
 	PerQuery       []queryLatency   `json:"per_query"`
 	Mismatches     []mismatch       `json:"mismatches,omitempty"`
 }
 
 type queryLatency struct {
-	Query   string  `json:"query"`
-	Latency latency `json:"latency_seconds"`
+	Query   string           `json:"query"`
+	Latency latency          `json:"latency_seconds"`
+	Cache   map[string]int64 `json:"cache,omitempty"`
 }
 
 type mismatch struct {
@@ -140,7 +143,14 @@ func (s *summary) print(w io.Writer) {
 	if qs := s.Query; qs != nil {
 		p("  queries run:       %d, failed by status: %s", qs.Runs, formatCounts(qs.FailedRequests))
 		p("  query latency:     %s", qs.Latency)
+		if qs.Cache != nil {
+			p("  results cache:     %s (X-Strata-Cache)", formatCounts(qs.Cache))
+		}
 		for _, q := range qs.PerQuery {
+			if q.Cache != nil {
+				p("    %-36s %s  cache %s", q.Query, q.Latency, formatCounts(q.Cache))
+				continue
+			}
 			p("    %-36s %s", q.Query, q.Latency)
 		}
 		if qs.CompareFailed != nil {
@@ -159,6 +169,11 @@ func (s *summary) print(w io.Writer) {
 		for _, e := range vs.Examples {
 			p("    %s %s: %d missing, first at %s", e.Tenant, e.Series, e.Missing, time.UnixMilli(e.FirstMissing).UTC().Format(time.RFC3339Nano))
 		}
+	}
+	if bs := s.Blocks; bs != nil {
+		p("  series:            %d, %d rounds from %s to %s", bs.Series, bs.Rounds,
+			time.UnixMilli(bs.FirstMs).UTC().Format(time.RFC3339), time.UnixMilli(bs.LastMs).UTC().Format(time.RFC3339))
+		p("  samples:           %d in %d blocks (%.1fs writing them)", bs.Samples, len(bs.Blocks), bs.FlushSeconds)
 	}
 	p("  generator CPU:     %.2fs, %.0f%% of one core (%d cores)", s.CPU.Seconds, s.CPU.Percent, s.CPU.Cores)
 }

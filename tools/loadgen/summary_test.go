@@ -60,6 +60,17 @@ func TestSummary_PrintsEveryFigure(t *testing.T) {
 	}
 }
 
+func TestSummary_PrintsBlocksAndCacheFigures(t *testing.T) {
+	s := summary{Mode: "blocks", Blocks: &blocksSummary{Series: 3, Rounds: 4, Samples: 12, Blocks: []string{"a", "b"}},
+		Query: &querySummary{Cache: map[string]int64{"hit": 3, "partial": 1},
+			PerQuery: []queryLatency{{Query: "q/7d", Cache: map[string]int64{"hit": 1}}}}}
+	var out bytes.Buffer
+	s.print(&out)
+	for _, want := range []string{"12 in 2 blocks", "3, 4 rounds", "hit: 3, partial: 1 (X-Strata-Cache)", "cache hit: 1"} {
+		require.Contains(t, out.String(), want)
+	}
+}
+
 func TestRun_RejectsBadFlags(t *testing.T) {
 	tests := [][]string{
 		{},
@@ -69,6 +80,10 @@ func TestRun_RejectsBadFlags(t *testing.T) {
 		{"write", "-url", "localhost:8080"},
 		{"query", "-concurrency", "0"},
 		{"verify"},
+		{"blocks"},
+		{"blocks", "-dir", "x", "-block-range", "1s"},
+		{"write", "-backfill-send-from-ms", "1000"},
+		{"query", "-end-ms", "-1"},
 	}
 	for _, args := range tests {
 		var stderr bytes.Buffer

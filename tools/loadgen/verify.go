@@ -158,7 +158,7 @@ func verifySeries(ctx context.Context, c *promClient, s *seriesState, roundsMs [
 		"time":  {formatAPITime(last)},
 	}
 	start := time.Now()
-	status, body, err := c.post(ctx, "/api/v1/query", params)
+	status, body, _, err := c.post(ctx, "/api/v1/query", params)
 	res := seriesResult{expected: len(expected), latency: time.Since(start)}
 	if err != nil || status != 200 {
 		res.failed = statusKey(status, err)

@@ -24,6 +24,7 @@ type writeConfig struct {
 	BackfillFrom    time.Duration
 	BackfillStep    time.Duration
 	BackfillStartMs int64
+	BackfillSendMs  int64
 	Batch           int
 	Concurrency     int
 	ChurnPerMinute  float64
@@ -46,6 +47,7 @@ func (c *writeConfig) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.BackfillFrom, "backfill-from", 0, "write past data instead of live data: round r gets the timestamp (start - backfill-from + r*backfill-step), as fast as accepted; stops at the present. Two runs with the same seed write identical data to two receivers")
 	f.DurationVar(&c.BackfillStep, "backfill-step", 15*time.Second, "spacing of the rounds' timestamps with -backfill-from")
 	f.Int64Var(&c.BackfillStartMs, "backfill-start-ms", 0, "with -backfill-from: the first round's timestamp (unix ms) instead of now minus -backfill-from, so runs against several receivers write the very same timestamps")
+	f.Int64Var(&c.BackfillSendMs, "backfill-send-from-ms", 0, "with -backfill-from: generate the rounds before this time (unix ms) but send none of them, so that the data continues what `loadgen blocks -end-ms` wrote with the same -seed, -series, start and step")
 	f.DurationVar(&c.Interval, "interval", 15*time.Second, "scrape interval: one sample per series per interval; 0 sends rounds as fast as the target accepts them")
 	f.IntVar(&c.Batch, "batch", 2000, "samples per request, like Prometheus' max_samples_per_send")
 	f.IntVar(&c.Concurrency, "concurrency", 4, "concurrent senders; each owns a fixed set of batches so a series' samples stay in order")
@@ -81,6 +83,8 @@ func (c *writeConfig) Validate() error {
 		return errors.New("-rounds and -warmup must not be negative")
 	case c.BackfillFrom < 0 || (c.BackfillFrom > 0 && (c.BackfillStep <= 0 || c.Interval != 0)):
 		return errors.New("-backfill-from needs a positive -backfill-step and -interval 0")
+	case c.BackfillSendMs != 0 && c.BackfillFrom == 0:
+		return errors.New("-backfill-send-from-ms needs -backfill-from")
 	}
 	return c.Push.Validate()
 }
@@ -134,8 +138,10 @@ type writer struct {
 	lateRounds int
 	churned    int
 	buildTime  time.Duration
-	// backfillStart is the first round's timestamp with -backfill-from.
+	// backfillStart is the first round's timestamp with -backfill-from; skipped counts the rounds
+	// generated but not sent before -backfill-send-from-ms.
 	backfillStart int64
+	skipped       int64
 	raw           []byte
 	bodies        sync.Pool
 }
@@ -274,22 +280,12 @@ func (w *writer) waitForRound(ctx context.Context, deadline time.Time) bool {
 func (w *writer) sendRound(ctx context.Context, queues []chan *batch) bool {
 	ts := max(w.now().UnixMilli(), w.lastTs+1) // rounds faster than 1ms still get distinct timestamps
 	if w.cfg.BackfillFrom > 0 {
-		if w.backfillStart == 0 {
-			w.backfillStart = w.now().Add(-w.cfg.BackfillFrom).UnixMilli()
-			if w.cfg.BackfillStartMs > 0 {
-				w.backfillStart = w.cfg.BackfillStartMs
-			}
-		}
-		ts = w.backfillStart + int64(w.round)*w.cfg.BackfillStep.Milliseconds()
-		if ts > w.now().UnixMilli() {
+		var ok bool
+		if ts, ok = w.nextBackfillTimestamp(); !ok {
 			return false // caught up with the present
 		}
 	}
-	dt := 0.0
-	if w.lastTs != 0 {
-		dt = float64(ts-w.lastTs) / 1000
-	}
-	w.lastTs = ts
+	w.advance(ts)
 	round := w.round
 	w.round++
 	if w.tracker != nil {
@@ -297,9 +293,6 @@ func (w *writer) sendRound(ctx context.Context, queues []chan *batch) bool {
 	}
 	k := 0
 	for ti, t := range w.tenants {
-		start := time.Now()
-		w.churned += t.advance(dt, w.cfg.ChurnPerMinute)
-		w.buildTime += time.Since(start)
 		for lo := 0; lo < t.n; lo += w.cfg.Batch {
 			b := w.buildBatch(ti, round, lo, min(lo+w.cfg.Batch, t.n), ts)
 			select {
@@ -312,6 +305,43 @@ func (w *writer) sendRound(ctx context.Context, queues []chan *batch) bool {
 		}
 	}
 	return true
+}
+
+// nextBackfillTimestamp returns the timestamp of the next round to send with -backfill-from, first
+// generating (without sending) the rounds before -backfill-send-from-ms; false once it is in the future.
+func (w *writer) nextBackfillTimestamp() (int64, bool) {
+	if w.backfillStart == 0 {
+		w.backfillStart = w.now().Add(-w.cfg.BackfillFrom).UnixMilli()
+		if w.cfg.BackfillStartMs > 0 {
+			w.backfillStart = w.cfg.BackfillStartMs
+		}
+	}
+	step := w.cfg.BackfillStep.Milliseconds()
+	for {
+		ts := w.backfillStart + (w.skipped+int64(w.round))*step
+		if ts > w.now().UnixMilli() {
+			return 0, false
+		}
+		if ts >= w.cfg.BackfillSendMs {
+			return ts, true
+		}
+		w.advance(ts)
+		w.skipped++
+	}
+}
+
+// advance moves every tenant's series to the round at ts.
+func (w *writer) advance(ts int64) {
+	start := time.Now()
+	dt := 0.0
+	if w.lastTs != 0 {
+		dt = float64(ts-w.lastTs) / 1000
+	}
+	w.lastTs = ts
+	for _, t := range w.tenants {
+		w.churned += t.advance(dt, w.cfg.ChurnPerMinute)
+	}
+	w.buildTime += time.Since(start)
 }
 
 // buildBatch encodes series lo..hi-1 of tenant ti into a pooled, snappy-compressed body.
