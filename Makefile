@@ -27,9 +27,11 @@ build:
 
 # Unit tests, fuzz seeds, and the integration tests that start real strata and prometheus processes. The
 # integration tests build the strata binary themselves, which go test's cache cannot see: they always run.
+# They also build a current Prometheus (integration/prometheus), 6-8 minutes cold on 2 cores: hence the
+# timeout above go test's default 10 minutes.
 test: test-deps
 	go test $(UNIT_PACKAGES)
-	go test -count=1 ./integration/
+	go test -count=1 -timeout 30m ./integration/
 
 # The unit tests alone: no strata or prometheus processes (versitygw still serves the S3 client's tests).
 test-unit: test-deps
@@ -57,9 +59,10 @@ lint-deps:
 check-proto:
 	./scripts/check-proto.sh
 
-# go.mod and go.sum are tidy.
+# go.mod and go.sum are tidy, Strata's and the integration tests' Prometheus module's.
 check-mod:
 	go mod tidy -diff
+	cd integration/prometheus && go mod tidy -diff
 
 # Debian's prometheus package (a real remote-write client), versitygw (a real S3 server), protoc, memcached
 # and chromium (a headless browser for the query page's test).
