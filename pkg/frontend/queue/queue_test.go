@@ -57,7 +57,10 @@ func TestQueue_RefusesBeyondMaxOutstandingPerTenant(t *testing.T) {
 	require.Equal(t, 2.0, testutil.ToFloat64(q.length.WithLabelValues("a")))
 
 	q.QuerierConnected("q1")
-	dequeueNow(t, q, "q1")
+	_, first := dequeueNow(t, q, "q1")
+	require.Equal(t, "b", first, "b started waiting last, so it takes the next turn")
+	_, second := dequeueNow(t, q, "q1")
+	require.Equal(t, "a", second)
 	require.NoError(t, q.Enqueue("a", 3), "a dequeued request frees its place")
 }
 
