@@ -11,8 +11,9 @@
 #      RSS summed over all Strata processes (run scenario a in the same session for the ratio)
 #   e: the query set over 7 days of ESERIES (3000) series, Strata (through its query-frontend) beside one
 #      Prometheus: the week in TSDB blocks (Strata: uploaded to its bucket, read by its store-gateway), the
-#      last 2h50m pushed by remote write (Strata: its ingester); each query asked once with the results
-#      cache cold, then once more a minute later (a dashboard's refresh)
+#      last 2h50m pushed by remote write (Strata: its ingester); each query asked once per cold pass
+#      (COLD_PASSES, 3; Strata restarted before each, its caches empty), then once more a minute after the
+#      last (a dashboard's refresh, answered from Strata's results cache)
 #
 #   all: a and d in one table (the single nodes get the load once), then b, then c with 30 s timed
 #   passes, then e
@@ -104,6 +105,7 @@ if [ "$SCENARIO" = e ]; then
 	# the very same samples: the blocks and the pushed rounds come from one generator (same seed, series,
 	# start and step), the pushed ones continuing where the blocks end.
 	series="${ESERIES:-3000}"
+	load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 	now=$(date +%s)
 	# Samples half a step off the 15 s grid, as in scenario c (Prometheus 2.42 and 3 differ on window edges).
 	start_ms=$(( (now - 7 * 86400) / 15 * 15 * 1000 + 7500 ))
@@ -123,19 +125,37 @@ if [ "$SCENARIO" = e ]; then
 	rm -rf "$work/blocks"
 
 	sport="$(free_port)"
+	sgrpc="$(free_port)"
 	# The store-gateway reads the bucket index, which the compactor's first pass (at start) writes: a
 	# short sync interval lets it load the blocks soon after. STRATA_ARGS adds flags (e.g.
 	# -query-frontend.parallelize-shardable-queries=true).
 	read -ra strata_args <<<"${STRATA_ARGS:-}"
-	"$work/bin/strata" "${limits_off[@]}" -data.dir="$work/strata" -auth.multitenancy-enabled=false \
-		-blocks-storage.bucket-store.sync-interval=10s "${strata_args[@]}" \
-		-server.http-listen-address=127.0.0.1 -server.http-listen-port="$sport" \
-		-server.grpc-listen-address=127.0.0.1 -server.grpc-listen-port="$(free_port)" >"$work/strata.log" 2>&1 &
+	start_strata() {
+		"$work/bin/strata" "${limits_off[@]}" -data.dir="$work/strata" -auth.multitenancy-enabled=false \
+			-blocks-storage.bucket-store.sync-interval=10s "${strata_args[@]}" \
+			-server.http-listen-address=127.0.0.1 -server.http-listen-port="$sport" \
+			-server.grpc-listen-address=127.0.0.1 -server.grpc-listen-port="$sgrpc" >>"$work/strata.log" 2>&1 &
+		strata_pid=$!
+		wait_ready "http://127.0.0.1:$sport/ready"
+	}
+	# Strata answers from the blocks once its store-gateway serves all of them.
+	wait_served() {
+		local served=0
+		for _ in $(seq 1 300); do
+			served=$(curl -sf -H 'Accept: application/json' "http://127.0.0.1:$sport/store-gateway/tenants" | python3 -c '
+import json, sys
+print(sum(b["samples"] for t in json.load(sys.stdin) or [] if t["tenant"] == "anonymous" for b in t["blocks"] or []))' 2>/dev/null || echo 0)
+			[ "$served" = "$block_samples" ] && return 0
+			sleep 1
+		done
+		echo "the store-gateway serves $served of the $block_samples samples in blocks" >&2
+		return 1
+	}
+	start_strata
 	pport="$(free_port)"
 	printf 'global: {scrape_interval: 1h}\n' >"$work/prometheus.yml"
 	prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/prometheus" --web.enable-remote-write-receiver \
 		--web.listen-address="127.0.0.1:$pport" >"$work/prometheus.log" 2>&1 &
-	wait_ready "http://127.0.0.1:$sport/ready"
 	wait_ready "http://127.0.0.1:$pport/-/ready"
 	strata="http://127.0.0.1:$sport/prometheus"
 	prom="http://127.0.0.1:$pport"
@@ -144,41 +164,44 @@ if [ "$SCENARIO" = e ]; then
 			-backfill-from 168h -backfill-start-ms "$start_ms" -backfill-send-from-ms "$split_ms" -backfill-step 15s \
 			-rounds "$rounds" >>"$work/write.txt"
 	done
-	# Strata answers from the blocks once its store-gateway serves all of them.
-	served=0
-	for _ in $(seq 1 300); do
-		served=$(curl -sf -H 'Accept: application/json' "http://127.0.0.1:$sport/store-gateway/tenants" | python3 -c '
-import json, sys
-print(sum(b["samples"] for t in json.load(sys.stdin) or [] if t["tenant"] == "anonymous" for b in t["blocks"] or []))' 2>/dev/null || echo 0)
-		[ "$served" = "$block_samples" ] && break
-		sleep 1
-	done
-	if [ "$served" != "$block_samples" ]; then
-		echo "the store-gateway serves $served of the $block_samples samples in blocks" >&2
-		exit 1
-	fi
+	wait_served
 
-	# Each query once at concurrency 1, at pinned times, each receiver alone: Prometheus, then Strata with
-	# its results cache cold; a minute later the same queries again (the dashboard's refresh), Strata then
+	# COLD_PASSES cold passes, each query asked once per pass at concurrency 1, at the pass's pinned time,
+	# each receiver alone: Prometheus, then Strata with its results cache cold. Strata restarts before
+	# every pass but the first, so that each pass finds its caches (results, chunks, postings) empty.
+	# A minute after the last pass, the same queries again (the dashboard's refresh), Strata then
 	# Prometheus. The answers are compared afterwards, untimed (asking Prometheus right after Strata would
 	# put one's garbage collection beside the other's query): at the refresh's time, which Strata answers
 	# from its cache, and on another grid (a 7.5 s later offset), whose cache entries are new.
 	query=(-auth-disabled -time-offset 3750ms -concurrency 1 -runs 36)
-	t_cold=$(( $(date +%s) * 1000 ))
+	passes="${COLD_PASSES:-3}"
+	loads=""
+	for pass in $(seq 1 "$passes"); do
+		if [ "$pass" -gt 1 ]; then
+			kill "$strata_pid"
+			wait "$strata_pid" 2>/dev/null || true
+			start_strata
+			wait_served
+		fi
+		sleep 5 # the start, the pushes and the sync are over before anything is timed
+		t_cold=$(( $(date +%s) * 1000 ))
+		loads="$loads${loads:+; }$(cut -d' ' -f1 /proc/loadavg)"
+		"$work/bin/loadgen" query -query-url "$prom" "${query[@]}" -end-ms "$t_cold" \
+			-json "$work/prometheus.cold.$pass.json" >"$work/prometheus.cold.$pass.txt" || true
+		profile_pid=""
+		if [ -n "${PROFILE_DIR:-}" ] && [ "$pass" = 1 ]; then
+			mkdir -p "$PROFILE_DIR"
+			curl -sf -o "$PROFILE_DIR/week-strata-cold.pprof" \
+				"http://127.0.0.1:$sport/debug/pprof/profile?seconds=${PROFILE_SECONDS:-20}" &
+			profile_pid=$!
+		fi
+		"$work/bin/loadgen" query -query-url "$strata" "${query[@]}" -end-ms "$t_cold" \
+			-json "$work/strata.cold.$pass.json" >"$work/strata.cold.$pass.txt" || true
+		if [ -n "$profile_pid" ]; then
+			wait "$profile_pid" || true
+		fi
+	done
 	t_warm=$(( t_cold + 60000 ))
-	load="$(cut -d' ' -f1-3 /proc/loadavg)"
-	"$work/bin/loadgen" query -query-url "$prom" "${query[@]}" -end-ms "$t_cold" -json "$work/prometheus.cold.json" >"$work/prometheus.cold.txt" || true
-	profile_pid=""
-	if [ -n "${PROFILE_DIR:-}" ]; then
-		mkdir -p "$PROFILE_DIR"
-		curl -sf -o "$PROFILE_DIR/week-strata-cold.pprof" \
-			"http://127.0.0.1:$sport/debug/pprof/profile?seconds=${PROFILE_SECONDS:-20}" &
-		profile_pid=$!
-	fi
-	"$work/bin/loadgen" query -query-url "$strata" "${query[@]}" -end-ms "$t_cold" -json "$work/strata.cold.json" >"$work/strata.cold.txt" || true
-	if [ -n "$profile_pid" ]; then
-		wait "$profile_pid" || true
-	fi
 	wait_ms=$(( t_warm - $(date +%s%3N) ))
 	if [ "$wait_ms" -gt 0 ]; then
 		sleep "$(echo "$wait_ms / 1000" | bc -l)"
@@ -189,11 +212,13 @@ print(sum(b["samples"] for t in json.load(sys.stdin) or [] if t["tenant"] == "an
 		-json "$work/compare.warm.json" >"$work/compare.warm.txt" || true
 	"$work/bin/loadgen" query -query-url "$strata" -auth-disabled -time-offset 11250ms -concurrency 1 -runs 36 \
 		-end-ms "$t_cold" -compare-url "$prom" -json "$work/compare.cold.json" >"$work/compare.cold.txt" || true
-	python3 - "$work" "$series" "$load" <<'PY'
-import json, math, sys
-work, series, load = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-names = ("strata.cold", "prometheus.cold", "strata.warm", "prometheus.warm", "compare.cold", "compare.warm")
-runs = {n: json.load(open(f"{work}/{n}.json"))["query"] for n in names}
+	load="before the scenario: $load_before; at each cold pass: $loads"
+	python3 - "$work" "$series" "$passes" "$load" <<'PY'
+import json, math, statistics, sys
+work, series, passes, load = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+read = lambda n: json.load(open(f"{work}/{n}.json"))["query"]
+cold = {sys_: [read(f"{sys_}.cold.{k}") for k in range(1, passes + 1)] for sys_ in ("strata", "prometheus")}
+runs = {n: read(n) for n in ("strata.warm", "prometheus.warm", "compare.cold", "compare.warm")}
 blocks = json.load(open(f"{work}/blocks.json"))["blocks"]
 nan = float("nan")
 
@@ -201,37 +226,48 @@ def pct(xs, p):  # nearest rank, as loadgen's summaries
     xs = sorted(xs)
     return xs[max(math.ceil(p * len(xs)) - 1, 0)] if xs else nan
 
-def lat(run, suffix=""):  # each query was asked once: its p50 is its latency
-    return {q["query"]: q["latency_seconds"]["p50"] for q in runs[run]["per_query"]
-            if q["query"].endswith(suffix) and q["latency_seconds"]["count"]}
+def lat(passes_, suffix=""):  # query -> its latencies (each query is asked once per pass)
+    out = {}
+    for r in passes_:
+        for q in r["per_query"]:
+            if q["query"].endswith(suffix) and q["latency_seconds"]["count"]:
+                out.setdefault(q["query"], []).append(q["latency_seconds"]["p50"])
+    return out
 
 def ratio(a, b):
     return a / b if b else nan
 
-print(f"scenario e: {series} series, {blocks['samples']} samples in {len(blocks['blocks'])} blocks, the last 2h50m pushed; load {load}")
+flat = lambda d: [x for xs in d.values() for x in xs]
+print(f"scenario e: {series} series, {blocks['samples']} samples in {len(blocks['blocks'])} blocks, the last 2h50m pushed;"
+      f" {passes} cold passes; load {load}")
 print(f"{'range':<7}{'Strata cold p50/p90 ms':>24}{'Prometheus p50/p90 ms':>24}{'cold p50/p90 ratio':>20}"
       f"{'Strata warm p50':>17}{'warm/cold':>11}{'Prometheus warm p50':>21}")
 for suffix in ("/1h", "/24h", "/7d", ""):
-    sc, pc = list(lat("strata.cold", suffix).values()), list(lat("prometheus.cold", suffix).values())
-    sw, pw = list(lat("strata.warm", suffix).values()), list(lat("prometheus.warm", suffix).values())
+    sc, pc = flat(lat(cold["strata"], suffix)), flat(lat(cold["prometheus"], suffix))
+    sw, pw = flat(lat([runs["strata.warm"]], suffix)), flat(lat([runs["prometheus.warm"]], suffix))
     s50, s90, p50, p90, w50 = pct(sc, .5), pct(sc, .9), pct(pc, .5), pct(pc, .9), pct(sw, .5)
     print(f"{suffix.lstrip('/') or 'all':<7}{s50*1e3:>13.1f} / {s90*1e3:<8.1f}{p50*1e3:>13.1f} / {p90*1e3:<8.1f}"
           f"{ratio(s50, p50):>12.2f}x / {ratio(s90, p90):.2f}x{w50*1e3:>14.1f}{ratio(w50, s50):>10.3f}x{pct(pw, .5)*1e3:>18.1f}")
-print("7d queries, ms: Strata cold, Prometheus, ratio; Strata warm and its X-Strata-Cache (Prometheus a minute later)")
-sc, pc, sw, pw = lat("strata.cold", "/7d"), lat("prometheus.cold", "/7d"), lat("strata.warm", "/7d"), lat("prometheus.warm", "/7d")
+for k in range(passes):
+    s50 = pct(flat(lat([cold["strata"][k]])), .5)
+    p50 = pct(flat(lat([cold["prometheus"][k]])), .5)
+    print(f"  cold pass {k + 1}: Strata p50 {s50*1e3:.1f} ms, Prometheus {p50*1e3:.1f} ms, x{ratio(s50, p50):.2f}")
+print("7d queries, ms, median of the cold passes: Strata, Prometheus, ratio; Strata warm and its X-Strata-Cache (Prometheus then)")
+sc, pc = lat(cold["strata"], "/7d"), lat(cold["prometheus"], "/7d")
+sw, pw = lat([runs["strata.warm"]], "/7d"), lat([runs["prometheus.warm"]], "/7d")
 cache = {q["query"]: "/".join(q.get("cache") or {}) for q in runs["strata.warm"]["per_query"]}
 for q in sc:
-    print(f"  {q:<38}{sc[q]*1e3:>9.1f}{pc.get(q, nan)*1e3:>9.1f}{ratio(sc[q], pc.get(q, nan)):>7.2f}x"
-          f"  warm {sw.get(q, nan)*1e3:>7.1f} {cache.get(q, ''):<8}({pw.get(q, nan)*1e3:.1f})")
-for run in names:
-    r = runs[run]
+    s, p = statistics.median(sc[q]), statistics.median(pc.get(q, [nan]))
+    print(f"  {q:<38}{s*1e3:>9.1f}{p*1e3:>9.1f}{ratio(s, p):>7.2f}x"
+          f"  warm {sw.get(q, [nan])[0]*1e3:>7.1f} {cache.get(q, ''):<8}({pw.get(q, [nan])[0]*1e3:.1f})")
+named = [(f"{s}.cold.{k}", r) for s in cold for k, r in enumerate(cold[s], 1)] + list(runs.items())
+for name, r in named:
     failed = sum(r["failed_requests"].values()) + sum((r.get("compare_failed_requests") or {}).values())
-    line = f"{run}: {r['runs']} queries, {failed} failed"
+    line = f"{name}: {r['runs']} queries, {failed} failed"
     if r.get("cache"):
         line += f", X-Strata-Cache {r['cache']}"
-    if run.startswith("compare"):
-        mism = r.get("mismatches") or []
-        line += f", {len(mism)} answers differ from Prometheus'"
+    if name.startswith("compare"):
+        line += f", {len(r.get('mismatches') or [])} answers differ from Prometheus'"
     print(line)
     for m in (r.get("mismatches") or [])[:10]:
         print(f"  mismatch: {m['query']}: {m['first'][:300]}")
