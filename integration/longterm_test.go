@@ -339,15 +339,20 @@ func startReferencePrometheus(t *testing.T, dataDir string) string {
 	t.Helper()
 	bin, err := exec.LookPath(prometheusBinary)
 	require.NoError(t, err, "this test needs Debian's prometheus package: apt-get install prometheus")
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	config := writeFile(t, t.TempDir(), "prometheus.yml", "scrape_configs: []\n")
-	out := &syncBuffer{}
-	cmd := exec.Command(bin,
-		"--config.file="+config,
+	return runPrometheus(t, bin,
+		"--config.file="+writeFile(t, t.TempDir(), "prometheus.yml", "scrape_configs: []\n"),
 		"--storage.tsdb.path="+dataDir,
-		"--web.listen-address="+addr,
 		"--web.enable-remote-write-receiver",
 	)
+}
+
+// runPrometheus runs a Prometheus binary with args on a fresh 127.0.0.1 port, stops it when the test
+// ends (its log shown if the test failed), and returns its URL once it is ready.
+func runPrometheus(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	out := &syncBuffer{}
+	cmd := exec.Command(bin, append(args, "--web.listen-address="+addr)...)
 	cmd.Stdout, cmd.Stderr = out, out
 	require.NoError(t, cmd.Start())
 	exited := make(chan struct{})
@@ -378,11 +383,10 @@ func startReferencePrometheus(t *testing.T, dataDir string) string {
 		if resp, err := http.Get(base + "/-/ready"); err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				break
+				return base
 			}
 		}
 	}
-	return base
 }
 
 // requireSameAsPrometheus asks Prometheus, and Strata as tenantID, the same and fails with the differences

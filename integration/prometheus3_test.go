@@ -2,12 +2,10 @@ package integration
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -56,47 +54,9 @@ func prometheus3Binary(t *testing.T) string {
 // once it is ready.
 func startPrometheus3(t *testing.T, config string) string {
 	t.Helper()
-	bin := prometheus3Binary(t)
 	dir := t.TempDir()
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	out := &syncBuffer{}
-	cmd := exec.Command(bin,
+	return runPrometheus(t, prometheus3Binary(t),
 		"--config.file="+writeFile(t, dir, "prometheus.yml", config),
 		"--storage.tsdb.path="+dir+"/data",
-		"--web.listen-address="+addr,
 	)
-	cmd.Stdout, cmd.Stderr = out, out
-	require.NoError(t, cmd.Start())
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("prometheus log:\n%s", out)
-		}
-	})
-	base := "http://" + addr
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		select {
-		case <-exited:
-			t.Fatalf("prometheus exited before it was ready:\n%s", out)
-		default:
-		}
-		require.True(t, time.Now().Before(deadline), "prometheus was not ready within 30s:\n%s", out)
-		if resp, err := http.Get(base + "/-/ready"); err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return base
-			}
-		}
-	}
 }
