@@ -367,7 +367,7 @@ func (a *App) initFrontend() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	handler := frontend.NewHandler(a.cfg.Frontend, splitAndCached, a.cfg.Querier.Timeout, a.reg, logger)
+	handler := frontend.NewHandler(a.cfg.Frontend, a.overrides, splitAndCached, a.cfg.Querier.Timeout, a.reg, logger)
 	a.server.mux.Handle(queryAPIPrefix+"/", a.readTenantMiddleware()(handler))
 	a.registerQueryPage()
 	return serviceGroup{f, onStop(splitAndCached.Close)}, nil

@@ -55,7 +55,7 @@ func newTestSetup(t *testing.T, cfg Config, limits *validation.Overrides, timeou
 		_ = f.Stop(context.Background())
 		srv.Stop()
 	})
-	handler := NewHandler(cfg, f, timeout, prometheus.NewRegistry(), logger)
+	handler := NewHandler(cfg, limits, f, timeout, prometheus.NewRegistry(), logger)
 	ts := httptest.NewServer(tenant.Middleware(true)(handler))
 	t.Cleanup(ts.Close)
 	return &testSetup{frontend: f, handler: handler, addr: lis.Addr().String(), http: ts}
@@ -350,4 +350,62 @@ func TestFrontend_BoundsTheRequestBytesItHolds(t *testing.T) {
 	require.Equal(t, http.StatusOK, <-statuses)
 	require.Equal(t, http.StatusOK, <-statuses)
 	require.Equal(t, http.StatusOK, post(), "the bytes are released with the answers")
+}
+
+// fanOut sends n copies of each request to next at once, as the split and sharding middlewares do.
+type fanOut struct {
+	next http.RoundTripper
+	n    int
+}
+
+func (f fanOut) RoundTrip(r *http.Request) (*http.Response, error) {
+	var wg sync.WaitGroup
+	errs := make(chan error, f.n)
+	for range f.n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := f.next.RoundTrip(r.Clone(r.Context()))
+			if err == nil {
+				_ = resp.Body.Close()
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: io.NopCloser(strings.NewReader("all parts done"))}, nil
+}
+
+func TestFrontend_OneQuerysPartsAreBoundedByMaxQueryParallelism(t *testing.T) {
+	defaults := validation.DefaultLimits()
+	defaults.MaxQueryParallelism = 3
+	limits := validation.NewOverrides(defaults, nil)
+	cfg := defaultConfig()
+	cfg.MaxOutstandingPerTenant = 5 // fewer than the parts: without the bound, the query's own parts would get 429
+	logger := slog.New(slog.DiscardHandler)
+	s := newTestSetup(t, cfg, limits, 10*time.Second)
+	var running, most atomic.Int32
+	s.startQuerier(t, "q1", 10, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := running.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(5 * time.Millisecond) // long enough for the parts to overlap
+		running.Add(-1)
+		_, _ = io.WriteString(w, "part")
+	}))
+	s.waitForWorkers(t, 10)
+	handler := NewHandler(cfg, limits, fanOut{next: s.frontend, n: 30}, 10*time.Second, prometheus.NewRegistry(), logger)
+	ts := httptest.NewServer(tenant.Middleware(true)(handler))
+	defer ts.Close()
+
+	status, _, body := get(t, ts.URL+"/prometheus/api/v1/query_range?query=up", "a")
+	require.Equal(t, http.StatusOK, status, body)
+	require.Equal(t, "all parts done", body)
+	require.EqualValues(t, 3, most.Load(), "at most max_query_parallelism parts at once, and that many used")
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/strata-metrics/strata/pkg/frontend/queue"
 	"github.com/strata-metrics/strata/pkg/tenant"
+	"github.com/strata-metrics/strata/pkg/validation"
 )
 
 // Handler is the query-frontend's HTTP entry point for the Prometheus read API. It reads the request
@@ -26,6 +27,7 @@ import (
 // answer with the query's statistics in a Server-Timing header.
 type Handler struct {
 	cfg     Config
+	limits  *validation.Overrides
 	next    http.RoundTripper
 	timeout time.Duration
 	logger  *slog.Logger
@@ -38,9 +40,9 @@ type Handler struct {
 
 // NewHandler returns the handler in front of next (the middlewares, ending in Frontend.RoundTrip).
 // timeout bounds each request from its arrival: queueing, splitting and the queriers' work.
-func NewHandler(cfg Config, next http.RoundTripper, timeout time.Duration, reg prometheus.Registerer, logger *slog.Logger) *Handler {
+func NewHandler(cfg Config, limits *validation.Overrides, next http.RoundTripper, timeout time.Duration, reg prometheus.Registerer, logger *slog.Logger) *Handler {
 	return &Handler{
-		cfg: cfg, next: next, timeout: timeout, logger: logger,
+		cfg: cfg, limits: limits, next: next, timeout: timeout, logger: logger,
 		slowLogs: rate.NewLimiter(10, 10),
 		duration: promauto.With(reg).NewHistogramVec(prometheus.HistogramOpts{
 			Name:                        "strata_query_frontend_request_duration_seconds",
@@ -88,6 +90,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	stats := &Stats{}
 	ctx = ContextWithStats(ctx, stats)
+	ctx = contextWithParallelism(ctx, h.maxParallelism(tenantID))
 	req := r.Clone(ctx)
 	// The tenant as the middleware settled it (with multitenancy off there is no header to copy).
 	req.Header.Set(tenant.OrgIDHeader, tenantID)
@@ -168,6 +171,17 @@ func (h *Handler) logSlowQuery(r *http.Request, body []byte, tenantID string, st
 		"params", params, "status", status, "took", took, "queue_time", stats.QueueTime,
 		"querier_time", stats.QuerierTime, "querier_requests", stats.Requests,
 		"fetched_series", stats.FetchedSeries, "fetched_chunks", stats.FetchedChunks, "fetched_bytes", stats.FetchedBytes)
+}
+
+// maxParallelism is the query's max_query_parallelism: the smallest of its tenants' for a federated read.
+func (h *Handler) maxParallelism(tenantID string) int {
+	n := 0
+	for _, id := range tenant.IDs(tenantID) {
+		if p := h.limits.For(id).MaxQueryParallelism; n == 0 || p < n {
+			n = p
+		}
+	}
+	return max(n, 1)
 }
 
 // writeError answers in the Prometheus API's error envelope, which Grafana shows to the user.

@@ -34,6 +34,15 @@ func (f *Frontend) RoundTrip(r *http.Request) (*http.Response, error) {
 		httpReq.Headers = append(httpReq.Headers, &frontendpb.Header{Name: name, Values: values})
 	}
 	stats := StatsFromContext(r.Context())
+	// At most max_query_parallelism parts of the query are queued or running at once.
+	if slots := parallelismFrom(r.Context()); slots != nil {
+		select {
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
+		case <-r.Context().Done():
+			return nil, r.Context().Err()
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		o := f.schedule(r.Context(), tenantID, httpReq)
 		stats.addQueued(o.queued)
@@ -116,6 +125,18 @@ type Stats struct {
 }
 
 type statsKey struct{}
+
+type parallelismKey struct{}
+
+// contextWithParallelism returns ctx whose RoundTrips hold one of n slots each.
+func contextWithParallelism(ctx context.Context, n int) context.Context {
+	return context.WithValue(ctx, parallelismKey{}, make(chan struct{}, n))
+}
+
+func parallelismFrom(ctx context.Context) chan struct{} {
+	slots, _ := ctx.Value(parallelismKey{}).(chan struct{})
+	return slots
+}
 
 // ContextWithStats returns ctx carrying s, which RoundTrip adds to.
 func ContextWithStats(ctx context.Context, s *Stats) context.Context {

@@ -75,6 +75,9 @@ type Limits struct {
 	// MaxQueriersPerTenant is how many queriers the query-frontend lets one tenant's queries use at once
 	// (a shuffle shard of them), so one tenant's burst leaves the others free; 0 is all of them.
 	MaxQueriersPerTenant int `yaml:"max_queriers_per_tenant" flag:"query-frontend.max-queriers-per-tenant"`
+	// MaxQueryParallelism bounds the parts (split days, shards) of one query that the query-frontend has
+	// queued or running at once, so that one query cannot fill its tenant's queue.
+	MaxQueryParallelism int `yaml:"max_query_parallelism" flag:"querier.max-query-parallelism"`
 	// MaxCacheFreshness keeps the newest part of range query results out of the results cache: samples
 	// that recent may still arrive late.
 	MaxCacheFreshness model.Duration `yaml:"max_cache_freshness" flag:"query-frontend.max-cache-freshness"`
@@ -140,6 +143,8 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 		"Maximum size, in bytes, of the chunks one query may read from ingesters and store-gateways. A query that needs more is refused, and the ingesters and store-gateways stop sending. 0 is no limit.")
 	f.IntVar(&l.MaxQueriersPerTenant, "query-frontend.max-queriers-per-tenant", 0,
 		"Maximum number of queriers that run one tenant's queries at once: the query-frontend gives each tenant a stable subset of the queriers connected to it. 0 is all of them.")
+	f.IntVar(&l.MaxQueryParallelism, "querier.max-query-parallelism", 14,
+		"Maximum number of parts of one query (days of a split range query, shards) the query-frontend has queued or running at once; the others wait for them.")
 	l.MaxCacheFreshness = model.Duration(10 * time.Minute)
 	f.Var(&l.MaxCacheFreshness, "query-frontend.max-cache-freshness",
 		"Range query results newer than this are not cached, since late samples may still change them.")
@@ -196,6 +201,7 @@ func (l *Limits) Validate() error {
 	notNegative("max_fetched_series_per_query", int64(l.MaxFetchedSeriesPerQuery))
 	notNegative("max_fetched_chunk_bytes_per_query", int64(l.MaxFetchedChunkBytesPerQuery))
 	notNegative("max_queriers_per_tenant", int64(l.MaxQueriersPerTenant))
+	positive("max_query_parallelism", l.MaxQueryParallelism)
 	notNegative("max_cache_freshness", int64(l.MaxCacheFreshness))
 	notNegative("query_sharding_total_shards", int64(l.QueryShardingTotalShards))
 	notNegative("compactor_blocks_retention_period", int64(l.CompactorBlocksRetentionPeriod))
