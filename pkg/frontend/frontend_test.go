@@ -18,6 +18,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/strata-metrics/strata/pkg/frontend/frontendpb"
 	"github.com/strata-metrics/strata/pkg/querier/worker"
@@ -408,4 +411,46 @@ func TestFrontend_OneQuerysPartsAreBoundedByMaxQueryParallelism(t *testing.T) {
 	require.Equal(t, http.StatusOK, status, body)
 	require.Equal(t, "all parts done", body)
 	require.EqualValues(t, 3, most.Load(), "at most max_query_parallelism parts at once, and that many used")
+}
+
+func TestFrontend_ProcessRefusesAStreamWithoutHello(t *testing.T) {
+	s := newTestSetup(t, defaultConfig(), nil, time.Second)
+	conn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	stream, err := frontendpb.NewFrontendClient(conn).Process(context.Background())
+	require.NoError(t, err)
+	// A result for a query it was never sent, instead of a Hello.
+	require.NoError(t, stream.Send(&frontendpb.QuerierMessage{Msg: &frontendpb.QuerierMessage_Result{Result: &frontendpb.Result{QueryId: 7}}}))
+	_, err = stream.Recv()
+	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
+	require.Zero(t, s.frontend.queue.Queriers(), "it never counted as a querier")
+}
+
+func TestFrontend_AWorkerThatNeverAnswersHoldsOnlyItsOwnQuery(t *testing.T) {
+	s := newTestSetup(t, defaultConfig(), nil, 300*time.Millisecond)
+	conn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	stream, err := frontendpb.NewFrontendClient(conn).Process(context.Background())
+	require.NoError(t, err)
+	require.NoError(t, stream.Send(&frontendpb.QuerierMessage{Msg: &frontendpb.QuerierMessage_Hello{Hello: &frontendpb.Hello{QuerierId: "silent"}}}))
+	s.waitForWorkers(t, 1)
+
+	// The silent worker takes the query and never answers: the client gets its timeout, not a hang.
+	status503, _, body := get(t, s.http.URL+"/prometheus/api/v1/query?query=up", "a")
+	require.Equal(t, http.StatusServiceUnavailable, status503)
+	require.Contains(t, body, `"errorType":"timeout"`)
+	msg, err := stream.Recv()
+	require.NoError(t, err)
+	require.NotNil(t, msg.GetQuery(), "it was sent the query")
+	msg, err = stream.Recv()
+	require.NoError(t, err)
+	require.Equal(t, msg.GetQuery().GetId(), uint64(0))
+	require.NotNil(t, msg.GetCancel(), "and then told to stop it")
+
+	// A real querier still serves the next query.
+	s.startQuerier(t, "q1", 1, echo)
+	code, _, _ := get(t, s.http.URL+"/prometheus/api/v1/query?query=up", "a")
+	require.Equal(t, http.StatusAccepted, code)
 }
