@@ -100,16 +100,26 @@ func toHTTPResponse(r *http.Request, resp *frontendpb.HTTPResponse) *http.Respon
 	for _, h := range resp.GetHeaders() {
 		header[h.GetName()] = h.GetValues()
 	}
+	return NewResponse(r, int(resp.GetStatus()), header, resp.GetBody())
+}
+
+// NewResponse is an answer to req whose body is held in memory, as the middlewares and the queue give.
+func NewResponse(req *http.Request, status int, header http.Header, body []byte) *http.Response {
+	header = header.Clone()
+	if header == nil {
+		header = http.Header{}
+	}
+	header.Set("Content-Length", strconv.Itoa(len(body)))
 	return &http.Response{
-		Status:        fmt.Sprintf("%d %s", resp.GetStatus(), http.StatusText(int(resp.GetStatus()))),
-		StatusCode:    int(resp.GetStatus()),
+		Status:        fmt.Sprintf("%d %s", status, http.StatusText(status)),
+		StatusCode:    status,
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
 		Header:        header,
-		Body:          io.NopCloser(bytes.NewReader(resp.GetBody())),
-		ContentLength: int64(len(resp.GetBody())),
-		Request:       r,
+		Body:          io.NopCloser(bytes.NewReader(body)),
+		ContentLength: int64(len(body)),
+		Request:       req,
 	}
 }
 

@@ -1,7 +1,6 @@
 package querymiddleware
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	"math"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/strata-metrics/strata/pkg/cache"
+	"github.com/strata-metrics/strata/pkg/frontend"
 	"github.com/strata-metrics/strata/pkg/querycheck"
 	"github.com/strata-metrics/strata/pkg/tenant"
 	"github.com/strata-metrics/strata/pkg/validation"
@@ -163,7 +162,7 @@ func (rt *RangeQueryRoundTripper) RoundTrip(req *http.Request) (*http.Response, 
 			header.Set(CacheHeader, CachePartial)
 		}
 	}
-	return newResponse(req, http.StatusOK, header, body), nil
+	return frontend.NewResponse(req, http.StatusOK, header, body), nil
 }
 
 // acceptsWhole reports whether the querier's checks before evaluation (querycheck.Check: expression
@@ -255,7 +254,7 @@ func (rt *RangeQueryRoundTripper) fetchOne(ctx context.Context, q *rangeQuery, q
 		return nil, fmt.Errorf("read the answer to part %s..%s of a range query: %w", formatMillis(f.start), formatMillis(f.end), err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return newResponse(q.request, resp.StatusCode, resp.Header, body), nil
+		return frontend.NewResponse(q.request, resp.StatusCode, resp.Header, body), nil
 	}
 	answer, err := decodeAnswer(body, f.start, f.end)
 	if err != nil {
@@ -285,22 +284,6 @@ func assemble(plans []*partPlan) (body []byte, fromCache int) {
 	return appendAnswer(nil, m.matrix(), m.warnings.items, m.infos.items), fromCache
 }
 
-func newResponse(req *http.Request, status int, header http.Header, body []byte) *http.Response {
-	header = header.Clone()
-	header.Set("Content-Length", strconv.Itoa(len(body)))
-	return &http.Response{
-		Status:        fmt.Sprintf("%d %s", status, http.StatusText(status)),
-		StatusCode:    status,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        header,
-		Body:          io.NopCloser(bytes.NewReader(body)),
-		ContentLength: int64(len(body)),
-		Request:       req,
-	}
-}
-
 // internalError is a 500 in the API's error envelope.
 func internalError(req *http.Request, err error) *http.Response {
 	body, _ := json.Marshal(struct {
@@ -308,5 +291,5 @@ func internalError(req *http.Request, err error) *http.Response {
 		ErrorType string `json:"errorType"`
 		Error     string `json:"error"`
 	}{"error", "internal", err.Error()})
-	return newResponse(req, http.StatusInternalServerError, http.Header{"Content-Type": {"application/json"}}, body)
+	return frontend.NewResponse(req, http.StatusInternalServerError, http.Header{"Content-Type": {"application/json"}}, body)
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -13,6 +12,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/strata-metrics/strata/pkg/frontend"
 )
 
 // errNativeHistograms ends a sharded evaluation whose shards answered with native histograms. Prometheus'
@@ -150,27 +151,10 @@ func jsonResponse(req *http.Request, status int, resp apiResponse) (*http.Respon
 	if err != nil {
 		return nil, fmt.Errorf("encode the sharded query's answer: %w", err)
 	}
-	return bufferedResponse(req, status, http.Header{"Content-Type": []string{"application/json"}}, body), nil
+	return frontend.NewResponse(req, status, http.Header{"Content-Type": []string{"application/json"}}, body), nil
 }
 
 // errorResponse is a Prometheus API error answer.
 func errorResponse(req *http.Request, status int, errorType, msg string) (*http.Response, error) {
 	return jsonResponse(req, status, apiResponse{Status: "error", ErrorType: errorType, Error: msg})
-}
-
-// bufferedResponse is a response to req whose body is held in memory.
-func bufferedResponse(req *http.Request, status int, header http.Header, body []byte) *http.Response {
-	header = header.Clone()
-	header.Set("Content-Length", strconv.Itoa(len(body)))
-	return &http.Response{
-		Status:        fmt.Sprintf("%d %s", status, http.StatusText(status)),
-		StatusCode:    status,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        header,
-		Body:          io.NopCloser(bytes.NewReader(body)),
-		ContentLength: int64(len(body)),
-		Request:       req,
-	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 
+	"github.com/strata-metrics/strata/pkg/frontend"
 	shards "github.com/strata-metrics/strata/pkg/querysharding"
 )
 
@@ -84,7 +85,7 @@ send:
 				return
 			}
 			if resp.StatusCode/100 != 2 {
-				fail(bufferedResponse(req, resp.StatusCode, resp.Header, body), nil)
+				fail(frontend.NewResponse(req, resp.StatusCode, resp.Header, body), nil)
 				return
 			}
 			part := job.shard.String()

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/strata-metrics/strata/pkg/frontend"
 	"github.com/strata-metrics/strata/pkg/tenant"
 	"github.com/strata-metrics/strata/pkg/validation"
 )
@@ -153,7 +154,7 @@ func TestSharding_AShardFailureFailsTheQueryWithItsAnswer(t *testing.T) {
 
 	ds.fail = func(r *http.Request) *http.Response {
 		if strings.Contains(r.FormValue("query"), `"3_of_4"`) && strings.Contains(r.FormValue("query"), "temperature") {
-			return bufferedResponse(r, http.StatusUnprocessableEntity, http.Header{"Content-Type": {"application/json"}},
+			return frontend.NewResponse(r, http.StatusUnprocessableEntity, http.Header{"Content-Type": {"application/json"}},
 				[]byte(`{"status":"error","errorType":"execution","error":"the query fetched more than 10 series"}`))
 		}
 		return nil
@@ -210,7 +211,7 @@ func TestSharding_BoundsTheShardQueriesInFlight(t *testing.T) {
 			mu.Unlock()
 			<-release
 			inFlight.Add(-1)
-			return bufferedResponse(r, http.StatusOK, http.Header{"Content-Type": {"application/json"}},
+			return frontend.NewResponse(r, http.StatusOK, http.Header{"Content-Type": {"application/json"}},
 				[]byte(`{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700001800,"2"]}]}}`)), nil
 		})
 		reg := prometheus.NewRegistry()
