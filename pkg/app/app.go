@@ -27,6 +27,7 @@ import (
 	"github.com/strata-metrics/strata/pkg/ring/kv/memberlist"
 	"github.com/strata-metrics/strata/pkg/runtimeconfig"
 	"github.com/strata-metrics/strata/pkg/services"
+	"github.com/strata-metrics/strata/pkg/storegateway"
 	"github.com/strata-metrics/strata/pkg/validation"
 )
 
@@ -67,6 +68,8 @@ type App struct {
 	storeGatewayRing       *ring.Ring
 	storeGatewayLifecycler *ring.Lifecycler
 	storeGatewayClients    *grpcclient.Pool
+	storeGateway           *storegateway.StoreGateway // this process' store-gateway, if it runs one
+	localStoreGatewayAddr  string                     // the address it registers in its ring
 	ingesterRing           *ring.Ring
 	distributorRing        *ring.Ring
 	ingesterLifecycler     *ring.Lifecycler

@@ -305,7 +305,7 @@ func (a *App) initDistributor() (services.Service, error) {
 func (a *App) initQuerier() (services.Service, error) {
 	engine := querier.NewEngine(a.cfg.Querier, prometheus.WrapRegistererWithPrefix("strata_querier_", a.reg), a.logger.With("component", "querier"))
 	ingesters := querier.NewIngesterQueryable(a.ingesterRing, a.ingesterClients)
-	blocks := querier.NewBlocksQueryable(a.bucket, a.storeGatewayRing, storeGatewayClients{a.storeGatewayClients}, a.cfg.Querier, a.reg, a.logger.With("component", "querier"))
+	blocks := querier.NewBlocksQueryable(a.bucket, a.storeGatewayRing, storeGatewayClients{a}, a.cfg.Querier, a.reg, a.logger.With("component", "querier"))
 	var queryable storage.Queryable = querier.NewFetchLimitedQueryable(querier.NewTimeSplitQueryable(ingesters, blocks, a.cfg.Querier), a.overrides, a.cfg.Querier.MaxFetchedSeriesInFlight)
 	if a.cfg.TenantFederationEnabled {
 		queryable = querier.FederatedQueryable{Queryable: queryable}
@@ -414,22 +414,12 @@ func (a *App) initStoreGateway() (services.Service, error) {
 		return nil, err
 	}
 	storegatewaypb.RegisterStoreGatewayServer(a.server.grpcServer, sg)
+	a.storeGateway, a.localStoreGatewayAddr = sg, lcfg.Address()
 	a.server.mux.Handle("/store-gateway/tenants", sg.TenantsHandler())
 	a.links = append(a.links, api.Link{Path: "/store-gateway/tenants", Title: "Store-gateway tenants and blocks"})
 	a.storeGatewayLifecycler = lifecycler
 	// Registered (JOINING) before the first sync so that it owns its share of blocks, ACTIVE after it.
 	return serviceGroup{lifecycler, waitUntilInRing{a.storeGatewayRing, lcfg.ID}, sg, activate{lifecycler}}, nil
-}
-
-// storeGatewayClients adapts the connection pool to the querier's client interface.
-type storeGatewayClients struct{ pool *grpcclient.Pool }
-
-func (c storeGatewayClients) GetStoreGatewayClient(addr string) (storegatewaypb.StoreGatewayClient, error) {
-	conn, err := c.pool.Conn(addr)
-	if err != nil {
-		return nil, err
-	}
-	return storegatewaypb.NewStoreGatewayClient(conn), nil
 }
 
 // initCompactor runs a compactor that owns the tenants the compactor ring gives it.
