@@ -30,8 +30,9 @@ func (s *discardSeriesServer) Send(r *storegatewaypb.SeriesResponse) error {
 	return nil
 }
 
-// BenchmarkSeries reads 1000 series of one 2h block (one chunk each), with the chunks cache warm or
-// disabled (every chunk is then read from the in-memory bucket).
+// BenchmarkSeries reads 1000 series of one 2h block (one chunk each), with the chunks cache warm, cold
+// (emptied before each read, so every chunk is read from the in-memory bucket and added to the cache), or
+// disabled.
 func BenchmarkSeries(b *testing.B) {
 	lsets := make([]labels.Labels, 1000)
 	for i := range lsets {
@@ -47,10 +48,10 @@ func BenchmarkSeries(b *testing.B) {
 		BlockIds: idStrings(ids),
 	}
 
-	for _, cached := range []bool{true, false} {
-		b.Run(fmt.Sprintf("chunks_cache=%v", cached), func(b *testing.B) {
+	for _, cache := range []string{"warm", "cold", "disabled"} {
+		b.Run("chunks_cache="+cache, func(b *testing.B) {
 			cfg := testConfig(b)
-			if !cached {
+			if cache == "disabled" {
 				cfg.ChunksCacheMaxSizeBytes = 0
 			}
 			sg := startStoreGateway(b, cfg, bkt)
@@ -60,6 +61,11 @@ func BenchmarkSeries(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
+				if cache == "cold" {
+					b.StopTimer()
+					sg.chunksCache = newLRUCache("chunks", cfg.ChunksCacheMaxSizeBytes, chunkSize, sg.metrics)
+					b.StartTimer()
+				}
 				srv.series = 0
 				if err := sg.Series(req, srv); err != nil {
 					b.Fatal(err)

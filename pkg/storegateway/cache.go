@@ -48,6 +48,9 @@ func newLRUCache[K comparable, V any](name string, maxBytes int64, sizeOf func(K
 	}
 }
 
+// Enabled reports whether the cache can hold anything, so that callers can skip preparing keys.
+func (c *lruCache[K, V]) Enabled() bool { return c.maxBytes > 0 }
+
 // Get returns the value of k and marks it recently used.
 func (c *lruCache[K, V]) Get(k K) (V, bool) {
 	c.requests.Inc()
@@ -63,6 +66,25 @@ func (c *lruCache[K, V]) Get(k K) (V, bool) {
 	return e.Value.(*lruEntry[K, V]).value, true
 }
 
+// GetMany looks up keys[i] into values[i] under one lock, for callers that look up many keys at once
+// (a query's chunks), and reports which were found.
+func (c *lruCache[K, V]) GetMany(keys []K, values []V) (found []bool) {
+	found = make([]bool, len(keys))
+	hits := 0
+	c.mu.Lock()
+	for i, k := range keys {
+		if e, ok := c.items[k]; ok {
+			c.order.MoveToFront(e)
+			values[i], found[i] = e.Value.(*lruEntry[K, V]).value, true
+			hits++
+		}
+	}
+	c.mu.Unlock()
+	c.requests.Add(float64(len(keys)))
+	c.hits.Add(float64(hits))
+	return found
+}
+
 // Add stores v under k, evicting the least recently used entries to stay within the bound. A value larger
 // than the whole cache is not stored.
 func (c *lruCache[K, V]) Add(k K, v V) {
@@ -72,6 +94,21 @@ func (c *lruCache[K, V]) Add(k K, v V) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.addLocked(k, v, size)
+}
+
+// AddMany stores values[i] under keys[i] under one lock, as Add does.
+func (c *lruCache[K, V]) AddMany(keys []K, values []V) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, k := range keys {
+		if size := c.sizeOf(k, values[i]) + entryOverheadBytes; size <= c.maxBytes {
+			c.addLocked(k, values[i], size)
+		}
+	}
+}
+
+func (c *lruCache[K, V]) addLocked(k K, v V, size int64) {
 	if e, ok := c.items[k]; ok {
 		c.removeLocked(e)
 	}

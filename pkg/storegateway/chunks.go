@@ -1,7 +1,6 @@
 package storegateway
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/binary"
@@ -9,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math/bits"
 	"path"
 	"slices"
 	"sync"
@@ -73,13 +73,21 @@ type chunkRange struct {
 // fetchChunks fills every request from the chunks cache, or else from range reads of the bucket that
 // cover neighbouring chunks of a segment at once.
 func (s *StoreGateway) fetchChunks(ctx context.Context, reqs []chunkRequest) error {
-	var misses []chunkRequest
-	for _, r := range reqs {
-		if c, ok := s.chunksCache.Get(chunkKey{tenant: r.block.tenant, block: r.block.id(), ref: r.ref}); ok {
-			*r.out = c
-			continue
+	misses := reqs
+	if s.chunksCache.Enabled() {
+		keys := make([]chunkKey, len(reqs))
+		for i, r := range reqs {
+			keys[i] = chunkKey{tenant: r.block.tenant, block: r.block.id(), ref: r.ref}
 		}
-		misses = append(misses, r)
+		cached := make([]chunkData, len(reqs))
+		misses = nil
+		for i, found := range s.chunksCache.GetMany(keys, cached) {
+			if found {
+				*reqs[i].out = cached[i]
+			} else {
+				misses = append(misses, reqs[i])
+			}
+		}
 	}
 	if len(misses) == 0 {
 		return nil
@@ -149,23 +157,49 @@ func segmentName(b *block, segment int) string {
 }
 
 // readChunkRange reads one range and decodes its chunks; a chunk running past the range (longer than
-// estimated) is read again exactly.
+// estimated) is read again exactly. The chunks are copied out of the range into one buffer of their
+// size, so that the cache holds only them (a range spans unwanted chunks too) and the range's buffer
+// can be used again.
 func (s *StoreGateway) readChunkRange(ctx context.Context, rg chunkRange) error {
-	buf, err := s.readRange(ctx, rg.block, rg.segment, rg.start, rg.end-rg.start)
+	buf := getRangeBuffer(int(rg.end - rg.start))
+	defer putRangeBuffer(buf)
+	n, err := s.readRangeInto(ctx, rg.block, rg.segment, rg.start, *buf)
 	if err != nil {
 		return err
 	}
-	for _, r := range rg.reqs {
+	read := (*buf)[:n]
+	out := make([]chunkData, len(rg.reqs))
+	inRange := make([]bool, len(rg.reqs))
+	size := 0
+	for i, r := range rg.reqs {
 		off := int64(r.ref & 0xffffffff)
-		c, err := decodeChunk(buf[off-rg.start:])
+		c, err := decodeChunk(read[off-rg.start:])
 		if errors.Is(err, errShortChunk) {
 			c, err = s.readChunk(ctx, r.block, rg.segment, off)
+		} else if err == nil {
+			inRange[i] = true
+			size += len(c.data)
 		}
 		if err != nil {
 			return fmt.Errorf("chunk %d of block %s: %w", r.ref, r.block.id(), err)
 		}
-		*r.out = c
-		s.chunksCache.Add(chunkKey{tenant: r.block.tenant, block: r.block.id(), ref: r.ref}, c)
+		out[i] = c
+	}
+	copies := make([]byte, 0, size)
+	for i, r := range rg.reqs {
+		if inRange[i] {
+			start := len(copies)
+			copies = append(copies, out[i].data...)
+			out[i].data = copies[start:len(copies):len(copies)]
+		}
+		*r.out = out[i]
+	}
+	if s.chunksCache.Enabled() {
+		keys := make([]chunkKey, len(rg.reqs))
+		for i, r := range rg.reqs {
+			keys[i] = chunkKey{tenant: r.block.tenant, block: r.block.id(), ref: r.ref}
+		}
+		s.chunksCache.AddMany(keys, out)
 	}
 	return nil
 }
@@ -191,32 +225,63 @@ func (s *StoreGateway) readChunk(ctx context.Context, b *block, segment int, off
 	return decodeChunk(buf)
 }
 
-// readRange reads length bytes at off of a segment; the result is shorter at the end of the file.
+// readRange reads length bytes at off of a segment into a new buffer; the result is shorter at the end of
+// the file.
 func (s *StoreGateway) readRange(ctx context.Context, b *block, segment int, off, length int64) ([]byte, error) {
+	buf := make([]byte, length)
+	n, err := s.readRangeInto(ctx, b, segment, off, buf)
+	return buf[:n], err
+}
+
+// readRangeInto fills buf from off of a segment and returns how many bytes it read: fewer than len(buf)
+// when the range runs past the end of the segment, where the bytes there are all there is.
+func (s *StoreGateway) readRangeInto(ctx context.Context, b *block, segment int, off int64, buf []byte) (int, error) {
 	s.metrics.bucketRangeReads.Inc()
 	name := segmentName(b, segment)
-	rc, err := b.bkt.GetRange(ctx, name, off, length)
+	rc, err := b.bkt.GetRange(ctx, name, off, int64(len(buf)))
 	if err != nil {
-		return nil, fmt.Errorf("read %s at %d: %w", name, off, err)
+		return 0, fmt.Errorf("read %s at %d: %w", name, off, err)
 	}
 	defer rc.Close()
-	// Read into a buffer of the range's size: a bytes.Buffer grown to it doubles (and zeroes) again for the
-	// read that finds the end, which cost a tenth of a cold 7-day query's CPU. A range may end past the
-	// end of the segment; the bytes there are all there is.
-	buf := make([]byte, length)
 	n, err := io.ReadFull(rc, buf)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("read %s at %d: %w", name, off, err)
+		return 0, fmt.Errorf("read %s at %d: %w", name, off, err)
 	}
 	s.metrics.bucketRangeBytes.Add(float64(n))
-	return buf[:n], nil
+	return n, nil
+}
+
+// rangeBuffers recycles the buffers of range reads by size class (powers of two up to a range's
+// largest size, chunkRangeMaxBytes = 1<<23): a cold query reads about twice the bytes of the chunks it wants, and allocating and
+// zeroing every range afresh cost a tenth of its CPU.
+var rangeBuffers [24]sync.Pool
+
+func rangeBufferClass(n int) int { return bits.Len(uint(n - 1)) } // the smallest class holding n bytes
+
+func getRangeBuffer(n int) *[]byte {
+	c := rangeBufferClass(n)
+	if c >= len(rangeBuffers) {
+		b := make([]byte, n)
+		return &b
+	}
+	if b, ok := rangeBuffers[c].Get().(*[]byte); ok {
+		*b = (*b)[:n]
+		return b
+	}
+	b := make([]byte, n, 1<<c)
+	return &b
+}
+
+func putRangeBuffer(b *[]byte) {
+	if c := rangeBufferClass(cap(*b)); c < len(rangeBuffers) && cap(*b) == 1<<c {
+		rangeBuffers[c].Put(b)
+	}
 }
 
 // errShortChunk says the bytes read end before the chunk does.
 var errShortChunk = errors.New("chunk extends past the bytes read")
 
-// decodeChunk decodes the chunk at the start of b, checks its CRC and copies its data, so the result does
-// not pin b (which may be a large range) in the cache.
+// decodeChunk decodes the chunk at the start of b and checks its CRC. The result's data is a part of b.
 func decodeChunk(b []byte) (chunkData, error) {
 	n, w := binary.Uvarint(b)
 	if w == 0 {
@@ -233,5 +298,5 @@ func decodeChunk(b []byte) (chunkData, error) {
 	if got, want := crc32.Checksum(encAndData, castagnoli), binary.BigEndian.Uint32(b[end-crc32.Size:end]); got != want {
 		return chunkData{}, fmt.Errorf("chunk checksum mismatch: computed %08x, stored %08x", got, want)
 	}
-	return chunkData{enc: chunkenc.Encoding(encAndData[0]), data: bytes.Clone(encAndData[1:])}, nil
+	return chunkData{enc: chunkenc.Encoding(encAndData[0]), data: encAndData[1:]}, nil
 }

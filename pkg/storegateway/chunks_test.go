@@ -99,6 +99,41 @@ func TestFetchChunks_ReadsLongChunksExactly(t *testing.T) {
 	require.Equal(t, 4, counting.rangeReads())
 }
 
+// Range buffers are used again by later reads: the chunks a read returns and caches must be copies, and
+// a cached chunk must hold only its own bytes, not the range around it.
+func TestFetchChunks_ChunksOutliveTheirRangeBuffer(t *testing.T) {
+	var seg bytes.Buffer
+	seg.Write(make([]byte, 8))
+	first := putChunk(&seg, chunkenc.EncXOR, []byte("first chunk"))
+	seg.Write(bytes.Repeat([]byte{0xee}, chunkRangeMaxGapBytes+1)) // another series' chunks: a range of its own
+	second := putChunk(&seg, chunkenc.EncXOR, bytes.Repeat([]byte{0x55}, 64))
+	sg, b, counting := segmentFixture(t, seg.Bytes())
+
+	var got chunkData
+	require.NoError(t, sg.fetchChunks(context.Background(), []chunkRequest{{block: b, ref: first, out: &got}}))
+	// Many more reads of the same size class, each through a recycled buffer, overwrite what a shared
+	// buffer would have held.
+	for range 50 {
+		sg.chunksCache = newLRUCache("chunks", 1<<20, chunkSize, sg.metrics)
+		var other chunkData
+		require.NoError(t, sg.fetchChunks(context.Background(), []chunkRequest{{block: b, ref: second, out: &other}}))
+		require.Equal(t, bytes.Repeat([]byte{0x55}, 64), other.data)
+	}
+	require.Equal(t, []byte("first chunk"), got.data)
+	require.Equal(t, len("first chunk"), cap(got.data), "the chunk pins only its own bytes")
+	require.Equal(t, 51, counting.rangeReads())
+}
+
+func TestRangeBuffers_FitEveryRangeAndAreReused(t *testing.T) {
+	// The largest range the planner makes has a class of its own.
+	require.Less(t, rangeBufferClass(chunkRangeMaxBytes), len(rangeBuffers))
+	b := getRangeBuffer(100)
+	require.Len(t, *b, 100)
+	require.Equal(t, 128, cap(*b))
+	putRangeBuffer(b)
+	require.Len(t, *getRangeBuffer(chunkRangeMaxBytes+1), chunkRangeMaxBytes+1, "above the classes: allocated")
+}
+
 func TestFetchChunks_RejectsCorruptChunks(t *testing.T) {
 	var seg bytes.Buffer
 	seg.Write(make([]byte, 8))

@@ -16,7 +16,7 @@ func TestConfig_DefaultsAndValidation(t *testing.T) {
 	require.Equal(t, Config{
 		SyncInterval:            15 * time.Minute,
 		IndexCacheMaxSizeBytes:  1 << 30,
-		ChunksCacheMaxSizeBytes: 1 << 30,
+		ChunksCacheMaxSizeBytes: 0,
 		ReplicationFactor:       3,
 	}, cfg)
 	require.NoError(t, cfg.Validate())
