@@ -131,7 +131,7 @@ func TestRangeBuffers_FitEveryRangeAndAreReused(t *testing.T) {
 	require.Len(t, *b, 100)
 	require.Equal(t, 128, cap(*b))
 	putRangeBuffer(b)
-	require.Len(t, *getRangeBuffer(chunkRangeMaxBytes+1), chunkRangeMaxBytes+1, "above the classes: allocated")
+	require.Len(t, *getRangeBuffer(chunkRangeMaxBytes + 1), chunkRangeMaxBytes+1, "above the classes: allocated")
 }
 
 func TestFetchChunks_RejectsCorruptChunks(t *testing.T) {
