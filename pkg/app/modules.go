@@ -304,7 +304,7 @@ func (a *App) initDistributor() (services.Service, error) {
 
 func (a *App) initQuerier() (services.Service, error) {
 	engine := querier.NewEngine(a.cfg.Querier, prometheus.WrapRegistererWithPrefix("strata_querier_", a.reg), a.logger.With("component", "querier"))
-	ingesters := querier.NewIngesterQueryable(a.ingesterRing, a.ingesterClients)
+	ingesters := querier.NewIngesterQueryable(a.ingesterRing, ingesterReadClients{a})
 	blocks := querier.NewBlocksQueryable(a.bucket, a.storeGatewayRing, storeGatewayClients{a}, a.cfg.Querier, a.reg, a.logger.With("component", "querier"))
 	var queryable storage.Queryable = querier.NewFetchLimitedQueryable(querier.NewTimeSplitQueryable(ingesters, blocks, a.cfg.Querier), a.overrides, a.cfg.Querier.MaxFetchedSeriesInFlight)
 	if a.cfg.TenantFederationEnabled {
