@@ -87,6 +87,11 @@ type Limits struct {
 
 	// CompactorBlocksRetentionPeriod is how long the tenant's blocks are kept in object storage; 0 is forever.
 	CompactorBlocksRetentionPeriod model.Duration `yaml:"compactor_blocks_retention_period" flag:"compactor.blocks-retention-period"`
+
+	// RulerMaxRulesPerRuleGroup bounds the rules of one of the tenant's rule groups; 0 is no limit.
+	RulerMaxRulesPerRuleGroup int `yaml:"ruler_max_rules_per_rule_group" flag:"ruler.max-rules-per-rule-group"`
+	// RulerMaxRuleGroupsPerTenant bounds the tenant's rule groups, across namespaces; 0 is no limit.
+	RulerMaxRuleGroupsPerTenant int `yaml:"ruler_max_rule_groups_per_tenant" flag:"ruler.max-rule-groups-per-tenant"`
 }
 
 // RegisterFlags registers the limits' flags with their defaults.
@@ -152,6 +157,10 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 		"Number of shards a shardable query is split into when -query-frontend.parallelize-shardable-queries is on. 0 or 1 does not shard.")
 	f.Var(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period",
 		"Blocks of a tenant whose newest sample is older than this are deleted from object storage by the compactor. 0 keeps blocks forever.")
+	f.IntVar(&l.RulerMaxRulesPerRuleGroup, "ruler.max-rules-per-rule-group", 20,
+		"Maximum number of rules in one rule group of a tenant. The ruler's config API refuses larger groups. 0 is no limit.")
+	f.IntVar(&l.RulerMaxRuleGroupsPerTenant, "ruler.max-rule-groups-per-tenant", 70,
+		"Maximum number of rule groups of a tenant, across its namespaces. The ruler's config API refuses further groups. 0 is no limit.")
 }
 
 // DefaultLimits returns the limits as their flags default them.
@@ -205,6 +214,8 @@ func (l *Limits) Validate() error {
 	notNegative("max_cache_freshness", int64(l.MaxCacheFreshness))
 	notNegative("query_sharding_total_shards", int64(l.QueryShardingTotalShards))
 	notNegative("compactor_blocks_retention_period", int64(l.CompactorBlocksRetentionPeriod))
+	notNegative("ruler_max_rules_per_rule_group", int64(l.RulerMaxRulesPerRuleGroup))
+	notNegative("ruler_max_rule_groups_per_tenant", int64(l.RulerMaxRuleGroupsPerTenant))
 	return errors.Join(errs...)
 }
 
@@ -223,6 +234,17 @@ func (l *Limits) UnmarshalYAML(node *yaml.Node) error {
 	}
 	type plain Limits // without this method, so decoding does not recurse
 	return node.Decode((*plain)(l))
+}
+
+// RulerMaxRulesPerRuleGroup returns the tenant's RulerMaxRulesPerRuleGroup. This accessor and the next
+// let *Overrides serve the ruler, which asks for only these two limits.
+func (o *Overrides) RulerMaxRulesPerRuleGroup(tenant string) int {
+	return o.For(tenant).RulerMaxRulesPerRuleGroup
+}
+
+// RulerMaxRuleGroupsPerTenant returns the tenant's RulerMaxRuleGroupsPerTenant.
+func (o *Overrides) RulerMaxRuleGroupsPerTenant(tenant string) int {
+	return o.For(tenant).RulerMaxRuleGroupsPerTenant
 }
 
 // limitField describes one limit.

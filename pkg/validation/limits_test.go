@@ -44,6 +44,9 @@ func TestLimits_RegisterFlagsDefaults(t *testing.T) {
 		MaxQueryParallelism:          14,
 		MaxCacheFreshness:            model.Duration(10 * time.Minute),
 		QueryShardingTotalShards:     16,
+
+		RulerMaxRulesPerRuleGroup:   20,
+		RulerMaxRuleGroupsPerTenant: 70,
 	}, *defaultLimits(t))
 	require.NoError(t, defaultLimits(t).Validate())
 }
@@ -83,6 +86,13 @@ func TestLimits_Validate(t *testing.T) {
 			wantErr: "-validation.max-length-label-value must be positive"},
 		{name: "zero metadata length", modify: func(l *validation.Limits) { l.MaxMetadataLength = 0 },
 			wantErr: "-validation.max-metadata-length must be positive"},
+		{name: "zero ruler limits are no limit", modify: func(l *validation.Limits) {
+			l.RulerMaxRulesPerRuleGroup, l.RulerMaxRuleGroupsPerTenant = 0, 0
+		}},
+		{name: "negative rules per rule group", modify: func(l *validation.Limits) { l.RulerMaxRulesPerRuleGroup = -1 },
+			wantErr: "-ruler.max-rules-per-rule-group must not be negative, got -1"},
+		{name: "negative rule groups per tenant", modify: func(l *validation.Limits) { l.RulerMaxRuleGroupsPerTenant = -1 },
+			wantErr: "-ruler.max-rule-groups-per-tenant must not be negative, got -1"},
 		{name: "negative grace period", modify: func(l *validation.Limits) { l.CreationGracePeriod = model.Duration(-time.Second) },
 			wantErr: "-validation.create-grace-period must not be negative, got -1s"},
 	}
@@ -138,4 +148,20 @@ func TestLimitError_NamesTheLimitItsIDAndHowToChangeIt(t *testing.T) {
 	require.Equal(t, "the subquery is evaluated at 20 steps, more than the limit of 10 (err-strata-max-subquery-steps). "+
 		"To adjust the related per-tenant limit, configure -querier.max-subquery-steps, or max_subquery_steps in the tenant's runtime overrides",
 		err.Error())
+}
+
+type tenantLimitsMap map[string]*validation.Limits
+
+func (m tenantLimitsMap) ByTenant(tenant string) *validation.Limits  { return m[tenant] }
+func (m tenantLimitsMap) AllByTenant() map[string]*validation.Limits { return m }
+
+func TestOverrides_RulerLimitsFollowTheTenantsOverrides(t *testing.T) {
+	custom := validation.DefaultLimits()
+	custom.RulerMaxRulesPerRuleGroup = 5
+	custom.RulerMaxRuleGroupsPerTenant = 0
+	o := validation.NewOverrides(validation.DefaultLimits(), tenantLimitsMap{"big": &custom})
+	require.Equal(t, 20, o.RulerMaxRulesPerRuleGroup("other"))
+	require.Equal(t, 70, o.RulerMaxRuleGroupsPerTenant("other"))
+	require.Equal(t, 5, o.RulerMaxRulesPerRuleGroup("big"))
+	require.Equal(t, 0, o.RulerMaxRuleGroupsPerTenant("big"))
 }
