@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/strata-metrics/strata/pkg/ruler/rulestore"
+	"github.com/strata-metrics/strata/pkg/services"
 	"github.com/strata-metrics/strata/pkg/tenant"
 )
 
@@ -66,6 +67,8 @@ type Ruler struct {
 	cancelLoop context.CancelFunc
 	loopDone   chan struct{}
 }
+
+var _ services.Service = (*Ruler)(nil)
 
 // tenantManager is one tenant's rules.Manager.
 type tenantManager struct {
@@ -364,6 +367,12 @@ func (r *Ruler) notifyFunc(tenantID string) rules.NotifyFunc {
 // stopManager stops a tenant's evaluations and forgets its files and metrics.
 func (r *Ruler) stopManager(tenantID string, m *tenantManager) {
 	m.cancel() // running queries end now rather than at their timeout
+	// Unloading the groups first drops their series from the shared group metrics, which Stop leaves.
+	// Their staleness markers, written two intervals after a group stops, are not: Stop cancels them,
+	// and the tenant's recorded series end by the query lookback instead.
+	if err := m.Update(r.cfg.EvaluationInterval, nil, labels.EmptyLabels(), "", nil); err != nil {
+		r.logger.Warn("unloading rule groups failed", "tenant", tenantID, "err", err)
+	}
 	m.Stop()
 	r.metrics.deleteTenant(tenantID)
 	if err := os.RemoveAll(filepath.Join(r.cfg.RulePath, tenantID)); err != nil {

@@ -120,6 +120,7 @@ func TestRuler_SyncStartsAddedAndStopsRemovedGroups(t *testing.T) {
 	require.Empty(t, r.groupNames("tenant-a"))
 	require.NoDirExists(t, filepath.Join(r.cfg.RulePath, "tenant-a"))
 	require.Zero(t, testutil.CollectAndCount(r.metrics.groupsLoaded))
+	require.Zero(t, testutil.CollectAndCount(r.groupMetrics.GroupInterval), "Prometheus' group metrics of the tenant are dropped")
 }
 
 func TestRuler_SyncHonoursGroupIntervalOwnershipAndSkipsInvalidGroups(t *testing.T) {
