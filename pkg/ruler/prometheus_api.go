@@ -211,9 +211,11 @@ func allowGet(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
+// sortedGroups sorts groups by namespace and name (rules.Manager sorts them by file name, which is
+// the encoded namespace).
 func sortedGroups(groups []*rules.Group) []*rules.Group {
 	slices.SortFunc(groups, func(a, b *rules.Group) int {
-		if c := strings.Compare(a.File(), b.File()); c != 0 {
+		if c := strings.Compare(namespaceOfFile(a.File()), namespaceOfFile(b.File())); c != 0 {
 			return c
 		}
 		return strings.Compare(a.Name(), b.Name())

@@ -5,12 +5,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/stretchr/testify/require"
 
@@ -158,4 +160,17 @@ func TestPrometheusAPI_AlertingRuleDurations(t *testing.T) {
 	require.Equal(t, 300.0, rule["duration"])
 	require.Equal(t, 60.0, rule["keepFiringFor"])
 	require.Equal(t, []any{}, rule["alerts"])
+}
+
+func TestSortedGroups_ByNamespaceNotByFileName(t *testing.T) {
+	group := func(namespace, name string) *rules.Group {
+		return rules.NewGroup(rules.GroupOptions{Name: name, File: filepath.Join("dir", ruleFileName(namespace))})
+	}
+	// "ж" encodes to "0LY", which sorts before "YQ" ("a"); the namespaces sort the other way.
+	groups := sortedGroups([]*rules.Group{group("ж", "g"), group("a", "y"), group("a", "x")})
+	var names []string
+	for _, g := range groups {
+		names = append(names, namespaceOfFile(g.File())+"/"+g.Name())
+	}
+	require.Equal(t, []string{"a/x", "a/y", "ж/g"}, names)
 }
