@@ -85,7 +85,7 @@ func (p *capturingPusher) staleMarkersOf(name string) int {
 
 func metricName(ts prompb.TimeSeries) string {
 	for _, l := range ts.Labels {
-		if l.Name == labels.MetricName {
+		if l.Name == model.MetricNameLabel {
 			return l.Value
 		}
 	}
