@@ -163,6 +163,12 @@ func (a *PrometheusAPI) serve(f func(*http.Request) (any, annotations.Annotation
 			writeJSON(w, apiErr.typ.status(), response{Status: "error", ErrorType: apiErr.typ, Error: apiErr.err.Error(), Warnings: warnings, Infos: infos})
 			return
 		}
+		if raw, ok := data.(json.RawMessage); ok {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write(appendSuccess(nil, raw, warnings, infos))
+			return
+		}
 		writeJSON(w, http.StatusOK, response{Status: "success", Data: data, Warnings: warnings, Infos: infos})
 	})
 }
@@ -364,6 +370,11 @@ func execQuery(ctx context.Context, qry promql.Query, statsParam string) (any, a
 	}
 	// The result's point slices go back to the engine's pools when the query is closed, where a
 	// concurrent query reuses them: encode it before that.
+	if statsParam == "" {
+		if encoded, ok := appendQueryData(nil, value); ok {
+			return json.RawMessage(encoded), res.Warnings, nil
+		}
+	}
 	data := queryData{ResultType: value.Type(), Result: value}
 	if statsParam != "" {
 		data.Stats = stats.NewQueryStats(qry.Stats())
