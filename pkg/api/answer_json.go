@@ -28,14 +28,8 @@ func appendQueryData(b []byte, value any) ([]byte, bool) {
 			b = append(b, `{"metric":`...)
 			b = promjson.AppendLabels(b, s.Metric)
 			if len(s.Floats) > 0 {
-				b = append(b, `,"values":[`...)
-				for j, p := range s.Floats {
-					if j > 0 {
-						b = append(b, ',')
-					}
-					b = promjson.AppendPoint(b, p.T, p.F)
-				}
-				b = append(b, ']')
+				b = append(b, `,"values":`...)
+				b = promjson.AppendPoints(b, s.Floats)
 			}
 			b = append(b, '}')
 		}
@@ -67,13 +61,6 @@ func appendQueryData(b []byte, value any) ([]byte, bool) {
 func appendSuccess(b []byte, data json.RawMessage, warnings, infos []string) []byte {
 	b = append(b, `{"status":"success","data":`...)
 	b = append(b, data...)
-	if len(warnings) > 0 {
-		b = append(b, `,"warnings":`...)
-		b = promjson.AppendStrings(b, warnings)
-	}
-	if len(infos) > 0 {
-		b = append(b, `,"infos":`...)
-		b = promjson.AppendStrings(b, infos)
-	}
+	b = promjson.AppendAnnotations(b, warnings, infos)
 	return append(b, '}')
 }

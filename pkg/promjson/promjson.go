@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
 )
 
 // AppendTimestamp writes float64(t)/1000 (t in milliseconds) as encoding/json writes that float64: the
@@ -78,4 +79,30 @@ func AppendPoint(b []byte, t int64, f float64) []byte {
 	b = append(b, ',')
 	b = AppendFloat(b, f)
 	return append(b, ']')
+}
+
+// AppendPoints writes float samples as a JSON array of points, as a promql.Series' "values".
+func AppendPoints(b []byte, points []promql.FPoint) []byte {
+	b = append(b, '[')
+	for i, p := range points {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = AppendPoint(b, p.T, p.F)
+	}
+	return append(b, ']')
+}
+
+// AppendAnnotations writes the envelope's optional "warnings" and "infos" fields, each preceded by a comma,
+// in the order and form encoding/json gives the API's response.
+func AppendAnnotations(b []byte, warnings, infos []string) []byte {
+	if len(warnings) > 0 {
+		b = append(b, `,"warnings":`...)
+		b = AppendStrings(b, warnings)
+	}
+	if len(infos) > 0 {
+		b = append(b, `,"infos":`...)
+		b = AppendStrings(b, infos)
+	}
+	return b
 }

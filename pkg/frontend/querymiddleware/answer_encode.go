@@ -21,14 +21,7 @@ func appendAnswer(b []byte, matrix []*series, warnings, infos []string) []byte {
 		b = appendSeriesJSON(b, s)
 	}
 	b = append(b, "]}"...)
-	if len(warnings) > 0 {
-		b = append(b, `,"warnings":`...)
-		b = promjson.AppendStrings(b, warnings)
-	}
-	if len(infos) > 0 {
-		b = append(b, `,"infos":`...)
-		b = promjson.AppendStrings(b, infos)
-	}
+	b = promjson.AppendAnnotations(b, warnings, infos)
 	return append(b, '}')
 }
 
@@ -36,14 +29,8 @@ func appendSeriesJSON(b []byte, s *series) []byte {
 	b = append(b, `{"metric":`...)
 	b = promjson.AppendLabels(b, s.Metric)
 	if len(s.Floats) > 0 {
-		b = append(b, `,"values":[`...)
-		for i, p := range s.Floats {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = promjson.AppendPoint(b, p.T, p.F)
-		}
-		b = append(b, ']')
+		b = append(b, `,"values":`...)
+		b = promjson.AppendPoints(b, s.Floats)
 	}
 	if len(s.Histograms) > 0 {
 		b = append(b, `,"histograms":[`...)

@@ -140,7 +140,7 @@ func TestCoalesce_JoinsAdjacentAndOverlappingExtents(t *testing.T) {
 
 func TestExtentClip(t *testing.T) {
 	e := &extent{start: 0, end: 40, series: []*series{
-		{Metric: labels.FromStrings("s", "x"), Floats: []floatPoint{{0, 1}, {10, 2}, {40, 3}}},
+		{Metric: labels.FromStrings("s", "x"), Floats: []floatPoint{{T: 0, F: 1}, {T: 10, F: 2}, {T: 40, F: 3}}},
 		{Metric: labels.FromStrings("s", "y"), Histograms: []histogramPoint{{T: 30, Count: 1}}},
 	}}
 	require.Same(t, e, e.clip(-100, 100))
@@ -149,7 +149,7 @@ func TestExtentClip(t *testing.T) {
 	require.Equal(t, int64(5), got.start)
 	require.Equal(t, int64(30), got.end)
 	require.Len(t, got.series, 2)
-	require.Equal(t, []floatPoint{{10, 2}}, got.series[0].Floats)
+	require.Equal(t, []floatPoint{{T: 10, F: 2}}, got.series[0].Floats)
 	got = e.clip(35, 100)
 	require.Len(t, got.series, 1, "a series without points in the range is left out")
 }

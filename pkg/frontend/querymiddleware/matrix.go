@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
 )
 
 // series is one series of a range query's answer, as the Prometheus API's JSON has it: float points and
@@ -15,11 +16,9 @@ type series struct {
 	Histograms []histogramPoint
 }
 
-// floatPoint is a float sample at T (milliseconds).
-type floatPoint struct {
-	T int64
-	F float64
-}
+// floatPoint is a float sample at T (milliseconds): the engine's own type, so that the frontend and the
+// querier write it with the same encoder.
+type floatPoint = promql.FPoint
 
 // histogramPoint is a native histogram sample at T as the API renders it: count, sum and the non-empty
 // buckets with their bounds, all of which a cached answer must give back exactly.
