@@ -1,4 +1,6 @@
-// Package ruler evaluates each tenant's recording and alerting rules. So far it holds the rules config
-// API (ConfigAPI, Mimir's /prometheus/config/v1/rules); the groups it writes are kept by package
-// rulestore.
+// Package ruler evaluates each tenant's recording and alerting rules: Ruler keeps one Prometheus
+// rules.Manager per tenant over the groups package rulestore holds, queries as that tenant and pushes
+// results and alert state under it. ConfigAPI serves Mimir's rules config API
+// (/prometheus/config/v1/rules), ServeRules and ServeAlerts Prometheus' /api/v1/rules and /api/v1/alerts.
+// Not yet wired into the app: the ring, the Alertmanager client and the -target come next.
 package ruler
