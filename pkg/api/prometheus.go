@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-metrics/strata/pkg/promjson"
 	"github.com/strata-metrics/strata/pkg/querier"
 	"github.com/strata-metrics/strata/pkg/querycheck"
 	"github.com/strata-metrics/strata/pkg/tenant"
@@ -164,9 +165,7 @@ func (a *PrometheusAPI) serve(f func(*http.Request) (any, annotations.Annotation
 			return
 		}
 		if raw, ok := data.(json.RawMessage); ok {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusOK)
-			_, _ = w.Write(appendSuccess(nil, raw, warnings, infos))
+			writeBody(w, http.StatusOK, promjson.AppendSuccess(nil, raw, warnings, infos))
 			return
 		}
 		writeJSON(w, http.StatusOK, response{Status: "success", Data: data, Warnings: warnings, Infos: infos})
@@ -179,6 +178,10 @@ func writeJSON(w http.ResponseWriter, status int, resp response) {
 		status = http.StatusInternalServerError
 		body, _ = json.Marshal(response{Status: "error", ErrorType: errorInternal, Error: fmt.Sprintf("encode response: %v", err)})
 	}
+	writeBody(w, status, body)
+}
+
+func writeBody(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
@@ -186,7 +189,7 @@ func writeJSON(w http.ResponseWriter, status int, resp response) {
 
 type queryData struct {
 	ResultType parser.ValueType `json:"resultType"`
-	Result     parser.Value     `json:"result"`
+	Result     json.RawMessage  `json:"result"`
 	// Stats are the engine's timings and sample counts, present when the request has a stats parameter.
 	Stats stats.QueryStats `json:"stats,omitempty"`
 }
@@ -356,30 +359,20 @@ func execQuery(ctx context.Context, qry promql.Query, statsParam string) (any, a
 	if res.Err != nil {
 		return nil, res.Warnings, queryError(res.Err)
 	}
-	value := res.Value
-	// Prometheus answers an empty result as [], never null.
-	switch v := value.(type) {
-	case promql.Vector:
-		if v == nil {
-			value = promql.Vector{}
-		}
-	case promql.Matrix:
-		if v == nil {
-			value = promql.Matrix{}
-		}
-	}
 	// The result's point slices go back to the engine's pools when the query is closed, where a
 	// concurrent query reuses them: encode it before that.
+	var (
+		encoded []byte
+		err     error
+	)
 	if statsParam == "" {
-		if encoded, ok := appendQueryData(nil, value); ok {
-			return json.RawMessage(encoded), res.Warnings, nil
+		encoded, err = promjson.AppendQueryData(nil, res.Value)
+	} else {
+		var result []byte
+		if result, err = promjson.AppendResult(nil, res.Value); err == nil {
+			encoded, err = json.Marshal(queryData{ResultType: res.Value.Type(), Result: result, Stats: stats.NewQueryStats(qry.Stats())})
 		}
 	}
-	data := queryData{ResultType: value.Type(), Result: value}
-	if statsParam != "" {
-		data.Stats = stats.NewQueryStats(qry.Stats())
-	}
-	encoded, err := json.Marshal(data)
 	if err != nil {
 		return nil, res.Warnings, &apiError{typ: errorInternal, err: fmt.Errorf("encode result: %w", err)}
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
-	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/strata-metrics/strata/pkg/frontend"
 )
@@ -137,12 +136,6 @@ type apiResponse struct {
 	Error     string   `json:"error,omitempty"`
 	Warnings  []string `json:"warnings,omitempty"`
 	Infos     []string `json:"infos,omitempty"`
-}
-
-// queryData is the data of a query's answer, as the querier writes it.
-type queryData struct {
-	ResultType parser.ValueType `json:"resultType"`
-	Result     parser.Value     `json:"result"`
 }
 
 // jsonResponse is the HTTP response to req with status and body resp.

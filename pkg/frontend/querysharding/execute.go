@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/promql"
 
 	"github.com/strata-metrics/strata/pkg/frontend"
+	"github.com/strata-metrics/strata/pkg/promjson"
 	shards "github.com/strata-metrics/strata/pkg/querysharding"
 )
 
@@ -192,24 +193,12 @@ func (s *shardingRoundTripper) evaluate(req *http.Request, qr queryRange, p *pla
 	if res.Err != nil {
 		return outerError(req, res.Err, warnings, infos)
 	}
-	value := res.Value
-	// An empty answer is [], never null, as the querier writes it.
-	switch v := value.(type) {
-	case promql.Vector:
-		if v == nil {
-			value = promql.Vector{}
-		}
-	case promql.Matrix:
-		if v == nil {
-			value = promql.Matrix{}
-		}
+	data, err := promjson.AppendQueryData(nil, res.Value)
+	if err != nil {
+		return nil, fmt.Errorf("encode the sharded query's answer: %w", err)
 	}
-	return jsonResponse(req, http.StatusOK, apiResponse{
-		Status:   "success",
-		Data:     queryData{ResultType: value.Type(), Result: value},
-		Warnings: warnings,
-		Infos:    infos,
-	})
+	body := promjson.AppendSuccess(nil, data, warnings, infos)
+	return frontend.NewResponse(req, http.StatusOK, http.Header{"Content-Type": []string{"application/json"}}, body), nil
 }
 
 // outerError answers an evaluation that failed in the frontend the way the querier answers one.

@@ -1,4 +1,4 @@
-package api
+package promjson
 
 import (
 	"encoding/json"
@@ -12,6 +12,19 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/stretchr/testify/require"
 )
+
+// apiData and apiResponse mirror how the Prometheus API's envelope is declared for encoding/json.
+type apiData struct {
+	ResultType parser.ValueType `json:"resultType"`
+	Result     parser.Value     `json:"result"`
+}
+
+type apiResponse struct {
+	Status   string   `json:"status"`
+	Data     any      `json:"data,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
+	Infos    []string `json:"infos,omitempty"`
+}
 
 // The hand-written encoding must give the bytes encoding/json gives over the same promql values: clients
 // (and the frontend's cache, which compares answers) see no difference.
@@ -38,30 +51,43 @@ func TestAppendQueryData_MatchesEncodingJSON(t *testing.T) {
 		p := pick()
 		vector = append(vector, promql.Sample{Metric: ls, T: p.T, F: p.F})
 	}
-	for _, v := range []any{matrix, vector, promql.Matrix{}, promql.Vector{}} {
-		got, ok := appendQueryData(nil, v)
-		require.True(t, ok)
-		want, err := json.Marshal(queryData{ResultType: v.(parser.Value).Type(), Result: v.(parser.Value)})
+	for _, v := range []parser.Value{matrix, vector, promql.Matrix{}, promql.Vector{}} {
+		got, err := AppendQueryData(nil, v)
+		require.NoError(t, err)
+		want, err := json.Marshal(apiData{ResultType: v.Type(), Result: v})
 		require.NoError(t, err)
 		require.Equal(t, string(want), string(got))
 
 		for _, annos := range [][2][]string{{nil, nil}, {{"warn <1>"}, nil}, {nil, {"info \"a\"", "info b"}}, {{"w"}, {"i"}}} {
-			want, err := json.Marshal(response{Status: "success", Data: json.RawMessage(got), Warnings: annos[0], Infos: annos[1]})
+			want, err := json.Marshal(apiResponse{Status: "success", Data: json.RawMessage(got), Warnings: annos[0], Infos: annos[1]})
 			require.NoError(t, err)
-			require.Equal(t, string(want), string(appendSuccess(nil, got, annos[0], annos[1])))
+			require.Equal(t, string(want), string(AppendSuccess(nil, got, annos[0], annos[1])))
 		}
 	}
 }
 
+// An engine's empty result may be a nil slice: the API answers [] for it, never null.
+func TestAppendQueryData_EmptyResultIsAnEmptyArray(t *testing.T) {
+	for _, v := range []parser.Value{promql.Matrix(nil), promql.Vector(nil)} {
+		got, err := AppendQueryData(nil, v)
+		require.NoError(t, err)
+		require.JSONEq(t, `{"resultType":"`+string(v.Type())+`","result":[]}`, string(got))
+	}
+}
+
+// Histograms, scalars and strings are written by encoding/json and the promql types' marshal methods.
 func TestAppendQueryData_LeavesHistogramsAndScalarsToEncodingJSON(t *testing.T) {
 	h := &histogram.FloatHistogram{Count: 1, Sum: 2}
-	for _, v := range []any{
+	for _, v := range []parser.Value{
 		promql.Matrix{{Metric: labels.FromStrings("a", "b"), Histograms: []promql.HPoint{{T: 1, H: h}}}},
 		promql.Vector{{Metric: labels.FromStrings("a", "b"), T: 1, H: h}},
 		promql.Scalar{T: 1, V: 2},
 		promql.String{T: 1, V: "x"},
 	} {
-		_, ok := appendQueryData(nil, v)
-		require.False(t, ok, "%T", v)
+		got, err := AppendQueryData(nil, v)
+		require.NoError(t, err)
+		want, err := json.Marshal(apiData{ResultType: v.Type(), Result: v})
+		require.NoError(t, err)
+		require.Equal(t, string(want), string(got), "%T", v)
 	}
 }
