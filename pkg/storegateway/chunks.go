@@ -62,6 +62,10 @@ type chunkRequest struct {
 	out   *chunkData
 }
 
+func (r chunkRequest) cacheKey() chunkKey {
+	return chunkKey{tenant: r.block.tenant, block: r.block.id(), ref: r.ref}
+}
+
 // chunkRange is one range read of a segment file covering the chunks at offsets.
 type chunkRange struct {
 	block      *block
@@ -77,7 +81,7 @@ func (s *StoreGateway) fetchChunks(ctx context.Context, reqs []chunkRequest) err
 	if s.chunksCache.Enabled() {
 		keys := make([]chunkKey, len(reqs))
 		for i, r := range reqs {
-			keys[i] = chunkKey{tenant: r.block.tenant, block: r.block.id(), ref: r.ref}
+			keys[i] = r.cacheKey()
 		}
 		cached := make([]chunkData, len(reqs))
 		misses = nil
@@ -169,35 +173,30 @@ func (s *StoreGateway) readChunkRange(ctx context.Context, rg chunkRange) error 
 	}
 	read := (*buf)[:n]
 	out := make([]chunkData, len(rg.reqs))
-	inRange := make([]bool, len(rg.reqs))
 	size := 0
 	for i, r := range rg.reqs {
 		off := int64(r.ref & 0xffffffff)
 		c, err := decodeChunk(read[off-rg.start:])
 		if errors.Is(err, errShortChunk) {
 			c, err = s.readChunk(ctx, r.block, rg.segment, off)
-		} else if err == nil {
-			inRange[i] = true
-			size += len(c.data)
 		}
 		if err != nil {
 			return fmt.Errorf("chunk %d of block %s: %w", r.ref, r.block.id(), err)
 		}
 		out[i] = c
+		size += len(c.data)
 	}
 	copies := make([]byte, 0, size)
 	for i, r := range rg.reqs {
-		if inRange[i] {
-			start := len(copies)
-			copies = append(copies, out[i].data...)
-			out[i].data = copies[start:len(copies):len(copies)]
-		}
+		start := len(copies)
+		copies = append(copies, out[i].data...)
+		out[i].data = copies[start:len(copies):len(copies)]
 		*r.out = out[i]
 	}
 	if s.chunksCache.Enabled() {
 		keys := make([]chunkKey, len(rg.reqs))
 		for i, r := range rg.reqs {
-			keys[i] = chunkKey{tenant: r.block.tenant, block: r.block.id(), ref: r.ref}
+			keys[i] = r.cacheKey()
 		}
 		s.chunksCache.AddMany(keys, out)
 	}
@@ -251,9 +250,9 @@ func (s *StoreGateway) readRangeInto(ctx context.Context, b *block, segment int,
 	return n, nil
 }
 
-// rangeBuffers recycles the buffers of range reads by size class (powers of two up to a range's
-// largest size, chunkRangeMaxBytes = 1<<23): a cold query reads about twice the bytes of the chunks it wants, and allocating and
-// zeroing every range afresh cost a tenth of its CPU.
+// rangeBuffers recycles the buffers of range reads by size class, powers of two up to a range's largest
+// size (chunkRangeMaxBytes = 1<<23): a cold query reads about twice the bytes of the chunks it wants, and
+// allocating and zeroing every range afresh cost a tenth of its CPU.
 var rangeBuffers [24]sync.Pool
 
 func rangeBufferClass(n int) int { return bits.Len(uint(n - 1)) } // the smallest class holding n bytes
