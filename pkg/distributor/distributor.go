@@ -159,6 +159,19 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d.pushDuration.WithLabelValues(fmt.Sprint(code)).Observe(time.Since(start).Seconds())
 }
 
+// Push validates and writes req for the tenant in ctx, within the same limits as a remote write: the
+// ruler writes its recording rules' results and alert state through it.
+func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest) error {
+	if err := d.instance.admit(); err != nil {
+		return err
+	}
+	defer d.instance.release()
+	if err := d.checkRequestRate(ctx); err != nil {
+		return err
+	}
+	return d.push(ctx, req, nil)
+}
+
 // push validates req and replicates its valid series. Invalid series are counted and dropped while the
 // valid ones are still written; the error is then a 400 that lists the first few rejections. When
 // received is not nil, req was decoded from received.body: series passed on unchanged are sent as the

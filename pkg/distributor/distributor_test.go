@@ -1,6 +1,7 @@
 package distributor
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-metrics/strata/pkg/tenant"
 	"github.com/strata-metrics/strata/pkg/validation"
 )
 
@@ -510,3 +512,22 @@ func TestPush_SendsTheTenantToIngesters(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestPushMethod_ValidatesAndWritesUnderTheContextsTenantWithinItsLimits(t *testing.T) {
+	env := newTestEnv(t, withLimits(func(l *validation.Limits) { l.RequestRate, l.RequestBurstSize = 1, 2 }))
+	ctx := tenant.NewContext(context.Background(), "rules-tenant")
+	now := testNow.UnixMilli()
+
+	err := env.d.Push(ctx, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		series(lbls("__name__", "job:up:sum", "job", "db"), now),
+		series(lbls("job", "no-name"), now),
+	}})
+	require.Equal(t, http.StatusBadRequest, statusOf(err), "the invalid series is refused as a remote write's would be: %v", err)
+	require.Len(t, env.ingesters[0].seriesOf("rules-tenant"), 1, "the valid one is written under the tenant")
+
+	require.NoError(t, env.d.Push(ctx, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series(validSeries, now)}}))
+	err = env.d.Push(ctx, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series(validSeries, now)}})
+	require.Equal(t, http.StatusTooManyRequests, statusOf(err), "the tenant's request rate holds: %v", err)
+
+	require.Equal(t, http.StatusUnauthorized, statusOf(env.d.Push(context.Background(), &prompb.WriteRequest{})))
+}

@@ -13,6 +13,10 @@ const (
 	// BlocksSync decides which store-gateways hold a block: JOINING instances count, so a store-gateway
 	// loads its blocks before it turns ACTIVE and queriers (Read) start asking it.
 	BlocksSync
+	// Owner picks the one instance that does a key's work (a ruler evaluating a rule group): the set
+	// extends past every instance that is not ACTIVE or has missed its heartbeats, so a key moves to the
+	// next instance as soon as its owner is found dead, not when it is forgotten.
+	Owner
 )
 
 // String names the operation for errors and logs.
@@ -24,6 +28,8 @@ func (op Operation) String() string {
 		return "read"
 	case BlocksSync:
 		return "blocks-sync"
+	case Owner:
+		return "owner"
 	default:
 		return "unknown"
 	}
@@ -38,6 +44,8 @@ func (op Operation) healthyState(s InstanceState) bool {
 		return s == ACTIVE || s == LEAVING
 	case BlocksSync:
 		return s == JOINING || s == ACTIVE || s == LEAVING
+	case Owner:
+		return s == ACTIVE
 	default:
 		return false
 	}
@@ -53,6 +61,8 @@ func (op Operation) extendsPast(s InstanceState) bool {
 		return s == JOINING || s == PENDING
 	case BlocksSync:
 		return s == PENDING
+	case Owner:
+		return s != ACTIVE
 	default:
 		return false
 	}

@@ -293,6 +293,7 @@ func (r *Ring) Get(key uint32, op Operation, buf []InstanceDesc) (ReplicationSet
 	want := r.replicasLocked()
 	replicas := want
 	out := buf[:0]
+	nowMs := r.now().UnixMilli()
 	start, _ := slices.BinarySearch(r.tokens, key)
 	// Stop once the set is complete, or once every instance is in it (extensions can ask for more
 	// instances than there are).
@@ -302,12 +303,11 @@ func (r *Ring) Get(key uint32, op Operation, buf []InstanceDesc) (ReplicationSet
 			continue
 		}
 		out = append(out, *inst)
-		if op.extendsPast(inst.State) {
+		if op.extendsPast(inst.State) || (op == Owner && !r.alive(inst, nowMs)) {
 			want++
 		}
 	}
 
-	nowMs := r.now().UnixMilli()
 	healthy := out[:0]
 	for i := range out {
 		if r.healthy(&out[i], op, nowMs) {

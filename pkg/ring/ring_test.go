@@ -402,3 +402,27 @@ func TestGet_BlocksSyncCountsJoiningInstances(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"b"}, ids(rs.Instances), "queriers skip it until it is ACTIVE")
 }
+
+func TestGet_OwnerMovesPastDeadAndInactiveInstances(t *testing.T) {
+	dead := inst("ruler-b", "", 200)
+	dead.Timestamp = testNow.Add(-2 * time.Minute).UnixMilli() // past the 1m heartbeat timeout
+	leaving := inst("ruler-c", "", 300)
+	leaving.State = LEAVING
+	r := newTestRing(t, Config{ReplicationFactor: 1}, descOf(inst("ruler-a", "", 100), dead, leaving, inst("ruler-d", "", 400)))
+
+	owner := func(key uint32) string {
+		t.Helper()
+		rs, err := r.Get(key, Owner, nil)
+		require.NoError(t, err)
+		require.Len(t, rs.Instances, 1)
+		return rs.Instances[0].ID
+	}
+	require.Equal(t, "ruler-a", owner(50))
+	require.Equal(t, "ruler-d", owner(150), "the dead owner's keys go to the next live ACTIVE instance")
+	require.Equal(t, "ruler-d", owner(250), "as do a LEAVING one's")
+	require.Equal(t, "ruler-a", owner(450))
+
+	// Write keeps counting the dead instance as the key's replica: the set fails rather than moves.
+	_, err := r.Get(150, Write, nil)
+	require.Error(t, err)
+}

@@ -3,6 +3,8 @@ package ruler
 import (
 	"errors"
 	"flag"
+	"fmt"
+	"net/url"
 	"time"
 )
 
@@ -24,6 +26,18 @@ type Config struct {
 	ForGracePeriod time.Duration
 	// ResendDelay is how long a firing alert waits before it is sent again.
 	ResendDelay time.Duration
+	// RingCheckPeriod is how often the ruler looks for changes of the ruler ring, which move groups.
+	RingCheckPeriod time.Duration
+
+	// AlertmanagerURL lists the Alertmanagers alerts go to, comma-separated; empty sends none.
+	AlertmanagerURL string
+	// NotificationQueueCapacity bounds each tenant's alerts waiting to be sent.
+	NotificationQueueCapacity int
+	// NotificationTimeout bounds one send of alerts to an Alertmanager.
+	NotificationTimeout time.Duration
+	// ExternalURL is where users reach Strata: the base of the alerts' generator URLs and the
+	// $externalURL of templates.
+	ExternalURL string
 }
 
 // RegisterFlags registers the -ruler.* flags of rule evaluation.
@@ -42,6 +56,16 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 		"The least time a restored alert waits before it fires again; alerts whose 'for' is shorter are not restored.")
 	f.DurationVar(&c.ResendDelay, "ruler.resend-delay", time.Minute,
 		"How long to wait before sending a firing alert to the Alertmanager again.")
+	f.DurationVar(&c.RingCheckPeriod, "ruler.ring-check-period", 5*time.Second,
+		"How often the ruler checks the ruler ring for changes, which move rule groups between rulers; a change syncs at once instead of at the next poll.")
+	f.StringVar(&c.AlertmanagerURL, "ruler.alertmanager-url", "",
+		"Comma-separated URLs of the Alertmanagers the ruler sends alerts to, with the path of their API (Strata's: http://host:port/alertmanager) and basic-auth credentials if needed; each request carries the tenant in X-Scope-OrgID. Empty: the Alertmanager of this process if it runs one, else alerts are not sent.")
+	f.IntVar(&c.NotificationQueueCapacity, "ruler.notification-queue-capacity", 10000,
+		"Alerts of one tenant waiting to be sent; beyond it the oldest are dropped.")
+	f.DurationVar(&c.NotificationTimeout, "ruler.notification-timeout", 10*time.Second,
+		"The longest one send of alerts to an Alertmanager may take.")
+	f.StringVar(&c.ExternalURL, "ruler.external.url", "",
+		"The URL users reach Strata at: the base of the generator URL of alerts and the $externalURL of templates.")
 }
 
 // Validate reports settings the ruler cannot work with. An empty RulePath is allowed here because the
@@ -62,6 +86,21 @@ func (c *Config) Validate() error {
 	}
 	if c.ForGracePeriod < 0 {
 		errs = append(errs, errors.New("ruler: -ruler.for-grace-period must not be negative"))
+	}
+	if c.RingCheckPeriod <= 0 {
+		errs = append(errs, errors.New("ruler: -ruler.ring-check-period must be positive"))
+	}
+	if c.NotificationQueueCapacity <= 0 {
+		errs = append(errs, errors.New("ruler: -ruler.notification-queue-capacity must be positive"))
+	}
+	if c.NotificationTimeout <= 0 {
+		errs = append(errs, errors.New("ruler: -ruler.notification-timeout must be positive"))
+	}
+	if _, err := url.Parse(c.ExternalURL); err != nil {
+		errs = append(errs, fmt.Errorf("ruler: -ruler.external.url: %w", err))
+	}
+	if _, err := parseAlertmanagerURLs(c.AlertmanagerURL); err != nil {
+		errs = append(errs, fmt.Errorf("ruler: %w", err))
 	}
 	if c.ResendDelay < 0 {
 		errs = append(errs, errors.New("ruler: -ruler.resend-delay must not be negative"))

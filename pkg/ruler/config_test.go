@@ -15,12 +15,15 @@ func TestConfig_DefaultsAndValidate(t *testing.T) {
 	require.NoError(t, fs.Parse(nil))
 	require.NoError(t, cfg.Validate())
 	require.Equal(t, Config{
-		PollInterval:       time.Minute,
-		EvaluationInterval: time.Minute,
-		EvaluationTimeout:  2 * time.Minute,
-		ForOutageTolerance: time.Hour,
-		ForGracePeriod:     10 * time.Minute,
-		ResendDelay:        time.Minute,
+		PollInterval:              time.Minute,
+		EvaluationInterval:        time.Minute,
+		EvaluationTimeout:         2 * time.Minute,
+		ForOutageTolerance:        time.Hour,
+		ForGracePeriod:            10 * time.Minute,
+		ResendDelay:               time.Minute,
+		RingCheckPeriod:           5 * time.Second,
+		NotificationQueueCapacity: 10000,
+		NotificationTimeout:       10 * time.Second,
 	}, cfg)
 
 	for flagValue, want := range map[string]string{
@@ -30,6 +33,10 @@ func TestConfig_DefaultsAndValidate(t *testing.T) {
 		"-ruler.for-outage-tolerance=-1s": "-ruler.for-outage-tolerance must not be negative",
 		"-ruler.for-grace-period=-1s":     "-ruler.for-grace-period must not be negative",
 		"-ruler.resend-delay=-1s":         "-ruler.resend-delay must not be negative",
+		"-ruler.ring-check-period=0":      "-ruler.ring-check-period must be positive",
+		"-ruler.notification-timeout=0":   "-ruler.notification-timeout must be positive",
+		"-ruler.alertmanager-url=ftp://x": "is not an http(s) URL",
+		"-ruler.alertmanager-url=http://": "is not an http(s) URL",
 	} {
 		var cfg Config
 		fs := flag.NewFlagSet("test", flag.PanicOnError)

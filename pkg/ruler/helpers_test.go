@@ -176,7 +176,7 @@ type capturingNotifier struct {
 	calls []notification
 }
 
-func (n *capturingNotifier) notify(_ context.Context, tenantID string, alerts ...*rules.Alert) {
+func (n *capturingNotifier) notify(_ context.Context, tenantID, _ string, alerts ...*rules.Alert) {
 	n.mtx.Lock()
 	defer n.mtx.Unlock()
 	c := notification{tenant: tenantID}
@@ -201,13 +201,16 @@ type testRuler struct {
 
 func testConfig(t *testing.T) Config {
 	return Config{
-		RulePath:           t.TempDir(),
-		PollInterval:       time.Hour, // tests sync explicitly
-		EvaluationInterval: testInterval,
-		EvaluationTimeout:  5 * time.Second,
-		ForOutageTolerance: time.Hour,
-		ForGracePeriod:     10 * time.Minute,
-		ResendDelay:        time.Minute,
+		RulePath:                  t.TempDir(),
+		PollInterval:              time.Hour, // tests sync explicitly
+		EvaluationInterval:        testInterval,
+		EvaluationTimeout:         5 * time.Second,
+		ForOutageTolerance:        time.Hour,
+		ForGracePeriod:            10 * time.Minute,
+		ResendDelay:               time.Minute,
+		RingCheckPeriod:           time.Hour,
+		NotificationQueueCapacity: 100,
+		NotificationTimeout:       5 * time.Second,
 	}
 }
 

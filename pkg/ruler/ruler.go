@@ -35,10 +35,15 @@ type Dependencies struct {
 	// Appendable returns where the tenant's rule results (and ALERTS, ALERTS_FOR_STATE) are written;
 	// PusherAppendable makes one from the distributor.
 	Appendable func(tenantID string) storage.Appendable
-	// Notify, if not nil, sends the tenant's firing and resolved alerts.
-	Notify func(ctx context.Context, tenantID string, alerts ...*rules.Alert)
+	// Notify, if not nil, sends the tenant's firing and resolved alerts of the rule with expression
+	// expr. Nil sends them to -ruler.alertmanager-url, if set.
+	Notify func(ctx context.Context, tenantID, expr string, alerts ...*rules.Alert)
 	// Owns, if not nil, says whether this ruler evaluates a group; nil means every group.
 	Owns func(tenantID, namespace, group string) bool
+	// OwnershipVersion, if not nil, changes whenever Owns may answer differently (the ring changed):
+	// the ruler then syncs at once rather than at its next poll, so a dead ruler's groups move within
+	// the ring's heartbeat timeout.
+	OwnershipVersion func() uint64
 }
 
 // Ruler evaluates the rule groups of every tenant in a rule store: one Prometheus rules.Manager per
@@ -63,6 +68,9 @@ type Ruler struct {
 
 	mtx      sync.RWMutex // guards managers
 	managers map[string]*tenantManager
+
+	notifier    *alertNotifier // nil when Dependencies.Notify is set or no Alertmanager URL is
+	externalURL *url.URL
 
 	cancelLoop context.CancelFunc
 	loopDone   chan struct{}
@@ -92,8 +100,16 @@ func New(cfg Config, store rulestore.Store, deps Dependencies, reg prometheus.Re
 	case deps.Engine == nil || deps.Queryable == nil || deps.Appendable == nil:
 		return nil, errors.New("ruler: a query engine, a queryable and an appendable are required")
 	}
+	urls, err := parseAlertmanagerURLs(cfg.AlertmanagerURL)
+	if err != nil {
+		return nil, err
+	}
+	externalURL, err := url.Parse(cfg.ExternalURL)
+	if err != nil {
+		return nil, fmt.Errorf("ruler: -ruler.external.url: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Ruler{
+	r := &Ruler{
 		cfg:          cfg,
 		store:        store,
 		deps:         deps,
@@ -104,7 +120,13 @@ func New(cfg Config, store rulestore.Store, deps Dependencies, reg prometheus.Re
 		baseCtx:      ctx,
 		cancelBase:   cancel,
 		managers:     make(map[string]*tenantManager),
-	}, nil
+		externalURL:  externalURL,
+	}
+	if deps.Notify == nil && len(urls) > 0 {
+		r.notifier = newAlertNotifier(cfg, urls, reg, r.logger)
+		r.deps.Notify = r.notifier.send
+	}
+	return r, nil
 }
 
 // Start loads every tenant's groups once, then syncs them every poll interval until Stop. A store
@@ -125,16 +147,31 @@ func (r *Ruler) Start(ctx context.Context) error {
 
 func (r *Ruler) loop(ctx context.Context) {
 	defer close(r.loopDone)
-	t := time.NewTicker(r.cfg.PollInterval)
-	defer t.Stop()
+	poll := time.NewTicker(r.cfg.PollInterval)
+	defer poll.Stop()
+	var ringCheck <-chan time.Time
+	var version uint64
+	if r.deps.OwnershipVersion != nil {
+		t := time.NewTicker(r.cfg.RingCheckPeriod)
+		defer t.Stop()
+		ringCheck = t.C
+		version = r.deps.OwnershipVersion()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			if err := r.SyncRules(ctx); err != nil && ctx.Err() == nil {
-				r.logger.Warn("rule sync failed", "err", err)
+		case <-poll.C:
+		case <-ringCheck:
+			v := r.deps.OwnershipVersion()
+			if v == version {
+				continue
 			}
+			version = v
+			r.logger.Debug("ruler ring changed, syncing rule groups")
+		}
+		if err := r.SyncRules(ctx); err != nil && ctx.Err() == nil {
+			r.logger.Warn("rule sync failed", "err", err)
 		}
 	}
 }
@@ -154,6 +191,9 @@ func (r *Ruler) Stop(ctx context.Context) error {
 	r.syncMtx.Unlock()
 
 	r.cancelBase()
+	if r.notifier != nil {
+		defer r.notifier.stop() // after the groups, whose last evaluation may still send
+	}
 	r.mtx.Lock()
 	managers := r.managers
 	r.managers = map[string]*tenantManager{}
@@ -316,7 +356,7 @@ func (r *Ruler) newManager(tenantID string) *tenantManager {
 	queryable := r.deps.Queryable(tenantID)
 	m := rules.NewManager(&rules.ManagerOptions{
 		NameValidationScheme: nameScheme,
-		ExternalURL:          &url.URL{},
+		ExternalURL:          r.externalURL,
 		QueryFunc:            r.queryFunc(tenantID, queryable),
 		NotifyFunc:           r.notifyFunc(tenantID),
 		Context:              ctx,
@@ -356,11 +396,11 @@ func (r *Ruler) queryFunc(tenantID string, queryable storage.Queryable) rules.Qu
 // evaluation of an alerting rule, mostly with nothing to send.
 func (r *Ruler) notifyFunc(tenantID string) rules.NotifyFunc {
 	notify := r.deps.Notify
-	return func(ctx context.Context, _ string, alerts ...*rules.Alert) {
+	return func(ctx context.Context, expr string, alerts ...*rules.Alert) {
 		if notify == nil || len(alerts) == 0 {
 			return
 		}
-		notify(ctx, tenantID, alerts...)
+		notify(ctx, tenantID, expr, alerts...)
 	}
 }
 
@@ -374,6 +414,9 @@ func (r *Ruler) stopManager(tenantID string, m *tenantManager) {
 		r.logger.Warn("unloading rule groups failed", "tenant", tenantID, "err", err)
 	}
 	m.Stop()
+	if r.notifier != nil {
+		r.notifier.stopTenant(tenantID)
+	}
 	r.metrics.deleteTenant(tenantID)
 	if err := os.RemoveAll(filepath.Join(r.cfg.RulePath, tenantID)); err != nil {
 		r.logger.Warn("removing rule files failed", "tenant", tenantID, "err", err)
