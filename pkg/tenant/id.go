@@ -3,6 +3,7 @@ package tenant
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -13,6 +14,11 @@ const MaxIDLength = 150
 
 // AnonymousTenant is the tenant of every request when multitenancy is disabled.
 const AnonymousTenant = "anonymous"
+
+// ReservedIDs are the bucket's top-level directories that are not tenants: the rule groups of the
+// ruler and the configurations and state of the Alertmanager. No tenant may have these IDs, so that
+// listing the tenants of a bucket never mistakes them for one.
+var ReservedIDs = []string{"rules", "alertmanager"}
 
 // Sentinel errors for each rule a tenant ID can break. Errors from ValidateID are *InvalidIDError values
 // that wrap one of these, so errors.Is tells the rule and errors.As tells that the ID was invalid.
@@ -54,8 +60,8 @@ var allowedIDBytes = func() (t [256]bool) {
 }()
 
 // ValidateID checks that id is a usable tenant ID: 1 to MaxIDLength bytes of ASCII letters, digits and
-// the characters ! - _ . * ' ( ), and neither "." nor ".." (which would be relative path segments in
-// object storage). The error is an *InvalidIDError that says which rule was broken.
+// the characters ! - _ . * ' ( ), neither "." nor ".." (which would be relative path segments in
+// object storage) nor one of ReservedIDs. The error is an *InvalidIDError that says which rule was broken.
 func ValidateID(id string) error {
 	switch {
 	case id == "":
@@ -69,6 +75,11 @@ func ValidateID(id string) error {
 		return &InvalidIDError{
 			rule: ErrReservedID,
 			msg:  fmt.Sprintf(`tenant ID %q is not allowed: "." and ".." are relative path segments in object storage`, id),
+		}
+	case slices.Contains(ReservedIDs, id):
+		return &InvalidIDError{
+			rule: ErrReservedID,
+			msg:  fmt.Sprintf(`tenant ID %q is not allowed: it is reserved for Strata's own objects in the bucket`, id),
 		}
 	}
 	for i := 0; i < len(id); i++ {

@@ -3,6 +3,7 @@ package tenant_test
 import (
 	"errors"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -41,6 +42,8 @@ func TestValidateID(t *testing.T) {
 			wantMsg: "tenant ID is 1000 bytes"},
 		{name: "dot", id: ".", wantErr: tenant.ErrReservedID, wantMsg: `tenant ID "." is not allowed`},
 		{name: "dot dot", id: "..", wantErr: tenant.ErrReservedID, wantMsg: `tenant ID ".." is not allowed`},
+		{name: "rule groups' directory", id: "rules", wantErr: tenant.ErrReservedID, wantMsg: "reserved for Strata's own objects"},
+		{name: "alertmanager's directory", id: "alertmanager", wantErr: tenant.ErrReservedID, wantMsg: "reserved for Strata's own objects"},
 		{name: "slash", id: "/", wantErr: tenant.ErrUnsupportedCharacter, wantMsg: "tenant ID contains unsupported character '/' at byte 0"},
 		{name: "slash inside", id: "a/b", wantErr: tenant.ErrUnsupportedCharacter, wantMsg: "unsupported character '/' at byte 1"},
 		{name: "dot dot slash", id: "../x", wantErr: tenant.ErrUnsupportedCharacter, wantMsg: "'/'"},
@@ -84,7 +87,7 @@ func FuzzValidateID(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, id string) {
 		err := tenant.ValidateID(id)
-		want := legacyIDPattern.MatchString(id) && id != "." && id != ".."
+		want := legacyIDPattern.MatchString(id) && id != "." && id != ".." && !slices.Contains(tenant.ReservedIDs, id)
 		if want {
 			require.NoError(t, err)
 			return

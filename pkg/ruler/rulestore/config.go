@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/thanos-io/objstore"
+
+	"github.com/strata-metrics/strata/pkg/tenant"
 )
 
 // Backends of the rule store.
@@ -32,7 +34,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 		"Where rule groups are kept: "+BackendBucket+" (the blocks storage bucket, under -ruler-storage.prefix; the config API can change them) or "+
 			BackendLocal+" (rule files under -ruler-storage.local.directory; read-only).")
 	f.StringVar(&c.Prefix, "ruler-storage.prefix", "rules",
-		"Directory of the blocks storage bucket under which the bucket backend keeps rule groups, one object per group.")
+		"Directory of the blocks storage bucket under which the bucket backend keeps rule groups, one object per group. Its first segment must be one no tenant can have: rules (or alertmanager).")
 	f.StringVar(&c.LocalDirectory, "ruler-storage.local.directory", "",
 		"Directory of the local backend's rule files: <tenant>/<namespace>.yaml, each a Prometheus rule file.")
 }
@@ -61,10 +63,16 @@ func validatePrefix(prefix string) error {
 	if prefix == "" {
 		return errors.New("-ruler-storage.prefix must not be empty: rule groups would be mixed with the tenants' blocks")
 	}
-	for _, seg := range strings.Split(prefix, objstore.DirDelim) {
+	segments := strings.Split(prefix, objstore.DirDelim)
+	for _, seg := range segments {
 		if seg == "" || seg == "." || seg == ".." {
 			return fmt.Errorf("-ruler-storage.prefix %q must be a relative path without empty, \".\" or \"..\" segments", prefix)
 		}
+	}
+	// Tenants' blocks are the bucket's top-level directories: one the rules live in must be one no
+	// tenant can have, or compactors and store-gateways would take it for a tenant.
+	if tenant.ValidateID(segments[0]) == nil {
+		return fmt.Errorf("-ruler-storage.prefix %q starts with %q, which could be a tenant's directory: use %q or a path under it", prefix, segments[0], tenant.ReservedIDs[0])
 	}
 	return nil
 }

@@ -24,7 +24,8 @@ func TestConfig_Validate(t *testing.T) {
 		wantErr string
 	}{
 		"bucket":                        {cfg: Config{Backend: "bucket", Prefix: "rules"}},
-		"bucket with nested prefix":     {cfg: Config{Backend: "bucket", Prefix: "strata/rules"}},
+		"bucket with nested prefix":     {cfg: Config{Backend: "bucket", Prefix: "rules/prod"}},
+		"prefix a tenant could have":    {cfg: Config{Backend: "bucket", Prefix: "strata/rules"}, wantErr: `starts with "strata", which could be a tenant's directory`},
 		"local":                         {cfg: Config{Backend: "local", LocalDirectory: "/etc/rules"}},
 		"local without directory":       {cfg: Config{Backend: "local"}, wantErr: "needs -ruler-storage.local.directory"},
 		"bucket with a local directory": {cfg: Config{Backend: "bucket", Prefix: "rules", LocalDirectory: "/x"}, wantErr: "set the backend to local or unset the directory"},
