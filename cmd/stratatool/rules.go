@@ -1,0 +1,35 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"regexp"
+
+	"github.com/alecthomas/kingpin/v2"
+
+	"github.com/strata-metrics/strata/pkg/ruletest"
+)
+
+func registerRulesCommands(app *kingpin.Application, client *clientConfig, commands map[string]command) {
+	rules := app.Command("rules", "Test, check and format rule files; view and change a tenant's rule groups.")
+	registerRulesTest(rules, commands)
+}
+
+func registerRulesTest(rules *kingpin.CmdClause, commands map[string]command) {
+	cmd := rules.Command("test", "Run rule unit tests, in the test file format of `promtool test rules`. Exits 1 when a test fails.")
+	files := cmd.Arg("test-file", "Unit test files.").Required().Strings()
+	run := cmd.Flag("run", "Run only the test groups whose name matches this regular expression; may be repeated.").Strings()
+	ignoreUnknown := cmd.Flag("ignore-unknown-fields", "Accept fields Prometheus does not know in the rule files (the test files stay strict).").Bool()
+	commands[cmd.FullCommand()] = func(stdout, stderr io.Writer) int {
+		opts := ruletest.Options{IgnoreUnknownFields: *ignoreUnknown}
+		for _, expr := range *run {
+			re, err := regexp.Compile(expr)
+			if err != nil {
+				fmt.Fprintf(stderr, "stratatool: --run %q: %v\n", expr, err)
+				return 1
+			}
+			opts.Run = append(opts.Run, re)
+		}
+		return ruletest.Run(stdout, opts, *files...)
+	}
+}
