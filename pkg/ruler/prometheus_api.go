@@ -1,7 +1,9 @@
 package ruler
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -10,6 +12,12 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/rules"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/strata-metrics/strata/pkg/ruler/rulerpb"
+	"github.com/strata-metrics/strata/pkg/tenant"
 )
 
 // Paths of the Prometheus API that the ruler answers.
@@ -25,10 +33,6 @@ type apiResponse struct {
 	Data      any    `json:"data,omitempty"`
 	ErrorType string `json:"errorType,omitempty"`
 	Error     string `json:"error,omitempty"`
-}
-
-type ruleDiscovery struct {
-	Groups []ruleGroupJSON `json:"groups"`
 }
 
 type ruleGroupJSON struct {
@@ -66,10 +70,6 @@ type recordingRuleJSON struct {
 	EvaluationTime float64       `json:"evaluationTime"`
 	LastEvaluation time.Time     `json:"lastEvaluation"`
 	Type           string        `json:"type"`
-}
-
-type alertDiscovery struct {
-	Alerts []alertJSON `json:"alerts"`
 }
 
 type alertJSON struct {
@@ -129,9 +129,10 @@ func setOf(values []string) map[string]bool {
 }
 
 // ServeRules answers GET /prometheus/api/v1/rules for the request's tenant: its groups being
-// evaluated, sorted by file and name, filtered by type=alert|record, rule_name[], rule_group[],
-// file[] (the namespace) and exclude_alerts. A group all of whose rules are filtered out is left out.
-// Only this ruler's groups: with sharding, the other rulers' will have to be asked too.
+// evaluated by every ruler of the ring, sorted by file and name, filtered by type=alert|record,
+// rule_name[], rule_group[], file[] (the namespace) and exclude_alerts. A group all of whose rules are
+// filtered out is left out. A ruler that cannot be asked fails the request: a partial list would show
+// rules as gone.
 func (r *Ruler) ServeRules(w http.ResponseWriter, req *http.Request) {
 	if !allowGet(w, req) {
 		return
@@ -145,7 +146,137 @@ func (r *Ruler) ServeRules(w http.ResponseWriter, req *http.Request) {
 		writeAPIError(w, http.StatusBadRequest, "bad_data", msg)
 		return
 	}
-	out := ruleDiscovery{Groups: []ruleGroupJSON{}}
+	groups, err := r.gatherRules(req.Context(), tenantID, f)
+	if err != nil {
+		writeAPIError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		return
+	}
+	body := []byte(`{"status":"success","data":{"groups":[`)
+	for i, g := range groups {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = append(body, g.Json...)
+	}
+	body = append(body, "]}}"...)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(body)
+}
+
+// ServeAlerts answers GET /prometheus/api/v1/alerts for the request's tenant: every pending and
+// firing alert of its groups, on every ruler.
+func (r *Ruler) ServeAlerts(w http.ResponseWriter, req *http.Request) {
+	if !allowGet(w, req) {
+		return
+	}
+	tenantID, ok := tenantOf(w, req)
+	if !ok {
+		return
+	}
+	groups, err := r.gatherRules(req.Context(), tenantID, ruleFilter{alerting: true})
+	if err != nil {
+		writeAPIError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		return
+	}
+	out := struct {
+		Alerts []json.RawMessage `json:"alerts"`
+	}{Alerts: []json.RawMessage{}}
+	for _, g := range groups {
+		var alerting struct {
+			Rules []struct {
+				Alerts []json.RawMessage `json:"alerts"`
+			} `json:"rules"`
+		}
+		if err := json.Unmarshal(g.Json, &alerting); err != nil {
+			writeAPIError(w, http.StatusInternalServerError, "internal", "decoding a ruler's groups: "+err.Error())
+			return
+		}
+		for _, rule := range alerting.Rules {
+			out.Alerts = append(out.Alerts, rule.Alerts...)
+		}
+	}
+	writeAPIData(w, out)
+}
+
+// Rules implements rulerpb.RulerServer: the groups of the call's tenant that this ruler evaluates.
+func (r *Ruler) Rules(ctx context.Context, req *rulerpb.RulesRequest) (*rulerpb.RulesResponse, error) {
+	tenantID, err := tenant.FromContext(ctx)
+	if err != nil {
+		return nil, status.Error(codes.Unauthenticated, err.Error())
+	}
+	f := ruleFilter{
+		alerting: req.Type != "record", recording: req.Type != "alert",
+		names: setOf(req.RuleNames), groups: setOf(req.RuleGroups), files: setOf(req.Files),
+		excludeAlerts: req.ExcludeAlerts,
+	}
+	groups, err := r.localRules(tenantID, f)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	return &rulerpb.RulesResponse{Groups: groups}, nil
+}
+
+// gatherRules asks every ruler (this one in process) for the tenant's groups, sorted by namespace and
+// name. A group seen twice, while it moves between rulers, is shown once.
+func (r *Ruler) gatherRules(ctx context.Context, tenantID string, f ruleFilter) ([]*rulerpb.RuleGroup, error) {
+	if r.deps.Peers == nil {
+		return r.localRules(tenantID, f)
+	}
+	addrs, err := r.deps.Peers.Addresses()
+	if err != nil {
+		return nil, fmt.Errorf("listing the rulers: %w", err)
+	}
+	req := &rulerpb.RulesRequest{RuleNames: keysOf(f.names), RuleGroups: keysOf(f.groups), Files: keysOf(f.files), ExcludeAlerts: f.excludeAlerts}
+	switch {
+	case !f.recording:
+		req.Type = "alert"
+	case !f.alerting:
+		req.Type = "record"
+	}
+	ctx = tenant.NewContext(ctx, tenantID)
+	results := make([][]*rulerpb.RuleGroup, len(addrs))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, addr := range addrs {
+		g.Go(func() error {
+			if r.deps.Peers.IsLocal(addr) {
+				groups, err := r.localRules(tenantID, f)
+				results[i] = groups
+				return err
+			}
+			client, err := r.deps.Peers.Client(addr)
+			if err != nil {
+				return fmt.Errorf("ruler %s: %w", addr, err)
+			}
+			resp, err := client.Rules(gctx, req)
+			if err != nil {
+				return fmt.Errorf("ruler %s: %w", addr, err)
+			}
+			results[i] = resp.Groups
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	var all []*rulerpb.RuleGroup
+	for _, groups := range results {
+		all = append(all, groups...)
+	}
+	slices.SortStableFunc(all, func(a, b *rulerpb.RuleGroup) int {
+		if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return slices.CompactFunc(all, func(a, b *rulerpb.RuleGroup) bool {
+		return a.Namespace == b.Namespace && a.Name == b.Name
+	}), nil
+}
+
+// localRules returns the tenant's groups this ruler evaluates, filtered, each encoded as in the
+// answer of /api/v1/rules.
+func (r *Ruler) localRules(tenantID string, f ruleFilter) ([]*rulerpb.RuleGroup, error) {
+	var out []*rulerpb.RuleGroup
 	for _, g := range sortedGroups(r.ruleGroups(tenantID)) {
 		file := namespaceOfFile(g.File())
 		if (f.groups != nil && !f.groups[g.Name()]) || (f.files != nil && !f.files[file]) {
@@ -175,30 +306,25 @@ func (r *Ruler) ServeRules(w http.ResponseWriter, req *http.Request) {
 				}
 			}
 		}
-		if len(gj.Rules) > 0 {
-			out.Groups = append(out.Groups, gj)
+		if len(gj.Rules) == 0 {
+			continue
 		}
+		data, err := json.Marshal(gj)
+		if err != nil {
+			return nil, fmt.Errorf("encoding group %s of namespace %s: %w", g.Name(), file, err)
+		}
+		out = append(out, &rulerpb.RuleGroup{Namespace: file, Name: g.Name(), Json: data})
 	}
-	writeAPIData(w, out)
+	return out, nil
 }
 
-// ServeAlerts answers GET /prometheus/api/v1/alerts for the request's tenant: every pending and
-// firing alert of its groups being evaluated.
-func (r *Ruler) ServeAlerts(w http.ResponseWriter, req *http.Request) {
-	if !allowGet(w, req) {
-		return
+func keysOf(set map[string]bool) []string {
+	keys := make([]string, 0, len(set))
+	for k := range set {
+		keys = append(keys, k)
 	}
-	tenantID, ok := tenantOf(w, req)
-	if !ok {
-		return
-	}
-	out := alertDiscovery{Alerts: []alertJSON{}}
-	for _, g := range sortedGroups(r.ruleGroups(tenantID)) {
-		for _, rule := range g.AlertingRules() {
-			out.Alerts = append(out.Alerts, alertsOf(rule)...)
-		}
-	}
-	writeAPIData(w, out)
+	slices.Sort(keys)
+	return keys
 }
 
 // allowGet answers 405 to anything but GET and HEAD, as Prometheus does for these paths.

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/strata-metrics/strata/pkg/ruler/rulerpb"
 	"github.com/strata-metrics/strata/pkg/ruler/rulestore"
 	"github.com/strata-metrics/strata/pkg/services"
 	"github.com/strata-metrics/strata/pkg/tenant"
@@ -44,11 +45,25 @@ type Dependencies struct {
 	// the ruler then syncs at once rather than at its next poll, so a dead ruler's groups move within
 	// the ring's heartbeat timeout.
 	OwnershipVersion func() uint64
+	// Peers, if not nil, are the rulers /api/v1/rules and /api/v1/alerts gather groups from; nil
+	// means this ruler's only.
+	Peers Peers
+}
+
+// Peers are the rulers of the ring.
+type Peers interface {
+	// Addresses returns the gRPC address of every ruler that may evaluate groups, this one included.
+	Addresses() ([]string, error)
+	// IsLocal says whether addr is this ruler's, which is asked in process.
+	IsLocal(addr string) bool
+	Client(addr string) (rulerpb.RulerClient, error)
 }
 
 // Ruler evaluates the rule groups of every tenant in a rule store: one Prometheus rules.Manager per
 // tenant, fed with rule files written from the store every poll interval.
 type Ruler struct {
+	rulerpb.UnimplementedRulerServer
+
 	cfg     Config
 	store   rulestore.Store
 	deps    Dependencies
@@ -76,7 +91,10 @@ type Ruler struct {
 	loopDone   chan struct{}
 }
 
-var _ services.Service = (*Ruler)(nil)
+var (
+	_ services.Service    = (*Ruler)(nil)
+	_ rulerpb.RulerServer = (*Ruler)(nil)
+)
 
 // tenantManager is one tenant's rules.Manager.
 type tenantManager struct {
