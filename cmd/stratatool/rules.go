@@ -13,6 +13,8 @@ import (
 func registerRulesCommands(app *kingpin.Application, client *clientConfig, commands map[string]command) {
 	rules := app.Command("rules", "Test, check and format rule files; view and change a tenant's rule groups.")
 	registerRulesTest(rules, commands)
+	registerRulesCheck(rules, commands)
+	registerRulesLint(rules, commands)
 }
 
 func registerRulesTest(rules *kingpin.CmdClause, commands map[string]command) {
