@@ -15,13 +15,17 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/thanos-io/objstore"
 
 	"github.com/strata-metrics/strata/pkg/api"
+	"github.com/strata-metrics/strata/pkg/distributor"
 	"github.com/strata-metrics/strata/pkg/frontend"
 	"github.com/strata-metrics/strata/pkg/grpcclient"
 	"github.com/strata-metrics/strata/pkg/ingester"
 	"github.com/strata-metrics/strata/pkg/ingester/client"
+	"github.com/strata-metrics/strata/pkg/querier"
 	"github.com/strata-metrics/strata/pkg/ring"
 	"github.com/strata-metrics/strata/pkg/ring/kv"
 	"github.com/strata-metrics/strata/pkg/ring/kv/memberlist"
@@ -80,6 +84,11 @@ type App struct {
 	promAPI                *api.PrometheusAPI
 	frontend               *frontend.Frontend
 	overrides              *validation.Overrides
+	distributor            *distributor.Distributor
+	queryEngine            promql.QueryEngine
+	queryable              storage.Queryable // one tenant's data, ingesters and blocks
+	ingesterQueryable      *querier.IngesterQueryable
+	rulerClients           *grpcclient.Pool
 }
 
 // New builds every module the configured targets need. Nothing runs until Run.

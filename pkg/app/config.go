@@ -23,6 +23,8 @@ import (
 	"github.com/strata-metrics/strata/pkg/ring/kv/etcd"
 	"github.com/strata-metrics/strata/pkg/ring/kv/memberlist"
 	"github.com/strata-metrics/strata/pkg/ring/kv/multi"
+	"github.com/strata-metrics/strata/pkg/ruler"
+	"github.com/strata-metrics/strata/pkg/ruler/rulestore"
 	"github.com/strata-metrics/strata/pkg/runtimeconfig"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
 	"github.com/strata-metrics/strata/pkg/storegateway"
@@ -68,7 +70,13 @@ type Config struct {
 	Multi               multi.Config
 	// DistributorLifecycler registers each distributor in a ring of its own (/distributor/ring).
 	DistributorLifecycler ring.LifecyclerConfig
-	ZoneAwarenessEnabled  bool
+	Ruler                 ruler.Config
+	RulerStorage          rulestore.Config
+	// RulerLifecycler registers each ruler in the ruler ring, which shards rule groups.
+	RulerLifecycler ring.LifecyclerConfig
+	// RulerClient configures the rulers' connections to each other (/api/v1/rules asks them all).
+	RulerClient          grpcclient.Config
+	ZoneAwarenessEnabled bool
 
 	// ConfigFile and ExpandEnv are read before the other flags, as they say where those come from.
 	ConfigFile string
@@ -114,6 +122,10 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Etcd.RegisterFlagsWithPrefix("ingester.ring.", f)
 	c.Multi.RegisterFlagsWithPrefix("ingester.ring.", f)
 	c.DistributorLifecycler.RegisterFlagsWithPrefix("distributor.ring.", f)
+	c.Ruler.RegisterFlags(f)
+	c.RulerStorage.RegisterFlags(f)
+	c.RulerLifecycler.RegisterFlagsWithPrefix("ruler.ring.", f)
+	c.RulerClient.RegisterFlagsWithPrefix("ruler.client", "ruler", f)
 }
 
 // Ring backends.
@@ -178,10 +190,11 @@ func (c *Config) Validate() error {
 	c.DistributorLifecycler.AutoForgetAfter = c.Ring.AutoForgetAfter()
 	c.CompactorLifecycler.AutoForgetAfter = c.Ring.AutoForgetAfter()
 	c.StoreGatewayLifecycler.AutoForgetAfter = c.Ring.AutoForgetAfter()
+	c.RulerLifecycler.AutoForgetAfter = c.Ring.AutoForgetAfter()
 	if c.ZoneAwarenessEnabled && c.Lifecycler.Zone == "" && slices.ContainsFunc(targets, func(t string) bool { return t == TargetIngester || t == TargetAll }) {
 		return errors.New("-distributor.zone-awareness-enabled needs -ingester.ring.instance-availability-zone on every ingester")
 	}
-	for _, v := range []interface{ Validate() error }{&c.Server, &c.Distributor, &c.Ingester, &c.IngesterClient, &c.StoreGatewayClient, &c.Querier, &c.QuerierWorker, &c.Frontend, &c.QueryMiddleware, &c.QuerySharding, &c.Limits, &c.RuntimeConfig, &c.Ring, &c.Lifecycler, &c.DistributorLifecycler, &c.CompactorLifecycler, &c.StoreGatewayLifecycler} {
+	for _, v := range []interface{ Validate() error }{&c.Server, &c.Distributor, &c.Ingester, &c.IngesterClient, &c.StoreGatewayClient, &c.Querier, &c.QuerierWorker, &c.Frontend, &c.QueryMiddleware, &c.QuerySharding, &c.Limits, &c.RuntimeConfig, &c.Ring, &c.Lifecycler, &c.DistributorLifecycler, &c.CompactorLifecycler, &c.StoreGatewayLifecycler, &c.Ruler, &c.RulerStorage, &c.RulerLifecycler, &c.RulerClient} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
@@ -252,6 +265,9 @@ func LoadConfig(args []string, stderr io.Writer) (*Config, *flag.FlagSet, error)
 		if !explicit["store-gateway.sharding-ring.instance-addr"] {
 			cfg.StoreGatewayLifecycler.Addr = "127.0.0.1"
 		}
+		if !explicit["ruler.ring.instance-addr"] {
+			cfg.RulerLifecycler.Addr = "127.0.0.1"
+		}
 	}
 	if !explicit["ingester.ring.unregister-on-shutdown"] {
 		// With replicas, a restarting ingester keeps its place so its series do not move. The
@@ -268,6 +284,9 @@ func LoadConfig(args []string, stderr io.Writer) (*Config, *flag.FlagSet, error)
 		}
 		if !explicit["store-gateway.sharding-ring.instance-id"] {
 			cfg.StoreGatewayLifecycler.ID = cfg.Lifecycler.ID
+		}
+		if !explicit["ruler.ring.instance-id"] {
+			cfg.RulerLifecycler.ID = cfg.Lifecycler.ID
 		}
 	}
 	return cfg, f, nil

@@ -266,7 +266,8 @@ func TestParseTargets(t *testing.T) {
 		{in: "ingester, querier", want: []string{"ingester", "querier"}},
 		{in: "distributor", want: []string{"distributor"}},
 		{in: "compactor", want: []string{"compactor"}},
-		{in: "ruler", errHas: `unknown target "ruler" in -target: choose from all, compactor, distributor, ingester, querier, query-frontend, store-gateway`},
+		{in: "ruler", want: []string{"ruler"}},
+		{in: "rulers", errHas: `unknown target "rulers" in -target: choose from all, compactor, distributor, ingester, querier, query-frontend, ruler, store-gateway`},
 		{in: "server", errHas: `unknown target "server"`}, // internal modules are not targets
 		{in: "", errHas: `unknown target ""`},
 		{in: "ingester,", errHas: `unknown target ""`},
@@ -292,6 +293,7 @@ func TestStartOrder_DependenciesFirstAndEachOnce(t *testing.T) {
 		{TargetQuerier},
 		{TargetQuerier, TargetIngester, TargetDistributor},
 		{TargetAll, TargetIngester},
+		{TargetRuler},
 	} {
 		t.Run(strings.Join(targets, ","), func(t *testing.T) {
 			order := startOrder(targets)
@@ -319,7 +321,11 @@ func TestStartOrder_DependenciesFirstAndEachOnce(t *testing.T) {
 	before(moduleRingKV, moduleRing)
 	before(TargetIngester, TargetAll)
 	before(moduleMemberlistKV, moduleRingKV)
-	require.ElementsMatch(t, []string{moduleServer, moduleRuntimeConfig, moduleMemberlistKV, moduleRingKV, moduleRing, moduleDistributorRing, moduleIngesterClient, moduleBucket, moduleStoreGatewayRing, moduleStoreGatewayClient, TargetIngester, TargetDistributor, TargetFrontend, TargetQuerier, TargetCompactor, TargetStoreGateway, TargetAll}, order)
+	// The ruler writes through the distributor to the ingesters and reads blocks through the
+	// store-gateways: it starts after them and stops before them.
+	before(TargetIngester, TargetRuler)
+	before(TargetStoreGateway, TargetRuler)
+	require.ElementsMatch(t, []string{moduleServer, moduleRuntimeConfig, moduleMemberlistKV, moduleRingKV, moduleRing, moduleDistributorRing, moduleIngesterClient, moduleBucket, moduleStoreGatewayRing, moduleStoreGatewayClient, moduleDistributorService, moduleQueryable, moduleRulerClient, TargetIngester, TargetDistributor, TargetFrontend, TargetQuerier, TargetCompactor, TargetStoreGateway, TargetRuler, TargetAll}, order)
 }
 
 func TestLoadConfig_VersionSkipsEverythingElse(t *testing.T) {

@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/prometheus/storage"
 
 	"github.com/strata-metrics/strata/pkg/api"
 	"github.com/strata-metrics/strata/pkg/compactor"
@@ -51,6 +50,7 @@ const (
 	TargetCompactor    = "compactor"
 	TargetStoreGateway = "store-gateway"
 	TargetFrontend     = "query-frontend"
+	TargetRuler        = "ruler"
 )
 
 // Internal modules, started as dependencies of the targets.
@@ -65,6 +65,9 @@ const (
 	moduleStoreGatewayRing   = "store-gateway-ring"
 	moduleStoreGatewayClient = "store-gateway-client"
 	moduleRuntimeConfig      = "runtime-config"
+	moduleDistributorService = "distributor-service"
+	moduleQueryable          = "queryable"
+	moduleRulerClient        = "ruler-client"
 )
 
 // KV keys of the ring descriptors.
@@ -72,6 +75,7 @@ const (
 	ingesterRingKey     = "ingester-ring"
 	distributorRingKey  = "distributor-ring"
 	storeGatewayRingKey = "store-gateway-ring"
+	rulerRingKey        = "ruler-ring"
 )
 
 // module is one node of the module graph: its dependencies and how to build it. init returns the
@@ -92,14 +96,18 @@ var modules = map[string]module{
 	moduleBucket:             {init: (*App).initBucket},
 	moduleRuntimeConfig:      {deps: []string{moduleServer}, init: (*App).initRuntimeConfig},
 	TargetIngester:           {deps: []string{moduleServer, moduleRuntimeConfig, moduleRingKV, moduleRing, moduleBucket}, target: true, init: (*App).initIngester},
-	TargetDistributor:        {deps: []string{moduleServer, moduleRuntimeConfig, moduleRing, moduleDistributorRing, moduleIngesterClient}, target: true, init: (*App).initDistributor},
-	TargetQuerier:            {deps: []string{moduleServer, moduleRuntimeConfig, moduleRing, moduleIngesterClient, moduleBucket, moduleStoreGatewayRing, moduleStoreGatewayClient}, target: true, init: (*App).initQuerier},
+	moduleDistributorService: {deps: []string{moduleServer, moduleRuntimeConfig, moduleRing, moduleDistributorRing, moduleIngesterClient}, init: (*App).initDistributorService},
+	TargetDistributor:        {deps: []string{moduleDistributorService}, target: true, init: (*App).initDistributor},
+	moduleQueryable:          {deps: []string{moduleServer, moduleRuntimeConfig, moduleRing, moduleIngesterClient, moduleBucket, moduleStoreGatewayRing, moduleStoreGatewayClient}, init: (*App).initQueryable},
+	TargetQuerier:            {deps: []string{moduleQueryable}, target: true, init: (*App).initQuerier},
+	moduleRulerClient:        {init: (*App).initRulerClient},
+	TargetRuler:              {deps: []string{moduleServer, moduleRuntimeConfig, moduleRingKV, moduleBucket, moduleDistributorService, moduleQueryable, moduleRulerClient}, target: true, init: (*App).initRuler},
 	moduleStoreGatewayRing:   {deps: []string{moduleServer, moduleRingKV}, init: (*App).initStoreGatewayRing},
 	moduleStoreGatewayClient: {init: (*App).initStoreGatewayClient},
 	TargetStoreGateway:       {deps: []string{moduleServer, moduleRuntimeConfig, moduleRingKV, moduleBucket, moduleStoreGatewayRing}, target: true, init: (*App).initStoreGateway},
 	TargetCompactor:          {deps: []string{moduleServer, moduleRuntimeConfig, moduleRingKV, moduleBucket}, target: true, init: (*App).initCompactor},
 	TargetFrontend:           {deps: []string{moduleServer, moduleRuntimeConfig}, target: true, init: (*App).initFrontend},
-	TargetAll:                {deps: []string{TargetIngester, TargetDistributor, TargetFrontend, TargetQuerier, TargetCompactor, TargetStoreGateway}, target: true},
+	TargetAll:                {deps: []string{TargetIngester, TargetDistributor, TargetFrontend, TargetQuerier, TargetCompactor, TargetStoreGateway, TargetRuler}, target: true},
 }
 
 func targetNames() []string {
@@ -292,25 +300,37 @@ func (a *App) initIngester() (services.Service, error) {
 	return ing, nil
 }
 
-func (a *App) initDistributor() (services.Service, error) {
+// initDistributorService builds the distributor that the distributor's push API and the ruler write through.
+func (a *App) initDistributorService() (services.Service, error) {
 	d, err := distributor.New(a.cfg.Distributor, a.overrides, a.distributorRing, a.ingesterRing, localPushClients{a},
 		a.discardedSamples, a.discardedMetadata, a.reg, a.logger.With("component", "distributor"))
 	if err != nil {
 		return nil, err
 	}
-	a.server.mux.Handle("/api/v1/push", a.tenantMiddleware(d))
+	a.distributor = d
+	return nil, nil
+}
+
+func (a *App) initDistributor() (services.Service, error) {
+	a.server.mux.Handle("/api/v1/push", a.tenantMiddleware(a.distributor))
+	return nil, nil
+}
+
+// initQueryable builds the PromQL engine and what it reads, for the querier's API and the ruler.
+func (a *App) initQueryable() (services.Service, error) {
+	a.queryEngine = querier.NewEngine(a.cfg.Querier, prometheus.WrapRegistererWithPrefix("strata_querier_", a.reg), a.logger.With("component", "querier"))
+	a.ingesterQueryable = querier.NewIngesterQueryable(a.ingesterRing, ingesterReadClients{a})
+	blocks := querier.NewBlocksQueryable(a.bucket, a.storeGatewayRing, storeGatewayClients{a}, a.cfg.Querier, a.reg, a.logger.With("component", "querier"))
+	a.queryable = querier.NewFetchLimitedQueryable(querier.NewTimeSplitQueryable(a.ingesterQueryable, blocks, a.cfg.Querier), a.overrides, a.cfg.Querier.MaxFetchedSeriesInFlight)
 	return nil, nil
 }
 
 func (a *App) initQuerier() (services.Service, error) {
-	engine := querier.NewEngine(a.cfg.Querier, prometheus.WrapRegistererWithPrefix("strata_querier_", a.reg), a.logger.With("component", "querier"))
-	ingesters := querier.NewIngesterQueryable(a.ingesterRing, ingesterReadClients{a})
-	blocks := querier.NewBlocksQueryable(a.bucket, a.storeGatewayRing, storeGatewayClients{a}, a.cfg.Querier, a.reg, a.logger.With("component", "querier"))
-	var queryable storage.Queryable = querier.NewFetchLimitedQueryable(querier.NewTimeSplitQueryable(ingesters, blocks, a.cfg.Querier), a.overrides, a.cfg.Querier.MaxFetchedSeriesInFlight)
+	queryable := a.queryable
 	if a.cfg.TenantFederationEnabled {
 		queryable = querier.FederatedQueryable{Queryable: queryable}
 	}
-	promAPI := api.NewPrometheusAPI(engine, queryable, ingesters, a.cfg.Querier, a.overrides, a.logger.With("component", "querier"))
+	promAPI := api.NewPrometheusAPI(a.queryEngine, queryable, a.ingesterQueryable, a.cfg.Querier, a.overrides, a.logger.With("component", "querier"))
 	a.promAPI = promAPI
 	queryMux := http.NewServeMux()
 	// Prometheus clients expect tenant errors there in the API's JSON envelope, not in plain text.

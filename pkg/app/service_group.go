@@ -76,3 +76,27 @@ func (w waitUntilInRing) Start(ctx context.Context) error {
 }
 
 func (w waitUntilInRing) Stop(context.Context) error { return nil }
+
+// waitUntilActive returns once the ring's view shows the instance ACTIVE, so that what starts next
+// already finds its own share of the ring's keys.
+type waitUntilActive struct {
+	ring *ring.Ring
+	id   string
+}
+
+func (w waitUntilActive) Start(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if inst, ok := w.ring.Desc().Instances[w.id]; ok && inst.State == ring.ACTIVE {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("instance %s never showed ACTIVE in the ring: %w", w.id, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+func (w waitUntilActive) Stop(context.Context) error { return nil }
