@@ -15,6 +15,8 @@ func registerRulesCommands(app *kingpin.Application, client *clientConfig, comma
 	registerRulesTest(rules, commands)
 	registerRulesCheck(rules, commands)
 	registerRulesLint(rules, commands)
+	registerRulesAPICommands(rules, client, commands)
+	registerRulesSyncCommands(rules, client, commands)
 }
 
 func registerRulesTest(rules *kingpin.CmdClause, commands map[string]command) {
