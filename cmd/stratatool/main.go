@@ -44,6 +44,7 @@ func run(args []string, stdout, stderr io.Writer) (status int) {
 	client.registerFlags(app)
 	commands := map[string]command{}
 	registerRulesCommands(app, client, commands)
+	registerAlertmanagerCommands(app, client, commands)
 	registerVersionCommand(app, commands)
 
 	selected, err := app.Parse(args)
