@@ -55,12 +55,13 @@ func (a *App) initRuler() (services.Service, error) {
 		cfg.RulePath = a.dataPath("rules")
 	}
 	rl, err := ruler.New(cfg, store, ruler.Dependencies{
-		Engine:           a.queryEngine,
-		Queryable:        func(string) storage.Queryable { return a.queryable },
-		Appendable:       ruler.PusherAppendable(a.distributor),
-		Owns:             owner.owns,
-		OwnershipVersion: owner.version,
-		Peers:            rulerPeers{ring: r, heartbeatTimeout: rcfg.HeartbeatTimeout, localAddr: lcfg.Address(), clients: a.rulerClients},
+		Engine:            a.queryEngine,
+		Queryable:         func(string) storage.Queryable { return a.queryable },
+		Appendable:        ruler.PusherAppendable(a.distributor),
+		EvaluationTimeout: a.overrides.RulerEvaluationTimeout,
+		Owns:              owner.owns,
+		OwnershipVersion:  owner.version,
+		Peers:             rulerPeers{ring: r, heartbeatTimeout: rcfg.HeartbeatTimeout, localAddr: lcfg.Address(), clients: a.rulerClients},
 	}, a.reg, logger)
 	if err != nil {
 		return nil, err

@@ -17,8 +17,6 @@ type Config struct {
 	PollInterval time.Duration
 	// EvaluationInterval is the interval of groups that do not set their own.
 	EvaluationInterval time.Duration
-	// EvaluationTimeout bounds each rule's query.
-	EvaluationTimeout time.Duration
 	// ForOutageTolerance is how long the ruler may have been down for the 'for' state of alerts to
 	// be restored from ALERTS_FOR_STATE.
 	ForOutageTolerance time.Duration
@@ -48,8 +46,6 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 		"How often the ruler reads the rule store to start, change and stop the evaluation of rule groups.")
 	f.DurationVar(&c.EvaluationInterval, "ruler.evaluation-interval", time.Minute,
 		"How often the rules of a group are evaluated when the group does not set its own interval.")
-	f.DurationVar(&c.EvaluationTimeout, "ruler.evaluation-timeout", 2*time.Minute,
-		"The longest one rule's query may run; a query that takes longer fails the rule's evaluation. 0 means no timeout of the ruler's own.")
 	f.DurationVar(&c.ForOutageTolerance, "ruler.for-outage-tolerance", time.Hour,
 		"The longest outage of the ruler after which the 'for' state of alerts is still restored from their ALERTS_FOR_STATE series.")
 	f.DurationVar(&c.ForGracePeriod, "ruler.for-grace-period", 10*time.Minute,
@@ -77,9 +73,6 @@ func (c *Config) Validate() error {
 	}
 	if c.EvaluationInterval <= 0 {
 		errs = append(errs, errors.New("ruler: -ruler.evaluation-interval must be positive"))
-	}
-	if c.EvaluationTimeout < 0 {
-		errs = append(errs, errors.New("ruler: -ruler.evaluation-timeout must not be negative"))
 	}
 	if c.ForOutageTolerance < 0 {
 		errs = append(errs, errors.New("ruler: -ruler.for-outage-tolerance must not be negative"))

@@ -17,7 +17,6 @@ func TestConfig_DefaultsAndValidate(t *testing.T) {
 	require.Equal(t, Config{
 		PollInterval:              time.Minute,
 		EvaluationInterval:        time.Minute,
-		EvaluationTimeout:         2 * time.Minute,
 		ForOutageTolerance:        time.Hour,
 		ForGracePeriod:            10 * time.Minute,
 		ResendDelay:               time.Minute,
@@ -29,7 +28,6 @@ func TestConfig_DefaultsAndValidate(t *testing.T) {
 	for flagValue, want := range map[string]string{
 		"-ruler.poll-interval=0":          "-ruler.poll-interval must be positive",
 		"-ruler.evaluation-interval=0":    "-ruler.evaluation-interval must be positive",
-		"-ruler.evaluation-timeout=-1s":   "-ruler.evaluation-timeout must not be negative",
 		"-ruler.for-outage-tolerance=-1s": "-ruler.for-outage-tolerance must not be negative",
 		"-ruler.for-grace-period=-1s":     "-ruler.for-grace-period must not be negative",
 		"-ruler.resend-delay=-1s":         "-ruler.resend-delay must not be negative",

@@ -204,7 +204,6 @@ func testConfig(t *testing.T) Config {
 		RulePath:                  t.TempDir(),
 		PollInterval:              time.Hour, // tests sync explicitly
 		EvaluationInterval:        testInterval,
-		EvaluationTimeout:         5 * time.Second,
 		ForOutageTolerance:        time.Hour,
 		ForGracePeriod:            10 * time.Minute,
 		ResendDelay:               time.Minute,
@@ -239,6 +238,9 @@ func newTestRuler(t *testing.T, cfg Config, store rulestore.Store, queryables ma
 		return tenantCheckingQueryable{Queryable: q, t: t, tenant: id}
 	}
 	deps.Appendable = PusherAppendable(pusher)
+	if deps.EvaluationTimeout == nil {
+		deps.EvaluationTimeout = func(string) time.Duration { return 5 * time.Second }
+	}
 	reg := prometheus.NewPedanticRegistry()
 	r, err := New(cfg, store, deps, reg, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)

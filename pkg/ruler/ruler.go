@@ -39,6 +39,9 @@ type Dependencies struct {
 	// Notify, if not nil, sends the tenant's firing and resolved alerts of the rule with expression
 	// expr. Nil sends them to -ruler.alertmanager-url, if set.
 	Notify func(ctx context.Context, tenantID, expr string, alerts ...*rules.Alert)
+	// EvaluationTimeout, if not nil, bounds each of the tenant's rule queries (0: no bound); it is read
+	// at every query, so a changed limit applies at once.
+	EvaluationTimeout func(tenantID string) time.Duration
 	// Owns, if not nil, says whether this ruler evaluates a group; nil means every group.
 	Owns func(tenantID, namespace, group string) bool
 	// OwnershipVersion, if not nil, changes whenever Owns may answer differently (the ring changed):
@@ -394,14 +397,16 @@ func (r *Ruler) newManager(tenantID string) *tenantManager {
 	return &tenantManager{Manager: m, cancel: cancel}
 }
 
-// queryFunc runs the tenant's rule queries with the tenant in their context and the evaluation
-// timeout as their deadline. The timeout is one for all tenants until the limits have a per-tenant one.
+// queryFunc runs the tenant's rule queries with the tenant in their context and its evaluation
+// timeout as their deadline.
 func (r *Ruler) queryFunc(tenantID string, queryable storage.Queryable) rules.QueryFunc {
 	query := rules.EngineQueryFunc(r.deps.Engine, queryable)
-	timeout := r.cfg.EvaluationTimeout
 	return func(ctx context.Context, qs string, t time.Time) (promql.Vector, error) {
 		ctx = tenant.NewContext(ctx, tenantID)
-		if timeout > 0 {
+		if r.deps.EvaluationTimeout == nil {
+			return query(ctx, qs, t)
+		}
+		if timeout := r.deps.EvaluationTimeout(tenantID); timeout > 0 {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, timeout)
 			defer cancel()

@@ -200,9 +200,12 @@ func TestRuler_RestartRestoresPendingAlertsActiveAt(t *testing.T) {
 
 func TestRuler_SlowQueryTimesOutWithoutHoldingBackOtherTenants(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.EvaluationTimeout = 300 * time.Millisecond
 	db := openTSDB(t, testSample{labels.FromStrings("__name__", "up", "job", "a"), time.Now().Add(-5 * time.Second), 1})
-	r := newTestRuler(t, cfg, nil, map[string]storage.Queryable{"slow": blockingQueryable{}, "fast": db}, Dependencies{})
+	// The slow tenant's limit is short; the fast one's would not matter.
+	timeouts := func(tenantID string) time.Duration {
+		return map[string]time.Duration{"slow": 300 * time.Millisecond}[tenantID]
+	}
+	r := newTestRuler(t, cfg, nil, map[string]storage.Queryable{"slow": blockingQueryable{}, "fast": db}, Dependencies{EvaluationTimeout: timeouts})
 	r.setGroup(t, "slow", "ns", recordingGroup("heavy", 0, recordRule("heavy", "sum(up)")))
 	r.setGroup(t, "fast", "ns", recordingGroup("light", 0, recordRule("light", "sum(up)")))
 	r.sync(t)

@@ -92,6 +92,8 @@ type Limits struct {
 	RulerMaxRulesPerRuleGroup int `yaml:"ruler_max_rules_per_rule_group" flag:"ruler.max-rules-per-rule-group"`
 	// RulerMaxRuleGroupsPerTenant bounds the tenant's rule groups, across namespaces; 0 is no limit.
 	RulerMaxRuleGroupsPerTenant int `yaml:"ruler_max_rule_groups_per_tenant" flag:"ruler.max-rule-groups-per-tenant"`
+	// RulerEvaluationTimeout bounds each query of the tenant's rules; 0 is no bound.
+	RulerEvaluationTimeout model.Duration `yaml:"ruler_evaluation_timeout" flag:"ruler.evaluation-timeout"`
 }
 
 // RegisterFlags registers the limits' flags with their defaults.
@@ -161,6 +163,9 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 		"Maximum number of rules in one rule group of a tenant. The ruler's config API refuses larger groups. 0 is no limit.")
 	f.IntVar(&l.RulerMaxRuleGroupsPerTenant, "ruler.max-rule-groups-per-tenant", 70,
 		"Maximum number of rule groups of a tenant, across its namespaces. The ruler's config API refuses further groups. 0 is no limit.")
+	l.RulerEvaluationTimeout = model.Duration(2 * time.Minute)
+	f.Var(&l.RulerEvaluationTimeout, "ruler.evaluation-timeout",
+		"The longest one query of a tenant's rule may run; a query that takes longer fails the rule's evaluation. 0 is no limit.")
 }
 
 // DefaultLimits returns the limits as their flags default them.
@@ -216,6 +221,7 @@ func (l *Limits) Validate() error {
 	notNegative("compactor_blocks_retention_period", int64(l.CompactorBlocksRetentionPeriod))
 	notNegative("ruler_max_rules_per_rule_group", int64(l.RulerMaxRulesPerRuleGroup))
 	notNegative("ruler_max_rule_groups_per_tenant", int64(l.RulerMaxRuleGroupsPerTenant))
+	notNegative("ruler_evaluation_timeout", int64(l.RulerEvaluationTimeout))
 	return errors.Join(errs...)
 }
 
@@ -245,6 +251,11 @@ func (o *Overrides) RulerMaxRulesPerRuleGroup(tenant string) int {
 // RulerMaxRuleGroupsPerTenant returns the tenant's RulerMaxRuleGroupsPerTenant.
 func (o *Overrides) RulerMaxRuleGroupsPerTenant(tenant string) int {
 	return o.For(tenant).RulerMaxRuleGroupsPerTenant
+}
+
+// RulerEvaluationTimeout returns the tenant's RulerEvaluationTimeout.
+func (o *Overrides) RulerEvaluationTimeout(tenant string) time.Duration {
+	return time.Duration(o.For(tenant).RulerEvaluationTimeout)
 }
 
 // limitField describes one limit.

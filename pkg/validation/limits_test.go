@@ -47,6 +47,7 @@ func TestLimits_RegisterFlagsDefaults(t *testing.T) {
 
 		RulerMaxRulesPerRuleGroup:   20,
 		RulerMaxRuleGroupsPerTenant: 70,
+		RulerEvaluationTimeout:      model.Duration(2 * time.Minute),
 	}, *defaultLimits(t))
 	require.NoError(t, defaultLimits(t).Validate())
 }
