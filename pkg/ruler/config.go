@@ -33,6 +33,9 @@ type Config struct {
 	NotificationQueueCapacity int
 	// NotificationTimeout bounds one send of alerts to an Alertmanager.
 	NotificationTimeout time.Duration
+	// QueryFrontendAddress, if set, is the base URL of the query-frontend that evaluates the rules'
+	// queries; empty evaluates them in process.
+	QueryFrontendAddress string
 	// ExternalURL is where users reach Strata: the base of the alerts' generator URLs and the
 	// $externalURL of templates.
 	ExternalURL string
@@ -60,6 +63,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 		"Alerts of one tenant waiting to be sent; beyond it the oldest are dropped.")
 	f.DurationVar(&c.NotificationTimeout, "ruler.notification-timeout", 10*time.Second,
 		"The longest one send of alerts to an Alertmanager may take.")
+	f.StringVar(&c.QueryFrontendAddress, "ruler.query-frontend.address", "",
+		"HTTP(S) URL of the query-frontend that evaluates the rules' queries (http://host:port), with its queue, fairness and limits. Empty: the ruler evaluates them with its own querier code.")
 	f.StringVar(&c.ExternalURL, "ruler.external.url", "",
 		"The URL users reach Strata at: the base of the generator URL of alerts and the $externalURL of templates.")
 }
@@ -91,6 +96,11 @@ func (c *Config) Validate() error {
 	}
 	if _, err := url.Parse(c.ExternalURL); err != nil {
 		errs = append(errs, fmt.Errorf("ruler: -ruler.external.url: %w", err))
+	}
+	if c.QueryFrontendAddress != "" {
+		if u, err := url.Parse(c.QueryFrontendAddress); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("ruler: -ruler.query-frontend.address %q is not an http(s) URL with a host", c.QueryFrontendAddress))
+		}
 	}
 	if _, err := parseAlertmanagerURLs(c.AlertmanagerURL); err != nil {
 		errs = append(errs, fmt.Errorf("ruler: %w", err))

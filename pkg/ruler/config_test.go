@@ -26,15 +26,16 @@ func TestConfig_DefaultsAndValidate(t *testing.T) {
 	}, cfg)
 
 	for flagValue, want := range map[string]string{
-		"-ruler.poll-interval=0":          "-ruler.poll-interval must be positive",
-		"-ruler.evaluation-interval=0":    "-ruler.evaluation-interval must be positive",
-		"-ruler.for-outage-tolerance=-1s": "-ruler.for-outage-tolerance must not be negative",
-		"-ruler.for-grace-period=-1s":     "-ruler.for-grace-period must not be negative",
-		"-ruler.resend-delay=-1s":         "-ruler.resend-delay must not be negative",
-		"-ruler.ring-check-period=0":      "-ruler.ring-check-period must be positive",
-		"-ruler.notification-timeout=0":   "-ruler.notification-timeout must be positive",
-		"-ruler.alertmanager-url=ftp://x": "is not an http(s) URL",
-		"-ruler.alertmanager-url=http://": "is not an http(s) URL",
+		"-ruler.poll-interval=0":                             "-ruler.poll-interval must be positive",
+		"-ruler.evaluation-interval=0":                       "-ruler.evaluation-interval must be positive",
+		"-ruler.for-outage-tolerance=-1s":                    "-ruler.for-outage-tolerance must not be negative",
+		"-ruler.for-grace-period=-1s":                        "-ruler.for-grace-period must not be negative",
+		"-ruler.resend-delay=-1s":                            "-ruler.resend-delay must not be negative",
+		"-ruler.ring-check-period=0":                         "-ruler.ring-check-period must be positive",
+		"-ruler.notification-timeout=0":                      "-ruler.notification-timeout must be positive",
+		"-ruler.alertmanager-url=ftp://x":                    "is not an http(s) URL",
+		"-ruler.query-frontend.address=dns:///frontend:9095": "-ruler.query-frontend.address \"dns:///frontend:9095\" is not an http(s) URL",
+		"-ruler.alertmanager-url=http://":                    "is not an http(s) URL",
 	} {
 		var cfg Config
 		fs := flag.NewFlagSet("test", flag.PanicOnError)

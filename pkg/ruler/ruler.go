@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -88,6 +89,7 @@ type Ruler struct {
 	managers map[string]*tenantManager
 
 	notifier    *alertNotifier // nil when Dependencies.Notify is set or no Alertmanager URL is
+	httpClient  *http.Client   // to the query-frontend
 	externalURL *url.URL
 
 	cancelLoop context.CancelFunc
@@ -142,6 +144,7 @@ func New(cfg Config, store rulestore.Store, deps Dependencies, reg prometheus.Re
 		cancelBase:   cancel,
 		managers:     make(map[string]*tenantManager),
 		externalURL:  externalURL,
+		httpClient:   &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
 	}
 	if deps.Notify == nil && len(urls) > 0 {
 		r.notifier = newAlertNotifier(cfg, urls, reg, r.logger)
@@ -401,6 +404,9 @@ func (r *Ruler) newManager(tenantID string) *tenantManager {
 // timeout as their deadline.
 func (r *Ruler) queryFunc(tenantID string, queryable storage.Queryable) rules.QueryFunc {
 	query := rules.EngineQueryFunc(r.deps.Engine, queryable)
+	if r.cfg.QueryFrontendAddress != "" {
+		query = remoteQueryFunc(r.httpClient, r.cfg.QueryFrontendAddress, tenantID)
+	}
 	return func(ctx context.Context, qs string, t time.Time) (promql.Vector, error) {
 		ctx = tenant.NewContext(ctx, tenantID)
 		if r.deps.EvaluationTimeout == nil {
