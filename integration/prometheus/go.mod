@@ -1,12 +1,16 @@
 // A current Prometheus for the integration tests (integration/prometheus3_test.go builds it): Debian's
 // prometheus 2.42 drops remote_write and remote_read headers, so it cannot send X-Scope-OrgID. Its own
 // module so that the tool's many dependencies (service discovery SDKs) stay out of Strata's go.mod; the
-// version must be the one Strata's go.mod requires.
+// version must be the one Strata's go.mod requires. Its promtool is the reference that
+// integration/stratatool_rules_test.go compares `stratatool rules test` with.
 module github.com/strata-metrics/strata/integration/prometheus
 
 go 1.26.0
 
-tool github.com/prometheus/prometheus/cmd/prometheus
+tool (
+	github.com/prometheus/prometheus/cmd/prometheus
+	github.com/prometheus/prometheus/cmd/promtool
+)
 
 require (
 	cloud.google.com/go/auth v0.20.0 // indirect
@@ -154,6 +158,7 @@ require (
 	github.com/modern-go/reflect2 v1.0.3-0.20250322232337-35a7c28c31ee // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/mwitkow/go-conntrack v0.0.0-20190716064945-2f068394615f // indirect
+	github.com/nsf/jsondiff v0.0.0-20260207060731-8e8d90c4c0ac // indirect
 	github.com/oklog/run v1.2.0 // indirect
 	github.com/oklog/ulid/v2 v2.1.1 // indirect
 	github.com/open-telemetry/opentelemetry-collector-contrib/internal/exp/metrics v0.154.0 // indirect
