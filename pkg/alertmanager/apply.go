@@ -1,0 +1,129 @@
+package alertmanager
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/alertmanager/config"
+	"github.com/prometheus/alertmanager/config/receiver"
+	"github.com/prometheus/alertmanager/dispatch"
+	"github.com/prometheus/alertmanager/eventrecorder"
+	"github.com/prometheus/alertmanager/inhibit"
+	"github.com/prometheus/alertmanager/notify"
+	"github.com/prometheus/alertmanager/template"
+	"github.com/prometheus/alertmanager/timeinterval"
+	"github.com/prometheus/common/model"
+)
+
+// apply makes tc the tenant's configuration, the way Alertmanager reloads its configuration file:
+// everything the new configuration needs is built first, and only when that succeeded are the old
+// dispatcher and inhibitor stopped and new ones started over the same alerts, silences and
+// notification log. The new dispatcher re-reads every alert held, and the notification log keeps it
+// from repeating notifications already sent. On error the previous configuration stays in effect.
+func (i *instance) apply(tc tenantConfig) error {
+	i.mtx.Lock()
+	defer i.mtx.Unlock()
+	if i.stopped {
+		return errInstanceStopped
+	}
+	cfg := tc.parsed
+	if err := writeTemplates(i.opts.templateDir, tc.raw.TemplateFiles); err != nil {
+		return err
+	}
+	tmpl, err := loadTemplates(i.opts.templateDir, cfg.Templates, i.opts.externalURL)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errInvalidConfig, err)
+	}
+	receivers, err := buildReceivers(cfg, tmpl, i.logger)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errInvalidConfig, err)
+	}
+	routes := dispatch.NewRoute(cfg.Route, nil)
+	intervener := timeinterval.NewIntervener(timeIntervals(cfg))
+	integrations := make(map[string]bool)
+	for _, rcv := range receivers {
+		for _, in := range rcv {
+			integrations[in.Name()] = true
+		}
+	}
+
+	i.stopInhibitor()
+	i.dispatcher.Load().Stop()
+
+	rec := eventrecorder.NopRecorder()
+	inhibitor := inhibit.NewInhibitor(i.alerts, cfg.InhibitRules, i.logger, rec)
+	// No cluster peer yet: a single replica notifies without waiting for others (see the package
+	// documentation for where replication plugs in).
+	pipeline := i.pipelineBuilder.New(receivers, noPeerWait, inhibitor, i.silencer, intervener, i.marker, i.nflog, nil)
+	i.api.Update(cfg, func(ctx context.Context, lset model.LabelSet) {
+		inhibitor.Mutes(ctx, lset)
+		i.silencer.Mutes(ctx, lset)
+	})
+	disp := dispatch.NewDispatcher(i.alerts, routes, pipeline, i.marker, notifyTimeout,
+		dispatchMaintenanceInterval, nil, i.logger, rec, i.dispatcherMetrics)
+
+	// The inhibitor loads the alerts before the dispatcher starts, so that no notification goes out
+	// for an alert that is inhibited.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		inhibitor.Run()
+	}()
+	inhibitor.WaitForLoading()
+	i.inhibitor, i.inhibitorDone = inhibitor, done
+	go disp.Run(i.started)
+	disp.WaitForLoading()
+	i.dispatcher.Store(disp)
+	i.integrations.Store(&integrations)
+	i.applied, i.appliedAt = tc, time.Now()
+	return nil
+}
+
+// appliedConfig returns the configuration in effect and when it was applied.
+func (i *instance) appliedConfig() (tenantConfig, time.Time) {
+	i.mtx.Lock()
+	defer i.mtx.Unlock()
+	return i.applied, i.appliedAt
+}
+
+// buildReceivers returns the integrations of every receiver that a route uses; receivers no route
+// names are not built, as in Alertmanager.
+func buildReceivers(cfg *config.Config, tmpl *template.Template, logger *slog.Logger) (map[string][]notify.Integration, error) {
+	used := make(map[string]bool)
+	dispatch.NewRoute(cfg.Route, nil).Walk(func(r *dispatch.Route) {
+		used[r.RouteOpts.Receiver] = true
+	})
+	receivers := make(map[string][]notify.Integration, len(used))
+	for _, rcv := range cfg.Receivers {
+		if !used[rcv.Name] {
+			continue
+		}
+		integrations, err := receiver.BuildReceiverIntegrations(rcv, tmpl, logger)
+		if err != nil {
+			return nil, fmt.Errorf("receiver %q: %w", rcv.Name, err)
+		}
+		receivers[rcv.Name] = integrations
+	}
+	return receivers, nil
+}
+
+func timeIntervals(cfg *config.Config) map[string][]timeinterval.TimeInterval {
+	m := make(map[string][]timeinterval.TimeInterval, len(cfg.MuteTimeIntervals)+len(cfg.TimeIntervals))
+	for _, ti := range cfg.MuteTimeIntervals {
+		m[ti.Name] = ti.TimeIntervals
+	}
+	for _, ti := range cfg.TimeIntervals {
+		m[ti.Name] = ti.TimeIntervals
+	}
+	return m
+}
+
+// noPeerWait is how long a notification waits for replicas ahead of this one: none, without a cluster.
+func noPeerWait() time.Duration { return 0 }
+
+// notifyTimeout bounds one notification attempt: the group's interval, at least notify.MinTimeout.
+func notifyTimeout(d time.Duration) time.Duration {
+	return max(d, notify.MinTimeout) + noPeerWait()
+}

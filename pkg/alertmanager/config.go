@@ -1,0 +1,115 @@
+package alertmanager
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"time"
+)
+
+// Config configures the multi-tenant Alertmanager. Flag names follow Mimir's where Mimir has the same
+// setting. The limits apply to every tenant alike.
+type Config struct {
+	// DataDir holds a directory per tenant for its template files. The app sets it to
+	// <-data.dir>/alertmanager when the flag is empty.
+	DataDir string
+	// Retention is how long silences and notification log entries are kept after they end.
+	Retention time.Duration
+	// PollInterval is how often the store is read to start, change and stop tenants' Alertmanagers.
+	PollInterval time.Duration
+	// PersistInterval is how often each tenant's silences and notification log are written to the store.
+	PersistInterval time.Duration
+	// FallbackConfigFile, if set, is the Alertmanager configuration of tenants that have none.
+	FallbackConfigFile string
+	// ExternalURL is where users reach the Alertmanager; notifications link back to it.
+	ExternalURL string
+
+	// MaxConfigSizeBytes bounds the body of a configuration upload (0: no limit).
+	MaxConfigSizeBytes int
+	// MaxTemplatesCount bounds the template files of a configuration (0: no limit).
+	MaxTemplatesCount int
+	// MaxAlertsCount bounds the alerts a tenant's Alertmanager keeps, resolved ones until they are
+	// garbage collected included (0: no limit).
+	MaxAlertsCount int
+	// MaxSilencesCount bounds a tenant's silences, expired ones until they are garbage collected
+	// included (0: no limit).
+	MaxSilencesCount int
+	// MaxSilenceSizeBytes bounds the encoded size of one silence (0: no limit).
+	MaxSilenceSizeBytes int
+}
+
+// RegisterFlags registers the -alertmanager.* flags.
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	f.StringVar(&c.DataDir, "alertmanager.storage.path", "",
+		"Directory for the template files of each tenant's Alertmanager, written from the configuration store; the Alertmanager deletes anything else in it. Empty: <-data.dir>/alertmanager.")
+	f.DurationVar(&c.Retention, "alertmanager.storage.retention", 120*time.Hour,
+		"How long silences and notification log entries are kept after they expire.")
+	f.DurationVar(&c.PollInterval, "alertmanager.configs.poll-interval", 15*time.Second,
+		"How often the Alertmanager reads the configuration store to start, change and stop tenants' Alertmanagers; a configuration change is in effect within this time.")
+	f.DurationVar(&c.PersistInterval, "alertmanager.persist-interval", 15*time.Minute,
+		"How often each tenant's silences and notification log are written to the configuration store's bucket; they are also written when a tenant's Alertmanager stops, and read when it starts.")
+	f.StringVar(&c.FallbackConfigFile, "alertmanager.fallback-config-file", "",
+		"Alertmanager configuration file for tenants that have not uploaded one. Such a tenant's Alertmanager starts on its first request (an alert or an API call). Empty: tenants without a configuration get 404.")
+	f.StringVar(&c.ExternalURL, "alertmanager.web.external-url", "http://localhost:8080/alertmanager",
+		"The URL under which users reach the Alertmanager, used in links of notifications (for example a reverse proxy's URL). The Alertmanager itself is always served under /alertmanager.")
+	f.IntVar(&c.MaxConfigSizeBytes, "alertmanager.max-config-size-bytes", 1<<20,
+		"The largest body a configuration upload (POST /api/v1/alerts) may have, template files included; larger ones get 413. 0 means no limit.")
+	f.IntVar(&c.MaxTemplatesCount, "alertmanager.max-templates-count", 100,
+		"The most template files a tenant's configuration may have. 0 means no limit.")
+	f.IntVar(&c.MaxAlertsCount, "alertmanager.max-alerts-count", 0,
+		"The most alerts a tenant's Alertmanager keeps, resolved ones included until they are garbage collected; new alerts beyond it are dropped. 0 means no limit.")
+	f.IntVar(&c.MaxSilencesCount, "alertmanager.max-silences-count", 0,
+		"The most silences a tenant may have, expired ones included until they are garbage collected. 0 means no limit.")
+	f.IntVar(&c.MaxSilenceSizeBytes, "alertmanager.max-silence-size-bytes", 0,
+		"The largest encoded size of one silence, in bytes. 0 means no limit.")
+}
+
+// Validate reports settings the Alertmanager cannot work with. An empty DataDir is allowed here because
+// the app fills it in from -data.dir; New rejects it.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.PollInterval <= 0 {
+		errs = append(errs, errors.New("alertmanager: -alertmanager.configs.poll-interval must be positive"))
+	}
+	if c.PersistInterval <= 0 {
+		errs = append(errs, errors.New("alertmanager: -alertmanager.persist-interval must be positive"))
+	}
+	if c.Retention <= 0 {
+		errs = append(errs, errors.New("alertmanager: -alertmanager.storage.retention must be positive"))
+	}
+	if _, err := parseExternalURL(c.ExternalURL); err != nil {
+		errs = append(errs, err)
+	}
+	for _, limit := range []struct {
+		flag  string
+		value int
+	}{
+		{"alertmanager.max-config-size-bytes", c.MaxConfigSizeBytes},
+		{"alertmanager.max-templates-count", c.MaxTemplatesCount},
+		{"alertmanager.max-alerts-count", c.MaxAlertsCount},
+		{"alertmanager.max-silences-count", c.MaxSilencesCount},
+		{"alertmanager.max-silence-size-bytes", c.MaxSilenceSizeBytes},
+	} {
+		if limit.value < 0 {
+			errs = append(errs, fmt.Errorf("alertmanager: -%s must not be negative", limit.flag))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// parseExternalURL accepts an absolute http or https URL; a trailing slash of its path is dropped so
+// that links built from it have a single one.
+func parseExternalURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("alertmanager: -alertmanager.web.external-url: %w", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("alertmanager: -alertmanager.web.external-url %q must be an absolute http or https URL", s)
+	}
+	for len(u.Path) > 0 && u.Path[len(u.Path)-1] == '/' {
+		u.Path = u.Path[:len(u.Path)-1]
+	}
+	return u, nil
+}

@@ -1,0 +1,221 @@
+package alertmanager
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	"github.com/thanos-io/objstore"
+	"gopkg.in/yaml.v3"
+
+	"github.com/strata-metrics/strata/pkg/alertmanager/alertstore"
+	"github.com/strata-metrics/strata/pkg/tenant"
+)
+
+// testConfig returns the flag defaults with a temporary data directory.
+func testConfig(t *testing.T) Config {
+	var cfg Config
+	fs := newFlagSet()
+	cfg.RegisterFlags(fs)
+	cfg.DataDir = t.TempDir()
+	return cfg
+}
+
+// harness is a started MultitenantAlertmanager over a bucket, served through tenant.Middleware as the
+// app serves it.
+type harness struct {
+	t       *testing.T
+	am      *MultitenantAlertmanager
+	store   *alertstore.BucketStore
+	reg     *prometheus.Registry
+	handler http.Handler
+}
+
+func newHarness(t *testing.T, bkt objstore.Bucket, cfg Config) *harness {
+	t.Helper()
+	store, err := alertstore.New(alertstore.Config{Prefix: "alertmanager"}, bkt)
+	require.NoError(t, err)
+	reg := prometheus.NewPedanticRegistry()
+	am, err := New(cfg, store, reg, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	require.NoError(t, am.Start(context.Background()))
+	h := &harness{t: t, am: am, store: store, reg: reg, handler: tenant.Middleware(true)(am)}
+	t.Cleanup(func() { h.stop() })
+	return h
+}
+
+func (h *harness) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(h.t, h.am.Stop(ctx))
+}
+
+// do sends a request as tenantID ("" sends none) and returns the status code and body.
+func (h *harness) do(tenantID, method, path, body string) (int, string) {
+	h.t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if tenantID != "" {
+		req.Header.Set(tenant.OrgIDHeader, tenantID)
+	}
+	if method == http.MethodPost && strings.HasPrefix(path, PathPrefix) {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	rec := httptest.NewRecorder()
+	h.handler.ServeHTTP(rec, req)
+	return rec.Code, rec.Body.String()
+}
+
+// setConfig uploads cfg through the config API and syncs, so it is in effect on return.
+func (h *harness) setConfig(tenantID string, cfg alertstore.AlertConfig) {
+	h.t.Helper()
+	body, err := yaml.Marshal(cfg)
+	require.NoError(h.t, err)
+	code, resp := h.do(tenantID, http.MethodPost, ConfigPath, string(body))
+	require.Equal(h.t, http.StatusCreated, code, resp)
+	require.NoError(h.t, h.am.SyncConfigs(context.Background()))
+}
+
+// postAlert fires an alert with the given labels for tenantID through the v2 API, as Prometheus'
+// notifier does.
+func (h *harness) postAlert(tenantID string, labels map[string]string) {
+	h.t.Helper()
+	body, err := json.Marshal([]map[string]any{{
+		"labels":   labels,
+		"startsAt": time.Now().Add(-time.Minute).Format(time.RFC3339),
+	}})
+	require.NoError(h.t, err)
+	code, resp := h.do(tenantID, http.MethodPost, PathPrefix+"/api/v2/alerts", string(body))
+	require.Equal(h.t, http.StatusOK, code, resp)
+}
+
+// createSilence silences alerts whose label name has value, for an hour, and returns its ID.
+func (h *harness) createSilence(tenantID, name, value string) string {
+	h.t.Helper()
+	body, err := json.Marshal(map[string]any{
+		"matchers":  []map[string]any{{"name": name, "value": value, "isRegex": false, "isEqual": true}},
+		"startsAt":  time.Now().Format(time.RFC3339),
+		"endsAt":    time.Now().Add(time.Hour).Format(time.RFC3339),
+		"createdBy": "test",
+		"comment":   "test silence",
+	})
+	require.NoError(h.t, err)
+	code, resp := h.do(tenantID, http.MethodPost, PathPrefix+"/api/v2/silences", string(body))
+	require.Equal(h.t, http.StatusOK, code, resp)
+	var out struct {
+		SilenceID string `json:"silenceID"`
+	}
+	require.NoError(h.t, json.Unmarshal([]byte(resp), &out))
+	require.NotEmpty(h.t, out.SilenceID)
+	return out.SilenceID
+}
+
+type apiAlert struct {
+	Labels map[string]string `json:"labels"`
+	Status struct {
+		State      string   `json:"state"`
+		SilencedBy []string `json:"silencedBy"`
+	} `json:"status"`
+}
+
+func (h *harness) alerts(tenantID string) []apiAlert {
+	h.t.Helper()
+	code, body := h.do(tenantID, http.MethodGet, PathPrefix+"/api/v2/alerts", "")
+	require.Equal(h.t, http.StatusOK, code, body)
+	var out []apiAlert
+	require.NoError(h.t, json.Unmarshal([]byte(body), &out))
+	return out
+}
+
+type apiSilence struct {
+	ID     string `json:"id"`
+	Status struct {
+		State string `json:"state"`
+	} `json:"status"`
+}
+
+func (h *harness) silences(tenantID string) []apiSilence {
+	h.t.Helper()
+	code, body := h.do(tenantID, http.MethodGet, PathPrefix+"/api/v2/silences", "")
+	require.Equal(h.t, http.StatusOK, code, body)
+	var out []apiSilence
+	require.NoError(h.t, json.Unmarshal([]byte(body), &out))
+	return out
+}
+
+// webhook is a receiver that records the alert names of the notifications it gets.
+type webhook struct {
+	srv *httptest.Server
+	mtx sync.Mutex
+	got []string // alertname of each alert notified, in order
+}
+
+func newWebhook(t *testing.T) *webhook {
+	w := &webhook{}
+	w.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		var msg struct {
+			Alerts []struct {
+				Labels map[string]string `json:"labels"`
+			} `json:"alerts"`
+		}
+		data, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(data, &msg); err != nil {
+			http.Error(rw, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.mtx.Lock()
+		for _, a := range msg.Alerts {
+			w.got = append(w.got, a.Labels["alertname"])
+		}
+		w.mtx.Unlock()
+	}))
+	t.Cleanup(w.srv.Close)
+	return w
+}
+
+func (w *webhook) received() []string {
+	w.mtx.Lock()
+	defer w.mtx.Unlock()
+	return append([]string(nil), w.got...)
+}
+
+// webhookConfig routes every alert, grouped by alertname, to a webhook at url with short timers.
+func webhookConfig(url string) alertstore.AlertConfig {
+	return alertstore.AlertConfig{AlertmanagerConfig: fmt.Sprintf(`
+route:
+  receiver: hook
+  group_by: [alertname]
+  group_wait: 10ms
+  group_interval: 100ms
+  repeat_interval: 1h
+receivers:
+  - name: hook
+    webhook_configs:
+      - url: %s
+        send_resolved: false
+`, url)}
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, cond func() bool, msg string) {
+	t.Helper()
+	require.Eventually(t, cond, 15*time.Second, 10*time.Millisecond, msg)
+}
+
+func newFlagSet() *flag.FlagSet { return flag.NewFlagSet("test", flag.ContinueOnError) }
+
+func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
+
+func prometheusRegistry() *prometheus.Registry { return prometheus.NewRegistry() }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -1,0 +1,249 @@
+package alertmanager
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"io"
+	"net/url"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amapi "github.com/prometheus/alertmanager/api"
+	"github.com/prometheus/alertmanager/config"
+	"github.com/prometheus/alertmanager/dispatch"
+	"github.com/prometheus/alertmanager/eventrecorder"
+	"github.com/prometheus/alertmanager/featurecontrol"
+	"github.com/prometheus/alertmanager/inhibit"
+	"github.com/prometheus/alertmanager/marker"
+	"github.com/prometheus/alertmanager/nflog"
+	"github.com/prometheus/alertmanager/notify"
+	"github.com/prometheus/alertmanager/provider/mem"
+	"github.com/prometheus/alertmanager/silence"
+	"github.com/prometheus/alertmanager/types"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/common/route"
+
+	"github.com/strata-metrics/strata/pkg/alertmanager/alertstore"
+)
+
+const (
+	// alertGCInterval is how often resolved alerts are dropped from a tenant's provider, as
+	// Alertmanager's -alerts.gc-interval default.
+	alertGCInterval = 30 * time.Minute
+	// dispatchMaintenanceInterval is how often empty aggregation groups are removed, as
+	// Alertmanager's -dispatch.maintenance-interval default.
+	dispatchMaintenanceInterval = 30 * time.Second
+)
+
+// instanceOptions are what every tenant's Alertmanager shares, and its tenant.
+type instanceOptions struct {
+	tenant      string
+	templateDir string // the tenant's own, emptied and removed on stop
+	externalURL *url.URL
+	retention   time.Duration
+	maxAlerts   int
+	maxSilences int
+	maxSilence  int // bytes
+
+	requestDuration *prometheus.HistogramVec // shared by every tenant's API
+	discarded       prometheus.Counter       // the tenant's alerts refused by maxAlerts
+	logger          *slog.Logger
+}
+
+// instance is one tenant's Alertmanager, made of Alertmanager's own parts as its main package wires
+// them. The silences and the notification log live as long as the instance; a new configuration
+// rebuilds the routing, inhibition and notification pipeline around them and around the alerts held,
+// so nothing is lost. Both are kept here, not inside the pipeline, so that their state can be persisted
+// now and replicated between replicas later (they are Alertmanager's cluster.State: MarshalBinary,
+// Merge, SetBroadcast).
+type instance struct {
+	opts    instanceOptions
+	logger  *slog.Logger
+	started time.Time
+
+	reg               *prometheus.Registry // the metrics of Alertmanager's parts for this tenant
+	silences          *silence.Silences
+	silencer          *silence.Silencer
+	nflog             *nflog.Log
+	alerts            *mem.Alerts
+	alertCount        *alertCounter
+	marker            marker.GroupMarker
+	pipelineBuilder   *notify.PipelineBuilder
+	dispatcherMetrics *dispatch.DispatcherMetrics
+	api               *amapi.API
+	apiHandler        http.Handler // the v2 API (and v1's removal notices) under PathPrefix
+
+	dispatcher atomic.Pointer[dispatch.Dispatcher]
+	// integrations holds the integration names ("webhook", "email") of the applied configuration; the
+	// exported notification metrics are limited to them.
+	integrations atomic.Pointer[map[string]bool]
+
+	mtx           sync.Mutex // serializes apply and stop; guards the fields below
+	applied       tenantConfig
+	appliedAt     time.Time
+	inhibitor     *inhibit.Inhibitor
+	inhibitorDone chan struct{}
+	stopped       bool
+
+	persistMtx   sync.Mutex // one write of the state at a time; guards the fields below
+	persisted    bool       // persistedSum is set
+	persistedSum uint64     // hash of the state last written to the store
+}
+
+// tenantConfig is a configuration ready to apply: as stored (to tell whether it changed) and parsed.
+type tenantConfig struct {
+	raw      alertstore.AlertConfig
+	parsed   *config.Config
+	fallback bool // the tenant has none of its own; this is -alertmanager.fallback-config-file
+}
+
+var errInstanceStopped = errors.New("the tenant's Alertmanager is stopped")
+
+// newInstance builds a tenant's Alertmanager with the silences and notification log of state (nil for
+// none); it does not route alerts until the first apply.
+func newInstance(opts instanceOptions, state []byte) (*instance, error) {
+	var silencesState, nflogState []byte
+	if state != nil {
+		var err error
+		if silencesState, nflogState, err = decodeState(state); err != nil {
+			return nil, fmt.Errorf("decode state: %w", err)
+		}
+	}
+	i := &instance{
+		opts:    opts,
+		logger:  opts.logger,
+		started: time.Now(),
+		reg:     prometheus.NewRegistry(),
+		marker:  marker.NewGroupMarker(),
+	}
+	// Event recording is off, as in Alertmanager without the feature flag; it is per process, and a
+	// tenant cannot configure it.
+	rec := eventrecorder.NopRecorder()
+	flags := featurecontrol.NoopFlags{}
+	var err error
+	i.silences, err = silence.New(silence.Options{
+		SnapshotReader: readerOrNil(silencesState),
+		Retention:      opts.retention,
+		Limits: silence.Limits{
+			MaxSilences:         func() int { return opts.maxSilences },
+			MaxSilenceSizeBytes: func() int { return opts.maxSilence },
+		},
+		Logger:        i.logger.With("component", "silences"),
+		Metrics:       i.reg,
+		EventRecorder: rec,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load silences: %w", err)
+	}
+	i.nflog, err = nflog.New(nflog.Options{
+		SnapshotReader: readerOrNil(nflogState),
+		Retention:      opts.retention,
+		Logger:         i.logger.With("component", "nflog"),
+		Metrics:        i.reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load notification log: %w", err)
+	}
+	i.silencer = silence.NewSilencer(i.silences, i.logger, rec)
+	i.alertCount = &alertCounter{next: i.silencer, max: opts.maxAlerts, discarded: opts.discarded}
+	// The provider logs each alert refused by the limit at error level; a tenant flooding alerts would
+	// flood the log, so it gets none (the discarded-alerts metric counts them).
+	i.alerts, err = mem.NewAlerts(context.Background(), alertGCInterval, 0, i.alertCount,
+		slog.New(slog.DiscardHandler), rec, i.reg, flags)
+	if err != nil {
+		return nil, fmt.Errorf("create alert provider: %w", err)
+	}
+	i.api, err = amapi.New(amapi.Options{
+		Alerts:          i.alerts,
+		Silences:        i.silences,
+		GroupMutedFunc:  i.marker.Muted,
+		Logger:          i.logger.With("component", "api"),
+		Registry:        i.reg,
+		RequestDuration: opts.requestDuration,
+		GroupFunc:       i.groups,
+	})
+	if err != nil {
+		i.alerts.Close()
+		return nil, fmt.Errorf("create API: %w", err)
+	}
+	i.apiHandler = i.api.Register(route.New().WithPrefix(PathPrefix), PathPrefix)
+	i.pipelineBuilder = notify.NewPipelineBuilder(i.reg, flags, rec)
+	i.dispatcherMetrics = dispatch.NewDispatcherMetrics(false, i.reg, flags)
+	return i, nil
+}
+
+// readerOrNil returns a reader of b, or a nil interface (not a nil *bytes.Reader, which the snapshot
+// loaders would read) when b is empty.
+func readerOrNil(b []byte) io.Reader {
+	if len(b) == 0 {
+		return nil
+	}
+	return bytes.NewReader(b)
+}
+
+// groups is the API's view of the aggregation groups of the current dispatcher.
+func (i *instance) groups(ctx context.Context, routeFilter func(*dispatch.Route) bool, alertFilter func(*types.Alert, time.Time) bool) (dispatch.AlertGroups, map[model.Fingerprint][]string, error) {
+	d := i.dispatcher.Load()
+	if d == nil {
+		return nil, nil, errors.New("the tenant's Alertmanager has no configuration applied yet")
+	}
+	return d.Groups(ctx, routeFilter, alertFilter)
+}
+
+// stop ends routing and notifying and removes the tenant's template files. The silences and the
+// notification log stay readable for a last marshalState.
+func (i *instance) stop() {
+	i.mtx.Lock()
+	defer i.mtx.Unlock()
+	if i.stopped {
+		return
+	}
+	i.stopped = true
+	i.dispatcher.Load().Stop()
+	i.stopInhibitor()
+	i.alerts.Close()
+	if err := os.RemoveAll(i.opts.templateDir); err != nil {
+		i.logger.Warn("remove template directory", "err", err)
+	}
+}
+
+// stopInhibitor stops the current inhibitor and waits for its loop to end. Called with mtx held.
+func (i *instance) stopInhibitor() {
+	if i.inhibitor == nil {
+		return
+	}
+	i.inhibitor.Stop()
+	<-i.inhibitorDone
+	i.inhibitor, i.inhibitorDone = nil, nil
+}
+
+// gc drops expired silences and notification log entries, as Alertmanager's maintenance does before
+// each snapshot.
+func (i *instance) gc() {
+	if _, err := i.silences.GC(); err != nil {
+		i.logger.Warn("silences garbage collection", "err", err)
+	}
+	if _, err := i.nflog.GC(); err != nil {
+		i.logger.Warn("notification log garbage collection", "err", err)
+	}
+}
+
+// marshalState returns the blob of the silences and the notification log, for the store.
+func (i *instance) marshalState() ([]byte, error) {
+	s, err := i.silences.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("marshal silences: %w", err)
+	}
+	n, err := i.nflog.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("marshal notification log: %w", err)
+	}
+	return encodeState(sortRecords(s), sortRecords(n)), nil
+}
