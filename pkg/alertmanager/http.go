@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strings"
 
-
 	"github.com/strata-metrics/strata/pkg/tenant"
 )
 
