@@ -27,6 +27,12 @@ func TestRulesCheck_AcceptsBothFormats(t *testing.T) {
 	require.Contains(t, stdout, "OK  "+plain+`: namespace "team-b", 1 groups, 1 rules`)
 	require.Contains(t, stdout, "OK  "+namespaced+`: namespace "team-a", 1 groups, 1 rules`)
 
+	// In flow style the namespace key cannot be blanked out: the document is re-encoded without it.
+	flow := writeFile(t, dir, "flow.yml", "{namespace: team-c, groups: [{name: g, rules: [{record: x, expr: vector(1)}]}]}\n")
+	status, stdout, stderr = runCLI(t, "rules", "check", flow)
+	require.Equal(t, 0, status, stderr)
+	require.Contains(t, stdout, "OK  "+flow+`: namespace "team-c", 1 groups, 1 rules`)
+
 	status, stdout, _ = runCLI(t, "rules", "check", "--namespace", "forced", plain, namespaced)
 	require.Equal(t, 0, status)
 	require.Contains(t, stdout, `namespace "forced"`)
