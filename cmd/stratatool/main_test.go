@@ -72,6 +72,13 @@ func TestRulesTest_ExitStatus(t *testing.T) {
 	status, stdout, _ = runCLI(t, "rules", "test", "--run", "^ok$", pass, fail)
 	require.Equal(t, 0, status, stdout)
 
+	junit := filepath.Join(dir, "junit.xml")
+	status, _, _ = runCLI(t, "rules", "test", "--junit", junit, pass, fail)
+	require.Equal(t, 1, status)
+	xml, err := os.ReadFile(junit)
+	require.NoError(t, err)
+	require.Contains(t, string(xml), `<testcase name="&#34;wrong&#34; (tests[0])"><failure>`)
+
 	status, _, stderr := runCLI(t, "rules", "test", "--run", "(", pass)
 	require.Equal(t, 1, status)
 	require.Contains(t, stderr, `--run "("`)

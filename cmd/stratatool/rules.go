@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -24,6 +25,7 @@ func registerRulesTest(rules *kingpin.CmdClause, commands map[string]command) {
 	files := cmd.Arg("test-file", "Unit test files.").Required().Strings()
 	run := cmd.Flag("run", "Run only the test groups whose name matches this regular expression; may be repeated.").Strings()
 	ignoreUnknown := cmd.Flag("ignore-unknown-fields", "Accept fields Prometheus does not know in the rule files (the test files stay strict).").Bool()
+	junitPath := cmd.Flag("junit", "Also write the results to this file as JUnit XML.").String()
 	commands[cmd.FullCommand()] = func(stdout, stderr io.Writer) int {
 		opts := ruletest.Options{IgnoreUnknownFields: *ignoreUnknown}
 		for _, expr := range *run {
@@ -34,6 +36,25 @@ func registerRulesTest(rules *kingpin.CmdClause, commands map[string]command) {
 			}
 			opts.Run = append(opts.Run, re)
 		}
-		return ruletest.Run(stdout, opts, *files...)
+		results, status := ruletest.Run(stdout, opts, *files...)
+		if *junitPath != "" {
+			if err := writeJUnitFile(*junitPath, results); err != nil {
+				fmt.Fprintf(stderr, "stratatool: --junit: %v\n", err)
+				return 1
+			}
+		}
+		return status
 	}
+}
+
+func writeJUnitFile(path string, results []*ruletest.FileResult) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := ruletest.WriteJUnit(f, results); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -15,7 +15,7 @@ import (
 // failure under its test group, showing only the alerts and samples that differ.
 func WriteReport(w io.Writer, res *FileResult) {
 	if res.Passed() {
-		fmt.Fprintf(w, "PASS  %s (%d test groups)\n", res.File, res.TestGroups)
+		fmt.Fprintf(w, "PASS  %s (%d test groups)\n", res.File, len(res.TestGroups))
 		writeWarnings(w, res.Warnings)
 		return
 	}
@@ -43,10 +43,15 @@ func writeWarnings(w io.Writer, warnings []string) {
 }
 
 func (f *Failure) testGroupName() string {
-	if f.TestGroup == "" {
-		return fmt.Sprintf("test group tests[%d]", f.Index)
+	return "test group " + TestGroupRef{Index: f.Index, Name: f.TestGroup}.String()
+}
+
+// String is how reports name the test group: `"name" (tests[i])`, or `tests[i]` without a name.
+func (r TestGroupRef) String() string {
+	if r.Name == "" {
+		return fmt.Sprintf("tests[%d]", r.Index)
 	}
-	return fmt.Sprintf("test group %q (tests[%d])", f.TestGroup, f.Index)
+	return fmt.Sprintf("%q (tests[%d])", r.Name, r.Index)
 }
 
 // String describes the failure, without its test group, on one or more lines: a heading naming the

@@ -1,6 +1,7 @@
 package ruletest
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -27,7 +28,7 @@ func runFile(t *testing.T, dir, name string, opts Options) (*FileResult, string,
 	path := filepath.Join(dir, name)
 	res := TestFile(path, opts)
 	var out strings.Builder
-	status := Run(&out, opts, path)
+	_, status := Run(&out, opts, path)
 	return res, out.String(), status
 }
 
@@ -422,10 +423,10 @@ tests:
 `})
 	res, _, status := runFile(t, dir, "test.yml", Options{Run: []*regexp.Regexp{regexp.MustCompile("passing")}})
 	require.Equal(t, ExitPassed, status)
-	require.Equal(t, 1, res.TestGroups)
+	require.Equal(t, []TestGroupRef{{Index: 0, Name: "passing one"}}, res.TestGroups)
 	res, _, status = runFile(t, dir, "test.yml", Options{})
 	require.Equal(t, ExitFailed, status)
-	require.Equal(t, 2, res.TestGroups)
+	require.Len(t, res.TestGroups, 2)
 	require.Equal(t, "failing one", res.Failures[0].TestGroup)
 	require.Equal(t, 1, res.Failures[0].Index)
 }
@@ -454,9 +455,35 @@ func TestRun_ExitStatusOverSeveralFiles(t *testing.T) {
 		"fail.yml": "tests:\n  - promql_expr_test: [{expr: vector(1), eval_time: 0s, exp_samples: [{value: 2}]}]\n",
 	})
 	var out strings.Builder
-	require.Equal(t, ExitFailed, Run(&out, Options{}, filepath.Join(dir, "pass.yml"), filepath.Join(dir, "fail.yml")))
+	results, status := Run(&out, Options{}, filepath.Join(dir, "pass.yml"), filepath.Join(dir, "fail.yml"))
+	require.Equal(t, ExitFailed, status)
+	require.Len(t, results, 2)
+	require.True(t, results[0].Passed())
+	require.False(t, results[1].Passed())
 	require.Contains(t, out.String(), "1 of 2 test files failed")
 	out.Reset()
-	require.Equal(t, ExitPassed, Run(&out, Options{}, filepath.Join(dir, "pass.yml")))
+	_, status = Run(&out, Options{}, filepath.Join(dir, "pass.yml"))
+	require.Equal(t, ExitPassed, status)
 	require.Contains(t, out.String(), "all 1 test files passed")
+}
+
+func TestWriteJUnit(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"test.yml": `
+tests:
+  - name: passing
+    promql_expr_test: [{expr: vector(1), eval_time: 0s, exp_samples: [{value: 1}]}]
+  - promql_expr_test: [{expr: vector(1), eval_time: 0s, exp_samples: [{value: 2}]}]
+`,
+		"broken.yml": "tests: [\n",
+	})
+	results, _ := Run(io.Discard, Options{}, filepath.Join(dir, "test.yml"), filepath.Join(dir, "broken.yml"))
+	var out strings.Builder
+	require.NoError(t, WriteJUnit(&out, results))
+	xml := out.String()
+	require.Contains(t, xml, `<testsuite name="`+filepath.Join(dir, "test.yml")+`" tests="2" failures="1" errors="0"`)
+	require.Contains(t, xml, `<testcase name="&#34;passing&#34; (tests[0])"></testcase>`)
+	require.Contains(t, xml, `<testcase name="tests[1]"><failure>expr &#34;vector(1)&#34;, eval_time 0s: expected 1 sample, got 1`)
+	require.Contains(t, xml, `<testsuite name="`+filepath.Join(dir, "broken.yml")+`" tests="1" failures="0" errors="1"`)
+	require.Contains(t, xml, `<error>yaml: line 1: did not find expected node content</error>`)
 }

@@ -62,8 +62,14 @@ type FileResult struct {
 	// Err is why the file could not be tested at all (unreadable, invalid YAML, unknown fields).
 	Err        error
 	Warnings   []string
-	TestGroups int // how many test groups ran
+	TestGroups []TestGroupRef // the test groups that ran
 	Failures   []*Failure
+}
+
+// TestGroupRef names a test group of a file.
+type TestGroupRef struct {
+	Index int    // its position in the file's tests, from 0
+	Name  string // its name, "" when it has none
 }
 
 // Passed reports whether the file was tested and every test passed.
@@ -93,7 +99,7 @@ func TestFile(path string, opts Options) *FileResult {
 		if !selected(tg.Name, opts.Run) {
 			continue
 		}
-		res.TestGroups++
+		res.TestGroups = append(res.TestGroups, TestGroupRef{Index: i, Name: tg.Name})
 		g := &groupRun{file: &tf, index: i, tg: tg, order: order, opts: opts}
 		g.run()
 		res.Failures = append(res.Failures, g.failures...)
@@ -114,11 +120,13 @@ func selected(name string, run []*regexp.Regexp) bool {
 }
 
 // Run tests each file, writes a report of each to w (see WriteReport) and a summary, and returns the
-// exit status: ExitPassed when every file passed, ExitFailed otherwise.
-func Run(w io.Writer, opts Options, files ...string) int {
+// results and the exit status: ExitPassed when every file passed, ExitFailed otherwise.
+func Run(w io.Writer, opts Options, files ...string) ([]*FileResult, int) {
+	results := make([]*FileResult, 0, len(files))
 	failed := 0
 	for _, f := range files {
 		res := TestFile(f, opts)
+		results = append(results, res)
 		WriteReport(w, res)
 		if !res.Passed() {
 			failed++
@@ -126,8 +134,8 @@ func Run(w io.Writer, opts Options, files ...string) int {
 	}
 	if failed > 0 {
 		fmt.Fprintf(w, "\n%d of %d test files failed\n", failed, len(files))
-		return ExitFailed
+		return results, ExitFailed
 	}
 	fmt.Fprintf(w, "\nall %d test files passed\n", len(files))
-	return ExitPassed
+	return results, ExitPassed
 }
