@@ -57,7 +57,7 @@ func (i *instance) apply(tc tenantConfig) error {
 	// No cluster peer yet: a single replica notifies without waiting for others (see the package
 	// documentation for where replication plugs in).
 	pipeline := i.pipelineBuilder.New(receivers, noPeerWait, inhibitor, i.silencer, intervener, i.marker, i.nflog, nil)
-	i.api.Update(cfg, func(ctx context.Context, lset model.LabelSet) {
+	i.updateAPI(cfg, func(ctx context.Context, lset model.LabelSet) {
 		inhibitor.Mutes(ctx, lset)
 		i.silencer.Mutes(ctx, lset)
 	})

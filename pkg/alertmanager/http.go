@@ -81,7 +81,12 @@ func (am *MultitenantAlertmanager) serveTenant(w http.ResponseWriter, r *http.Re
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxAPIBodyBytes)
-		inst.apiHandler.ServeHTTP(w, r)
+		h, err := inst.handler()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		h.ServeHTTP(w, r)
 		return
 	}
 	switch rest {

@@ -77,8 +77,15 @@ type instance struct {
 	marker            marker.GroupMarker
 	pipelineBuilder   *notify.PipelineBuilder
 	dispatcherMetrics *dispatch.DispatcherMetrics
-	api               *amapi.API
-	apiHandler        http.Handler // the v2 API (and v1's removal notices) under PathPrefix
+
+	// The v2 API is built on the tenant's first request: go-openapi analyzes the API's specification
+	// anew for every API object, a third of what an idle tenant costs otherwise (see
+	// BenchmarkIdleTenant), and a tenant whose rules fire no alerts may never call it.
+	apiMtx      sync.Mutex // guards the fields below
+	api         *amapi.API
+	apiHandler  http.Handler // the v2 API (and v1's removal notices) under PathPrefix
+	apiConfig   *config.Config
+	alertStatus func(context.Context, model.LabelSet)
 
 	dispatcher atomic.Pointer[dispatch.Dispatcher]
 	// integrations holds the integration names ("webhook", "email") of the applied configuration; the
@@ -160,20 +167,6 @@ func newInstance(opts instanceOptions, state []byte) (*instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create alert provider: %w", err)
 	}
-	i.api, err = amapi.New(amapi.Options{
-		Alerts:          i.alerts,
-		Silences:        i.silences,
-		GroupMutedFunc:  i.marker.Muted,
-		Logger:          i.logger.With("component", "api"),
-		Registry:        i.reg,
-		RequestDuration: opts.requestDuration,
-		GroupFunc:       i.groups,
-	})
-	if err != nil {
-		i.alerts.Close()
-		return nil, fmt.Errorf("create API: %w", err)
-	}
-	i.apiHandler = i.api.Register(route.New().WithPrefix(PathPrefix), PathPrefix)
 	i.pipelineBuilder = notify.NewPipelineBuilder(i.reg, flags, rec)
 	i.dispatcherMetrics = dispatch.NewDispatcherMetrics(false, i.reg, flags)
 	return i, nil
@@ -186,6 +179,45 @@ func readerOrNil(b []byte) io.Reader {
 		return nil
 	}
 	return bytes.NewReader(b)
+}
+
+// handler returns the tenant's v2 API, building it on first use with the configuration in effect.
+func (i *instance) handler() (http.Handler, error) {
+	i.apiMtx.Lock()
+	defer i.apiMtx.Unlock()
+	if i.apiHandler != nil {
+		return i.apiHandler, nil
+	}
+	if i.apiConfig == nil {
+		return nil, errors.New("the tenant's Alertmanager has no configuration applied yet")
+	}
+	api, err := amapi.New(amapi.Options{
+		Alerts:          i.alerts,
+		Silences:        i.silences,
+		GroupMutedFunc:  i.marker.Muted,
+		Logger:          i.logger.With("component", "api"),
+		Registry:        i.reg,
+		RequestDuration: i.opts.requestDuration,
+		GroupFunc:       i.groups,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create the Alertmanager API: %w", err)
+	}
+	api.Update(i.apiConfig, i.alertStatus)
+	i.api = api
+	i.apiHandler = api.Register(route.New().WithPrefix(PathPrefix), PathPrefix)
+	return i.apiHandler, nil
+}
+
+// updateAPI gives the API, built or to be built, the configuration in effect and how to tell
+// whether an alert is muted.
+func (i *instance) updateAPI(cfg *config.Config, alertStatus func(context.Context, model.LabelSet)) {
+	i.apiMtx.Lock()
+	defer i.apiMtx.Unlock()
+	i.apiConfig, i.alertStatus = cfg, alertStatus
+	if i.api != nil {
+		i.api.Update(cfg, alertStatus)
+	}
 }
 
 // groups is the API's view of the aggregation groups of the current dispatcher.

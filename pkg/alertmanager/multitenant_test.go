@@ -360,6 +360,7 @@ strata_alertmanager_tenants{config="own"} 1
 	require.NoError(t, h.am.SyncConfigs(context.Background()))
 	require.Zero(t, testutil.CollectAndCount(h.reg, "strata_alertmanager_alerts_received_total"))
 	h.setConfig("t1", webhookConfig(hook.srv.URL))
+	h.alerts("t1") // the API, and its metrics, exist from the tenant's first request on
 	require.Equal(t, 2, testutil.CollectAndCount(h.reg, "strata_alertmanager_alerts_received_total"))
 	_, err := h.reg.Gather()
 	require.NoError(t, err)

@@ -134,8 +134,12 @@ func (i *instance) getAPI(r *http.Request, path string, v any) error {
 	if err != nil {
 		return err
 	}
+	h, err := i.handler()
+	if err != nil {
+		return err
+	}
 	rec := &bufferedResponse{header: http.Header{}, code: http.StatusOK}
-	i.apiHandler.ServeHTTP(rec, req)
+	h.ServeHTTP(rec, req)
 	if rec.code != http.StatusOK {
 		return fmt.Errorf("GET %s: %d %s", path, rec.code, strings.TrimSpace(rec.body.String()))
 	}
