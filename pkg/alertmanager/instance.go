@@ -99,9 +99,10 @@ type instance struct {
 	inhibitorDone chan struct{}
 	stopped       bool
 
-	persistMtx   sync.Mutex // one write of the state at a time; guards the fields below
+	persistMtx   sync.Mutex // one write or deletion of the state at a time; guards the fields below
 	persisted    bool       // persistedSum is set
 	persistedSum uint64     // hash of the state last written to the store
+	stateDropped bool       // the tenant's state was deleted: a persist still under way must not write it back
 }
 
 // tenantConfig is a configuration ready to apply: as stored (to tell whether it changed) and parsed.

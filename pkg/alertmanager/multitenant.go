@@ -443,8 +443,13 @@ func (am *MultitenantAlertmanager) stopTenant(ctx context.Context, id string, ke
 	inst.stop()
 	if keepState {
 		am.persist(ctx, id, inst)
-	} else if err := am.store.DeleteState(ctx, id); err != nil {
-		am.logger.Warn("delete tenant state", "tenant", id, "err", err)
+	} else {
+		inst.persistMtx.Lock()
+		inst.stateDropped = true
+		if err := am.store.DeleteState(ctx, id); err != nil {
+			am.logger.Warn("delete tenant state", "tenant", id, "err", err)
+		}
+		inst.persistMtx.Unlock()
 	}
 	am.metrics.deleteTenant(id)
 	if err := os.RemoveAll(filepath.Join(am.cfg.DataDir, id)); err != nil {
@@ -492,6 +497,9 @@ func (am *MultitenantAlertmanager) persistAll(ctx context.Context) {
 func (am *MultitenantAlertmanager) persist(ctx context.Context, id string, inst *instance) {
 	inst.persistMtx.Lock()
 	defer inst.persistMtx.Unlock()
+	if inst.stateDropped {
+		return
+	}
 	state, err := inst.marshalState()
 	if err != nil {
 		am.metrics.persists.WithLabelValues("failure").Inc()
