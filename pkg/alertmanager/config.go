@@ -48,7 +48,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.PollInterval, "alertmanager.configs.poll-interval", 15*time.Second,
 		"How often the Alertmanager reads the configuration store to start, change and stop tenants' Alertmanagers; a configuration change is in effect within this time.")
 	f.DurationVar(&c.PersistInterval, "alertmanager.persist-interval", 15*time.Minute,
-		"How often each tenant's silences and notification log are written to the configuration store's bucket; they are also written when a tenant's Alertmanager stops, and read when it starts.")
+		"How often each tenant's expired silences and notification log entries are dropped and the rest is written to the configuration store's bucket (when it changed); it is also written when a tenant's Alertmanager stops, and read when it starts.")
 	f.StringVar(&c.FallbackConfigFile, "alertmanager.fallback-config-file", "",
 		"Alertmanager configuration file for tenants that have not uploaded one. Such a tenant's Alertmanager starts on its first request (an alert or an API call). Empty: tenants without a configuration get 404.")
 	f.StringVar(&c.ExternalURL, "alertmanager.web.external-url", "http://localhost:8080/alertmanager",
