@@ -199,7 +199,7 @@ func TestAlertmanager_FallbackConfig(t *testing.T) {
 }
 
 func TestNew_RejectsBadFallback(t *testing.T) {
-	store, err := alertstore.New(alertstore.Config{Prefix: "am"}, objstore.NewInMemBucket())
+	store, err := alertstore.New(alertstore.Config{Prefix: "alertmanager"}, objstore.NewInMemBucket())
 	require.NoError(t, err)
 	for name, content := range map[string]string{
 		"invalid":   "route: {}\n",

@@ -112,7 +112,7 @@ func TestBucketStore_ListTenantsOnlyConfigs(t *testing.T) {
 }
 
 func TestBucketStore_RejectsInvalidTenantIDs(t *testing.T) {
-	s, err := New(Config{Prefix: "am"}, objstore.NewInMemBucket())
+	s, err := New(Config{Prefix: "alertmanager"}, objstore.NewInMemBucket())
 	require.NoError(t, err)
 	ctx := context.Background()
 	for _, id := range []string{"", ".", "..", "a/b", "../x", strings.Repeat("a", tenant.MaxIDLength+1)} {
@@ -130,20 +130,20 @@ func TestBucketStore_RejectsInvalidTenantIDs(t *testing.T) {
 
 func TestBucketStore_RefusesOversizedObjects(t *testing.T) {
 	bkt := objstore.NewInMemBucket()
-	s, err := New(Config{Prefix: "am"}, bkt)
+	s, err := New(Config{Prefix: "alertmanager"}, bkt)
 	require.NoError(t, err)
 	ctx := context.Background()
-	require.NoError(t, bkt.Upload(ctx, "am/configs/t.yaml", bytes.NewReader(make([]byte, maxConfigObjectBytes+1))))
+	require.NoError(t, bkt.Upload(ctx, "alertmanager/configs/t.yaml", bytes.NewReader(make([]byte, maxConfigObjectBytes+1))))
 	_, err = s.GetConfig(ctx, "t")
 	require.ErrorContains(t, err, "larger than")
 }
 
 func TestBucketStore_CorruptConfig(t *testing.T) {
 	bkt := objstore.NewInMemBucket()
-	s, err := New(Config{Prefix: "am"}, bkt)
+	s, err := New(Config{Prefix: "alertmanager"}, bkt)
 	require.NoError(t, err)
 	ctx := context.Background()
-	require.NoError(t, bkt.Upload(ctx, "am/configs/t.yaml", strings.NewReader("template_files: [not, a, map]")))
+	require.NoError(t, bkt.Upload(ctx, "alertmanager/configs/t.yaml", strings.NewReader("template_files: [not, a, map]")))
 	_, err = s.GetConfig(ctx, "t")
 	require.ErrorContains(t, err, "decode")
 	require.NotErrorIs(t, err, ErrNotFound)
@@ -151,13 +151,14 @@ func TestBucketStore_CorruptConfig(t *testing.T) {
 
 func TestConfig_Validate(t *testing.T) {
 	for prefix, wantErr := range map[string]bool{
-		"alertmanager": false,
-		"a/b":          false,
-		"":             true,
-		"/a":           true,
-		"a/":           true,
-		"a/../b":       true,
-		".":            true,
+		"alertmanager":   false,
+		"alertmanager/b": false,
+		"a/b":            true, // a tenant could be called "a"
+		"":               true,
+		"/a":             true,
+		"a/":             true,
+		"a/../b":         true,
+		".":              true,
 	} {
 		cfg := Config{Prefix: prefix}
 		if wantErr {
@@ -166,6 +167,6 @@ func TestConfig_Validate(t *testing.T) {
 			require.NoError(t, cfg.Validate(), "%q", prefix)
 		}
 	}
-	_, err := New(Config{Prefix: "am"}, nil)
+	_, err := New(Config{Prefix: "alertmanager"}, nil)
 	require.Error(t, err)
 }

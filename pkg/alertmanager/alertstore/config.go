@@ -1,12 +1,9 @@
 package alertstore
 
 import (
-	"errors"
 	"flag"
-	"fmt"
-	"strings"
 
-	"github.com/thanos-io/objstore"
+	"github.com/strata-metrics/strata/pkg/storage/bucket"
 )
 
 // Config says where in the bucket the store lives.
@@ -21,16 +18,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 		"Directory of the blocks storage bucket under which the Alertmanager keeps each tenant's configuration and state (silences, notification log).")
 }
 
-// Validate accepts a relative bucket path of plain segments. An empty prefix would put the store's
-// directories among the tenants' blocks, and ".." would leave the intended directory.
+// Validate checks the prefix: see bucket.ValidateOwnPrefix.
 func (c *Config) Validate() error {
-	if c.Prefix == "" {
-		return errors.New("-alertmanager-storage.prefix must not be empty: Alertmanager objects would be mixed with the tenants' blocks")
-	}
-	for _, seg := range strings.Split(c.Prefix, objstore.DirDelim) {
-		if seg == "" || seg == "." || seg == ".." {
-			return fmt.Errorf("-alertmanager-storage.prefix %q must be a relative path without empty, \".\" or \"..\" segments", c.Prefix)
-		}
-	}
-	return nil
+	return bucket.ValidateOwnPrefix("alertmanager-storage.prefix", c.Prefix)
 }

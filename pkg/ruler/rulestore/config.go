@@ -5,11 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"github.com/thanos-io/objstore"
 
-	"github.com/strata-metrics/strata/pkg/tenant"
+	"github.com/strata-metrics/strata/pkg/storage/bucket"
 )
 
 // Backends of the rule store.
@@ -46,7 +45,7 @@ func (c *Config) Validate() error {
 		if c.LocalDirectory != "" {
 			return fmt.Errorf("-ruler-storage.local.directory is set but -ruler-storage.backend is %s: set the backend to %s or unset the directory", c.Backend, BackendLocal)
 		}
-		return validatePrefix(c.Prefix)
+		return bucket.ValidateOwnPrefix("ruler-storage.prefix", c.Prefix)
 	case BackendLocal:
 		if c.LocalDirectory == "" {
 			return errors.New("-ruler-storage.backend=local needs -ruler-storage.local.directory")
@@ -55,26 +54,6 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("unsupported rule store backend %q (-ruler-storage.backend): use %s or %s", c.Backend, BackendBucket, BackendLocal)
 	}
-}
-
-// validatePrefix accepts a relative bucket path of plain segments: anything else would put rule
-// groups among the tenants' blocks (empty) or outside the intended directory ("..").
-func validatePrefix(prefix string) error {
-	if prefix == "" {
-		return errors.New("-ruler-storage.prefix must not be empty: rule groups would be mixed with the tenants' blocks")
-	}
-	segments := strings.Split(prefix, objstore.DirDelim)
-	for _, seg := range segments {
-		if seg == "" || seg == "." || seg == ".." {
-			return fmt.Errorf("-ruler-storage.prefix %q must be a relative path without empty, \".\" or \"..\" segments", prefix)
-		}
-	}
-	// Tenants' blocks are the bucket's top-level directories: one the rules live in must be one no
-	// tenant can have, or compactors and store-gateways would take it for a tenant.
-	if tenant.ValidateID(segments[0]) == nil {
-		return fmt.Errorf("-ruler-storage.prefix %q starts with %q, which could be a tenant's directory: use %q or a path under it", prefix, segments[0], tenant.ReservedIDs[0])
-	}
-	return nil
 }
 
 // New returns the store cfg selects. bkt is the blocks bucket; the local backend does not use it.

@@ -197,3 +197,24 @@ func ListTenants(ctx context.Context, bkt objstore.Bucket) ([]string, error) {
 	slices.Sort(tenants)
 	return tenants, nil
 }
+
+// ValidateOwnPrefix checks the prefix under which a component keeps its own objects in the blocks
+// bucket (flag names it in errors): a relative path of plain segments whose first segment no tenant
+// can have, so that listing the bucket's tenants never takes it for one and its objects never mix
+// with a tenant's blocks.
+func ValidateOwnPrefix(flag, prefix string) error {
+	if prefix == "" {
+		return fmt.Errorf("-%s must not be empty: the objects would be mixed with the tenants' blocks", flag)
+	}
+	segments := strings.Split(prefix, objstore.DirDelim)
+	for _, seg := range segments {
+		if seg == "" || seg == "." || seg == ".." {
+			return fmt.Errorf("-%s %q must be a relative path without empty, \".\" or \"..\" segments", flag, prefix)
+		}
+	}
+	if tenant.ValidateID(segments[0]) == nil {
+		return fmt.Errorf("-%s %q starts with %q, which could be a tenant's directory: start it with one of %s",
+			flag, prefix, segments[0], strings.Join(tenant.ReservedIDs, ", "))
+	}
+	return nil
+}
