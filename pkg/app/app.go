@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/thanos-io/objstore"
 
+	"github.com/strata-metrics/strata/pkg/alertmanager"
 	"github.com/strata-metrics/strata/pkg/api"
 	"github.com/strata-metrics/strata/pkg/distributor"
 	"github.com/strata-metrics/strata/pkg/frontend"
@@ -89,6 +90,7 @@ type App struct {
 	queryable              storage.Queryable // one tenant's data, ingesters and blocks
 	ingesterQueryable      *querier.IngesterQueryable
 	rulerClients           *grpcclient.Pool
+	alertmanager           *alertmanager.MultitenantAlertmanager
 }
 
 // New builds every module the configured targets need. Nothing runs until Run.

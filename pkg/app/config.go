@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/strata-metrics/strata/pkg/alertmanager"
+	"github.com/strata-metrics/strata/pkg/alertmanager/alertstore"
 	"github.com/strata-metrics/strata/pkg/compactor"
 	"github.com/strata-metrics/strata/pkg/distributor"
 	"github.com/strata-metrics/strata/pkg/frontend"
@@ -76,6 +78,8 @@ type Config struct {
 	RulerLifecycler ring.LifecyclerConfig
 	// RulerClient configures the rulers' connections to each other (/api/v1/rules asks them all).
 	RulerClient          grpcclient.Config
+	Alertmanager         alertmanager.Config
+	AlertmanagerStorage  alertstore.Config
 	ZoneAwarenessEnabled bool
 
 	// ConfigFile and ExpandEnv are read before the other flags, as they say where those come from.
@@ -126,6 +130,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.RulerStorage.RegisterFlags(f)
 	c.RulerLifecycler.RegisterFlagsWithPrefix("ruler.ring.", f)
 	c.RulerClient.RegisterFlagsWithPrefix("ruler.client", "ruler", f)
+	c.Alertmanager.RegisterFlags(f)
+	c.AlertmanagerStorage.RegisterFlags(f)
 }
 
 // Ring backends.
@@ -194,7 +200,7 @@ func (c *Config) Validate() error {
 	if c.ZoneAwarenessEnabled && c.Lifecycler.Zone == "" && slices.ContainsFunc(targets, func(t string) bool { return t == TargetIngester || t == TargetAll }) {
 		return errors.New("-distributor.zone-awareness-enabled needs -ingester.ring.instance-availability-zone on every ingester")
 	}
-	for _, v := range []interface{ Validate() error }{&c.Server, &c.Distributor, &c.Ingester, &c.IngesterClient, &c.StoreGatewayClient, &c.Querier, &c.QuerierWorker, &c.Frontend, &c.QueryMiddleware, &c.QuerySharding, &c.Limits, &c.RuntimeConfig, &c.Ring, &c.Lifecycler, &c.DistributorLifecycler, &c.CompactorLifecycler, &c.StoreGatewayLifecycler, &c.Ruler, &c.RulerStorage, &c.RulerLifecycler, &c.RulerClient} {
+	for _, v := range []interface{ Validate() error }{&c.Server, &c.Distributor, &c.Ingester, &c.IngesterClient, &c.StoreGatewayClient, &c.Querier, &c.QuerierWorker, &c.Frontend, &c.QueryMiddleware, &c.QuerySharding, &c.Limits, &c.RuntimeConfig, &c.Ring, &c.Lifecycler, &c.DistributorLifecycler, &c.CompactorLifecycler, &c.StoreGatewayLifecycler, &c.Ruler, &c.RulerStorage, &c.RulerLifecycler, &c.RulerClient, &c.Alertmanager, &c.AlertmanagerStorage} {
 		if err := v.Validate(); err != nil {
 			return err
 		}

@@ -267,7 +267,7 @@ func TestParseTargets(t *testing.T) {
 		{in: "distributor", want: []string{"distributor"}},
 		{in: "compactor", want: []string{"compactor"}},
 		{in: "ruler", want: []string{"ruler"}},
-		{in: "rulers", errHas: `unknown target "rulers" in -target: choose from all, compactor, distributor, ingester, querier, query-frontend, ruler, store-gateway`},
+		{in: "rulers", errHas: `unknown target "rulers" in -target: choose from alertmanager, all, compactor, distributor, ingester, querier, query-frontend, ruler, store-gateway`},
 		{in: "server", errHas: `unknown target "server"`}, // internal modules are not targets
 		{in: "", errHas: `unknown target ""`},
 		{in: "ingester,", errHas: `unknown target ""`},
@@ -294,6 +294,7 @@ func TestStartOrder_DependenciesFirstAndEachOnce(t *testing.T) {
 		{TargetQuerier, TargetIngester, TargetDistributor},
 		{TargetAll, TargetIngester},
 		{TargetRuler},
+		{TargetAlertmanager},
 	} {
 		t.Run(strings.Join(targets, ","), func(t *testing.T) {
 			order := startOrder(targets)
@@ -325,7 +326,8 @@ func TestStartOrder_DependenciesFirstAndEachOnce(t *testing.T) {
 	// store-gateways: it starts after them and stops before them.
 	before(TargetIngester, TargetRuler)
 	before(TargetStoreGateway, TargetRuler)
-	require.ElementsMatch(t, []string{moduleServer, moduleRuntimeConfig, moduleMemberlistKV, moduleRingKV, moduleRing, moduleDistributorRing, moduleIngesterClient, moduleBucket, moduleStoreGatewayRing, moduleStoreGatewayClient, moduleDistributorService, moduleQueryable, moduleRulerClient, TargetIngester, TargetDistributor, TargetFrontend, TargetQuerier, TargetCompactor, TargetStoreGateway, TargetRuler, TargetAll}, order)
+	before(TargetAlertmanager, TargetRuler) // the ruler sends to it
+	require.ElementsMatch(t, []string{moduleServer, moduleRuntimeConfig, moduleMemberlistKV, moduleRingKV, moduleRing, moduleDistributorRing, moduleIngesterClient, moduleBucket, moduleStoreGatewayRing, moduleStoreGatewayClient, moduleDistributorService, moduleQueryable, moduleRulerClient, TargetIngester, TargetDistributor, TargetFrontend, TargetQuerier, TargetCompactor, TargetStoreGateway, TargetAlertmanager, TargetRuler, TargetAll}, order)
 }
 
 func TestLoadConfig_VersionSkipsEverythingElse(t *testing.T) {

@@ -51,6 +51,7 @@ const (
 	TargetStoreGateway = "store-gateway"
 	TargetFrontend     = "query-frontend"
 	TargetRuler        = "ruler"
+	TargetAlertmanager = "alertmanager"
 )
 
 // Internal modules, started as dependencies of the targets.
@@ -107,7 +108,8 @@ var modules = map[string]module{
 	TargetStoreGateway:       {deps: []string{moduleServer, moduleRuntimeConfig, moduleRingKV, moduleBucket, moduleStoreGatewayRing}, target: true, init: (*App).initStoreGateway},
 	TargetCompactor:          {deps: []string{moduleServer, moduleRuntimeConfig, moduleRingKV, moduleBucket}, target: true, init: (*App).initCompactor},
 	TargetFrontend:           {deps: []string{moduleServer, moduleRuntimeConfig}, target: true, init: (*App).initFrontend},
-	TargetAll:                {deps: []string{TargetIngester, TargetDistributor, TargetFrontend, TargetQuerier, TargetCompactor, TargetStoreGateway, TargetRuler}, target: true},
+	TargetAlertmanager:       {deps: []string{moduleServer, moduleRuntimeConfig, moduleBucket}, target: true, init: (*App).initAlertmanager},
+	TargetAll:                {deps: []string{TargetIngester, TargetDistributor, TargetFrontend, TargetQuerier, TargetCompactor, TargetStoreGateway, TargetAlertmanager, TargetRuler}, target: true},
 }
 
 func targetNames() []string {

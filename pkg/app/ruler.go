@@ -1,6 +1,7 @@
 package app
 
 import (
+	"fmt"
 	"hash/maphash"
 	"net/http"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/strata-metrics/strata/pkg/alertmanager"
 	"github.com/strata-metrics/strata/pkg/api"
 	"github.com/strata-metrics/strata/pkg/grpcclient"
 	"github.com/strata-metrics/strata/pkg/ring"
@@ -53,6 +55,10 @@ func (a *App) initRuler() (services.Service, error) {
 	cfg := a.cfg.Ruler
 	if cfg.RulePath == "" {
 		cfg.RulePath = a.dataPath("rules")
+	}
+	if cfg.AlertmanagerURL == "" && a.alertmanager != nil {
+		// This process' own Alertmanager, which the tenant header routes to the tenant's.
+		cfg.AlertmanagerURL = fmt.Sprintf("http://127.0.0.1:%d%s", a.server.httpPort(), alertmanager.PathPrefix)
 	}
 	rl, err := ruler.New(cfg, store, ruler.Dependencies{
 		Engine:            a.queryEngine,
