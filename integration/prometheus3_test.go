@@ -12,43 +12,58 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// A current Prometheus, the version Strata's go.mod requires, for tests that need what Debian's 2.42
-// cannot do: send headers (X-Scope-OrgID) with remote write and remote read. It is the tool of the nested
-// module in integration/prometheus, so its dependencies stay out of Strata's go.mod.
+// Tools of the nested module in integration/prometheus, built from the versions Strata's go.mod
+// requires so that their dependencies stay out of it: a current Prometheus, for tests that need what
+// Debian's 2.42 cannot do (send X-Scope-OrgID with remote write and remote read), its promtool and
+// Alertmanager's amtool.
 var (
-	prometheus3Once sync.Once
-	prometheus3Path string
-	prometheus3Err  error
+	toolsMtx sync.Mutex
+	tools    = map[string]*builtTool{}
 )
 
-// prometheus3Binary builds Prometheus once per test run and returns its path. `go tool -n` builds the
-// module's tool into Go's build cache and prints the cached executable's path: cold it compiles
-// Prometheus and its service discovery SDKs (about 700 CPU seconds, 6 minutes on 2 idle cores), then
-// takes about 1.5 s, where `go build -o` would link it again each run (about 10 s).
-func prometheus3Binary(t *testing.T) string {
+type builtTool struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// moduleTool builds a tool of integration/prometheus once per test run and returns its path. `go tool
+// -n` builds it into Go's build cache and prints the cached executable's path: cold, Prometheus and its
+// service discovery SDKs take about 700 CPU seconds (6 minutes on 2 idle cores), then a second or two,
+// where `go build -o` would link it again each run (about 10 s).
+func moduleTool(t *testing.T, name string) string {
 	t.Helper()
-	prometheus3Once.Do(func() {
+	toolsMtx.Lock()
+	bt, ok := tools[name]
+	if !ok {
+		bt = &builtTool{}
+		tools[name] = bt
+	}
+	toolsMtx.Unlock()
+	bt.once.Do(func() {
 		start := time.Now()
-		cmd := exec.Command("go", "tool", "-n", "prometheus")
+		cmd := exec.Command("go", "tool", "-n", name)
 		cmd.Dir = "prometheus"
 		cmd.Env = append(os.Environ(), "GOWORK=off")
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()
 		if err != nil {
-			prometheus3Err = fmt.Errorf("build Prometheus in integration/prometheus: %w\n%s", err, stderr.String())
+			bt.err = fmt.Errorf("build %s in integration/prometheus: %w\n%s", name, err, stderr.String())
 			return
 		}
-		prometheus3Path = strings.TrimSpace(string(out))
-		if _, err := os.Stat(prometheus3Path); err != nil {
-			prometheus3Err = fmt.Errorf("go tool -n prometheus printed %q, not a built binary: %w", prometheus3Path, err)
+		bt.path = strings.TrimSpace(string(out))
+		if _, err := os.Stat(bt.path); err != nil {
+			bt.err = fmt.Errorf("go tool -n %s printed %q, not a built binary: %w", name, bt.path, err)
 			return
 		}
-		t.Logf("Prometheus built in %s: %s", time.Since(start).Round(100*time.Millisecond), prometheus3Path)
+		t.Logf("%s built in %s: %s", name, time.Since(start).Round(100*time.Millisecond), bt.path)
 	})
-	require.NoError(t, prometheus3Err)
-	return prometheus3Path
+	require.NoError(t, bt.err)
+	return bt.path
 }
+
+func prometheus3Binary(t *testing.T) string { return moduleTool(t, "prometheus") }
 
 // startPrometheus3 runs the current Prometheus with config (YAML) and an empty TSDB, and returns its URL
 // once it is ready.

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -21,35 +20,13 @@ import (
 const ruleTestDir = "testdata/ruletest"
 
 var (
-	promtoolOnce sync.Once
-	promtoolPath string
-	promtoolErr  error
-
 	stratatoolOnce sync.Once
 	stratatoolPath string
 	stratatoolErr  error
 )
 
-// promtoolBinary builds the promtool of the Prometheus that Strata's go.mod requires, once per run, as
-// prometheus3Binary builds Prometheus: cached by Go's build cache, it takes a second or two.
-func promtoolBinary(t *testing.T) string {
-	t.Helper()
-	promtoolOnce.Do(func() {
-		cmd := exec.Command("go", "tool", "-n", "promtool")
-		cmd.Dir = "prometheus"
-		cmd.Env = append(os.Environ(), "GOWORK=off")
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			promtoolErr = fmt.Errorf("build promtool in integration/prometheus: %w\n%s", err, stderr.String())
-			return
-		}
-		promtoolPath = strings.TrimSpace(string(out))
-	})
-	require.NoError(t, promtoolErr)
-	return promtoolPath
-}
+// promtoolBinary builds the promtool of the Prometheus that Strata's go.mod requires, once per run.
+func promtoolBinary(t *testing.T) string { return moduleTool(t, "promtool") }
 
 // stratatoolBinary builds stratatool beside the strata binary TestMain built, once per run.
 func stratatoolBinary(t *testing.T) string {
