@@ -441,7 +441,7 @@ func (a *App) initStoreGateway() (services.Service, error) {
 	a.links = append(a.links, api.Link{Path: "/store-gateway/tenants", Title: "Store-gateway tenants and blocks"})
 	a.storeGatewayLifecycler = lifecycler
 	// Registered (JOINING) before the first sync so that it owns its share of blocks, ACTIVE after it.
-	return serviceGroup{lifecycler, waitUntilInRing{a.storeGatewayRing, lcfg.ID}, sg, activate{lifecycler}}, nil
+	return serviceGroup{lifecycler, waitUntilInRing{ring: a.storeGatewayRing, id: lcfg.ID}, sg, activate{lifecycler}}, nil
 }
 
 // initCompactor runs a compactor that owns the tenants the compactor ring gives it.

@@ -86,7 +86,7 @@ func (a *App) initRuler() (services.Service, error) {
 		api.Link{Path: "/ruler/ring", Title: "Ruler ring"},
 		api.Link{Path: ruler.RulesPath, Title: "Rules of a tenant (X-Scope-OrgID)"})
 	// ACTIVE before the ruler starts, so that its first sync already owns its share of the groups.
-	return serviceGroup{lifecycler, activate{lifecycler}, r, waitUntilActive{r, lcfg.ID}, rl}, nil
+	return serviceGroup{lifecycler, activate{lifecycler}, r, waitUntilInRing{ring: r, id: lcfg.ID, active: true}, rl}, nil
 }
 
 // rulerOwnership says which ruler evaluates a group: the first live ACTIVE ruler clockwise from the

@@ -54,49 +54,27 @@ func (f onStop) Start(context.Context) error { return nil }
 func (f onStop) Stop(context.Context) error  { return f() }
 
 // waitUntilInRing returns once the ring's view (which follows the KV store asynchronously) includes the
-// instance, so that what starts next sees the instance's own registration.
+// instance, ACTIVE if active is set, so that what starts next sees the instance's own registration (and
+// with active, already finds its own share of the ring's keys).
 type waitUntilInRing struct {
-	ring *ring.Ring
-	id   string
+	ring   *ring.Ring
+	id     string
+	active bool
 }
 
 func (w waitUntilInRing) Start(ctx context.Context) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if _, ok := w.ring.Desc().Instances[w.id]; ok {
+		if inst, ok := w.ring.Desc().Instances[w.id]; ok && (!w.active || inst.State == ring.ACTIVE) {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("instance %s never appeared in the ring: %w", w.id, ctx.Err())
+			return fmt.Errorf("instance %s never appeared in the ring (active: %t): %w", w.id, w.active, ctx.Err())
 		case <-t.C:
 		}
 	}
 }
 
 func (w waitUntilInRing) Stop(context.Context) error { return nil }
-
-// waitUntilActive returns once the ring's view shows the instance ACTIVE, so that what starts next
-// already finds its own share of the ring's keys.
-type waitUntilActive struct {
-	ring *ring.Ring
-	id   string
-}
-
-func (w waitUntilActive) Start(ctx context.Context) error {
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if inst, ok := w.ring.Desc().Instances[w.id]; ok && inst.State == ring.ACTIVE {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("instance %s never showed ACTIVE in the ring: %w", w.id, ctx.Err())
-		case <-t.C:
-		}
-	}
-}
-
-func (w waitUntilActive) Stop(context.Context) error { return nil }
