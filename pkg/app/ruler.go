@@ -50,7 +50,8 @@ func (a *App) initRuler() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	owner := rulerOwnership{ring: r, id: lcfg.ID, heartbeatTimeout: rcfg.HeartbeatTimeout, seed: maphash.MakeSeed()}
+	view := newRingView(r, rcfg.HeartbeatTimeout)
+	owner := rulerOwnership{ringView: view, id: lcfg.ID}
 
 	cfg := a.cfg.Ruler
 	if cfg.RulePath == "" {
@@ -66,8 +67,8 @@ func (a *App) initRuler() (services.Service, error) {
 		Appendable:        ruler.PusherAppendable(a.distributor),
 		EvaluationTimeout: a.overrides.RulerEvaluationTimeout,
 		Owns:              owner.owns,
-		OwnershipVersion:  owner.version,
-		Peers:             rulerPeers{ring: r, heartbeatTimeout: rcfg.HeartbeatTimeout, localAddr: lcfg.Address(), clients: a.rulerClients},
+		OwnershipVersion:  view.Version,
+		Peers:             rulerPeers{ringView: view, localAddr: lcfg.Address(), clients: a.rulerClients},
 	}, a.reg, logger)
 	if err != nil {
 		return nil, err
@@ -89,13 +90,61 @@ func (a *App) initRuler() (services.Service, error) {
 	return serviceGroup{lifecycler, activate{lifecycler}, r, waitUntilInRing{ring: r, id: lcfg.ID, active: true}, rl}, nil
 }
 
+// ringView reads a ring for work placed on its live instances (rule groups, Alertmanager tenants).
+type ringView struct {
+	ring             *ring.Ring
+	heartbeatTimeout time.Duration
+	seed             maphash.Seed
+}
+
+func newRingView(r *ring.Ring, heartbeatTimeout time.Duration) ringView {
+	return ringView{ring: r, heartbeatTimeout: heartbeatTimeout, seed: maphash.MakeSeed()}
+}
+
+// Version changes whenever the placement of keys may: an instance joined, left, changed state or
+// started or stopped heartbeating in time.
+func (v ringView) Version() uint64 {
+	desc := v.ring.Desc()
+	ids := make([]string, 0, len(desc.Instances))
+	for id := range desc.Instances {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	now := time.Now()
+	var h maphash.Hash
+	h.SetSeed(v.seed)
+	for _, id := range ids {
+		inst := desc.Instances[id]
+		alive := byte(0)
+		if now.Sub(inst.HeartbeatTime()) <= v.heartbeatTimeout {
+			alive = 1
+		}
+		_, _ = h.WriteString(id)
+		_, _ = h.Write([]byte{byte(inst.State), alive, byte(len(inst.Tokens))})
+	}
+	return h.Sum64()
+}
+
+// liveAddresses returns the address of every instance heartbeating in time, whatever its state.
+func (v ringView) liveAddresses() ([]string, error) {
+	now := time.Now()
+	var addrs []string
+	for _, inst := range v.ring.Desc().Instances {
+		if now.Sub(inst.HeartbeatTime()) <= v.heartbeatTimeout {
+			addrs = append(addrs, inst.Addr)
+		}
+	}
+	if len(addrs) == 0 {
+		return nil, ring.ErrEmptyRing
+	}
+	return addrs, nil
+}
+
 // rulerOwnership says which ruler evaluates a group: the first live ACTIVE ruler clockwise from the
 // group's token, so a dead ruler's groups move once its heartbeats are late.
 type rulerOwnership struct {
-	ring             *ring.Ring
-	id               string
-	heartbeatTimeout time.Duration
-	seed             maphash.Seed
+	ringView
+	id string
 }
 
 func (o rulerOwnership) owns(tenantID, namespace, group string) bool {
@@ -104,30 +153,6 @@ func (o rulerOwnership) owns(tenantID, namespace, group string) bool {
 		return false // no live ruler: nobody evaluates it until one is
 	}
 	return len(rs.Instances) > 0 && rs.Instances[0].ID == o.id
-}
-
-// version changes whenever owns may answer differently: a ruler joined, left, changed state or
-// started or stopped heartbeating in time.
-func (o rulerOwnership) version() uint64 {
-	desc := o.ring.Desc()
-	ids := make([]string, 0, len(desc.Instances))
-	for id := range desc.Instances {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	now := time.Now()
-	var h maphash.Hash
-	h.SetSeed(o.seed)
-	for _, id := range ids {
-		inst := desc.Instances[id]
-		alive := byte(0)
-		if now.Sub(inst.HeartbeatTime()) <= o.heartbeatTimeout {
-			alive = 1
-		}
-		_, _ = h.WriteString(id)
-		_, _ = h.Write([]byte{byte(inst.State), alive, byte(len(inst.Tokens))})
-	}
-	return h.Sum64()
 }
 
 // ruleGroupToken is the ring token of a rule group.
@@ -145,27 +170,14 @@ func ruleGroupToken(tenantID, namespace, group string) uint32 {
 
 // rulerPeers are the rulers of the ring that /api/v1/rules asks for their groups.
 type rulerPeers struct {
-	ring             *ring.Ring
-	heartbeatTimeout time.Duration
-	localAddr        string
-	clients          *grpcclient.Pool
+	ringView
+	localAddr string
+	clients   *grpcclient.Pool
 }
 
-// Addresses returns every ruler heartbeating in time, whatever its state: a LEAVING ruler may still
-// evaluate groups, and a dead one's groups have moved to live ones.
-func (p rulerPeers) Addresses() ([]string, error) {
-	now := time.Now()
-	var addrs []string
-	for _, inst := range p.ring.Desc().Instances {
-		if now.Sub(inst.HeartbeatTime()) <= p.heartbeatTimeout {
-			addrs = append(addrs, inst.Addr)
-		}
-	}
-	if len(addrs) == 0 {
-		return nil, ring.ErrEmptyRing
-	}
-	return addrs, nil
-}
+// Addresses returns every live ruler, whatever its state: a LEAVING ruler may still evaluate groups,
+// and a dead one's groups have moved to live ones.
+func (p rulerPeers) Addresses() ([]string, error) { return p.liveAddresses() }
 
 func (p rulerPeers) IsLocal(addr string) bool { return addr == p.localAddr }
 
