@@ -182,6 +182,11 @@ func readerOrNil(b []byte) io.Reader {
 	return bytes.NewReader(b)
 }
 
+// apiBuildMtx serializes the building of v2 APIs. Every API shares the specification Alertmanager
+// analyzes once per process, and the first build expands the schemas of its body parameters in place:
+// two tenants' first requests at once would race on them. Once built, an API only reads them.
+var apiBuildMtx sync.Mutex
+
 // handler returns the tenant's v2 API, building it on first use with the configuration in effect.
 func (i *instance) handler() (http.Handler, error) {
 	i.apiMtx.Lock()
@@ -192,6 +197,7 @@ func (i *instance) handler() (http.Handler, error) {
 	if i.apiConfig == nil {
 		return nil, errors.New("the tenant's Alertmanager has no configuration applied yet")
 	}
+	apiBuildMtx.Lock()
 	api, err := amapi.New(amapi.Options{
 		Alerts:          i.alerts,
 		Silences:        i.silences,
@@ -201,6 +207,7 @@ func (i *instance) handler() (http.Handler, error) {
 		RequestDuration: i.opts.requestDuration,
 		GroupFunc:       i.groups,
 	})
+	apiBuildMtx.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("create the Alertmanager API: %w", err)
 	}
