@@ -21,6 +21,7 @@ type webhookReceiver struct {
 	*httptest.Server
 	mtx      sync.Mutex
 	received []webhookMessage
+	at       []time.Time
 }
 
 type webhookMessage struct {
@@ -41,6 +42,7 @@ func newWebhookReceiver(t *testing.T) *webhookReceiver {
 		require.NoError(t, json.Unmarshal(body, &m), string(body))
 		w.mtx.Lock()
 		w.received = append(w.received, m)
+		w.at = append(w.at, time.Now())
 		w.mtx.Unlock()
 	}))
 	t.Cleanup(w.Close)
@@ -51,6 +53,13 @@ func (w *webhookReceiver) messages() []webhookMessage {
 	w.mtx.Lock()
 	defer w.mtx.Unlock()
 	return append([]webhookMessage(nil), w.received...)
+}
+
+// times returns when each notification arrived.
+func (w *webhookReceiver) times() []time.Time {
+	w.mtx.Lock()
+	defer w.mtx.Unlock()
+	return append([]time.Time(nil), w.at...)
 }
 
 // runTool runs a command and requires it to succeed.
