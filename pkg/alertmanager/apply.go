@@ -54,14 +54,14 @@ func (i *instance) apply(tc tenantConfig) error {
 
 	rec := eventrecorder.NopRecorder()
 	inhibitor := inhibit.NewInhibitor(i.alerts, cfg.InhibitRules, i.logger, rec)
-	// No cluster peer yet: a single replica notifies without waiting for others (see the package
-	// documentation for where replication plugs in).
-	pipeline := i.pipelineBuilder.New(receivers, noPeerWait, inhibitor, i.silencer, intervener, i.marker, i.nflog, nil)
+	// The instance is the pipeline's cluster peer: its position among the tenant's replicas sets how
+	// long each notification waits for the replicas ahead of it.
+	pipeline := i.pipelineBuilder.New(receivers, i.peerWait, inhibitor, i.silencer, intervener, i.marker, i.nflog, i)
 	i.updateAPI(cfg, func(ctx context.Context, lset model.LabelSet) {
 		inhibitor.Mutes(ctx, lset)
 		i.silencer.Mutes(ctx, lset)
 	})
-	disp := dispatch.NewDispatcher(i.alerts, routes, pipeline, i.marker, notifyTimeout,
+	disp := dispatch.NewDispatcher(i.alerts, routes, pipeline, i.marker, i.notifyTimeout,
 		dispatchMaintenanceInterval, nil, i.logger, rec, i.dispatcherMetrics)
 
 	// The inhibitor loads the alerts before the dispatcher starts, so that no notification goes out
@@ -118,12 +118,4 @@ func timeIntervals(cfg *config.Config) map[string][]timeinterval.TimeInterval {
 		m[ti.Name] = ti.TimeIntervals
 	}
 	return m
-}
-
-// noPeerWait is how long a notification waits for replicas ahead of this one: none, without a cluster.
-func noPeerWait() time.Duration { return 0 }
-
-// notifyTimeout bounds one notification attempt: the group's interval, at least notify.MinTimeout.
-func notifyTimeout(d time.Duration) time.Duration {
-	return max(d, notify.MinTimeout) + noPeerWait()
 }

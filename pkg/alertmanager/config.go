@@ -37,6 +37,18 @@ type Config struct {
 	MaxSilencesCount int
 	// MaxSilenceSizeBytes bounds the encoded size of one silence (0: no limit).
 	MaxSilenceSizeBytes int
+
+	// ReplicationFactor is how many replicas run each tenant's Alertmanager. The app builds the ring
+	// behind MultitenantAlertmanager.Replication with it; the Alertmanager itself only sees the
+	// replicas the ring returns.
+	ReplicationFactor int
+	// PeerTimeout is how long each replica waits for those before it in the tenant's ring order to
+	// send a notification: the replica at position k waits k times this before it sends, unless the
+	// replicated notification log says one of them has.
+	PeerTimeout time.Duration
+	// RingCheckPeriod is how often the Alertmanager looks for a change of its replicas (Replication's
+	// Version), on which it syncs at once instead of at the next poll.
+	RingCheckPeriod time.Duration
 }
 
 // RegisterFlags registers the -alertmanager.* flags.
@@ -63,6 +75,12 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 		"The most silences a tenant may have, expired ones included until they are garbage collected. 0 means no limit.")
 	f.IntVar(&c.MaxSilenceSizeBytes, "alertmanager.max-silence-size-bytes", 0,
 		"The largest encoded size of one silence, in bytes. 0 means no limit.")
+	f.IntVar(&c.ReplicationFactor, "alertmanager.sharding-ring.replication-factor", 3,
+		"How many Alertmanagers run each tenant's Alertmanager. They share its silences and notification log, an alert is sent to every one of them, and each notification is sent by the first of them in the ring's order that is alive.")
+	f.DurationVar(&c.PeerTimeout, "alertmanager.peer-timeout", 15*time.Second,
+		"How long the replica of a tenant's Alertmanager at position k in the ring's order waits, k times over, before it sends a notification that the replicas before it have not sent: the delay of a notification when the first replica is down.")
+	f.DurationVar(&c.RingCheckPeriod, "alertmanager.sharding-ring.check-period", time.Second,
+		"How often the Alertmanager checks the ring for a change of the replicas of tenants; a change syncs at once instead of at the next poll, so a tenant moves within the ring's heartbeat timeout.")
 }
 
 // Validate reports settings the Alertmanager cannot work with. An empty DataDir is allowed here because
@@ -74,6 +92,15 @@ func (c *Config) Validate() error {
 	}
 	if c.PersistInterval <= 0 {
 		errs = append(errs, errors.New("alertmanager: -alertmanager.persist-interval must be positive"))
+	}
+	if c.ReplicationFactor < 1 {
+		errs = append(errs, errors.New("alertmanager: -alertmanager.sharding-ring.replication-factor must be at least 1"))
+	}
+	if c.PeerTimeout <= 0 {
+		errs = append(errs, errors.New("alertmanager: -alertmanager.peer-timeout must be positive"))
+	}
+	if c.RingCheckPeriod <= 0 {
+		errs = append(errs, errors.New("alertmanager: -alertmanager.sharding-ring.check-period must be positive"))
 	}
 	if c.Retention <= 0 {
 		errs = append(errs, errors.New("alertmanager: -alertmanager.storage.retention must be positive"))

@@ -13,6 +13,8 @@ func TestConfig_DefaultsAreValid(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 	require.Equal(t, 15*time.Second, cfg.PollInterval)
 	require.Equal(t, 15*time.Minute, cfg.PersistInterval)
+	require.Equal(t, 3, cfg.ReplicationFactor)
+	require.Equal(t, 15*time.Second, cfg.PeerTimeout)
 	u, err := parseExternalURL(cfg.ExternalURL)
 	require.NoError(t, err)
 	require.Equal(t, "/alertmanager", u.Path)
@@ -30,6 +32,9 @@ func TestConfig_Validate(t *testing.T) {
 		"other scheme":     {func(c *Config) { c.ExternalURL = "ftp://host/am" }, "absolute http or https URL"},
 		"bad url":          {func(c *Config) { c.ExternalURL = "http://[::1" }, "-alertmanager.web.external-url"},
 		"negative limit":   {func(c *Config) { c.MaxAlertsCount = -1 }, "-alertmanager.max-alerts-count must not be negative"},
+		"no replica":       {func(c *Config) { c.ReplicationFactor = 0 }, "-alertmanager.sharding-ring.replication-factor"},
+		"peer timeout":     {func(c *Config) { c.PeerTimeout = 0 }, "-alertmanager.peer-timeout"},
+		"ring check":       {func(c *Config) { c.RingCheckPeriod = 0 }, "-alertmanager.sharding-ring.check-period"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var cfg Config

@@ -6,11 +6,23 @@
 // poll interval, persists their silences and notification logs to the store, and serves the tenants'
 // v2 APIs under PathPrefix, Mimir's configuration API at ConfigPath and a status page at StatusPath.
 //
-// One replica runs a tenant's Alertmanager today (Owns decides which tenants). Replication across
-// replicas plugs in at the instance: its silences and notification log are Alertmanager's
-// cluster.State (MarshalBinary, Merge, SetBroadcast). A replication layer would set each one's
-// broadcast to send the update to the tenant's other replicas and Merge what they send, merge the
-// full state of a peer (or, as now, of the bucket) when an instance starts, and give the notification
-// pipeline a notify.Peer whose position is this replica's rank among the tenant's replicas, so that
-// replicas further down wait before notifying and the notification log deduplicates.
+// # Replication
+//
+// Without Replication, one instance runs every tenant's Alertmanager (or those Owns selects). With
+// it, each tenant's Alertmanager runs on the tenant's replicas, and the gRPC API of alertmanagerpb
+// (served by MultitenantAlertmanager) keeps them in step:
+//
+//   - State: silences and the notification log are Alertmanager's cluster.State. Each change is sent
+//     to the other replicas (UpdateState) from a bounded queue per replica, and merged there; a
+//     change that cannot be sent is replaced by the full state with the next one. A replica that
+//     starts a tenant's Alertmanager takes changes at once, merges the full state of the replicas
+//     that answer (ReadState) and the state in the bucket, and only then serves and notifies.
+//   - Notifications: the instance is the notification pipeline's cluster peer. Its position among
+//     the tenant's live replicas, in the ring's order, is how many -alertmanager.peer-timeout a
+//     notification waits; the notification log, replicated meanwhile, stops the replicas behind
+//     the one that sent it. If the first replica is down, the next sends one peer timeout later. As
+//     in Alertmanager, this holds while a group's interval is longer than the waits of all replicas.
+//   - Placement: the syncs ask Replication where each tenant runs, at every poll and within
+//     -alertmanager.sharding-ring.check-period of a change of its Version. The first replica
+//     persists the state periodically; every replica persists it when it stops or loses the tenant.
 package alertmanager

@@ -44,11 +44,20 @@ type harness struct {
 
 func newHarness(t *testing.T, bkt objstore.Bucket, cfg Config) *harness {
 	t.Helper()
+	return newHarnessWith(t, bkt, cfg, nil)
+}
+
+// newHarnessWith is newHarness with setup, if not nil, called before the start.
+func newHarnessWith(t *testing.T, bkt objstore.Bucket, cfg Config, setup func(*MultitenantAlertmanager)) *harness {
+	t.Helper()
 	store, err := alertstore.New(alertstore.Config{Prefix: "alertmanager"}, bkt)
 	require.NoError(t, err)
 	reg := prometheus.NewPedanticRegistry()
 	am, err := New(cfg, store, reg, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
+	if setup != nil {
+		setup(am)
+	}
 	require.NoError(t, am.Start(context.Background()))
 	h := &harness{t: t, am: am, store: store, reg: reg, handler: tenant.Middleware(true)(am)}
 	t.Cleanup(func() { h.stop() })
@@ -157,7 +166,8 @@ func (h *harness) silences(tenantID string) []apiSilence {
 type webhook struct {
 	srv *httptest.Server
 	mtx sync.Mutex
-	got []string // alertname of each alert notified, in order
+	got []string    // alertname of each alert notified, in order
+	at  []time.Time // when each was received
 }
 
 func newWebhook(t *testing.T) *webhook {
@@ -176,6 +186,7 @@ func newWebhook(t *testing.T) *webhook {
 		w.mtx.Lock()
 		for _, a := range msg.Alerts {
 			w.got = append(w.got, a.Labels["alertname"])
+			w.at = append(w.at, time.Now())
 		}
 		w.mtx.Unlock()
 	}))
@@ -187,6 +198,19 @@ func (w *webhook) received() []string {
 	w.mtx.Lock()
 	defer w.mtx.Unlock()
 	return append([]string(nil), w.got...)
+}
+
+// receivedAt returns when each notification of alertname was received, in order.
+func (w *webhook) receivedAt(alertname string) []time.Time {
+	w.mtx.Lock()
+	defer w.mtx.Unlock()
+	var out []time.Time
+	for i, name := range w.got {
+		if name == alertname {
+			out = append(out, w.at[i])
+		}
+	}
+	return out
 }
 
 // webhookConfig routes every alert, grouped by alertname, to a webhook at url with short timers.

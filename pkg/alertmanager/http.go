@@ -67,7 +67,7 @@ func (am *MultitenantAlertmanager) serveTenant(w http.ResponseWriter, r *http.Re
 		// Grafana recognizes this message as a tenant without a configuration.
 		http.Error(w, errNotConfigured.Error(), http.StatusNotFound)
 		return
-	case errors.Is(err, errStopped):
+	case errors.Is(err, errStopped), errors.Is(err, errInstanceStopped), errors.Is(err, errNotReplica):
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	case err != nil:

@@ -1,11 +1,9 @@
 package alertmanager
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -30,6 +28,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/route"
 
+	"github.com/strata-metrics/strata/pkg/alertmanager/alertmanagerpb"
 	"github.com/strata-metrics/strata/pkg/alertmanager/alertstore"
 )
 
@@ -55,18 +54,33 @@ type instanceOptions struct {
 	requestDuration *prometheus.HistogramVec // shared by every tenant's API
 	discarded       prometheus.Counter       // the tenant's alerts refused by maxAlerts
 	logger          *slog.Logger
+
+	// replication, if not nil, gets the changes of the silences and the notification log to the
+	// tenant's other replicas, whose results are counted in replicationResults.
+	replication        Replication
+	replicationResults *prometheus.CounterVec
+	peerTimeout        time.Duration
 }
 
 // instance is one tenant's Alertmanager, made of Alertmanager's own parts as its main package wires
 // them. The silences and the notification log live as long as the instance; a new configuration
 // rebuilds the routing, inhibition and notification pipeline around them and around the alerts held,
 // so nothing is lost. Both are kept here, not inside the pipeline, so that their state can be persisted
-// now and replicated between replicas later (they are Alertmanager's cluster.State: MarshalBinary,
-// Merge, SetBroadcast).
+// and replicated (they are Alertmanager's cluster.State: MarshalBinary, Merge, SetBroadcast).
+//
+// An instance is registered before its state is loaded, so that it merges the changes its replicas
+// send meanwhile, and is ready once loaded: until then its API and its notifications wait.
 type instance struct {
 	opts    instanceOptions
 	logger  *slog.Logger
 	started time.Time
+	ready   chan struct{} // closed once the state is loaded and a configuration applied
+	stopc   chan struct{} // closed by stop
+
+	// replicas is where the tenant's Alertmanager runs (nil without replication), updated by the
+	// syncs; sender sends the state's changes there.
+	replicas atomic.Pointer[replicaSet]
+	sender   *stateSender
 
 	reg               *prometheus.Registry // the metrics of Alertmanager's parts for this tenant
 	silences          *silence.Silences
@@ -114,20 +128,15 @@ type tenantConfig struct {
 
 var errInstanceStopped = errors.New("the tenant's Alertmanager is stopped")
 
-// newInstance builds a tenant's Alertmanager with the silences and notification log of state (nil for
-// none); it does not route alerts until the first apply.
-func newInstance(opts instanceOptions, state []byte) (*instance, error) {
-	var silencesState, nflogState []byte
-	if state != nil {
-		var err error
-		if silencesState, nflogState, err = decodeState(state); err != nil {
-			return nil, fmt.Errorf("decode state: %w", err)
-		}
-	}
+// newInstance builds a tenant's Alertmanager with empty silences and notification log (mergeState
+// loads them); it does not route alerts until the first apply.
+func newInstance(opts instanceOptions) (*instance, error) {
 	i := &instance{
 		opts:    opts,
 		logger:  opts.logger,
 		started: time.Now(),
+		ready:   make(chan struct{}),
+		stopc:   make(chan struct{}),
 		reg:     prometheus.NewRegistry(),
 		marker:  marker.NewGroupMarker(),
 	}
@@ -137,8 +146,7 @@ func newInstance(opts instanceOptions, state []byte) (*instance, error) {
 	flags := featurecontrol.NoopFlags{}
 	var err error
 	i.silences, err = silence.New(silence.Options{
-		SnapshotReader: readerOrNil(silencesState),
-		Retention:      opts.retention,
+		Retention: opts.retention,
 		Limits: silence.Limits{
 			MaxSilences:         func() int { return opts.maxSilences },
 			MaxSilenceSizeBytes: func() int { return opts.maxSilence },
@@ -151,10 +159,9 @@ func newInstance(opts instanceOptions, state []byte) (*instance, error) {
 		return nil, fmt.Errorf("load silences: %w", err)
 	}
 	i.nflog, err = nflog.New(nflog.Options{
-		SnapshotReader: readerOrNil(nflogState),
-		Retention:      opts.retention,
-		Logger:         i.logger.With("component", "nflog"),
-		Metrics:        i.reg,
+		Retention: opts.retention,
+		Logger:    i.logger.With("component", "nflog"),
+		Metrics:   i.reg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load notification log: %w", err)
@@ -170,16 +177,98 @@ func newInstance(opts instanceOptions, state []byte) (*instance, error) {
 	}
 	i.pipelineBuilder = notify.NewPipelineBuilder(i.reg, flags, rec)
 	i.dispatcherMetrics = dispatch.NewDispatcherMetrics(false, i.reg, flags)
+	if opts.replication != nil {
+		i.sender = newStateSender(opts.tenant, opts.replication, i.otherReplicas, i.stateParts,
+			opts.replicationResults, i.logger)
+		i.silences.SetBroadcast(func(b []byte) { i.broadcast(stateKeySilences, b) })
+		i.nflog.SetBroadcast(func(b []byte) { i.broadcast(stateKeyNflog, b) })
+	}
 	return i, nil
 }
 
-// readerOrNil returns a reader of b, or a nil interface (not a nil *bytes.Reader, which the snapshot
-// loaders would read) when b is empty.
-func readerOrNil(b []byte) io.Reader {
-	if len(b) == 0 {
-		return nil
+// broadcast sends a change of the state to the other replicas. What is merged while the instance
+// loads its state comes from the replicas or the bucket: sending it on would only echo it back.
+func (i *instance) broadcast(key string, b []byte) {
+	if i.isReady() {
+		i.sender.enqueue(&alertmanagerpb.StatePart{Key: key, Data: b})
 	}
-	return bytes.NewReader(b)
+}
+
+func (i *instance) otherReplicas() []string {
+	if set := i.replicas.Load(); set != nil {
+		return set.others()
+	}
+	return nil
+}
+
+// mergeState merges a part of a state (the whole part, or the records of a change) into the
+// silences or the notification log.
+func (i *instance) mergeState(key string, data []byte) error {
+	switch key {
+	case stateKeySilences:
+		return i.silences.Merge(data)
+	case stateKeyNflog:
+		return i.nflog.Merge(data)
+	}
+	return fmt.Errorf("unknown state part %q, want %q or %q", key, stateKeySilences, stateKeyNflog)
+}
+
+// stateParts returns the whole silences and notification log, for a replica.
+func (i *instance) stateParts() ([]*alertmanagerpb.StatePart, error) {
+	s, err := i.silences.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("marshal silences: %w", err)
+	}
+	n, err := i.nflog.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("marshal notification log: %w", err)
+	}
+	return []*alertmanagerpb.StatePart{{Key: stateKeySilences, Data: s}, {Key: stateKeyNflog, Data: n}}, nil
+}
+
+func (i *instance) markReady() { close(i.ready) }
+
+func (i *instance) isReady() bool {
+	select {
+	case <-i.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// WaitReady implements notify.Peer: it returns once the state is loaded, so that nothing is sent
+// before the notification log knows what the replicas sent.
+func (i *instance) WaitReady(ctx context.Context) error {
+	select {
+	case <-i.ready:
+		return nil
+	case <-i.stopc:
+		return errInstanceStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Position is this replica's rank among the tenant's live replicas, in the ring's order: the
+// notification pipeline waits Position peer timeouts before it sends, so that the replicas ahead of it
+// send first and the replicated notification log stops the others.
+func (i *instance) Position() int {
+	if set := i.replicas.Load(); set != nil {
+		return set.waitPosition()
+	}
+	return 0
+}
+
+// peerWait is how long a notification waits for the replicas ahead of this one.
+func (i *instance) peerWait() time.Duration {
+	return time.Duration(i.Position()) * i.opts.peerTimeout
+}
+
+// notifyTimeout bounds one notification attempt: the group's interval, at least notify.MinTimeout,
+// plus the wait for the replicas ahead.
+func (i *instance) notifyTimeout(d time.Duration) time.Duration {
+	return max(d, notify.MinTimeout) + i.peerWait()
 }
 
 // apiBuildMtx serializes the building of v2 APIs. Every API shares the specification Alertmanager
@@ -246,9 +335,13 @@ func (i *instance) stop() {
 		return
 	}
 	i.stopped = true
+	close(i.stopc)
 	i.dispatcher.Load().Stop()
 	i.stopInhibitor()
 	i.alerts.Close()
+	if i.sender != nil {
+		i.sender.stop()
+	}
 	if err := os.RemoveAll(i.opts.templateDir); err != nil {
 		i.logger.Warn("remove template directory", "err", err)
 	}

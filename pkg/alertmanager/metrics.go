@@ -18,6 +18,10 @@ type metrics struct {
 	alertsDiscarded *prometheus.CounterVec
 	persists        *prometheus.CounterVec
 	requestDuration *prometheus.HistogramVec
+
+	stateReplications *prometheus.CounterVec
+	stateUpdates      *prometheus.CounterVec
+	stateFetches      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -44,6 +48,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets:                     prometheus.DefBuckets,
 			NativeHistogramBucketFactor: 1.1,
 		}, []string{"handler", "method", "code"}),
+		stateReplications: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_alertmanager_state_replication_total",
+			Help: "Changes of tenants' silences and notification logs sent to another replica, by result: success, failure (the replica gets the full state with the next change), or dropped (its queue was full, or a send before it failed; the full state replaces it).",
+		}, []string{"result"}),
+		stateUpdates: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_alertmanager_state_updates_received_total",
+			Help: "Changes of tenants' silences and notification logs received from another replica, by result: merged, not_running (the tenant's Alertmanager does not run here) or invalid.",
+		}, []string{"result"}),
+		stateFetches: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_alertmanager_state_fetch_total",
+			Help: "Reads of a tenant's full state from another replica when the tenant's Alertmanager starts here, by result; with none successful, the state comes from the bucket alone.",
+		}, []string{"result"}),
 	}
 }
 

@@ -10,12 +10,14 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/alertmanager/config"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/strata-metrics/strata/pkg/alertmanager/alertmanagerpb"
 	"github.com/strata-metrics/strata/pkg/alertmanager/alertstore"
 	"github.com/strata-metrics/strata/pkg/services"
 )
@@ -43,8 +45,14 @@ const loadConcurrency = 8
 // use an Alertmanager, and an idle one still costs memory. That instance is kept until the process
 // stops; after a restart it starts again on the next request, with its silences restored.
 type MultitenantAlertmanager struct {
-	// Owns, if not nil, says whether this replica runs the tenant's Alertmanager; nil means every
-	// tenant. It lets the app shard tenants by a ring. Set it before Start.
+	alertmanagerpb.UnimplementedAlertmanagerServer
+
+	// Replication, if not nil, places each tenant's Alertmanager on its replicas: this instance runs
+	// the tenants it is a replica of, and replicates their state with the other replicas. Set it
+	// before Start.
+	Replication Replication
+	// Owns, if not nil and Replication is nil, says whether this instance runs the tenant's
+	// Alertmanager alone; nil means every tenant. Set it before Start.
 	Owns func(tenantID string) bool
 
 	cfg         Config
@@ -63,15 +71,26 @@ type MultitenantAlertmanager struct {
 	mtx       sync.RWMutex // guards instances
 	instances map[string]*instance
 
+	// syncedVersion is the Replication version the last complete sync placed the tenants by.
+	syncedVersion atomic.Uint64
+
 	cancelLoop context.CancelFunc
 	loopDone   chan struct{}
 }
 
-var _ services.Service = (*MultitenantAlertmanager)(nil)
+var (
+	_ services.Service                  = (*MultitenantAlertmanager)(nil)
+	_ alertmanagerpb.AlertmanagerServer = (*MultitenantAlertmanager)(nil)
+)
 
 var (
 	errStopped       = errors.New("the Alertmanager is stopping")
 	errNotConfigured = errors.New("the Alertmanager is not configured")
+	// errNotReplica is a tenant this instance is not a replica of.
+	errNotReplica = errors.New("the tenant's Alertmanager does not run on this instance")
+	// errStateUnavailable fails a start that may succeed at the next sync, unlike a configuration
+	// that cannot be applied.
+	errStateUnavailable = errors.New("the tenant's state could be read neither from its replicas nor from the bucket")
 )
 
 // New returns a multi-tenant Alertmanager over store. cfg.DataDir must be set (the app defaults it
@@ -132,10 +151,6 @@ func loadFallback(path string, externalURL *url.URL, logger *slog.Logger) (*tena
 	return &tenantConfig{raw: alertstore.AlertConfig{AlertmanagerConfig: string(content)}, parsed: parsed, fallback: true}, nil
 }
 
-func (am *MultitenantAlertmanager) owns(tenantID string) bool {
-	return am.Owns == nil || am.Owns(tenantID)
-}
-
 // Start clears the data directory of what a previous run left, applies the store's configurations
 // once, then syncs every poll interval and persists every tenant's state every persist interval until
 // Stop. A store that cannot be read at start does not fail it: the next sync tries again.
@@ -177,16 +192,28 @@ func (am *MultitenantAlertmanager) loop(ctx context.Context) {
 	defer poll.Stop()
 	persist := time.NewTicker(am.cfg.PersistInterval)
 	defer persist.Stop()
+	var ringCheck <-chan time.Time
+	if am.Replication != nil {
+		t := time.NewTicker(am.cfg.RingCheckPeriod)
+		defer t.Stop()
+		ringCheck = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-poll.C:
-			if err := am.SyncConfigs(ctx); err != nil && ctx.Err() == nil {
-				am.logger.Warn("configuration sync failed", "err", err)
+		case <-ringCheck:
+			if am.Replication.Version() == am.syncedVersion.Load() {
+				continue
 			}
+			am.logger.Debug("replicas changed, syncing tenants")
 		case <-persist.C:
 			am.persistAll(ctx)
+			continue
+		}
+		if err := am.SyncConfigs(ctx); err != nil && ctx.Err() == nil {
+			am.logger.Warn("configuration sync failed", "err", err)
 		}
 	}
 }
@@ -240,12 +267,13 @@ func (am *MultitenantAlertmanager) instance(tenantID string) *instance {
 	return am.instances[tenantID]
 }
 
-// SyncConfigs makes the running Alertmanagers those of the store's configurations that this replica
-// owns: new tenants start (with their persisted state), changed configurations are applied in place,
-// tenants whose configuration is gone switch to the fallback configuration or stop (and their state is
-// deleted), and tenants owned elsewhere stop (and their state is persisted for the new owner). A
-// tenant whose configuration cannot be read or applied keeps what it runs. The error joins every
-// tenant's.
+// SyncConfigs makes the running Alertmanagers those of the store's configurations that this instance
+// owns (is a replica of, with Replication): new tenants start (with the state of their other replicas
+// and of the bucket), changed configurations are applied in place, tenants whose configuration is
+// gone switch to the fallback configuration or stop (and their state is deleted), and tenants owned
+// elsewhere stop (and their state is persisted for the new owner). Running tenants learn their
+// current replicas. A tenant whose configuration cannot be read or applied, or whose replicas cannot
+// be found, keeps what it runs. The error joins every tenant's.
 func (am *MultitenantAlertmanager) SyncConfigs(ctx context.Context) error {
 	err := am.syncConfigs(ctx)
 	result := "success"
@@ -257,13 +285,31 @@ func (am *MultitenantAlertmanager) SyncConfigs(ctx context.Context) error {
 }
 
 func (am *MultitenantAlertmanager) syncConfigs(ctx context.Context) error {
+	var version uint64
+	if am.Replication != nil {
+		// Read before the replicas, so that a change during the sync makes the next check sync again.
+		version = am.Replication.Version()
+	}
 	tenants, err := am.store.ListTenants(ctx)
 	if err != nil {
 		return err
 	}
+	placements := make(map[string]placement)
+	var placementErrs []error
+	place := func(id string) placement {
+		p, ok := placements[id]
+		if !ok {
+			p.owned, p.replicas, p.err = am.placement(id)
+			if p.err != nil {
+				placementErrs = append(placementErrs, p.err)
+			}
+			placements[id] = p
+		}
+		return p
+	}
 	var owned []string
 	for _, id := range tenants {
-		if am.owns(id) {
+		if place(id).owned {
 			owned = append(owned, id)
 		}
 	}
@@ -275,17 +321,22 @@ func (am *MultitenantAlertmanager) syncConfigs(ctx context.Context) error {
 		return errStopped
 	}
 	for id, raw := range configs {
-		if err := am.syncTenant(ctx, id, raw); err != nil {
+		if err := am.syncTenant(ctx, id, raw, placements[id].replicas); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	for id, inst := range am.instancesSnapshot() {
+		p := place(id)
+		if p.err != nil {
+			continue // keep it as it is until its replicas are known
+		}
+		inst.replicas.Store(p.replicas)
 		if _, ok := configs[id]; ok || unreadable[id] {
 			continue
 		}
 		applied, _ := inst.appliedConfig()
 		switch {
-		case !am.owns(id):
+		case !p.owned:
 			am.stopTenant(ctx, id, true)
 		case applied.fallback:
 		case am.fallback != nil:
@@ -302,7 +353,17 @@ func (am *MultitenantAlertmanager) syncConfigs(ctx context.Context) error {
 			delete(am.failed, id)
 		}
 	}
-	return errors.Join(errs...)
+	if len(placementErrs) == 0 {
+		am.syncedVersion.Store(version)
+	}
+	return errors.Join(append(errs, placementErrs...)...)
+}
+
+// placement is where a tenant's Alertmanager runs, as a sync found it.
+type placement struct {
+	owned    bool
+	replicas *replicaSet // nil without Replication
+	err      error
 }
 
 // readConfigs reads the configurations of tenants, loadConcurrency at a time. Tenants whose
@@ -341,9 +402,9 @@ func (am *MultitenantAlertmanager) readConfigs(ctx context.Context, tenants []st
 	return configs, unreadable, failures
 }
 
-// syncTenant applies raw to the tenant's Alertmanager, starting it if needed, unless it is already in
-// effect or already failed. Called with syncMtx held.
-func (am *MultitenantAlertmanager) syncTenant(ctx context.Context, id string, raw alertstore.AlertConfig) error {
+// syncTenant applies raw to the tenant's Alertmanager, starting it on replicas if needed, unless it is
+// already in effect or already failed. Called with syncMtx held.
+func (am *MultitenantAlertmanager) syncTenant(ctx context.Context, id string, raw alertstore.AlertConfig, replicas *replicaSet) error {
 	inst := am.instance(id)
 	if inst != nil {
 		if applied, _ := inst.appliedConfig(); !applied.fallback && sameConfig(applied.raw, raw) {
@@ -353,10 +414,12 @@ func (am *MultitenantAlertmanager) syncTenant(ctx context.Context, id string, ra
 	if failed, ok := am.failed[id]; ok && sameConfig(failed, raw) {
 		return nil
 	}
-	err := am.applyTenant(ctx, id, inst, raw)
+	err := am.applyTenant(ctx, id, inst, raw, replicas)
 	am.metrics.lastApplyOK.WithLabelValues(id).Set(boolToFloat(err == nil))
 	if err != nil {
-		am.failed[id] = raw
+		if !errors.Is(err, errStateUnavailable) {
+			am.failed[id] = raw
+		}
 		am.logger.Warn("tenant configuration not applied", "tenant", id, "err", err)
 		return fmt.Errorf("tenant %s: %w", id, err)
 	}
@@ -364,14 +427,14 @@ func (am *MultitenantAlertmanager) syncTenant(ctx context.Context, id string, ra
 	return nil
 }
 
-func (am *MultitenantAlertmanager) applyTenant(ctx context.Context, id string, inst *instance, raw alertstore.AlertConfig) error {
+func (am *MultitenantAlertmanager) applyTenant(ctx context.Context, id string, inst *instance, raw alertstore.AlertConfig, replicas *replicaSet) error {
 	parsed, err := parseTenantConfig(raw, am.cfg.MaxTemplatesCount)
 	if err != nil {
 		return err
 	}
 	tc := tenantConfig{raw: raw, parsed: parsed}
 	if inst == nil {
-		return am.startTenant(ctx, id, tc)
+		return am.startTenant(ctx, id, tc, replicas)
 	}
 	return inst.apply(tc)
 }
@@ -387,45 +450,45 @@ func boolToFloat(b bool) float64 {
 	return 0
 }
 
-// startTenant starts the tenant's Alertmanager with its persisted state and tc. A state that cannot be
-// read fails the start (the next sync tries again): starting empty would overwrite the silences at the
-// next persist. A state that cannot be decoded is dropped with an error in the log. Called with
+// startTenant starts the tenant's Alertmanager with tc, on replicas (nil without Replication). It
+// takes the changes its replicas send from the moment it is registered, then loads the state of the
+// replicas and of the bucket (see loadState) and applies tc; only then does it serve. Called with
 // syncMtx held.
-func (am *MultitenantAlertmanager) startTenant(ctx context.Context, id string, tc tenantConfig) error {
-	state, err := am.store.GetState(ctx, id)
-	if errors.Is(err, alertstore.ErrNotFound) {
-		state, err = nil, nil
-	}
-	if err != nil {
-		return fmt.Errorf("read state: %w", err)
-	}
-	opts := instanceOptions{
-		tenant:          id,
-		templateDir:     filepath.Join(am.cfg.DataDir, id, "templates"),
-		externalURL:     am.externalURL,
-		retention:       am.cfg.Retention,
-		maxAlerts:       am.cfg.MaxAlertsCount,
-		maxSilences:     am.cfg.MaxSilencesCount,
-		maxSilence:      am.cfg.MaxSilenceSizeBytes,
-		requestDuration: am.metrics.requestDuration,
-		discarded:       am.metrics.alertsDiscarded.WithLabelValues(id),
-		logger:          am.logger.With("tenant", id),
-	}
-	inst, err := newInstance(opts, state)
-	if err != nil && state != nil {
-		am.logger.Error("tenant state unreadable, starting without silences and notification log", "tenant", id, "err", err)
-		inst, err = newInstance(opts, nil)
-	}
+func (am *MultitenantAlertmanager) startTenant(ctx context.Context, id string, tc tenantConfig, replicas *replicaSet) error {
+	inst, err := newInstance(instanceOptions{
+		tenant:             id,
+		templateDir:        filepath.Join(am.cfg.DataDir, id, "templates"),
+		externalURL:        am.externalURL,
+		retention:          am.cfg.Retention,
+		maxAlerts:          am.cfg.MaxAlertsCount,
+		maxSilences:        am.cfg.MaxSilencesCount,
+		maxSilence:         am.cfg.MaxSilenceSizeBytes,
+		requestDuration:    am.metrics.requestDuration,
+		discarded:          am.metrics.alertsDiscarded.WithLabelValues(id),
+		logger:             am.logger.With("tenant", id),
+		replication:        am.Replication,
+		replicationResults: am.metrics.stateReplications,
+		peerTimeout:        am.cfg.PeerTimeout,
+	})
 	if err != nil {
 		return err
 	}
-	if err := inst.apply(tc); err != nil {
-		inst.stop()
-		return err
-	}
+	inst.replicas.Store(replicas)
 	am.mtx.Lock()
 	am.instances[id] = inst
 	am.mtx.Unlock()
+	err = am.loadState(ctx, id, inst)
+	if err == nil {
+		err = inst.apply(tc)
+	}
+	if err != nil {
+		am.mtx.Lock()
+		delete(am.instances, id)
+		am.mtx.Unlock()
+		inst.stop()
+		return err
+	}
+	inst.markReady()
 	am.logger.Info("tenant Alertmanager started", "tenant", id, "fallback", tc.fallback)
 	return nil
 }
@@ -458,13 +521,19 @@ func (am *MultitenantAlertmanager) stopTenant(ctx context.Context, id string, ke
 	am.logger.Info("tenant Alertmanager stopped", "tenant", id, "state_kept", keepState)
 }
 
-// instanceFor returns the tenant's Alertmanager, starting it with the fallback configuration when the
-// tenant has none of its own.
+// instanceFor returns the tenant's Alertmanager once it is ready, starting it with the fallback
+// configuration when the tenant has none of its own.
 func (am *MultitenantAlertmanager) instanceFor(ctx context.Context, id string) (*instance, error) {
 	if inst := am.instance(id); inst != nil {
-		return inst, nil
+		return inst, inst.WaitReady(ctx)
 	}
-	if am.fallback == nil || !am.owns(id) {
+	owned, replicas, err := am.placement(id)
+	switch {
+	case err != nil:
+		return nil, err
+	case !owned && am.Replication != nil:
+		return nil, errNotReplica
+	case !owned || am.fallback == nil:
 		return nil, errNotConfigured
 	}
 	am.syncMtx.Lock()
@@ -473,31 +542,35 @@ func (am *MultitenantAlertmanager) instanceFor(ctx context.Context, id string) (
 		return nil, errStopped
 	}
 	if inst := am.instance(id); inst != nil {
-		return inst, nil
+		return inst, inst.WaitReady(ctx)
 	}
-	if err := am.startTenant(ctx, id, *am.fallback); err != nil {
+	if err := am.startTenant(ctx, id, *am.fallback, replicas); err != nil {
 		return nil, fmt.Errorf("start the Alertmanager with the fallback configuration: %w", err)
 	}
 	return am.instance(id), nil
 }
 
 // persistAll drops expired silences and notification log entries of every tenant and writes the
-// state of those whose state changed.
+// state of those whose state changed. Of a tenant's replicas, the first writes it: they hold the same
+// state, and one write is enough.
 func (am *MultitenantAlertmanager) persistAll(ctx context.Context) {
 	for id, inst := range am.instancesSnapshot() {
 		if ctx.Err() != nil {
 			return
 		}
 		inst.gc()
-		am.persist(ctx, id, inst)
+		if inst.Position() == 0 {
+			am.persist(ctx, id, inst)
+		}
 	}
 }
 
-// persist writes the tenant's state unless it is what was written last.
+// persist writes the tenant's state unless it is what was written last. An instance still loading
+// its state is skipped: what it holds is not yet the tenant's state.
 func (am *MultitenantAlertmanager) persist(ctx context.Context, id string, inst *instance) {
 	inst.persistMtx.Lock()
 	defer inst.persistMtx.Unlock()
-	if inst.stateDropped {
+	if inst.stateDropped || !inst.isReady() {
 		return
 	}
 	state, err := inst.marshalState()
