@@ -22,6 +22,11 @@
 //     notification waits; the notification log, replicated meanwhile, stops the replicas behind
 //     the one that sent it. If the first replica is down, the next sends one peer timeout later. As
 //     in Alertmanager, this holds while a group's interval is longer than the waits of all replicas.
+//   - API calls: any instance takes a tenant's calls under PathPrefix and sends them on to the
+//     tenant's replicas (HandleRequest, marked with ForwardedHeader so they go no further). Alerts
+//     go to every replica and need a majority of the live ones; silences go to one replica, which
+//     replicates them; reads go to one replica, this instance first when it is one, the next on
+//     failure. The configuration API only touches the store and is served where it arrives.
 //   - Placement: the syncs ask Replication where each tenant runs, at every poll and within
 //     -alertmanager.sharding-ring.check-period of a change of its Version. The first replica
 //     persists the state periodically; every replica persists it when it stops or loses the tenant.

@@ -73,7 +73,16 @@ func (h *harness) stop() {
 // do sends a request as tenantID ("" sends none) and returns the status code and body.
 func (h *harness) do(tenantID, method, path, body string) (int, string) {
 	h.t.Helper()
+	return h.doWithHeader(tenantID, method, path, body, nil)
+}
+
+// doWithHeader is do with the headers of header added.
+func (h *harness) doWithHeader(tenantID, method, path, body string, header http.Header) (int, string) {
+	h.t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	for name, values := range header {
+		req.Header[name] = values
+	}
 	if tenantID != "" {
 		req.Header.Set(tenant.OrgIDHeader, tenantID)
 	}

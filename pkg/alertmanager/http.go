@@ -15,7 +15,9 @@ import (
 const maxAPIBodyBytes = 4 << 20
 
 // ServeHTTP serves the tenant of the request's context (tenant.FromContext: the app wraps this handler
-// with tenant.Middleware); a request without one gets 401.
+// with tenant.Middleware); a request without one gets 401. With Replication, the calls under
+// PathPrefix (but health) are served by the tenant's replicas (see distribute), unless they carry
+// ForwardedHeader: they were sent here by another instance, and are served here.
 //
 //	PathPrefix/api/v2/...           the tenant's Alertmanager v2 API (alerts, silences, status, ...)
 //	PathPrefix/-/healthy, -/ready   200 while the process serves
@@ -59,6 +61,10 @@ func (am *MultitenantAlertmanager) serveTenant(w http.ResponseWriter, r *http.Re
 			return
 		}
 		_, _ = fmt.Fprintln(w, "OK")
+		return
+	}
+	if am.Replication != nil && r.Header.Get(ForwardedHeader) == "" {
+		am.distribute(w, r, id, rest)
 		return
 	}
 	inst, err := am.instanceFor(r.Context(), id)

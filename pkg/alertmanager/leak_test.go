@@ -46,3 +46,27 @@ func TestStop_LeavesNoGoroutines(t *testing.T) {
 	// The receivers' HTTP clients keep idle connections to the webhook until it closes them.
 	hook.srv.Close()
 }
+
+func TestStop_LeavesNoGoroutines_Replicated(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+
+	hook := newWebhook(t)
+	c := newCluster(t, 3, clusterConfig(t))
+	c.setConfig("t1", webhookConfig(hook.srv.URL))
+	// Alerts and silences through every path: distributed to the replicas, replicated between them,
+	// a replica killed (its peers' sends to it fail) and restarted (it reads their state).
+	c.nodes[2].postAlert("t1", map[string]string{"alertname": "A"})
+	id := c.nodes[1].createSilence("t1", "alertname", "B")
+	eventually(t, func() bool { return slices.Contains(hook.received(), "A") }, "notified")
+	c.nodes[0].kill()
+	c.nodes[1].createSilence("t1", "alertname", "C")
+	restarted := c.restart(0)
+	require.Contains(t, restarted.silenceIDs("t1"), id)
+
+	for _, n := range c.nodes {
+		n.stop()
+		n.srv.Stop()
+	}
+	c.ring.closeConns()
+	hook.srv.Close()
+}

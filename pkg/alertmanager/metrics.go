@@ -22,6 +22,8 @@ type metrics struct {
 	stateReplications *prometheus.CounterVec
 	stateUpdates      *prometheus.CounterVec
 	stateFetches      *prometheus.CounterVec
+	distributed       *prometheus.CounterVec
+	replicaRequests   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -59,6 +61,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		stateFetches: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_alertmanager_state_fetch_total",
 			Help: "Reads of a tenant's full state from another replica when the tenant's Alertmanager starts here, by result; with none successful, the state comes from the bucket alone.",
+		}, []string{"result"}),
+		distributed: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_alertmanager_distributor_requests_total",
+			Help: "Calls of tenants' Alertmanager APIs served through the tenants' replicas, by operation (alerts: sent to every replica; write, read: to one) and result (success, client_error, failure).",
+		}, []string{"operation", "result"}),
+		replicaRequests: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_alertmanager_distributor_replica_requests_total",
+			Help: "Calls of tenants' Alertmanager APIs sent to one replica (this instance included), by result: success, or failure (unreachable or a server error; a read then goes to the next replica).",
 		}, []string{"result"}),
 	}
 }

@@ -48,8 +48,8 @@ type MultitenantAlertmanager struct {
 	alertmanagerpb.UnimplementedAlertmanagerServer
 
 	// Replication, if not nil, places each tenant's Alertmanager on its replicas: this instance runs
-	// the tenants it is a replica of, and replicates their state with the other replicas. Set it
-	// before Start.
+	// the tenants it is a replica of, replicates their state with the other replicas, and sends the
+	// API calls it receives to the tenant's replicas. Set it before Start.
 	Replication Replication
 	// Owns, if not nil and Replication is nil, says whether this instance runs the tenant's
 	// Alertmanager alone; nil means every tenant. Set it before Start.
@@ -73,6 +73,11 @@ type MultitenantAlertmanager struct {
 
 	// syncedVersion is the Replication version the last complete sync placed the tenants by.
 	syncedVersion atomic.Uint64
+	// forwards tracks the API calls sent to replicas that outlive their request (see sendToAll);
+	// once forwardsClosed, none starts.
+	forwards       sync.WaitGroup
+	forwardsMtx    sync.Mutex
+	forwardsClosed bool
 
 	cancelLoop context.CancelFunc
 	loopDone   chan struct{}
@@ -86,7 +91,8 @@ var (
 var (
 	errStopped       = errors.New("the Alertmanager is stopping")
 	errNotConfigured = errors.New("the Alertmanager is not configured")
-	// errNotReplica is a tenant this instance is not a replica of.
+	// errNotReplica is a tenant this instance is not a replica of, asked here by a forwarded call
+	// sent with another view of the ring.
 	errNotReplica = errors.New("the tenant's Alertmanager does not run on this instance")
 	// errStateUnavailable fails a start that may succeed at the next sync, unlike a configuration
 	// that cannot be applied.
@@ -231,9 +237,15 @@ func (am *MultitenantAlertmanager) Stop(ctx context.Context) error {
 	am.syncMtx.Lock()
 	defer am.syncMtx.Unlock()
 	am.stopped = true
+	am.forwardsMtx.Lock()
+	am.forwardsClosed = true
+	am.forwardsMtx.Unlock()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		// Alerts still being sent to replicas are delivered (each call is bounded) before this
+		// instance's Alertmanagers stop.
+		am.forwards.Wait()
 		var wg sync.WaitGroup
 		sem := make(chan struct{}, loadConcurrency)
 		for id := range am.instancesSnapshot() {
