@@ -308,15 +308,23 @@ func (s *stateSender) stop() {
 }
 
 // UpdateState implements alertmanagerpb.AlertmanagerServer: it merges a change of the tenant's state
-// sent by another replica. A tenant whose Alertmanager does not run here is refused with Unavailable
-// rather than started: the sync starts it when this instance owns it, and its start reads the full
-// state of the replicas after it can take changes, so nothing sent before is missed.
+// sent by another replica. A tenant with a configuration of its own whose Alertmanager does not run
+// here yet is refused with Unavailable rather than started: the sync starts it when this instance is a
+// replica, and its start reads the full state of the replicas after it can take changes, so nothing
+// sent before is missed. A tenant on the fallback configuration, which no sync starts, is started
+// here if this instance is one of its replicas: otherwise a silence created on one replica would live
+// there only, and be lost with it.
 func (am *MultitenantAlertmanager) UpdateState(ctx context.Context, part *alertmanagerpb.StatePart) (*alertmanagerpb.UpdateStateResponse, error) {
 	id, err := tenant.FromContext(ctx)
 	if err != nil {
 		return nil, status.Error(codes.Unauthenticated, err.Error())
 	}
 	inst := am.instance(id)
+	if inst == nil && am.fallback != nil {
+		if started, err := am.instanceFor(ctx, id); err == nil {
+			inst = started
+		}
+	}
 	if inst == nil {
 		am.metrics.stateUpdates.WithLabelValues("not_running").Inc()
 		return nil, status.Errorf(codes.Unavailable, "the Alertmanager of tenant %s does not run here", id)

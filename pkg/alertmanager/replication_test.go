@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -210,6 +212,21 @@ func TestReplication_ClusterRestartReadsTheBucket(t *testing.T) {
 	for _, n := range c.nodes {
 		require.Equal(t, []string{id}, n.silenceIDs("t1"))
 	}
+}
+
+func TestReplication_FallbackTenantStartsOnEveryReplicaWithItsFirstChange(t *testing.T) {
+	cfg := clusterConfig(t)
+	cfg.FallbackConfigFile = filepath.Join(t.TempDir(), "fallback.yaml")
+	require.NoError(t, os.WriteFile(cfg.FallbackConfigFile, []byte(webhookConfig("http://127.0.0.1:1/").AlertmanagerConfig), 0o644))
+	c := newCluster(t, 3, cfg)
+
+	// No sync starts a tenant without a configuration: its first request does, on the replica that
+	// serves it, and its first change on the others.
+	id := c.nodes[1].createSilence("newcomer", "alertname", "A")
+	for i, n := range c.nodes {
+		eventually(t, func() bool { return slices.Equal(n.silenceIDs("newcomer"), []string{id}) }, fmt.Sprintf("node %d has the silence", i))
+	}
+	require.Equal(t, "fallback", c.nodes[0].am.Tenants()[0].Config)
 }
 
 func TestReplication_UnreachableReplicaGetsTheFullStateLater(t *testing.T) {
