@@ -3,6 +3,7 @@ package alertmanager
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/alertmanager/nflog"
+	"github.com/prometheus/alertmanager/nflog/nflogpb"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
@@ -237,6 +240,24 @@ receivers:
       - url: %s
         send_resolved: false
 `, url)}
+}
+
+// notificationLogged says whether the tenant's notification log has the hook's notification of the
+// group of alertname from since on. The notification log is written after the receiver answered: a
+// stop in between forgets it, and the notification is sent again.
+func (h *harness) notificationLogged(tenantID, alertname string, since time.Time) bool {
+	inst := h.am.instance(tenantID)
+	if inst == nil {
+		return false
+	}
+	entries, err := inst.nflog.Query(
+		nflog.QReceiver(&nflogpb.Receiver{GroupName: "hook", Integration: "webhook"}),
+		nflog.QGroupKey(fmt.Sprintf("{}:{alertname=%q}", alertname)))
+	if errors.Is(err, nflog.ErrNotFound) {
+		return false
+	}
+	require.NoError(h.t, err)
+	return len(entries) == 1 && !entries[0].GetTimestamp().AsTime().Before(since)
 }
 
 // eventually polls cond until it holds or the deadline passes.

@@ -109,6 +109,7 @@ func TestAlertmanager_StateSurvivesRestart(t *testing.T) {
 	id := h.createSilence("t1", "alertname", "Silenced")
 	h.postAlert("t1", map[string]string{"alertname": "Notified"})
 	eventually(t, func() bool { return slices.Contains(hook.received(), "Notified") }, "notified before the restart")
+	eventually(t, func() bool { return h.notificationLogged("t1", "Notified", time.Time{}) }, "and logged")
 	h.stop()
 
 	h2 := newHarness(t, bkt, cfg)

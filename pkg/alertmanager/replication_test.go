@@ -2,16 +2,14 @@ package alertmanager
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/alertmanager/nflog"
-	"github.com/prometheus/alertmanager/nflog/nflogpb"
 	"github.com/prometheus/alertmanager/silence"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
@@ -79,24 +77,27 @@ func TestReplication_SilenceCreatedOnOneReplicaMutesOnAll(t *testing.T) {
 	}
 }
 
-// repeatingConfig notifies a group every repeat interval. The group interval is longer than the waits of
-// the replicas behind the first (2 × the cluster's peer timeout) with room for a change of the
-// notification log to reach them, as Alertmanager's defaults (5m, 15s) have: the replicas then decide
-// on the same flush of a group one after the other, never on different flushes at once.
+// notifyGroupInterval is the group interval of repeatingConfig.
+const notifyGroupInterval = time.Second
+
+// repeatingConfig notifies a group every repeat interval. The group interval is longer than the waits
+// of the replicas behind the first (2 peer timeouts) with room for a change of the notification log to
+// reach them, as Alertmanager's defaults (5m and 15s) have: the replicas then decide on the same flush
+// of a group one after the other, never on different flushes at once.
 func repeatingConfig(url string, repeat time.Duration) alertstore.AlertConfig {
 	return alertstore.AlertConfig{AlertmanagerConfig: fmt.Sprintf(`
 route:
   receiver: hook
   group_by: [alertname]
   group_wait: 50ms
-  group_interval: 500ms
+  group_interval: %s
   repeat_interval: %s
 receivers:
   - name: hook
     webhook_configs:
       - url: %s
         send_resolved: false
-`, repeat, url)}
+`, notifyGroupInterval, repeat, url)}
 }
 
 // requireOncePerRepeat checks that the notifications at come one per repeat interval: none closer
@@ -104,7 +105,7 @@ receivers:
 // replica.
 func requireOncePerRepeat(t *testing.T, at []time.Time, repeat time.Duration, cfg Config) {
 	t.Helper()
-	most := repeat + 500*time.Millisecond + 3*cfg.PeerTimeout + 500*time.Millisecond
+	most := repeat + notifyGroupInterval + 3*cfg.PeerTimeout + 500*time.Millisecond
 	for i := 1; i < len(at); i++ {
 		gap := at[i].Sub(at[i-1])
 		require.GreaterOrEqual(t, gap, repeat-50*time.Millisecond, "notification %d came %s after the one before: a duplicate", i, gap)
@@ -112,27 +113,12 @@ func requireOncePerRepeat(t *testing.T, at []time.Time, repeat time.Duration, cf
 	}
 }
 
-// loggedEverywhere says whether every node's notification log has the tenant's notification of the
-// Firing group to the hook from since on.
-func loggedEverywhere(t *testing.T, tenantID string, since time.Time, nodes ...*node) bool {
-	for _, n := range nodes {
-		entries, err := n.am.instance(tenantID).nflog.Query(
-			nflog.QReceiver(&nflogpb.Receiver{GroupName: "hook", Integration: "webhook"}),
-			nflog.QGroupKey(`{}:{alertname="Firing"}`))
-		if errors.Is(err, nflog.ErrNotFound) {
-			return false
-		}
-		require.NoError(t, err)
-		if len(entries) != 1 || entries[0].GetTimestamp().AsTime().Before(since) {
-			return false
-		}
-	}
-	return true
-}
-
 func TestReplication_NotifiesOncePerRepeatIntervalAndFailsOver(t *testing.T) {
 	const repeat = 2 * time.Second
 	cfg := clusterConfig(t)
+	// A notification waits 0, 200 or 400ms on the three replicas: the one ahead has 200ms to send
+	// it and replicate its log entry, the group interval leaves 600ms after the last.
+	cfg.PeerTimeout = 200 * time.Millisecond
 	c := newCluster(t, 3, cfg)
 	hook := newWebhook(t)
 	c.setConfig("t1", repeatingConfig(hook.srv.URL, repeat))
@@ -140,7 +126,7 @@ func TestReplication_NotifiesOncePerRepeatIntervalAndFailsOver(t *testing.T) {
 	notified := func(n int) func() bool {
 		return func() bool { return len(hook.receivedAt("Firing")) >= n }
 	}
-	deadline := func(n int) time.Duration { return time.Duration(n+1) * (repeat + time.Second) }
+	deadline := func(n int) time.Duration { return time.Duration(n+1) * (repeat + notifyGroupInterval + time.Second) }
 
 	// All healthy: the first replica notifies, the others find it in the notification log.
 	require.Eventually(t, notified(3), deadline(3), 10*time.Millisecond)
@@ -149,8 +135,16 @@ func TestReplication_NotifiesOncePerRepeatIntervalAndFailsOver(t *testing.T) {
 	// The first replica dies between two notifications (not between a send and its log entry, which
 	// would send that one twice); the ring has not noticed yet. The second replica, which waits one
 	// peer timeout, finds no notification logged and sends it.
-	at := hook.receivedAt("Firing")
-	eventually(t, func() bool { return loggedEverywhere(t, "t1", at[len(at)-1], c.nodes...) }, "the last notification logged on every replica")
+	sent := hook.receivedAt("Firing")
+	last := sent[len(sent)-1]
+	eventually(t, func() bool {
+		for _, n := range c.nodes {
+			if !n.notificationLogged("t1", "Firing", last) {
+				return false
+			}
+		}
+		return true
+	}, "the last notification logged on every replica")
 	c.nodes[0].kill()
 	require.Eventually(t, notified(5), deadline(2), 10*time.Millisecond)
 	requireOncePerRepeat(t, hook.receivedAt("Firing"), repeat, cfg)
@@ -162,6 +156,12 @@ func TestReplication_NotifiesOncePerRepeatIntervalAndFailsOver(t *testing.T) {
 	requireOncePerRepeat(t, hook.receivedAt("Firing"), repeat, cfg)
 	require.Positive(t, testutil.ToFloat64(c.nodes[1].am.metrics.stateReplications.WithLabelValues("failure")),
 		"sends to the dead replica failed")
+	at := hook.receivedAt("Firing")
+	gaps := make([]time.Duration, 0, len(at))
+	for i := 1; i < len(at); i++ {
+		gaps = append(gaps, at[i].Sub(at[i-1]).Round(time.Millisecond))
+	}
+	t.Logf("gaps between notifications: %v", gaps)
 }
 
 func TestReplication_RestartedReplicaCatchesUpBeforeServing(t *testing.T) {
@@ -251,16 +251,20 @@ func TestReplication_RingChangeMovesTenants(t *testing.T) {
 	c := newCluster(t, 3, clusterConfig(t))
 	c.setConfig("t1", webhookConfig("http://127.0.0.1:1/"))
 	id := c.nodes[0].createSilence("t1", "alertname", "A")
+	eventually(t, func() bool { return len(c.nodes[2].silenceIDs("t1")) == 1 }, "replicated")
 
 	// The third instance is no longer a replica: within the check period it stops the tenant, and
 	// persists its state for whoever runs it next.
 	c.ring.set(c.nodes[0].addr, c.nodes[1].addr)
 	eventually(t, func() bool { return c.nodes[2].am.instance("t1") == nil }, "the tenant stops on the instance that left")
-	state, err := c.nodes[2].store.GetState(context.Background(), "t1")
-	require.NoError(t, err)
-	sil, _, err := decodeState(state)
-	require.NoError(t, err)
-	require.Contains(t, string(sil), id)
+	eventually(t, func() bool {
+		state, err := c.nodes[2].store.GetState(context.Background(), "t1")
+		if err != nil {
+			return false
+		}
+		sil, _, err := decodeState(state)
+		return err == nil && strings.Contains(string(sil), id)
+	}, "its state persisted")
 	require.Equal(t, 1, c.nodes[1].am.instance("t1").Position())
 
 	// It comes back, and catches up.
