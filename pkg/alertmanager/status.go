@@ -22,6 +22,8 @@ type TenantStatus struct {
 	ConfigApplied  time.Time `json:"config_applied"`
 	Alerts         int64     `json:"alerts"`
 	ActiveSilences int       `json:"active_silences"`
+	// Position is this replica's rank among the tenant's replicas: 0 notifies first.
+	Position int `json:"position"`
 }
 
 // Tenants lists the tenants whose Alertmanager runs here, sorted by tenant.
@@ -42,6 +44,7 @@ func (am *MultitenantAlertmanager) Tenants() []TenantStatus {
 			ConfigApplied:  at.UTC(),
 			Alerts:         inst.alertCount.count.Load(),
 			ActiveSilences: active,
+			Position:       inst.Position(),
 		})
 	}
 	slices.SortFunc(out, func(a, b TenantStatus) int { return cmp.Compare(a.Tenant, b.Tenant) })
@@ -59,8 +62,8 @@ var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 <h1>Alertmanager tenants</h1>
 {{if not .}}<p>No tenant's Alertmanager runs here.</p>{{else}}
 <table>
-<tr><th>Tenant</th><th>Configuration</th><th>Started</th><th>Configuration applied</th><th>Alerts</th><th>Active silences</th></tr>
-{{range .}}<tr><td>{{.Tenant}}</td><td>{{.Config}}</td><td>{{time .Started}}</td><td>{{time .ConfigApplied}}</td><td>{{.Alerts}}</td><td>{{.ActiveSilences}}</td></tr>
+<tr><th>Tenant</th><th>Configuration</th><th>Started</th><th>Configuration applied</th><th>Alerts</th><th>Active silences</th><th>Replica position</th></tr>
+{{range .}}<tr><td>{{.Tenant}}</td><td>{{.Config}}</td><td>{{time .Started}}</td><td>{{time .ConfigApplied}}</td><td>{{.Alerts}}</td><td>{{.ActiveSilences}}</td><td>{{.Position}}</td></tr>
 {{end}}</table>{{end}}
 </body>
 </html>

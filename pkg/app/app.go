@@ -91,6 +91,7 @@ type App struct {
 	ingesterQueryable      *querier.IngesterQueryable
 	rulerClients           *grpcclient.Pool
 	alertmanager           *alertmanager.MultitenantAlertmanager
+	alertmanagerClients    *grpcclient.Pool
 }
 
 // New builds every module the configured targets need. Nothing runs until Run.

@@ -77,9 +77,14 @@ type Config struct {
 	// RulerLifecycler registers each ruler in the ruler ring, which shards rule groups.
 	RulerLifecycler ring.LifecyclerConfig
 	// RulerClient configures the rulers' connections to each other (/api/v1/rules asks them all).
-	RulerClient          grpcclient.Config
-	Alertmanager         alertmanager.Config
-	AlertmanagerStorage  alertstore.Config
+	RulerClient         grpcclient.Config
+	Alertmanager        alertmanager.Config
+	AlertmanagerStorage alertstore.Config
+	// AlertmanagerLifecycler registers each Alertmanager in the Alertmanager ring, which places tenants.
+	AlertmanagerLifecycler ring.LifecyclerConfig
+	// AlertmanagerClient configures the Alertmanagers' connections to each other (state replication,
+	// forwarded API calls).
+	AlertmanagerClient   grpcclient.Config
 	ZoneAwarenessEnabled bool
 
 	// ConfigFile and ExpandEnv are read before the other flags, as they say where those come from.
@@ -132,6 +137,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.RulerClient.RegisterFlagsWithPrefix("ruler.client", "ruler", f)
 	c.Alertmanager.RegisterFlags(f)
 	c.AlertmanagerStorage.RegisterFlags(f)
+	c.AlertmanagerLifecycler.RegisterFlagsWithPrefix("alertmanager.sharding-ring.", f)
+	c.AlertmanagerClient.RegisterFlagsWithPrefix("alertmanager.alertmanager-client", "Alertmanager", f)
 }
 
 // Ring backends.
@@ -197,10 +204,11 @@ func (c *Config) Validate() error {
 	c.CompactorLifecycler.AutoForgetAfter = c.Ring.AutoForgetAfter()
 	c.StoreGatewayLifecycler.AutoForgetAfter = c.Ring.AutoForgetAfter()
 	c.RulerLifecycler.AutoForgetAfter = c.Ring.AutoForgetAfter()
+	c.AlertmanagerLifecycler.AutoForgetAfter = c.Ring.AutoForgetAfter()
 	if c.ZoneAwarenessEnabled && c.Lifecycler.Zone == "" && slices.ContainsFunc(targets, func(t string) bool { return t == TargetIngester || t == TargetAll }) {
 		return errors.New("-distributor.zone-awareness-enabled needs -ingester.ring.instance-availability-zone on every ingester")
 	}
-	for _, v := range []interface{ Validate() error }{&c.Server, &c.Distributor, &c.Ingester, &c.IngesterClient, &c.StoreGatewayClient, &c.Querier, &c.QuerierWorker, &c.Frontend, &c.QueryMiddleware, &c.QuerySharding, &c.Limits, &c.RuntimeConfig, &c.Ring, &c.Lifecycler, &c.DistributorLifecycler, &c.CompactorLifecycler, &c.StoreGatewayLifecycler, &c.Ruler, &c.RulerStorage, &c.RulerLifecycler, &c.RulerClient, &c.Alertmanager, &c.AlertmanagerStorage} {
+	for _, v := range []interface{ Validate() error }{&c.Server, &c.Distributor, &c.Ingester, &c.IngesterClient, &c.StoreGatewayClient, &c.Querier, &c.QuerierWorker, &c.Frontend, &c.QueryMiddleware, &c.QuerySharding, &c.Limits, &c.RuntimeConfig, &c.Ring, &c.Lifecycler, &c.DistributorLifecycler, &c.CompactorLifecycler, &c.StoreGatewayLifecycler, &c.Ruler, &c.RulerStorage, &c.RulerLifecycler, &c.RulerClient, &c.Alertmanager, &c.AlertmanagerStorage, &c.AlertmanagerLifecycler, &c.AlertmanagerClient} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
@@ -274,6 +282,9 @@ func LoadConfig(args []string, stderr io.Writer) (*Config, *flag.FlagSet, error)
 		if !explicit["ruler.ring.instance-addr"] {
 			cfg.RulerLifecycler.Addr = "127.0.0.1"
 		}
+		if !explicit["alertmanager.sharding-ring.instance-addr"] {
+			cfg.AlertmanagerLifecycler.Addr = "127.0.0.1"
+		}
 	}
 	if !explicit["ingester.ring.unregister-on-shutdown"] {
 		// With replicas, a restarting ingester keeps its place so its series do not move. The
@@ -293,6 +304,9 @@ func LoadConfig(args []string, stderr io.Writer) (*Config, *flag.FlagSet, error)
 		}
 		if !explicit["ruler.ring.instance-id"] {
 			cfg.RulerLifecycler.ID = cfg.Lifecycler.ID
+		}
+		if !explicit["alertmanager.sharding-ring.instance-id"] {
+			cfg.AlertmanagerLifecycler.ID = cfg.Lifecycler.ID
 		}
 	}
 	return cfg, f, nil

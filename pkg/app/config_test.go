@@ -327,7 +327,7 @@ func TestStartOrder_DependenciesFirstAndEachOnce(t *testing.T) {
 	before(TargetIngester, TargetRuler)
 	before(TargetStoreGateway, TargetRuler)
 	before(TargetAlertmanager, TargetRuler) // the ruler sends to it
-	require.ElementsMatch(t, []string{moduleServer, moduleRuntimeConfig, moduleMemberlistKV, moduleRingKV, moduleRing, moduleDistributorRing, moduleIngesterClient, moduleBucket, moduleStoreGatewayRing, moduleStoreGatewayClient, moduleDistributorService, moduleQueryable, moduleRulerClient, TargetIngester, TargetDistributor, TargetFrontend, TargetQuerier, TargetCompactor, TargetStoreGateway, TargetAlertmanager, TargetRuler, TargetAll}, order)
+	require.ElementsMatch(t, []string{moduleServer, moduleRuntimeConfig, moduleMemberlistKV, moduleRingKV, moduleRing, moduleDistributorRing, moduleIngesterClient, moduleBucket, moduleStoreGatewayRing, moduleStoreGatewayClient, moduleDistributorService, moduleQueryable, moduleRulerClient, moduleAlertmanagerClient, TargetIngester, TargetDistributor, TargetFrontend, TargetQuerier, TargetCompactor, TargetStoreGateway, TargetAlertmanager, TargetRuler, TargetAll}, order)
 }
 
 func TestLoadConfig_VersionSkipsEverythingElse(t *testing.T) {

@@ -69,6 +69,7 @@ const (
 	moduleDistributorService = "distributor-service"
 	moduleQueryable          = "queryable"
 	moduleRulerClient        = "ruler-client"
+	moduleAlertmanagerClient = "alertmanager-client"
 )
 
 // KV keys of the ring descriptors.
@@ -108,7 +109,8 @@ var modules = map[string]module{
 	TargetStoreGateway:       {deps: []string{moduleServer, moduleRuntimeConfig, moduleRingKV, moduleBucket, moduleStoreGatewayRing}, target: true, init: (*App).initStoreGateway},
 	TargetCompactor:          {deps: []string{moduleServer, moduleRuntimeConfig, moduleRingKV, moduleBucket}, target: true, init: (*App).initCompactor},
 	TargetFrontend:           {deps: []string{moduleServer, moduleRuntimeConfig}, target: true, init: (*App).initFrontend},
-	TargetAlertmanager:       {deps: []string{moduleServer, moduleRuntimeConfig, moduleBucket}, target: true, init: (*App).initAlertmanager},
+	moduleAlertmanagerClient: {init: (*App).initAlertmanagerClient},
+	TargetAlertmanager:       {deps: []string{moduleServer, moduleRuntimeConfig, moduleRingKV, moduleBucket, moduleAlertmanagerClient}, target: true, init: (*App).initAlertmanager},
 	TargetAll:                {deps: []string{TargetIngester, TargetDistributor, TargetFrontend, TargetQuerier, TargetCompactor, TargetStoreGateway, TargetAlertmanager, TargetRuler}, target: true},
 }
 
