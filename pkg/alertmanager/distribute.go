@@ -88,14 +88,15 @@ func (am *MultitenantAlertmanager) distributeRequest(r *http.Request, tenantID s
 	if len(addrs) == 0 {
 		return errorResponse(http.StatusServiceUnavailable, "no replica of the tenant's Alertmanager is alive")
 	}
-	replicas := make([]replica, 0, len(addrs))
-	if position >= 0 && position < len(addrs) && op != opAlerts {
-		replicas = append(replicas, replica{addr: addrs[position], local: true})
-	}
+	replicas := make([]replica, len(addrs))
 	for i, addr := range addrs {
-		if i != position || op == opAlerts {
-			replicas = append(replicas, replica{addr: addr, local: i == position})
-		}
+		replicas[i] = replica{addr: addr, local: i == position}
+	}
+	if op != opAlerts && position > 0 && position < len(replicas) {
+		// This instance first: no hop, and a read sees the writes made through it.
+		local := replicas[position]
+		copy(replicas[1:position+1], replicas[:position])
+		replicas[0] = local
 	}
 	if op == opAlerts {
 		return am.sendToAll(r.Context(), replicas, req)

@@ -178,7 +178,7 @@ func newInstance(opts instanceOptions) (*instance, error) {
 	i.pipelineBuilder = notify.NewPipelineBuilder(i.reg, flags, rec)
 	i.dispatcherMetrics = dispatch.NewDispatcherMetrics(false, i.reg, flags)
 	if opts.replication != nil {
-		i.sender = newStateSender(opts.tenant, opts.replication, i.otherReplicas, i.stateParts,
+		i.sender = newStateSender(opts.tenant, opts.replication.Client, i.otherReplicas, i.stateParts,
 			opts.replicationResults, i.logger)
 		i.silences.SetBroadcast(func(b []byte) { i.broadcast(stateKeySilences, b) })
 		i.nflog.SetBroadcast(func(b []byte) { i.broadcast(stateKeyNflog, b) })

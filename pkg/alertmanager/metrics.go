@@ -52,7 +52,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"handler", "method", "code"}),
 		stateReplications: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_alertmanager_state_replication_total",
-			Help: "Changes of tenants' silences and notification logs sent to another replica, by result: success, failure (the replica gets the full state with the next change), or dropped (its queue was full, or a send before it failed; the full state replaces it).",
+			Help: "Changes of tenants' silences and notification logs sent to another replica, by result: success, failure (the replica gets the full state with the next change), or dropped (the queue to the replica was full; the full state is sent instead).",
 		}, []string{"result"}),
 		stateUpdates: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_alertmanager_state_updates_received_total",

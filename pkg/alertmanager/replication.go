@@ -189,12 +189,12 @@ type replicaQueue struct {
 	running bool // a worker sends from this queue
 }
 
-func newStateSender(tenantID string, repl Replication, targets func() []string,
+func newStateSender(tenantID string, client func(addr string) (alertmanagerpb.AlertmanagerClient, error), targets func() []string,
 	fullState func() ([]*alertmanagerpb.StatePart, error), results *prometheus.CounterVec, logger *slog.Logger) *stateSender {
 	ctx, cancel := context.WithCancel(tenant.NewContext(context.Background(), tenantID))
 	return &stateSender{
 		tenant:    tenantID,
-		client:    repl.Client,
+		client:    client,
 		targets:   targets,
 		fullState: fullState,
 		results:   results,
@@ -225,7 +225,8 @@ func (s *stateSender) enqueue(part *alertmanagerpb.StatePart) {
 			s.queues[addr] = q
 		}
 		if len(q.parts) >= stateQueueSize {
-			s.results.WithLabelValues("dropped").Add(float64(len(q.parts)))
+			// The full state, sent instead, holds these changes and this one.
+			s.results.WithLabelValues("dropped").Add(float64(len(q.parts) + 1))
 			q.parts, q.resync = nil, true
 		} else {
 			q.parts = append(q.parts, part)
@@ -272,8 +273,7 @@ func (s *stateSender) drain(addr string, q *replicaQueue) {
 			s.results.WithLabelValues("failure").Inc()
 			s.logger.Debug("tenant state change not sent to a replica", "tenant", s.tenant, "replica", addr, "err", err)
 			s.mtx.Lock()
-			// The parts queued meanwhile are in the full state sent next time.
-			s.results.WithLabelValues("dropped").Add(float64(len(q.parts)))
+			// The full state sent next time holds the changes queued meanwhile.
 			q.parts, q.resync, q.running = nil, true, false
 			s.mtx.Unlock()
 			return

@@ -6,13 +6,17 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/alertmanager/silence"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -301,4 +305,62 @@ func TestStateAPI_Errors(t *testing.T) {
 	got, err := s.QueryOne(context.Background(), silence.QIDs(id))
 	require.NoError(t, err)
 	require.Equal(t, id, got.Id)
+}
+
+// blockingClient records the parts it is sent; the first send waits for release.
+type blockingClient struct {
+	alertmanagerpb.AlertmanagerClient
+	started, release chan struct{}
+	mtx              sync.Mutex
+	got              []string
+}
+
+func (c *blockingClient) UpdateState(ctx context.Context, part *alertmanagerpb.StatePart, _ ...grpc.CallOption) (*alertmanagerpb.UpdateStateResponse, error) {
+	c.mtx.Lock()
+	first := len(c.got) == 0
+	c.got = append(c.got, string(part.GetData()))
+	c.mtx.Unlock()
+	if first {
+		close(c.started)
+		<-c.release
+	}
+	return &alertmanagerpb.UpdateStateResponse{}, nil
+}
+
+func (c *blockingClient) parts() []string {
+	c.mtx.Lock()
+	defer c.mtx.Unlock()
+	return slices.Clone(c.got)
+}
+
+func TestStateSender_FullQueueIsReplacedByTheFullState(t *testing.T) {
+	client := &blockingClient{started: make(chan struct{}), release: make(chan struct{})}
+	results := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "results"}, []string{"result"})
+	fullState := func() ([]*alertmanagerpb.StatePart, error) {
+		return []*alertmanagerpb.StatePart{{Key: stateKeySilences, Data: []byte("full")}}, nil
+	}
+	s := newStateSender("t1", func(string) (alertmanagerpb.AlertmanagerClient, error) { return client, nil },
+		func() []string { return []string{"replica"} }, fullState, results, discardLogger())
+	defer s.stop()
+	part := func(i int) *alertmanagerpb.StatePart {
+		return &alertmanagerpb.StatePart{Key: stateKeyNflog, Data: []byte(strconv.Itoa(i))}
+	}
+
+	s.enqueue(part(0))
+	<-client.started
+	// The replica is slow: the queue fills, and the changes behind the first are dropped for the full
+	// state; the enqueues never block.
+	for i := 1; i <= stateQueueSize+2; i++ {
+		s.enqueue(part(i))
+	}
+	close(client.release)
+	// The full state is marshalled when it is sent, so it holds the changes queued behind the drop too.
+	want := []string{"0", "full"}
+	eventually(t, func() bool { return testutil.ToFloat64(results.WithLabelValues("success")) == 2 }, "two sends")
+	require.Equal(t, want, client.parts())
+	require.Equal(t, float64(stateQueueSize+1), testutil.ToFloat64(results.WithLabelValues("dropped")))
+
+	// Then changes go one by one again.
+	s.enqueue(part(-1))
+	eventually(t, func() bool { return slices.Equal(client.parts(), append(want, "-1")) }, "the next change")
 }
