@@ -96,9 +96,9 @@ func registerAlertmanagerCommands(app *kingpin.Application, cfg *clientConfig, c
 		if err != nil {
 			return err
 		}
-		fmt.Fprint(stdout, amc.AlertmanagerConfig)
+		_, _ = fmt.Fprint(stdout, amc.AlertmanagerConfig)
 		for _, name := range sortedKeys(amc.TemplateFiles) {
-			fmt.Fprintf(stdout, "\n--- template %s\n%s", name, amc.TemplateFiles[name])
+			_, _ = fmt.Fprintf(stdout, "\n--- template %s\n%s", name, amc.TemplateFiles[name])
 		}
 		return nil
 	})
@@ -118,7 +118,7 @@ func registerAlertmanagerCommands(app *kingpin.Application, cfg *clientConfig, c
 		if _, err := c.do(ctx, http.MethodPost, alertmanagerConfigPath, body, http.StatusCreated); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "loaded the Alertmanager configuration with %s\n", plural(len(amc.TemplateFiles), "template"))
+		_, _ = fmt.Fprintf(stdout, "loaded the Alertmanager configuration with %s\n", plural(len(amc.TemplateFiles), "template"))
 		return nil
 	})
 
@@ -127,7 +127,7 @@ func registerAlertmanagerCommands(app *kingpin.Application, cfg *clientConfig, c
 		if _, err := c.do(ctx, http.MethodDelete, alertmanagerConfigPath, nil, http.StatusOK); err != nil {
 			return err
 		}
-		fmt.Fprintln(stdout, "deleted the Alertmanager configuration")
+		_, _ = fmt.Fprintln(stdout, "deleted the Alertmanager configuration")
 		return nil
 	})
 
@@ -137,10 +137,10 @@ func registerAlertmanagerCommands(app *kingpin.Application, cfg *clientConfig, c
 	commands[verify.FullCommand()] = func(stdout, stderr io.Writer) int {
 		amc, err := readAlertmanagerFiles(*verifyConfig, *verifyTemplates)
 		if err != nil {
-			fmt.Fprintf(stderr, "stratatool: %v\n", err)
+			_, _ = fmt.Fprintf(stderr, "stratatool: %v\n", err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "OK  %s, %s\n", *verifyConfig, plural(len(amc.TemplateFiles), "template"))
+		_, _ = fmt.Fprintf(stdout, "OK  %s, %s\n", *verifyConfig, plural(len(amc.TemplateFiles), "template"))
 		return 0
 	}
 }

@@ -49,7 +49,7 @@ func run(args []string, stdout, stderr io.Writer) (status int) {
 
 	selected, err := app.Parse(args)
 	if err != nil {
-		fmt.Fprintf(stderr, "stratatool: error: %v, try --help\n", err)
+		_, _ = fmt.Fprintf(stderr, "stratatool: error: %v, try --help\n", err)
 		return 1
 	}
 	cmd, ok := commands[selected]

@@ -31,7 +31,7 @@ func registerRulesTest(rules *kingpin.CmdClause, commands map[string]command) {
 		for _, expr := range *run {
 			re, err := regexp.Compile(expr)
 			if err != nil {
-				fmt.Fprintf(stderr, "stratatool: --run %q: %v\n", expr, err)
+				_, _ = fmt.Fprintf(stderr, "stratatool: --run %q: %v\n", expr, err)
 				return 1
 			}
 			opts.Run = append(opts.Run, re)
@@ -39,7 +39,7 @@ func registerRulesTest(rules *kingpin.CmdClause, commands map[string]command) {
 		results, status := ruletest.Run(stdout, opts, *files...)
 		if *junitPath != "" {
 			if err := writeJUnitFile(*junitPath, results); err != nil {
-				fmt.Fprintf(stderr, "stratatool: --junit: %v\n", err)
+				_, _ = fmt.Fprintf(stderr, "stratatool: --junit: %v\n", err)
 				return 1
 			}
 		}
@@ -53,7 +53,7 @@ func writeJUnitFile(path string, results []*ruletest.FileResult) error {
 		return err
 	}
 	if err := ruletest.WriteJUnit(f, results); err != nil {
-		f.Close()
+		_ = f.Close()
 		return err
 	}
 	return f.Close()

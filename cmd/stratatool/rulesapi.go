@@ -75,7 +75,7 @@ func withClient(cfg *clientConfig, fn func(ctx context.Context, c *client, stdou
 			err = fn(context.Background(), c, stdout)
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "stratatool: %v\n", err)
+			_, _ = fmt.Fprintf(stderr, "stratatool: %v\n", err)
 			return 1
 		}
 		return 0
@@ -90,14 +90,14 @@ func registerRulesAPICommands(rules *kingpin.CmdClause, cfg *clientConfig, comma
 			return err
 		}
 		if len(groups) == 0 {
-			fmt.Fprintln(stdout, "no rule groups")
+			_, _ = fmt.Fprintln(stdout, "no rule groups")
 			return nil
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 8, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAMESPACE\tGROUP\tRULES")
+		_, _ = fmt.Fprintln(tw, "NAMESPACE\tGROUP\tRULES")
 		for _, ns := range sortedKeys(groups) {
 			for _, g := range groups[ns] {
-				fmt.Fprintf(tw, "%s\t%s\t%d\n", ns, g.Name, len(g.Rules))
+				_, _ = fmt.Fprintf(tw, "%s\t%s\t%d\n", ns, g.Name, len(g.Rules))
 			}
 		}
 		return tw.Flush()
@@ -132,7 +132,7 @@ func registerRulesAPICommands(rules *kingpin.CmdClause, cfg *clientConfig, comma
 				if err := c.setRuleGroup(ctx, rf.namespace, g); err != nil {
 					return err
 				}
-				fmt.Fprintf(stdout, "loaded group %q in namespace %q\n", g.Name, rf.namespace)
+				_, _ = fmt.Fprintf(stdout, "loaded group %q in namespace %q\n", g.Name, rf.namespace)
 			}
 		}
 		return nil
@@ -146,13 +146,13 @@ func registerRulesAPICommands(rules *kingpin.CmdClause, cfg *clientConfig, comma
 			if err := c.deleteNamespace(ctx, *delNamespace); err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "deleted namespace %q\n", *delNamespace)
+			_, _ = fmt.Fprintf(stdout, "deleted namespace %q\n", *delNamespace)
 			return nil
 		}
 		if err := c.deleteRuleGroup(ctx, *delNamespace, *delGroup); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "deleted group %q of namespace %q\n", *delGroup, *delNamespace)
+		_, _ = fmt.Fprintf(stdout, "deleted group %q of namespace %q\n", *delGroup, *delNamespace)
 		return nil
 	})
 }

@@ -25,7 +25,7 @@ func registerRulesCheck(rules *kingpin.CmdClause, commands map[string]command) {
 		p := parser.NewParser(parser.Options{})
 		loaded, errs := loadRuleFiles(*files, *namespace, p)
 		if len(errs) > 0 {
-			fmt.Fprintf(stderr, "%s found:\n%s", plural(len(errs), "problem"), errorList(errs))
+			_, _ = fmt.Fprintf(stderr, "%s found:\n%s", plural(len(errs), "problem"), errorList(errs))
 			return 1
 		}
 		for _, rf := range loaded {
@@ -33,7 +33,7 @@ func registerRulesCheck(rules *kingpin.CmdClause, commands map[string]command) {
 			for _, g := range rf.groups {
 				rules += len(g.Rules)
 			}
-			fmt.Fprintf(stdout, "OK  %s: namespace %q, %d groups, %d rules\n", rf.path, rf.namespace, len(rf.groups), rules)
+			_, _ = fmt.Fprintf(stdout, "OK  %s: namespace %q, %d groups, %d rules\n", rf.path, rf.namespace, len(rf.groups), rules)
 		}
 		return 0
 	}
@@ -48,7 +48,7 @@ func registerRulesLint(rules *kingpin.CmdClause, commands map[string]command) {
 		status := 0
 		for _, path := range *files {
 			if err := lintFile(path, *dryRun, p, stdout); err != nil {
-				fmt.Fprintf(stderr, "%s: %v\n", path, err)
+				_, _ = fmt.Fprintf(stderr, "%s: %v\n", path, err)
 				status = 1
 			}
 		}
@@ -67,7 +67,7 @@ func lintFile(path string, dryRun bool, p parser.Parser, stdout io.Writer) error
 		return err
 	}
 	if bytes.Equal(before, after) {
-		fmt.Fprintf(stdout, "unchanged %s\n", path)
+		_, _ = fmt.Fprintf(stdout, "unchanged %s\n", path)
 		return nil
 	}
 	if dryRun {
@@ -78,7 +78,7 @@ func lintFile(path string, dryRun bool, p parser.Parser, stdout io.Writer) error
 		if err != nil {
 			return err
 		}
-		fmt.Fprint(stdout, diff)
+		_, _ = fmt.Fprint(stdout, diff)
 		return nil
 	}
 	info, err := os.Stat(path)
@@ -88,7 +88,7 @@ func lintFile(path string, dryRun bool, p parser.Parser, stdout io.Writer) error
 	if err := os.WriteFile(path, after, info.Mode().Perm()); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "formatted %s\n", path)
+	_, _ = fmt.Fprintf(stdout, "formatted %s\n", path)
 	return nil
 }
 

@@ -102,7 +102,7 @@ func remoteGroups(ctx context.Context, c *client, local map[string][]rulefmt.Rul
 // writeChanges prints the plan: a line per group, with the YAML diff of each updated one.
 func writeChanges(w io.Writer, changes []groupChange) error {
 	if len(changes) == 0 {
-		fmt.Fprintln(w, "no differences: the cluster has the groups of the files")
+		_, _ = fmt.Fprintln(w, "no differences: the cluster has the groups of the files")
 		return nil
 	}
 	counts := map[changeKind]int{}
@@ -110,11 +110,11 @@ func writeChanges(w io.Writer, changes []groupChange) error {
 		counts[ch.kind]++
 		switch ch.kind {
 		case groupCreated:
-			fmt.Fprintf(w, "+ namespace %q, group %q: in the files only, %s\n", ch.namespace, ch.local.Name, plural(len(ch.local.Rules), "rule"))
+			_, _ = fmt.Fprintf(w, "+ namespace %q, group %q: in the files only, %s\n", ch.namespace, ch.local.Name, plural(len(ch.local.Rules), "rule"))
 		case groupDeleted:
-			fmt.Fprintf(w, "- namespace %q, group %q: in the cluster only, %s\n", ch.namespace, ch.remote.Name, plural(len(ch.remote.Rules), "rule"))
+			_, _ = fmt.Fprintf(w, "- namespace %q, group %q: in the cluster only, %s\n", ch.namespace, ch.remote.Name, plural(len(ch.remote.Rules), "rule"))
 		case groupUpdated:
-			fmt.Fprintf(w, "~ namespace %q, group %q: differs\n", ch.namespace, ch.local.Name)
+			_, _ = fmt.Fprintf(w, "~ namespace %q, group %q: differs\n", ch.namespace, ch.local.Name)
 			remote, err := yaml.Marshal(ch.remote)
 			if err != nil {
 				return err
@@ -129,10 +129,10 @@ func writeChanges(w io.Writer, changes []groupChange) error {
 			if err != nil {
 				return err
 			}
-			fmt.Fprint(w, "    "+strings.ReplaceAll(strings.TrimSuffix(diff, "\n"), "\n", "\n    ")+"\n")
+			_, _ = fmt.Fprint(w, "    "+strings.ReplaceAll(strings.TrimSuffix(diff, "\n"), "\n", "\n    ")+"\n")
 		}
 	}
-	fmt.Fprintf(w, "%d to create, %d to update, %d to delete\n", counts[groupCreated], counts[groupUpdated], counts[groupDeleted])
+	_, _ = fmt.Fprintf(w, "%d to create, %d to update, %d to delete\n", counts[groupCreated], counts[groupUpdated], counts[groupDeleted])
 	return nil
 }
 
@@ -145,7 +145,7 @@ func applyChanges(ctx context.Context, c *client, w io.Writer, changes []groupCh
 		if err := c.deleteRuleGroup(ctx, ch.namespace, ch.remote.Name); err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "deleted group %q of namespace %q\n", ch.remote.Name, ch.namespace)
+		_, _ = fmt.Fprintf(w, "deleted group %q of namespace %q\n", ch.remote.Name, ch.namespace)
 	}
 	for _, ch := range changes {
 		if ch.kind == groupDeleted {
@@ -158,7 +158,7 @@ func applyChanges(ctx context.Context, c *client, w io.Writer, changes []groupCh
 		if ch.kind == groupUpdated {
 			verb = "updated"
 		}
-		fmt.Fprintf(w, "%s group %q of namespace %q\n", verb, ch.local.Name, ch.namespace)
+		_, _ = fmt.Fprintf(w, "%s group %q of namespace %q\n", verb, ch.local.Name, ch.namespace)
 	}
 	return nil
 }
@@ -188,11 +188,11 @@ func registerRulesSyncCommands(rules *kingpin.CmdClause, cfg *clientConfig, comm
 			if err := writeChanges(stdout, changes); err != nil {
 				return err
 			}
-			fmt.Fprintln(stdout, "dry run: nothing was changed")
+			_, _ = fmt.Fprintln(stdout, "dry run: nothing was changed")
 			return nil
 		}
 		if len(changes) == 0 {
-			fmt.Fprintln(stdout, "no differences: nothing to change")
+			_, _ = fmt.Fprintln(stdout, "no differences: nothing to change")
 			return nil
 		}
 		return applyChanges(ctx, c, stdout, changes)

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/prometheus/alertmanager/alert"
 	"github.com/prometheus/alertmanager/silence"
-	"github.com/prometheus/alertmanager/types"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 )
@@ -22,7 +22,7 @@ type alertCounter struct {
 
 // PreStore refuses an alert the provider does not hold yet when the tenant is at its limit; updates of
 // held alerts always pass, so alerts can still resolve.
-func (c *alertCounter) PreStore(a *types.Alert, existing bool) error {
+func (c *alertCounter) PreStore(a *alert.Alert, existing bool) error {
 	if !existing && c.max > 0 && c.count.Load() >= int64(c.max) {
 		c.discarded.Inc()
 		return fmt.Errorf("the tenant has %d alerts, the limit (-alertmanager.max-alerts-count)", c.max)
@@ -30,14 +30,14 @@ func (c *alertCounter) PreStore(a *types.Alert, existing bool) error {
 	return c.next.PreStore(a, existing)
 }
 
-func (c *alertCounter) PostStore(a *types.Alert, existing bool) {
+func (c *alertCounter) PostStore(a *alert.Alert, existing bool) {
 	if !existing {
 		c.count.Add(1)
 	}
 	c.next.PostStore(a, existing)
 }
 
-func (c *alertCounter) PostDelete(a *types.Alert) {
+func (c *alertCounter) PostDelete(a *alert.Alert) {
 	c.count.Add(-1)
 	c.next.PostDelete(a)
 }

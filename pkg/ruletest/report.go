@@ -15,30 +15,30 @@ import (
 // failure under its test group, showing only the alerts and samples that differ.
 func WriteReport(w io.Writer, res *FileResult) {
 	if res.Passed() {
-		fmt.Fprintf(w, "PASS  %s (%d test groups)\n", res.File, len(res.TestGroups))
+		_, _ = fmt.Fprintf(w, "PASS  %s (%d test groups)\n", res.File, len(res.TestGroups))
 		writeWarnings(w, res.Warnings)
 		return
 	}
 	if res.Err != nil {
-		fmt.Fprintf(w, "FAIL  %s: cannot test: %s\n", res.File, indent(res.Err.Error(), "  "))
+		_, _ = fmt.Fprintf(w, "FAIL  %s: cannot test: %s\n", res.File, indent(res.Err.Error(), "  "))
 		writeWarnings(w, res.Warnings)
 		return
 	}
-	fmt.Fprintf(w, "FAIL  %s\n", res.File)
+	_, _ = fmt.Fprintf(w, "FAIL  %s\n", res.File)
 	writeWarnings(w, res.Warnings)
 	group := -1
 	for _, f := range res.Failures {
 		if f.Index != group {
 			group = f.Index
-			fmt.Fprintf(w, "  %s:\n", f.testGroupName())
+			_, _ = fmt.Fprintf(w, "  %s:\n", f.testGroupName())
 		}
-		fmt.Fprintf(w, "    %s\n", indent(f.String(), "    "))
+		_, _ = fmt.Fprintf(w, "    %s\n", indent(f.String(), "    "))
 	}
 }
 
 func writeWarnings(w io.Writer, warnings []string) {
 	for _, warning := range warnings {
-		fmt.Fprintf(w, "  warning: %s\n", warning)
+		_, _ = fmt.Fprintf(w, "  warning: %s\n", warning)
 	}
 }
 

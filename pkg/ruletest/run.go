@@ -133,9 +133,9 @@ func Run(w io.Writer, opts Options, files ...string) ([]*FileResult, int) {
 		}
 	}
 	if failed > 0 {
-		fmt.Fprintf(w, "\n%d of %d test files failed\n", failed, len(files))
+		_, _ = fmt.Fprintf(w, "\n%d of %d test files failed\n", failed, len(files))
 		return results, ExitFailed
 	}
-	fmt.Fprintf(w, "\nall %d test files passed\n", len(files))
+	_, _ = fmt.Fprintf(w, "\nall %d test files passed\n", len(files))
 	return results, ExitPassed
 }
