@@ -69,11 +69,13 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 		"The largest body a configuration upload (POST /api/v1/alerts) may have, template files included; larger ones get 413. 0 means no limit.")
 	f.IntVar(&c.MaxTemplatesCount, "alertmanager.max-templates-count", 100,
 		"The most template files a tenant's configuration may have. 0 means no limit.")
-	f.IntVar(&c.MaxAlertsCount, "alertmanager.max-alerts-count", 0,
+	// Bounded by default: a tenant's client that floods alerts or silences must not take the memory
+	// every other tenant's Alertmanager runs in.
+	f.IntVar(&c.MaxAlertsCount, "alertmanager.max-alerts-count", 20000,
 		"The most alerts a tenant's Alertmanager keeps, resolved ones included until they are garbage collected; new alerts beyond it are dropped. 0 means no limit.")
-	f.IntVar(&c.MaxSilencesCount, "alertmanager.max-silences-count", 0,
+	f.IntVar(&c.MaxSilencesCount, "alertmanager.max-silences-count", 10000,
 		"The most silences a tenant may have, expired ones included until they are garbage collected. 0 means no limit.")
-	f.IntVar(&c.MaxSilenceSizeBytes, "alertmanager.max-silence-size-bytes", 0,
+	f.IntVar(&c.MaxSilenceSizeBytes, "alertmanager.max-silence-size-bytes", 64<<10,
 		"The largest encoded size of one silence, in bytes. 0 means no limit.")
 	f.IntVar(&c.ReplicationFactor, "alertmanager.sharding-ring.replication-factor", 3,
 		"How many Alertmanagers run each tenant's Alertmanager. They share its silences and notification log, an alert is sent to every one of them, and each notification is sent by the first of them in the ring's order that is alive.")
