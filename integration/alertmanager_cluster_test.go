@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -55,8 +54,9 @@ func amRequest(p *strataProcess, method, path, tenantID string, body []byte) (in
 }
 
 // TestAlertmanager_KilledReplicaLosesNoSilenceAndSendsNoDuplicate runs a tenant's Alertmanager on three
-// replicas and kills, with SIGKILL, the one that notifies: the silences live on in the others, and the
-// firing alert is still notified once per repeat interval, by the next replica.
+// replicas, fed by a ruler that finds them in the ring, and kills, with SIGKILL, the one that notifies:
+// the silences live on in the others, and the firing alert is still notified once per repeat interval,
+// by the next replica.
 func TestAlertmanager_KilledReplicaLosesNoSilenceAndSendsNoDuplicate(t *testing.T) {
 	c := &cluster{t: t, dir: t.TempDir()}
 	bucketDir := filepath.Join(c.dir, "bucket")
@@ -73,7 +73,10 @@ func TestAlertmanager_KilledReplicaLosesNoSilenceAndSendsNoDuplicate(t *testing.
 			"-blocks-storage.filesystem.dir="+bucketDir,
 			"-alertmanager.sharding-ring.instance-id="+name, "-alertmanager.sharding-ring.instance-addr=127.0.0.1",
 			"-alertmanager.sharding-ring.heartbeat-period="+testHeartbeatPeriod,
-			"-alertmanager.configs.poll-interval=1s", "-alertmanager.peer-timeout=2s")
+			// As in Alertmanager's own cluster, a route's group_interval (1s below) must be longer than
+			// (replicas - 1) × the peer timeout, for the later replicas to see the first one's
+			// notification in the replicated log before they would send it themselves.
+			"-alertmanager.configs.poll-interval=1s", "-alertmanager.peer-timeout=300ms")
 		p.startNoWait()
 		ams = append(ams, p)
 	}
@@ -125,30 +128,19 @@ func TestAlertmanager_KilledReplicaLosesNoSilenceAndSendsNoDuplicate(t *testing.
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, code, string(body))
 
-	// The ruler's part: the alert, resent every second to any live replica.
-	var killedMtx sync.Mutex
-	killed := -1
-	stop := make(chan struct{})
-	var senders sync.WaitGroup
-	senders.Go(func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(time.Second):
-			}
-			killedMtx.Lock()
-			target := i % 3
-			if target == killed {
-				target = (target + 1) % 3
-			}
-			killedMtx.Unlock()
-			alert := fmt.Sprintf(`[{"labels":{"alertname":"DiskFull","severity":"page"},"startsAt":%q,"endsAt":%q}]`,
-				time.Now().Add(-time.Minute).Format(time.RFC3339), time.Now().Add(time.Minute).Format(time.RFC3339))
-			_, _, _ = amRequest(ams[target], http.MethodPost, "/alertmanager/api/v2/alerts", tenantID, []byte(alert))
-		}
-	})
-	defer func() { close(stop); senders.Wait() }()
+	// A ruler in a process of its own (with an ingester to evaluate over), no -ruler.alertmanager-url: it
+	// sends the tenant's alerts to the tenant's replicas it finds in the Alertmanager ring.
+	rulerProcess := c.newProcess("ruler", 0, "-target=ingester,distributor,ruler",
+		"-blocks-storage.filesystem.dir="+bucketDir,
+		"-ingester.ring.instance-id=ruler-host", "-ingester.ring.instance-addr=127.0.0.1",
+		"-ruler.evaluation-interval=1s", "-ruler.poll-interval=1s", "-ruler.resend-delay=1s")
+	rulerProcess.start()
+	loadRuleGroup(t, rulerProcess, tenantID, "disks", `name: disks
+rules:
+- alert: DiskFull
+  expr: vector(1)
+  labels: {severity: page}
+`)
 
 	require.Eventually(t, func() bool { return len(hook.messages()) >= 2 }, 30*time.Second, 100*time.Millisecond)
 	var notifier int
@@ -157,9 +149,6 @@ func TestAlertmanager_KilledReplicaLosesNoSilenceAndSendsNoDuplicate(t *testing.
 			notifier = i
 		}
 	}
-	killedMtx.Lock()
-	killed = notifier
-	killedMtx.Unlock()
 	killedAt := time.Now()
 	ams[notifier].kill()
 	t.Logf("killed %s, the first replica of the tenant", ams[notifier].dataDir)
@@ -186,6 +175,9 @@ func TestAlertmanager_KilledReplicaLosesNoSilenceAndSendsNoDuplicate(t *testing.
 	}
 	t.Logf("%d notifications, %d after the kill; gaps between them: %s", len(times), after, strings.Join(gaps, " "))
 	require.GreaterOrEqual(t, after, 2, "the next replica goes on notifying: %v", times)
+	for i, m := range hook.messages() {
+		require.Equal(t, "firing", m.Status, "the alert never stopped firing: %+v at %s (killed at %s)", m, times[i], killedAt)
+	}
 	for i := 1; i < len(times); i++ {
 		require.GreaterOrEqual(t, times[i].Sub(times[i-1]), repeatInterval-time.Second,
 			"two notifications within one repeat interval (a duplicate): %v", times)

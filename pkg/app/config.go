@@ -286,6 +286,9 @@ func LoadConfig(args []string, stderr io.Writer) (*Config, *flag.FlagSet, error)
 			cfg.AlertmanagerLifecycler.Addr = "127.0.0.1"
 		}
 	}
+	if err := cfg.deriveHeartbeatPeriods(explicit); err != nil {
+		return nil, nil, err
+	}
 	if !explicit["ingester.ring.unregister-on-shutdown"] {
 		// With replicas, a restarting ingester keeps its place so its series do not move. The
 		// configuration reference says so (derivedDefaults).
@@ -310,6 +313,28 @@ func LoadConfig(args []string, stderr io.Writer) (*Config, *flag.FlagSet, error)
 		}
 	}
 	return cfg, f, nil
+}
+
+// deriveHeartbeatPeriods keeps every ring's instances alive in the eyes of the others: a heartbeat
+// period that is not shorter than -ring.heartbeat-timeout would make an instance flap between healthy and
+// dead (a ruler would drop its groups, an Alertmanager its tenants). A period left at its default is
+// brought down to a quarter of the timeout; one set on purpose is an error.
+func (c *Config) deriveHeartbeatPeriods(explicit map[string]bool) error {
+	timeout := c.Ring.HeartbeatTimeout
+	for prefix, lc := range map[string]*ring.LifecyclerConfig{
+		"ingester.ring.": &c.Lifecycler, "distributor.ring.": &c.DistributorLifecycler,
+		"compactor.ring.": &c.CompactorLifecycler, "store-gateway.sharding-ring.": &c.StoreGatewayLifecycler,
+		"ruler.ring.": &c.RulerLifecycler, "alertmanager.sharding-ring.": &c.AlertmanagerLifecycler,
+	} {
+		if lc.HeartbeatPeriod < timeout {
+			continue
+		}
+		if explicit[prefix+"heartbeat-period"] {
+			return fmt.Errorf("-%sheartbeat-period %s must be shorter than -ring.heartbeat-timeout %s, or the instance counts as dead between heartbeats", prefix, lc.HeartbeatPeriod, timeout)
+		}
+		lc.HeartbeatPeriod = timeout / 4
+	}
+	return nil
 }
 
 // onlyFlags keeps the named flags (and their values) from args.

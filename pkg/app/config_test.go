@@ -345,3 +345,18 @@ func TestLoadConfig_VersionSkipsEverythingElse(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, cfg.PrintVersion)
 }
+
+func TestLoadConfig_HeartbeatPeriodsShorterThanTheTimeout(t *testing.T) {
+	cfg, _, err := LoadConfig([]string{"-ring.heartbeat-timeout=4s", "-ingester.ring.heartbeat-period=500ms"}, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, 500*time.Millisecond, cfg.Lifecycler.HeartbeatPeriod, "set on purpose and shorter: kept")
+	require.Equal(t, time.Second, cfg.RulerLifecycler.HeartbeatPeriod, "left at 15s: a quarter of the timeout")
+	require.Equal(t, time.Second, cfg.AlertmanagerLifecycler.HeartbeatPeriod)
+
+	cfg, _, err = LoadConfig(nil, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, 15*time.Second, cfg.RulerLifecycler.HeartbeatPeriod, "the defaults fit the default timeout")
+
+	_, _, err = LoadConfig([]string{"-ring.heartbeat-timeout=4s", "-ruler.ring.heartbeat-period=5s"}, io.Discard)
+	require.ErrorContains(t, err, "-ruler.ring.heartbeat-period 5s must be shorter than -ring.heartbeat-timeout 4s")
+}

@@ -103,7 +103,7 @@ var modules = map[string]module{
 	moduleQueryable:          {deps: []string{moduleServer, moduleRuntimeConfig, moduleRing, moduleIngesterClient, moduleBucket, moduleStoreGatewayRing, moduleStoreGatewayClient}, init: (*App).initQueryable},
 	TargetQuerier:            {deps: []string{moduleQueryable}, target: true, init: (*App).initQuerier},
 	moduleRulerClient:        {init: (*App).initRulerClient},
-	TargetRuler:              {deps: []string{moduleServer, moduleRuntimeConfig, moduleRingKV, moduleBucket, moduleDistributorService, moduleQueryable, moduleRulerClient}, target: true, init: (*App).initRuler},
+	TargetRuler:              {deps: []string{moduleServer, moduleRuntimeConfig, moduleRingKV, moduleBucket, moduleDistributorService, moduleQueryable, moduleRulerClient, moduleAlertmanagerClient}, target: true, init: (*App).initRuler},
 	moduleStoreGatewayRing:   {deps: []string{moduleServer, moduleRingKV}, init: (*App).initStoreGatewayRing},
 	moduleStoreGatewayClient: {init: (*App).initStoreGatewayClient},
 	TargetStoreGateway:       {deps: []string{moduleServer, moduleRuntimeConfig, moduleRingKV, moduleBucket, moduleStoreGatewayRing}, target: true, init: (*App).initStoreGateway},

@@ -57,9 +57,21 @@ func (a *App) initRuler() (services.Service, error) {
 	if cfg.RulePath == "" {
 		cfg.RulePath = a.dataPath("rules")
 	}
-	if cfg.AlertmanagerURL == "" && a.alertmanager != nil {
+	var sendAlerts ruler.SendAlertsFunc
+	var amRing *ring.Ring
+	switch {
+	case cfg.AlertmanagerURL != "":
+	case slices.Contains(a.order, TargetAlertmanager):
 		// This process' own Alertmanager, which the tenant header routes to the tenant's.
 		cfg.AlertmanagerURL = fmt.Sprintf("http://127.0.0.1:%d%s", a.server.httpPort(), alertmanager.PathPrefix)
+	default:
+		// The Alertmanagers of the ring, found as they place the tenant.
+		r, rcfg, err := a.newAlertmanagerRing()
+		if err != nil {
+			return nil, err
+		}
+		amRing = r
+		sendAlerts = ringAlertSender{replicas: alertmanagerReplicas{ringView: newRingView(r, rcfg.HeartbeatTimeout), clients: a.alertmanagerClients}}.send
 	}
 	rl, err := ruler.New(cfg, store, ruler.Dependencies{
 		Engine:            a.queryEngine,
@@ -69,6 +81,7 @@ func (a *App) initRuler() (services.Service, error) {
 		Owns:              owner.owns,
 		OwnershipVersion:  view.Version,
 		Peers:             rulerPeers{ringView: view, localAddr: lcfg.Address(), clients: a.rulerClients},
+		SendAlerts:        sendAlerts,
 	}, a.reg, logger)
 	if err != nil {
 		return nil, err
@@ -87,7 +100,11 @@ func (a *App) initRuler() (services.Service, error) {
 		api.Link{Path: "/ruler/ring", Title: "Ruler ring"},
 		api.Link{Path: ruler.RulesPath, Title: "Rules of a tenant (X-Scope-OrgID)"})
 	// ACTIVE before the ruler starts, so that its first sync already owns its share of the groups.
-	return serviceGroup{lifecycler, activate{lifecycler}, r, waitUntilInRing{ring: r, id: lcfg.ID, active: true}, rl}, nil
+	var amRingService services.Service
+	if amRing != nil {
+		amRingService = amRing
+	}
+	return serviceGroup{amRingService, lifecycler, activate{lifecycler}, r, waitUntilInRing{ring: r, id: lcfg.ID, active: true}, rl}, nil
 }
 
 // ringView reads a ring for work placed on its live instances (rule groups, Alertmanager tenants).

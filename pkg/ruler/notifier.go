@@ -48,6 +48,7 @@ func parseAlertmanagerURLs(s string) ([]*url.URL, error) {
 type alertNotifier struct {
 	cfg         Config
 	urls        []*url.URL
+	sendFunc    SendAlertsFunc // nil: over HTTP to urls
 	externalURL string
 	reg         prometheus.Registerer
 	logger      *slog.Logger
@@ -63,10 +64,11 @@ type tenantNotifier struct {
 	done    chan struct{}
 }
 
-func newAlertNotifier(cfg Config, urls []*url.URL, reg prometheus.Registerer, logger *slog.Logger) *alertNotifier {
+func newAlertNotifier(cfg Config, urls []*url.URL, send SendAlertsFunc, reg prometheus.Registerer, logger *slog.Logger) *alertNotifier {
 	return &alertNotifier{
 		cfg:         cfg,
 		urls:        urls,
+		sendFunc:    send,
 		externalURL: strings.TrimSuffix(cfg.ExternalURL, "/"),
 		reg:         reg,
 		logger:      logger,
@@ -124,6 +126,9 @@ func (n *alertNotifier) newTenantNotifier(tenantID string) (*tenantNotifier, err
 		Registerer:    metrics,
 		Do: func(ctx context.Context, client *http.Client, req *http.Request) (*http.Response, error) {
 			req.Header.Set(tenant.OrgIDHeader, tenantID)
+			if n.sendFunc != nil {
+				return n.sendFunc(tenant.NewContext(ctx, tenantID), req)
+			}
 			if client == nil {
 				client = http.DefaultClient
 			}

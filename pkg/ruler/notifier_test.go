@@ -1,6 +1,7 @@
 package ruler
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/stretchr/testify/require"
+
+	"github.com/strata-metrics/strata/pkg/tenant"
 )
 
 // receivedAlerts is what a fake Alertmanager's POST /alertmanager/api/v2/alerts got.
@@ -130,4 +133,34 @@ func TestRuler_SyncsAsSoonAsOwnershipChanges(t *testing.T) {
 	owned, version = false, 3
 	mtx.Unlock()
 	require.Eventually(t, func() bool { return len(r.groupNames("tenant-a")) == 0 }, waitFor, 10*time.Millisecond)
+}
+
+func TestRuler_SendAlertsDeliversTheNotifiersRequestsWithoutAnURL(t *testing.T) {
+	am := &receivedAlerts{}
+	handler := am.handler(t)
+	var mtx sync.Mutex
+	var tenants []string
+	send := func(ctx context.Context, req *http.Request) (*http.Response, error) {
+		id, err := tenant.FromContext(ctx)
+		require.NoError(t, err)
+		mtx.Lock()
+		tenants = append(tenants, id)
+		mtx.Unlock()
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, req)
+		return rec.Result(), nil
+	}
+	db := openTSDB(t, testSample{labels.FromStrings("__name__", "queue_length", "queue", "q1"), time.Now().Add(-5 * time.Second), 50})
+	r := newTestRuler(t, testConfig(t), nil, map[string]storage.Queryable{"tenant-a": db}, Dependencies{SendAlerts: send})
+	r.setGroup(t, "tenant-a", "alerts", rulefmt.RuleGroup{Name: "queues", Rules: []rulefmt.Rule{{Alert: "QueueTooLong", Expr: "queue_length > 10"}}})
+	r.sync(t)
+
+	require.Eventually(t, func() bool { return len(am.get()) > 0 }, waitFor, 10*time.Millisecond)
+	post := am.get()[0]
+	require.Equal(t, "/alertmanager/api/v2/alerts", post.path)
+	require.Equal(t, "tenant-a", post.tenant)
+	require.Equal(t, "QueueTooLong", post.alerts[0]["labels"].(map[string]any)["alertname"])
+	mtx.Lock()
+	defer mtx.Unlock()
+	require.Equal(t, "tenant-a", tenants[0])
 }

@@ -43,6 +43,10 @@ type Dependencies struct {
 	// EvaluationTimeout, if not nil, bounds each of the tenant's rule queries (0: no bound); it is read
 	// at every query, so a changed limit applies at once.
 	EvaluationTimeout func(tenantID string) time.Duration
+	// SendAlerts, if not nil and -ruler.alertmanager-url is empty, delivers the notifier's requests
+	// (POSTs of alerts to the Alertmanager v2 API, under the tenant in ctx) in place of HTTP: the app
+	// sends them to the tenant's Alertmanager replicas found in the Alertmanager ring.
+	SendAlerts SendAlertsFunc
 	// Owns, if not nil, says whether this ruler evaluates a group; nil means every group.
 	Owns func(tenantID, namespace, group string) bool
 	// OwnershipVersion, if not nil, changes whenever Owns may answer differently (the ring changed):
@@ -53,6 +57,13 @@ type Dependencies struct {
 	// means this ruler's only.
 	Peers Peers
 }
+
+// SendAlertsFunc delivers one request of the notifier and returns the Alertmanager's answer.
+type SendAlertsFunc func(ctx context.Context, req *http.Request) (*http.Response, error)
+
+// ringAlertmanagerURL stands for the Alertmanagers of the ring in the notifier, whose requests
+// SendAlerts delivers: only its path, the API's, is used.
+const ringAlertmanagerURL = "http://alertmanager-ring/alertmanager"
 
 // Peers are the rulers of the ring.
 type Peers interface {
@@ -146,8 +157,13 @@ func New(cfg Config, store rulestore.Store, deps Dependencies, reg prometheus.Re
 		externalURL:  externalURL,
 		httpClient:   &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
 	}
+	var send SendAlertsFunc
+	if len(urls) == 0 && deps.SendAlerts != nil {
+		ringURL, _ := url.Parse(ringAlertmanagerURL)
+		urls, send = []*url.URL{ringURL}, deps.SendAlerts
+	}
 	if deps.Notify == nil && len(urls) > 0 {
-		r.notifier = newAlertNotifier(cfg, urls, reg, r.logger)
+		r.notifier = newAlertNotifier(cfg, urls, send, reg, r.logger)
 		r.deps.Notify = r.notifier.send
 	}
 	return r, nil
@@ -159,27 +175,30 @@ func (r *Ruler) Start(ctx context.Context) error {
 	if err := os.MkdirAll(r.cfg.RulePath, 0o755); err != nil {
 		return fmt.Errorf("ruler: create rule directory: %w", err)
 	}
+	// The version the first sync places groups by, read before it: a change during the sync is seen.
+	var version uint64
+	if r.deps.OwnershipVersion != nil {
+		version = r.deps.OwnershipVersion()
+	}
 	if err := r.SyncRules(ctx); err != nil {
 		r.logger.Warn("first rule sync failed", "err", err)
 	}
 	loopCtx, cancel := context.WithCancel(context.Background())
 	r.cancelLoop = cancel
 	r.loopDone = make(chan struct{})
-	go r.loop(loopCtx)
+	go r.loop(loopCtx, version)
 	return nil
 }
 
-func (r *Ruler) loop(ctx context.Context) {
+func (r *Ruler) loop(ctx context.Context, version uint64) {
 	defer close(r.loopDone)
 	poll := time.NewTicker(r.cfg.PollInterval)
 	defer poll.Stop()
 	var ringCheck <-chan time.Time
-	var version uint64
 	if r.deps.OwnershipVersion != nil {
 		t := time.NewTicker(r.cfg.RingCheckPeriod)
 		defer t.Stop()
 		ringCheck = t.C
-		version = r.deps.OwnershipVersion()
 	}
 	for {
 		select {
