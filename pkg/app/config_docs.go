@@ -15,6 +15,13 @@ var derivedDefaults = map[string]string{
 	"ingester.ring.unregister-on-shutdown": "`true` with a replication factor of 1, else `false`",
 }
 
+func init() {
+	// Every ring's heartbeat period: see Config.deriveHeartbeatPeriods.
+	for _, prefix := range []string{"ingester.ring.", "distributor.ring.", "compactor.ring.", "store-gateway.sharding-ring.", "ruler.ring.", "alertmanager.sharding-ring."} {
+		derivedDefaults[prefix+"heartbeat-period"] = "`15s`, or a quarter of `-ring.heartbeat-timeout` when that is 15s or less"
+	}
+}
+
 // WriteConfigReference writes the Markdown configuration reference, generated from the flags so that
 // the help text is the single source. docs/configuration.md is this output.
 func WriteConfigReference(w io.Writer) error {
