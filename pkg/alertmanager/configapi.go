@@ -10,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/strata-metrics/strata/pkg/alertmanager/alertstore"
+	"github.com/strata-metrics/strata/pkg/tenant"
 )
 
 // serveConfigAPI serves Mimir's Alertmanager configuration API at ConfigPath for the request's tenant.
@@ -38,7 +39,7 @@ func (am *MultitenantAlertmanager) serveConfigAPI(w http.ResponseWriter, r *http
 }
 
 func (am *MultitenantAlertmanager) getConfig(w http.ResponseWriter, r *http.Request) {
-	id, ok := tenantOf(w, r)
+	id, ok := tenant.FromContextOr401(w, r)
 	if !ok {
 		return
 	}
@@ -61,7 +62,7 @@ func (am *MultitenantAlertmanager) getConfig(w http.ResponseWriter, r *http.Requ
 }
 
 func (am *MultitenantAlertmanager) setConfig(w http.ResponseWriter, r *http.Request) {
-	id, ok := tenantOf(w, r)
+	id, ok := tenant.FromContextOr401(w, r)
 	if !ok {
 		return
 	}
@@ -116,7 +117,7 @@ func decodeConfigBody(data []byte) (alertstore.AlertConfig, error) {
 }
 
 func (am *MultitenantAlertmanager) deleteConfig(w http.ResponseWriter, r *http.Request) {
-	id, ok := tenantOf(w, r)
+	id, ok := tenant.FromContextOr401(w, r)
 	if !ok {
 		return
 	}

@@ -37,19 +37,8 @@ func (am *MultitenantAlertmanager) ServeHTTP(w http.ResponseWriter, r *http.Requ
 	}
 }
 
-// tenantOf returns the request's tenant, or answers 401 as tenant.Middleware does for a request
-// without one.
-func tenantOf(w http.ResponseWriter, r *http.Request) (string, bool) {
-	id, err := tenant.FromContext(r.Context())
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusUnauthorized)
-		return "", false
-	}
-	return id, true
-}
-
 func (am *MultitenantAlertmanager) serveTenant(w http.ResponseWriter, r *http.Request) {
-	id, ok := tenantOf(w, r)
+	id, ok := tenant.FromContextOr401(w, r)
 	if !ok {
 		return
 	}

@@ -62,17 +62,6 @@ func NewConfigAPI(store rulestore.Store, limits Limits, logger *slog.Logger) *Co
 // ServeHTTP routes the request to its handler.
 func (a *ConfigAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
 
-// tenantOf returns the request's tenant, or answers 401 as tenant.Middleware does for a request
-// without one.
-func tenantOf(w http.ResponseWriter, r *http.Request) (string, bool) {
-	id, err := tenant.FromContext(r.Context())
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusUnauthorized)
-		return "", false
-	}
-	return id, true
-}
-
 // pathNames returns the namespace and, when withGroup, the group of the request's path, or answers
 // 400 when one is not a valid name (too long, not UTF-8).
 func pathNames(w http.ResponseWriter, r *http.Request, withGroup bool) (namespace, group string, ok bool) {
@@ -90,7 +79,7 @@ func pathNames(w http.ResponseWriter, r *http.Request, withGroup bool) (namespac
 }
 
 func (a *ConfigAPI) listRuleGroups(w http.ResponseWriter, r *http.Request) {
-	tenantID, ok := tenantOf(w, r)
+	tenantID, ok := tenant.FromContextOr401(w, r)
 	if !ok {
 		return
 	}
@@ -111,7 +100,7 @@ func (a *ConfigAPI) listRuleGroups(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *ConfigAPI) getRuleGroup(w http.ResponseWriter, r *http.Request) {
-	tenantID, ok := tenantOf(w, r)
+	tenantID, ok := tenant.FromContextOr401(w, r)
 	if !ok {
 		return
 	}
@@ -128,7 +117,7 @@ func (a *ConfigAPI) getRuleGroup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *ConfigAPI) setRuleGroup(w http.ResponseWriter, r *http.Request) {
-	tenantID, ok := tenantOf(w, r)
+	tenantID, ok := tenant.FromContextOr401(w, r)
 	if !ok {
 		return
 	}
@@ -220,7 +209,7 @@ func (a *ConfigAPI) checkGroupsPerTenant(r *http.Request, tenantID, namespace, g
 // deleteRuleGroup answers 404 for a group that does not exist, as Mimir does when its store reports
 // it missing (Mimir's own answer then depends on the bucket: S3 deletes a missing object silently).
 func (a *ConfigAPI) deleteRuleGroup(w http.ResponseWriter, r *http.Request) {
-	tenantID, ok := tenantOf(w, r)
+	tenantID, ok := tenant.FromContextOr401(w, r)
 	if !ok {
 		return
 	}
@@ -238,7 +227,7 @@ func (a *ConfigAPI) deleteRuleGroup(w http.ResponseWriter, r *http.Request) {
 
 // deleteNamespace answers 404 for a namespace without groups, as Mimir does.
 func (a *ConfigAPI) deleteNamespace(w http.ResponseWriter, r *http.Request) {
-	tenantID, ok := tenantOf(w, r)
+	tenantID, ok := tenant.FromContextOr401(w, r)
 	if !ok {
 		return
 	}

@@ -137,7 +137,7 @@ func (r *Ruler) ServeRules(w http.ResponseWriter, req *http.Request) {
 	if !allowGet(w, req) {
 		return
 	}
-	tenantID, ok := tenantOf(w, req)
+	tenantID, ok := tenant.FromContextOr401(w, req)
 	if !ok {
 		return
 	}
@@ -169,7 +169,7 @@ func (r *Ruler) ServeAlerts(w http.ResponseWriter, req *http.Request) {
 	if !allowGet(w, req) {
 		return
 	}
-	tenantID, ok := tenantOf(w, req)
+	tenantID, ok := tenant.FromContextOr401(w, req)
 	if !ok {
 		return
 	}

@@ -63,3 +63,14 @@ func Middleware(multitenancyEnabled bool) func(http.Handler) http.Handler {
 		})
 	}
 }
+
+// FromContextOr401 returns the tenant Middleware put in the request's context, or answers 401 as
+// Middleware does for a request without one, for handlers that may be mounted without it.
+func FromContextOr401(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id, err := FromContext(r.Context())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusUnauthorized)
+		return "", false
+	}
+	return id, true
+}
