@@ -525,8 +525,25 @@ func (a *PrometheusAPI) formatQuery(r *http.Request) (any, annotations.Annotatio
 	return expr.Pretty(0), nil, nil
 }
 
+// buildInfoAnswer is Prometheus' build information with Mimir's additions: Grafana reads features to
+// find that rules and Alertmanager configurations can be edited through the data source (the ruler's
+// /prometheus/config/v1/rules, the Alertmanager's /api/v1/alerts), as with Mimir.
+type buildInfoAnswer struct {
+	version.Info
+	Application string            `json:"application"`
+	Features    map[string]string `json:"features"`
+}
+
 func (a *PrometheusAPI) buildInfo(*http.Request) (any, annotations.Annotations, *apiError) {
-	return version.Get(), nil, nil
+	return buildInfoAnswer{
+		Info:        version.Get(),
+		Application: "Strata",
+		Features: map[string]string{
+			"ruler_config_api":        "true",
+			"alertmanager_config_api": "true",
+			"federated_rules":         "false",
+		},
+	}, nil, nil
 }
 
 // storageError is a failure to read from ingesters: the client may retry.

@@ -580,13 +580,17 @@ func TestBuildInfo_ReportsStampedValues(t *testing.T) {
 	a := newTestAPI(t, testEngineConfig(), nil)
 	status, resp := a.call(t, http.MethodGet, "/status/buildinfo", nil)
 	require.Equal(t, http.StatusOK, status, resp.Error)
-	var info map[string]string
+	var info map[string]any
 	require.NoError(t, json.Unmarshal(resp.Data, &info))
+	// Grafana takes a data source whose build information has features for a Mimir: it then lists and
+	// edits rules through /prometheus/config/v1/rules.
+	require.Equal(t, "Strata", info["application"])
+	require.Equal(t, map[string]any{"ruler_config_api": "true", "alertmanager_config_api": "true", "federated_rules": "false"}, info["features"])
 	require.Equal(t, "v1.2.3", info["version"])
 	require.Equal(t, "0123abcd", info["revision"])
 	require.Equal(t, "release-1.2", info["branch"])
 	require.Equal(t, "2026-12-02T10:00:00Z", info["buildDate"])
-	require.True(t, strings.HasPrefix(info["goVersion"], "go"), info["goVersion"])
+	require.True(t, strings.HasPrefix(info["goVersion"].(string), "go"), info["goVersion"])
 	require.Contains(t, info, "buildUser")
 
 	reg := prometheus.NewPedanticRegistry()
