@@ -76,7 +76,9 @@ func TestAlertmanager_KilledReplicaLosesNoSilenceAndSendsNoDuplicate(t *testing.
 			// As in Alertmanager's own cluster, a route's group_interval (1s below) must be longer than
 			// (replicas - 1) × the peer timeout, for the later replicas to see the first one's
 			// notification in the replicated log before they would send it themselves.
-			"-alertmanager.configs.poll-interval=1s", "-alertmanager.peer-timeout=300ms")
+			"-alertmanager.configs.poll-interval=1s", "-alertmanager.peer-timeout=300ms",
+			// The test's webhook listens on loopback, which the receivers firewall blocks by default.
+			"-alertmanager.receivers-firewall-block-cidr-networks=")
 		p.startNoWait()
 		ams = append(ams, p)
 	}

@@ -78,7 +78,9 @@ func TestRulesAndAlerts_FromRuleFileToNotification(t *testing.T) {
 	stratatool, amtool := stratatoolBinary(t), moduleTool(t, "amtool")
 	dir := t.TempDir()
 	s := startStrata(t, dir+"/data", "-ruler.poll-interval=1s", "-ruler.evaluation-interval=1s",
-		"-alertmanager.configs.poll-interval=1s", "-ruler.resend-delay=1s")
+		"-alertmanager.configs.poll-interval=1s", "-ruler.resend-delay=1s",
+		// The webhooks below listen on loopback, which the receivers firewall blocks by default.
+		"-alertmanager.receivers-firewall-block-cidr-networks=")
 	const tenantA, tenantB = "team-a", "team-b"
 	hookA, hookB := newWebhookReceiver(t), newWebhookReceiver(t)
 	for tenantID, hook := range map[string]*webhookReceiver{tenantA: hookA, tenantB: hookB} {

@@ -36,7 +36,7 @@ func (i *instance) apply(tc tenantConfig) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", errInvalidConfig, err)
 	}
-	receivers, err := buildReceivers(cfg, tmpl, i.logger)
+	receivers, err := buildReceivers(cfg, tmpl, i.opts.firewall, i.logger)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errInvalidConfig, err)
 	}
@@ -88,9 +88,9 @@ func (i *instance) appliedConfig() (tenantConfig, time.Time) {
 	return i.applied, i.appliedAt
 }
 
-// buildReceivers returns the integrations of every receiver that a route uses; receivers no route
-// names are not built, as in Alertmanager.
-func buildReceivers(cfg *config.Config, tmpl *template.Template, logger *slog.Logger) (map[string][]notify.Integration, error) {
+// buildReceivers returns the integrations of every receiver that a route uses, their connections
+// checked by fw; receivers no route names are not built, as in Alertmanager.
+func buildReceivers(cfg *config.Config, tmpl *template.Template, fw *receiverFirewall, logger *slog.Logger) (map[string][]notify.Integration, error) {
 	used := make(map[string]bool)
 	dispatch.NewRoute(cfg.Route, nil).Walk(func(r *dispatch.Route) {
 		used[r.RouteOpts.Receiver] = true
@@ -100,7 +100,10 @@ func buildReceivers(cfg *config.Config, tmpl *template.Template, logger *slog.Lo
 		if !used[rcv.Name] {
 			continue
 		}
-		integrations, err := receiver.BuildReceiverIntegrations(rcv, tmpl, logger)
+		if err := fw.checkReceiver(rcv); err != nil {
+			return nil, fmt.Errorf("receiver %q: %w", rcv.Name, err)
+		}
+		integrations, err := receiver.BuildReceiverIntegrations(rcv, tmpl, logger, fw.httpOptions()...)
 		if err != nil {
 			return nil, fmt.Errorf("receiver %q: %w", rcv.Name, err)
 		}

@@ -49,6 +49,13 @@ type Config struct {
 	// RingCheckPeriod is how often the Alertmanager looks for a change of its replicas (Replication's
 	// Version), on which it syncs at once instead of at the next poll.
 	RingCheckPeriod time.Duration
+
+	// ReceiversFirewallBlockCIDRNetworks is a comma-separated list of networks, in CIDR notation, that
+	// receivers may not connect to; empty blocks none.
+	ReceiversFirewallBlockCIDRNetworks string
+	// ReceiversFirewallBlockPrivateAddresses also keeps receivers from private (RFC 1918 and
+	// unique-local), loopback and link-local addresses.
+	ReceiversFirewallBlockPrivateAddresses bool
 }
 
 // RegisterFlags registers the -alertmanager.* flags.
@@ -83,6 +90,12 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 		"How long the replica of a tenant's Alertmanager at position k in the ring's order waits, k times over, before it sends a notification that the replicas before it have not sent: the delay of a notification when the first replica is down.")
 	f.DurationVar(&c.RingCheckPeriod, "alertmanager.sharding-ring.check-period", time.Second,
 		"How often the Alertmanager checks the ring for a change of the replicas of tenants; a change syncs at once instead of at the next poll, so a tenant moves within the ring's heartbeat timeout.")
+	// Loopback and link-local by default: a tenant's webhook must not reach Strata's own admin
+	// endpoints or the cloud's metadata service, while receivers at in-cluster addresses still work.
+	f.StringVar(&c.ReceiversFirewallBlockCIDRNetworks, "alertmanager.receivers-firewall-block-cidr-networks", "127.0.0.0/8,::1/128,169.254.0.0/16,fe80::/10",
+		"Comma-separated networks, in CIDR notation, that the receivers of tenants' Alertmanagers (webhook and every other HTTP integration; not email) may not connect to; the address is checked when it is dialed, after DNS resolution and on redirects, and a refused notification fails. The default blocks loopback (this host's own endpoints) and link-local addresses (cloud metadata services; AWS's IPv6 one, fd00:ec2::254, is unique-local and needs adding). Empty blocks none.")
+	f.BoolVar(&c.ReceiversFirewallBlockPrivateAddresses, "alertmanager.receivers-firewall-block-private-addresses", false,
+		"Also keep the receivers of tenants' Alertmanagers from private (RFC 1918, unique-local), loopback and link-local addresses, so that they reach public addresses only.")
 }
 
 // Validate reports settings the Alertmanager cannot work with. An empty DataDir is allowed here because
@@ -108,6 +121,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("alertmanager: -alertmanager.storage.retention must be positive"))
 	}
 	if _, err := parseExternalURL(c.ExternalURL); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := parseCIDRList(c.ReceiversFirewallBlockCIDRNetworks); err != nil {
 		errs = append(errs, err)
 	}
 	for _, limit := range []struct {

@@ -81,7 +81,7 @@ func (am *MultitenantAlertmanager) setConfig(w http.ResponseWriter, r *http.Requ
 	}
 	cfg, err := decodeConfigBody(data)
 	if err == nil {
-		err = validateTenantConfig(cfg, am.cfg.MaxTemplatesCount, am.externalURL, am.logger.With("tenant", id))
+		err = validateTenantConfig(cfg, am.cfg.MaxTemplatesCount, am.externalURL, am.firewall, am.logger.With("tenant", id))
 	}
 	if errors.Is(err, errInvalidConfig) {
 		http.Error(w, err.Error(), http.StatusBadRequest)

@@ -6,6 +6,10 @@
 // poll interval, persists their silences and notification logs to the store, and serves the tenants'
 // v2 APIs under PathPrefix, Mimir's configuration API at ConfigPath and a status page at StatusPath.
 //
+// The receivers of every tenant connect through a firewall (-alertmanager.receivers-firewall-*) that
+// refuses, at dial time, addresses a tenant must not reach through Strata: by default loopback (Strata's
+// own endpoints) and link-local (cloud metadata services).
+//
 // # Replication
 //
 // Without Replication, one instance runs every tenant's Alertmanager (or those Owns selects). With

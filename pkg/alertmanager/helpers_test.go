@@ -26,12 +26,14 @@ import (
 	"github.com/strata-metrics/strata/pkg/tenant"
 )
 
-// testConfig returns the flag defaults with a temporary data directory.
+// testConfig returns the flag defaults with a temporary data directory, and the receivers firewall
+// off: the tests' webhooks listen on loopback, which it blocks by default.
 func testConfig(t *testing.T) Config {
 	var cfg Config
 	fs := newFlagSet()
 	cfg.RegisterFlags(fs)
 	cfg.DataDir = t.TempDir()
+	cfg.ReceiversFirewallBlockCIDRNetworks = ""
 	return cfg
 }
 

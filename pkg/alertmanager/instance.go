@@ -46,6 +46,7 @@ type instanceOptions struct {
 	tenant      string
 	templateDir string // the tenant's own, emptied and removed on stop
 	externalURL *url.URL
+	firewall    *receiverFirewall // nil: receivers may connect anywhere
 	retention   time.Duration
 	maxAlerts   int
 	maxSilences int

@@ -58,7 +58,8 @@ type MultitenantAlertmanager struct {
 	cfg         Config
 	store       alertstore.Store
 	externalURL *url.URL
-	fallback    *tenantConfig // nil without -alertmanager.fallback-config-file
+	firewall    *receiverFirewall // nil when -alertmanager.receivers-firewall-* block nothing
+	fallback    *tenantConfig     // nil without -alertmanager.fallback-config-file
 	metrics     *metrics
 	logger      *slog.Logger
 
@@ -115,18 +116,23 @@ func New(cfg Config, store alertstore.Store, reg prometheus.Registerer, logger *
 	if err != nil {
 		return nil, err
 	}
+	firewall, err := newReceiverFirewall(cfg.ReceiversFirewallBlockCIDRNetworks, cfg.ReceiversFirewallBlockPrivateAddresses)
+	if err != nil {
+		return nil, err
+	}
 	logger = logger.With("component", "alertmanager")
 	am := &MultitenantAlertmanager{
 		cfg:         cfg,
 		store:       store,
 		externalURL: externalURL,
+		firewall:    firewall,
 		metrics:     newMetrics(reg),
 		logger:      logger,
 		failed:      make(map[string]alertstore.AlertConfig),
 		instances:   make(map[string]*instance),
 	}
 	if cfg.FallbackConfigFile != "" {
-		if am.fallback, err = loadFallback(cfg.FallbackConfigFile, externalURL, logger); err != nil {
+		if am.fallback, err = loadFallback(cfg.FallbackConfigFile, externalURL, firewall, logger); err != nil {
 			return nil, err
 		}
 	}
@@ -135,8 +141,9 @@ func New(cfg Config, store alertstore.Store, reg prometheus.Registerer, logger *
 }
 
 // loadFallback reads the operator's fallback configuration. Unlike a tenant's, it may use the files
-// and credentials of the process; it has no template files, so it cannot name templates.
-func loadFallback(path string, externalURL *url.URL, logger *slog.Logger) (*tenantConfig, error) {
+// and credentials of the process; it has no template files, so it cannot name templates. Its receivers
+// run for tenants, so the firewall applies to them as to a tenant's.
+func loadFallback(path string, externalURL *url.URL, fw *receiverFirewall, logger *slog.Logger) (*tenantConfig, error) {
 	content, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("alertmanager: read -alertmanager.fallback-config-file: %w", err)
@@ -148,7 +155,7 @@ func loadFallback(path string, externalURL *url.URL, logger *slog.Logger) (*tena
 	if err == nil {
 		tmpl, tmplErr := loadTemplates("", nil, externalURL)
 		if err = tmplErr; err == nil {
-			_, err = buildReceivers(parsed, tmpl, logger)
+			_, err = buildReceivers(parsed, tmpl, fw, logger)
 		}
 	}
 	if err != nil {
@@ -471,6 +478,7 @@ func (am *MultitenantAlertmanager) startTenant(ctx context.Context, id string, t
 		tenant:             id,
 		templateDir:        filepath.Join(am.cfg.DataDir, id, "templates"),
 		externalURL:        am.externalURL,
+		firewall:           am.firewall,
 		retention:          am.cfg.Retention,
 		maxAlerts:          am.cfg.MaxAlertsCount,
 		maxSilences:        am.cfg.MaxSilencesCount,

@@ -58,8 +58,8 @@ func parseTenantConfig(cfg alertstore.AlertConfig, maxTemplates int) (*config.Co
 }
 
 // validateTenantConfig checks cfg as applying it would: parseTenantConfig, then its templates written
-// to a scratch directory and parsed, and every receiver built.
-func validateTenantConfig(cfg alertstore.AlertConfig, maxTemplates int, externalURL *url.URL, logger *slog.Logger) error {
+// to a scratch directory and parsed, and every receiver built behind fw.
+func validateTenantConfig(cfg alertstore.AlertConfig, maxTemplates int, externalURL *url.URL, fw *receiverFirewall, logger *slog.Logger) error {
 	amCfg, err := parseTenantConfig(cfg, maxTemplates)
 	if err != nil {
 		return err
@@ -76,7 +76,7 @@ func validateTenantConfig(cfg alertstore.AlertConfig, maxTemplates int, external
 	if err != nil {
 		return fmt.Errorf("%w: %w", errInvalidConfig, err)
 	}
-	if _, err := buildReceivers(amCfg, tmpl, logger); err != nil {
+	if _, err := buildReceivers(amCfg, tmpl, fw, logger); err != nil {
 		return fmt.Errorf("%w: %w", errInvalidConfig, err)
 	}
 	return nil

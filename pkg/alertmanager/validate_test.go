@@ -118,7 +118,7 @@ func FuzzValidateTenantConfig(f *testing.F) {
 	logger := slog.New(slog.DiscardHandler)
 	f.Fuzz(func(t *testing.T, config, name, content string) {
 		cfg := alertstore.AlertConfig{AlertmanagerConfig: config, TemplateFiles: map[string]string{name: content}}
-		if err := validateTenantConfig(cfg, 10, u, logger); err != nil {
+		if err := validateTenantConfig(cfg, 10, u, nil, logger); err != nil {
 			return
 		}
 		// What validates also passes the checks applied when the configuration is loaded.
