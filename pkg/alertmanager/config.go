@@ -9,7 +9,7 @@ import (
 )
 
 // Config configures the multi-tenant Alertmanager. Flag names follow Mimir's where Mimir has the same
-// setting. The limits apply to every tenant alike.
+// setting. The per-tenant limits are not here but in validation.Limits, read through Limits.
 type Config struct {
 	// DataDir holds a directory per tenant for its template files. The app sets it to
 	// <-data.dir>/alertmanager when the flag is empty.
@@ -24,19 +24,6 @@ type Config struct {
 	FallbackConfigFile string
 	// ExternalURL is where users reach the Alertmanager; notifications link back to it.
 	ExternalURL string
-
-	// MaxConfigSizeBytes bounds the body of a configuration upload (0: no limit).
-	MaxConfigSizeBytes int
-	// MaxTemplatesCount bounds the template files of a configuration (0: no limit).
-	MaxTemplatesCount int
-	// MaxAlertsCount bounds the alerts a tenant's Alertmanager keeps, resolved ones until they are
-	// garbage collected included (0: no limit).
-	MaxAlertsCount int
-	// MaxSilencesCount bounds a tenant's silences, expired ones until they are garbage collected
-	// included (0: no limit).
-	MaxSilencesCount int
-	// MaxSilenceSizeBytes bounds the encoded size of one silence (0: no limit).
-	MaxSilenceSizeBytes int
 
 	// ReplicationFactor is how many replicas run each tenant's Alertmanager. The app builds the ring
 	// behind MultitenantAlertmanager.Replication with it; the Alertmanager itself only sees the
@@ -72,18 +59,6 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 		"Alertmanager configuration file for tenants that have not uploaded one. Such a tenant's Alertmanager starts on its first request (an alert or an API call). Empty: tenants without a configuration get 404.")
 	f.StringVar(&c.ExternalURL, "alertmanager.web.external-url", "http://localhost:8080/alertmanager",
 		"The URL under which users reach the Alertmanager, used in links of notifications (for example a reverse proxy's URL). The Alertmanager itself is always served under /alertmanager.")
-	f.IntVar(&c.MaxConfigSizeBytes, "alertmanager.max-config-size-bytes", 1<<20,
-		"The largest body a configuration upload (POST /api/v1/alerts) may have, template files included; larger ones get 413. 0 means no limit.")
-	f.IntVar(&c.MaxTemplatesCount, "alertmanager.max-templates-count", 100,
-		"The most template files a tenant's configuration may have. 0 means no limit.")
-	// Bounded by default: a tenant's client that floods alerts or silences must not take the memory
-	// every other tenant's Alertmanager runs in.
-	f.IntVar(&c.MaxAlertsCount, "alertmanager.max-alerts-count", 20000,
-		"The most alerts a tenant's Alertmanager keeps, resolved ones included until they are garbage collected; new alerts beyond it are dropped. 0 means no limit.")
-	f.IntVar(&c.MaxSilencesCount, "alertmanager.max-silences-count", 10000,
-		"The most silences a tenant may have, expired ones included until they are garbage collected. 0 means no limit.")
-	f.IntVar(&c.MaxSilenceSizeBytes, "alertmanager.max-silence-size-bytes", 64<<10,
-		"The largest encoded size of one silence, in bytes. 0 means no limit.")
 	f.IntVar(&c.ReplicationFactor, "alertmanager.sharding-ring.replication-factor", 3,
 		"How many Alertmanagers run each tenant's Alertmanager. They share its silences and notification log, an alert is sent to every one of them, and each notification is sent by the first of them in the ring's order that is alive.")
 	f.DurationVar(&c.PeerTimeout, "alertmanager.peer-timeout", 15*time.Second,
@@ -125,20 +100,6 @@ func (c *Config) Validate() error {
 	}
 	if _, err := parseCIDRList(c.ReceiversFirewallBlockCIDRNetworks); err != nil {
 		errs = append(errs, err)
-	}
-	for _, limit := range []struct {
-		flag  string
-		value int
-	}{
-		{"alertmanager.max-config-size-bytes", c.MaxConfigSizeBytes},
-		{"alertmanager.max-templates-count", c.MaxTemplatesCount},
-		{"alertmanager.max-alerts-count", c.MaxAlertsCount},
-		{"alertmanager.max-silences-count", c.MaxSilencesCount},
-		{"alertmanager.max-silence-size-bytes", c.MaxSilenceSizeBytes},
-	} {
-		if limit.value < 0 {
-			errs = append(errs, fmt.Errorf("alertmanager: -%s must not be negative", limit.flag))
-		}
 	}
 	return errors.Join(errs...)
 }

@@ -31,7 +31,6 @@ func TestConfig_Validate(t *testing.T) {
 		"relative url":     {func(c *Config) { c.ExternalURL = "/alertmanager" }, "absolute http or https URL"},
 		"other scheme":     {func(c *Config) { c.ExternalURL = "ftp://host/am" }, "absolute http or https URL"},
 		"bad url":          {func(c *Config) { c.ExternalURL = "http://[::1" }, "-alertmanager.web.external-url"},
-		"negative limit":   {func(c *Config) { c.MaxAlertsCount = -1 }, "-alertmanager.max-alerts-count must not be negative"},
 		"no replica":       {func(c *Config) { c.ReplicationFactor = 0 }, "-alertmanager.sharding-ring.replication-factor"},
 		"peer timeout":     {func(c *Config) { c.PeerTimeout = 0 }, "-alertmanager.peer-timeout"},
 		"ring check":       {func(c *Config) { c.RingCheckPeriod = 0 }, "-alertmanager.sharding-ring.check-period"},
@@ -54,9 +53,9 @@ func TestParseExternalURL_TrimsTrailingSlash(t *testing.T) {
 func TestNew_RequiresDataDirAndStore(t *testing.T) {
 	var cfg Config
 	cfg.RegisterFlags(newFlagSet())
-	_, err := New(cfg, nil, prometheusRegistry(), discardLogger())
+	_, err := New(cfg, nil, nil, prometheusRegistry(), discardLogger())
 	require.ErrorContains(t, err, "-alertmanager.storage.path is not set")
 	cfg.DataDir = t.TempDir()
-	_, err = New(cfg, nil, prometheusRegistry(), discardLogger())
+	_, err = New(cfg, nil, nil, prometheusRegistry(), discardLogger())
 	require.ErrorContains(t, err, "no configuration store")
 }

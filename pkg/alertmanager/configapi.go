@@ -21,8 +21,8 @@ import (
 //	alertmanager_config: <the Alertmanager configuration file, as a string>
 //
 // GET answers 200 with the configuration, or 404 when the tenant has none; POST validates the body
-// and stores it (201), or answers 400 saying what is wrong (413 for a body over
-// -alertmanager.max-config-size-bytes); DELETE removes the configuration (200, also when there was
+// and stores it (201), or answers 400 saying what is wrong (413 for a body over the tenant's
+// alertmanager_max_config_size_bytes); DELETE removes the configuration (200, also when there was
 // none). A change is in effect within -alertmanager.configs.poll-interval.
 func (am *MultitenantAlertmanager) serveConfigAPI(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
@@ -67,12 +67,12 @@ func (am *MultitenantAlertmanager) setConfig(w http.ResponseWriter, r *http.Requ
 		return
 	}
 	body := io.Reader(r.Body)
-	if limit := am.cfg.MaxConfigSizeBytes; limit > 0 {
+	if limit := am.limits.AlertmanagerMaxConfigSizeBytes(id); limit > 0 {
 		body = http.MaxBytesReader(w, r.Body, int64(limit))
 	}
 	data, err := io.ReadAll(body)
 	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-		http.Error(w, fmt.Sprintf("the configuration is larger than %d bytes, the limit (-alertmanager.max-config-size-bytes)", mbe.Limit), http.StatusRequestEntityTooLarge)
+		http.Error(w, limitMessage("alertmanager_max_config_size_bytes", "the configuration is larger than %d bytes, the limit", mbe.Limit), http.StatusRequestEntityTooLarge)
 		return
 	}
 	if err != nil {
@@ -81,7 +81,7 @@ func (am *MultitenantAlertmanager) setConfig(w http.ResponseWriter, r *http.Requ
 	}
 	cfg, err := decodeConfigBody(data)
 	if err == nil {
-		err = validateTenantConfig(cfg, am.cfg.MaxTemplatesCount, am.externalURL, am.firewall, am.logger.With("tenant", id))
+		err = validateTenantConfig(cfg, am.limits.AlertmanagerMaxTemplatesCount(id), am.externalURL, am.firewall, am.logger.With("tenant", id))
 	}
 	if errors.Is(err, errInvalidConfig) {
 		http.Error(w, err.Error(), http.StatusBadRequest)

@@ -1,6 +1,7 @@
 package alertmanager
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/strata-metrics/strata/pkg/alertmanager/alertstore"
+	"github.com/strata-metrics/strata/pkg/validation"
 )
 
 const minimalConfig = `route:
@@ -79,9 +81,9 @@ func TestConfigAPI_MethodsAndTenant(t *testing.T) {
 }
 
 func TestConfigAPI_RejectsInvalidConfigs(t *testing.T) {
-	cfg := testConfig(t)
-	cfg.MaxTemplatesCount = 3
-	h := newHarness(t, objstore.NewInMemBucket(), cfg)
+	overrides, limits := newTenantOverrides()
+	overrides.set("t1", func(l *validation.Limits) { l.AlertmanagerMaxTemplatesCount = 3 })
+	h := newLimitedHarness(t, objstore.NewInMemBucket(), testConfig(t), limits)
 
 	withReceiver := func(receiver string) string {
 		return "route:\n  receiver: r\nreceivers:\n  - name: r\n" + receiver
@@ -156,11 +158,11 @@ func TestConfigAPI_RejectsInvalidConfigs(t *testing.T) {
 		},
 		"too many templates": {
 			body:   body(alertstore.AlertConfig{AlertmanagerConfig: minimalConfig, TemplateFiles: map[string]string{"a": "", "b": "", "c": "", "d": ""}}),
-			errHas: "4 template files, more than the limit of 3 (-alertmanager.max-templates-count)",
+			errHas: "4 template files, more than the limit of 3. To adjust the related per-tenant limit, configure -alertmanager.max-templates-count, or alertmanager_max_templates_count in the tenant's runtime overrides",
 		},
 		"oversized": {
 			body:    "alertmanager_config: |\n" + strings.Repeat("  # padding padding padding padding\n", 40000),
-			errHas:  "larger than 1048576 bytes",
+			errHas:  "larger than 1048576 bytes, the limit. To adjust the related per-tenant limit, configure -alertmanager.max-config-size-bytes",
 			errCode: http.StatusRequestEntityTooLarge,
 		},
 	} {
@@ -176,6 +178,40 @@ func TestConfigAPI_RejectsInvalidConfigs(t *testing.T) {
 	}
 	code, _ := h.do("t1", http.MethodGet, ConfigPath, "")
 	require.Equal(t, http.StatusNotFound, code, "nothing invalid was stored")
+}
+
+func TestConfigAPI_SizeAndTemplatesLimitsArePerTenant(t *testing.T) {
+	overrides, limits := newTenantOverrides()
+	overrides.set("small", func(l *validation.Limits) {
+		l.AlertmanagerMaxConfigSizeBytes = 300
+		l.AlertmanagerMaxTemplatesCount = 1
+	})
+	h := newLimitedHarness(t, objstore.NewInMemBucket(), testConfig(t), limits)
+	post := func(tenantID string, c alertstore.AlertConfig) (int, string) {
+		out, err := yaml.Marshal(c)
+		require.NoError(t, err)
+		return h.do(tenantID, http.MethodPost, ConfigPath, string(out))
+	}
+	large := alertstore.AlertConfig{AlertmanagerConfig: minimalConfig + strings.Repeat("# padding\n", 50)}
+	twoTemplates := alertstore.AlertConfig{AlertmanagerConfig: minimalConfig, TemplateFiles: map[string]string{"a": "", "b": ""}}
+
+	code, resp := post("small", large)
+	require.Equal(t, http.StatusRequestEntityTooLarge, code, resp)
+	require.Contains(t, resp, "larger than 300 bytes")
+	code, resp = post("small", twoTemplates)
+	require.Equal(t, http.StatusBadRequest, code, resp)
+	require.Contains(t, resp, "2 template files, more than the limit of 1")
+	for _, c := range []alertstore.AlertConfig{large, twoTemplates} {
+		code, resp = post("other", c)
+		require.Equal(t, http.StatusCreated, code, "a tenant without overrides has the defaults: %s", resp)
+	}
+
+	// A change of the overrides applies to the next upload, without a restart.
+	overrides.set("small", func(l *validation.Limits) { l.AlertmanagerMaxTemplatesCount = 2 })
+	code, resp = post("small", twoTemplates)
+	require.Equal(t, http.StatusCreated, code, resp)
+	require.NoError(t, h.am.SyncConfigs(context.Background()))
+	require.NotNil(t, h.am.instance("small"), "the sync applies it with the same limit")
 }
 
 func TestConfigAPI_AliasBombsAreCheap(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/strata-metrics/strata/pkg/alertmanager/alertstore"
 	"github.com/strata-metrics/strata/pkg/tenant"
+	"github.com/strata-metrics/strata/pkg/validation"
 )
 
 // testConfig returns the flag defaults with a temporary data directory, and the receivers firewall
@@ -55,10 +57,21 @@ func newHarness(t *testing.T, bkt objstore.Bucket, cfg Config) *harness {
 // newHarnessWith is newHarness with setup, if not nil, called before the start.
 func newHarnessWith(t *testing.T, bkt objstore.Bucket, cfg Config, setup func(*MultitenantAlertmanager)) *harness {
 	t.Helper()
+	return startHarness(t, bkt, cfg, nil, setup)
+}
+
+// newLimitedHarness is newHarness with the tenants' limits of limits.
+func newLimitedHarness(t *testing.T, bkt objstore.Bucket, cfg Config, limits Limits) *harness {
+	t.Helper()
+	return startHarness(t, bkt, cfg, limits, nil)
+}
+
+func startHarness(t *testing.T, bkt objstore.Bucket, cfg Config, limits Limits, setup func(*MultitenantAlertmanager)) *harness {
+	t.Helper()
 	store, err := alertstore.New(alertstore.Config{Prefix: "alertmanager"}, bkt)
 	require.NoError(t, err)
 	reg := prometheus.NewPedanticRegistry()
-	am, err := New(cfg, store, reg, slog.New(slog.DiscardHandler))
+	am, err := New(cfg, store, limits, reg, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	if setup != nil {
 		setup(am)
@@ -122,9 +135,8 @@ func (h *harness) postAlert(tenantID string, labels map[string]string) {
 	require.Equal(h.t, http.StatusOK, code, resp)
 }
 
-// createSilence silences alerts whose label name has value, for an hour, and returns its ID.
-func (h *harness) createSilence(tenantID, name, value string) string {
-	h.t.Helper()
+// silenceBody is the v2 API's body of a silence of alerts whose label name has value, for an hour.
+func silenceBody(t testing.TB, name, value string) string {
 	body, err := json.Marshal(map[string]any{
 		"matchers":  []map[string]any{{"name": name, "value": value, "isRegex": false, "isEqual": true}},
 		"startsAt":  time.Now().Format(time.RFC3339),
@@ -132,8 +144,14 @@ func (h *harness) createSilence(tenantID, name, value string) string {
 		"createdBy": "test",
 		"comment":   "test silence",
 	})
-	require.NoError(h.t, err)
-	code, resp := h.do(tenantID, http.MethodPost, PathPrefix+"/api/v2/silences", string(body))
+	require.NoError(t, err)
+	return string(body)
+}
+
+// createSilence silences alerts whose label name has value, for an hour, and returns its ID.
+func (h *harness) createSilence(tenantID, name, value string) string {
+	h.t.Helper()
+	code, resp := h.do(tenantID, http.MethodPost, PathPrefix+"/api/v2/silences", silenceBody(h.t, name, value))
 	require.Equal(h.t, http.StatusOK, code, resp)
 	var out struct {
 		SilenceID string `json:"silenceID"`
@@ -266,6 +284,39 @@ func (h *harness) notificationLogged(tenantID, alertname string, since time.Time
 func eventually(t *testing.T, cond func() bool, msg string) {
 	t.Helper()
 	require.Eventually(t, cond, 15*time.Second, 10*time.Millisecond, msg)
+}
+
+// tenantOverrides are tenants' runtime overrides, which a test may change while the Alertmanager runs.
+type tenantOverrides struct {
+	mtx     sync.Mutex
+	tenants map[string]*validation.Limits
+}
+
+// newTenantOverrides returns the overrides, empty, and the limits of every tenant with them.
+func newTenantOverrides() (*tenantOverrides, *validation.Overrides) {
+	o := &tenantOverrides{tenants: map[string]*validation.Limits{}}
+	return o, validation.NewOverrides(validation.DefaultLimits(), o)
+}
+
+// set gives tenantID the default limits as mod changes them, replacing its previous overrides.
+func (o *tenantOverrides) set(tenantID string, mod func(*validation.Limits)) {
+	l := validation.DefaultLimits()
+	mod(&l)
+	o.mtx.Lock()
+	defer o.mtx.Unlock()
+	o.tenants[tenantID] = &l
+}
+
+func (o *tenantOverrides) ByTenant(tenantID string) *validation.Limits {
+	o.mtx.Lock()
+	defer o.mtx.Unlock()
+	return o.tenants[tenantID]
+}
+
+func (o *tenantOverrides) AllByTenant() map[string]*validation.Limits {
+	o.mtx.Lock()
+	defer o.mtx.Unlock()
+	return maps.Clone(o.tenants)
 }
 
 func newFlagSet() *flag.FlagSet { return flag.NewFlagSet("test", flag.ContinueOnError) }

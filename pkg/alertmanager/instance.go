@@ -48,12 +48,10 @@ type instanceOptions struct {
 	externalURL *url.URL
 	firewall    *receiverFirewall // nil: receivers may connect anywhere
 	retention   time.Duration
-	maxAlerts   int
-	maxSilences int
-	maxSilence  int // bytes
+	limits      Limits // asked for the tenant's limits at every call
 
 	requestDuration *prometheus.HistogramVec // shared by every tenant's API
-	discarded       prometheus.Counter       // the tenant's alerts refused by maxAlerts
+	discarded       prometheus.Counter       // the tenant's alerts refused by the alerts limit
 	logger          *slog.Logger
 
 	// replication, if not nil, gets the changes of the silences and the notification log to the
@@ -147,11 +145,8 @@ func newInstance(opts instanceOptions) (*instance, error) {
 	flags := featurecontrol.NoopFlags{}
 	var err error
 	i.silences, err = silence.New(silence.Options{
-		Retention: opts.retention,
-		Limits: silence.Limits{
-			MaxSilences:         func() int { return opts.maxSilences },
-			MaxSilenceSizeBytes: func() int { return opts.maxSilence },
-		},
+		Retention:     opts.retention,
+		Limits:        silenceLimits(opts.limits, opts.tenant),
 		Logger:        i.logger.With("component", "silences"),
 		Metrics:       i.reg,
 		EventRecorder: rec,
@@ -168,7 +163,7 @@ func newInstance(opts instanceOptions) (*instance, error) {
 		return nil, fmt.Errorf("load notification log: %w", err)
 	}
 	i.silencer = silence.NewSilencer(i.silences, i.logger, rec)
-	i.alertCount = &alertCounter{next: i.silencer, max: opts.maxAlerts, discarded: opts.discarded}
+	i.alertCount = &alertCounter{next: i.silencer, tenant: opts.tenant, limits: opts.limits, discarded: opts.discarded}
 	// The provider logs each alert refused by the limit at error level; a tenant flooding alerts would
 	// flood the log, so it gets none (the discarded-alerts metric counts them).
 	i.alerts, err = mem.NewAlerts(context.Background(), alertGCInterval, 0, i.alertCount,

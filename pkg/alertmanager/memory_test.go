@@ -32,7 +32,7 @@ func BenchmarkIdleTenant(b *testing.B) {
 		for i := range idleTenants {
 			require.NoError(b, store.SetConfig(ctx, fmt.Sprintf("tenant-%d", i), webhookConfig("http://127.0.0.1:1/")))
 		}
-		am, err := New(cfg, store, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+		am, err := New(cfg, store, nil, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 		require.NoError(b, err)
 
 		before, goroutinesBefore := heapAfterGC(), runtime.NumGoroutine()

@@ -38,7 +38,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"tenant"}),
 		alertsDiscarded: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_alertmanager_alerts_discarded_total",
-			Help: "Alerts not kept because the tenant had -alertmanager.max-alerts-count alerts already.",
+			Help: "Alerts not kept because the tenant had as many alerts as its limit (alertmanager_max_alerts_count) already.",
 		}, []string{"tenant"}),
 		persists: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_alertmanager_state_persists_total",

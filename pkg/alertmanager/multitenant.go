@@ -57,6 +57,7 @@ type MultitenantAlertmanager struct {
 
 	cfg         Config
 	store       alertstore.Store
+	limits      Limits
 	externalURL *url.URL
 	firewall    *receiverFirewall // nil when -alertmanager.receivers-firewall-* block nothing
 	fallback    *tenantConfig     // nil without -alertmanager.fallback-config-file
@@ -100,9 +101,9 @@ var (
 	errStateUnavailable = errors.New("the tenant's state could be read neither from its replicas nor from the bucket")
 )
 
-// New returns a multi-tenant Alertmanager over store. cfg.DataDir must be set (the app defaults it
-// from -data.dir).
-func New(cfg Config, store alertstore.Store, reg prometheus.Registerer, logger *slog.Logger) (*MultitenantAlertmanager, error) {
+// New returns a multi-tenant Alertmanager over store, with the per-tenant limits of limits (nil: the
+// flags' defaults for every tenant). cfg.DataDir must be set (the app defaults it from -data.dir).
+func New(cfg Config, store alertstore.Store, limits Limits, reg prometheus.Registerer, logger *slog.Logger) (*MultitenantAlertmanager, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -120,10 +121,14 @@ func New(cfg Config, store alertstore.Store, reg prometheus.Registerer, logger *
 	if err != nil {
 		return nil, err
 	}
+	if limits == nil {
+		limits = defaultLimits()
+	}
 	logger = logger.With("component", "alertmanager")
 	am := &MultitenantAlertmanager{
 		cfg:         cfg,
 		store:       store,
+		limits:      limits,
 		externalURL: externalURL,
 		firewall:    firewall,
 		metrics:     newMetrics(reg),
@@ -447,7 +452,7 @@ func (am *MultitenantAlertmanager) syncTenant(ctx context.Context, id string, ra
 }
 
 func (am *MultitenantAlertmanager) applyTenant(ctx context.Context, id string, inst *instance, raw alertstore.AlertConfig, replicas *replicaSet) error {
-	parsed, err := parseTenantConfig(raw, am.cfg.MaxTemplatesCount)
+	parsed, err := parseTenantConfig(raw, am.limits.AlertmanagerMaxTemplatesCount(id))
 	if err != nil {
 		return err
 	}
@@ -480,9 +485,7 @@ func (am *MultitenantAlertmanager) startTenant(ctx context.Context, id string, t
 		externalURL:        am.externalURL,
 		firewall:           am.firewall,
 		retention:          am.cfg.Retention,
-		maxAlerts:          am.cfg.MaxAlertsCount,
-		maxSilences:        am.cfg.MaxSilencesCount,
-		maxSilence:         am.cfg.MaxSilenceSizeBytes,
+		limits:             am.limits,
 		requestDuration:    am.metrics.requestDuration,
 		discarded:          am.metrics.alertsDiscarded.WithLabelValues(id),
 		logger:             am.logger.With("tenant", id),

@@ -15,6 +15,7 @@ import (
 	"github.com/thanos-io/objstore"
 
 	"github.com/strata-metrics/strata/pkg/alertmanager/alertstore"
+	"github.com/strata-metrics/strata/pkg/validation"
 )
 
 func TestAlertmanager_DeliversTenantsAlertsToTheirOwnReceivers(t *testing.T) {
@@ -209,7 +210,7 @@ func TestNew_RejectsBadFallback(t *testing.T) {
 		cfg := testConfig(t)
 		cfg.FallbackConfigFile = filepath.Join(t.TempDir(), "fallback.yaml")
 		require.NoError(t, os.WriteFile(cfg.FallbackConfigFile, []byte(content), 0o644))
-		_, err := New(cfg, store, prometheusRegistry(), discardLogger())
+		_, err := New(cfg, store, nil, prometheusRegistry(), discardLogger())
 		require.Error(t, err, name)
 		require.Contains(t, err.Error(), "-alertmanager.fallback-config-file", name)
 	}
@@ -313,22 +314,50 @@ func TestAlertmanager_RefusesOversizedAPIBodies(t *testing.T) {
 	require.Empty(t, h.alerts("t1"))
 }
 
-func TestAlertmanager_MaxAlertsCount(t *testing.T) {
-	cfg := testConfig(t)
-	cfg.MaxAlertsCount = 3
-	h := newHarness(t, objstore.NewInMemBucket(), cfg)
-	h.setConfig("t1", webhookConfig("http://127.0.0.1:1/"))
-	h.setConfig("t2", webhookConfig("http://127.0.0.1:1/"))
-	for i := range 10 {
-		h.postAlert("t1", map[string]string{"alertname": "Flood", "i": string(rune('a' + i))})
+func TestAlertmanager_MaxAlertsCountIsPerTenant(t *testing.T) {
+	overrides, limits := newTenantOverrides()
+	overrides.set("t1", func(l *validation.Limits) { l.AlertmanagerMaxAlertsCount = 3 })
+	overrides.set("t2", func(l *validation.Limits) { l.AlertmanagerMaxAlertsCount = 5 })
+	h := newLimitedHarness(t, objstore.NewInMemBucket(), testConfig(t), limits)
+	for _, id := range []string{"t1", "t2", "t3"} {
+		h.setConfig(id, webhookConfig("http://127.0.0.1:1/"))
+		for i := range 10 {
+			h.postAlert(id, map[string]string{"alertname": "Flood", "i": string(rune('a' + i))})
+		}
 	}
 	require.Len(t, h.alerts("t1"), 3)
+	require.Len(t, h.alerts("t2"), 5)
+	require.Len(t, h.alerts("t3"), 10, "a tenant without overrides has the default limit")
 	require.Equal(t, 7.0, testutil.ToFloat64(h.am.metrics.alertsDiscarded.WithLabelValues("t1")))
-	// Held alerts can still be updated, and other tenants are not affected.
+	require.Equal(t, 5.0, testutil.ToFloat64(h.am.metrics.alertsDiscarded.WithLabelValues("t2")))
+
+	// Held alerts can still be updated.
 	h.postAlert("t1", map[string]string{"alertname": "Flood", "i": "a"})
 	require.Equal(t, 7.0, testutil.ToFloat64(h.am.metrics.alertsDiscarded.WithLabelValues("t1")))
-	h.postAlert("t2", map[string]string{"alertname": "Calm"})
-	require.Len(t, h.alerts("t2"), 1)
+
+	// A change of the overrides applies to the next alert, without restarting the tenant.
+	overrides.set("t1", func(l *validation.Limits) { l.AlertmanagerMaxAlertsCount = 4 })
+	h.postAlert("t1", map[string]string{"alertname": "Flood", "i": "x"})
+	h.postAlert("t1", map[string]string{"alertname": "Flood", "i": "y"})
+	require.Len(t, h.alerts("t1"), 4)
+}
+
+func TestAlertmanager_MaxSilencesIsPerTenantAndLive(t *testing.T) {
+	overrides, limits := newTenantOverrides()
+	overrides.set("t1", func(l *validation.Limits) { l.AlertmanagerMaxSilencesCount = 1 })
+	h := newLimitedHarness(t, objstore.NewInMemBucket(), testConfig(t), limits)
+	h.setConfig("t1", webhookConfig("http://127.0.0.1:1/"))
+	h.setConfig("t2", webhookConfig("http://127.0.0.1:1/"))
+	h.createSilence("t1", "alertname", "A")
+	code, resp := h.do("t1", http.MethodPost, PathPrefix+"/api/v2/silences", silenceBody(t, "alertname", "B"))
+	require.Equal(t, http.StatusBadRequest, code, resp)
+	require.Contains(t, resp, "exceeded maximum number of silences")
+	h.createSilence("t2", "alertname", "A")
+	h.createSilence("t2", "alertname", "B")
+
+	overrides.set("t1", func(l *validation.Limits) { l.AlertmanagerMaxSilencesCount = 2 })
+	h.createSilence("t1", "alertname", "B")
+	require.Len(t, h.silences("t1"), 2)
 }
 
 func TestAlertmanager_Metrics(t *testing.T) {

@@ -26,8 +26,8 @@ func parseTenantConfig(cfg alertstore.AlertConfig, maxTemplates int) (*config.Co
 		return nil, fmt.Errorf("%w: alertmanager_config is empty; to remove the configuration, use DELETE", errInvalidConfig)
 	}
 	if maxTemplates > 0 && len(cfg.TemplateFiles) > maxTemplates {
-		return nil, fmt.Errorf("%w: %d template files, more than the limit of %d (-alertmanager.max-templates-count)",
-			errInvalidConfig, len(cfg.TemplateFiles), maxTemplates)
+		return nil, fmt.Errorf("%w: %s", errInvalidConfig, limitMessage("alertmanager_max_templates_count",
+			"%d template files, more than the limit of %d", len(cfg.TemplateFiles), maxTemplates))
 	}
 	for name := range cfg.TemplateFiles {
 		if err := checkTemplateName(name, false); err != nil {

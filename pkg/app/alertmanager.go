@@ -57,7 +57,7 @@ func (a *App) initAlertmanager() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	am, err := alertmanager.New(cfg, store, a.reg, logger)
+	am, err := alertmanager.New(cfg, store, a.overrides, a.reg, logger)
 	if err != nil {
 		return nil, err
 	}

@@ -94,6 +94,21 @@ type Limits struct {
 	RulerMaxRuleGroupsPerTenant int `yaml:"ruler_max_rule_groups_per_tenant" flag:"ruler.max-rule-groups-per-tenant"`
 	// RulerEvaluationTimeout bounds each query of the tenant's rules; 0 is no bound.
 	RulerEvaluationTimeout model.Duration `yaml:"ruler_evaluation_timeout" flag:"ruler.evaluation-timeout"`
+
+	// AlertmanagerMaxConfigSizeBytes bounds the body of an upload of the tenant's Alertmanager
+	// configuration, template files included; 0 is no limit.
+	AlertmanagerMaxConfigSizeBytes int `yaml:"alertmanager_max_config_size_bytes" flag:"alertmanager.max-config-size-bytes"`
+	// AlertmanagerMaxTemplatesCount bounds the template files of the tenant's Alertmanager configuration; 0
+	// is no limit.
+	AlertmanagerMaxTemplatesCount int `yaml:"alertmanager_max_templates_count" flag:"alertmanager.max-templates-count"`
+	// AlertmanagerMaxAlertsCount bounds the alerts the tenant's Alertmanager holds, resolved ones included
+	// until they are garbage collected; 0 is no limit.
+	AlertmanagerMaxAlertsCount int `yaml:"alertmanager_max_alerts_count" flag:"alertmanager.max-alerts-count"`
+	// AlertmanagerMaxSilencesCount bounds the tenant's silences, expired ones included until they are
+	// garbage collected; 0 is no limit.
+	AlertmanagerMaxSilencesCount int `yaml:"alertmanager_max_silences_count" flag:"alertmanager.max-silences-count"`
+	// AlertmanagerMaxSilenceSizeBytes bounds the encoded size of one of the tenant's silences; 0 is no limit.
+	AlertmanagerMaxSilenceSizeBytes int `yaml:"alertmanager_max_silence_size_bytes" flag:"alertmanager.max-silence-size-bytes"`
 }
 
 // RegisterFlags registers the limits' flags with their defaults.
@@ -166,6 +181,19 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	l.RulerEvaluationTimeout = model.Duration(2 * time.Minute)
 	f.Var(&l.RulerEvaluationTimeout, "ruler.evaluation-timeout",
 		"The longest one query of a tenant's rule may run; a query that takes longer fails the rule's evaluation. 0 is no limit.")
+
+	f.IntVar(&l.AlertmanagerMaxConfigSizeBytes, "alertmanager.max-config-size-bytes", 1<<20,
+		"The largest body an upload of a tenant's Alertmanager configuration (POST /api/v1/alerts) may have, template files included; larger ones get 413. 0 is no limit.")
+	f.IntVar(&l.AlertmanagerMaxTemplatesCount, "alertmanager.max-templates-count", 100,
+		"The most template files a tenant's Alertmanager configuration may have. 0 is no limit.")
+	// Bounded by default: a tenant's client that floods alerts or silences must not take the memory
+	// every other tenant's Alertmanager runs in.
+	f.IntVar(&l.AlertmanagerMaxAlertsCount, "alertmanager.max-alerts-count", 20_000,
+		"The most alerts a tenant's Alertmanager holds, resolved ones included until they are garbage collected; new alerts beyond it are dropped. 0 is no limit.")
+	f.IntVar(&l.AlertmanagerMaxSilencesCount, "alertmanager.max-silences-count", 10_000,
+		"The most silences a tenant may have, expired ones included until they are garbage collected. 0 is no limit.")
+	f.IntVar(&l.AlertmanagerMaxSilenceSizeBytes, "alertmanager.max-silence-size-bytes", 64<<10,
+		"The largest encoded size of one silence of a tenant, in bytes. 0 is no limit.")
 }
 
 // DefaultLimits returns the limits as their flags default them.
@@ -222,6 +250,11 @@ func (l *Limits) Validate() error {
 	notNegative("ruler_max_rules_per_rule_group", int64(l.RulerMaxRulesPerRuleGroup))
 	notNegative("ruler_max_rule_groups_per_tenant", int64(l.RulerMaxRuleGroupsPerTenant))
 	notNegative("ruler_evaluation_timeout", int64(l.RulerEvaluationTimeout))
+	notNegative("alertmanager_max_config_size_bytes", int64(l.AlertmanagerMaxConfigSizeBytes))
+	notNegative("alertmanager_max_templates_count", int64(l.AlertmanagerMaxTemplatesCount))
+	notNegative("alertmanager_max_alerts_count", int64(l.AlertmanagerMaxAlertsCount))
+	notNegative("alertmanager_max_silences_count", int64(l.AlertmanagerMaxSilencesCount))
+	notNegative("alertmanager_max_silence_size_bytes", int64(l.AlertmanagerMaxSilenceSizeBytes))
 	return errors.Join(errs...)
 }
 
@@ -256,6 +289,32 @@ func (o *Overrides) RulerMaxRuleGroupsPerTenant(tenant string) int {
 // RulerEvaluationTimeout returns the tenant's RulerEvaluationTimeout.
 func (o *Overrides) RulerEvaluationTimeout(tenant string) time.Duration {
 	return time.Duration(o.For(tenant).RulerEvaluationTimeout)
+}
+
+// AlertmanagerMaxConfigSizeBytes returns the tenant's AlertmanagerMaxConfigSizeBytes. This accessor and
+// the next let *Overrides serve the Alertmanager, which reads them at every call.
+func (o *Overrides) AlertmanagerMaxConfigSizeBytes(tenant string) int {
+	return o.For(tenant).AlertmanagerMaxConfigSizeBytes
+}
+
+// AlertmanagerMaxTemplatesCount returns the tenant's AlertmanagerMaxTemplatesCount.
+func (o *Overrides) AlertmanagerMaxTemplatesCount(tenant string) int {
+	return o.For(tenant).AlertmanagerMaxTemplatesCount
+}
+
+// AlertmanagerMaxAlertsCount returns the tenant's AlertmanagerMaxAlertsCount.
+func (o *Overrides) AlertmanagerMaxAlertsCount(tenant string) int {
+	return o.For(tenant).AlertmanagerMaxAlertsCount
+}
+
+// AlertmanagerMaxSilencesCount returns the tenant's AlertmanagerMaxSilencesCount.
+func (o *Overrides) AlertmanagerMaxSilencesCount(tenant string) int {
+	return o.For(tenant).AlertmanagerMaxSilencesCount
+}
+
+// AlertmanagerMaxSilenceSizeBytes returns the tenant's AlertmanagerMaxSilenceSizeBytes.
+func (o *Overrides) AlertmanagerMaxSilenceSizeBytes(tenant string) int {
+	return o.For(tenant).AlertmanagerMaxSilenceSizeBytes
 }
 
 // limitField describes one limit.

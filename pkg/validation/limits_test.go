@@ -48,6 +48,12 @@ func TestLimits_RegisterFlagsDefaults(t *testing.T) {
 		RulerMaxRulesPerRuleGroup:   20,
 		RulerMaxRuleGroupsPerTenant: 70,
 		RulerEvaluationTimeout:      model.Duration(2 * time.Minute),
+
+		AlertmanagerMaxConfigSizeBytes:  1 << 20,
+		AlertmanagerMaxTemplatesCount:   100,
+		AlertmanagerMaxAlertsCount:      20_000,
+		AlertmanagerMaxSilencesCount:    10_000,
+		AlertmanagerMaxSilenceSizeBytes: 64 << 10,
 	}, *defaultLimits(t))
 	require.NoError(t, defaultLimits(t).Validate())
 }
@@ -94,6 +100,16 @@ func TestLimits_Validate(t *testing.T) {
 			wantErr: "-ruler.max-rules-per-rule-group must not be negative, got -1"},
 		{name: "negative rule groups per tenant", modify: func(l *validation.Limits) { l.RulerMaxRuleGroupsPerTenant = -1 },
 			wantErr: "-ruler.max-rule-groups-per-tenant must not be negative, got -1"},
+		{name: "zero alertmanager limits are no limit", modify: func(l *validation.Limits) {
+			l.AlertmanagerMaxConfigSizeBytes, l.AlertmanagerMaxTemplatesCount, l.AlertmanagerMaxAlertsCount = 0, 0, 0
+			l.AlertmanagerMaxSilencesCount, l.AlertmanagerMaxSilenceSizeBytes = 0, 0
+		}},
+		{name: "negative alerts count", modify: func(l *validation.Limits) { l.AlertmanagerMaxAlertsCount = -1 },
+			wantErr: "-alertmanager.max-alerts-count must not be negative, got -1"},
+		{name: "negative config size", modify: func(l *validation.Limits) { l.AlertmanagerMaxConfigSizeBytes = -1 },
+			wantErr: "-alertmanager.max-config-size-bytes must not be negative"},
+		{name: "negative silence size", modify: func(l *validation.Limits) { l.AlertmanagerMaxSilenceSizeBytes = -1 },
+			wantErr: "-alertmanager.max-silence-size-bytes must not be negative"},
 		{name: "negative grace period", modify: func(l *validation.Limits) { l.CreationGracePeriod = model.Duration(-time.Second) },
 			wantErr: "-validation.create-grace-period must not be negative, got -1s"},
 	}
@@ -165,4 +181,23 @@ func TestOverrides_RulerLimitsFollowTheTenantsOverrides(t *testing.T) {
 	require.Equal(t, 70, o.RulerMaxRuleGroupsPerTenant("other"))
 	require.Equal(t, 5, o.RulerMaxRulesPerRuleGroup("big"))
 	require.Equal(t, 0, o.RulerMaxRuleGroupsPerTenant("big"))
+}
+
+func TestOverrides_AlertmanagerLimitsFollowTheTenantsOverrides(t *testing.T) {
+	custom := validation.DefaultLimits()
+	custom.AlertmanagerMaxConfigSizeBytes = 1
+	custom.AlertmanagerMaxTemplatesCount = 2
+	custom.AlertmanagerMaxAlertsCount = 3
+	custom.AlertmanagerMaxSilencesCount = 4
+	custom.AlertmanagerMaxSilenceSizeBytes = 5
+	o := validation.NewOverrides(validation.DefaultLimits(), tenantLimitsMap{"big": &custom})
+	require.Equal(t, []int{1 << 20, 100, 20_000, 10_000, 64 << 10}, alertmanagerLimits(o, "other"))
+	require.Equal(t, []int{1, 2, 3, 4, 5}, alertmanagerLimits(o, "big"))
+}
+
+func alertmanagerLimits(o *validation.Overrides, tenant string) []int {
+	return []int{
+		o.AlertmanagerMaxConfigSizeBytes(tenant), o.AlertmanagerMaxTemplatesCount(tenant), o.AlertmanagerMaxAlertsCount(tenant),
+		o.AlertmanagerMaxSilencesCount(tenant), o.AlertmanagerMaxSilenceSizeBytes(tenant),
+	}
 }
