@@ -61,8 +61,8 @@ func (i *instance) apply(tc tenantConfig) error {
 		inhibitor.Mutes(ctx, lset)
 		i.silencer.Mutes(ctx, lset)
 	})
-	disp := dispatch.NewDispatcher(i.alerts, routes, pipeline, i.marker, i.notifyTimeout,
-		dispatchMaintenanceInterval, nil, i.logger, rec, i.dispatcherMetrics)
+	disp := dispatch.NewDispatcher(i.alerts, routes, pipeline, i.marker, i.notifyTimeout, dispatchMaintenanceInterval,
+		dispatcherLimits{limits: i.opts.limits, tenant: i.opts.tenant}, withoutAggregationGroupLimitLogs(i.logger), rec, i.dispatcherMetrics)
 
 	// The inhibitor loads the alerts before the dispatcher starts, so that no notification goes out
 	// for an alert that is inhibited.

@@ -14,7 +14,6 @@ import (
 	"testing"
 
 	"github.com/prometheus/alertmanager/config"
-	"github.com/prometheus/client_golang/prometheus"
 	commoncfg "github.com/prometheus/common/config"
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
@@ -207,7 +206,7 @@ func TestAlertmanager_ReceiversFirewallFailsNotificationsToLoopback(t *testing.T
 	eventually(t, func() bool { return strings.Contains(logs.String(), "receivers firewall: connection to 127.0.0.1:") }, "each attempt's failure is logged, naming the firewall")
 	// Alertmanager counts the notification failed once its retries run out, after notify.MinTimeout.
 	eventually(t, func() bool {
-		return sumOf(t, h.reg, "strata_alertmanager_notifications_failed_total") > 0
+		return h.tenantSum("strata_alertmanager_notifications_failed_total", "t1") > 0
 	}, "the notification fails")
 	require.Empty(t, hook.received())
 }
@@ -220,22 +219,6 @@ func TestAlertmanager_ReceiversFirewallOffDelivers(t *testing.T) {
 	h.setConfig("t1", webhookConfig(hook.srv.URL))
 	h.postAlert("t1", map[string]string{"alertname": "Delivered"})
 	eventually(t, func() bool { return len(hook.received()) == 1 }, "delivered with an empty block list")
-}
-
-// sumOf sums the values of the counter name's series in reg.
-func sumOf(t *testing.T, reg prometheus.Gatherer, name string) float64 {
-	t.Helper()
-	families, err := reg.Gather()
-	require.NoError(t, err)
-	var sum float64
-	for _, mf := range families {
-		if mf.GetName() == name {
-			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return sum
 }
 
 func snsReceiver(awsClient bool) config.Receiver {

@@ -280,6 +280,27 @@ func (h *harness) notificationLogged(tenantID, alertname string, since time.Time
 	return len(entries) == 1 && !entries[0].GetTimestamp().AsTime().Before(since)
 }
 
+// tenantSum sums the values of the series of the counter or gauge name that the tenant's label selects.
+func (h *harness) tenantSum(name, tenantID string) float64 {
+	h.t.Helper()
+	families, err := h.reg.Gather()
+	require.NoError(h.t, err)
+	var sum float64
+	for _, mf := range families {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "tenant" && lp.GetValue() == tenantID {
+					sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return sum
+}
+
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, cond func() bool, msg string) {
 	t.Helper()

@@ -51,7 +51,7 @@ type instanceOptions struct {
 	limits      Limits // asked for the tenant's limits at every call
 
 	requestDuration *prometheus.HistogramVec // shared by every tenant's API
-	discarded       prometheus.Counter       // the tenant's alerts refused by the alerts limit
+	discarded       *prometheus.CounterVec   // the tenant's alerts refused by a limit, by the limit's key
 	logger          *slog.Logger
 
 	// replication, if not nil, gets the changes of the silences and the notification log to the
@@ -163,8 +163,8 @@ func newInstance(opts instanceOptions) (*instance, error) {
 		return nil, fmt.Errorf("load notification log: %w", err)
 	}
 	i.silencer = silence.NewSilencer(i.silences, i.logger, rec)
-	i.alertCount = &alertCounter{next: i.silencer, tenant: opts.tenant, limits: opts.limits, discarded: opts.discarded}
-	// The provider logs each alert refused by the limit at error level; a tenant flooding alerts would
+	i.alertCount = newAlertCounter(i.silencer, opts.tenant, opts.limits, opts.discarded)
+	// The provider logs each alert refused by a limit at error level; a tenant flooding alerts would
 	// flood the log, so it gets none (the discarded-alerts metric counts them).
 	i.alerts, err = mem.NewAlerts(context.Background(), alertGCInterval, 0, i.alertCount,
 		slog.New(slog.DiscardHandler), rec, i.reg, flags)

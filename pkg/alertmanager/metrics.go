@@ -38,8 +38,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"tenant"}),
 		alertsDiscarded: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_alertmanager_alerts_discarded_total",
-			Help: "Alerts not kept because the tenant had as many alerts as its limit (alertmanager_max_alerts_count) already.",
-		}, []string{"tenant"}),
+			Help: "Alerts not kept because they would take the tenant over a limit, by the limit: alertmanager_max_alerts_count or alertmanager_max_alerts_size_bytes.",
+		}, []string{"tenant", "limit"}),
 		persists: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_alertmanager_state_persists_total",
 			Help: "Writes of a tenant's silences and notification log to the store, by result.",
@@ -76,7 +76,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 // deleteTenant drops the series of a tenant that no longer runs here.
 func (m *metrics) deleteTenant(tenantID string) {
 	m.lastApplyOK.DeleteLabelValues(tenantID)
-	m.alertsDiscarded.DeleteLabelValues(tenantID)
+	m.alertsDiscarded.DeletePartialMatch(prometheus.Labels{"tenant": tenantID})
 }
 
 // exportedFamily is a metric of Alertmanager's parts that is exposed per tenant, under a strata name,
@@ -113,6 +113,10 @@ var exportedFamilies = map[string]exportedFamily{
 		"Notifications attempted, by integration.", "integration"),
 	"alertmanager_notifications_failed_total": newExportedFamily("strata_alertmanager_notifications_failed_total",
 		"Notifications that failed, by integration and reason.", "integration", "reason"),
+	"alertmanager_dispatcher_aggregation_groups": newExportedFamily("strata_alertmanager_dispatcher_aggregation_groups",
+		"Aggregation groups of the tenant's Alertmanager."),
+	"alertmanager_dispatcher_aggregation_group_limit_reached_total": newExportedFamily("strata_alertmanager_dispatcher_aggregation_group_limit_reached_total",
+		"Alerts not routed, and so not notified, because the tenant's Alertmanager had as many aggregation groups as its limit (alertmanager_max_dispatcher_aggregation_groups)."),
 }
 
 // tenantCollector exposes the exportedFamilies of every running tenant's registry with a tenant label,

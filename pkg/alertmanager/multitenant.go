@@ -487,7 +487,7 @@ func (am *MultitenantAlertmanager) startTenant(ctx context.Context, id string, t
 		retention:          am.cfg.Retention,
 		limits:             am.limits,
 		requestDuration:    am.metrics.requestDuration,
-		discarded:          am.metrics.alertsDiscarded.WithLabelValues(id),
+		discarded:          am.metrics.alertsDiscarded.MustCurryWith(prometheus.Labels{"tenant": id}),
 		logger:             am.logger.With("tenant", id),
 		replication:        am.Replication,
 		replicationResults: am.metrics.stateReplications,

@@ -328,12 +328,12 @@ func TestAlertmanager_MaxAlertsCountIsPerTenant(t *testing.T) {
 	require.Len(t, h.alerts("t1"), 3)
 	require.Len(t, h.alerts("t2"), 5)
 	require.Len(t, h.alerts("t3"), 10, "a tenant without overrides has the default limit")
-	require.Equal(t, 7.0, testutil.ToFloat64(h.am.metrics.alertsDiscarded.WithLabelValues("t1")))
-	require.Equal(t, 5.0, testutil.ToFloat64(h.am.metrics.alertsDiscarded.WithLabelValues("t2")))
+	require.Equal(t, 7.0, testutil.ToFloat64(h.am.metrics.alertsDiscarded.WithLabelValues("t1", "alertmanager_max_alerts_count")))
+	require.Equal(t, 5.0, testutil.ToFloat64(h.am.metrics.alertsDiscarded.WithLabelValues("t2", "alertmanager_max_alerts_count")))
 
 	// Held alerts can still be updated.
 	h.postAlert("t1", map[string]string{"alertname": "Flood", "i": "a"})
-	require.Equal(t, 7.0, testutil.ToFloat64(h.am.metrics.alertsDiscarded.WithLabelValues("t1")))
+	require.Equal(t, 7.0, testutil.ToFloat64(h.am.metrics.alertsDiscarded.WithLabelValues("t1", "alertmanager_max_alerts_count")))
 
 	// A change of the overrides applies to the next alert, without restarting the tenant.
 	overrides.set("t1", func(l *validation.Limits) { l.AlertmanagerMaxAlertsCount = 4 })

@@ -42,7 +42,7 @@ func (am *MultitenantAlertmanager) Tenants() []TenantStatus {
 			Config:         config,
 			Started:        inst.started.UTC(),
 			ConfigApplied:  at.UTC(),
-			Alerts:         inst.alertCount.count.Load(),
+			Alerts:         inst.alertCount.count(),
 			ActiveSilences: active,
 			Position:       inst.Position(),
 		})

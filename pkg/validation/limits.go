@@ -104,11 +104,17 @@ type Limits struct {
 	// AlertmanagerMaxAlertsCount bounds the alerts the tenant's Alertmanager holds, resolved ones included
 	// until they are garbage collected; 0 is no limit.
 	AlertmanagerMaxAlertsCount int `yaml:"alertmanager_max_alerts_count" flag:"alertmanager.max-alerts-count"`
+	// AlertmanagerMaxAlertsSizeBytes bounds the total size of the labels and annotations of the alerts
+	// the tenant's Alertmanager holds; 0 is no limit.
+	AlertmanagerMaxAlertsSizeBytes int `yaml:"alertmanager_max_alerts_size_bytes" flag:"alertmanager.max-alerts-size-bytes"`
 	// AlertmanagerMaxSilencesCount bounds the tenant's silences, expired ones included until they are
 	// garbage collected; 0 is no limit.
 	AlertmanagerMaxSilencesCount int `yaml:"alertmanager_max_silences_count" flag:"alertmanager.max-silences-count"`
 	// AlertmanagerMaxSilenceSizeBytes bounds the encoded size of one of the tenant's silences; 0 is no limit.
 	AlertmanagerMaxSilenceSizeBytes int `yaml:"alertmanager_max_silence_size_bytes" flag:"alertmanager.max-silence-size-bytes"`
+	// AlertmanagerMaxDispatcherAggregationGroups bounds the aggregation groups of the tenant's
+	// Alertmanager; 0 is no limit.
+	AlertmanagerMaxDispatcherAggregationGroups int `yaml:"alertmanager_max_dispatcher_aggregation_groups" flag:"alertmanager.max-dispatcher-aggregation-groups"`
 }
 
 // RegisterFlags registers the limits' flags with their defaults.
@@ -190,10 +196,16 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	// every other tenant's Alertmanager runs in.
 	f.IntVar(&l.AlertmanagerMaxAlertsCount, "alertmanager.max-alerts-count", 20_000,
 		"The most alerts a tenant's Alertmanager holds, resolved ones included until they are garbage collected; new alerts beyond it are dropped. 0 is no limit.")
+	// The count alone lets a few alerts with huge annotations (each up to an API request's 4 MiB) take
+	// gigabytes; 64 MiB is over 3 KiB for each of the default 20,000 alerts, far above usual alerts.
+	f.IntVar(&l.AlertmanagerMaxAlertsSizeBytes, "alertmanager.max-alerts-size-bytes", 64<<20,
+		"The largest total size, in bytes, of the labels, annotations and generator URLs of the alerts a tenant's Alertmanager holds; new alerts, and updates that grow an alert, beyond it are dropped (resolving an alert always passes). 0 is no limit.")
 	f.IntVar(&l.AlertmanagerMaxSilencesCount, "alertmanager.max-silences-count", 10_000,
 		"The most silences a tenant may have, expired ones included until they are garbage collected. 0 is no limit.")
 	f.IntVar(&l.AlertmanagerMaxSilenceSizeBytes, "alertmanager.max-silence-size-bytes", 64<<10,
 		"The largest encoded size of one silence of a tenant, in bytes. 0 is no limit.")
+	f.IntVar(&l.AlertmanagerMaxDispatcherAggregationGroups, "alertmanager.max-dispatcher-aggregation-groups", 1000,
+		"The most aggregation groups (alerts grouped by a route's group_by) a tenant's Alertmanager keeps; an alert that would need a new group beyond it is not routed, and so not notified. 0 is no limit.")
 }
 
 // DefaultLimits returns the limits as their flags default them.
@@ -253,8 +265,10 @@ func (l *Limits) Validate() error {
 	notNegative("alertmanager_max_config_size_bytes", int64(l.AlertmanagerMaxConfigSizeBytes))
 	notNegative("alertmanager_max_templates_count", int64(l.AlertmanagerMaxTemplatesCount))
 	notNegative("alertmanager_max_alerts_count", int64(l.AlertmanagerMaxAlertsCount))
+	notNegative("alertmanager_max_alerts_size_bytes", int64(l.AlertmanagerMaxAlertsSizeBytes))
 	notNegative("alertmanager_max_silences_count", int64(l.AlertmanagerMaxSilencesCount))
 	notNegative("alertmanager_max_silence_size_bytes", int64(l.AlertmanagerMaxSilenceSizeBytes))
+	notNegative("alertmanager_max_dispatcher_aggregation_groups", int64(l.AlertmanagerMaxDispatcherAggregationGroups))
 	return errors.Join(errs...)
 }
 
@@ -307,6 +321,11 @@ func (o *Overrides) AlertmanagerMaxAlertsCount(tenant string) int {
 	return o.For(tenant).AlertmanagerMaxAlertsCount
 }
 
+// AlertmanagerMaxAlertsSizeBytes returns the tenant's AlertmanagerMaxAlertsSizeBytes.
+func (o *Overrides) AlertmanagerMaxAlertsSizeBytes(tenant string) int {
+	return o.For(tenant).AlertmanagerMaxAlertsSizeBytes
+}
+
 // AlertmanagerMaxSilencesCount returns the tenant's AlertmanagerMaxSilencesCount.
 func (o *Overrides) AlertmanagerMaxSilencesCount(tenant string) int {
 	return o.For(tenant).AlertmanagerMaxSilencesCount
@@ -315,6 +334,11 @@ func (o *Overrides) AlertmanagerMaxSilencesCount(tenant string) int {
 // AlertmanagerMaxSilenceSizeBytes returns the tenant's AlertmanagerMaxSilenceSizeBytes.
 func (o *Overrides) AlertmanagerMaxSilenceSizeBytes(tenant string) int {
 	return o.For(tenant).AlertmanagerMaxSilenceSizeBytes
+}
+
+// AlertmanagerMaxDispatcherAggregationGroups returns the tenant's AlertmanagerMaxDispatcherAggregationGroups.
+func (o *Overrides) AlertmanagerMaxDispatcherAggregationGroups(tenant string) int {
+	return o.For(tenant).AlertmanagerMaxDispatcherAggregationGroups
 }
 
 // limitField describes one limit.

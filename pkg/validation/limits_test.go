@@ -49,11 +49,13 @@ func TestLimits_RegisterFlagsDefaults(t *testing.T) {
 		RulerMaxRuleGroupsPerTenant: 70,
 		RulerEvaluationTimeout:      model.Duration(2 * time.Minute),
 
-		AlertmanagerMaxConfigSizeBytes:  1 << 20,
-		AlertmanagerMaxTemplatesCount:   100,
-		AlertmanagerMaxAlertsCount:      20_000,
-		AlertmanagerMaxSilencesCount:    10_000,
-		AlertmanagerMaxSilenceSizeBytes: 64 << 10,
+		AlertmanagerMaxConfigSizeBytes:             1 << 20,
+		AlertmanagerMaxTemplatesCount:              100,
+		AlertmanagerMaxAlertsCount:                 20_000,
+		AlertmanagerMaxAlertsSizeBytes:             64 << 20,
+		AlertmanagerMaxSilencesCount:               10_000,
+		AlertmanagerMaxSilenceSizeBytes:            64 << 10,
+		AlertmanagerMaxDispatcherAggregationGroups: 1000,
 	}, *defaultLimits(t))
 	require.NoError(t, defaultLimits(t).Validate())
 }
@@ -103,11 +105,16 @@ func TestLimits_Validate(t *testing.T) {
 		{name: "zero alertmanager limits are no limit", modify: func(l *validation.Limits) {
 			l.AlertmanagerMaxConfigSizeBytes, l.AlertmanagerMaxTemplatesCount, l.AlertmanagerMaxAlertsCount = 0, 0, 0
 			l.AlertmanagerMaxSilencesCount, l.AlertmanagerMaxSilenceSizeBytes = 0, 0
+			l.AlertmanagerMaxAlertsSizeBytes, l.AlertmanagerMaxDispatcherAggregationGroups = 0, 0
 		}},
 		{name: "negative alerts count", modify: func(l *validation.Limits) { l.AlertmanagerMaxAlertsCount = -1 },
 			wantErr: "-alertmanager.max-alerts-count must not be negative, got -1"},
 		{name: "negative config size", modify: func(l *validation.Limits) { l.AlertmanagerMaxConfigSizeBytes = -1 },
 			wantErr: "-alertmanager.max-config-size-bytes must not be negative"},
+		{name: "negative alerts size", modify: func(l *validation.Limits) { l.AlertmanagerMaxAlertsSizeBytes = -1 },
+			wantErr: "-alertmanager.max-alerts-size-bytes must not be negative"},
+		{name: "negative aggregation groups", modify: func(l *validation.Limits) { l.AlertmanagerMaxDispatcherAggregationGroups = -1 },
+			wantErr: "-alertmanager.max-dispatcher-aggregation-groups must not be negative"},
 		{name: "negative silence size", modify: func(l *validation.Limits) { l.AlertmanagerMaxSilenceSizeBytes = -1 },
 			wantErr: "-alertmanager.max-silence-size-bytes must not be negative"},
 		{name: "negative grace period", modify: func(l *validation.Limits) { l.CreationGracePeriod = model.Duration(-time.Second) },
@@ -190,14 +197,17 @@ func TestOverrides_AlertmanagerLimitsFollowTheTenantsOverrides(t *testing.T) {
 	custom.AlertmanagerMaxAlertsCount = 3
 	custom.AlertmanagerMaxSilencesCount = 4
 	custom.AlertmanagerMaxSilenceSizeBytes = 5
+	custom.AlertmanagerMaxAlertsSizeBytes = 6
+	custom.AlertmanagerMaxDispatcherAggregationGroups = 7
 	o := validation.NewOverrides(validation.DefaultLimits(), tenantLimitsMap{"big": &custom})
-	require.Equal(t, []int{1 << 20, 100, 20_000, 10_000, 64 << 10}, alertmanagerLimits(o, "other"))
-	require.Equal(t, []int{1, 2, 3, 4, 5}, alertmanagerLimits(o, "big"))
+	require.Equal(t, []int{1 << 20, 100, 20_000, 10_000, 64 << 10, 64 << 20, 1000}, alertmanagerLimits(o, "other"))
+	require.Equal(t, []int{1, 2, 3, 4, 5, 6, 7}, alertmanagerLimits(o, "big"))
 }
 
 func alertmanagerLimits(o *validation.Overrides, tenant string) []int {
 	return []int{
 		o.AlertmanagerMaxConfigSizeBytes(tenant), o.AlertmanagerMaxTemplatesCount(tenant), o.AlertmanagerMaxAlertsCount(tenant),
 		o.AlertmanagerMaxSilencesCount(tenant), o.AlertmanagerMaxSilenceSizeBytes(tenant),
+		o.AlertmanagerMaxAlertsSizeBytes(tenant), o.AlertmanagerMaxDispatcherAggregationGroups(tenant),
 	}
 }
