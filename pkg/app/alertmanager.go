@@ -24,8 +24,8 @@ import (
 const alertmanagerRingKey = "alertmanager-ring"
 
 func (a *App) initAlertmanagerClient() (services.Service, error) {
-	// State reads and forwarded API calls may be retried on another try; state updates and forwarded
-	// writes are not retried by the pool (the Alertmanager decides).
+	// Reading a replica's state is retried on Unavailable; state updates and forwarded API calls are
+	// not: the Alertmanager itself moves on to the next replica, or sends the full state later.
 	readMethods := []string{strings.TrimPrefix(alertmanagerpb.Alertmanager_ReadState_FullMethodName, "/")}
 	a.alertmanagerClients = grpcclient.NewPool("alertmanager", readMethods, a.cfg.AlertmanagerClient, a.reg, a.logger.With("component", "alertmanager-client"))
 	return a.alertmanagerClients, nil
