@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/index"
 
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
+	"github.com/strata-metrics/strata/pkg/util/promutil"
 )
 
 // headStatus computes the quantities of Prometheus' TSDB status that add up across ingesters: series
@@ -87,11 +88,8 @@ func postingsLen(p index.Postings) (uint64, error) {
 
 // headChunks returns the tenant's head chunks as the TSDB's prometheus_tsdb_head_chunks gauge counts them,
 // which is where Prometheus' own TSDB status reads its chunk count: the head exposes it no other way.
-func headChunks(reg *tenantRegisterer) int64 {
-	reg.mtx.Lock()
-	collectors := slices.Clone(reg.collectors)
-	reg.mtx.Unlock()
-	for _, c := range collectors {
+func headChunks(reg *promutil.TrackingRegisterer) int64 {
+	for _, c := range reg.Collectors() {
 		g, ok := c.(prometheus.Gauge)
 		if !ok || !strings.Contains(g.Desc().String(), `fqName: "prometheus_tsdb_head_chunks"`) {
 			continue

@@ -25,6 +25,7 @@ import (
 	"github.com/strata-metrics/strata/pkg/ring"
 	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 	"github.com/strata-metrics/strata/pkg/tenant"
+	"github.com/strata-metrics/strata/pkg/util/promutil"
 	"github.com/strata-metrics/strata/pkg/validation"
 )
 
@@ -123,7 +124,7 @@ type tenantDB struct {
 	// inflight counts requests using db, so closing an idle tenant waits for them.
 	inflight sync.WaitGroup
 	// registerer holds the TSDB's metrics, unregistered when the tenant is closed.
-	registerer *tenantRegisterer
+	registerer *promutil.TrackingRegisterer
 	// series applies the series limits and counts the tenant's series.
 	series *seriesLimiter
 	// applied are the limit-driven settings the TSDB runs with; settingsMtx serialises their changes.
@@ -330,7 +331,7 @@ func (i *Ingester) openTenant(id string, onDisk bool) (*tenantDB, error) {
 	t.registerer = reg
 	db, err := tsdb.Open(filepath.Join(i.cfg.TSDBDir, id), i.logger.With("tenant", id), reg, opts, nil)
 	if err != nil {
-		reg.unregisterAll()
+		reg.UnregisterAll()
 		t.series.released()
 		return nil, status.Errorf(codes.Unavailable, "open TSDB of tenant %s: %v", id, err)
 	}

@@ -148,7 +148,7 @@ func (i *Ingester) closeIdleTenant(ctx context.Context, id string, t *tenantDB) 
 	t.inflight.Wait()
 	err := t.db.Close()
 	t.series.released()
-	t.registerer.unregisterAll()
+	t.registerer.UnregisterAll()
 	if err != nil {
 		return fmt.Errorf("close TSDB: %w", err)
 	}

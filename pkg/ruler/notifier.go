@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/prometheus/rules"
 
 	"github.com/strata-metrics/strata/pkg/tenant"
+	"github.com/strata-metrics/strata/pkg/util/promutil"
 )
 
 // parseAlertmanagerURLs reads -ruler.alertmanager-url: comma-separated http(s) URLs, each with the path
@@ -60,7 +61,7 @@ type alertNotifier struct {
 
 type tenantNotifier struct {
 	*notifier.Manager
-	metrics *trackingRegisterer
+	metrics *promutil.TrackingRegisterer
 	done    chan struct{}
 }
 
@@ -120,7 +121,7 @@ func (n *alertNotifier) forTenant(tenantID string) *tenantNotifier {
 }
 
 func (n *alertNotifier) newTenantNotifier(tenantID string) (*tenantNotifier, error) {
-	metrics := &trackingRegisterer{reg: prometheus.WrapRegistererWith(prometheus.Labels{"tenant": tenantID}, n.reg)}
+	metrics := promutil.NewTrackingRegisterer(prometheus.WrapRegistererWith(prometheus.Labels{"tenant": tenantID}, n.reg))
 	m := notifier.NewManager(&notifier.Options{
 		QueueCapacity: n.cfg.NotificationQueueCapacity,
 		Registerer:    metrics,
@@ -156,7 +157,7 @@ func (n *alertNotifier) newTenantNotifier(tenantID string) (*tenantNotifier, err
 		}}
 	}
 	if err := m.ApplyConfig(cfg); err != nil {
-		metrics.unregisterAll()
+		metrics.UnregisterAll()
 		return nil, err
 	}
 	// The Alertmanagers are fixed: one update of the targets, never closed, as discovery would send.
@@ -201,42 +202,5 @@ func (n *alertNotifier) stop() {
 func (tn *tenantNotifier) stop() {
 	tn.Stop()
 	<-tn.done
-	tn.metrics.unregisterAll()
-}
-
-// trackingRegisterer remembers what it registered so that a tenant's notifier metrics go away with it.
-type trackingRegisterer struct {
-	reg prometheus.Registerer
-
-	mtx        sync.Mutex
-	registered []prometheus.Collector
-}
-
-func (t *trackingRegisterer) Register(c prometheus.Collector) error {
-	if err := t.reg.Register(c); err != nil {
-		return err
-	}
-	t.mtx.Lock()
-	t.registered = append(t.registered, c)
-	t.mtx.Unlock()
-	return nil
-}
-
-func (t *trackingRegisterer) MustRegister(cs ...prometheus.Collector) {
-	for _, c := range cs {
-		if err := t.Register(c); err != nil {
-			panic(err)
-		}
-	}
-}
-
-func (t *trackingRegisterer) Unregister(c prometheus.Collector) bool { return t.reg.Unregister(c) }
-
-func (t *trackingRegisterer) unregisterAll() {
-	t.mtx.Lock()
-	defer t.mtx.Unlock()
-	for _, c := range t.registered {
-		t.reg.Unregister(c)
-	}
-	t.registered = nil
+	tn.metrics.UnregisterAll()
 }
