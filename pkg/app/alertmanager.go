@@ -127,7 +127,7 @@ func (p alertmanagerReplicas) Client(addr string) (alertmanagerpb.AlertmanagerCl
 // ring, as an Alertmanager's own API does with the alerts it receives: to every replica, a majority of
 // which must accept them.
 type ringAlertSender struct {
-	replicas alertmanagerReplicas
+	replicas alertmanager.Replication
 }
 
 // replicaAlertsTimeout bounds the delivery of the ruler's alerts to one Alertmanager replica.
