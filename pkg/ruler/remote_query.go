@@ -26,7 +26,7 @@ const maxRemoteAnswerBytes = 64 << 20
 
 // remoteQueryFunc evaluates a tenant's rule queries through the query-frontend's instant query API at
 // base (-ruler.query-frontend.address), so that they get its queue, fairness and limits.
-func remoteQueryFunc(client *http.Client, base, tenantID string) rules.QueryFunc {
+func remoteQueryFunc(client *http.Client, base, tenantID string, maxAnswerBytes int) rules.QueryFunc {
 	endpoint := strings.TrimSuffix(base, "/") + "/prometheus/api/v1/query"
 	return func(ctx context.Context, qs string, t time.Time) (promql.Vector, error) {
 		form := url.Values{"query": {qs}, "time": {strconv.FormatFloat(float64(t.UnixMilli())/1000, 'f', -1, 64)}}
@@ -41,12 +41,12 @@ func remoteQueryFunc(client *http.Client, base, tenantID string) rules.QueryFunc
 			return nil, fmt.Errorf("query-frontend: %w", err)
 		}
 		defer resp.Body.Close()
-		body, err := io.ReadAll(io.LimitReader(resp.Body, maxRemoteAnswerBytes+1))
+		body, err := io.ReadAll(io.LimitReader(resp.Body, int64(maxAnswerBytes)+1))
 		if err != nil {
 			return nil, fmt.Errorf("query-frontend: reading the answer: %w", err)
 		}
-		if len(body) > maxRemoteAnswerBytes {
-			return nil, fmt.Errorf("query-frontend: the answer is larger than %d bytes", maxRemoteAnswerBytes)
+		if len(body) > maxAnswerBytes {
+			return nil, fmt.Errorf("query-frontend: the answer is larger than %d bytes", maxAnswerBytes)
 		}
 		return decodeInstantAnswer(resp.StatusCode, body)
 	}

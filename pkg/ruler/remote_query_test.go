@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -91,4 +92,31 @@ func TestDecodeInstantAnswer(t *testing.T) {
 		_, err := decodeInstantAnswer(422, []byte(body))
 		require.ErrorContains(t, err, want, body)
 	}
+}
+
+func TestRemoteQueryFunc_RefusesOversizedAndFailingAnswers(t *testing.T) {
+	answers := map[string]func(w http.ResponseWriter){
+		"huge": func(w http.ResponseWriter) {
+			_, _ = w.Write([]byte(`{"status":"success","data":{"resultType":"vector","result":[` + strings.Repeat(" ", 4096) + `]}}`))
+		},
+		"unavailable": func(w http.ResponseWriter) {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"status":"error","errorType":"unavailable","error":"too many queries"}`))
+		},
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		require.NoError(t, r.ParseForm())
+		answers[r.Form.Get("query")](w)
+	}))
+	defer srv.Close()
+	query := remoteQueryFunc(srv.Client(), srv.URL, "tenant-a", 1024)
+
+	_, err := query(t.Context(), "huge", time.Now())
+	require.ErrorContains(t, err, "the answer is larger than 1024 bytes")
+	_, err = query(t.Context(), "unavailable", time.Now())
+	require.ErrorContains(t, err, "answered 503: too many queries")
+
+	srv.Close()
+	_, err = query(t.Context(), "huge", time.Now())
+	require.ErrorContains(t, err, "query-frontend:")
 }

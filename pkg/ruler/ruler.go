@@ -424,7 +424,7 @@ func (r *Ruler) newManager(tenantID string) *tenantManager {
 func (r *Ruler) queryFunc(tenantID string, queryable storage.Queryable) rules.QueryFunc {
 	query := rules.EngineQueryFunc(r.deps.Engine, queryable)
 	if r.cfg.QueryFrontendAddress != "" {
-		query = remoteQueryFunc(r.httpClient, r.cfg.QueryFrontendAddress, tenantID)
+		query = remoteQueryFunc(r.httpClient, r.cfg.QueryFrontendAddress, tenantID, maxRemoteAnswerBytes)
 	}
 	return func(ctx context.Context, qs string, t time.Time) (promql.Vector, error) {
 		ctx = tenant.NewContext(ctx, tenantID)
