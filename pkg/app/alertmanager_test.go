@@ -47,7 +47,7 @@ type fakeReplicas struct {
 }
 
 func (f fakeReplicas) Replicas(string) ([]string, int, error) { return f.order, -1, f.err }
-func (f fakeReplicas) Version() uint64                         { return 0 }
+func (f fakeReplicas) Version() uint64                        { return 0 }
 func (f fakeReplicas) Client(addr string) (alertmanagerpb.AlertmanagerClient, error) {
 	return f.replicas[addr], nil
 }
