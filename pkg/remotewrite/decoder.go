@@ -1,4 +1,5 @@
-// Package remotewrite decodes Prometheus remote-write 1.0 requests for the distributor and the ingester.
+// Package remotewrite decodes Prometheus remote-write 1.0 and 2.0 requests for the distributor and the
+// ingester.
 package remotewrite
 
 import (

@@ -1,0 +1,570 @@
+package remotewrite
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/prometheus/prometheus/prompb"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/strata-metrics/strata/pkg/util/pool"
+)
+
+// Field numbers of io.prometheus.write.v2.Request.
+const (
+	v2SymbolsField    = 4
+	v2TimeseriesField = 5
+)
+
+// DecoderV2 decodes a remote-write 2.0 Request into the 1.0 shapes the rest of Strata validates and
+// appends: each series' label references are resolved to strings of the symbols table, which point into
+// the request's bytes as Decoder's do. What 2.0 adds beside that is kept apart: each series' metadata and
+// each sample's start timestamp. Like Decoder, it reuses its slices from one request to the next.
+//
+// A series that cannot be resolved (a reference outside the symbols table, an odd number of label
+// references) or that holds no sample is not returned but reported in Invalid: the 2.0 specification asks
+// receivers to write the rest of the request and report those as a partial write.
+type DecoderV2 struct {
+	req          prompb.WriteRequest
+	symbols      []string
+	symbolFields []FieldRange
+	seriesBytes  []FieldRange // every timeseries field's message, in the decoded bytes
+	labels       []prompb.Label
+	samples      []prompb.Sample
+	sampleStarts []int64 // each sample's start timestamp, 0 when it has none
+	anyStart     bool
+	spans        []seriesSpanV2
+	fields       []FieldRange
+	metadata     []SeriesMetadata
+	invalid      []InvalidSeries
+	refs         []uint32
+}
+
+// SeriesMetadata is what a 2.0 series says of its metric: type (a prompb.MetricMetadata type, whose
+// numbering 2.0 keeps), help and unit.
+type SeriesMetadata struct {
+	Type       prompb.MetricMetadata_MetricType
+	Help, Unit string
+}
+
+// Empty reports whether the series said nothing of its metric.
+func (m SeriesMetadata) Empty() bool {
+	return m.Type == prompb.MetricMetadata_UNKNOWN && m.Help == "" && m.Unit == ""
+}
+
+// InvalidSeries is a series Decode left out, with the samples and histograms it held.
+type InvalidSeries struct {
+	Err     error
+	Samples int
+}
+
+type seriesSpanV2 struct {
+	labelsStart, labelsEnd   int
+	samplesStart, samplesEnd int
+}
+
+var decodersV2 = pool.NewFreeList(32, func() *DecoderV2 { return &DecoderV2{} })
+
+// GetDecoderV2 returns a 2.0 decoder from a pool; Release returns it.
+func GetDecoderV2() *DecoderV2 { return decodersV2.Get() }
+
+// Release drops the decoder's references into the last request and returns it to the pool. Nothing
+// Decode returned may be used afterwards.
+func (d *DecoderV2) Release() {
+	clear(d.symbols)
+	clear(d.labels)
+	clear(d.metadata)
+	clear(d.invalid)
+	for i := range d.req.Timeseries {
+		d.req.Timeseries[i] = prompb.TimeSeries{}
+	}
+	decodersV2.Put(d)
+}
+
+func (d *DecoderV2) reset() {
+	d.req.Timeseries, d.req.Metadata = d.req.Timeseries[:0], d.req.Metadata[:0]
+	d.symbols, d.symbolFields, d.seriesBytes = d.symbols[:0], d.symbolFields[:0], d.seriesBytes[:0]
+	d.labels, d.samples, d.sampleStarts, d.anyStart = d.labels[:0], d.samples[:0], d.sampleStarts[:0], false
+	d.spans, d.fields = d.spans[:0], d.fields[:0]
+	d.metadata, d.invalid = d.metadata[:0], d.invalid[:0]
+}
+
+// Decode parses b, a 2.0 Request. The returned request (whose Metadata is empty: see SeriesMetadata) and
+// every string in it are valid until the decoder's next use or Release, and only while b is unchanged.
+// An error means b is not a Request at all; series that are wrong on their own are in Invalid.
+func (d *DecoderV2) Decode(b []byte) (*prompb.WriteRequest, error) {
+	d.reset()
+	if err := d.scanSymbols(b); err != nil {
+		return nil, err
+	}
+	if err := d.scanSeries(b); err != nil {
+		return nil, err
+	}
+	return d.decodeSeries(b)
+}
+
+// DecodeParts is Decode of the concatenation of parts, each holding whole fields of a Request, without
+// concatenating them. SeriesField and SymbolFields are not valid after it.
+func (d *DecoderV2) DecodeParts(parts [][]byte) (*prompb.WriteRequest, error) {
+	d.reset()
+	// Series are kept as ranges of one byte slice, so each part's series are decoded before the next
+	// part's are scanned; the symbols they refer to may come in any part, so all are read first.
+	for _, p := range parts {
+		if err := d.scanSymbols(p); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range parts {
+		d.seriesBytes = d.seriesBytes[:0]
+		if err := d.scanSeries(p); err != nil {
+			return nil, err
+		}
+		if _, err := d.decodeSeries(p); err != nil {
+			return nil, err
+		}
+	}
+	return d.attach(), nil
+}
+
+func (d *DecoderV2) scanSymbols(b []byte) error {
+	return walkFields(b, func(num protowire.Number, typ protowire.Type, v []byte, start, end int) error {
+		if num != v2SymbolsField {
+			return nil
+		}
+		if typ != protowire.BytesType {
+			return fmt.Errorf("field %d has wire type %d, want bytes", num, typ)
+		}
+		d.symbols = append(d.symbols, unsafeString(v))
+		if n := len(d.symbolFields); n > 0 && d.symbolFields[n-1].End == start {
+			d.symbolFields[n-1].End = end
+		} else {
+			d.symbolFields = append(d.symbolFields, FieldRange{Start: start, End: end})
+		}
+		return nil
+	})
+}
+
+func (d *DecoderV2) scanSeries(b []byte) error {
+	return walkFields(b, func(num protowire.Number, typ protowire.Type, v []byte, start, end int) error {
+		if num != v2TimeseriesField {
+			return nil
+		}
+		if typ != protowire.BytesType {
+			return fmt.Errorf("field %d has wire type %d, want bytes", num, typ)
+		}
+		d.seriesBytes = append(d.seriesBytes, FieldRange{Start: start, End: end})
+		return nil
+	})
+}
+
+// walkFields calls f with every field of the message b: its number, wire type, value (the content of a
+// bytes field, the encoded varint of a varint field, nil otherwise) and where the whole field (tag
+// included) is in b.
+func walkFields(b []byte, f func(num protowire.Number, typ protowire.Type, v []byte, start, end int) error) error {
+	whole := len(b)
+	for len(b) > 0 {
+		start := whole - len(b)
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return errTruncated
+		}
+		b = b[n:]
+		var v []byte
+		switch typ {
+		case protowire.BytesType:
+			v, n = protowire.ConsumeBytes(b)
+		case protowire.VarintType:
+			_, n = protowire.ConsumeVarint(b)
+			if n > 0 {
+				v = b[:n]
+			}
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if n < 0 {
+			return errTruncated
+		}
+		b = b[n:]
+		if err := f(num, typ, v, start, whole-len(b)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// errNoSymbol is a label or exemplar reference outside the request's symbols table.
+var errNoSymbol = errors.New("reference outside the symbols table")
+
+func (d *DecoderV2) symbol(ref uint32) (string, error) {
+	if int(ref) >= len(d.symbols) {
+		return "", fmt.Errorf("%w (ref %d, %d symbols)", errNoSymbol, ref, len(d.symbols))
+	}
+	return d.symbols[ref], nil
+}
+
+// decodeSeries decodes the series scan found in b.
+func (d *DecoderV2) decodeSeries(b []byte) (*prompb.WriteRequest, error) {
+	if len(d.symbols) > 0 && d.symbols[0] != "" {
+		return nil, fmt.Errorf("the symbols table must start with the empty string, it starts with %q", d.symbols[0])
+	}
+	for _, r := range d.seriesBytes {
+		msg, _ := consumeFieldBytes(b[r.Start:r.End])
+		if err := d.decodeOne(msg, r); err != nil {
+			var invalid *invalidSeriesError
+			if errors.As(err, &invalid) {
+				d.invalid = append(d.invalid, InvalidSeries{Err: invalid.err, Samples: invalid.samples})
+				continue
+			}
+			return nil, fmt.Errorf("time series %d: %w", len(d.req.Timeseries)+len(d.invalid), err)
+		}
+	}
+	return d.attach(), nil
+}
+
+// consumeFieldBytes returns the value of the one bytes field b holds.
+func consumeFieldBytes(b []byte) ([]byte, int) {
+	_, _, n := protowire.ConsumeTag(b)
+	v, m := protowire.ConsumeBytes(b[n:])
+	return v, n + m
+}
+
+type invalidSeriesError struct {
+	err     error
+	samples int
+}
+
+func (e *invalidSeriesError) Error() string { return e.err.Error() }
+
+// decodeOne decodes one TimeSeries message. A series that is well-formed protobuf but wrong on its own
+// is an *invalidSeriesError, and leaves nothing behind.
+func (d *DecoderV2) decodeOne(b []byte, field FieldRange) error {
+	ts := prompb.TimeSeries{}
+	sp := seriesSpanV2{labelsStart: len(d.labels), samplesStart: len(d.samples)}
+	var meta SeriesMetadata
+	d.refs = d.refs[:0]
+	var refErr error // the first reference outside the symbols table, of an exemplar or the metadata
+	err := walkFields(b, func(num protowire.Number, typ protowire.Type, v []byte, _, _ int) error {
+		if num == 1 { // labels_refs, packed or not
+			switch typ {
+			case protowire.BytesType, protowire.VarintType:
+				return appendVarints(&d.refs, v)
+			default:
+				return fmt.Errorf("labels_refs has wire type %d", typ)
+			}
+		}
+		if num < 2 || num > 5 {
+			return nil
+		}
+		if typ != protowire.BytesType {
+			return fmt.Errorf("field %d has wire type %d, want bytes", num, typ)
+		}
+		switch num {
+		case 2:
+			s, start, err := decodeSampleV2(v)
+			if err != nil {
+				return err
+			}
+			d.samples = append(d.samples, s)
+			d.sampleStarts = append(d.sampleStarts, start)
+			d.anyStart = d.anyStart || start != 0
+		case 3:
+			var h prompb.Histogram
+			// Fields 1 to 16 of a 2.0 histogram are those of 1.0; the start timestamp (17) stays among
+			// the unrecognized bytes, which encoding the histogram again keeps.
+			if err := h.Unmarshal(v); err != nil {
+				return fmt.Errorf("histogram: %w", err)
+			}
+			ts.Histograms = append(ts.Histograms, h)
+		case 4:
+			e, err := d.decodeExemplarV2(v)
+			if errors.Is(err, errNoSymbol) {
+				refErr = cmp.Or(refErr, fmt.Errorf("exemplar: %w", err))
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			ts.Exemplars = append(ts.Exemplars, e)
+		case 5:
+			m, err := d.decodeMetadataV2(v)
+			if errors.Is(err, errNoSymbol) {
+				refErr = cmp.Or(refErr, fmt.Errorf("metadata: %w", err))
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			meta = m
+		}
+		return nil
+	})
+	if err == nil {
+		samples := len(d.samples) - sp.samplesStart + len(ts.Histograms)
+		err = cmp.Or(refErr, d.resolveLabels(d.refs))
+		if err == nil && samples == 0 {
+			err = errors.New("a series must hold at least one sample or histogram")
+		}
+		if err == nil {
+			sp.labelsEnd, sp.samplesEnd = len(d.labels), len(d.samples)
+			d.req.Timeseries = append(d.req.Timeseries, ts)
+			d.spans = append(d.spans, sp)
+			d.fields = append(d.fields, field)
+			d.metadata = append(d.metadata, meta)
+			return nil
+		}
+		err = &invalidSeriesError{err: err, samples: samples}
+	}
+	d.labels, d.samples, d.sampleStarts = d.labels[:sp.labelsStart], d.samples[:sp.samplesStart], d.sampleStarts[:sp.samplesStart]
+	return err
+}
+
+// appendVarints appends the varints of b: one field's packed values, or the value of an unpacked one.
+func appendVarints(dst *[]uint32, b []byte) error {
+	for len(b) > 0 {
+		v, n := protowire.ConsumeVarint(b)
+		if n < 0 {
+			return errTruncated
+		}
+		b = b[n:]
+		*dst = append(*dst, uint32(v))
+	}
+	return nil
+}
+
+// resolveLabels appends the labels that refs, name and value references in turn, name.
+func (d *DecoderV2) resolveLabels(refs []uint32) error {
+	if len(refs)%2 != 0 {
+		return fmt.Errorf("labels_refs has an odd number (%d) of references", len(refs))
+	}
+	for i := 0; i < len(refs); i += 2 {
+		name, err := d.symbol(refs[i])
+		if err != nil {
+			return fmt.Errorf("label name: %w", err)
+		}
+		value, err := d.symbol(refs[i+1])
+		if err != nil {
+			return fmt.Errorf("label value: %w", err)
+		}
+		d.labels = append(d.labels, prompb.Label{Name: name, Value: value})
+	}
+	return nil
+}
+
+func (d *DecoderV2) attach() *prompb.WriteRequest {
+	for i := range d.req.Timeseries {
+		sp := d.spans[i]
+		d.req.Timeseries[i].Labels = d.labels[sp.labelsStart:sp.labelsEnd:sp.labelsEnd]
+		d.req.Timeseries[i].Samples = d.samples[sp.samplesStart:sp.samplesEnd:sp.samplesEnd]
+	}
+	return &d.req
+}
+
+// Invalid returns the series the last Decode left out.
+func (d *DecoderV2) Invalid() []InvalidSeries { return d.invalid }
+
+// SeriesField returns where the i-th returned series is in the bytes given to Decode.
+func (d *DecoderV2) SeriesField(i int) FieldRange { return d.fields[i] }
+
+// SymbolFields returns where the symbols table is in the bytes given to Decode: the ranges, in order, that
+// a Request made of some of its series must also hold.
+func (d *DecoderV2) SymbolFields() []FieldRange { return d.symbolFields }
+
+// Metadata returns what the i-th returned series says of its metric.
+func (d *DecoderV2) Metadata(i int) SeriesMetadata { return d.metadata[i] }
+
+// SampleStart returns the start timestamp of the j-th sample of the i-th returned series, 0 if none.
+func (d *DecoderV2) SampleStart(i, j int) int64 {
+	if !d.anyStart {
+		return 0
+	}
+	return d.sampleStarts[d.spans[i].samplesStart+j]
+}
+
+// HistogramStart returns the start timestamp of a histogram Decode returned, 0 if none.
+func HistogramStart(h *prompb.Histogram) int64 {
+	b := h.XXX_unrecognized
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return 0
+		}
+		b = b[n:]
+		if num == 17 && typ == protowire.VarintType {
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return 0
+			}
+			return int64(v)
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return 0
+		}
+		b = b[n:]
+	}
+	return 0
+}
+
+func decodeSampleV2(b []byte) (prompb.Sample, int64, error) {
+	var (
+		s     prompb.Sample
+		start int64
+	)
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return s, 0, errTruncated
+		}
+		b = b[n:]
+		switch {
+		case num == 1 && typ == protowire.Fixed64Type:
+			v, n := protowire.ConsumeFixed64(b)
+			if n < 0 {
+				return s, 0, errTruncated
+			}
+			b = b[n:]
+			s.Value = math.Float64frombits(v)
+		case (num == 2 || num == 3) && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return s, 0, errTruncated
+			}
+			b = b[n:]
+			if num == 2 {
+				s.Timestamp = int64(v)
+			} else {
+				start = int64(v)
+			}
+		case num >= 1 && num <= 3:
+			return s, 0, fmt.Errorf("sample field %d has wire type %d", num, typ)
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return s, 0, errTruncated
+			}
+			b = b[n:]
+		}
+	}
+	return s, start, nil
+}
+
+func (d *DecoderV2) decodeExemplarV2(b []byte) (prompb.Exemplar, error) {
+	var (
+		e    prompb.Exemplar
+		refs []uint32
+	)
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return e, errTruncated
+		}
+		b = b[n:]
+		switch {
+		case num == 1 && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return e, errTruncated
+			}
+			b = b[n:]
+			for len(v) > 0 {
+				ref, m := protowire.ConsumeVarint(v)
+				if m < 0 {
+					return e, errTruncated
+				}
+				v = v[m:]
+				refs = append(refs, uint32(ref))
+			}
+		case num == 1 && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return e, errTruncated
+			}
+			b = b[n:]
+			refs = append(refs, uint32(v))
+		case num == 2 && typ == protowire.Fixed64Type:
+			v, n := protowire.ConsumeFixed64(b)
+			if n < 0 {
+				return e, errTruncated
+			}
+			b = b[n:]
+			e.Value = math.Float64frombits(v)
+		case num == 3 && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return e, errTruncated
+			}
+			b = b[n:]
+			e.Timestamp = int64(v)
+		case num >= 1 && num <= 3:
+			return e, fmt.Errorf("exemplar field %d has wire type %d", num, typ)
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return e, errTruncated
+			}
+			b = b[n:]
+		}
+	}
+	if len(refs)%2 != 0 {
+		return e, fmt.Errorf("%w: odd number (%d) of label references", errNoSymbol, len(refs))
+	}
+	// Exemplars are few next to samples: each gets a slice of its own (its strings still point into the
+	// request).
+	e.Labels = make([]prompb.Label, 0, len(refs)/2)
+	for i := 0; i < len(refs); i += 2 {
+		name, err := d.symbol(refs[i])
+		if err != nil {
+			return e, err
+		}
+		value, err := d.symbol(refs[i+1])
+		if err != nil {
+			return e, err
+		}
+		e.Labels = append(e.Labels, prompb.Label{Name: name, Value: value})
+	}
+	return e, nil
+}
+
+func (d *DecoderV2) decodeMetadataV2(b []byte) (SeriesMetadata, error) {
+	var m SeriesMetadata
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return m, errTruncated
+		}
+		b = b[n:]
+		if typ == protowire.VarintType && (num == 1 || num == 3 || num == 4) {
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return m, errTruncated
+			}
+			b = b[n:]
+			switch num {
+			case 1:
+				m.Type = prompb.MetricMetadata_MetricType(v)
+			case 3, 4:
+				s, err := d.symbol(uint32(v))
+				if err != nil {
+					return m, err
+				}
+				if num == 3 {
+					m.Help = s
+				} else {
+					m.Unit = s
+				}
+			}
+			continue
+		}
+		if num == 1 || num == 3 || num == 4 {
+			return m, fmt.Errorf("metadata field %d has wire type %d", num, typ)
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return m, errTruncated
+		}
+		b = b[n:]
+	}
+	return m, nil
+}
