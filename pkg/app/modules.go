@@ -317,6 +317,10 @@ func (a *App) initDistributorService() (services.Service, error) {
 
 func (a *App) initDistributor() (services.Service, error) {
 	a.server.mux.Handle("/api/v1/push", a.tenantMiddleware(a.distributor))
+	// OTLP/HTTP metrics: the path an OTLP exporter appends to an /otlp endpoint, and Cortex's.
+	otlp := a.tenantMiddleware(distributor.NewOTLPHandler(a.distributor, a.reg))
+	a.server.mux.Handle("/otlp/v1/metrics", otlp)
+	a.server.mux.Handle("/api/v1/otlp/v1/metrics", otlp)
 	return nil, nil
 }
 

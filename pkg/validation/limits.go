@@ -42,6 +42,16 @@ type Limits struct {
 	// RequestBurstSize is how many requests a tenant may send at once above the rate, per distributor.
 	RequestBurstSize int `yaml:"request_burst_size" flag:"distributor.request-burst-size"`
 
+	// OTelMetricSuffixesEnabled adds the unit and type suffixes (_seconds, _total...) to metric names
+	// translated from OTLP, as Prometheus' OTLP receiver does by default.
+	OTelMetricSuffixesEnabled bool `yaml:"otel_metric_suffixes_enabled" flag:"distributor.otel-metric-suffixes-enabled"`
+	// PromoteOTelResourceAttributes are the OTLP resource attributes copied as labels onto every series
+	// of their resource; all of them stay in target_info.
+	PromoteOTelResourceAttributes CSVList `yaml:"promote_otel_resource_attributes" flag:"distributor.otel-promote-resource-attributes"`
+	// OTelKeepIdentifyingResourceAttributes keeps service.name, service.namespace and
+	// service.instance.id in target_info besides turning them into job and instance.
+	OTelKeepIdentifyingResourceAttributes bool `yaml:"otel_keep_identifying_resource_attributes" flag:"distributor.otel-keep-identifying-resource-attributes"`
+
 	// MaxGlobalSeriesPerUser bounds the tenant's in-memory series across the cluster; each ingester
 	// enforces its share (see LocalLimit). 0 is no limit.
 	MaxGlobalSeriesPerUser int `yaml:"max_global_series_per_user" flag:"ingester.max-global-series-per-user"`
@@ -139,6 +149,12 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 		"Push requests per second a tenant may send, across all distributors, shared out as -distributor.ingestion-rate-limit is. Requests beyond it get 429. 0 is no limit.")
 	f.IntVar(&l.RequestBurstSize, "distributor.request-burst-size", 0,
 		"Push requests a tenant may send at once above -distributor.request-rate-limit, per distributor. 0 allows one.")
+	f.BoolVar(&l.OTelMetricSuffixesEnabled, "distributor.otel-metric-suffixes-enabled", false,
+		"Add unit and type suffixes (_seconds, _total, _ratio...) to the names of metrics received over OTLP, as Prometheus' OTLP receiver does by default.")
+	f.Var(&l.PromoteOTelResourceAttributes, "distributor.otel-promote-resource-attributes",
+		"Comma-separated OTLP resource attributes copied as labels (dots and dashes become underscores) onto every series of their resource. All resource attributes are in target_info either way.")
+	f.BoolVar(&l.OTelKeepIdentifyingResourceAttributes, "distributor.otel-keep-identifying-resource-attributes", false,
+		"Keep the OTLP resource attributes service.name, service.namespace and service.instance.id as labels of target_info, besides the job and instance labels made from them.")
 
 	f.IntVar(&l.MaxGlobalSeriesPerUser, "ingester.max-global-series-per-user", 150_000,
 		"Maximum number of in-memory series of a tenant across all ingesters (each ingester allows its share: this times the replication factor divided by the number of ingesters). Samples of further new series are rejected. 0 is no limit.")
