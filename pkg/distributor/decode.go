@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 
@@ -41,8 +42,11 @@ var (
 // last replication to an ingester has returned, or one of gRPC's, which holds views of body until it has
 // written the series passed on as they arrived.
 type decodedRequest struct {
-	req          *prompb.WriteRequest
+	req *prompb.WriteRequest
+	// version is the remote-write protocol of the request: 1, decoded by decoder, or 2, by decoderV2.
+	version      int
 	decoder      *remotewrite.Decoder
+	decoderV2    *remotewrite.DecoderV2
 	decompressed *bytes.Buffer
 	body         mem.Buffer
 	// size is what the request holds in memory: its compressed and decompressed bodies.
@@ -57,11 +61,55 @@ func (d *decodedRequest) Get(length int) *[]byte {
 }
 
 func (d *decodedRequest) Put(*[]byte) {
-	d.decoder.Release()
+	d.releaseDecoder()
 	putBuffer(decompressedBuffers, d.decompressed)
 }
 
-// decodeWriteRequest reads a snappy-compressed remote-write 1.0 body. Both the compressed body and its
+func (d *decodedRequest) releaseDecoder() {
+	if d.decoderV2 != nil {
+		d.decoderV2.Release()
+		return
+	}
+	d.decoder.Release()
+}
+
+// seriesField returns where the i-th decoded series is in the body.
+func (d *decodedRequest) seriesField(i int) remotewrite.FieldRange {
+	if d.decoderV2 != nil {
+		return d.decoderV2.SeriesField(i)
+	}
+	return d.decoder.SeriesField(i)
+}
+
+// Content types of remote write: protobuf, whose proto parameter names the message (1.0's when absent).
+const (
+	protobufMediaType   = "application/x-protobuf"
+	writeRequestV1Proto = "prometheus.WriteRequest"
+	writeRequestV2Proto = "io.prometheus.write.v2.Request"
+)
+
+// remoteWriteVersion reads from a Content-Type which remote-write message the body holds. A request
+// without one is taken for 1.0, which older senders did not always label.
+func remoteWriteVersion(contentType string) (int, error) {
+	if contentType == "" {
+		return 1, nil
+	}
+	mediaType, params, err := mime.ParseMediaType(contentType)
+	if err != nil || mediaType != protobufMediaType {
+		return 0, httpError(http.StatusUnsupportedMediaType, "unsupported Content-Type %q: remote write bodies are %s;proto=%s (1.0) or %s;proto=%s (2.0)",
+			contentType, protobufMediaType, writeRequestV1Proto, protobufMediaType, writeRequestV2Proto)
+	}
+	switch proto := params["proto"]; proto {
+	case "", writeRequestV1Proto:
+		return 1, nil
+	case writeRequestV2Proto:
+		return 2, nil
+	default:
+		return 0, httpError(http.StatusUnsupportedMediaType, "unsupported remote write message %q: send %s (1.0) or %s (2.0)", proto, writeRequestV1Proto, writeRequestV2Proto)
+	}
+}
+
+// decodeWriteRequest reads a snappy-compressed remote-write 1.0 or 2.0 body, as its Content-Type says. Both the compressed body and its
 // announced decompressed length are checked against maxSize, and that length against what the body can
 // expand to, before anything that large is allocated, so a small body that announces an enormous length
 // (a snappy bomb) costs nothing to refuse.
@@ -69,8 +117,9 @@ func decodeWriteRequest(r *http.Request, maxSize int) (*decodedRequest, error) {
 	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "snappy") {
 		return nil, httpError(http.StatusUnsupportedMediaType, "unsupported Content-Encoding %q: remote write bodies must be snappy-compressed", enc)
 	}
-	if ct := r.Header.Get("Content-Type"); strings.Contains(ct, "io.prometheus.write.v2.Request") {
-		return nil, httpError(http.StatusUnsupportedMediaType, "remote write 2.0 (%s) is not supported yet: send remote write 1.0 (protobuf_message: prometheus.WriteRequest)", ct)
+	version, err := remoteWriteVersion(r.Header.Get("Content-Type"))
+	if err != nil {
+		return nil, err
 	}
 	if r.ContentLength > int64(maxSize) {
 		return nil, httpError(http.StatusRequestEntityTooLarge, "request body is %d bytes, limit is %d (-distributor.max-recv-msg-size)", r.ContentLength, maxSize)
@@ -91,12 +140,12 @@ func decodeWriteRequest(r *http.Request, maxSize int) (*decodedRequest, error) {
 	if compressed.Len() > maxSize {
 		return nil, httpError(http.StatusRequestEntityTooLarge, "request body is larger than the limit of %d bytes (-distributor.max-recv-msg-size)", maxSize)
 	}
-	return decodeSnappyWriteRequest(compressed.Bytes(), maxSize)
+	return decodeSnappyWriteRequest(compressed.Bytes(), maxSize, version)
 }
 
-// decodeSnappyWriteRequest decompresses and decodes body, refusing a decompressed size over maxSize
-// before allocating for it.
-func decodeSnappyWriteRequest(body []byte, maxSize int) (*decodedRequest, error) {
+// decodeSnappyWriteRequest decompresses and decodes body, a request of the given remote-write version,
+// refusing a decompressed size over maxSize before allocating for it.
+func decodeSnappyWriteRequest(body []byte, maxSize, version int) (*decodedRequest, error) {
 	// Read the announced length ourselves first: snappy calls a length over 4 GiB corrupt input, but
 	// for the client it is the same mistake as any length over the limit.
 	if announced, n := binary.Uvarint(body); n > 0 {
@@ -122,14 +171,22 @@ func decodeSnappyWriteRequest(body []byte, maxSize int) (*decodedRequest, error)
 		putBuffer(decompressedBuffers, decompressed)
 		return nil, httpError(http.StatusBadRequest, "body is not valid snappy: %v", err)
 	}
-	decoder := remotewrite.GetDecoder()
-	req, err := decoder.Decode(raw)
-	if err != nil {
-		decoder.Release()
-		putBuffer(decompressedBuffers, decompressed)
-		return nil, httpError(http.StatusBadRequest, "body is not a remote write 1.0 WriteRequest: %v", err)
+	d := &decodedRequest{version: version, decompressed: decompressed, size: len(body) + len(raw)}
+	if version == 2 {
+		d.decoderV2 = remotewrite.GetDecoderV2()
+		if d.req, err = d.decoderV2.Decode(raw); err == nil {
+			d.decoderV2.MetricMetadata()
+		}
+	} else {
+		d.decoder = remotewrite.GetDecoder()
+		d.req, err = d.decoder.Decode(raw)
 	}
-	d := &decodedRequest{req: req, decoder: decoder, decompressed: decompressed, size: len(body) + len(raw)}
+	if err != nil {
+		d.releaseDecoder()
+		putBuffer(decompressedBuffers, decompressed)
+		message := map[int]string{1: "a remote write 1.0 WriteRequest", 2: "a remote write 2.0 Request"}[version]
+		return nil, httpError(http.StatusBadRequest, "body is not %s: %v", message, err)
+	}
 	d.body = mem.NewBuffer(&raw, d)
 	return d, nil
 }

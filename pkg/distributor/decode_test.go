@@ -43,13 +43,13 @@ func TestDecodeSnappyWriteRequest_RoundTrips(t *testing.T) {
 func TestDecodeSnappyWriteRequest_DecodedStringsLastUntilRelease(t *testing.T) {
 	first, err := decodeSnappyWriteRequest(encodeRequest(t, &prompb.WriteRequest{
 		Timeseries: []prompb.TimeSeries{series(lbls("__name__", "first", "job", "aaaa"), 1)},
-	}), 1<<20)
+	}), 1<<20, 1)
 	require.NoError(t, err)
 	// Other requests decoded and released meanwhile reuse pooled buffers, never the first one's.
 	for range 10 {
 		other, err := decodeSnappyWriteRequest(encodeRequest(t, &prompb.WriteRequest{
 			Timeseries: []prompb.TimeSeries{series(lbls("__name__", "other", "job", "bbbb"), 1)},
-		}), 1<<20)
+		}), 1<<20, 1)
 		require.NoError(t, err)
 		other.body.Free()
 	}
@@ -219,7 +219,7 @@ func BenchmarkDecodeWriteRequest(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		decoded, err := decodeSnappyWriteRequest(body, 1<<20)
+		decoded, err := decodeSnappyWriteRequest(body, 1<<20, 1)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -231,7 +231,7 @@ func BenchmarkDecodeWriteRequest(b *testing.B) {
 // decodeSnappyInto decodes body and copies the request into dst, so tests can keep it after the decoder's
 // buffers are recycled.
 func decodeSnappyInto(body []byte, maxSize int, dst *prompb.WriteRequest) error {
-	decoded, err := decodeSnappyWriteRequest(body, maxSize)
+	decoded, err := decodeSnappyWriteRequest(body, maxSize, 1)
 	if err != nil {
 		return err
 	}

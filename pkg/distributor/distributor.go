@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -125,9 +126,16 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Requests over the tenant's request rate are refused before their body is read and decoded.
 		err = d.checkRequestRate(r.Context())
 	}
-	var decoded *decodedRequest
+	var (
+		decoded *decodedRequest
+		written writeStats // for a 2.0 request's response headers
+		sent    writeStats
+	)
 	if err == nil {
 		decoded, err = decodeWriteRequest(r, d.cfg.MaxRecvMsgSize)
+	}
+	if err == nil && decoded.version == 2 {
+		sent = countWrites(decoded.req)
 	}
 	if err == nil {
 		// Counted once read: what a client only announces (Content-Length) holds no budget.
@@ -139,11 +147,22 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err == nil {
-		err = d.push(r.Context(), decoded.req, decoded)
+		written, err = d.push(r.Context(), decoded.req, decoded)
 	}
 	code := http.StatusNoContent
 	if err != nil {
 		code = statusOf(err)
+	}
+	if decoded != nil && decoded.version == 2 {
+		if code == http.StatusAccepted {
+			// Samples of an HA replica that is not the elected one are dropped because the elected one
+			// writes the same: for the sender they are delivered, and a 2xx that says nothing was written
+			// would make Prometheus take the batch for failed.
+			written = sent
+		}
+		written.setHeaders(w.Header())
+	}
+	if err != nil {
 		// A flood of failing pushes must not become a flood of log lines.
 		if code >= 500 && d.failureLogs.Allow() {
 			d.logger.Warn("push failed (at most one such line per second)", "err", err)
@@ -169,15 +188,17 @@ func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest) error 
 	if err := d.checkRequestRate(ctx); err != nil {
 		return err
 	}
-	return d.push(ctx, req, nil)
+	_, err := d.push(ctx, req, nil)
+	return err
 }
 
 // push validates req and replicates its valid series. Invalid series are counted and dropped while the
 // valid ones are still written; the error is then a 400 that lists the first few rejections. When
 // received is not nil, req was decoded from received.body: series passed on unchanged are sent as the
 // bytes they arrived in, and the distributor's reference to the body is freed once the last replication
-// to an ingester has finished, which may be after push returned.
-func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, received *decodedRequest) error {
+// to an ingester has finished, which may be after push returned. written counts what was written, for
+// remote write 2.0's response headers.
+func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, received *decodedRequest) (written writeStats, _ error) {
 	release := func() {}
 	var body mem.Buffer
 	if received != nil {
@@ -186,11 +207,18 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, receiv
 	tenantID, err := tenant.FromContext(ctx)
 	if err != nil {
 		release()
-		return httpError(http.StatusUnauthorized, "%v", err)
+		return written, httpError(http.StatusUnauthorized, "%v", err)
 	}
 	limits := d.limits.For(tenantID)
 	now := d.now()
 	rejections := rejectionList{}
+	if received != nil && received.decoderV2 != nil {
+		for _, invalid := range received.decoderV2.Invalid() {
+			err := &validation.Error{Reason: validation.ReasonInvalidSeries, Message: "remote write 2.0 series left out: " + invalid.Err.Error()}
+			d.discard(tenantID, err, invalid.Samples)
+			rejections.add(err)
+		}
+	}
 
 	keys := make([]uint32, 0, len(req.Timeseries)+len(req.Metadata))
 	accepted := req.Timeseries[:0]
@@ -212,12 +240,13 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, receiv
 			continue
 		}
 		samples += len(ts.Samples) + len(ts.Histograms)
+		written.add(&ts)
 		accepted = append(accepted, ts)
 		keys = append(keys, seriesToken(tenantID, ts.Labels))
 		if received != nil {
 			var field remotewrite.FieldRange // empty: encode the changed series again
 			if len(ts.Samples) == floats && len(ts.Histograms) == histograms {
-				field = received.decoder.SeriesField(i)
+				field = received.seriesField(i)
 			}
 			fields = append(fields, field)
 		}
@@ -235,29 +264,63 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, receiv
 
 	if len(keys) == 0 {
 		release()
-		return rejections.err()
+		return written, rejections.err()
 	}
 	if err := d.instance.allowSamples(now, samples); err != nil {
 		release()
-		return err
+		return writeStats{}, err
 	}
 	if !d.rates.allowSamples(tenantID, limits, now, samples) {
 		release()
 		d.discardedSamples.WithLabelValues(validation.ReasonIngestionRate, tenantID).Add(float64(samples))
-		return httpError(http.StatusTooManyRequests, "%v", validation.NewLimitError("ingestion_rate",
+		return writeStats{}, httpError(http.StatusTooManyRequests, "%v", validation.NewLimitError("ingestion_rate",
 			"the request's %d samples would take the tenant over its ingestion rate of %g samples/s (burst %d)",
 			samples, limits.IngestionRate, limits.IngestionBurstSize))
 	}
 	d.receivedSamples.WithLabelValues(tenantID).Add(float64(samples))
-	encoded, err := encodeEntries(body, accepted, fields, metadata)
+	var v2 *receivedV2
+	if received != nil && received.decoderV2 != nil {
+		v2 = &receivedV2{symbols: received.decoderV2.SymbolFields()}
+	}
+	encoded, err := encodeEntries(body, accepted, fields, v2, metadata)
 	if err != nil {
 		release()
-		return httpError(http.StatusInternalServerError, "encode series: %v", err)
+		return writeStats{}, httpError(http.StatusInternalServerError, "encode series: %v", err)
 	}
 	if err := d.replicate(ctx, encoded, keys, release); err != nil {
-		return err
+		if statusOf(err) >= 500 {
+			written = writeStats{}
+		}
+		return written, err
 	}
-	return rejections.err()
+	return written, rejections.err()
+}
+
+// writeStats counts what a push wrote, as remote write 2.0 reports it.
+type writeStats struct {
+	samples, histograms, exemplars int
+}
+
+func (s *writeStats) add(ts *prompb.TimeSeries) {
+	s.samples += len(ts.Samples)
+	s.histograms += len(ts.Histograms)
+	s.exemplars += len(ts.Exemplars)
+}
+
+// countWrites counts what req holds.
+func countWrites(req *prompb.WriteRequest) writeStats {
+	var s writeStats
+	for i := range req.Timeseries {
+		s.add(&req.Timeseries[i])
+	}
+	return s
+}
+
+// setHeaders sets the X-Prometheus-Remote-Write-*-Written headers a 2.0 sender reads.
+func (s writeStats) setHeaders(h http.Header) {
+	h.Set("X-Prometheus-Remote-Write-Samples-Written", strconv.Itoa(s.samples))
+	h.Set("X-Prometheus-Remote-Write-Histograms-Written", strconv.Itoa(s.histograms))
+	h.Set("X-Prometheus-Remote-Write-Exemplars-Written", strconv.Itoa(s.exemplars))
 }
 
 // checkRequestRate refuses a request beyond the tenant's request rate with 429.

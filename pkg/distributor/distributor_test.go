@@ -322,14 +322,44 @@ func TestServeHTTP_RejectsBadRequests(t *testing.T) {
 			bodyWants: `unsupported Content-Encoding "gzip"`,
 		},
 		{
-			name: "remote write 2.0",
+			name: "unknown remote write message",
 			request: func(tb testing.TB) *http.Request {
 				r := newPushRequest(tb, tenantA, valid(tb))
-				r.Header.Set("Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request")
+				r.Header.Set("Content-Type", "application/x-protobuf;proto=io.prometheus.write.v3.Request")
 				return r
 			},
 			status:    http.StatusUnsupportedMediaType,
-			bodyWants: "remote write 2.0",
+			bodyWants: `unsupported remote write message "io.prometheus.write.v3.Request"`,
+		},
+		{
+			name: "not protobuf",
+			request: func(tb testing.TB) *http.Request {
+				r := newPushRequest(tb, tenantA, valid(tb))
+				r.Header.Set("Content-Type", "application/json")
+				return r
+			},
+			status:    http.StatusUnsupportedMediaType,
+			bodyWants: `unsupported Content-Type "application/json"`,
+		},
+		{
+			name: "malformed content type",
+			request: func(tb testing.TB) *http.Request {
+				r := newPushRequest(tb, tenantA, valid(tb))
+				r.Header.Set("Content-Type", "application/x-protobuf;proto")
+				return r
+			},
+			status:    http.StatusUnsupportedMediaType,
+			bodyWants: "unsupported Content-Type",
+		},
+		{
+			name: "remote write 2.0 that is not protobuf",
+			request: func(tb testing.TB) *http.Request {
+				r := newPushRequest(tb, tenantA, snappy.Encode(nil, []byte{0xff, 0xff, 0xff}))
+				r.Header.Set("Content-Type", contentTypeV2)
+				return r
+			},
+			status:    http.StatusBadRequest,
+			bodyWants: "body is not a remote write 2.0 Request",
 		},
 		{
 			name: "compressed body over the limit",

@@ -18,17 +18,31 @@ const (
 // encodedEntries holds every series and metadata entry of a request in its protobuf encoding, from which
 // the request for each ingester is assembled: a WriteRequest's repeated fields are just their elements'
 // tags, lengths and bytes one after another. A series passed on unchanged keeps the bytes it arrived in
-// (a range of the received body); the others are encoded once, whatever the replication factor.
+// (a range of the received body); the others are encoded once, whatever the replication factor. A 2.0
+// series passed on unchanged goes in the ingester request's 2.0 part, with the symbols table it refers
+// to; a changed one is encoded as a 1.0 series, with its labels as strings.
 type encodedEntries struct {
-	body  mem.Buffer // the received body; nil when the request did not arrive encoded
-	own   []byte     // the entries encoded here
-	parts []ingesterpb.EncodedPart
+	body    mem.Buffer // the received body; nil when the request did not arrive encoded
+	own     []byte     // the entries encoded here
+	parts   []ingesterpb.EncodedPart
+	symbols []ingesterpb.EncodedPart
+}
+
+// receivedV2 is what encodeEntries needs of a received 2.0 request: where its symbols table is.
+type receivedV2 struct {
+	symbols []remotewrite.FieldRange
 }
 
 // encodeEntries encodes series and metadata. received, when not nil, gives for each series where it is
-// in body as it arrived, or an empty range for a series the distributor changed.
-func encodeEntries(body mem.Buffer, series []prompb.TimeSeries, received []remotewrite.FieldRange, metadata []prompb.MetricMetadata) (*encodedEntries, error) {
+// in body as it arrived, or an empty range for a series the distributor changed; v2 is set when body is
+// a 2.0 request.
+func encodeEntries(body mem.Buffer, series []prompb.TimeSeries, received []remotewrite.FieldRange, v2 *receivedV2, metadata []prompb.MetricMetadata) (*encodedEntries, error) {
 	e := &encodedEntries{body: body, parts: make([]ingesterpb.EncodedPart, len(series)+len(metadata))}
+	if v2 != nil {
+		for _, r := range v2.symbols {
+			e.symbols = append(e.symbols, ingesterpb.EncodedPart{Start: r.Start, End: r.End})
+		}
+	}
 	type pending struct {
 		part  int
 		field protowire.Number
@@ -44,7 +58,7 @@ func encodeEntries(body mem.Buffer, series []prompb.TimeSeries, received []remot
 	}
 	for i := range series {
 		if received != nil && received[i].End > received[i].Start {
-			e.parts[i] = ingesterpb.EncodedPart{Start: received[i].Start, End: received[i].End}
+			e.parts[i] = ingesterpb.EncodedPart{Start: received[i].Start, End: received[i].End, V2: v2 != nil}
 			continue
 		}
 		add(i, writeRequestTimeseriesField, &series[i])
@@ -76,7 +90,7 @@ type sizedMarshaler interface {
 
 // request is the push request holding the entries at indexes.
 func (e *encodedEntries) request(indexes []int) *ingesterpb.EncodedPushRequest {
-	r := &ingesterpb.EncodedPushRequest{Body: e.body, Own: e.own}
+	r := &ingesterpb.EncodedPushRequest{Body: e.body, Own: e.own, Symbols: e.symbols}
 	for _, i := range indexes {
 		r.Add(e.parts[i])
 	}

@@ -36,11 +36,11 @@ func TestEncodedEntries_RequestEqualsMarshallingTheSubset(t *testing.T) {
 	}
 	want := append([]prompb.TimeSeries(nil), series...)
 	want[1].Samples = want[1].Samples[:1]
-	received, err := encodeEntries(mem.SliceBuffer(raw), decoded.Timeseries, fields, metadata)
+	received, err := encodeEntries(mem.SliceBuffer(raw), decoded.Timeseries, fields, nil, metadata)
 	require.NoError(t, err)
 
 	// Built by Go code: everything encoded.
-	built, err := encodeEntries(nil, want, nil, metadata)
+	built, err := encodeEntries(nil, want, nil, nil, metadata)
 	require.NoError(t, err)
 
 	for name, e := range map[string]*encodedEntries{"received": received, "built": built} {

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+
 	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
@@ -98,8 +100,8 @@ func (f *fakeIngester) PushEncoded(ctx context.Context, in *ingesterpb.EncodedPu
 	if err != nil {
 		return err
 	}
-	var req prompb.WriteRequest
-	if err := req.Unmarshal(in.WriteRequest()); err != nil {
+	req, err := decodeEncodedPush(in)
+	if err != nil {
 		return err
 	}
 	f.mtx.Lock()
@@ -121,6 +123,45 @@ func (f *fakeIngester) PushEncoded(ctx context.Context, in *ingesterpb.EncodedPu
 		f.metadata[tenantID] = append(f.metadata[tenantID], m.MetricFamilyName)
 	}
 	return nil
+}
+
+// decodeEncodedPush reads what an ingester would from in, through gRPC's encoding: its 1.0 series and
+// metadata, then its 2.0 series as 1.0 series.
+func decodeEncodedPush(in *ingesterpb.EncodedPushRequest) (*prompb.WriteRequest, error) {
+	data, err := ingesterpb.PushCodec.Marshal(in)
+	if err != nil {
+		return nil, err
+	}
+	defer data.Free()
+	var pr ingesterpb.PushRequest
+	if err := ingesterpb.PushCodec.Unmarshal(data, &pr); err != nil {
+		return nil, err
+	}
+	req := &prompb.WriteRequest{}
+	if err := req.Unmarshal(pr.WriteRequest); err != nil {
+		return nil, err
+	}
+	if len(pr.WriteRequestV2) == 0 {
+		return req, nil
+	}
+	var v2 writev2.Request
+	if err := v2.Unmarshal(pr.WriteRequestV2); err != nil {
+		return nil, err
+	}
+	for _, ts := range v2.Timeseries {
+		out := prompb.TimeSeries{}
+		for i := 0; i+1 < len(ts.LabelsRefs); i += 2 {
+			out.Labels = append(out.Labels, prompb.Label{Name: v2.Symbols[ts.LabelsRefs[i]], Value: v2.Symbols[ts.LabelsRefs[i+1]]})
+		}
+		for _, smp := range ts.Samples {
+			out.Samples = append(out.Samples, prompb.Sample{Value: smp.Value, Timestamp: smp.Timestamp})
+		}
+		for _, h := range ts.Histograms {
+			out.Histograms = append(out.Histograms, prompb.Histogram{Timestamp: h.Timestamp})
+		}
+		req.Timeseries = append(req.Timeseries, out)
+	}
+	return req, nil
 }
 
 // seriesOf returns a copy of what the tenant pushed to this ingester.
@@ -242,6 +283,57 @@ func encodeRequest(tb testing.TB, req *prompb.WriteRequest) []byte {
 	raw, err := req.Marshal()
 	require.NoError(tb, err)
 	return snappy.Encode(nil, raw)
+}
+
+// contentTypeV2 is the Content-Type of a remote write 2.0 request.
+const contentTypeV2 = "application/x-protobuf;proto=io.prometheus.write.v2.Request"
+
+// encodeRequestV2 encodes req's series as a snappy-compressed remote write 2.0 request; withMetadata gives
+// each series a counter type and a help text, as Prometheus does.
+func encodeRequestV2(tb testing.TB, req *prompb.WriteRequest, withMetadata bool) []byte {
+	tb.Helper()
+	raw, err := toRequestV2(req, withMetadata).Marshal()
+	require.NoError(tb, err)
+	return snappy.Encode(nil, raw)
+}
+
+// toRequestV2 is req as a 2.0 request: the same series, samples, histograms and exemplars.
+func toRequestV2(req *prompb.WriteRequest, withMetadata bool) *writev2.Request {
+	st := writev2.NewSymbolTable()
+	out := &writev2.Request{}
+	symbolize := func(ls []prompb.Label) []uint32 {
+		var refs []uint32
+		for _, l := range ls {
+			refs = append(refs, st.Symbolize(l.Name), st.Symbolize(l.Value))
+		}
+		return refs
+	}
+	for _, ts := range req.Timeseries {
+		s := writev2.TimeSeries{LabelsRefs: symbolize(ts.Labels)}
+		for _, smp := range ts.Samples {
+			s.Samples = append(s.Samples, writev2.Sample{Value: smp.Value, Timestamp: smp.Timestamp})
+		}
+		for _, h := range ts.Histograms {
+			raw, err := h.Marshal()
+			if err != nil {
+				panic(err)
+			}
+			var h2 writev2.Histogram
+			if err := h2.Unmarshal(raw); err != nil { // 1.0 and 2.0 histograms share fields 1 to 16
+				panic(err)
+			}
+			s.Histograms = append(s.Histograms, h2)
+		}
+		for _, e := range ts.Exemplars {
+			s.Exemplars = append(s.Exemplars, writev2.Exemplar{LabelsRefs: symbolize(e.Labels), Value: e.Value, Timestamp: e.Timestamp})
+		}
+		if withMetadata {
+			s.Metadata = writev2.Metadata{Type: writev2.Metadata_METRIC_TYPE_COUNTER, HelpRef: st.Symbolize("Requests served.")}
+		}
+		out.Timeseries = append(out.Timeseries, s)
+	}
+	out.Symbols = st.Symbols()
+	return out
 }
 
 // newPushRequest builds a remote-write 1.0 POST with body; an empty tenantID leaves X-Scope-OrgID unset.

@@ -31,7 +31,11 @@ const maxReportedSampleErrors = 5
 // with InvalidArgument, while the rest of the request is still appended; any other failure rolls the
 // request back and is Internal, so that the client retries.
 func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*ingesterpb.PushResponse, error) {
-	if err := i.push(ctx, [][]byte{req.WriteRequest}); err != nil {
+	var v2 [][]byte
+	if len(req.WriteRequestV2) > 0 {
+		v2 = [][]byte{req.WriteRequestV2}
+	}
+	if err := i.push(ctx, [][]byte{req.WriteRequest}, v2); err != nil {
 		return nil, err
 	}
 	return &ingesterpb.PushResponse{}, nil
@@ -40,11 +44,12 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 // PushEncoded is Push for a distributor in the same process: the request's parts are decoded where they
 // are, without a gRPC round trip or assembling them first. It implements client.Pusher.
 func (i *Ingester) PushEncoded(ctx context.Context, req *ingesterpb.EncodedPushRequest) error {
-	return i.push(ctx, req.Parts())
+	return i.push(ctx, req.Parts(), req.PartsV2())
 }
 
-// push decodes the WriteRequest that is the concatenation of parts and appends it.
-func (i *Ingester) push(ctx context.Context, parts [][]byte) error {
+// push decodes the 1.0 WriteRequest that is the concatenation of parts, and the 2.0 Request that is the
+// concatenation of partsV2, and appends both.
+func (i *Ingester) push(ctx context.Context, parts, partsV2 [][]byte) error {
 	tenantID, err := tenant.FromContext(ctx)
 	if err != nil {
 		return status.Error(codes.Unauthenticated, err.Error())
@@ -65,7 +70,20 @@ func (i *Ingester) push(ctx context.Context, parts [][]byte) error {
 	if err != nil {
 		return status.Errorf(codes.InvalidArgument, "decode write request: %v", err)
 	}
-	if err := i.instanceLimits.allowSamples(countSamples(wr)); err != nil {
+	samples := countSamples(wr)
+	var (
+		decoderV2 *remotewrite.DecoderV2
+		wrV2      *prompb.WriteRequest
+	)
+	if len(partsV2) > 0 {
+		decoderV2 = remotewrite.GetDecoderV2()
+		defer decoderV2.Release()
+		if wrV2, err = decoderV2.DecodeParts(partsV2); err != nil {
+			return status.Errorf(codes.InvalidArgument, "decode remote write 2.0 request: %v", err)
+		}
+		samples += countSamples(wrV2)
+	}
+	if err := i.instanceLimits.allowSamples(samples); err != nil {
 		return err
 	}
 	t, release, err := i.acquireTenantDB(tenantID, true)
@@ -78,116 +96,46 @@ func (i *Ingester) push(ctx context.Context, parts [][]byte) error {
 	defer release()
 	t.touch(i.now())
 	settings := i.applyLimits(tenantID, t)
-	outOfOrder := settings.outOfOrderWindow > 0
 
-	rejected := sampleRejections{tenant: tenantID, ingester: i}
 	limits := i.limits.For(tenantID)
-	// The gRPC port takes pushes from any client, not only distributors: the ingester refuses what a
-	// distributor would, or one bad series (a sample a year ahead moves the head past every other write)
-	// spoils the tenant's TSDB.
-	latest := i.now().Add(time.Duration(limits.CreationGracePeriod)).UnixMilli()
 	order := getRequestOrder()
 	defer putRequestOrder(order)
 	app := t.db.Appender(ctx)
-	getRef, _ := app.(storage.GetRef)
-	var (
-		builder  labels.ScratchBuilder
-		scratch  labels.Labels
-		appended int
-	)
-	for _, ts := range wr.Timeseries {
-		builder.Reset()
-		for _, l := range ts.Labels {
-			builder.Add(l.Name, l.Value)
+	a := &requestAppender{
+		ingester:   i,
+		app:        app,
+		limits:     limits,
+		outOfOrder: settings.outOfOrderWindow > 0,
+		exemplars:  settings.maxExemplars > 0,
+		// The gRPC port takes pushes from any client, not only distributors: the ingester refuses what a
+		// distributor would, or one bad series (a sample a year ahead moves the head past every other
+		// write) spoils the tenant's TSDB.
+		latest:   i.now().Add(time.Duration(limits.CreationGracePeriod)).UnixMilli(),
+		order:    order,
+		rejected: sampleRejections{tenant: tenantID, ingester: i},
+	}
+	a.getRef, _ = app.(storage.GetRef)
+	for j := range wr.Timeseries {
+		if err := a.appendSeries(&wr.Timeseries[j], nil); err != nil {
+			return i.abort(app, tenantID, err)
 		}
-		builder.Sort()
-		// Most series exist already: look them up with labels built in a reused buffer, and build labels
-		// of their own (which the head keeps) only for new series.
-		var (
-			ref  storage.SeriesRef
-			lset labels.Labels
-		)
-		builder.Overwrite(&scratch)
-		hash := scratch.Hash()
-		if getRef != nil {
-			ref, lset = getRef.GetRef(scratch, hash)
-		}
-		if ref == 0 {
-			// Existing series passed this when they were created: only new ones pay for it.
-			if err := validation.ValidateLabels(limits, ts.Labels); err != nil {
-				rejected.addInvalid(err, len(ts.Samples)+len(ts.Histograms))
-				continue
-			}
-			lset = builder.Labels()
-		}
-		last := order.lastOf(hash, lset)
-
-		for _, s := range ts.Samples {
-			if s.Timestamp > latest {
-				rejected.addInvalid(validation.ValidateSampleTimestamp(limits, i.now(), s.Timestamp, ts.Labels), 1)
-				continue
-			}
-			v := sampleValue{f: s.Value}
-			err := last.conflict(s.Timestamp, v, outOfOrder)
-			if err == nil {
-				var newRef storage.SeriesRef
-				if newRef, err = app.Append(ref, lset, s.Timestamp, s.Value); err == nil {
-					ref = newRef
-					last.update(s.Timestamp, v)
-					appended++
-					continue
-				}
-			}
-			if !rejected.add(err, s.Timestamp, lset) {
+	}
+	if wrV2 != nil {
+		for j := range wrV2.Timeseries {
+			if err := a.appendSeries(&wrV2.Timeseries[j], func(k int) int64 { return decoderV2.SampleStart(j, k) }); err != nil {
 				return i.abort(app, tenantID, err)
-			}
-		}
-		for _, h := range ts.Histograms {
-			if h.Timestamp > latest {
-				rejected.addInvalid(validation.ValidateSampleTimestamp(limits, i.now(), h.Timestamp, ts.Labels), 1)
-				continue
-			}
-			var v sampleValue
-			if h.IsFloatHistogram() {
-				v.fh = h.ToFloatHistogram()
-			} else {
-				v.h = h.ToIntHistogram()
-			}
-			err := last.conflict(h.Timestamp, v, outOfOrder)
-			if err == nil {
-				var newRef storage.SeriesRef
-				if newRef, err = app.AppendHistogram(ref, lset, h.Timestamp, v.h, v.fh); err == nil {
-					ref = newRef
-					last.update(h.Timestamp, v)
-					appended++
-					continue
-				}
-			}
-			if !rejected.add(err, h.Timestamp, lset) {
-				return i.abort(app, tenantID, err)
-			}
-		}
-		order.remember(hash, lset, last)
-		if settings.maxExemplars > 0 && ref != 0 {
-			for _, e := range ts.Exemplars {
-				// A rejected exemplar never fails the push: exemplars are best effort, as in Prometheus.
-				_, _ = app.AppendExemplar(ref, lset, exemplar.Exemplar{
-					Labels: exemplarLabels(&builder, e.Labels),
-					Value:  e.Value,
-					Ts:     e.Timestamp,
-					HasTs:  true,
-				})
 			}
 		}
 	}
 	if err := app.Commit(); err != nil {
 		return status.Errorf(codes.Internal, "commit samples of tenant %s: %v", tenantID, err)
 	}
-	i.metrics.ingestedSamples.Add(float64(appended))
+	i.metrics.ingestedSamples.Add(float64(a.appended))
 	ingesters, rf := i.ringShare()
 	maxFamilies := validation.LocalLimit(limits.MaxGlobalMetadataPerUser, rf, ingesters)
 	// A family's metadata all goes to the same ingesters (sharded by family name): each holds all of it.
 	maxPerMetric := limits.MaxGlobalMetadataPerMetric
+	rejected := &a.rejected
 	for _, m := range wr.Metadata {
 		err := validation.ValidateMetadata(limits, &m)
 		if err == nil {
@@ -199,6 +147,130 @@ func (i *Ingester) push(ctx context.Context, parts [][]byte) error {
 	}
 	if err := rejected.err(); err != nil {
 		return err
+	}
+	return nil
+}
+
+// requestAppender appends the series of one push to a tenant's TSDB.
+type requestAppender struct {
+	ingester   *Ingester
+	app        storage.Appender
+	getRef     storage.GetRef
+	limits     *validation.Limits
+	outOfOrder bool
+	exemplars  bool
+	latest     int64
+	order      *requestOrder
+	rejected   sampleRejections
+	builder    labels.ScratchBuilder
+	scratch    labels.Labels
+	appended   int
+}
+
+// appendSeries appends one series. sampleStart, when not nil, gives the start timestamp (remote write
+// 2.0) of the series' k-th float sample, 0 if none: a zero sample is appended there first, as Prometheus
+// does for its own scrapes with created timestamps. An error is one that fails the whole push.
+func (a *requestAppender) appendSeries(ts *prompb.TimeSeries, sampleStart func(k int) int64) error {
+	a.builder.Reset()
+	for _, l := range ts.Labels {
+		a.builder.Add(l.Name, l.Value)
+	}
+	a.builder.Sort()
+	// Most series exist already: look them up with labels built in a reused buffer, and build labels of
+	// their own (which the head keeps) only for new series.
+	var (
+		ref  storage.SeriesRef
+		lset labels.Labels
+	)
+	a.builder.Overwrite(&a.scratch)
+	hash := a.scratch.Hash()
+	if a.getRef != nil {
+		ref, lset = a.getRef.GetRef(a.scratch, hash)
+	}
+	if ref == 0 {
+		// Existing series passed this when they were created: only new ones pay for it.
+		if err := validation.ValidateLabels(a.limits, ts.Labels); err != nil {
+			a.rejected.addInvalid(err, len(ts.Samples)+len(ts.Histograms))
+			return nil
+		}
+		lset = a.builder.Labels()
+	}
+	last := a.order.lastOf(hash, lset)
+	now := a.ingester.now()
+
+	for k, s := range ts.Samples {
+		if s.Timestamp > a.latest {
+			a.rejected.addInvalid(validation.ValidateSampleTimestamp(a.limits, now, s.Timestamp, ts.Labels), 1)
+			continue
+		}
+		if sampleStart != nil {
+			if st := sampleStart(k); st != 0 && st < s.Timestamp {
+				// Refused zero samples (one already there, out of order) are expected: each request
+				// repeats the start timestamp of its series.
+				if newRef, err := a.app.AppendSTZeroSample(ref, lset, s.Timestamp, st); err == nil {
+					ref = newRef
+				}
+			}
+		}
+		v := sampleValue{f: s.Value}
+		err := last.conflict(s.Timestamp, v, a.outOfOrder)
+		if err == nil {
+			var newRef storage.SeriesRef
+			if newRef, err = a.app.Append(ref, lset, s.Timestamp, s.Value); err == nil {
+				ref = newRef
+				last.update(s.Timestamp, v)
+				a.appended++
+				continue
+			}
+		}
+		if !a.rejected.add(err, s.Timestamp, lset) {
+			return err
+		}
+	}
+	for k := range ts.Histograms {
+		h := &ts.Histograms[k]
+		if h.Timestamp > a.latest {
+			a.rejected.addInvalid(validation.ValidateSampleTimestamp(a.limits, now, h.Timestamp, ts.Labels), 1)
+			continue
+		}
+		var v sampleValue
+		if h.IsFloatHistogram() {
+			v.fh = h.ToFloatHistogram()
+		} else {
+			v.h = h.ToIntHistogram()
+		}
+		if sampleStart != nil {
+			if st := remotewrite.HistogramStart(h); st != 0 && st < h.Timestamp {
+				if newRef, err := a.app.AppendHistogramSTZeroSample(ref, lset, h.Timestamp, st, v.h, v.fh); err == nil {
+					ref = newRef
+				}
+			}
+		}
+		err := last.conflict(h.Timestamp, v, a.outOfOrder)
+		if err == nil {
+			var newRef storage.SeriesRef
+			if newRef, err = a.app.AppendHistogram(ref, lset, h.Timestamp, v.h, v.fh); err == nil {
+				ref = newRef
+				last.update(h.Timestamp, v)
+				a.appended++
+				continue
+			}
+		}
+		if !a.rejected.add(err, h.Timestamp, lset) {
+			return err
+		}
+	}
+	a.order.remember(hash, lset, last)
+	if a.exemplars && ref != 0 {
+		for _, e := range ts.Exemplars {
+			// A rejected exemplar never fails the push: exemplars are best effort, as in Prometheus.
+			_, _ = a.app.AppendExemplar(ref, lset, exemplar.Exemplar{
+				Labels: exemplarLabels(&a.builder, e.Labels),
+				Value:  e.Value,
+				Ts:     e.Timestamp,
+				HasTs:  true,
+			})
+		}
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/prometheus/prometheus/prompb"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -40,6 +41,7 @@ type DecoderV2 struct {
 	metadata     []SeriesMetadata
 	invalid      []InvalidSeries
 	refs         []uint32
+	families     map[string]struct{} // MetricMetadata's, reused
 }
 
 // SeriesMetadata is what a 2.0 series says of its metric: type (a prompb.MetricMetadata type, whose
@@ -77,6 +79,8 @@ func (d *DecoderV2) Release() {
 	clear(d.labels)
 	clear(d.metadata)
 	clear(d.invalid)
+	clear(d.req.Metadata)
+	clear(d.families)
 	for i := range d.req.Timeseries {
 		d.req.Timeseries[i] = prompb.TimeSeries{}
 	}
@@ -567,4 +571,57 @@ func (d *DecoderV2) decodeMetadataV2(b []byte) (SeriesMetadata, error) {
 		b = b[n:]
 	}
 	return m, nil
+}
+
+// MetricMetadata sets the returned request's Metadata to what its series say of their metrics, as the 1.0
+// entries Strata keeps metadata in: one per metric family, whose name is the series' metric name without
+// the suffixes its type adds (a histogram's _bucket, _sum and _count series are one family).
+func (d *DecoderV2) MetricMetadata() []prompb.MetricMetadata {
+	if d.families == nil {
+		d.families = map[string]struct{}{}
+	}
+	clear(d.families)
+	d.req.Metadata = d.req.Metadata[:0]
+	for i, m := range d.metadata {
+		if m.Empty() {
+			continue
+		}
+		family := familyName(metricName(d.req.Timeseries[i].Labels), m.Type)
+		if family == "" {
+			continue
+		}
+		if _, seen := d.families[family]; seen {
+			continue
+		}
+		d.families[family] = struct{}{}
+		d.req.Metadata = append(d.req.Metadata, prompb.MetricMetadata{Type: m.Type, MetricFamilyName: family, Help: m.Help, Unit: m.Unit})
+	}
+	return d.req.Metadata
+}
+
+func metricName(ls []prompb.Label) string {
+	for _, l := range ls {
+		if l.Name == "__name__" {
+			return l.Value
+		}
+	}
+	return ""
+}
+
+// familyName is the metric family a series of the given type belongs to. Counters keep their name: in the
+// text format their family is named with its _total.
+func familyName(name string, typ prompb.MetricMetadata_MetricType) string {
+	var suffixes []string
+	switch typ {
+	case prompb.MetricMetadata_HISTOGRAM, prompb.MetricMetadata_GAUGEHISTOGRAM:
+		suffixes = []string{"_bucket", "_sum", "_count", "_created"}
+	case prompb.MetricMetadata_SUMMARY:
+		suffixes = []string{"_sum", "_count", "_created"}
+	}
+	for _, s := range suffixes {
+		if trimmed, ok := strings.CutSuffix(name, s); ok && trimmed != "" {
+			return trimmed
+		}
+	}
+	return name
 }

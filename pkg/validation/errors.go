@@ -34,6 +34,9 @@ const (
 	ReasonDuplicateLabelNames = "duplicate_label_names"
 	// ReasonTooFarInFuture: a sample is later than now plus -validation.create-grace-period.
 	ReasonTooFarInFuture = "too_far_in_future"
+	// ReasonInvalidSeries: a remote write 2.0 series refers to a symbol its request does not have, has an
+	// odd number of label references, or holds no sample.
+	ReasonInvalidSeries = "invalid_series"
 
 	// ReasonMetadataMissingMetricName: metric metadata without a metric family name.
 	ReasonMetadataMissingMetricName = "metadata_missing_metric_name"

@@ -7,39 +7,50 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// EncodedPushRequest is a PushRequest whose write_request is the concatenation of already encoded
-// WriteRequest fields (each a tag, a length and a message). A distributor passes on most series as the
-// bytes it received them in; with PushCodec, gRPC writes those bytes to the connection without copying
-// them into one message first, holding a reference to Body until they are written.
+// EncodedPushRequest is a PushRequest whose write_request (and write_request_v2) is the concatenation of
+// already encoded request fields (each a tag, a length and a message). A distributor passes on most series
+// as the bytes it received them in; with PushCodec, gRPC writes those bytes to the connection without
+// copying them into one message first, holding a reference to Body until they are written.
 type EncodedPushRequest struct {
 	// Body is the reference-counted buffer that most parts are ranges of; nil if none is.
 	Body mem.Buffer
 	// Own holds the entries encoded for this request (series the distributor changed, metadata).
-	Own   []byte
-	parts []EncodedPart
-	size  int
+	Own []byte
+	// Symbols are the ranges of Body that hold a remote-write 2.0 request's symbols table, which the
+	// request's 2.0 series refer to.
+	Symbols []EncodedPart
+	parts   []EncodedPart // of write_request
+	partsV2 []EncodedPart // series of write_request_v2
+	size    int
+	sizeV2  int
 }
 
-// EncodedPart is a range of the request's Body or, when InOwn is set, of Own.
+// EncodedPart is a range of the request's Body or, when InOwn is set, of Own. V2 parts are 2.0 series,
+// the others 1.0 series or metadata.
 type EncodedPart struct {
 	Start, End int
 	InOwn      bool
+	V2         bool
 }
 
 // Add appends a part; a part that continues the previous one's range is merged with it.
 func (r *EncodedPushRequest) Add(p EncodedPart) {
-	r.size += p.End - p.Start
-	if n := len(r.parts); n > 0 && r.parts[n-1].InOwn == p.InOwn && r.parts[n-1].End == p.Start {
-		r.parts[n-1].End = p.End
+	parts, size := &r.parts, &r.size
+	if p.V2 {
+		parts, size = &r.partsV2, &r.sizeV2
+	}
+	*size += p.End - p.Start
+	if n := len(*parts); n > 0 && (*parts)[n-1].InOwn == p.InOwn && (*parts)[n-1].End == p.Start {
+		(*parts)[n-1].End = p.End
 		return
 	}
-	r.parts = append(r.parts, p)
+	*parts = append(*parts, p)
 }
 
-// Len is the size of the encoded WriteRequest.
+// Len is the size of the encoded 1.0 WriteRequest.
 func (r *EncodedPushRequest) Len() int { return r.size }
 
-// WriteRequest returns the encoded WriteRequest as one slice, for a caller that is done with it before
+// WriteRequest returns the encoded 1.0 WriteRequest as one slice, for a caller that is done with it before
 // the body is recycled (a push that has returned): the body itself when the request is one range of it,
 // else a new slice.
 func (r *EncodedPushRequest) WriteRequest() []byte {
@@ -53,12 +64,27 @@ func (r *EncodedPushRequest) WriteRequest() []byte {
 	return out
 }
 
-// Parts returns the encoded WriteRequest as the slices it is made of, in order, for a caller that is done
-// with them before the body is recycled.
+// Parts returns the encoded 1.0 WriteRequest as the slices it is made of, in order, for a caller that is
+// done with them before the body is recycled.
 func (r *EncodedPushRequest) Parts() [][]byte {
 	out := make([][]byte, len(r.parts))
 	for i, p := range r.parts {
 		out[i] = r.bytes(p)
+	}
+	return out
+}
+
+// PartsV2 is Parts of the 2.0 request: its symbols, then its series; nil when it has no series.
+func (r *EncodedPushRequest) PartsV2() [][]byte {
+	if len(r.partsV2) == 0 {
+		return nil
+	}
+	out := make([][]byte, 0, len(r.Symbols)+len(r.partsV2))
+	for _, p := range r.Symbols {
+		out = append(out, r.bytes(p))
+	}
+	for _, p := range r.partsV2 {
+		out = append(out, r.bytes(p))
 	}
 	return out
 }
@@ -73,11 +99,30 @@ func (r *EncodedPushRequest) bytes(p EncodedPart) []byte {
 // marshal returns the PushRequest's encoding as buffers for gRPC to write and then free: views of Body
 // (each holding a reference) and of Own.
 func (r *EncodedPushRequest) marshal() mem.BufferSlice {
-	header := protowire.AppendTag(make([]byte, 0, 1+protowire.SizeVarint(uint64(r.size))), 1, protowire.BytesType)
-	header = protowire.AppendVarint(header, uint64(r.size))
-	out := make(mem.BufferSlice, 0, 1+len(r.parts))
-	out = append(out, mem.SliceBuffer(header))
-	for _, p := range r.parts {
+	out := make(mem.BufferSlice, 0, 2+len(r.parts)+len(r.Symbols)+len(r.partsV2))
+	if r.size > 0 || r.sizeV2 == 0 {
+		out = append(out, fieldHeader(1, r.size))
+		out = r.appendParts(out, r.parts)
+	}
+	if r.sizeV2 > 0 {
+		size := r.sizeV2
+		for _, p := range r.Symbols {
+			size += p.End - p.Start
+		}
+		out = append(out, fieldHeader(2, size))
+		out = r.appendParts(out, r.Symbols)
+		out = r.appendParts(out, r.partsV2)
+	}
+	return out
+}
+
+func fieldHeader(num protowire.Number, size int) mem.Buffer {
+	header := protowire.AppendTag(make([]byte, 0, 1+protowire.SizeVarint(uint64(size))), num, protowire.BytesType)
+	return mem.SliceBuffer(protowire.AppendVarint(header, uint64(size)))
+}
+
+func (r *EncodedPushRequest) appendParts(out mem.BufferSlice, parts []EncodedPart) mem.BufferSlice {
+	for _, p := range parts {
 		if p.InOwn {
 			out = append(out, mem.SliceBuffer(r.Own[p.Start:p.End]))
 		} else {

@@ -77,9 +77,13 @@ type PushRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A Prometheus remote-write 1.0 WriteRequest in its protobuf encoding (not compressed). Carrying the
 	// remote-write encoding itself keeps one schema for samples, histograms and exemplars end to end.
-	WriteRequest  []byte `protobuf:"bytes,1,opt,name=write_request,json=writeRequest,proto3" json:"write_request,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	WriteRequest []byte `protobuf:"bytes,1,opt,name=write_request,json=writeRequest,proto3" json:"write_request,omitempty"`
+	// A remote-write 2.0 Request (its symbols table and series) in its protobuf encoding: the distributor
+	// passes 2.0 series on as they arrived, with the table they refer to. Its series' metadata is ignored:
+	// the distributor sends metadata as 1.0 entries in write_request, sharded by metric family.
+	WriteRequestV2 []byte `protobuf:"bytes,2,opt,name=write_request_v2,json=writeRequestV2,proto3" json:"write_request_v2,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *PushRequest) Reset() {
@@ -115,6 +119,13 @@ func (*PushRequest) Descriptor() ([]byte, []int) {
 func (x *PushRequest) GetWriteRequest() []byte {
 	if x != nil {
 		return x.WriteRequest
+	}
+	return nil
+}
+
+func (x *PushRequest) GetWriteRequestV2() []byte {
+	if x != nil {
+		return x.WriteRequestV2
 	}
 	return nil
 }
@@ -1468,9 +1479,10 @@ var File_ingester_ingesterpb_ingester_proto protoreflect.FileDescriptor
 
 const file_ingester_ingesterpb_ingester_proto_rawDesc = "" +
 	"\n" +
-	"\"ingester/ingesterpb/ingester.proto\x12\x0fstrata.ingester\x1a\x15seriespb/series.proto\"2\n" +
+	"\"ingester/ingesterpb/ingester.proto\x12\x0fstrata.ingester\x1a\x15seriespb/series.proto\"\\\n" +
 	"\vPushRequest\x12#\n" +
-	"\rwrite_request\x18\x01 \x01(\fR\fwriteRequest\"\x0e\n" +
+	"\rwrite_request\x18\x01 \x01(\fR\fwriteRequest\x12(\n" +
+	"\x10write_request_v2\x18\x02 \x01(\fR\x0ewriteRequestV2\"\x0e\n" +
 	"\fPushResponse\"\xad\x01\n" +
 	"\fQueryRequest\x12\x19\n" +
 	"\bstart_ms\x18\x01 \x01(\x03R\astartMs\x12\x15\n" +
