@@ -101,19 +101,7 @@ func (c *client) do(ctx context.Context, method, path string, body []byte, want 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/yaml")
 	}
-	req.Header.Set(tenant.OrgIDHeader, c.cfg.tenantID)
-	switch {
-	case c.cfg.authToken != "":
-		req.Header.Set("Authorization", "Bearer "+c.cfg.authToken)
-	case c.cfg.key != "":
-		user := c.cfg.user
-		if user == "" {
-			user = c.cfg.tenantID // as mimirtool: hosted clusters take the tenant ID as user
-		}
-		req.SetBasicAuth(user, c.cfg.key)
-	case c.cfg.user != "":
-		req.SetBasicAuth(c.cfg.user, "")
-	}
+	c.authorize(req)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, err
@@ -129,6 +117,23 @@ func (c *client) do(ctx context.Context, method, path string, body []byte, want 
 		}
 	}
 	return nil, &statusError{method: method, path: path, status: resp.StatusCode, body: string(data)}
+}
+
+// authorize sets the tenant and the credentials of the request.
+func (c *client) authorize(req *http.Request) {
+	req.Header.Set(tenant.OrgIDHeader, c.cfg.tenantID)
+	switch {
+	case c.cfg.authToken != "":
+		req.Header.Set("Authorization", "Bearer "+c.cfg.authToken)
+	case c.cfg.key != "":
+		user := c.cfg.user
+		if user == "" {
+			user = c.cfg.tenantID // as mimirtool: hosted clusters take the tenant ID as user
+		}
+		req.SetBasicAuth(user, c.cfg.key)
+	case c.cfg.user != "":
+		req.SetBasicAuth(c.cfg.user, "")
+	}
 }
 
 // isStatus reports whether err is an answer with that status.

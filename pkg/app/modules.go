@@ -473,6 +473,7 @@ func (a *App) initCompactor() (services.Service, error) {
 	}
 	a.server.mux.Handle("/compactor/ring", r)
 	a.links = append(a.links, api.Link{Path: "/compactor/ring", Title: "Compactor ring"})
+	a.server.mux.Handle(compactor.BlockUploadPathPrefix, a.tenantMiddleware(c.BlockUploadHandler()))
 	return serviceGroup{lifecycler, activate{lifecycler}, r, c}, nil
 }
 

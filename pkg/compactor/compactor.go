@@ -52,6 +52,11 @@ type Compactor struct {
 	// metas caches meta.json per tenant and block: a block's meta.json never changes once uploaded.
 	metas map[string]map[ulid.ULID]*blockstore.Meta
 
+	// uploads runs the validations of uploaded blocks; indexUpdate asks the loop for a cleanup pass, which
+	// writes bucket indexes, once an uploaded block is published.
+	uploads     *blockUploads
+	indexUpdate chan struct{}
+
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -76,15 +81,17 @@ func New(cfg Config, limits *validation.Overrides, bkt objstore.Bucket, r ring.R
 	}
 	cfg.BlockRanges = cfg.BlockRanges.clone()
 	return &Compactor{
-		cfg:        cfg,
-		limits:     limits,
-		bkt:        bkt,
-		ring:       r,
-		instanceID: instanceID,
-		logger:     logger.With("component", "compactor"),
-		metrics:    newMetrics(reg),
-		now:        time.Now,
-		metas:      map[string]map[ulid.ULID]*blockstore.Meta{},
+		cfg:         cfg,
+		limits:      limits,
+		bkt:         bkt,
+		ring:        r,
+		instanceID:  instanceID,
+		logger:      logger.With("component", "compactor"),
+		metrics:     newMetrics(reg),
+		now:         time.Now,
+		metas:       map[string]map[ulid.ULID]*blockstore.Meta{},
+		uploads:     newBlockUploads(),
+		indexUpdate: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -114,6 +121,7 @@ func (c *Compactor) Start(context.Context) error {
 
 // Stop cancels the running pass (its partial work is redone by the next one) and waits for the loop to end.
 func (c *Compactor) Stop(ctx context.Context) error {
+	c.uploads.stop()
 	if c.cancel == nil {
 		return nil
 	}
@@ -141,6 +149,8 @@ func (c *Compactor) loop(ctx context.Context) {
 		case <-compactTicker.C:
 			_ = c.CompactAll(ctx)
 		case <-cleanupTicker.C:
+			_ = c.CleanupAll(ctx)
+		case <-c.indexUpdate:
 			_ = c.CleanupAll(ctx)
 		}
 	}
@@ -235,6 +245,7 @@ type metrics struct {
 	compacted     prometheus.Counter
 	markedDeleted *prometheus.CounterVec
 	deleted       prometheus.Counter
+	uploads       *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -268,5 +279,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "strata_compactor_blocks_deleted_total",
 			Help: "Blocks deleted from the bucket: marked ones past the deletion delay and abandoned partial uploads.",
 		}),
+		uploads: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_compactor_block_uploads_total",
+			Help: "Uploaded blocks whose validation ended, by result (complete or failed).",
+		}, []string{"result"}),
 	}
 }

@@ -97,6 +97,13 @@ type Limits struct {
 
 	// CompactorBlocksRetentionPeriod is how long the tenant's blocks are kept in object storage; 0 is forever.
 	CompactorBlocksRetentionPeriod model.Duration `yaml:"compactor_blocks_retention_period" flag:"compactor.blocks-retention-period"`
+	// CompactorBlockUploadEnabled lets the tenant upload blocks through the compactor's block upload API.
+	CompactorBlockUploadEnabled bool `yaml:"compactor_block_upload_enabled" flag:"compactor.block-upload-enabled"`
+	// CompactorBlockUploadValidationEnabled reads every series and sample of an uploaded block before the
+	// block becomes visible.
+	CompactorBlockUploadValidationEnabled bool `yaml:"compactor_block_upload_validation_enabled" flag:"compactor.block-upload-validation-enabled"`
+	// CompactorBlockUploadMaxBlockSizeBytes bounds the files of one uploaded block together; 0 is no limit.
+	CompactorBlockUploadMaxBlockSizeBytes int `yaml:"compactor_block_upload_max_block_size_bytes" flag:"compactor.block-upload-max-block-size-bytes"`
 
 	// RulerMaxRulesPerRuleGroup bounds the rules of one of the tenant's rule groups; 0 is no limit.
 	RulerMaxRulesPerRuleGroup int `yaml:"ruler_max_rules_per_rule_group" flag:"ruler.max-rules-per-rule-group"`
@@ -196,6 +203,12 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 		"Number of shards a shardable query is split into when -query-frontend.parallelize-shardable-queries is on. 0 or 1 does not shard.")
 	f.Var(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period",
 		"Blocks of a tenant whose newest sample is older than this are deleted from object storage by the compactor. 0 keeps blocks forever.")
+	f.BoolVar(&l.CompactorBlockUploadEnabled, "compactor.block-upload-enabled", false,
+		"Let the tenant upload TSDB blocks (backfill) through the compactor's /api/v1/upload/block API. Uploads of tenants without it get 403.")
+	f.BoolVar(&l.CompactorBlockUploadValidationEnabled, "compactor.block-upload-validation-enabled", true,
+		"Read every series and sample of an uploaded block (labels valid, samples inside the block's time range, index and chunks readable) before the block becomes visible. Off, only meta.json and the files' sizes are checked.")
+	f.IntVar(&l.CompactorBlockUploadMaxBlockSizeBytes, "compactor.block-upload-max-block-size-bytes", 0,
+		"The largest total size, in bytes, of the files of one block a tenant uploads; a file that would exceed it gets 413. 0 is no limit.")
 	f.IntVar(&l.RulerMaxRulesPerRuleGroup, "ruler.max-rules-per-rule-group", 20,
 		"Maximum number of rules in one rule group of a tenant. The ruler's config API refuses larger groups. 0 is no limit.")
 	f.IntVar(&l.RulerMaxRuleGroupsPerTenant, "ruler.max-rule-groups-per-tenant", 70,
@@ -275,6 +288,7 @@ func (l *Limits) Validate() error {
 	notNegative("max_cache_freshness", int64(l.MaxCacheFreshness))
 	notNegative("query_sharding_total_shards", int64(l.QueryShardingTotalShards))
 	notNegative("compactor_blocks_retention_period", int64(l.CompactorBlocksRetentionPeriod))
+	notNegative("compactor_block_upload_max_block_size_bytes", int64(l.CompactorBlockUploadMaxBlockSizeBytes))
 	notNegative("ruler_max_rules_per_rule_group", int64(l.RulerMaxRulesPerRuleGroup))
 	notNegative("ruler_max_rule_groups_per_tenant", int64(l.RulerMaxRuleGroupsPerTenant))
 	notNegative("ruler_evaluation_timeout", int64(l.RulerEvaluationTimeout))

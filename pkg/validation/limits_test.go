@@ -45,6 +45,8 @@ func TestLimits_RegisterFlagsDefaults(t *testing.T) {
 		MaxCacheFreshness:            model.Duration(10 * time.Minute),
 		QueryShardingTotalShards:     16,
 
+		CompactorBlockUploadValidationEnabled: true,
+
 		RulerMaxRulesPerRuleGroup:   20,
 		RulerMaxRuleGroupsPerTenant: 70,
 		RulerEvaluationTimeout:      model.Duration(2 * time.Minute),
