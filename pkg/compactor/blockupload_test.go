@@ -33,7 +33,7 @@ import (
 // tenantLimitsMap gives tenants their own limits.
 type tenantLimitsMap map[string]*validation.Limits
 
-func (m tenantLimitsMap) ByTenant(t string) *validation.Limits      { return m[t] }
+func (m tenantLimitsMap) ByTenant(t string) *validation.Limits       { return m[t] }
 func (m tenantLimitsMap) AllByTenant() map[string]*validation.Limits { return m }
 
 // uploadEnv is a compactor serving the block upload API over a filesystem bucket, for tenant "team-a"
