@@ -91,6 +91,7 @@ func promoteResourceAttributes(attrs []string) *otlptranslator.PromoteResourceAt
 type writeRequestAppender struct {
 	req               prompb.WriteRequest
 	last              labels.Labels // of the last series in req
+	labelSlab         []prompb.Label
 	families          map[string]struct{}
 	points            int
 	size, maxSize     int
@@ -107,7 +108,7 @@ func (a *writeRequestAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, 
 	}
 	n := len(a.req.Timeseries)
 	if n == 0 || !labels.Equal(a.last, ls) {
-		a.req.Timeseries = append(a.req.Timeseries, prompb.TimeSeries{Labels: prompb.FromLabels(ls, nil)})
+		a.req.Timeseries = append(a.req.Timeseries, prompb.TimeSeries{Labels: prompb.FromLabels(ls, a.labelsBuffer(ls.Len()))})
 		a.last = ls
 		a.size += int(ls.ByteSize()) + 4*ls.Len()
 		n++
@@ -137,6 +138,17 @@ func (a *writeRequestAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, 
 		return 0, errTranslatedTooLarge
 	}
 	return 0, nil
+}
+
+// labelsBuffer returns room for n labels, cut from a slab shared by many series: one allocation per
+// slab instead of a growing slice per series.
+func (a *writeRequestAppender) labelsBuffer(n int) []prompb.Label {
+	if cap(a.labelSlab)-len(a.labelSlab) < n {
+		a.labelSlab = make([]prompb.Label, 0, max(n, 4096))
+	}
+	start := len(a.labelSlab)
+	a.labelSlab = a.labelSlab[:start+n]
+	return a.labelSlab[start : start : start+n]
 }
 
 func histogramSize(buckets, spans int) int { return 48 + 8*buckets + 8*spans }
