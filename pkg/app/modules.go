@@ -178,11 +178,11 @@ func (a *App) initServer() (services.Service, error) {
 
 // initMemberlistKV starts gossip when a ring is kept in memberlist; one KV serves every ring of the process.
 func (a *App) initMemberlistKV() (services.Service, error) {
-	multiUsesMemberlist := a.cfg.Multi.Primary == storeMemberlist || a.cfg.Multi.Secondary == storeMemberlist
-	if a.cfg.RingStore != storeMemberlist && (a.cfg.RingStore != storeMulti || !multiUsesMemberlist) {
+	if !a.usesMemberlist(a.cfg.RingStore) && !a.usesMemberlist(a.haTrackerStore()) {
 		return nil, nil
 	}
-	gossip, err := memberlist.NewKV(a.cfg.Memberlist, []kv.Codec{ring.DescCodec{}}, a.reg, a.logger)
+	// Every codec of a value gossiped in the cluster, so that values arrive decodable in every process.
+	gossip, err := memberlist.NewKV(a.cfg.Memberlist, []kv.Codec{ring.DescCodec{}, distributor.HAClustersCodec{}}, a.reg, a.logger)
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +193,7 @@ func (a *App) initMemberlistKV() (services.Service, error) {
 }
 
 func (a *App) initRingKV() (services.Service, error) {
-	client, svc, err := a.newKVClient(a.cfg.RingStore)
+	client, svc, err := a.newKVClient(a.cfg.RingStore, ring.DescCodec{})
 	if err != nil {
 		return nil, err
 	}
@@ -201,25 +201,26 @@ func (a *App) initRingKV() (services.Service, error) {
 	return svc, nil
 }
 
-// newKVClient returns the ring KV client of a backend, and the service that owns its connections, if any.
-func (a *App) newKVClient(store string) (kv.Client, services.Service, error) {
+// newKVClient returns a KV client of a backend for values of codec, and the service that owns its
+// connections, if any.
+func (a *App) newKVClient(store string, codec kv.Codec) (kv.Client, services.Service, error) {
 	switch store {
 	case storeInmemory:
-		return inmemory.New(ring.DescCodec{}), nil, nil
+		return inmemory.New(codec), nil, nil
 	case storeMemberlist:
-		return a.memberlistKV.Client(ring.DescCodec{}), nil, nil
+		return a.memberlistKV.Client(codec), nil, nil
 	case storeEtcd:
-		c, err := etcd.New(a.cfg.Etcd, ring.DescCodec{}, a.reg, a.logger)
+		c, err := etcd.New(a.cfg.Etcd, codec, a.reg, a.logger)
 		if err != nil {
 			return nil, nil, err
 		}
 		return c, onStop(c.Close), nil
 	case storeMulti:
-		primary, primarySvc, err := a.newKVClient(a.cfg.Multi.Primary)
+		primary, primarySvc, err := a.newKVClient(a.cfg.Multi.Primary, codec)
 		if err != nil {
 			return nil, nil, err
 		}
-		secondary, secondarySvc, err := a.newKVClient(a.cfg.Multi.Secondary)
+		secondary, secondarySvc, err := a.newKVClient(a.cfg.Multi.Secondary, codec)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -312,7 +313,7 @@ func (a *App) initDistributorService() (services.Service, error) {
 		return nil, err
 	}
 	a.distributor = d
-	return nil, nil
+	return a.initHATracker(d)
 }
 
 func (a *App) initDistributor() (services.Service, error) {

@@ -37,6 +37,7 @@ type Config struct {
 	MaxRecvMsgSize    int
 	RemoteTimeout     time.Duration
 	InstanceLimits    InstanceLimits
+	HATracker         HATrackerConfig
 }
 
 // RegisterFlags registers the distributor's flags.
@@ -45,6 +46,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MaxRecvMsgSize, "distributor.max-recv-msg-size", 100<<20, "Largest remote-write request accepted, in bytes, both compressed and decompressed.")
 	f.DurationVar(&c.RemoteTimeout, "distributor.remote-timeout", 2*time.Second, "Timeout of each push to an ingester.")
 	c.InstanceLimits.RegisterFlags(f)
+	c.HATracker.RegisterFlags(f)
 }
 
 // Validate checks the configuration.
@@ -54,6 +56,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxRecvMsgSize <= 0 {
 		return errors.New("-distributor.max-recv-msg-size must be positive")
+	}
+	if err := c.HATracker.Validate(); err != nil {
+		return err
 	}
 	return c.InstanceLimits.Validate()
 }
@@ -73,6 +78,7 @@ type Distributor struct {
 	failureLogs *rate.Limiter
 	ring        ring.ReadRing
 	clients     IngesterClients
+	haTracker   *HATracker // nil without -distributor.ha-tracker.enable
 	logger      *slog.Logger
 	now         func() time.Time
 
@@ -210,6 +216,11 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, receiv
 		return written, httpError(http.StatusUnauthorized, "%v", err)
 	}
 	limits := d.limits.For(tenantID)
+	removeReplica, err := d.checkHAReplica(ctx, tenantID, limits, req)
+	if err != nil {
+		release()
+		return written, err
+	}
 	now := d.now()
 	rejections := rejectionList{}
 	if received != nil && received.decoderV2 != nil {
@@ -228,6 +239,8 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, receiv
 	}
 	samples := 0
 	for i, ts := range req.Timeseries {
+		// Relabelled series are encoded again rather than forwarded as received.
+		relabelled := removeReplica && dropLabel(&ts.Labels, limits.HAReplicaLabel)
 		if err := validation.ValidateLabels(limits, ts.Labels); err != nil {
 			d.discard(tenantID, err, len(ts.Samples)+len(ts.Histograms))
 			rejections.add(err)
@@ -245,7 +258,7 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, receiv
 		keys = append(keys, seriesToken(tenantID, ts.Labels))
 		if received != nil {
 			var field remotewrite.FieldRange // empty: encode the changed series again
-			if len(ts.Samples) == floats && len(ts.Histograms) == histograms {
+			if len(ts.Samples) == floats && len(ts.Histograms) == histograms && !relabelled {
 				field = received.seriesField(i)
 			}
 			fields = append(fields, field)

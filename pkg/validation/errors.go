@@ -57,6 +57,8 @@ const (
 	ReasonInvalidNativeHistogram = "invalid_native_histogram"
 	// ReasonIngestionRate: the request would take the tenant over its ingestion rate.
 	ReasonIngestionRate = "ingestion_rate"
+	// ReasonHAMaxClusters: the series come from a new HA cluster beyond the tenant's ha_max_clusters.
+	ReasonHAMaxClusters = "ha_max_clusters"
 	// ReasonMaxGlobalSeriesPerUser: a new series would take the tenant over its series limit.
 	ReasonMaxGlobalSeriesPerUser = "max_global_series_per_user"
 	// ReasonMaxGlobalMetadataPerUser: metadata of a new metric family would take the tenant over its limit.

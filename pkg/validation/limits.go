@@ -32,6 +32,15 @@ type Limits struct {
 	// MaxMetadataLength is the longest metric family name, help or unit in metric metadata.
 	MaxMetadataLength int `yaml:"max_metadata_length" flag:"validation.max-metadata-length"`
 
+	// AcceptHASamples turns on HA deduplication for the tenant: of the replicas of one cluster, only the
+	// elected one's samples are kept (needs -distributor.ha-tracker.enable).
+	AcceptHASamples bool `yaml:"accept_ha_samples" flag:"distributor.ha-tracker.enable-for-all-users"`
+	// HAClusterLabel and HAReplicaLabel name the labels that identify an HA pair's cluster and replica.
+	HAClusterLabel string `yaml:"ha_cluster_label" flag:"distributor.ha-tracker.cluster"`
+	HAReplicaLabel string `yaml:"ha_replica_label" flag:"distributor.ha-tracker.replica"`
+	// HAMaxClusters bounds the HA clusters the tracker keeps for the tenant; 0 is no limit.
+	HAMaxClusters int `yaml:"ha_max_clusters" flag:"distributor.ha-tracker.max-clusters"`
+
 	// IngestionRate is the samples per second a tenant may push, across all distributors; each enforces
 	// its share (divided by the healthy distributors). 0 is no limit.
 	IngestionRate float64 `yaml:"ingestion_rate" flag:"distributor.ingestion-rate-limit"`
@@ -147,6 +156,14 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 		"How far into the future, compared to this server's clock, a sample's timestamp may be. Later samples are rejected.")
 	f.IntVar(&l.MaxMetadataLength, "validation.max-metadata-length", 1024,
 		"Maximum length of a metric family name, help text or unit in metric metadata, in bytes. Longer metadata is rejected.")
+	f.BoolVar(&l.AcceptHASamples, "distributor.ha-tracker.enable-for-all-users", false,
+		"Deduplicate the tenant's HA pairs: of the replicas of one cluster (-distributor.ha-tracker.cluster), only the elected replica's samples are stored, the others' get 202 and are dropped. Needs -distributor.ha-tracker.enable.")
+	f.StringVar(&l.HAClusterLabel, "distributor.ha-tracker.cluster", "cluster",
+		"Label naming the HA cluster a series comes from; it stays on the stored series.")
+	f.StringVar(&l.HAReplicaLabel, "distributor.ha-tracker.replica", "__replica__",
+		"Label naming the replica of the HA cluster a series comes from; it is removed before the series is stored.")
+	f.IntVar(&l.HAMaxClusters, "distributor.ha-tracker.max-clusters", 0,
+		"Maximum number of HA clusters the tracker keeps for the tenant; samples of further clusters get 400. 0 is no limit.")
 
 	f.Float64Var(&l.IngestionRate, "distributor.ingestion-rate-limit", 10_000,
 		"Samples per second a tenant may push, across all distributors (each allows its share: this divided by the healthy distributors). Requests beyond it get 429. 0 is no limit.")
@@ -261,6 +278,10 @@ func (l *Limits) Validate() error {
 	positive("max_label_name_length", l.MaxLabelNameLength)
 	positive("max_label_value_length", l.MaxLabelValueLength)
 	positive("max_metadata_length", l.MaxMetadataLength)
+	notNegative("ha_max_clusters", int64(l.HAMaxClusters))
+	if l.AcceptHASamples && (l.HAClusterLabel == "" || l.HAReplicaLabel == "" || l.HAClusterLabel == l.HAReplicaLabel) {
+		errs = append(errs, fmt.Errorf("-%s and -%s must be two different, non-empty label names", FlagOf("ha_cluster_label"), FlagOf("ha_replica_label")))
+	}
 	if l.CreationGracePeriod < 0 {
 		errs = append(errs, fmt.Errorf("-%s must not be negative, got %s", FlagOf("creation_grace_period"), l.CreationGracePeriod))
 	}

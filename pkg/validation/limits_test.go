@@ -29,6 +29,8 @@ func TestLimits_RegisterFlagsDefaults(t *testing.T) {
 		MaxLabelValueLength:    2048,
 		CreationGracePeriod:    model.Duration(10 * time.Minute),
 		MaxMetadataLength:      1024,
+		HAClusterLabel:         "cluster",
+		HAReplicaLabel:         "__replica__",
 
 		IngestionRate:          10_000,
 		IngestionBurstSize:     200_000,

@@ -1,0 +1,167 @@
+package distributor
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/stretchr/testify/require"
+
+	"github.com/strata-metrics/strata/pkg/ring/kv/inmemory"
+	"github.com/strata-metrics/strata/pkg/tenant"
+	"github.com/strata-metrics/strata/pkg/validation"
+)
+
+// withHALimits makes every tenant accept HA samples, with at most maxClusters clusters.
+func withHALimits(accept bool, maxClusters int) envOption {
+	return func(s *envSettings) {
+		s.limits.AcceptHASamples = accept
+		s.limits.HAClusterLabel, s.limits.HAReplicaLabel = "cluster", "__replica__"
+		s.limits.HAMaxClusters = maxClusters
+	}
+}
+
+// newHAEnv is a test distributor with an HA tracker over an inmemory store.
+func newHAEnv(t *testing.T, accept bool, maxClusters int) (*testEnv, *countingKV) {
+	t.Helper()
+	env := newTestEnv(t, withHALimits(accept, maxClusters))
+	store := &countingKV{Client: inmemory.New(HAClustersCodec{})}
+	env.d.UseHATracker(newTestTracker(t, store, &fakeClock{now: testNow}))
+	return env, store
+}
+
+// haSeries is a series of cluster c1 sent by replica, one sample at ts.
+func haSeries(replica string, ts int64, extra ...string) prompb.TimeSeries {
+	return series(append(lbls("__name__", "up", "__replica__", replica, "cluster", "c1"), extra...), ts)
+}
+
+func TestPush_HAKeepsTheElectedReplicaWithoutItsLabel(t *testing.T) {
+	env, _ := newHAEnv(t, true, 0)
+	now := testNow.UnixMilli()
+	resp := env.push(t, tenantA, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		haSeries("r1", now, "job", "a"),
+		haSeries("r1", now, "job", "b"),
+		// Series without the replica label pass as they are.
+		series(lbls("__name__", "up", "job", "c"), now),
+	}})
+	require.Equal(t, http.StatusNoContent, resp.Code, resp.Body.String())
+
+	resp = env.push(t, tenantA, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		haSeries("r2", now+1, "job", "a"),
+		haSeries("r2", now+1, "job", "b"),
+	}})
+	require.Equal(t, http.StatusAccepted, resp.Code)
+	require.Contains(t, resp.Body.String(), `replica "r1" is elected`)
+
+	// What the ingester decoded from the bytes it received: the replica label is gone (the series were
+	// encoded again, not forwarded as received), the cluster label stays, and r2's samples are not there.
+	require.Equal(t, map[string][]string{
+		`{__name__="up", cluster="c1", job="a"}`: {"1@" + strconv.FormatInt(now, 10)},
+		`{__name__="up", cluster="c1", job="b"}`: {"1@" + strconv.FormatInt(now, 10)},
+		`{__name__="up", job="c"}`:               {"1@" + strconv.FormatInt(now, 10)},
+	}, env.ingesters[0].seriesOf(tenantA))
+	require.Equal(t, 2.0, testutil.ToFloat64(env.d.haTracker.dedupedSamples.WithLabelValues(tenantA, "c1")))
+	require.Zero(t, testutil.CollectAndCount(env.discardedSamples), "deduplicated samples are not discarded ones")
+	require.Equal(t, 3.0, testutil.ToFloat64(env.d.receivedSamples.WithLabelValues(tenantA)))
+	require.Equal(t, map[string]uint64{"204": 1, "202": 1}, pushDurationCounts(t, env))
+}
+
+func pushDurationCounts(t *testing.T, env *testEnv) map[string]uint64 {
+	t.Helper()
+	families, err := env.reg.Gather()
+	require.NoError(t, err)
+	counts := map[string]uint64{}
+	for _, mf := range families {
+		if mf.GetName() != "strata_distributor_push_duration_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "status" {
+					counts[l.GetValue()] = m.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+	}
+	return counts
+}
+
+// Requests that carry the cluster label or the replica label alone, and tenants that do not accept HA
+// samples, are stored as they come.
+func TestPush_HAOnlyAppliesWithBothLabelsAndTheTenantsLimit(t *testing.T) {
+	now := testNow.UnixMilli()
+	env, store := newHAEnv(t, true, 0)
+	for _, ls := range [][]string{
+		lbls("__name__", "up", "cluster", "c1", "job", "a"),
+		lbls("__name__", "up", "__replica__", "r1", "job", "a"),
+	} {
+		resp := env.push(t, tenantA, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series(ls, now)}})
+		require.Equal(t, http.StatusNoContent, resp.Code, resp.Body.String())
+	}
+	require.Len(t, env.ingesters[0].seriesOf(tenantA), 2)
+	require.Zero(t, store.writes.Load(), "nothing to elect")
+
+	env, store = newHAEnv(t, false, 0)
+	for _, replica := range []string{"r1", "r2"} {
+		resp := env.push(t, tenantA, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{haSeries(replica, now)}})
+		require.Equal(t, http.StatusNoContent, resp.Code, resp.Body.String())
+	}
+	require.Len(t, env.ingesters[0].seriesOf(tenantA), 2, "both replicas' series, labels kept")
+	require.Zero(t, store.writes.Load())
+}
+
+func TestPush_HAMaxClustersRefusesNewClusters(t *testing.T) {
+	env, _ := newHAEnv(t, true, 1)
+	now := testNow.UnixMilli()
+	require.Equal(t, http.StatusNoContent, env.push(t, tenantA, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{haSeries("r1", now)}}).Code)
+	resp := env.push(t, tenantA, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		series(lbls("__name__", "up", "__replica__", "r1", "cluster", "c2"), now, now+1),
+	}})
+	require.Equal(t, http.StatusBadRequest, resp.Code)
+	require.Contains(t, resp.Body.String(), "err-strata-ha-max-clusters")
+	require.Contains(t, resp.Body.String(), "-distributor.ha-tracker.max-clusters")
+	require.Contains(t, resp.Body.String(), `"c2"`)
+	require.Equal(t, 2.0, testutil.ToFloat64(env.discardedSamples.WithLabelValues(validation.ReasonHAMaxClusters, tenantA)))
+	// Another tenant has its own clusters.
+	require.Equal(t, http.StatusNoContent, env.push(t, "team-b", &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		series(lbls("__name__", "up", "__replica__", "r1", "cluster", "c2"), now),
+	}}).Code)
+}
+
+// Without the KV store no replica can be elected: the client is told to retry.
+func TestPush_HAKVStoreDownIsRetryable(t *testing.T) {
+	env, store := newHAEnv(t, true, 0)
+	store.failing.Store(true)
+	resp := env.push(t, tenantA, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{haSeries("r1", testNow.UnixMilli())}})
+	require.Equal(t, http.StatusServiceUnavailable, resp.Code)
+	require.Equal(t, "1", resp.Header().Get("Retry-After"))
+	require.Contains(t, resp.Body.String(), "kv store unreachable")
+	require.Empty(t, env.ingesters[0].seriesOf(tenantA))
+}
+
+// Label values validation refuses are not tracked: the series are refused as any other.
+func TestPush_HAIgnoresValuesValidationRefuses(t *testing.T) {
+	env, store := newHAEnv(t, true, 0)
+	long := strings.Repeat("r", 31) // over testLimits' 30
+	resp := env.push(t, tenantA, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{haSeries(long, testNow.UnixMilli())}})
+	require.Equal(t, http.StatusBadRequest, resp.Code)
+	require.Contains(t, resp.Body.String(), "err-strata-label-value-too-long")
+	require.Zero(t, store.writes.Load())
+	env.d.haTracker.mu.RLock()
+	defer env.d.haTracker.mu.RUnlock()
+	require.Empty(t, env.d.haTracker.tenants)
+}
+
+// The ruler's Push goes through the same HA check.
+func TestPushMethod_HADropsTheReplicaThatIsNotElected(t *testing.T) {
+	env, _ := newHAEnv(t, true, 0)
+	ctx := tenant.NewContext(context.Background(), tenantA)
+	require.NoError(t, env.d.Push(ctx, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{haSeries("r1", testNow.UnixMilli())}}))
+	err := env.d.Push(ctx, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{haSeries("r2", testNow.UnixMilli())}})
+	require.Equal(t, http.StatusAccepted, statusOf(err))
+	require.Len(t, env.ingesters[0].seriesOf(tenantA), 1)
+}
