@@ -169,6 +169,13 @@ func (h *OTLPHandler) translate(r *http.Request, enc otlpEncoding, tenantID stri
 		}
 		size += int64(len(raw))
 	}
+	// Held at what the request will take once decoded, which can be many times its size.
+	decoded := decodedSize(raw, enc == otlpJSON)
+	if decoded > maxDecodedExpansion*maxSize {
+		return nil, httpError(http.StatusRequestEntityTooLarge, "the request would take about %d bytes once decoded, more than %d times the limit of %d (-distributor.max-recv-msg-size): send fewer data points or attributes per request",
+			decoded, maxDecodedExpansion, maxSize)
+	}
+	size += int64(decoded)
 	if err := h.d.instance.holdBytes(size); err != nil {
 		return nil, err
 	}
@@ -196,9 +203,10 @@ func (h *OTLPHandler) translate(r *http.Request, enc otlpEncoding, tenantID stri
 			strings.Join(names, ", "), more)
 	}
 
-	t := translateOTLP(r.Context(), md, h.d.limits.For(tenantID), maxSize)
+	t := translateOTLP(r.Context(), md, h.d.limits.For(tenantID), maxDecodedExpansion*maxSize)
 	if t.tooLarge {
-		return nil, httpError(http.StatusRequestEntityTooLarge, "the request translates to more than %d bytes of series and samples (-distributor.max-recv-msg-size): send fewer data points per request", maxSize)
+		return nil, httpError(http.StatusRequestEntityTooLarge, "the request translates to more than %d bytes of series and samples, %d times the limit of %d (-distributor.max-recv-msg-size): send fewer data points per request",
+			maxDecodedExpansion*maxSize, maxDecodedExpansion, maxSize)
 	}
 	if err := r.Context().Err(); err != nil {
 		return nil, httpError(http.StatusServiceUnavailable, "request cancelled during translation: %v", err)

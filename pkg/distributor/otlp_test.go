@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -427,7 +428,7 @@ func TestOTLP_RefusesGzipBombWithoutInflatingIt(t *testing.T) {
 func TestOTLP_RefusesExportsThatTranslateBeyondTheLimit(t *testing.T) {
 	env := newOTLPEnv(t, withMaxRecvMsgSize(64<<10))
 	// One histogram point with 2000 buckets and long attributes: about 20 KiB of OTLP, but 2000 series
-	// each carrying every attribute once translated.
+	// each carrying every attribute once translated, over 16 times the limit.
 	md := pmetric.NewMetrics()
 	m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
 	m.SetName("wide")
@@ -460,4 +461,114 @@ func TestOTLP_ReadsTheTenantFromTheContext(t *testing.T) {
 	require.Equal(t, http.StatusOK, w.Code)
 	require.NotEmpty(t, env.ingesters[0].seriesOf("team-b"))
 	_, _ = io.Copy(io.Discard, w.Body)
+}
+
+func TestOTLP_RefusesBodiesThatDecodeFarBeyondTheirSize(t *testing.T) {
+	const points = 200_000 // empty data points: 2 bytes each in protobuf, 3 in JSON
+	md := pmetric.NewMetrics()
+	m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName("x")
+	m.SetEmptyGauge().DataPoints().EnsureCapacity(points)
+	for range points {
+		m.Gauge().DataPoints().AppendEmpty()
+	}
+	for _, json := range []bool{false, true} {
+		t.Run(fmt.Sprintf("json=%v", json), func(t *testing.T) {
+			env := newOTLPEnv(t) // 1 MiB limit: 16 MiB once decoded, where these take about 30 MiB
+			req := pmetricotlp.NewExportRequestFromMetrics(md)
+			body, err := req.MarshalProto()
+			ct := "application/x-protobuf"
+			if json {
+				body, err = req.MarshalJSON()
+				ct = "application/json"
+			}
+			require.NoError(t, err)
+			require.Less(t, len(body), 1<<20)
+
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			w := env.serve(newOTLPRequest(tenantA, body, ct))
+			runtime.ReadMemStats(&after)
+			require.Equal(t, http.StatusRequestEntityTooLarge, w.Code, w.Body.String())
+			require.Contains(t, decodeStatus(t, w, json).Message, "once decoded")
+			require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(4<<20), "the body was decoded before it was refused")
+		})
+	}
+}
+
+func TestOTLP_AcceptsARealExportAsLargeAsTheLimit(t *testing.T) {
+	body, err := pmetricotlp.NewExportRequestFromMetrics(benchmarkOTLPMetrics(1000)).MarshalProto()
+	require.NoError(t, err)
+	env := newOTLPEnv(t, withMaxRecvMsgSize(len(body)),
+		withLimits(func(l *validation.Limits) { l.IngestionRate, l.IngestionBurstSize = 1e9, 1e9 }))
+	w := env.serve(newOTLPRequest(tenantA, body, "application/x-protobuf"))
+	require.Equal(t, http.StatusOK, w.Code, decodeStatus(t, w, false).GetMessage())
+	require.Len(t, env.ingesters[0].seriesOf(tenantA), 1000)
+	require.Less(t, decodedSize(body, false), 16*len(body))
+}
+
+func TestOTLP_HoldsTheDecodedSizeInTheInflightBytes(t *testing.T) {
+	env := newOTLPEnv(t)
+	body, err := pmetricotlp.NewExportRequestFromMetrics(testMetrics()).MarshalProto()
+	require.NoError(t, err)
+	// The body fits beside what is already held, what it decodes to does not.
+	env.d.instance.limits.MaxInflightPushRequestsBytes = 2*len(body) + 1
+	require.NoError(t, env.d.instance.holdBytes(1))
+	defer env.d.instance.releaseBytes(1)
+	w := env.serve(newOTLPRequest(tenantA, body, "application/x-protobuf"))
+	require.Equal(t, http.StatusServiceUnavailable, w.Code)
+	require.Contains(t, decodeStatus(t, w, false).Message, "max-inflight-push-requests-bytes")
+	require.Equal(t, int64(1), env.d.instance.inflightBytes.Load(), "the request released what it held")
+}
+
+func TestOTLP_IngesterRejectionsArePartialSuccess(t *testing.T) {
+	env := newOTLPEnv(t)
+	env.ingesters[0].failWith(status.Error(codes.InvalidArgument, "2 samples rejected: out of order sample"))
+	resp := decodeExportResponse(t, env.export(t, tenantA, testMetrics(), otlpBody{}), false)
+	require.Equal(t, int64(2), resp.PartialSuccess().RejectedDataPoints())
+	require.Contains(t, resp.PartialSuccess().ErrorMessage(), "out of order sample")
+}
+
+// FuzzOTLP sends arbitrary bodies, as protobuf and as JSON: every one is answered with a status a client
+// can act on, never a panic or a 500.
+func FuzzOTLP(f *testing.F) {
+	for _, md := range []pmetric.Metrics{testMetrics(), benchmarkOTLPMetrics(100)} {
+		req := pmetricotlp.NewExportRequestFromMetrics(md)
+		pb, _ := req.MarshalProto()
+		js, _ := req.MarshalJSON()
+		f.Add(pb, false)
+		f.Add(js, true)
+	}
+	f.Add([]byte{0x0a, 0x00}, false)
+	f.Add([]byte(`{"resourceMetrics":[{}]}`), true)
+	env := newOTLPEnv(f)
+	f.Fuzz(func(t *testing.T, body []byte, json bool) {
+		ct := "application/x-protobuf"
+		if json {
+			ct = "application/json"
+		}
+		w := env.serve(newOTLPRequest(tenantA, body, ct))
+		switch w.Code {
+		case http.StatusOK, http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusTooManyRequests:
+		default:
+			t.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+	})
+}
+
+func TestOTLP_BoundsTargetInfoOfPointsFarApart(t *testing.T) {
+	env := newOTLPEnv(t)
+	md := testMetrics()
+	// A point whose timestamp was left unset (1970) beside current ones.
+	md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(1).Gauge().DataPoints().AppendEmpty().SetDoubleValue(1)
+	resp := decodeExportResponse(t, env.export(t, tenantA, md, otlpBody{}), false)
+	require.Contains(t, resp.PartialSuccess().ErrorMessage(), "target_info of")
+	var targetInfo []string
+	for s, samples := range env.ingesters[0].seriesOf(tenantA) {
+		if strings.Contains(s, "target_info") {
+			targetInfo = samples
+		}
+	}
+	require.Len(t, targetInfo, maxTargetInfoSamples, "from 1970 on, every 2.5 minutes, up to the bound")
 }

@@ -25,6 +25,12 @@ const targetInfoName = "target_info"
 // errTranslatedTooLarge stops a translation whose remote-write request outgrows the size limit.
 var errTranslatedTooLarge = errors.New("translated request too large")
 
+// maxTargetInfoSamples bounds the target_info samples of one resource. The translator writes one every
+// 2.5 minutes (half the lookback) from the resource's earliest point to its latest, so a single point
+// stamped 1970 (an unset timestamp) beside a current one would otherwise cost 11 million samples and as
+// many entries of the translator's map. 1000 covers points spread over 41 hours.
+const maxTargetInfoSamples = 1000
+
 // translation is the remote-write request made from one OTLP export, and what was lost on the way.
 type translation struct {
 	req prompb.WriteRequest
@@ -38,9 +44,8 @@ type translation struct {
 
 // translateOTLP turns md into a remote-write request with Prometheus' own OTLP translator, under the
 // tenant's OTLP settings. The request may not be estimated larger than maxSize: OTLP is more compact
-// than remote write (a resource's promoted attributes are copied onto each of its series, a classic
-// histogram point becomes a series per bucket), so a body within the limit can still translate to
-// many times its size.
+// than remote write (a resource's attributes become labels of each of its series, a classic histogram
+// point becomes a series per bucket), so a small body can translate to many times its size.
 func translateOTLP(ctx context.Context, md pmetric.Metrics, limits *validation.Limits, maxSize int) *translation {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -114,6 +119,10 @@ func (a *writeRequestAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, 
 		n++
 	}
 	ts := &a.req.Timeseries[n-1]
+	if opts.MetricFamilyName == targetInfoName && len(ts.Samples) >= maxTargetInfoSamples {
+		// The translator stops this resource's target_info at the error; its points are kept.
+		return 0, fmt.Errorf("target_info of %s cut at %d samples: the resource's points span more than %s", ls.String(), maxTargetInfoSamples, time.Duration(maxTargetInfoSamples)*defaultLookbackDelta/2)
+	}
 	switch {
 	case fh != nil:
 		ts.Histograms = append(ts.Histograms, prompb.FromFloatHistogram(t, fh))
