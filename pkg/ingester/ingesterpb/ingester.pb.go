@@ -1475,6 +1475,279 @@ func (x *ActiveSeriesResponse) GetSeries() []*seriespb.Series {
 	return nil
 }
 
+type ExemplarQueryRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	StartMs int64                  `protobuf:"varint,1,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
+	EndMs   int64                  `protobuf:"varint,2,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
+	// One set per selector of the query: a series is selected when it matches every matcher of some set.
+	MatcherSets []*LabelMatchers `protobuf:"bytes,3,rep,name=matcher_sets,json=matcherSets,proto3" json:"matcher_sets,omitempty"`
+	// Unset: no limits. Only max_series applies: it bounds the series with exemplars in the answer.
+	Limits        *seriespb.FetchLimits `protobuf:"bytes,4,opt,name=limits,proto3" json:"limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExemplarQueryRequest) Reset() {
+	*x = ExemplarQueryRequest{}
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExemplarQueryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExemplarQueryRequest) ProtoMessage() {}
+
+func (x *ExemplarQueryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExemplarQueryRequest.ProtoReflect.Descriptor instead.
+func (*ExemplarQueryRequest) Descriptor() ([]byte, []int) {
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ExemplarQueryRequest) GetStartMs() int64 {
+	if x != nil {
+		return x.StartMs
+	}
+	return 0
+}
+
+func (x *ExemplarQueryRequest) GetEndMs() int64 {
+	if x != nil {
+		return x.EndMs
+	}
+	return 0
+}
+
+func (x *ExemplarQueryRequest) GetMatcherSets() []*LabelMatchers {
+	if x != nil {
+		return x.MatcherSets
+	}
+	return nil
+}
+
+func (x *ExemplarQueryRequest) GetLimits() *seriespb.FetchLimits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+type LabelMatchers struct {
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	Matchers      []*seriespb.LabelMatcher `protobuf:"bytes,1,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LabelMatchers) Reset() {
+	*x = LabelMatchers{}
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LabelMatchers) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LabelMatchers) ProtoMessage() {}
+
+func (x *LabelMatchers) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LabelMatchers.ProtoReflect.Descriptor instead.
+func (*LabelMatchers) Descriptor() ([]byte, []int) {
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *LabelMatchers) GetMatchers() []*seriespb.LabelMatcher {
+	if x != nil {
+		return x.Matchers
+	}
+	return nil
+}
+
+type Exemplar struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Labels        []*seriespb.Label      `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty"`
+	Value         float64                `protobuf:"fixed64,2,opt,name=value,proto3" json:"value,omitempty"`
+	TimestampMs   int64                  `protobuf:"varint,3,opt,name=timestamp_ms,json=timestampMs,proto3" json:"timestamp_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Exemplar) Reset() {
+	*x = Exemplar{}
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Exemplar) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Exemplar) ProtoMessage() {}
+
+func (x *Exemplar) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Exemplar.ProtoReflect.Descriptor instead.
+func (*Exemplar) Descriptor() ([]byte, []int) {
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *Exemplar) GetLabels() []*seriespb.Label {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *Exemplar) GetValue() float64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+func (x *Exemplar) GetTimestampMs() int64 {
+	if x != nil {
+		return x.TimestampMs
+	}
+	return 0
+}
+
+// SeriesExemplars are a series' exemplars in the request's range, oldest first.
+type SeriesExemplars struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Labels        []*seriespb.Label      `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty"`
+	Exemplars     []*Exemplar            `protobuf:"bytes,2,rep,name=exemplars,proto3" json:"exemplars,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SeriesExemplars) Reset() {
+	*x = SeriesExemplars{}
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SeriesExemplars) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SeriesExemplars) ProtoMessage() {}
+
+func (x *SeriesExemplars) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SeriesExemplars.ProtoReflect.Descriptor instead.
+func (*SeriesExemplars) Descriptor() ([]byte, []int) {
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *SeriesExemplars) GetLabels() []*seriespb.Label {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *SeriesExemplars) GetExemplars() []*Exemplar {
+	if x != nil {
+		return x.Exemplars
+	}
+	return nil
+}
+
+type ExemplarQueryResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Series in label order across all messages of one stream; a series with many exemplars continues in
+	// the next message under the same labels.
+	Series        []*SeriesExemplars `protobuf:"bytes,1,rep,name=series,proto3" json:"series,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExemplarQueryResponse) Reset() {
+	*x = ExemplarQueryResponse{}
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExemplarQueryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExemplarQueryResponse) ProtoMessage() {}
+
+func (x *ExemplarQueryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExemplarQueryResponse.ProtoReflect.Descriptor instead.
+func (*ExemplarQueryResponse) Descriptor() ([]byte, []int) {
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ExemplarQueryResponse) GetSeries() []*SeriesExemplars {
+	if x != nil {
+		return x.Series
+	}
+	return nil
+}
+
 var File_ingester_ingesterpb_ingester_proto protoreflect.FileDescriptor
 
 const file_ingester_ingesterpb_ingester_proto_rawDesc = "" +
@@ -1568,11 +1841,27 @@ const file_ingester_ingesterpb_ingester_proto_rawDesc = "" +
 	"\bmatchers\x18\x01 \x03(\v2\x1b.strata.series.LabelMatcherR\bmatchers\x122\n" +
 	"\x06limits\x18\x02 \x01(\v2\x1a.strata.series.FetchLimitsR\x06limits\"E\n" +
 	"\x14ActiveSeriesResponse\x12-\n" +
-	"\x06series\x18\x01 \x03(\v2\x15.strata.series.SeriesR\x06series*(\n" +
+	"\x06series\x18\x01 \x03(\v2\x15.strata.series.SeriesR\x06series\"\xbf\x01\n" +
+	"\x14ExemplarQueryRequest\x12\x19\n" +
+	"\bstart_ms\x18\x01 \x01(\x03R\astartMs\x12\x15\n" +
+	"\x06end_ms\x18\x02 \x01(\x03R\x05endMs\x12A\n" +
+	"\fmatcher_sets\x18\x03 \x03(\v2\x1e.strata.ingester.LabelMatchersR\vmatcherSets\x122\n" +
+	"\x06limits\x18\x04 \x01(\v2\x1a.strata.series.FetchLimitsR\x06limits\"H\n" +
+	"\rLabelMatchers\x127\n" +
+	"\bmatchers\x18\x01 \x03(\v2\x1b.strata.series.LabelMatcherR\bmatchers\"q\n" +
+	"\bExemplar\x12,\n" +
+	"\x06labels\x18\x01 \x03(\v2\x14.strata.series.LabelR\x06labels\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value\x12!\n" +
+	"\ftimestamp_ms\x18\x03 \x01(\x03R\vtimestampMs\"x\n" +
+	"\x0fSeriesExemplars\x12,\n" +
+	"\x06labels\x18\x01 \x03(\v2\x14.strata.series.LabelR\x06labels\x127\n" +
+	"\texemplars\x18\x02 \x03(\v2\x19.strata.ingester.ExemplarR\texemplars\"Q\n" +
+	"\x15ExemplarQueryResponse\x128\n" +
+	"\x06series\x18\x01 \x03(\v2 .strata.ingester.SeriesExemplarsR\x06series*(\n" +
 	"\vCountMethod\x12\r\n" +
 	"\tIN_MEMORY\x10\x00\x12\n" +
 	"\n" +
-	"\x06ACTIVE\x10\x012\xb8\a\n" +
+	"\x06ACTIVE\x10\x012\x9b\b\n" +
 	"\bIngester\x12C\n" +
 	"\x04Push\x12\x1c.strata.ingester.PushRequest\x1a\x1d.strata.ingester.PushResponse\x12T\n" +
 	"\vQueryStream\x12\x1d.strata.ingester.QueryRequest\x1a$.strata.ingester.QueryStreamResponse0\x01\x12U\n" +
@@ -1585,7 +1874,8 @@ const file_ingester_ingesterpb_ingester_proto_rawDesc = "" +
 	"TSDBStatus\x12\".strata.ingester.TSDBStatusRequest\x1a#.strata.ingester.TSDBStatusResponse\x12x\n" +
 	"\x15LabelNamesCardinality\x12-.strata.ingester.LabelNamesCardinalityRequest\x1a..strata.ingester.LabelNamesCardinalityResponse0\x01\x12{\n" +
 	"\x16LabelValuesCardinality\x12..strata.ingester.LabelValuesCardinalityRequest\x1a/.strata.ingester.LabelValuesCardinalityResponse0\x01\x12]\n" +
-	"\fActiveSeries\x12$.strata.ingester.ActiveSeriesRequest\x1a%.strata.ingester.ActiveSeriesResponse0\x01B:Z8github.com/strata-metrics/strata/pkg/ingester/ingesterpbb\x06proto3"
+	"\fActiveSeries\x12$.strata.ingester.ActiveSeriesRequest\x1a%.strata.ingester.ActiveSeriesResponse0\x01\x12a\n" +
+	"\x0eQueryExemplars\x12%.strata.ingester.ExemplarQueryRequest\x1a&.strata.ingester.ExemplarQueryResponse0\x01B:Z8github.com/strata-metrics/strata/pkg/ingester/ingesterpbb\x06proto3"
 
 var (
 	file_ingester_ingesterpb_ingester_proto_rawDescOnce sync.Once
@@ -1600,7 +1890,7 @@ func file_ingester_ingesterpb_ingester_proto_rawDescGZIP() []byte {
 }
 
 var file_ingester_ingesterpb_ingester_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ingester_ingesterpb_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_ingester_ingesterpb_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_ingester_ingesterpb_ingester_proto_goTypes = []any{
 	(CountMethod)(0),                       // 0: strata.ingester.CountMethod
 	(*PushRequest)(nil),                    // 1: strata.ingester.PushRequest
@@ -1628,58 +1918,73 @@ var file_ingester_ingesterpb_ingester_proto_goTypes = []any{
 	(*LabelValuesCardinalityResponse)(nil), // 23: strata.ingester.LabelValuesCardinalityResponse
 	(*ActiveSeriesRequest)(nil),            // 24: strata.ingester.ActiveSeriesRequest
 	(*ActiveSeriesResponse)(nil),           // 25: strata.ingester.ActiveSeriesResponse
-	(*seriespb.LabelMatcher)(nil),          // 26: strata.series.LabelMatcher
-	(*seriespb.FetchLimits)(nil),           // 27: strata.series.FetchLimits
-	(*seriespb.Series)(nil),                // 28: strata.series.Series
+	(*ExemplarQueryRequest)(nil),           // 26: strata.ingester.ExemplarQueryRequest
+	(*LabelMatchers)(nil),                  // 27: strata.ingester.LabelMatchers
+	(*Exemplar)(nil),                       // 28: strata.ingester.Exemplar
+	(*SeriesExemplars)(nil),                // 29: strata.ingester.SeriesExemplars
+	(*ExemplarQueryResponse)(nil),          // 30: strata.ingester.ExemplarQueryResponse
+	(*seriespb.LabelMatcher)(nil),          // 31: strata.series.LabelMatcher
+	(*seriespb.FetchLimits)(nil),           // 32: strata.series.FetchLimits
+	(*seriespb.Series)(nil),                // 33: strata.series.Series
+	(*seriespb.Label)(nil),                 // 34: strata.series.Label
 }
 var file_ingester_ingesterpb_ingester_proto_depIdxs = []int32{
-	26, // 0: strata.ingester.QueryRequest.matchers:type_name -> strata.series.LabelMatcher
-	27, // 1: strata.ingester.QueryRequest.limits:type_name -> strata.series.FetchLimits
-	28, // 2: strata.ingester.QueryStreamResponse.series:type_name -> strata.series.Series
-	26, // 3: strata.ingester.LabelNamesRequest.matchers:type_name -> strata.series.LabelMatcher
-	26, // 4: strata.ingester.LabelValuesRequest.matchers:type_name -> strata.series.LabelMatcher
-	26, // 5: strata.ingester.SeriesRequest.matchers:type_name -> strata.series.LabelMatcher
-	27, // 6: strata.ingester.SeriesRequest.limits:type_name -> strata.series.FetchLimits
-	28, // 7: strata.ingester.SeriesResponse.series:type_name -> strata.series.Series
+	31, // 0: strata.ingester.QueryRequest.matchers:type_name -> strata.series.LabelMatcher
+	32, // 1: strata.ingester.QueryRequest.limits:type_name -> strata.series.FetchLimits
+	33, // 2: strata.ingester.QueryStreamResponse.series:type_name -> strata.series.Series
+	31, // 3: strata.ingester.LabelNamesRequest.matchers:type_name -> strata.series.LabelMatcher
+	31, // 4: strata.ingester.LabelValuesRequest.matchers:type_name -> strata.series.LabelMatcher
+	31, // 5: strata.ingester.SeriesRequest.matchers:type_name -> strata.series.LabelMatcher
+	32, // 6: strata.ingester.SeriesRequest.limits:type_name -> strata.series.FetchLimits
+	33, // 7: strata.ingester.SeriesResponse.series:type_name -> strata.series.Series
 	12, // 8: strata.ingester.MetricsMetadataResponse.metadata:type_name -> strata.ingester.MetricMetadata
 	15, // 9: strata.ingester.TSDBStatusResponse.series_count_by_metric_name:type_name -> strata.ingester.CardinalityStat
 	15, // 10: strata.ingester.TSDBStatusResponse.memory_in_bytes_by_label_name:type_name -> strata.ingester.CardinalityStat
 	15, // 11: strata.ingester.TSDBStatusResponse.series_count_by_label_value_pair:type_name -> strata.ingester.CardinalityStat
-	26, // 12: strata.ingester.LabelNamesCardinalityRequest.matchers:type_name -> strata.series.LabelMatcher
+	31, // 12: strata.ingester.LabelNamesCardinalityRequest.matchers:type_name -> strata.series.LabelMatcher
 	0,  // 13: strata.ingester.LabelNamesCardinalityRequest.count_method:type_name -> strata.ingester.CountMethod
 	18, // 14: strata.ingester.LabelNamesCardinalityResponse.labels:type_name -> strata.ingester.LabelValueHashes
-	26, // 15: strata.ingester.LabelValuesCardinalityRequest.matchers:type_name -> strata.series.LabelMatcher
+	31, // 15: strata.ingester.LabelValuesCardinalityRequest.matchers:type_name -> strata.series.LabelMatcher
 	0,  // 16: strata.ingester.LabelValuesCardinalityRequest.count_method:type_name -> strata.ingester.CountMethod
 	21, // 17: strata.ingester.LabelValueCounts.values:type_name -> strata.ingester.LabelValueCount
 	22, // 18: strata.ingester.LabelValuesCardinalityResponse.labels:type_name -> strata.ingester.LabelValueCounts
-	26, // 19: strata.ingester.ActiveSeriesRequest.matchers:type_name -> strata.series.LabelMatcher
-	27, // 20: strata.ingester.ActiveSeriesRequest.limits:type_name -> strata.series.FetchLimits
-	28, // 21: strata.ingester.ActiveSeriesResponse.series:type_name -> strata.series.Series
-	1,  // 22: strata.ingester.Ingester.Push:input_type -> strata.ingester.PushRequest
-	3,  // 23: strata.ingester.Ingester.QueryStream:input_type -> strata.ingester.QueryRequest
-	5,  // 24: strata.ingester.Ingester.LabelNames:input_type -> strata.ingester.LabelNamesRequest
-	7,  // 25: strata.ingester.Ingester.LabelValues:input_type -> strata.ingester.LabelValuesRequest
-	9,  // 26: strata.ingester.Ingester.Series:input_type -> strata.ingester.SeriesRequest
-	11, // 27: strata.ingester.Ingester.MetricsMetadata:input_type -> strata.ingester.MetricsMetadataRequest
-	14, // 28: strata.ingester.Ingester.TSDBStatus:input_type -> strata.ingester.TSDBStatusRequest
-	17, // 29: strata.ingester.Ingester.LabelNamesCardinality:input_type -> strata.ingester.LabelNamesCardinalityRequest
-	20, // 30: strata.ingester.Ingester.LabelValuesCardinality:input_type -> strata.ingester.LabelValuesCardinalityRequest
-	24, // 31: strata.ingester.Ingester.ActiveSeries:input_type -> strata.ingester.ActiveSeriesRequest
-	2,  // 32: strata.ingester.Ingester.Push:output_type -> strata.ingester.PushResponse
-	4,  // 33: strata.ingester.Ingester.QueryStream:output_type -> strata.ingester.QueryStreamResponse
-	6,  // 34: strata.ingester.Ingester.LabelNames:output_type -> strata.ingester.LabelNamesResponse
-	8,  // 35: strata.ingester.Ingester.LabelValues:output_type -> strata.ingester.LabelValuesResponse
-	10, // 36: strata.ingester.Ingester.Series:output_type -> strata.ingester.SeriesResponse
-	13, // 37: strata.ingester.Ingester.MetricsMetadata:output_type -> strata.ingester.MetricsMetadataResponse
-	16, // 38: strata.ingester.Ingester.TSDBStatus:output_type -> strata.ingester.TSDBStatusResponse
-	19, // 39: strata.ingester.Ingester.LabelNamesCardinality:output_type -> strata.ingester.LabelNamesCardinalityResponse
-	23, // 40: strata.ingester.Ingester.LabelValuesCardinality:output_type -> strata.ingester.LabelValuesCardinalityResponse
-	25, // 41: strata.ingester.Ingester.ActiveSeries:output_type -> strata.ingester.ActiveSeriesResponse
-	32, // [32:42] is the sub-list for method output_type
-	22, // [22:32] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	31, // 19: strata.ingester.ActiveSeriesRequest.matchers:type_name -> strata.series.LabelMatcher
+	32, // 20: strata.ingester.ActiveSeriesRequest.limits:type_name -> strata.series.FetchLimits
+	33, // 21: strata.ingester.ActiveSeriesResponse.series:type_name -> strata.series.Series
+	27, // 22: strata.ingester.ExemplarQueryRequest.matcher_sets:type_name -> strata.ingester.LabelMatchers
+	32, // 23: strata.ingester.ExemplarQueryRequest.limits:type_name -> strata.series.FetchLimits
+	31, // 24: strata.ingester.LabelMatchers.matchers:type_name -> strata.series.LabelMatcher
+	34, // 25: strata.ingester.Exemplar.labels:type_name -> strata.series.Label
+	34, // 26: strata.ingester.SeriesExemplars.labels:type_name -> strata.series.Label
+	28, // 27: strata.ingester.SeriesExemplars.exemplars:type_name -> strata.ingester.Exemplar
+	29, // 28: strata.ingester.ExemplarQueryResponse.series:type_name -> strata.ingester.SeriesExemplars
+	1,  // 29: strata.ingester.Ingester.Push:input_type -> strata.ingester.PushRequest
+	3,  // 30: strata.ingester.Ingester.QueryStream:input_type -> strata.ingester.QueryRequest
+	5,  // 31: strata.ingester.Ingester.LabelNames:input_type -> strata.ingester.LabelNamesRequest
+	7,  // 32: strata.ingester.Ingester.LabelValues:input_type -> strata.ingester.LabelValuesRequest
+	9,  // 33: strata.ingester.Ingester.Series:input_type -> strata.ingester.SeriesRequest
+	11, // 34: strata.ingester.Ingester.MetricsMetadata:input_type -> strata.ingester.MetricsMetadataRequest
+	14, // 35: strata.ingester.Ingester.TSDBStatus:input_type -> strata.ingester.TSDBStatusRequest
+	17, // 36: strata.ingester.Ingester.LabelNamesCardinality:input_type -> strata.ingester.LabelNamesCardinalityRequest
+	20, // 37: strata.ingester.Ingester.LabelValuesCardinality:input_type -> strata.ingester.LabelValuesCardinalityRequest
+	24, // 38: strata.ingester.Ingester.ActiveSeries:input_type -> strata.ingester.ActiveSeriesRequest
+	26, // 39: strata.ingester.Ingester.QueryExemplars:input_type -> strata.ingester.ExemplarQueryRequest
+	2,  // 40: strata.ingester.Ingester.Push:output_type -> strata.ingester.PushResponse
+	4,  // 41: strata.ingester.Ingester.QueryStream:output_type -> strata.ingester.QueryStreamResponse
+	6,  // 42: strata.ingester.Ingester.LabelNames:output_type -> strata.ingester.LabelNamesResponse
+	8,  // 43: strata.ingester.Ingester.LabelValues:output_type -> strata.ingester.LabelValuesResponse
+	10, // 44: strata.ingester.Ingester.Series:output_type -> strata.ingester.SeriesResponse
+	13, // 45: strata.ingester.Ingester.MetricsMetadata:output_type -> strata.ingester.MetricsMetadataResponse
+	16, // 46: strata.ingester.Ingester.TSDBStatus:output_type -> strata.ingester.TSDBStatusResponse
+	19, // 47: strata.ingester.Ingester.LabelNamesCardinality:output_type -> strata.ingester.LabelNamesCardinalityResponse
+	23, // 48: strata.ingester.Ingester.LabelValuesCardinality:output_type -> strata.ingester.LabelValuesCardinalityResponse
+	25, // 49: strata.ingester.Ingester.ActiveSeries:output_type -> strata.ingester.ActiveSeriesResponse
+	30, // 50: strata.ingester.Ingester.QueryExemplars:output_type -> strata.ingester.ExemplarQueryResponse
+	40, // [40:51] is the sub-list for method output_type
+	29, // [29:40] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_ingester_ingesterpb_ingester_proto_init() }
@@ -1693,7 +1998,7 @@ func file_ingester_ingesterpb_ingester_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ingester_ingesterpb_ingester_proto_rawDesc), len(file_ingester_ingesterpb_ingester_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   25,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

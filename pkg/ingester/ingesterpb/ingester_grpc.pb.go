@@ -31,6 +31,7 @@ const (
 	Ingester_LabelNamesCardinality_FullMethodName  = "/strata.ingester.Ingester/LabelNamesCardinality"
 	Ingester_LabelValuesCardinality_FullMethodName = "/strata.ingester.Ingester/LabelValuesCardinality"
 	Ingester_ActiveSeries_FullMethodName           = "/strata.ingester.Ingester/ActiveSeries"
+	Ingester_QueryExemplars_FullMethodName         = "/strata.ingester.Ingester/QueryExemplars"
 )
 
 // IngesterClient is the client API for Ingester service.
@@ -61,6 +62,9 @@ type IngesterClient interface {
 	LabelValuesCardinality(ctx context.Context, in *LabelValuesCardinalityRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LabelValuesCardinalityResponse], error)
 	// ActiveSeries streams the label sets of the selected series that are active, in label order.
 	ActiveSeries(ctx context.Context, in *ActiveSeriesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ActiveSeriesResponse], error)
+	// QueryExemplars streams the exemplars of the series that match any of the request's matcher sets, in
+	// messages of bounded size.
+	QueryExemplars(ctx context.Context, in *ExemplarQueryRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExemplarQueryResponse], error)
 }
 
 type ingesterClient struct {
@@ -225,6 +229,25 @@ func (c *ingesterClient) ActiveSeries(ctx context.Context, in *ActiveSeriesReque
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Ingester_ActiveSeriesClient = grpc.ServerStreamingClient[ActiveSeriesResponse]
 
+func (c *ingesterClient) QueryExemplars(ctx context.Context, in *ExemplarQueryRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExemplarQueryResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Ingester_ServiceDesc.Streams[6], Ingester_QueryExemplars_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExemplarQueryRequest, ExemplarQueryResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Ingester_QueryExemplarsClient = grpc.ServerStreamingClient[ExemplarQueryResponse]
+
 // IngesterServer is the server API for Ingester service.
 // All implementations must embed UnimplementedIngesterServer
 // for forward compatibility.
@@ -253,6 +276,9 @@ type IngesterServer interface {
 	LabelValuesCardinality(*LabelValuesCardinalityRequest, grpc.ServerStreamingServer[LabelValuesCardinalityResponse]) error
 	// ActiveSeries streams the label sets of the selected series that are active, in label order.
 	ActiveSeries(*ActiveSeriesRequest, grpc.ServerStreamingServer[ActiveSeriesResponse]) error
+	// QueryExemplars streams the exemplars of the series that match any of the request's matcher sets, in
+	// messages of bounded size.
+	QueryExemplars(*ExemplarQueryRequest, grpc.ServerStreamingServer[ExemplarQueryResponse]) error
 	mustEmbedUnimplementedIngesterServer()
 }
 
@@ -292,6 +318,9 @@ func (UnimplementedIngesterServer) LabelValuesCardinality(*LabelValuesCardinalit
 }
 func (UnimplementedIngesterServer) ActiveSeries(*ActiveSeriesRequest, grpc.ServerStreamingServer[ActiveSeriesResponse]) error {
 	return status.Error(codes.Unimplemented, "method ActiveSeries not implemented")
+}
+func (UnimplementedIngesterServer) QueryExemplars(*ExemplarQueryRequest, grpc.ServerStreamingServer[ExemplarQueryResponse]) error {
+	return status.Error(codes.Unimplemented, "method QueryExemplars not implemented")
 }
 func (UnimplementedIngesterServer) mustEmbedUnimplementedIngesterServer() {}
 func (UnimplementedIngesterServer) testEmbeddedByValue()                  {}
@@ -452,6 +481,17 @@ func _Ingester_ActiveSeries_Handler(srv interface{}, stream grpc.ServerStream) e
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Ingester_ActiveSeriesServer = grpc.ServerStreamingServer[ActiveSeriesResponse]
 
+func _Ingester_QueryExemplars_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ExemplarQueryRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(IngesterServer).QueryExemplars(m, &grpc.GenericServerStream[ExemplarQueryRequest, ExemplarQueryResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Ingester_QueryExemplarsServer = grpc.ServerStreamingServer[ExemplarQueryResponse]
+
 // Ingester_ServiceDesc is the grpc.ServiceDesc for Ingester service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -505,6 +545,11 @@ var Ingester_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "ActiveSeries",
 			Handler:       _Ingester_ActiveSeries_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "QueryExemplars",
+			Handler:       _Ingester_QueryExemplars_Handler,
 			ServerStreams: true,
 		},
 	},
