@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -420,8 +421,10 @@ func (d *Distributor) checkHAReplica(ctx context.Context, tenantID string, limit
 			replica = l.Value
 		}
 	}
-	// Values validation would refuse are not worth a KV entry: the series are refused anyway.
-	if cluster == "" || replica == "" || len(cluster) > limits.MaxLabelValueLength || len(replica) > limits.MaxLabelValueLength {
+	// Values validation would refuse are not worth a KV entry: the series are refused anyway. (Invalid
+	// UTF-8 would not even survive the store's JSON unchanged.)
+	if cluster == "" || replica == "" || len(cluster) > limits.MaxLabelValueLength || len(replica) > limits.MaxLabelValueLength ||
+		!utf8.ValidString(cluster) || !utf8.ValidString(replica) {
 		return false, nil
 	}
 	err := d.haTracker.checkReplica(ctx, tenantID, cluster, replica, limits.HAMaxClusters)

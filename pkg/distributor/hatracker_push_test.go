@@ -146,14 +146,30 @@ func TestPush_HAKVStoreDownIsRetryable(t *testing.T) {
 // Label values validation refuses are not tracked: the series are refused as any other.
 func TestPush_HAIgnoresValuesValidationRefuses(t *testing.T) {
 	env, store := newHAEnv(t, true, 0)
-	long := strings.Repeat("r", 31) // over testLimits' 30
-	resp := env.push(t, tenantA, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{haSeries(long, testNow.UnixMilli())}})
+	for replica, reason := range map[string]string{
+		strings.Repeat("r", 31): "err-strata-label-value-too-long", // over testLimits' 30
+		"r\xff":                 "err-strata-invalid-label-value",
+	} {
+		resp := env.push(t, tenantA, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{haSeries(replica, testNow.UnixMilli())}})
+		require.Equal(t, http.StatusBadRequest, resp.Code)
+		require.Contains(t, resp.Body.String(), reason)
+	}
+	resp := env.push(t, tenantA, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		series(lbls("__name__", "up", "__replica__", "r1", "cluster", "c\xff"), testNow.UnixMilli()),
+	}})
 	require.Equal(t, http.StatusBadRequest, resp.Code)
-	require.Contains(t, resp.Body.String(), "err-strata-label-value-too-long")
+	require.Contains(t, resp.Body.String(), "err-strata-invalid-label-value")
 	require.Zero(t, store.writes.Load())
 	env.d.haTracker.mu.RLock()
 	defer env.d.haTracker.mu.RUnlock()
 	require.Empty(t, env.d.haTracker.tenants)
+}
+
+func TestPush_HAWithoutTenantIs401BeforeAnyElection(t *testing.T) {
+	env, store := newHAEnv(t, true, 0)
+	resp := env.push(t, "", &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{haSeries("r1", testNow.UnixMilli())}})
+	require.Equal(t, http.StatusUnauthorized, resp.Code)
+	require.Zero(t, store.writes.Load())
 }
 
 // The ruler's Push goes through the same HA check.
