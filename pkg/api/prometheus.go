@@ -86,6 +86,7 @@ type PrometheusAPI struct {
 	engine    promql.QueryEngine
 	queryable storage.Queryable
 	metadata  MetadataSource
+	exemplars ExemplarSource
 	cfg       querier.Config
 	limits    *validation.Overrides
 	logger    *slog.Logger
@@ -102,9 +103,10 @@ var errShuttingDown = errors.New("this querier is shutting down; retry on anothe
 
 // NewPrometheusAPI returns the handlers. Queries are checked against the tenant's limits before they
 // run, and cfg.Timeout bounds each from the moment it arrives: parsing, waiting for a slot, evaluation.
-func NewPrometheusAPI(engine promql.QueryEngine, queryable storage.Queryable, metadata MetadataSource, cfg querier.Config, limits *validation.Overrides, logger *slog.Logger) *PrometheusAPI {
+// ingesters answers metric metadata and exemplars; nil answers no exemplars.
+func NewPrometheusAPI(engine promql.QueryEngine, queryable storage.Queryable, ingesters IngesterSource, cfg querier.Config, limits *validation.Overrides, logger *slog.Logger) *PrometheusAPI {
 	stopping, stop := context.WithCancel(context.Background())
-	return &PrometheusAPI{engine: engine, queryable: queryable, metadata: metadata, cfg: cfg, limits: limits, logger: logger, now: time.Now,
+	return &PrometheusAPI{engine: engine, queryable: queryable, metadata: ingesters, exemplars: ingesters, cfg: cfg, limits: limits, logger: logger, now: time.Now,
 		failureLogs: rate.NewLimiter(1, 1), stopping: stopping, stopQueries: stop}
 }
 
