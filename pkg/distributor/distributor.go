@@ -249,7 +249,8 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, receiv
 		floats, histograms := len(ts.Samples), len(ts.Histograms)
 		ts.Samples = d.dropFutureSamples(tenantID, limits, now, ts, &rejections)
 		ts.Histograms = d.dropFutureHistograms(tenantID, limits, now, ts, &rejections)
-		if len(ts.Samples)+len(ts.Histograms) == 0 {
+		// Prometheus sends exemplars apart from their samples, in series of their own.
+		if len(ts.Samples)+len(ts.Histograms)+len(ts.Exemplars) == 0 {
 			continue
 		}
 		samples += len(ts.Samples) + len(ts.Histograms)

@@ -180,3 +180,27 @@ func spyClients(env *testEnv) (IngesterClients, *ingesterPushSpy) {
 type spyClient struct{ spy *ingesterPushSpy }
 
 func (c spyClient) PusherFor(string) (client.Pusher, error) { return c.spy, nil }
+
+// Prometheus sends exemplars in series of their own, without samples: they reach the ingesters in either
+// protocol.
+func TestServeHTTP_ForwardsSeriesThatCarryOnlyExemplars(t *testing.T) {
+	now := testNow.UnixMilli()
+	onlyExemplars := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+		Labels:    []prompb.Label{{Name: "__name__", Value: "requests_total"}},
+		Exemplars: []prompb.Exemplar{{Labels: []prompb.Label{{Name: "trace_id", Value: "abc"}}, Value: 1, Timestamp: now}},
+	}}}
+	for name, request := range map[string]*http.Request{
+		"1.0": newPushRequest(t, tenantA, encodeRequest(t, onlyExemplars)),
+		"2.0": newPushRequestV2(t, tenantA, encodeRequestV2(t, onlyExemplars, false)),
+	} {
+		t.Run(name, func(t *testing.T) {
+			env := newTestEnv(t)
+			resp := env.do(request)
+			require.Equal(t, http.StatusNoContent, resp.Code, resp.Body.String())
+			require.Equal(t, 1, env.ingesters[0].pushes)
+			if name == "2.0" {
+				requireWritten(t, resp.Header(), 0, 0, 1)
+			}
+		})
+	}
+}

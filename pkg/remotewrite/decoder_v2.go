@@ -25,7 +25,7 @@ const (
 // each sample's start timestamp. Like Decoder, it reuses its slices from one request to the next.
 //
 // A series that cannot be resolved (a reference outside the symbols table, an odd number of label
-// references) or that holds no sample is not returned but reported in Invalid: the 2.0 specification asks
+// references) or that holds nothing is not returned but reported in Invalid: the 2.0 specification asks
 // receivers to write the rest of the request and report those as a partial write.
 type DecoderV2 struct {
 	req          prompb.WriteRequest
@@ -307,8 +307,10 @@ func (d *DecoderV2) decodeOne(b []byte, field FieldRange) error {
 	if err == nil {
 		samples := len(d.samples) - sp.samplesStart + len(ts.Histograms)
 		err = cmp.Or(refErr, d.resolveLabels(d.refs))
-		if err == nil && samples == 0 {
-			err = errors.New("a series must hold at least one sample or histogram")
+		// Senders must not send a series without samples, but Prometheus sends exemplars apart from
+		// their samples, in series of their own: only a series with nothing at all is refused.
+		if err == nil && samples == 0 && len(ts.Exemplars) == 0 {
+			err = errors.New("a series must hold at least one sample, histogram or exemplar")
 		}
 		if err == nil {
 			sp.labelsEnd, sp.samplesEnd = len(d.labels), len(d.samples)

@@ -218,7 +218,7 @@ func TestDecoderV2_KeepsGoodSeriesAndReportsBadOnes(t *testing.T) {
 	require.ErrorContains(t, invalid[0].Err, "reference outside the symbols table")
 	require.Equal(t, 2, invalid[0].Samples)
 	require.ErrorContains(t, invalid[1].Err, "odd number")
-	require.ErrorContains(t, invalid[2].Err, "at least one sample")
+	require.ErrorContains(t, invalid[2].Err, "at least one sample, histogram or exemplar")
 	require.ErrorContains(t, invalid[3].Err, "exemplar")
 	require.ErrorContains(t, invalid[4].Err, "metadata")
 }
