@@ -202,7 +202,7 @@ func (t *HATracker) checkReplica(ctx context.Context, tenantID, cluster, replica
 			return nil, false, err
 		}
 		cur.Clusters[strings.Clone(cluster)] = next
-		return cur, true, nil
+		return cur, false, nil
 	})
 	if errors.Is(err, errTooManyClusters) {
 		return err
@@ -383,7 +383,7 @@ func (t *HATracker) cleanup(ctx context.Context) {
 			if !removed {
 				return nil, false, nil
 			}
-			return cur, true, nil
+			return cur, false, nil
 		})
 		if err != nil {
 			t.kvFailures.Inc()
@@ -438,7 +438,8 @@ func (d *Distributor) checkHAReplica(ctx context.Context, tenantID string, limit
 	var notElected *errNotElected
 	switch {
 	case errors.As(err, &notElected):
-		d.haTracker.dedupedSamples.WithLabelValues(tenantID, cluster).Add(float64(samples))
+		// cluster points into the request's pooled buffer; a new series of the metric would keep it.
+		d.haTracker.dedupedSamples.WithLabelValues(tenantID, strings.Clone(cluster)).Add(float64(samples))
 		return false, httpError(http.StatusAccepted, "%v", err)
 	case errors.Is(err, errTooManyClusters):
 		d.discardedSamples.WithLabelValues(validation.ReasonHAMaxClusters, tenantID).Add(float64(samples))
