@@ -15,6 +15,9 @@
 #      (COLD_PASSES, 3; Strata restarted before each, its caches empty), then once more a minute after the
 #      last (a dashboard's refresh, answered from Strata's results cache)
 #
+#   RECEIVERS="strata strata-rw2": scenario a's load to Strata in remote write 1.0, then 2.0 (each series
+#      with its metadata), for the cost of 2.0 beside 1.0
+#
 #   all: a and d in one table (the single nodes get the load once), then b, then c with 30 s timed
 #   passes, then e
 #
@@ -368,7 +371,7 @@ for r in $RECEIVERS; do
 		url="http://127.0.0.1:$port/api/v1/push"
 		ready="http://127.0.0.1:$port/ready"
 		;;
-	strata)
+	strata | strata-rw2)
 		echo "strata $port" >"$dir.http"
 		"$work/bin/strata" "${limits_off[@]}" -data.dir="$dir" -auth.multitenancy-enabled=false \
 			-server.http-listen-address=127.0.0.1 -server.http-listen-port="$port" \
@@ -405,6 +408,9 @@ for r in $RECEIVERS; do
 			-concurrency "$CONCURRENCY" -rounds 3 -json "$work/$r.json" >"$work/$r.loadgen.txt"
 	else
 		load=(-url "$url" -auth-disabled -series "$SERIES" -interval 0 -batch "$BATCH" -concurrency "$CONCURRENCY")
+		if [ "$r" = strata-rw2 ]; then
+			load+=(-protocol 2.0)
+		fi
 		# One warm-up round creates the series; the receiver's CPU is measured over the measured run only.
 		"$work/bin/loadgen" write "${load[@]}" -rounds 1 >/dev/null
 		cpu_before="$(cpu_sum "${pids[@]}")"
@@ -442,6 +448,9 @@ print(f"series={series} scenario={sys.argv[3]}")
 print(f"{'receiver':<18}{'samples/s':>12}{'samples/CPU-s':>15}{'RSS MB':>9}{'B/series':>10}{'failed':>8}{'loadgen CPU%':>14}")
 for name, r in rows.items():
     print(f"{name:<18}{r['rate']:>12.0f}{r['per_cpu']:>15.0f}{r['rss']/1e6:>9.0f}{r['rss']/series:>10.0f}{r['failed']:>8}{r['gen_cpu']:>14.1f}")
+if "strata" in rows and "strata-rw2" in rows:
+    s, o = rows["strata-rw2"], rows["strata"]
+    print(f"strata-rw2 / strata: samples/s x{s['rate']/o['rate']:.2f}, samples per CPU-s x{s['per_cpu']/o['per_cpu']:.2f}")
 for mine in ("strata", "strata-rf3"):
     if mine not in rows:
         continue

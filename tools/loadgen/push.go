@@ -19,13 +19,18 @@ type pusher struct {
 	urls         []string
 	next         atomic.Uint64 // spreads requests over urls
 	tenantHeader string
+	contentType  string
 }
 
 func newPusher(cfg pushConfig, urls []string, tenantHeader string, concurrency int) *pusher {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 2 * concurrency
-	return &pusher{cfg: cfg, client: &http.Client{Transport: tr, Timeout: cfg.Timeout}, urls: urls, tenantHeader: tenantHeader}
+	return &pusher{cfg: cfg, client: &http.Client{Transport: tr, Timeout: cfg.Timeout}, urls: urls, tenantHeader: tenantHeader,
+		contentType: "application/x-protobuf"}
 }
+
+// contentTypeV2 is the Content-Type of a remote write 2.0 request.
+const contentTypeV2 = "application/x-protobuf;proto=io.prometheus.write.v2.Request"
 
 // push sends body for tenant until it is accepted, refused or out of retries. counted is false
 // when ctx ended first: the request was abandoned, not answered.
@@ -69,8 +74,12 @@ func (p *pusher) attempt(ctx context.Context, url, tenant string, body []byte) (
 		return 0, 0, err
 	}
 	req.Header.Set("Content-Encoding", "snappy")
-	req.Header.Set("Content-Type", "application/x-protobuf")
-	req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+	req.Header.Set("Content-Type", p.contentType)
+	if p.contentType == contentTypeV2 {
+		req.Header.Set("X-Prometheus-Remote-Write-Version", "2.0.0")
+	} else {
+		req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+	}
 	req.Header.Set("User-Agent", "strata-loadgen")
 	if p.tenantHeader != "" {
 		req.Header.Set(p.tenantHeader, tenant)

@@ -135,7 +135,19 @@ type target struct {
 	values []float64
 	walk   []float64 // gauges: position of the walk in [-1, 1]
 	hists  []histState
-	ids    []int32 // tracker ids per series; nil unless writes are tracked
+	ids    []int32   // tracker ids per series; nil unless writes are tracked
+	sets   [][]label // label sets per series, made when first asked for (remote write 2.0)
+}
+
+// labelSet returns the labels of the target's j-th series.
+func (t *target) labelSet(tpl *targetTemplate, j int) []label {
+	if t.sets == nil {
+		t.sets = make([][]label, len(t.labels))
+	}
+	if t.sets[j] == nil {
+		t.sets[j] = seriesLabels(&tpl.series[j], t.id)
+	}
+	return t.sets[j]
 }
 
 type histState struct{ count, sum float64 }

@@ -34,6 +34,7 @@ type writeConfig struct {
 	Push            pushConfig
 	StatePath       string
 	Seed            uint64
+	Protocol        string
 }
 
 // RegisterFlags registers the write mode's flags.
@@ -49,6 +50,7 @@ func (c *writeConfig) RegisterFlags(f *flag.FlagSet) {
 	f.Int64Var(&c.BackfillStartMs, "backfill-start-ms", 0, "with -backfill-from: the first round's timestamp (unix ms) instead of now minus -backfill-from, so runs against several receivers write the very same timestamps")
 	f.Int64Var(&c.BackfillSendMs, "backfill-send-from-ms", 0, "with -backfill-from: generate the rounds before this time (unix ms) but send none of them, so that the data continues what `loadgen blocks -end-ms` wrote with the same -seed, -series, start and step")
 	f.DurationVar(&c.Interval, "interval", 15*time.Second, "scrape interval: one sample per series per interval; 0 sends rounds as fast as the target accepts them")
+	f.StringVar(&c.Protocol, "protocol", "1.0", "remote write protocol: 1.0 (prometheus.WriteRequest) or 2.0 (io.prometheus.write.v2.Request, each series with its metadata)")
 	f.IntVar(&c.Batch, "batch", 2000, "samples per request, like Prometheus' max_samples_per_send")
 	f.IntVar(&c.Concurrency, "concurrency", 4, "concurrent senders; each owns a fixed set of batches so a series' samples stay in order")
 	f.Float64Var(&c.ChurnPerMinute, "churn-per-minute", 0, "series replaced by new ones per tenant per minute, a whole target (~84 series) at a time")
@@ -71,6 +73,8 @@ func (c *writeConfig) Validate() error {
 		return fmt.Errorf("-series must be at least 1, got %d", c.SeriesPerTen)
 	case c.Interval < 0:
 		return fmt.Errorf("-interval must not be negative, got %s", c.Interval)
+	case c.Protocol != "1.0" && c.Protocol != "2.0":
+		return fmt.Errorf("-protocol must be 1.0 or 2.0, got %q", c.Protocol)
 	case c.Batch < 1:
 		return fmt.Errorf("-batch must be at least 1, got %d", c.Batch)
 	case c.Concurrency < 1:
@@ -144,12 +148,17 @@ type writer struct {
 	skipped       int64
 	raw           []byte
 	bodies        sync.Pool
+	v2            *v2Encoder // nil for remote write 1.0
 }
 
 func newWriter(cfg writeConfig, logger *slog.Logger) *writer {
 	w := &writer{cfg: cfg, now: time.Now, logger: logger,
 		pusher: newPusher(cfg.Push, cfg.URLs.urls, cfg.Tenant.headerName(), cfg.Concurrency)}
 	w.bodies.New = func() any { return new([]byte) }
+	if cfg.Protocol == "2.0" {
+		w.v2 = newV2Encoder()
+		w.pusher.contentType = contentTypeV2
+	}
 	names := make([]string, cfg.Tenants)
 	for i := range names {
 		names[i] = fmt.Sprintf("%s%d", cfg.TenantPrefix, i)
@@ -351,12 +360,23 @@ func (w *writer) buildBatch(ti int, round int32, lo, hi int, ts int64) *batch {
 	b := &batch{tenant: ti, round: round, samples: hi - lo}
 	raw := w.raw[:0]
 	track := w.tracker != nil
+	if w.v2 != nil {
+		w.v2.reset()
+	}
 	t.series(lo, hi, func(tg *target, j int) {
-		raw = appendSeries(raw, tg.labels[j], tg.values[j], ts)
+		if w.v2 != nil {
+			// The metric name stands for its help text: a symbol the table holds anyway.
+			w.v2.appendSeries(tg.labelSet(t.tpl, j), metricTypeOf(t.tpl.series[j].kind), t.tpl.series[j].name, tg.values[j], ts)
+		} else {
+			raw = appendSeries(raw, tg.labels[j], tg.values[j], ts)
+		}
 		if track {
 			b.ids = append(b.ids, tg.ids[j])
 		}
 	})
+	if w.v2 != nil {
+		raw = w.v2.request(raw)
+	}
 	w.raw = raw
 	b.body = w.bodies.Get().(*[]byte)
 	*b.body = snappy.Encode((*b.body)[:cap(*b.body)], raw)
