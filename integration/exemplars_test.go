@@ -1,0 +1,117 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/stretchr/testify/require"
+)
+
+// exemplarSeries is one series of /api/v1/query_exemplars' answer.
+type exemplarSeries struct {
+	SeriesLabels map[string]string `json:"seriesLabels"`
+	Exemplars    []struct {
+		Labels    map[string]string `json:"labels"`
+		Value     string            `json:"value"`
+		Timestamp float64           `json:"timestamp"`
+	} `json:"exemplars"`
+}
+
+// Exemplars pushed with remote write 1.0 to a single-process Strata come back from query_exemplars,
+// through the query-frontend, in Prometheus' shape; another tenant sees none of them.
+func TestExemplars_PushedExemplarsAreQueryable(t *testing.T) {
+	p := startStrata(t, t.TempDir(), "-ingester.max-global-exemplars-per-user=100000")
+	now := time.Now().Truncate(time.Second)
+	req := &prompb.WriteRequest{}
+	for _, job := range []string{"api", "db"} {
+		ts := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "http_requests_total"}, {Name: "job", Value: job}}}
+		for i := range 10 {
+			at := now.Add(time.Duration(i-10) * time.Second).UnixMilli()
+			ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: at, Value: float64(i)})
+			ts.Exemplars = append(ts.Exemplars, prompb.Exemplar{
+				Labels: []prompb.Label{{Name: "trace_id", Value: fmt.Sprintf("%s-%d", job, i)}}, Value: float64(i) + 0.5, Timestamp: at,
+			})
+		}
+		req.Timeseries = append(req.Timeseries, ts)
+	}
+	// A series without exemplars is no part of the answer.
+	req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
+		Labels:  []prompb.Label{{Name: "__name__", Value: "http_requests_total"}, {Name: "job", Value: "plain"}},
+		Samples: []prompb.Sample{{Timestamp: now.UnixMilli(), Value: 1}},
+	})
+	code, body := push(t, p.url("/api/v1/push"), "exemplars-a", req)
+	require.Equal(t, http.StatusNoContent, code, body)
+
+	params := url.Values{
+		"query": {`sum(rate(http_requests_total{job=~"api|plain"}[5m])) + sum(http_requests_total{job="db"})`},
+		"start": {formatTime(now.Add(-time.Minute))}, "end": {formatTime(now)},
+	}
+	var got []exemplarSeries
+	mustGetAPI(t, p.url("/prometheus"), "/api/v1/query_exemplars", "exemplars-a", params, &got)
+	require.Len(t, got, 2)
+	for k, job := range []string{"api", "db"} {
+		require.Equal(t, map[string]string{"__name__": "http_requests_total", "job": job}, got[k].SeriesLabels)
+		require.Len(t, got[k].Exemplars, 10)
+		for i, e := range got[k].Exemplars {
+			require.Equal(t, map[string]string{"trace_id": fmt.Sprintf("%s-%d", job, i)}, e.Labels)
+			require.Equal(t, fmt.Sprintf("%g", float64(i)+0.5), e.Value)
+			require.Equal(t, float64(now.Add(time.Duration(i-10)*time.Second).UnixMilli())/1000, e.Timestamp)
+		}
+	}
+	// The range cuts exemplars: the last three seconds hold the newest three of each series.
+	params.Set("start", formatTime(now.Add(-3*time.Second)))
+	mustGetAPI(t, p.url("/prometheus"), "/api/v1/query_exemplars", "exemplars-a", params, &got)
+	require.Len(t, got, 2)
+	require.Len(t, got[0].Exemplars, 3)
+
+	// POST answers as GET; without a tenant (multitenancy is on) there is no answer.
+	for _, tenantID := range []string{"exemplars-a", ""} {
+		httpReq, err := http.NewRequest(http.MethodPost, p.url("/prometheus/api/v1/query_exemplars"), strings.NewReader(params.Encode()))
+		require.NoError(t, err)
+		httpReq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if tenantID != "" {
+			httpReq.Header.Set("X-Scope-OrgID", tenantID)
+		}
+		resp, err := http.DefaultClient.Do(httpReq)
+		require.NoError(t, err)
+		var envelope struct {
+			Data []exemplarSeries `json:"data"`
+		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&envelope))
+		require.NoError(t, resp.Body.Close())
+		if tenantID == "" {
+			require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+			continue
+		}
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Equal(t, got, envelope.Data)
+	}
+	// Another tenant, and a selector of no series, answer an empty list.
+	for _, tc := range []struct{ tenant, query string }{
+		{"exemplars-b", "http_requests_total"},
+		{"exemplars-a", `http_requests_total{job="none"}`},
+		{"exemplars-a", "1 + 1"},
+	} {
+		var raw json.RawMessage
+		mustGetAPI(t, p.url("/prometheus"), "/api/v1/query_exemplars", tc.tenant, url.Values{"query": {tc.query}}, &raw)
+		require.JSONEq(t, `[]`, string(raw), "%+v", tc)
+	}
+
+	// Wrong method and a query that does not parse are refused with reasons.
+	httpReq, err := http.NewRequest(http.MethodDelete, p.url("/prometheus/api/v1/query_exemplars?query=up"), nil)
+	require.NoError(t, err)
+	httpReq.Header.Set("X-Scope-OrgID", "exemplars-a")
+	resp, err := http.DefaultClient.Do(httpReq)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+	code, apiResp := getAPI(t, p.url("/prometheus"), "/api/v1/query_exemplars", "exemplars-a", url.Values{"query": {"up{"}})
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Equal(t, "bad_data", apiResp.ErrorType)
+}
