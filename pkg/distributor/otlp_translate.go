@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
@@ -168,8 +169,8 @@ func (a *writeRequestAppender) countPoint(ls labels.Labels, native bool, opts st
 	if opts.MetricFamilyName == targetInfoName {
 		return
 	}
-	if !native && (opts.Metadata.Type == "histogram" || opts.Metadata.Type == "summary") {
-		name := ls.Get(labels.MetricName)
+	if !native && (opts.Metadata.Type == model.MetricTypeHistogram || opts.Metadata.Type == model.MetricTypeSummary) {
+		name := ls.Get(model.MetricNameLabel)
 		if len(name) != len(opts.MetricFamilyName)+len("_count") || !strings.HasSuffix(name, "_count") {
 			return
 		}
