@@ -572,3 +572,30 @@ func TestOTLP_BoundsTargetInfoOfPointsFarApart(t *testing.T) {
 	}
 	require.Len(t, targetInfo, maxTargetInfoSamples, "from 1970 on, every 2.5 minutes, up to the bound")
 }
+
+func TestOTLP_TranslatesSummariesAndCountsTheirPointsOnce(t *testing.T) {
+	env := newOTLPEnv(t)
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("service.name", "shop")
+	m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName("rpc.latency")
+	p := m.SetEmptySummary().DataPoints().AppendEmpty()
+	p.SetTimestamp(pcommon.NewTimestampFromTime(testNow))
+	p.SetCount(4)
+	p.SetSum(2)
+	for _, q := range []float64{0.5, 0.99} {
+		qv := p.QuantileValues().AppendEmpty()
+		qv.SetQuantile(q)
+		qv.SetValue(q)
+	}
+	resp := decodeExportResponse(t, env.export(t, tenantA, md, otlpBody{}), false)
+	// One point, four series: nothing counts as rejected.
+	require.Equal(t, int64(0), resp.PartialSuccess().RejectedDataPoints(), resp.PartialSuccess().ErrorMessage())
+	require.Equal(t, map[string][]string{
+		`{__name__="rpc_latency_sum", job="shop"}`:              {"2@" + strconv.FormatInt(testNow.UnixMilli(), 10)},
+		`{__name__="rpc_latency_count", job="shop"}`:            {"4@" + strconv.FormatInt(testNow.UnixMilli(), 10)},
+		`{__name__="rpc_latency", job="shop", quantile="0.5"}`:  {"0.5@" + strconv.FormatInt(testNow.UnixMilli(), 10)},
+		`{__name__="rpc_latency", job="shop", quantile="0.99"}`: {"0.99@" + strconv.FormatInt(testNow.UnixMilli(), 10)},
+	}, env.ingesters[0].seriesOf(tenantA))
+}
