@@ -91,8 +91,11 @@ const (
 // remoteWriteVersion reads from a Content-Type which remote-write message the body holds. A request
 // without one is taken for 1.0, which older senders did not always label.
 func remoteWriteVersion(contentType string) (int, error) {
-	if contentType == "" {
+	switch contentType { // what senders send, without parsing it
+	case "", protobufMediaType, protobufMediaType + ";proto=" + writeRequestV1Proto:
 		return 1, nil
+	case protobufMediaType + ";proto=" + writeRequestV2Proto:
+		return 2, nil
 	}
 	mediaType, params, err := mime.ParseMediaType(contentType)
 	if err != nil || mediaType != protobufMediaType {

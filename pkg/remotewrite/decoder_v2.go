@@ -31,7 +31,7 @@ type DecoderV2 struct {
 	req          prompb.WriteRequest
 	symbols      []string
 	symbolFields []FieldRange
-	seriesBytes  []FieldRange // every timeseries field's message, in the decoded bytes
+	seriesBytes  []seriesField // every timeseries field, in the decoded bytes
 	labels       []prompb.Label
 	samples      []prompb.Sample
 	sampleStarts []int64 // each sample's start timestamp, 0 when it has none
@@ -99,103 +99,105 @@ func (d *DecoderV2) reset() {
 // every string in it are valid until the decoder's next use or Release, and only while b is unchanged.
 // An error means b is not a Request at all; series that are wrong on their own are in Invalid.
 func (d *DecoderV2) Decode(b []byte) (*prompb.WriteRequest, error) {
-	d.reset()
-	if err := d.scanSymbols(b); err != nil {
-		return nil, err
-	}
-	if err := d.scanSeries(b); err != nil {
-		return nil, err
-	}
-	return d.decodeSeries(b)
+	return d.DecodeParts([][]byte{b})
 }
 
 // DecodeParts is Decode of the concatenation of parts, each holding whole fields of a Request, without
-// concatenating them. SeriesField and SymbolFields are not valid after it.
+// concatenating them. SeriesField is then where the series is in its part, and SymbolFields is not valid.
 func (d *DecoderV2) DecodeParts(parts [][]byte) (*prompb.WriteRequest, error) {
 	d.reset()
-	// Series are kept as ranges of one byte slice, so each part's series are decoded before the next
-	// part's are scanned; the symbols they refer to may come in any part, so all are read first.
-	for _, p := range parts {
-		if err := d.scanSymbols(p); err != nil {
+	// The symbols a series refers to may come after it: every part is scanned before any series is
+	// decoded.
+	for i, p := range parts {
+		if err := d.scan(p, i); err != nil {
 			return nil, err
 		}
 	}
-	for _, p := range parts {
-		d.seriesBytes = d.seriesBytes[:0]
-		if err := d.scanSeries(p); err != nil {
-			return nil, err
-		}
-		if _, err := d.decodeSeries(p); err != nil {
-			return nil, err
+	if len(d.symbols) > 0 && d.symbols[0] != "" {
+		return nil, fmt.Errorf("the symbols table must start with the empty string, it starts with %q", d.symbols[0])
+	}
+	for _, f := range d.seriesBytes {
+		b := parts[f.part]
+		msg, _ := consumeFieldBytes(b[f.Start:f.End])
+		if err := d.decodeOne(msg, f.FieldRange); err != nil {
+			var invalid *invalidSeriesError
+			if errors.As(err, &invalid) {
+				d.invalid = append(d.invalid, InvalidSeries{Err: invalid.err, Samples: invalid.samples})
+				continue
+			}
+			return nil, fmt.Errorf("time series %d: %w", len(d.req.Timeseries)+len(d.invalid), err)
 		}
 	}
 	return d.attach(), nil
 }
 
-func (d *DecoderV2) scanSymbols(b []byte) error {
-	return walkFields(b, func(num protowire.Number, typ protowire.Type, v []byte, start, end int) error {
-		if num != v2SymbolsField {
-			return nil
-		}
-		if typ != protowire.BytesType {
-			return fmt.Errorf("field %d has wire type %d, want bytes", num, typ)
-		}
-		d.symbols = append(d.symbols, unsafeString(v))
-		if n := len(d.symbolFields); n > 0 && d.symbolFields[n-1].End == start {
-			d.symbolFields[n-1].End = end
-		} else {
-			d.symbolFields = append(d.symbolFields, FieldRange{Start: start, End: end})
-		}
-		return nil
-	})
+// seriesField is where a timeseries field is: a range of one of the decoded parts.
+type seriesField struct {
+	FieldRange
+	part int
 }
 
-func (d *DecoderV2) scanSeries(b []byte) error {
-	return walkFields(b, func(num protowire.Number, typ protowire.Type, v []byte, start, end int) error {
-		if num != v2TimeseriesField {
-			return nil
-		}
-		if typ != protowire.BytesType {
-			return fmt.Errorf("field %d has wire type %d, want bytes", num, typ)
-		}
-		d.seriesBytes = append(d.seriesBytes, FieldRange{Start: start, End: end})
-		return nil
-	})
-}
-
-// walkFields calls f with every field of the message b: its number, wire type, value (the content of a
-// bytes field, the encoded varint of a varint field, nil otherwise) and where the whole field (tag
-// included) is in b.
-func walkFields(b []byte, f func(num protowire.Number, typ protowire.Type, v []byte, start, end int) error) error {
+// scan reads the top-level fields of b, part i of the request: the symbols, and where each series is.
+func (d *DecoderV2) scan(b []byte, i int) error {
 	whole := len(b)
 	for len(b) > 0 {
 		start := whole - len(b)
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, v, n := nextField(b)
 		if n < 0 {
 			return errTruncated
 		}
 		b = b[n:]
-		var v []byte
-		switch typ {
-		case protowire.BytesType:
-			v, n = protowire.ConsumeBytes(b)
-		case protowire.VarintType:
-			_, n = protowire.ConsumeVarint(b)
-			if n > 0 {
-				v = b[:n]
+		end := whole - len(b)
+		switch num {
+		case v2SymbolsField:
+			if typ != protowire.BytesType {
+				return fmt.Errorf("field %d has wire type %d, want bytes", num, typ)
 			}
-		default:
-			n = protowire.ConsumeFieldValue(num, typ, b)
-		}
-		if n < 0 {
-			return errTruncated
-		}
-		b = b[n:]
-		if err := f(num, typ, v, start, whole-len(b)); err != nil {
-			return err
+			d.symbols = append(d.symbols, unsafeString(v))
+			if i > 0 {
+				break // SymbolFields are of a request decoded whole
+			}
+			if k := len(d.symbolFields); k > 0 && d.symbolFields[k-1].End == start {
+				d.symbolFields[k-1].End = end
+			} else {
+				d.symbolFields = append(d.symbolFields, FieldRange{Start: start, End: end})
+			}
+		case v2TimeseriesField:
+			if typ != protowire.BytesType {
+				return fmt.Errorf("field %d has wire type %d, want bytes", num, typ)
+			}
+			d.seriesBytes = append(d.seriesBytes, seriesField{FieldRange: FieldRange{Start: start, End: end}, part: i})
 		}
 	}
 	return nil
+}
+
+// nextField reads the field at the start of b: its number, wire type, value (the content of a bytes field,
+// the encoded varint of a varint field, nil otherwise) and length; a negative length if b is malformed.
+func nextField(b []byte) (protowire.Number, protowire.Type, []byte, int) {
+	num, typ, n := protowire.ConsumeTag(b)
+	if n < 0 {
+		return 0, 0, nil, n
+	}
+	var (
+		v []byte
+		m int
+	)
+	switch typ {
+	case protowire.BytesType:
+		v, m = protowire.ConsumeBytes(b[n:])
+	case protowire.VarintType:
+		_, m = protowire.ConsumeVarint(b[n:])
+		if m > 0 {
+			v = b[n : n+m]
+		}
+	default:
+		m = protowire.ConsumeFieldValue(num, typ, b[n:])
+	}
+	if m < 0 {
+		return 0, 0, nil, m
+	}
+	return num, typ, v, n + m
 }
 
 // errNoSymbol is a label or exemplar reference outside the request's symbols table.
@@ -206,25 +208,6 @@ func (d *DecoderV2) symbol(ref uint32) (string, error) {
 		return "", fmt.Errorf("%w (ref %d, %d symbols)", errNoSymbol, ref, len(d.symbols))
 	}
 	return d.symbols[ref], nil
-}
-
-// decodeSeries decodes the series scan found in b.
-func (d *DecoderV2) decodeSeries(b []byte) (*prompb.WriteRequest, error) {
-	if len(d.symbols) > 0 && d.symbols[0] != "" {
-		return nil, fmt.Errorf("the symbols table must start with the empty string, it starts with %q", d.symbols[0])
-	}
-	for _, r := range d.seriesBytes {
-		msg, _ := consumeFieldBytes(b[r.Start:r.End])
-		if err := d.decodeOne(msg, r); err != nil {
-			var invalid *invalidSeriesError
-			if errors.As(err, &invalid) {
-				d.invalid = append(d.invalid, InvalidSeries{Err: invalid.err, Samples: invalid.samples})
-				continue
-			}
-			return nil, fmt.Errorf("time series %d: %w", len(d.req.Timeseries)+len(d.invalid), err)
-		}
-	}
-	return d.attach(), nil
 }
 
 // consumeFieldBytes returns the value of the one bytes field b holds.
@@ -249,61 +232,69 @@ func (d *DecoderV2) decodeOne(b []byte, field FieldRange) error {
 	var meta SeriesMetadata
 	d.refs = d.refs[:0]
 	var refErr error // the first reference outside the symbols table, of an exemplar or the metadata
-	err := walkFields(b, func(num protowire.Number, typ protowire.Type, v []byte, _, _ int) error {
-		if num == 1 { // labels_refs, packed or not
-			switch typ {
-			case protowire.BytesType, protowire.VarintType:
-				return appendVarints(&d.refs, v)
-			default:
-				return fmt.Errorf("labels_refs has wire type %d", typ)
+	err := func() error {
+		for len(b) > 0 {
+			num, typ, v, n := nextField(b)
+			if n < 0 {
+				return errTruncated
 			}
-		}
-		if num < 2 || num > 5 {
-			return nil
-		}
-		if typ != protowire.BytesType {
-			return fmt.Errorf("field %d has wire type %d, want bytes", num, typ)
-		}
-		switch num {
-		case 2:
-			s, start, err := decodeSampleV2(v)
-			if err != nil {
-				return err
+			b = b[n:]
+			if num == 1 { // labels_refs, packed or not
+				if typ != protowire.BytesType && typ != protowire.VarintType {
+					return fmt.Errorf("labels_refs has wire type %d", typ)
+				}
+				if err := appendVarints(&d.refs, v); err != nil {
+					return err
+				}
+				continue
 			}
-			d.samples = append(d.samples, s)
-			d.sampleStarts = append(d.sampleStarts, start)
-			d.anyStart = d.anyStart || start != 0
-		case 3:
-			var h prompb.Histogram
-			// Fields 1 to 16 of a 2.0 histogram are those of 1.0; the start timestamp (17) stays among
-			// the unrecognized bytes, which encoding the histogram again keeps.
-			if err := h.Unmarshal(v); err != nil {
-				return fmt.Errorf("histogram: %w", err)
+			if num < 2 || num > 5 {
+				continue
 			}
-			ts.Histograms = append(ts.Histograms, h)
-		case 4:
-			e, err := d.decodeExemplarV2(v)
-			if errors.Is(err, errNoSymbol) {
-				refErr = cmp.Or(refErr, fmt.Errorf("exemplar: %w", err))
-				return nil
+			if typ != protowire.BytesType {
+				return fmt.Errorf("field %d has wire type %d, want bytes", num, typ)
 			}
-			if err != nil {
-				return err
+			switch num {
+			case 2:
+				s, start, err := decodeSampleV2(v)
+				if err != nil {
+					return err
+				}
+				d.samples = append(d.samples, s)
+				d.sampleStarts = append(d.sampleStarts, start)
+				d.anyStart = d.anyStart || start != 0
+			case 3:
+				var h prompb.Histogram
+				// Fields 1 to 16 of a 2.0 histogram are those of 1.0; the start timestamp (17) stays among
+				// the unrecognized bytes, which encoding the histogram again keeps.
+				if err := h.Unmarshal(v); err != nil {
+					return fmt.Errorf("histogram: %w", err)
+				}
+				ts.Histograms = append(ts.Histograms, h)
+			case 4:
+				e, err := d.decodeExemplarV2(v)
+				if errors.Is(err, errNoSymbol) {
+					refErr = cmp.Or(refErr, fmt.Errorf("exemplar: %w", err))
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				ts.Exemplars = append(ts.Exemplars, e)
+			case 5:
+				m, err := d.decodeMetadataV2(v)
+				if errors.Is(err, errNoSymbol) {
+					refErr = cmp.Or(refErr, fmt.Errorf("metadata: %w", err))
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				meta = m
 			}
-			ts.Exemplars = append(ts.Exemplars, e)
-		case 5:
-			m, err := d.decodeMetadataV2(v)
-			if errors.Is(err, errNoSymbol) {
-				refErr = cmp.Or(refErr, fmt.Errorf("metadata: %w", err))
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			meta = m
 		}
 		return nil
-	})
+	}()
 	if err == nil {
 		samples := len(d.samples) - sp.samplesStart + len(ts.Histograms)
 		err = cmp.Or(refErr, d.resolveLabels(d.refs))
