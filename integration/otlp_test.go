@@ -113,33 +113,48 @@ otlp:
 		exportTo(prom+"/api/v1/otlp/v1/metrics", false, nil, &rm)
 	}
 
-	at := url.Values{"query": {`{__name__=~".+"}`}, "time": {strconv.FormatFloat(float64(time.Now().Add(time.Second).UnixMilli())/1000, 'f', 3, 64)}}
-	want := instantResult(t, prom, "/api/v1/query", "", at)
+	evalTime := strconv.FormatFloat(float64(time.Now().Add(time.Second).UnixMilli())/1000, 'f', 3, 64)
+	latest := url.Values{"query": {`{__name__=~".+"}`}, "time": {evalTime}}
+	want := otlpQueryResult(t, prom, "/api/v1/query", "", latest, "vector")
 	// 2 counter series, the gauge, the histogram's 4 buckets, sum and count, the exponential histogram
 	// and target_info.
 	require.Len(t, want, 11, "Prometheus' answer: %s", canonical(t, want))
 	for _, name := range []string{"http_server_requests_total", "queue_depth_bytes", "http_server_duration_seconds_bucket", "payload_size_bytes", "target_info"} {
 		require.Contains(t, string(mustJSON(t, want)), `"__name__":"`+name+`"`)
 	}
-	var got []json.RawMessage
+	// Every sample of both exports, with its timestamp, as a range selector returns them.
+	raw := url.Values{"query": {`{__name__=~".+"}[10m]`}, "time": {evalTime}}
+	wantRaw := otlpQueryResult(t, prom, "/api/v1/query", "", raw, "matrix")
+	for _, r := range wantRaw {
+		var series matrixSeries
+		require.NoError(t, json.Unmarshal(r, &series))
+		if series.Metric["__name__"] == "http_server_requests_total" && series.Metric["http_method"] == "GET" {
+			require.Len(t, series.Values, 2, "a sample per export")
+			require.Equal(t, []float64{10, 30}, []float64{series.Values[0].float(t), series.Values[1].float(t)})
+		}
+	}
+
+	var got, gotRaw []json.RawMessage
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		got = instantResult(t, strata.url(""), "/prometheus/api/v1/query", tenantID, at)
-		if len(got) >= len(want) || time.Now().After(deadline) {
+		got = otlpQueryResult(t, strata.url(""), "/prometheus/api/v1/query", tenantID, latest, "vector")
+		gotRaw = otlpQueryResult(t, strata.url(""), "/prometheus/api/v1/query", tenantID, raw, "matrix")
+		if canonical(t, gotRaw) == canonical(t, wantRaw) || time.Now().After(deadline) {
 			break
 		}
 	}
 	require.Equal(t, canonical(t, want), canonical(t, got))
+	require.Equal(t, canonical(t, wantRaw), canonical(t, gotRaw))
 }
 
-// instantResult runs an instant query and returns its result's elements.
-func instantResult(t *testing.T, base, path, tenantID string, params url.Values) []json.RawMessage {
+// otlpQueryResult runs an instant query and returns its result's elements, of resultType.
+func otlpQueryResult(t *testing.T, base, path, tenantID string, params url.Values, resultType string) []json.RawMessage {
 	t.Helper()
 	var data struct {
 		ResultType string            `json:"resultType"`
 		Result     []json.RawMessage `json:"result"`
 	}
 	mustGetAPI(t, base, path, tenantID, params, &data)
-	require.Equal(t, "vector", data.ResultType)
+	require.Equal(t, resultType, data.ResultType)
 	return data.Result
 }
 
