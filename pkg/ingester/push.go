@@ -121,6 +121,9 @@ func (i *Ingester) push(ctx context.Context, parts, partsV2 [][]byte) error {
 		}
 	}
 	if wrV2 != nil {
+		for _, invalid := range decoderV2.Invalid() {
+			a.rejected.addInvalid(&validation.Error{Reason: validation.ReasonInvalidSeries, Message: "remote write 2.0 series left out: " + invalid.Err.Error()}, invalid.Samples)
+		}
 		for j := range wrV2.Timeseries {
 			if err := a.appendSeries(&wrV2.Timeseries[j], func(k int) int64 { return decoderV2.SampleStart(j, k) }); err != nil {
 				return i.abort(app, tenantID, err)
