@@ -98,6 +98,7 @@ type writeRequestAppender struct {
 	req               prompb.WriteRequest
 	last              labels.Labels // of the last series in req
 	labelSlab         []prompb.Label
+	sampleSlab        []prompb.Sample
 	families          map[string]struct{}
 	points            int
 	size, maxSize     int
@@ -115,6 +116,10 @@ func (a *writeRequestAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, 
 	n := len(a.req.Timeseries)
 	if n == 0 || !labels.Equal(a.last, ls) {
 		a.req.Timeseries = append(a.req.Timeseries, prompb.TimeSeries{Labels: prompb.FromLabels(ls, a.labelsBuffer(ls.Len()))})
+		if h == nil && fh == nil {
+			// Most series get one sample: give it room from a slab too; a second one moves it out.
+			a.req.Timeseries[n].Samples = a.sampleBuffer()
+		}
 		a.last = ls
 		a.size += int(ls.ByteSize()) + 4*ls.Len()
 		n++
@@ -159,6 +164,16 @@ func (a *writeRequestAppender) labelsBuffer(n int) []prompb.Label {
 	start := len(a.labelSlab)
 	a.labelSlab = a.labelSlab[:start+n]
 	return a.labelSlab[start : start : start+n]
+}
+
+// sampleBuffer returns room for one sample, cut from a slab.
+func (a *writeRequestAppender) sampleBuffer() []prompb.Sample {
+	if len(a.sampleSlab) == cap(a.sampleSlab) {
+		a.sampleSlab = make([]prompb.Sample, 0, 1024)
+	}
+	start := len(a.sampleSlab)
+	a.sampleSlab = a.sampleSlab[:start+1]
+	return a.sampleSlab[start:start:start+1]
 }
 
 func histogramSize(buckets, spans int) int { return 48 + 8*buckets + 8*spans }
