@@ -173,7 +173,7 @@ func (a *writeRequestAppender) sampleBuffer() []prompb.Sample {
 	}
 	start := len(a.sampleSlab)
 	a.sampleSlab = a.sampleSlab[:start+1]
-	return a.sampleSlab[start:start:start+1]
+	return a.sampleSlab[start : start : start+1]
 }
 
 func histogramSize(buckets, spans int) int { return 48 + 8*buckets + 8*spans }
