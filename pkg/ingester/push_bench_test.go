@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 )
@@ -22,12 +23,25 @@ func BenchmarkIngesterPush(b *testing.B) {
 		{200_000, 2000, 16384},
 	} {
 		b.Run(fmt.Sprintf("series=%d/stripes=%d", c.series, c.stripes), func(b *testing.B) {
-			benchmarkIngesterPush(b, c.series, c.perRequest, c.stripes)
+			benchmarkIngesterPush(b, c.series, c.perRequest, c.stripes, false)
 		})
 	}
 }
 
-func benchmarkIngesterPush(b *testing.B, seriesCount, perRequest, stripes int) {
+// BenchmarkIngesterPushV2 is BenchmarkIngesterPush with the series sent as remote write 2.0, as a
+// distributor passes 2.0 series on (the request's symbols table and its series).
+func BenchmarkIngesterPushV2(b *testing.B) {
+	for _, c := range []struct{ series, perRequest, stripes int }{
+		{1000, 1000, 512},
+		{200_000, 2000, 512},
+	} {
+		b.Run(fmt.Sprintf("series=%d/stripes=%d", c.series, c.stripes), func(b *testing.B) {
+			benchmarkIngesterPush(b, c.series, c.perRequest, c.stripes, true)
+		})
+	}
+}
+
+func benchmarkIngesterPush(b *testing.B, seriesCount, perRequest, stripes int, v2 bool) {
 	cfg := testConfig(b.TempDir())
 	cfg.StripeSize = stripes
 	limits := defaultLimits(b)
@@ -63,6 +77,9 @@ func benchmarkIngesterPush(b *testing.B, seriesCount, perRequest, stripes int) {
 		for i := range batch {
 			batch[i].Samples[0] = prompb.Sample{Timestamp: ts, Value: float64(ts)}
 		}
+		if v2 {
+			return &ingesterpb.PushRequest{WriteRequestV2: marshalV2(b, batch)}
+		}
 		raw, err := (&prompb.WriteRequest{Timeseries: batch}).Marshal()
 		if err != nil {
 			b.Fatal(err)
@@ -88,4 +105,24 @@ func benchmarkIngesterPush(b *testing.B, seriesCount, perRequest, stripes int) {
 		}
 	}
 	b.ReportMetric(float64(b.N*perRequest)/b.Elapsed().Seconds(), "samples/s")
+}
+
+// marshalV2 encodes float series as a remote write 2.0 request.
+func marshalV2(tb testing.TB, series []prompb.TimeSeries) []byte {
+	st := writev2.NewSymbolTable()
+	req := &writev2.Request{Timeseries: make([]writev2.TimeSeries, len(series))}
+	for i, ts := range series {
+		for _, l := range ts.Labels {
+			req.Timeseries[i].LabelsRefs = append(req.Timeseries[i].LabelsRefs, st.Symbolize(l.Name), st.Symbolize(l.Value))
+		}
+		for _, smp := range ts.Samples {
+			req.Timeseries[i].Samples = append(req.Timeseries[i].Samples, writev2.Sample{Value: smp.Value, Timestamp: smp.Timestamp})
+		}
+	}
+	req.Symbols = st.Symbols()
+	raw, err := req.Marshal()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return raw
 }
