@@ -260,10 +260,22 @@ func otlpOutcome(req *otlpRequest, samples int, pushErr error) (pmetricotlp.Expo
 	if rejected > 0 && len(req.warnings) > 0 {
 		messages = append(messages, "translation warnings: "+strings.Join(req.warnings, "; "))
 	}
+	code := 0
 	if pushErr != nil {
-		if statusOf(pushErr) != http.StatusBadRequest {
-			return resp, pushErr
-		}
+		code = statusOf(pushErr)
+	}
+	switch {
+	case pushErr == nil:
+	case code >= 200 && code < 300:
+		// Dropped on purpose (say, the samples of an HA replica that is not elected): nothing to retry
+		// or fix, a warning.
+		messages = append(messages, pushErr.Error())
+	case code == http.StatusBadRequest && strings.HasPrefix(pushErr.Error(), "metadata rejected: "):
+		// An ingester refused metadata only; every sample was written.
+		messages = append(messages, pushErr.Error())
+	case code != http.StatusBadRequest:
+		return resp, pushErr
+	default:
 		m := rejectedCount.FindStringSubmatch(pushErr.Error())
 		if m == nil {
 			return resp, pushErr

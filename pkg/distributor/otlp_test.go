@@ -599,3 +599,19 @@ func TestOTLP_TranslatesSummariesAndCountsTheirPointsOnce(t *testing.T) {
 		`{__name__="rpc_latency", job="shop", quantile="0.99"}`: {"0.99@" + strconv.FormatInt(testNow.UnixMilli(), 10)},
 	}, env.ingesters[0].seriesOf(tenantA))
 }
+
+func TestOTLP_MetadataRejectedByIngestersIsAWarning(t *testing.T) {
+	env := newOTLPEnv(t)
+	env.ingesters[0].failWith(status.Error(codes.InvalidArgument, "metadata rejected: too many metric families"))
+	resp := decodeExportResponse(t, env.export(t, tenantA, testMetrics(), otlpBody{}), false)
+	require.Equal(t, int64(0), resp.PartialSuccess().RejectedDataPoints())
+	require.Contains(t, resp.PartialSuccess().ErrorMessage(), "too many metric families")
+}
+
+func TestOTLPOutcome_SamplesDroppedOnPurposeAreAWarning(t *testing.T) {
+	// The distributor answers 202 for the samples of an HA replica that is not the elected one.
+	resp, err := otlpOutcome(&otlpRequest{dataPoints: 4, translated: 4}, 9, httpError(http.StatusAccepted, "replica b is not the elected replica a of cluster c"))
+	require.NoError(t, err)
+	require.Equal(t, int64(0), resp.PartialSuccess().RejectedDataPoints())
+	require.Contains(t, resp.PartialSuccess().ErrorMessage(), "not the elected replica")
+}
