@@ -25,7 +25,7 @@ type exitRequest struct{ status int }
 
 // run parses args and runs the command they select, returning the process' exit status.
 func run(args []string, stdout, stderr io.Writer) (status int) {
-	app := kingpin.New("stratatool", "A command-line client for users of a Strata cluster: rule unit tests, rule file checks, the rules and Alertmanager configuration of a tenant, and backfill of TSDB blocks.")
+	app := kingpin.New("stratatool", "A command-line client for users of a Strata cluster: rule unit tests, rule file checks, the rules and Alertmanager configuration of a tenant, backfill of TSDB blocks, and backups and block maintenance of the bucket.")
 	app.ErrorWriter(stderr)
 	app.UsageWriter(stdout)
 	app.HelpFlag.Short('h')
@@ -46,6 +46,8 @@ func run(args []string, stdout, stderr io.Writer) (status int) {
 	registerRulesCommands(app, client, commands)
 	registerAlertmanagerCommands(app, client, commands)
 	registerBackfillCommand(app, client, commands)
+	registerBucketCommands(app, commands)
+	registerBlocksCommands(app, commands)
 	registerVersionCommand(app, commands)
 
 	selected, err := app.Parse(args)
