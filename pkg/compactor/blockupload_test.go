@@ -424,7 +424,7 @@ func TestBlockUpload_HostileRequests(t *testing.T) {
 	resp, err := http.DefaultClient.Do(req)
 	if err == nil { // the client may give up sending the rest once the server answered
 		require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 	}
 
 	// A body shorter than its Content-Length is a client error.
