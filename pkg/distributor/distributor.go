@@ -43,7 +43,7 @@ type Config struct {
 // RegisterFlags registers the distributor's flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.ReplicationFactor, "distributor.replication-factor", 0, "Number of ingesters each series is written to. 0 picks 1 with the in-process ring (-target=all) and 3 otherwise.")
-	f.IntVar(&c.MaxRecvMsgSize, "distributor.max-recv-msg-size", 100<<20, "Largest remote-write request accepted, in bytes, both compressed and decompressed.")
+	f.IntVar(&c.MaxRecvMsgSize, "distributor.max-recv-msg-size", 100<<20, "Largest remote-write or OTLP request accepted, in bytes, both compressed and decompressed.")
 	f.DurationVar(&c.RemoteTimeout, "distributor.remote-timeout", 2*time.Second, "Timeout of each push to an ingester.")
 	c.InstanceLimits.RegisterFlags(f)
 	c.HATracker.RegisterFlags(f)
