@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -60,7 +61,10 @@ func (a *PrometheusAPI) queryExemplars(r *http.Request) (any, annotations.Annota
 	}
 	// Prometheus omits the data of a query without selectors (1+1); an empty list is as true, and one
 	// shape fewer for clients.
-	selectors := parser.ExtractSelectors(expr)
+	selectors := uniqueSelectors(parser.ExtractSelectors(expr))
+	if len(selectors) > querier.MaxExemplarSelectors {
+		return nil, nil, badData("invalid parameter \"query\": the query has %d distinct selectors, more than the %d an exemplar query may have", len(selectors), querier.MaxExemplarSelectors)
+	}
 	tenantID, err := tenant.FromContext(r.Context())
 	if err != nil || len(selectors) == 0 || a.exemplars == nil {
 		return json.RawMessage(`[]`), nil, nil
@@ -89,6 +93,24 @@ func (a *PrometheusAPI) queryExemplars(r *http.Request) (any, annotations.Annota
 		return nil, nil, shutdownError(ctx, storageError(err))
 	}
 	return json.RawMessage(appendExemplars(nil, results)), nil, nil
+}
+
+// uniqueSelectors drops repeated selectors: "up or up" reads up's exemplars once.
+func uniqueSelectors(selectors [][]*labels.Matcher) [][]*labels.Matcher {
+	seen := make(map[string]struct{}, len(selectors))
+	out := selectors[:0]
+	for _, ms := range selectors {
+		var key strings.Builder
+		for _, m := range ms {
+			key.WriteString(m.String())
+			key.WriteByte(0)
+		}
+		if _, dup := seen[key.String()]; !dup {
+			seen[key.String()] = struct{}{}
+			out = append(out, ms)
+		}
+	}
+	return out
 }
 
 // federatedExemplars reads each tenant of a federated read on its own, with its own limits, and labels

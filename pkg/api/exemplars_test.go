@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -187,6 +188,8 @@ func TestQueryExemplars_SelectorsOfTheQuery(t *testing.T) {
 		{query: `histogram_quantile(0.9, sum by (le) (rate(http_request_duration_seconds_bucket{job="api"}[5m]))) / on() group_left up{job=~"a.+"}`,
 			sets: []string{`{job="api",__name__="http_request_duration_seconds_bucket"}`, `{job=~"a.+",__name__="up"}`}},
 		{query: `{__name__=~".+"}`, sets: []string{`{__name__=~".+"}`}},
+		// A repeated selector is read once.
+		{query: `up or up or rate(up[5m]) or up{job="a"}`, sets: []string{`{__name__="up"}`, `{job="a",__name__="up"}`}},
 		{query: `1 + 1`},
 		{query: `vector(time())`},
 	} {
@@ -240,6 +243,20 @@ func TestQueryExemplars_TenantLimits(t *testing.T) {
 	code, body = a.get(t, http.MethodPost, "team-a", url.Values{"query": {huge}})
 	require.Equal(t, http.StatusUnprocessableEntity, code)
 	require.Contains(t, body, "max_query_expression_size_bytes")
+	require.Empty(t, src.lastCalls())
+
+	// More distinct selectors than an exemplar query may have: refused before any is read, whatever
+	// the expression size limit allows.
+	var many strings.Builder
+	many.WriteString("vector(0)")
+	for i := range querier.MaxExemplarSelectors + 1 {
+		fmt.Fprintf(&many, " or clamp_min(up{i=\"%d\"}, 0)", i)
+	}
+	limits.MaxQueryExpressionSizeBytes = 0
+	a = newExemplarAPI(t, src, limits)
+	code, body = a.get(t, http.MethodPost, "team-a", url.Values{"query": {many.String()}})
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Contains(t, body, "101 distinct selectors, more than the 100")
 	require.Empty(t, src.lastCalls())
 
 	// Ingesters out of reach: 5xx, for the client to retry.

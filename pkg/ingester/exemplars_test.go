@@ -137,6 +137,13 @@ func TestQueryExemplars_RefusesBadRequests(t *testing.T) {
 		{name: "empty matcher set", code: codes.InvalidArgument, has: "no matchers", ctx: func() (*ingesterpb.ExemplarQueryRequest, string) {
 			return &ingesterpb.ExemplarQueryRequest{MatcherSets: matcherSets(nil)}, tenantA
 		}},
+		{name: "too many matcher sets", code: codes.InvalidArgument, has: "101 matcher sets", ctx: func() (*ingesterpb.ExemplarQueryRequest, string) {
+			sets := make([][]*seriespb.LabelMatcher, maxExemplarMatcherSets+1)
+			for k := range sets {
+				sets[k] = allMetrics
+			}
+			return &ingesterpb.ExemplarQueryRequest{MatcherSets: matcherSets(sets...)}, tenantA
+		}},
 		{name: "over the series limit", code: codes.ResourceExhausted, has: "max_fetched_series_per_query", ctx: func() (*ingesterpb.ExemplarQueryRequest, string) {
 			return &ingesterpb.ExemplarQueryRequest{StartMs: everything, EndMs: forever, MatcherSets: matcherSets(allMetrics), Limits: &seriespb.FetchLimits{MaxSeries: 4}}, tenantA
 		}},

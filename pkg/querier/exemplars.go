@@ -16,6 +16,11 @@ import (
 	"github.com/strata-metrics/strata/pkg/seriespb"
 )
 
+// MaxExemplarSelectors bounds the distinct selectors of an exemplar query. Each ingester tests every
+// selector against every series holding exemplars while it holds its exemplar storage's lock, which the
+// tenant's appends of exemplars wait for; dashboards' queries have a handful.
+const MaxExemplarSelectors = 100
+
 // QueryExemplars returns the exemplars within [start, end] of the tenant's series that match any of
 // matcherSets (one per selector of a query), as Prometheus' exemplar querier answers them: series in
 // label order, each series' exemplars oldest first. Only ingesters hold exemplars (blocks have none), so
