@@ -330,7 +330,10 @@ func (a *App) initQueryable() (services.Service, error) {
 	a.queryEngine = querier.NewEngine(a.cfg.Querier, prometheus.WrapRegistererWithPrefix("strata_querier_", a.reg), a.logger.With("component", "querier"))
 	a.ingesterQueryable = querier.NewIngesterQueryable(a.ingesterRing, ingesterReadClients{a})
 	blocks := querier.NewBlocksQueryable(a.bucket, a.storeGatewayRing, storeGatewayClients{a}, a.cfg.Querier, a.reg, a.logger.With("component", "querier"))
-	a.queryable = querier.NewFetchLimitedQueryable(querier.NewTimeSplitQueryable(a.ingesterQueryable, blocks, a.cfg.Querier), a.overrides, a.cfg.Querier.MaxFetchedSeriesInFlight)
+	a.tombstones = querier.NewTombstoneCache(a.bucket, a.cfg.Querier.TombstonesTTL)
+	// Deleted series are hidden from every answer, whichever ingester or block holds them.
+	split := querier.NewTombstoneQueryable(querier.NewTimeSplitQueryable(a.ingesterQueryable, blocks, a.cfg.Querier), a.tombstones)
+	a.queryable = querier.NewFetchLimitedQueryable(split, a.overrides, a.cfg.Querier.MaxFetchedSeriesInFlight)
 	return nil, nil
 }
 
@@ -344,6 +347,9 @@ func (a *App) initQuerier() (services.Service, error) {
 	queryMux := http.NewServeMux()
 	// Prometheus clients expect tenant errors there in the API's JSON envelope, not in plain text.
 	promAPI.Register(queryMux, queryAPIPrefix, a.readTenantMiddleware())
+	// One tenant at a time, even with federation on.
+	queryMux.Handle(queryAPIPrefix+"/admin/tsdb/delete_series", api.TenantMiddleware(a.cfg.MultitenancyEnabled)(
+		api.NewDeleteSeriesAPI(a.bucket, a.overrides, a.tombstones, a.logger.With("component", "querier"))))
 	card := querier.NewCardinality(a.ingesterRing, a.ingesterClients, a.overrides)
 	api.NewCardinalityAPI(card, a.cfg.Querier.Timeout, a.logger.With("component", "querier")).
 		Register(queryMux, queryAPIPrefix, a.readTenantMiddleware())

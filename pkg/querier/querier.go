@@ -23,6 +23,7 @@ type Config struct {
 	QueryIngestersWithin      time.Duration
 	QueryStoreAfter           time.Duration
 	BucketIndexTTL            time.Duration
+	TombstonesTTL             time.Duration
 	MaxFetchedSeriesInFlight  int
 }
 
@@ -35,6 +36,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.DefaultEvaluationInterval, "querier.default-evaluation-interval", time.Minute, "Step of subqueries that do not give one.")
 	f.DurationVar(&c.QueryIngestersWithin, "querier.query-ingesters-within", 13*time.Hour, "Only data newer than this is asked from ingesters; it must not exceed -blocks-storage.tsdb.retention-period. 0 asks ingesters for any time.")
 	f.DurationVar(&c.BucketIndexTTL, "querier.bucket-index-ttl", time.Minute, "How long a tenant's bucket index, which lists its blocks in object storage, is kept in memory before it is read again (strata_querier_bucket_index_reads_total). 0 reads it for every query.")
+	f.DurationVar(&c.TombstonesTTL, "querier.tombstones-ttl", 10*time.Second, "How long a tenant's pending series deletions (tombstones in object storage) are kept in memory before they are read again: a deletion made through another querier hides the deleted samples from this one's answers within this time. 0 reads them for every query.")
 	f.IntVar(&c.MaxFetchedSeriesInFlight, "querier.max-fetched-series-in-flight", 1_000_000, "Most series the queries running in this querier may hold together (each query's own bound is the tenant's max_fetched_series_per_query); a query that would take the querier over it is refused with 503, to be retried. It bounds the querier's memory: about 2.6 KB per series. 0 is no limit.")
 	f.DurationVar(&c.QueryStoreAfter, "querier.query-store-after", 12*time.Hour, "Blocks in object storage holding only data newer than this are not read, as ingesters hold that data; uploaded (backfilled) blocks are read however recent. It must be shorter than -querier.query-ingesters-within so the two overlap. 0 reads every block.")
 }
@@ -52,6 +54,8 @@ func (c *Config) Validate() error {
 		return errors.New("-querier.lookback-delta must be positive")
 	case c.MaxFetchedSeriesInFlight < 0:
 		return errors.New("-querier.max-fetched-series-in-flight must not be negative")
+	case c.TombstonesTTL < 0:
+		return errors.New("-querier.tombstones-ttl must not be negative")
 	case c.BucketIndexTTL < 0:
 		return errors.New("-querier.bucket-index-ttl must not be negative")
 	case c.DefaultEvaluationInterval <= 0:

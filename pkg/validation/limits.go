@@ -113,6 +113,8 @@ type Limits struct {
 	CompactorBlockUploadValidationEnabled bool `yaml:"compactor_block_upload_validation_enabled" flag:"compactor.block-upload-validation-enabled"`
 	// CompactorBlockUploadMaxBlockSizeBytes bounds the files of one uploaded block together; 0 is no limit.
 	CompactorBlockUploadMaxBlockSizeBytes int `yaml:"compactor_block_upload_max_block_size_bytes" flag:"compactor.block-upload-max-block-size-bytes"`
+	// SeriesDeletionEnabled lets the tenant delete series through the Prometheus admin API's delete_series.
+	SeriesDeletionEnabled bool `yaml:"series_deletion_enabled" flag:"querier.series-deletion-enabled"`
 
 	// RulerMaxRulesPerRuleGroup bounds the rules of one of the tenant's rule groups; 0 is no limit.
 	RulerMaxRulesPerRuleGroup int `yaml:"ruler_max_rules_per_rule_group" flag:"ruler.max-rules-per-rule-group"`
@@ -226,6 +228,8 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 		"Read every series and sample of an uploaded block (labels valid, samples inside the block's time range, index and chunks readable) before the block becomes visible. Off, only meta.json and the files' sizes are checked.")
 	f.IntVar(&l.CompactorBlockUploadMaxBlockSizeBytes, "compactor.block-upload-max-block-size-bytes", 0,
 		"The largest total size, in bytes, of the files of one block a tenant uploads; a file that would exceed it gets 413. 0 is no limit.")
+	f.BoolVar(&l.SeriesDeletionEnabled, "querier.series-deletion-enabled", false,
+		"Let the tenant delete series with POST /prometheus/api/v1/admin/tsdb/delete_series. Requests of tenants without it get 403.")
 	f.IntVar(&l.RulerMaxRulesPerRuleGroup, "ruler.max-rules-per-rule-group", 20,
 		"Maximum number of rules in one rule group of a tenant. The ruler's config API refuses larger groups. 0 is no limit.")
 	f.IntVar(&l.RulerMaxRuleGroupsPerTenant, "ruler.max-rule-groups-per-tenant", 70,

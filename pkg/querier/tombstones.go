@@ -1,0 +1,271 @@
+package querier
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/tombstones"
+	"github.com/prometheus/prometheus/util/annotations"
+	"github.com/thanos-io/objstore"
+
+	"github.com/strata-metrics/strata/pkg/storage/blockstore"
+	"github.com/strata-metrics/strata/pkg/storage/bucket"
+	"github.com/strata-metrics/strata/pkg/tenant"
+)
+
+// Series deletion at read time: a tenant's pending tombstones (series deletion requests the compactor has
+// not applied to every block yet) hide the deleted samples from everything read through the queryable,
+// whichever ingester or store-gateway holds them. Ingesters delete the samples of their own TSDB too, and
+// the compactor rewrites the blocks; until it marks a tombstone done, queries keep filtering.
+
+// TombstoneCache keeps each tenant's pending tombstones for a TTL, so that a query does not list them in
+// object storage. A deletion made through this process invalidates its tenant at once; other processes
+// see it within the TTL.
+type TombstoneCache struct {
+	bkt objstore.Bucket
+	ttl time.Duration
+	now func() time.Time
+
+	mtx     sync.Mutex
+	entries map[string]tombstoneEntry
+}
+
+type tombstoneEntry struct {
+	pending  []*blockstore.Tombstone
+	loadedAt time.Time
+}
+
+// NewTombstoneCache returns a cache over bkt (the whole bucket); bkt nil means no tenant has tombstones.
+func NewTombstoneCache(bkt objstore.Bucket, ttl time.Duration) *TombstoneCache {
+	return &TombstoneCache{bkt: bkt, ttl: ttl, now: time.Now, entries: map[string]tombstoneEntry{}}
+}
+
+// Pending returns the tenant's tombstones that the compactor has not applied yet.
+func (c *TombstoneCache) Pending(ctx context.Context, tenantID string) ([]*blockstore.Tombstone, error) {
+	if c.bkt == nil {
+		return nil, nil
+	}
+	now := c.now()
+	c.mtx.Lock()
+	e, ok := c.entries[tenantID]
+	c.mtx.Unlock()
+	if ok && now.Sub(e.loadedAt) < c.ttl {
+		return e.pending, nil
+	}
+	all, err := blockstore.ListTombstones(ctx, bucket.NewTenantBucket(c.bkt, tenantID))
+	if err != nil {
+		return nil, fmt.Errorf("read the tenant's series deletions: %w", err)
+	}
+	pending := blockstore.PendingTombstones(all)
+	c.mtx.Lock()
+	defer c.mtx.Unlock()
+	// Expired entries go, so that tenants that stopped querying do not stay in memory.
+	for id, old := range c.entries {
+		if now.Sub(old.loadedAt) >= c.ttl {
+			delete(c.entries, id)
+		}
+	}
+	if c.ttl > 0 {
+		c.entries[tenantID] = tombstoneEntry{pending: pending, loadedAt: now}
+	}
+	return pending, nil
+}
+
+// Invalidate forgets the tenant's tombstones, so that the next query reads them again.
+func (c *TombstoneCache) Invalidate(tenantID string) {
+	c.mtx.Lock()
+	delete(c.entries, tenantID)
+	c.mtx.Unlock()
+}
+
+// TombstoneSource gives a tenant's pending tombstones.
+type TombstoneSource interface {
+	Pending(ctx context.Context, tenantID string) ([]*blockstore.Tombstone, error)
+}
+
+// TombstoneQueryable hides the samples deleted by the tenant's pending tombstones from what it wraps.
+type TombstoneQueryable struct {
+	inner      storage.Queryable
+	tombstones TombstoneSource
+}
+
+// NewTombstoneQueryable wraps inner so that its answers leave out deleted samples, and series left
+// without samples.
+func NewTombstoneQueryable(inner storage.Queryable, tombstones TombstoneSource) *TombstoneQueryable {
+	return &TombstoneQueryable{inner: inner, tombstones: tombstones}
+}
+
+// Querier implements storage.Queryable.
+func (q *TombstoneQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
+	inner, err := q.inner.Querier(mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	return &tombstoneQuerier{Querier: inner, mint: mint, maxt: maxt, tombstones: q.tombstones}, nil
+}
+
+type tombstoneQuerier struct {
+	storage.Querier
+	mint, maxt int64
+	tombstones TombstoneSource
+}
+
+// relevant returns the tenant's pending tombstones that overlap the querier's range.
+func (q *tombstoneQuerier) relevant(ctx context.Context) ([]*blockstore.Tombstone, error) {
+	id, err := tenant.FromContext(ctx)
+	if err != nil {
+		return nil, nil // The wrapped querier refuses the request.
+	}
+	pending, err := q.tombstones.Pending(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var out []*blockstore.Tombstone
+	for _, t := range pending {
+		if t.Overlaps(q.mint, q.maxt) {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// Select implements storage.Querier.
+func (q *tombstoneQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	ts, err := q.relevant(ctx)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	if len(ts) == 0 {
+		return q.Querier.Select(ctx, sortSeries, hints, ms...)
+	}
+	h := storage.SelectHints{Start: q.mint, End: q.maxt}
+	if hints != nil {
+		h = *hints
+	}
+	// Label sets alone cannot tell whether deletion left a series without samples.
+	if h.Func == "series" {
+		h.Func = ""
+	}
+	return &tombstoneSeriesSet{SeriesSet: q.Querier.Select(ctx, sortSeries, &h, ms...), tombstones: ts}
+}
+
+// allSeries selects every series when a label request gives no matcher.
+var allSeries = labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+")
+
+// LabelNames implements storage.Querier. While a tombstone overlaps the range, the names are those of the
+// series that still have samples, which takes reading the series.
+func (q *tombstoneQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	ts, err := q.relevant(ctx)
+	if err != nil || len(ts) == 0 {
+		if err != nil {
+			return nil, nil, err
+		}
+		return q.Querier.LabelNames(ctx, hints, ms...)
+	}
+	names := map[string]struct{}{}
+	warns, err := q.eachSeries(ctx, ms, func(lset labels.Labels) {
+		lset.Range(func(l labels.Label) { names[l.Name] = struct{}{} })
+	})
+	return sortedLabelStrings(names, hints), warns, err
+}
+
+// LabelValues implements storage.Querier, as LabelNames does.
+func (q *tombstoneQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	ts, err := q.relevant(ctx)
+	if err != nil || len(ts) == 0 {
+		if err != nil {
+			return nil, nil, err
+		}
+		return q.Querier.LabelValues(ctx, name, hints, ms...)
+	}
+	values := map[string]struct{}{}
+	warns, err := q.eachSeries(ctx, ms, func(lset labels.Labels) {
+		if v := lset.Get(name); v != "" {
+			values[v] = struct{}{}
+		}
+	})
+	return sortedLabelStrings(values, hints), warns, err
+}
+
+func (q *tombstoneQuerier) eachSeries(ctx context.Context, ms []*labels.Matcher, f func(labels.Labels)) (annotations.Annotations, error) {
+	if len(ms) == 0 {
+		ms = []*labels.Matcher{allSeries}
+	}
+	set := q.Select(ctx, false, &storage.SelectHints{Start: q.mint, End: q.maxt}, ms...)
+	for set.Next() {
+		f(set.At().Labels())
+	}
+	return set.Warnings(), set.Err()
+}
+
+func sortedLabelStrings(m map[string]struct{}, hints *storage.LabelHints) []string {
+	out := make([]string, 0, len(m))
+	for v := range m {
+		out = append(out, v)
+	}
+	slices.Sort(out)
+	if hints != nil && hints.Limit > 0 && len(out) > hints.Limit {
+		out = out[:hints.Limit]
+	}
+	return out
+}
+
+// tombstoneSeriesSet leaves out the deleted samples of its series, and the series left without samples.
+type tombstoneSeriesSet struct {
+	storage.SeriesSet
+	tombstones []*blockstore.Tombstone
+	cur        storage.Series
+}
+
+func (s *tombstoneSeriesSet) Next() bool {
+	for s.SeriesSet.Next() {
+		series := s.SeriesSet.At()
+		ivs := deletedIntervals(s.tombstones, series.Labels())
+		if len(ivs) == 0 {
+			s.cur = series
+			return true
+		}
+		filtered := &deletedSamplesSeries{Series: series, intervals: ivs}
+		if filtered.Iterator(nil).Next() == chunkenc.ValNone {
+			continue
+		}
+		s.cur = filtered
+		return true
+	}
+	return false
+}
+
+func (s *tombstoneSeriesSet) At() storage.Series { return s.cur }
+
+// deletedIntervals returns the merged ranges the tombstones delete from the series lset.
+func deletedIntervals(ts []*blockstore.Tombstone, lset labels.Labels) tombstones.Intervals {
+	var ivs tombstones.Intervals
+	for _, t := range ts {
+		if t.Matches(lset) {
+			ivs = ivs.Add(tombstones.Interval{Mint: t.MinTime, Maxt: t.MaxTime})
+		}
+	}
+	return ivs
+}
+
+// deletedSamplesSeries is a series without the samples inside intervals.
+type deletedSamplesSeries struct {
+	storage.Series
+	intervals tombstones.Intervals
+}
+
+func (s *deletedSamplesSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
+	if d, ok := it.(*tsdb.DeletedIterator); ok {
+		d.Iter = s.Series.Iterator(d.Iter)
+		d.Intervals = s.intervals
+		return d
+	}
+	return &tsdb.DeletedIterator{Iter: s.Series.Iterator(nil), Intervals: s.intervals}
+}

@@ -1,0 +1,159 @@
+package querier
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/stretchr/testify/require"
+	"github.com/thanos-io/objstore"
+
+	"github.com/strata-metrics/strata/pkg/storage/blockstore"
+	"github.com/strata-metrics/strata/pkg/storage/bucket"
+	"github.com/strata-metrics/strata/pkg/tenant"
+)
+
+// tombstoneTestDB is a TSDB holding up{job="a"}, up{job="b"} and other{job="a"}, one sample a second
+// from 1s to 10s (values are the timestamps in seconds).
+func tombstoneTestDB(t *testing.T) *tsdb.DB {
+	t.Helper()
+	db, err := tsdb.Open(t.TempDir(), nil, nil, tsdb.DefaultOptions(), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	app := db.Appender(context.Background())
+	for _, lset := range []labels.Labels{
+		labels.FromStrings("__name__", "up", "job", "a"),
+		labels.FromStrings("__name__", "up", "job", "b"),
+		labels.FromStrings("__name__", "other", "job", "a", "only_other", "x"),
+	} {
+		for s := int64(1); s <= 10; s++ {
+			_, err := app.Append(0, lset, s*1000, float64(s))
+			require.NoError(t, err)
+		}
+	}
+	require.NoError(t, app.Commit())
+	return db
+}
+
+type staticTombstones []*blockstore.Tombstone
+
+func (s staticTombstones) Pending(context.Context, string) ([]*blockstore.Tombstone, error) {
+	return s, nil
+}
+
+func mustTombstone(t *testing.T, minT, maxT int64, selectors ...string) *blockstore.Tombstone {
+	t.Helper()
+	ts, err := blockstore.NewTombstone(ulid.Make(), selectors, minT, maxT, 0)
+	require.NoError(t, err)
+	return ts
+}
+
+// sampleSeconds returns each series' sample timestamps in seconds.
+func sampleSeconds(t *testing.T, set storage.SeriesSet) map[string][]int64 {
+	t.Helper()
+	out := map[string][]int64{}
+	for set.Next() {
+		s := set.At()
+		it := s.Iterator(nil)
+		out[s.Labels().String()] = []int64{}
+		for it.Next() != chunkenc.ValNone {
+			out[s.Labels().String()] = append(out[s.Labels().String()], it.AtT()/1000)
+		}
+		require.NoError(t, it.Err())
+	}
+	require.NoError(t, set.Err())
+	return out
+}
+
+func TestTombstoneQueryable_HidesDeletedSamplesAndEmptiedSeries(t *testing.T) {
+	db := tombstoneTestDB(t)
+	q := NewTombstoneQueryable(db, staticTombstones{
+		mustTombstone(t, 3000, 5000, `up{job="a"}`),
+		mustTombstone(t, 0, 20000, `other`),
+	})
+	ctx := tenant.NewContext(context.Background(), "t1")
+	querier, err := q.Querier(0, 20000)
+	require.NoError(t, err)
+	defer querier.Close()
+
+	got := sampleSeconds(t, querier.Select(ctx, true, nil, labels.MustNewMatcher(labels.MatchRegexp, "job", ".+")))
+	require.Equal(t, map[string][]int64{
+		`{__name__="up", job="a"}`: {1, 2, 6, 7, 8, 9, 10},
+		`{__name__="up", job="b"}`: {1, 2, 3, 4, 5, 6, 7, 8, 9, 10},
+	}, got, "deleted samples and the fully deleted series are gone, the neighbour is untouched")
+
+	// /api/v1/series asks for label sets only; a series whose samples are all deleted is still left out.
+	set := querier.Select(ctx, true, &storage.SelectHints{Start: 0, End: 20000, Func: "series"}, labels.MustNewMatcher(labels.MatchEqual, "job", "a"))
+	var series []string
+	for set.Next() {
+		series = append(series, set.At().Labels().String())
+	}
+	require.NoError(t, set.Err())
+	require.Equal(t, []string{`{__name__="up", job="a"}`}, series)
+
+	names, _, err := querier.LabelNames(ctx, nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{"__name__", "job"}, names, "only_other belonged to the deleted series only")
+	values, _, err := querier.LabelValues(ctx, "__name__", nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{"up"}, values)
+	values, _, err = querier.LabelValues(ctx, "job", &storage.LabelHints{Limit: 1}, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up"))
+	require.NoError(t, err)
+	require.Equal(t, []string{"a"}, values)
+}
+
+func TestTombstoneQueryable_RangesOutsideTombstonesReadAsBefore(t *testing.T) {
+	db := tombstoneTestDB(t)
+	q := NewTombstoneQueryable(db, staticTombstones{mustTombstone(t, 50000, 60000, `other`)})
+	ctx := tenant.NewContext(context.Background(), "t1")
+	querier, err := q.Querier(0, 20000)
+	require.NoError(t, err)
+	defer querier.Close()
+	names, _, err := querier.LabelNames(ctx, nil)
+	require.NoError(t, err)
+	require.Contains(t, names, "only_other", "the tombstone deletes nothing in the range read")
+	got := sampleSeconds(t, querier.Select(ctx, true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "other")))
+	require.Len(t, got[`{__name__="other", job="a", only_other="x"}`], 10)
+}
+
+func TestTombstoneCache_ReadsPendingOnlyAndInvalidates(t *testing.T) {
+	ctx := context.Background()
+	bkt := objstore.NewInMemBucket()
+	tb := bucket.NewTenantBucket(bkt, "t1")
+	done := mustTombstone(t, 0, 1, "a")
+	done.DoneAt = 5
+	require.NoError(t, blockstore.WriteTombstone(ctx, tb, done))
+
+	c := NewTombstoneCache(bkt, time.Hour)
+	now := time.Unix(1000, 0)
+	c.now = func() time.Time { return now }
+	got, err := c.Pending(ctx, "t1")
+	require.NoError(t, err)
+	require.Empty(t, got, "a done tombstone is not applied at read time")
+
+	pending := mustTombstone(t, 0, 1, "b")
+	require.NoError(t, blockstore.WriteTombstone(ctx, tb, pending))
+	got, err = c.Pending(ctx, "t1")
+	require.NoError(t, err)
+	require.Empty(t, got, "cached for the TTL")
+
+	c.Invalidate("t1")
+	got, err = c.Pending(ctx, "t1")
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+
+	require.NoError(t, blockstore.WriteTombstone(ctx, tb, mustTombstone(t, 0, 1, "c")))
+	now = now.Add(time.Hour)
+	got, err = c.Pending(ctx, "t1")
+	require.NoError(t, err)
+	require.Len(t, got, 2, "read again after the TTL")
+
+	got, err = NewTombstoneCache(nil, time.Hour).Pending(ctx, "t1")
+	require.NoError(t, err)
+	require.Empty(t, got, "no bucket, no tombstones")
+}
