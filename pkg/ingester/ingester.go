@@ -127,6 +127,8 @@ type tenantDB struct {
 	registerer *promutil.TrackingRegisterer
 	// series applies the series limits and counts the tenant's series.
 	series *seriesLimiter
+	// tombstones are the series deletions already applied to db.
+	tombstones appliedTombstones
 	// applied are the limit-driven settings the TSDB runs with; settingsMtx serialises their changes.
 	settingsMtx sync.Mutex
 	applied     tsdbSettings

@@ -31,6 +31,8 @@ func (i *Ingester) shipLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			// Deletions first, so that nothing deleted is shipped.
+			i.applyDeletions(ctx)
 			i.shipAll(ctx)
 			i.closeIdleTenants(ctx)
 		}
@@ -134,11 +136,21 @@ func (i *Ingester) closeIdleTenant(ctx context.Context, id string, t *tenantDB) 
 	if err := i.Flush(ctx, id); err != nil {
 		return err
 	}
-	i.mtx.Lock()
 	// A push may have reopened the tenant's activity while we flushed: then it is not idle any more.
-	if i.tenants[id] != t || i.now().Sub(t.lastPush()) < i.cfg.CloseIdleTSDBTimeout {
+	removed, err := i.removeTenant(id, t, func() bool { return i.now().Sub(t.lastPush()) >= i.cfg.CloseIdleTSDBTimeout }, t.shipper != nil)
+	if removed && err == nil {
+		i.logger.Info("closed idle TSDB", "tenant", id)
+	}
+	return err
+}
+
+// removeTenant closes the tenant's TSDB t, if it is still the open one and still(), under the ingesters'
+// lock, holds, and removes its local directory when removeDir is set.
+func (i *Ingester) removeTenant(id string, t *tenantDB, still func() bool, removeDir bool) (bool, error) {
+	i.mtx.Lock()
+	if i.tenants[id] != t || !still() {
 		i.mtx.Unlock()
-		return nil
+		return false, nil
 	}
 	delete(i.tenants, id)
 	i.metrics.tenants.Set(float64(len(i.tenants)))
@@ -150,15 +162,14 @@ func (i *Ingester) closeIdleTenant(ctx context.Context, id string, t *tenantDB) 
 	t.series.released()
 	t.registerer.UnregisterAll()
 	if err != nil {
-		return fmt.Errorf("close TSDB: %w", err)
+		return true, fmt.Errorf("close TSDB: %w", err)
 	}
-	if t.shipper != nil {
+	if removeDir {
 		if err := os.RemoveAll(filepath.Join(i.cfg.TSDBDir, id)); err != nil {
-			return fmt.Errorf("remove local TSDB: %w", err)
+			return true, fmt.Errorf("remove local TSDB: %w", err)
 		}
 	}
-	i.logger.Info("closed idle TSDB", "tenant", id)
-	return nil
+	return true, nil
 }
 
 // newShipper returns the tenant's shipper, or nil when the ingester has no bucket.
