@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -521,4 +522,37 @@ func TestBlockUpload_WithoutValidationOnlyChecksMetaAndSizes(t *testing.T) {
 	base := testBase()
 	dir, meta := customBlock(t, base, labels.FromStrings("__name__", "bad-name"))
 	require.Equal(t, UploadStateComplete, e.upload(dir, meta).Result)
+}
+
+// zeroReader is an endless source of zeros.
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+func TestBlockUpload_StreamsFilesWithoutHoldingThem(t *testing.T) {
+	e := newUploadEnv(t)
+	e.limits.CompactorBlockUploadMaxBlockSizeBytes = 0
+	base := testBase()
+	_, meta := prometheusBlock(t, blockSpec{minT: base, maxT: base + 2*hourMs, series: 1})
+	var m blockstore.Meta
+	require.NoError(t, json.Unmarshal(meta, &m))
+	status, body := e.post(m.ULID, "start", meta)
+	require.Equal(t, http.StatusOK, status, body)
+
+	const size = 64 << 20
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	// Body of unknown length (chunked): the server cannot size a buffer from Content-Length either.
+	status, body = e.do(http.MethodPost, "team-a", BlockUploadPathPrefix+m.ULID.String()+"/files?path=index", io.LimitReader(zeroReader{}, size))
+	runtime.ReadMemStats(&after)
+	require.Equal(t, http.StatusOK, status, body)
+	attrs, err := bucket.NewTenantBucket(e.bkt, "team-a").Attributes(context.Background(), m.ULID.String()+"/index")
+	require.NoError(t, err)
+	require.EqualValues(t, size, attrs.Size)
+	// Client and server together allocate a small fraction of the file.
+	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(size/8), "allocated %d bytes to stream %d", after.TotalAlloc-before.TotalAlloc, size)
 }
