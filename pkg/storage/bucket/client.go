@@ -9,7 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/thanos-io/objstore"
 	"github.com/thanos-io/objstore/providers/azure"
-	"github.com/thanos-io/objstore/providers/filesystem"
 	"github.com/thanos-io/objstore/providers/gcs"
 	"github.com/thanos-io/objstore/providers/s3"
 )
@@ -45,7 +44,7 @@ func newBackend(ctx context.Context, cfg Config, component string, logger *slog.
 	kitLogger := goKitLogger{logger: logger}
 	switch cfg.Backend {
 	case BackendFilesystem:
-		return filesystem.NewBucket(cfg.Filesystem.Dir)
+		return newFilesystemBucket(cfg.Filesystem.Dir)
 	case BackendS3:
 		return s3.NewBucketWithConfig(kitLogger, s3ProviderConfig(cfg.S3), component, nil)
 	case BackendGCS:
