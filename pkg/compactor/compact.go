@@ -39,6 +39,12 @@ func (c *Compactor) runGroup(ctx context.Context, p *tenantPass, g Group) error 
 		if err := downloadBlock(ctx, p.bkt, b.ID, d); err != nil {
 			return err
 		}
+		// Deleted series are left out of the result, which then needs no rewrite.
+		if ts := p.tombstonesOverlapping(b); len(ts) > 0 {
+			if _, err := applyTombstonesToDir(ctx, p, d, ts); err != nil {
+				return fmt.Errorf("apply series deletions to block %s: %w", b.ID, err)
+			}
+		}
 		dirs = append(dirs, d)
 		dedup = dedup && p.metas[b.ID].Strata.ReplicasDeduplicated
 		uploaded = uploaded || p.metas[b.ID].Strata.UploadedData()
@@ -77,6 +83,7 @@ func (c *Compactor) runGroup(ctx context.Context, p *tenantPass, g Group) error 
 		if err := uploadBlock(ctx, p.bkt, meta, bdir); err != nil {
 			return err
 		}
+		c.clean.add(p.tenant, id, p.tombstones)
 		p.logger.Info("uploaded compacted block", "block", id, "sources", len(g.Blocks), "vertical", g.Vertical,
 			"min_time", meta.MinTime, "max_time", meta.MaxTime, "samples", meta.Stats.NumSamples)
 	}

@@ -51,6 +51,8 @@ type Compactor struct {
 	passMtx sync.Mutex
 	// metas caches meta.json per tenant and block: a block's meta.json never changes once uploaded.
 	metas map[string]map[ulid.ULID]*blockstore.Meta
+	// clean remembers the blocks found without samples of a pending series deletion.
+	clean cleanBlocks
 
 	// uploads runs the validations of uploaded blocks; indexUpdate asks the loop for a cleanup pass, which
 	// writes bucket indexes, once an uploaded block is published.
@@ -90,6 +92,7 @@ func New(cfg Config, limits *validation.Overrides, bkt objstore.Bucket, r ring.R
 		metrics:     newMetrics(reg),
 		now:         time.Now,
 		metas:       map[string]map[ulid.ULID]*blockstore.Meta{},
+		clean:       cleanBlocks{},
 		uploads:     newBlockUploads(),
 		indexUpdate: make(chan struct{}, 1),
 	}, nil
@@ -213,6 +216,7 @@ func (c *Compactor) runTenants(ctx context.Context, compact bool) error {
 	for tenant := range c.metas {
 		if !owned[tenant] {
 			delete(c.metas, tenant)
+			delete(c.clean, tenant)
 		}
 	}
 	return errors.Join(errs...)

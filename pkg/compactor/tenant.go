@@ -31,6 +31,8 @@ type tenantPass struct {
 	logger *slog.Logger
 	idx    *blockstore.Index
 	metas  map[ulid.ULID]*blockstore.Meta
+	// tombstones are the tenant's pending series deletions.
+	tombstones []*blockstore.Tombstone
 }
 
 // compactTenant runs a compaction pass over one tenant.
@@ -47,14 +49,23 @@ func (c *Compactor) cleanupTenant(ctx context.Context, tenant string) error {
 // it, so a pass interrupted anywhere is finished by the next one:
 //  1. mark the blocks another complete block replaces (a compaction that died before marking its inputs);
 //  2. mark blocks past retention;
-//  3. with compact, plan and run compactions until nothing is left to do;
-//  4. delete marked blocks past the deletion delay and abandoned partial uploads;
-//  5. write the bucket index.
+//  3. with compact, plan and run compactions until nothing is left to do, leaving out deleted series;
+//  4. rewrite the blocks holding samples of deleted series;
+//  5. delete marked blocks past the deletion delay and abandoned partial uploads;
+//  6. write the bucket index.
+//
+// A tenant marked for deletion instead has all its blocks and its bucket index deleted.
 func (c *Compactor) runTenant(ctx context.Context, tenant string, compact bool) error {
 	p := &tenantPass{
 		tenant: tenant,
 		bkt:    bucket.NewTenantBucket(c.bkt, tenant),
 		logger: c.logger.With("tenant", tenant),
+	}
+	if deleted, err := c.deleteTenantIfMarked(ctx, p); deleted || err != nil {
+		return err
+	}
+	if err := c.loadTombstones(ctx, p); err != nil {
+		return err
 	}
 	old, err := blockstore.ReadIndex(ctx, p.bkt)
 	if err != nil && !errors.Is(err, blockstore.ErrIndexNotFound) {
@@ -76,6 +87,9 @@ func (c *Compactor) runTenant(ctx context.Context, tenant string, compact bool) 
 		if err := c.compactRounds(ctx, p); err != nil {
 			return err
 		}
+	}
+	if err := c.applyTombstones(ctx, p); err != nil {
+		return err
 	}
 	if err := c.deleteMarked(ctx, p); err != nil {
 		return err
