@@ -556,3 +556,30 @@ func TestBlockUpload_StreamsFilesWithoutHoldingThem(t *testing.T) {
 	// Client and server together allocate a small fraction of the file.
 	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(size/8), "allocated %d bytes to stream %d", after.TotalAlloc-before.TotalAlloc, size)
 }
+
+// An uploaded meta.json that says its block replaces others (compaction sources) must not make the
+// compactor delete them nor queriers skip them: the upload replaces nothing.
+func TestBlockUpload_ClaimedSourcesReplaceNothing(t *testing.T) {
+	e := newUploadEnv(t)
+	base := testBase()
+	victimDir, victimMeta := prometheusBlock(t, blockSpec{minT: base, maxT: base + 2*hourMs, series: 2})
+	victim := ulid.MustParse(filepath.Base(victimDir))
+	require.Equal(t, UploadCheck{Result: UploadStateComplete}, e.upload(victimDir, victimMeta))
+
+	dir, raw := prometheusBlock(t, blockSpec{minT: base + 4*hourMs, maxT: base + 6*hourMs, series: 1})
+	id := ulid.MustParse(filepath.Base(dir))
+	var meta blockstore.Meta
+	require.NoError(t, json.Unmarshal(raw, &meta))
+	meta.Compaction.Sources = []ulid.ULID{id, victim}
+	meta.Compaction.Level = 3
+	raw, err := json.Marshal(meta.BlockMeta)
+	require.NoError(t, err)
+	require.Equal(t, UploadCheck{Result: UploadStateComplete}, e.upload(dir, raw))
+
+	got, err := blockstore.DownloadMeta(context.Background(), bucket.NewTenantBucket(e.bkt, "team-a"), id)
+	require.NoError(t, err)
+	require.Equal(t, []ulid.ULID{id}, got.Compaction.Sources)
+	require.NoError(t, e.c.CleanupAll(context.Background()))
+	idx := tenantIndex(t, e.bkt, "team-a")
+	require.Len(t, idx.Blocks, 2, "the victim block is still indexed")
+}

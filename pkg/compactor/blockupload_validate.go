@@ -65,9 +65,9 @@ func checkUploadMeta(raw []byte, id ulid.ULID, tenantID string, limits *validati
 	if meta.Compaction.Level < 1 {
 		meta.Compaction.Level = 1
 	}
-	if len(meta.Compaction.Sources) == 0 {
-		meta.Compaction.Sources = []ulid.ULID{id}
-	}
+	// Sources say which blocks a block replaces, and the compactor deletes and queriers skip those: an
+	// uploaded block replaces none, whatever its meta.json says.
+	meta.Compaction.Sources = []ulid.ULID{id}
 	meta.Strata = blockstore.StrataMeta{TenantID: tenantID, Source: blockstore.SourceUpload}
 	return &meta, nil
 }
