@@ -261,6 +261,9 @@ func forEachBlock(stdout, stderr io.Writer, flags *bucketFlags, tenantID string,
 // openFlagBucket opens the bucket of flags; on failure it reports to stderr and returns nil and the exit status.
 func openFlagBucket(ctx context.Context, stderr io.Writer, flags *bucketFlags, component string) (objstore.Bucket, int) {
 	cfg, err := flags.config("", "")
+	if err == nil {
+		err = requireExistingDir(cfg)
+	}
 	if err != nil {
 		return nil, fail(stderr, "%v", err)
 	}

@@ -54,6 +54,9 @@ func registerBucketBackup(parent *kingpin.CmdClause, commands map[string]command
 	opts := registerCopyFlags(cmd)
 	commands[cmd.FullCommand()] = func(stdout, stderr io.Writer) int {
 		srcCfg, err := src.config("", "")
+		if err == nil {
+			err = requireExistingDir(srcCfg)
+		}
 		if err != nil {
 			return fail(stderr, "source bucket: %v", err)
 		}
@@ -80,12 +83,10 @@ func registerBucketRestore(parent *kingpin.CmdClause, commands map[string]comman
 	dst := registerBucketFlags(cmd, "", "Strata's bucket")
 	opts := registerCopyFlags(cmd)
 	commands[cmd.FullCommand()] = func(stdout, stderr io.Writer) int {
-		if *srcDir != "" {
-			if st, err := os.Stat(*srcDir); err != nil || !st.IsDir() {
-				return fail(stderr, "--from %s is not a directory", *srcDir)
-			}
-		}
 		srcCfg, err := src.config("from", *srcDir)
+		if err == nil {
+			err = requireExistingDir(srcCfg)
+		}
 		if err != nil {
 			return fail(stderr, "backup bucket: %v", err)
 		}

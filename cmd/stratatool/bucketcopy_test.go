@@ -398,8 +398,9 @@ func TestBucketCommands_RejectBadArguments(t *testing.T) {
 		{[]string{"bucket", "backup", "--blocks-storage.filesystem.dir=" + dir, "--to.blocks-storage.backend=s3", "--to.blocks-storage.s3.endpoint=http://x"}, "must be host[:port]"},
 		{[]string{"bucket", "backup", "--blocks-storage.filesystem.dir=" + dir, "--to", t.TempDir(), "--ruler-storage.prefix=team"}, "could be a tenant's directory"},
 		{[]string{"bucket", "backup", "--blocks-storage.filesystem.dir=" + dir, "--to", t.TempDir(), "--concurrency=0"}, "--concurrency must be at least 1"},
-		{[]string{"bucket", "restore", "--from", filepath.Join(dir, "missing"), "--blocks-storage.filesystem.dir=" + t.TempDir()}, "is not a directory"},
+		{[]string{"bucket", "restore", "--from", filepath.Join(dir, "missing"), "--blocks-storage.filesystem.dir=" + t.TempDir()}, "bucket directory " + filepath.Join(dir, "missing") + " does not exist"},
 		{[]string{"bucket", "restore", "--blocks-storage.filesystem.dir=" + dir}, "no bucket: give --from DIR or --from.blocks-storage.* flags"},
+		{[]string{"bucket", "backup", "--blocks-storage.filesystem.dir=" + filepath.Join(dir, "typo"), "--to", t.TempDir()}, "typo does not exist"},
 	} {
 		code, out, errOut := runTool(tc.args...)
 		require.Equal(t, 1, code, "%v: %s%s", tc.args, out, errOut)

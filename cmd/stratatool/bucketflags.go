@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,7 +33,13 @@ func registerBucketFlags(cmd *kingpin.CmdClause, prefix, what string) *bucketFla
 		if f.DefValue != "" {
 			help += " (default " + f.DefValue + ")"
 		}
-		cmd.Flag(prefix+f.Name, help).SetValue(&trackedValue{Value: f.Value, set: &b.set})
+		// Boolean flags take a value (--blocks-storage.s3.insecure=true), as Strata's can, rather than
+		// kingpin's --flag/--no-flag, so that flags copied from Strata's command line work here.
+		placeholder := "VALUE"
+		if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && bf.IsBoolFlag() {
+			placeholder = "true|false"
+		}
+		cmd.Flag(prefix+f.Name, help).PlaceHolder(placeholder).SetValue(&trackedValue{Value: f.Value, set: &b.set})
 	})
 	return b
 }
@@ -46,12 +53,6 @@ type trackedValue struct {
 func (v *trackedValue) Set(s string) error {
 	*v.set = true
 	return v.Value.Set(s)
-}
-
-// IsBoolFlag lets kingpin take "--flag" without a value for Strata's boolean flags.
-func (v *trackedValue) IsBoolFlag() bool {
-	bf, ok := v.Value.(interface{ IsBoolFlag() bool })
-	return ok && bf.IsBoolFlag()
 }
 
 // config returns the selected bucket: the filesystem bucket in dir when dir is given, else the one the
@@ -78,4 +79,16 @@ func (b *bucketFlags) config(dirFlag, dir string) (bucket.Config, error) {
 func openBucket(ctx context.Context, cfg bucket.Config, component string) (objstore.Bucket, error) {
 	// The metrics of this short-lived process go nowhere: the bucket client only needs a registry.
 	return bucket.NewClient(ctx, cfg, component, prometheus.NewRegistry(), nil)
+}
+
+// requireExistingDir fails for a filesystem bucket whose directory does not exist: the filesystem
+// backend would create it, and a mistyped path would read as an empty bucket.
+func requireExistingDir(cfg bucket.Config) error {
+	if cfg.Backend != bucket.BackendFilesystem {
+		return nil
+	}
+	if st, err := os.Stat(cfg.Filesystem.Dir); err != nil || !st.IsDir() {
+		return fmt.Errorf("bucket directory %s does not exist", cfg.Filesystem.Dir)
+	}
+	return nil
 }
