@@ -174,6 +174,11 @@ func forEachBlockOwner[T any](ctx context.Context, q *blocksQuerier, tenantID st
 	if len(remaining) == 0 {
 		return answers, nil
 	}
+	// The compactor deletes a deleted tenant's blocks at once, before a cached bucket index expires: the
+	// tenant has no data left, not a failure.
+	if q.indexes.tenantDeleted(ctx, tenantID) {
+		return answers, nil
+	}
 	missing := make([]string, 0, len(remaining))
 	for id := range remaining {
 		missing = append(missing, id.String())

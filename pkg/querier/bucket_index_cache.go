@@ -104,6 +104,12 @@ func (c *bucketIndexCache) load(ctx context.Context, tenantID string) (*blocksto
 	return idx, nil
 }
 
+// tenantDeleted reports whether the tenant's deletion mark is in the bucket.
+func (c *bucketIndexCache) tenantDeleted(ctx context.Context, tenantID string) bool {
+	_, err := blockstore.ReadTenantDeletionMark(ctx, bucket.NewTenantBucket(c.bucket, tenantID))
+	return err == nil
+}
+
 func (c *bucketIndexCache) forget(tenantID string, e *indexEntry) {
 	c.mtx.Lock()
 	defer c.mtx.Unlock()
