@@ -115,3 +115,39 @@ func TestExemplars_PushedExemplarsAreQueryable(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, code)
 	require.Equal(t, "bad_data", apiResp.ErrorType)
 }
+
+// In a cluster of three ingesters with RF=3, every ingester holds each exemplar: the querier answers each
+// once, and still answers all of them with one ingester killed.
+func TestExemplars_ReplicasAnswerEachExemplarOnce(t *testing.T) {
+	c := startCluster(t, clusterOptions{ingesters: 3, args: []string{"-ingester.max-global-exemplars-per-user=100000"}})
+	now := time.Now().Truncate(time.Second)
+	req := &prompb.WriteRequest{}
+	for s := range 20 {
+		ts := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "rpc_total"}, {Name: "s", Value: fmt.Sprintf("%02d", s)}}}
+		for i := range 5 {
+			at := now.Add(time.Duration(i-5) * time.Second).UnixMilli()
+			ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: at, Value: float64(i)})
+			ts.Exemplars = append(ts.Exemplars, prompb.Exemplar{Labels: []prompb.Label{{Name: "trace_id", Value: fmt.Sprintf("%d-%d", s, i)}}, Value: float64(i), Timestamp: at})
+		}
+		req.Timeseries = append(req.Timeseries, ts)
+	}
+	code, body := push(t, c.distributor.url("/api/v1/push"), "replicas", req)
+	require.Equal(t, http.StatusNoContent, code, body)
+
+	check := func() {
+		t.Helper()
+		var got []exemplarSeries
+		mustGetAPI(t, c.querier.url("/prometheus"), "/api/v1/query_exemplars", "replicas", url.Values{"query": {"rpc_total"}, "start": {formatTime(now.Add(-time.Minute))}}, &got)
+		require.Len(t, got, 20)
+		for s, series := range got {
+			require.Equal(t, fmt.Sprintf("%02d", s), series.SeriesLabels["s"], "series in label order")
+			require.Len(t, series.Exemplars, 5, "each exemplar once")
+			for i, e := range series.Exemplars {
+				require.Equal(t, fmt.Sprintf("%d-%d", s, i), e.Labels["trace_id"], "oldest first")
+			}
+		}
+	}
+	check()
+	c.ingesters[1].kill()
+	check()
+}
