@@ -96,6 +96,19 @@ func (c *bucketCopier) run(ctx context.Context) error {
 			return fmt.Errorf("tenant %s: %w", t, err)
 		}
 	}
+	if c.opts.mirror && len(c.opts.tenants) == 0 {
+		// A mirror removes what the source no longer has, but not whole tenants: a source bucket that
+		// lost a tenant (or a wrong source) must not wipe its backup.
+		others, err := bucket.ListTenants(ctx, c.dst)
+		if err != nil {
+			return err
+		}
+		for _, t := range others {
+			if !slices.Contains(tenants, t) {
+				c.printf("tenant %s: in the destination but not in the source: left as it is", t)
+			}
+		}
+	}
 	return nil
 }
 

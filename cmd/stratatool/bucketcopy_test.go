@@ -142,7 +142,13 @@ func sampleSource(t *testing.T) (*testBucketDir, map[string][]ulid.ULID) {
 
 func TestBucketBackup_CopiesBlocksMarksConfigurationAndIndex(t *testing.T) {
 	src, blocks := sampleSource(t)
+	// The tenant's other objects: a series deletion request and a tenant deletion mark.
+	src.put("team-b/tombstones/01JBBBBBBBBBBBBBBBBBBBBBBB.json", `{"id":"01JBBBBBBBBBBBBBBBBBBBBBBB"}`)
+	src.put("team-b/markers/tenant-deletion-mark.json", `{"deletion_time":1700000000}`)
+	src.put("team-b/bucket-index.json.gz", "stale, and rebuilt rather than copied")
 	dest := filepath.Join(t.TempDir(), "backup")
+	// A tenant only the destination has is left alone.
+	require.NoError(t, os.MkdirAll(filepath.Join(dest, "old-team", "01JCCCCCCCCCCCCCCCCCCCCCCC"), 0o755))
 
 	code, out, errOut := runTool("bucket", "backup", "--blocks-storage.filesystem.dir="+src.dir, "--to", dest)
 	require.Equal(t, 0, code, "%s%s", out, errOut)
@@ -150,6 +156,8 @@ func TestBucketBackup_CopiesBlocksMarksConfigurationAndIndex(t *testing.T) {
 	for _, id := range blocks["team-a"] {
 		require.Contains(t, out, "tenant team-a: block "+id.String()+": copied (")
 	}
+	require.Contains(t, out, "tenant old-team: in the destination but not in the source: left as it is")
+	require.DirExists(t, filepath.Join(dest, "old-team", "01JCCCCCCCCCCCCCCCCCCCCCCC"))
 
 	dst := &testBucketDir{t: t, dir: dest, bkt: must(filesystem.NewBucket(dest))}
 	for tenantID, ids := range blocks {
@@ -169,6 +177,12 @@ func TestBucketBackup_CopiesBlocksMarksConfigurationAndIndex(t *testing.T) {
 			require.True(t, ok, name)
 			require.Equal(t, want, got, name)
 		}
+	}
+	for _, name := range []string{"team-b/tombstones/01JBBBBBBBBBBBBBBBBBBBBBBB.json", "team-b/markers/tenant-deletion-mark.json"} {
+		want, _ := src.get(name)
+		got, ok := dst.get(name)
+		require.True(t, ok, name)
+		require.Equal(t, want, got, name)
 	}
 	// The marked block is restorable, and marked as it was: same deletion time, both copies of the mark.
 	marked := blocks["team-a"][0]
