@@ -108,7 +108,7 @@ var modules = map[string]module{
 	moduleStoreGatewayClient: {init: (*App).initStoreGatewayClient},
 	TargetStoreGateway:       {deps: []string{moduleServer, moduleRuntimeConfig, moduleRingKV, moduleBucket, moduleStoreGatewayRing}, target: true, init: (*App).initStoreGateway},
 	TargetCompactor:          {deps: []string{moduleServer, moduleRuntimeConfig, moduleRingKV, moduleBucket}, target: true, init: (*App).initCompactor},
-	TargetFrontend:           {deps: []string{moduleServer, moduleRuntimeConfig}, target: true, init: (*App).initFrontend},
+	TargetFrontend:           {deps: []string{moduleServer, moduleRuntimeConfig, moduleBucket}, target: true, init: (*App).initFrontend},
 	moduleAlertmanagerClient: {init: (*App).initAlertmanagerClient},
 	TargetAlertmanager:       {deps: []string{moduleServer, moduleRuntimeConfig, moduleRingKV, moduleBucket, moduleAlertmanagerClient}, target: true, init: (*App).initAlertmanager},
 	TargetAll:                {deps: []string{TargetIngester, TargetDistributor, TargetFrontend, TargetQuerier, TargetCompactor, TargetStoreGateway, TargetAlertmanager, TargetRuler}, target: true},
@@ -330,9 +330,8 @@ func (a *App) initQueryable() (services.Service, error) {
 	a.queryEngine = querier.NewEngine(a.cfg.Querier, prometheus.WrapRegistererWithPrefix("strata_querier_", a.reg), a.logger.With("component", "querier"))
 	a.ingesterQueryable = querier.NewIngesterQueryable(a.ingesterRing, ingesterReadClients{a})
 	blocks := querier.NewBlocksQueryable(a.bucket, a.storeGatewayRing, storeGatewayClients{a}, a.cfg.Querier, a.reg, a.logger.With("component", "querier"))
-	a.tombstones = querier.NewTombstoneCache(a.bucket, a.cfg.Querier.TombstonesTTL)
 	// Deleted series are hidden from every answer, whichever ingester or block holds them.
-	split := querier.NewTombstoneQueryable(querier.NewTimeSplitQueryable(a.ingesterQueryable, blocks, a.cfg.Querier), a.tombstones)
+	split := querier.NewTombstoneQueryable(querier.NewTimeSplitQueryable(a.ingesterQueryable, blocks, a.cfg.Querier), a.tombstoneCache())
 	a.queryable = querier.NewFetchLimitedQueryable(split, a.overrides, a.cfg.Querier.MaxFetchedSeriesInFlight)
 	return nil, nil
 }
@@ -349,7 +348,7 @@ func (a *App) initQuerier() (services.Service, error) {
 	promAPI.Register(queryMux, queryAPIPrefix, a.readTenantMiddleware())
 	// One tenant at a time, even with federation on.
 	queryMux.Handle(queryAPIPrefix+"/admin/tsdb/delete_series", api.TenantMiddleware(a.cfg.MultitenancyEnabled)(
-		api.NewDeleteSeriesAPI(a.bucket, a.overrides, a.tombstones, a.logger.With("component", "querier"))))
+		api.NewDeleteSeriesAPI(a.bucket, a.overrides, a.tombstoneCache(), a.logger.With("component", "querier"))))
 	card := querier.NewCardinality(a.ingesterRing, a.ingesterClients, a.overrides)
 	api.NewCardinalityAPI(card, a.cfg.Querier.Timeout, a.logger.With("component", "querier")).
 		Register(queryMux, queryAPIPrefix, a.readTenantMiddleware())
@@ -383,6 +382,15 @@ func (a *App) registerQueryPage() {
 		api.Link{Path: queryAPIPrefix + "/status/buildinfo", Title: "Build information"})
 }
 
+// tombstoneCache returns the process' cache of tenants' series deletions, shared by the querier and the
+// query-frontend so that a deletion through this process applies to both at once.
+func (a *App) tombstoneCache() *querier.TombstoneCache {
+	if a.tombstones == nil {
+		a.tombstones = querier.NewTombstoneCache(a.bucket, a.cfg.Querier.TombstonesTTL)
+	}
+	return a.tombstones
+}
+
 // queryAPIPrefix is where the Prometheus read API is served, by the query-frontend or the querier.
 const queryAPIPrefix = "/prometheus/api/v1"
 
@@ -402,6 +410,8 @@ func (a *App) initFrontend() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A series deletion starts a new generation of cached answers.
+	splitAndCached.UseCacheGenerations(a.tombstoneCache())
 	handler := frontend.NewHandler(a.cfg.Frontend, a.overrides, splitAndCached, a.cfg.Querier.Timeout, a.reg, logger)
 	a.server.mux.Handle(queryAPIPrefix+"/", a.readTenantMiddleware()(handler))
 	a.registerQueryPage()

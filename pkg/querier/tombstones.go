@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
@@ -38,7 +39,9 @@ type TombstoneCache struct {
 }
 
 type tombstoneEntry struct {
-	pending  []*blockstore.Tombstone
+	pending []*blockstore.Tombstone
+	// newest is the newest tombstone, pending or done: the generation of the tenant's data.
+	newest   ulid.ULID
 	loadedAt time.Time
 }
 
@@ -49,21 +52,39 @@ func NewTombstoneCache(bkt objstore.Bucket, ttl time.Duration) *TombstoneCache {
 
 // Pending returns the tenant's tombstones that the compactor has not applied yet.
 func (c *TombstoneCache) Pending(ctx context.Context, tenantID string) ([]*blockstore.Tombstone, error) {
+	e, err := c.get(ctx, tenantID)
+	return e.pending, err
+}
+
+// CacheGeneration names the tenant's newest series deletion ("" when it has none), so that the
+// query-frontend's cached answers from before a deletion are not used after it.
+func (c *TombstoneCache) CacheGeneration(ctx context.Context, tenantID string) (string, error) {
+	e, err := c.get(ctx, tenantID)
+	if err != nil || e.newest == (ulid.ULID{}) {
+		return "", err
+	}
+	return e.newest.String(), nil
+}
+
+func (c *TombstoneCache) get(ctx context.Context, tenantID string) (tombstoneEntry, error) {
 	if c.bkt == nil {
-		return nil, nil
+		return tombstoneEntry{}, nil
 	}
 	now := c.now()
 	c.mtx.Lock()
 	e, ok := c.entries[tenantID]
 	c.mtx.Unlock()
 	if ok && now.Sub(e.loadedAt) < c.ttl {
-		return e.pending, nil
+		return e, nil
 	}
 	all, err := blockstore.ListTombstones(ctx, bucket.NewTenantBucket(c.bkt, tenantID))
 	if err != nil {
-		return nil, fmt.Errorf("read the tenant's series deletions: %w", err)
+		return tombstoneEntry{}, fmt.Errorf("read the tenant's series deletions: %w", err)
 	}
-	pending := blockstore.PendingTombstones(all)
+	e = tombstoneEntry{pending: blockstore.PendingTombstones(all), loadedAt: now}
+	if len(all) > 0 {
+		e.newest = all[len(all)-1].ID // sorted by ID, and IDs grow with time
+	}
 	c.mtx.Lock()
 	defer c.mtx.Unlock()
 	// Expired entries go, so that tenants that stopped querying do not stay in memory.
@@ -73,9 +94,9 @@ func (c *TombstoneCache) Pending(ctx context.Context, tenantID string) ([]*block
 		}
 	}
 	if c.ttl > 0 {
-		c.entries[tenantID] = tombstoneEntry{pending: pending, loadedAt: now}
+		c.entries[tenantID] = e
 	}
-	return pending, nil
+	return e, nil
 }
 
 // Invalidate forgets the tenant's tombstones, so that the next query reads them again.

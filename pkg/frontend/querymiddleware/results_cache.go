@@ -44,6 +44,7 @@ const (
 	skipNoStore          = "no-store"
 	skipWarnings         = "warnings"
 	skipMaxQueryLookback = "max-query-lookback"
+	skipNoGeneration     = "no-generation"
 )
 
 func newResultsCache(backend cache.Cache, ttl time.Duration, reg prometheus.Registerer, logger *slog.Logger) *resultsCache {
@@ -62,10 +63,10 @@ func newResultsCache(backend cache.Cache, ttl time.Duration, reg prometheus.Regi
 		}),
 		skipped: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_frontend_query_result_cache_skipped_total",
-			Help: "Range queries (max-query-lookback, no-store) or parts' answers (warnings, no-store) the results cache did not store.",
+			Help: "Range queries (max-query-lookback, no-store, no-generation: the tenant's series deletions could not be read) or parts' answers (warnings, no-store) the results cache did not store.",
 		}, []string{"reason"}),
 	}
-	for _, reason := range []string{skipNoStore, skipWarnings, skipMaxQueryLookback} {
+	for _, reason := range []string{skipNoStore, skipWarnings, skipMaxQueryLookback, skipNoGeneration} {
 		c.skipped.WithLabelValues(reason)
 	}
 	return c

@@ -47,6 +47,34 @@ type RangeQueryRoundTripper struct {
 	now           func() time.Time
 
 	splitQueries prometheus.Counter
+
+	// generations, when set, name the state of each tenant's series deletions in cache keys.
+	generations CacheGenerations
+}
+
+// CacheGenerations names the generation of a tenant's data that cached answers depend on beyond time:
+// a series deletion changes it, so that answers cached before the deletion are not used after it.
+type CacheGenerations interface {
+	CacheGeneration(ctx context.Context, tenantID string) (string, error)
+}
+
+// UseCacheGenerations makes cache keys carry g's generations. Call it before serving.
+func (rt *RangeQueryRoundTripper) UseCacheGenerations(g CacheGenerations) { rt.generations = g }
+
+// cacheGeneration returns the generation of every tenant of tenantKey, joined.
+func (rt *RangeQueryRoundTripper) cacheGeneration(ctx context.Context, tenantKey string) (string, error) {
+	if rt.generations == nil {
+		return "", nil
+	}
+	var gens []string
+	for _, id := range tenant.IDs(tenantKey) {
+		g, err := rt.generations.CacheGeneration(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		gens = append(gens, g)
+	}
+	return strings.Join(gens, "|"), nil
 }
 
 // New returns the middleware in front of next, which must answer as a querier's Prometheus API does.
@@ -114,6 +142,17 @@ func (rt *RangeQueryRoundTripper) RoundTrip(req *http.Request) (*http.Response, 
 	parts := splitRange(q.start, q.end, q.step, rt.splitInterval)
 	rt.splitQueries.Add(float64(len(parts)))
 	useCache := rt.cache != nil && tenantKey != "" && !hasNoStore(req.Header)
+	cacheKey := tenantKey
+	if useCache {
+		gen, err := rt.cacheGeneration(req.Context(), tenantKey)
+		if err != nil {
+			// Without the generation a cached answer might show deleted series.
+			rt.cache.skipped.WithLabelValues(skipNoGeneration).Inc()
+			useCache = false
+		} else if gen != "" {
+			cacheKey = tenantKey + "@" + gen
+		}
+	}
 	if useCache && limits.hasMaxQueryLookback {
 		// The querier hides data older than now - max_query_lookback: a cached answer over data that
 		// has since gone out of reach would still show it.
@@ -135,7 +174,7 @@ func (rt *RangeQueryRoundTripper) RoundTrip(req *http.Request) (*http.Response, 
 		freshUntil := rt.now().Add(-limits.maxCacheFreshness).UnixMilli()
 		lastCacheable = lastGridPoint(prepared.cacheableUntil(freshUntil), q.start, q.step)
 		for _, plan := range plans {
-			plan.fullKey, plan.key = partKeys(tenantKey, prepared.query, q, rt.splitInterval, plan.index)
+			plan.fullKey, plan.key = partKeys(cacheKey, prepared.query, q, rt.splitInterval, plan.index)
 		}
 		rt.cache.lookup(req.Context(), plans, lastCacheable)
 	}
