@@ -15,7 +15,9 @@ type fakeGenerations struct {
 	err error
 }
 
-func (f *fakeGenerations) CacheGeneration(context.Context, string) (string, error) { return f.gen, f.err }
+func (f *fakeGenerations) CacheGeneration(context.Context, string) (string, error) {
+	return f.gen, f.err
+}
 
 // A series deletion changes the tenant's generation: answers cached before it are not used after it.
 func TestResultsCache_ANewGenerationIsANewEntry(t *testing.T) {
