@@ -114,6 +114,13 @@ func TestExemplars_PushedExemplarsAreQueryable(t *testing.T) {
 	code, apiResp := getAPI(t, p.url("/prometheus"), "/api/v1/query_exemplars", "exemplars-a", url.Values{"query": {"up{"}})
 	require.Equal(t, http.StatusBadRequest, code)
 	require.Equal(t, "bad_data", apiResp.ErrorType)
+
+	// Exemplars are in the WAL: a restarted (killed) process answers them again.
+	p.kill()
+	p.restart()
+	var again []exemplarSeries
+	mustGetAPI(t, p.url("/prometheus"), "/api/v1/query_exemplars", "exemplars-a", params, &again)
+	require.Equal(t, got, again)
 }
 
 // In a cluster of three ingesters with RF=3, every ingester holds each exemplar: the querier answers each
