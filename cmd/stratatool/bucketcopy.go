@@ -207,10 +207,11 @@ func (c *bucketCopier) copyTenant(ctx context.Context, tenantID string) error {
 func (c *bucketCopier) copyBlocks(ctx context.Context, tenantID string, src, dst objstore.Bucket) error {
 	handled := map[ulid.ULID]bool{}
 	var srcDirs map[ulid.ULID]struct{}
+	// marks are those of the last pass whose listed blocks were all handled.
 	var marks map[ulid.ULID]struct{}
 	for pass := 0; ; pass++ {
-		var err error
-		if marks, err = listDeletionMarks(ctx, src); err != nil {
+		passMarks, err := listDeletionMarks(ctx, src)
+		if err != nil {
 			return err
 		}
 		if srcDirs, err = listBlockDirs(ctx, src); err != nil {
@@ -229,6 +230,7 @@ func (c *bucketCopier) copyBlocks(ctx context.Context, tenantID string, src, dst
 			}
 			break
 		}
+		marks = passMarks
 		progress := false
 		for id, outcome := range c.copyBlocksOf(ctx, tenantID, src, dst, todo) {
 			if outcome != blockPartial {
@@ -337,7 +339,7 @@ func (c *bucketCopier) copyBlock(ctx context.Context, tenantID string, src, dst 
 			c.printf("%s: could not remove the partial copy: %v", name, derr)
 		}
 		c.res.vanished.Add(1)
-		c.printf("%s: skipped: deleted from the source during the copy (the compactor had marked it)", name)
+		c.printf("%s: skipped: deleted from the source during the copy", name)
 		return blockVanished
 	}
 	if err == nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -430,4 +431,53 @@ func TestBucketBackup_ToAnotherBucketByFlags(t *testing.T) {
 	require.Equal(t, 0, code, "%s%s", out, errOut)
 	dst := &testBucketDir{t: t, dir: dest, bkt: must(filesystem.NewBucket(dest))}
 	require.ElementsMatch(t, blocks["team-a"], indexIDs(dst.index("team-a")))
+}
+
+// iterHookBucket calls onIter before each listing of dir.
+type iterHookBucket struct {
+	objstore.Bucket
+	dir    string
+	onIter func()
+}
+
+func (b *iterHookBucket) Iter(ctx context.Context, dir string, f func(string) error, options ...objstore.IterOption) error {
+	if dir == b.dir {
+		b.onIter()
+	}
+	return b.Bucket.Iter(ctx, dir, f, options...)
+}
+
+// TestBucketCopy_SourceThatNeverSettles: a compactor replaces the newest block (and marks it) before
+// every listing of the marks, so the copy stops after its passes; what it copied still never has a
+// marked block without the block that replaced it.
+func TestBucketCopy_SourceThatNeverSettles(t *testing.T) {
+	src := newTestBucketDir(t)
+	ctx := context.Background()
+	newest := src.addBlock("team-a", 0)
+	sources := []ulid.ULID{newest}
+	hooked := &iterHookBucket{Bucket: src.bkt, dir: "team-a/markers/", onIter: func() {
+		// The next block holds the data of the newest and a new level-1 block's.
+		next := ulid.Make()
+		sources = append(slices.Clone(sources), next)
+		writeBlock(t, src.tenant("team-a"), "team-a", next, 0, sources)
+		require.NoError(t, blockstore.MarkForDeletion(ctx, src.tenant("team-a"), newest, "compacted", time.Now()))
+		newest = next
+	}}
+	dst := newTestBucketDir(t)
+	var out bytes.Buffer
+	c := newBucketCopier(hooked, dst.bkt, copyOptions{rulesPrefix: "rules", alertmanagerPrefix: "alertmanager", mirror: true, concurrency: 1}, &out)
+	require.NoError(t, c.run(ctx))
+	require.Contains(t, out.String(), "the source still changes after 10 passes")
+
+	idx := dst.index("team-a")
+	require.NotEmpty(t, idx.DeletionMarks)
+	// Queriers read one block, the newest copied, and it holds the data of every block copied.
+	live := blockstore.BlocksToQuery(idx, nil)
+	require.Len(t, live, 1, "%s", out.String())
+	for _, b := range idx.Blocks {
+		require.Subset(t, live[0].Sources, b.Sources)
+	}
+	for _, m := range idx.DeletionMarks {
+		require.NotEqual(t, live[0].ID, m.ID, "the block holding the data is not marked")
+	}
 }
