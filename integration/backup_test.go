@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -188,6 +189,20 @@ receivers:
 	}, 30*time.Second, 200*time.Millisecond, "the silence is back")
 	require.Equal(t, silenceID, silences[0].ID)
 	require.Equal(t, "active", silences[0].Status.State)
+
+	// The restored blocks, as stratatool lists them from the new bucket; one marked and undeleted.
+	list := runTool(t, stratatool, append([]string{"blocks", "list", "--tenant=team-a"}, fresh.toolArgs("")...)...)
+	ids := regexp.MustCompile(`(?m)^team-a\s+(\w{26})\s.*\s(ingester|compactor)\s+-$`).FindAllStringSubmatch(list, -1)
+	require.NotEmpty(t, ids, list)
+	block := ids[0][1]
+	out = runTool(t, stratatool, append([]string{"blocks", "mark-deletion", "--tenant=team-a", block}, fresh.toolArgs("")...)...)
+	require.Contains(t, out, "marked for deletion")
+	list = runTool(t, stratatool, append([]string{"blocks", "list", "--tenant=team-a", "--show-deleted"}, fresh.toolArgs("")...)...)
+	require.Regexp(t, block+`\s.*Z manual\n`, list)
+	out = runTool(t, stratatool, append([]string{"blocks", "undelete", "--tenant=team-a", block}, fresh.toolArgs("")...)...)
+	require.Contains(t, out, "deletion mark removed")
+	list = runTool(t, stratatool, append([]string{"blocks", "list", "--tenant=team-a"}, fresh.toolArgs("")...)...)
+	require.Regexp(t, block+`\s.*\s-\n`, list)
 }
 
 // backupHistory is a tenant's history: request counters of 2 jobs × 2 instances and the temperatures of

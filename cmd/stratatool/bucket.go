@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -59,11 +60,6 @@ func registerBucketBackup(parent *kingpin.CmdClause, commands map[string]command
 		}
 		if err != nil {
 			return fail(stderr, "source bucket: %v", err)
-		}
-		if *toDir != "" {
-			if err := os.MkdirAll(*toDir, 0o755); err != nil {
-				return fail(stderr, "--to: %v", err)
-			}
 		}
 		dstCfg, err := dst.config("to", *toDir)
 		if err != nil {
@@ -123,6 +119,14 @@ func runCopy(stdout, stderr io.Writer, verb string, srcCfg, dstCfg bucket.Config
 	if sameBucket(srcCfg, dstCfg) {
 		return fail(stderr, "the source and the destination are the same bucket")
 	}
+	if nestedDirs(srcCfg, dstCfg) {
+		return fail(stderr, "the source and the destination directories are inside one another: the copy would copy itself")
+	}
+	if dstCfg.Backend == bucket.BackendFilesystem {
+		if err := os.MkdirAll(dstCfg.Filesystem.Dir, 0o755); err != nil {
+			return fail(stderr, "%v", err)
+		}
+	}
 	ctx := context.Background()
 	src, err := openBucket(ctx, srcCfg, "stratatool-"+verb+"-source")
 	if err != nil {
@@ -175,6 +179,24 @@ func sameBucket(a, b bucket.Config) bool {
 		return a.Azure.AccountName == b.Azure.AccountName && a.Azure.ContainerName == b.Azure.ContainerName
 	}
 	return false
+}
+
+// nestedDirs catches filesystem buckets one of which is inside the other: the inner one would look like
+// a tenant of the outer one.
+func nestedDirs(a, b bucket.Config) bool {
+	if a.Backend != bucket.BackendFilesystem || b.Backend != bucket.BackendFilesystem {
+		return false
+	}
+	pa, errA := filepath.Abs(a.Filesystem.Dir)
+	pb, errB := filepath.Abs(b.Filesystem.Dir)
+	if errA != nil || errB != nil {
+		return false
+	}
+	inside := func(dir, parent string) bool {
+		rel, err := filepath.Rel(parent, dir)
+		return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+	}
+	return inside(pa, pb) || inside(pb, pa)
 }
 
 func fail(stderr io.Writer, format string, args ...any) int {

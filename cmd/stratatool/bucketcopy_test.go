@@ -407,6 +407,8 @@ func TestBucketCommands_RejectBadArguments(t *testing.T) {
 	}{
 		{[]string{"bucket", "backup", "--blocks-storage.filesystem.dir=" + dir}, "no bucket: give --to DIR or --to.blocks-storage.* flags"},
 		{[]string{"bucket", "backup", "--blocks-storage.filesystem.dir=" + dir, "--to", dir}, "the source and the destination are the same bucket"},
+		{[]string{"bucket", "backup", "--blocks-storage.filesystem.dir=" + dir, "--to", filepath.Join(dir, "backup")}, "inside one another"},
+		{[]string{"bucket", "restore", "--from", dir, "--blocks-storage.filesystem.dir=" + filepath.Dir(dir)}, "inside one another"},
 		{[]string{"bucket", "backup", "--blocks-storage.filesystem.dir=" + dir, "--to", t.TempDir(), "--to.blocks-storage.backend=s3"}, "--to and --to.blocks-storage.* both name a bucket"},
 		{[]string{"bucket", "backup", "--to", t.TempDir()}, "-blocks-storage.filesystem.dir"},
 		{[]string{"bucket", "backup", "--blocks-storage.backend=s3", "--to", t.TempDir()}, "-blocks-storage.s3.endpoint"},
