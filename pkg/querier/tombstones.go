@@ -2,6 +2,7 @@ package querier
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -40,8 +41,10 @@ type TombstoneCache struct {
 
 type tombstoneEntry struct {
 	pending []*blockstore.Tombstone
-	// newest is the newest tombstone, pending or done: the generation of the tenant's data.
+	// newest is the newest tombstone, pending or done, and deleted tells that the tenant is marked for
+	// deletion: together, the generation of the tenant's data.
 	newest   ulid.ULID
+	deleted  bool
 	loadedAt time.Time
 }
 
@@ -56,14 +59,21 @@ func (c *TombstoneCache) Pending(ctx context.Context, tenantID string) ([]*block
 	return e.pending, err
 }
 
-// CacheGeneration names the tenant's newest series deletion ("" when it has none), so that the
-// query-frontend's cached answers from before a deletion are not used after it.
+// CacheGeneration names the tenant's newest series deletion and its deletion ("" when it has neither),
+// so that the query-frontend's cached answers from before a deletion are not used after it.
 func (c *TombstoneCache) CacheGeneration(ctx context.Context, tenantID string) (string, error) {
 	e, err := c.get(ctx, tenantID)
-	if err != nil || e.newest == (ulid.ULID{}) {
+	if err != nil {
 		return "", err
 	}
-	return e.newest.String(), nil
+	gen := ""
+	if e.newest != (ulid.ULID{}) {
+		gen = e.newest.String()
+	}
+	if e.deleted {
+		gen += "/deleted"
+	}
+	return gen, nil
 }
 
 func (c *TombstoneCache) get(ctx context.Context, tenantID string) (tombstoneEntry, error) {
@@ -81,7 +91,12 @@ func (c *TombstoneCache) get(ctx context.Context, tenantID string) (tombstoneEnt
 	if err != nil {
 		return tombstoneEntry{}, fmt.Errorf("read the tenant's series deletions: %w", err)
 	}
-	e = tombstoneEntry{pending: blockstore.PendingTombstones(all), loadedAt: now}
+	tb := bucket.NewTenantBucket(c.bkt, tenantID)
+	_, err = blockstore.ReadTenantDeletionMark(ctx, tb)
+	if err != nil && !errors.Is(err, blockstore.ErrTenantDeletionMarkNotFound) {
+		return tombstoneEntry{}, fmt.Errorf("read the tenant's deletion mark: %w", err)
+	}
+	e = tombstoneEntry{pending: blockstore.PendingTombstones(all), deleted: err == nil, loadedAt: now}
 	if len(all) > 0 {
 		e.newest = all[len(all)-1].ID // sorted by ID, and IDs grow with time
 	}
@@ -174,7 +189,7 @@ func (q *tombstoneQuerier) Select(ctx context.Context, sortSeries bool, hints *s
 	if h.Func == "series" {
 		h.Func = ""
 	}
-	return &tombstoneSeriesSet{SeriesSet: q.Querier.Select(ctx, sortSeries, &h, ms...), tombstones: ts}
+	return &tombstoneSeriesSet{SeriesSet: q.Querier.Select(ctx, sortSeries, &h, ms...), tombstones: ts, mint: h.Start, maxt: h.End}
 }
 
 // allSeries selects every series when a label request gives no matcher.
@@ -242,6 +257,9 @@ func sortedLabelStrings(m map[string]struct{}, hints *storage.LabelHints) []stri
 type tombstoneSeriesSet struct {
 	storage.SeriesSet
 	tombstones []*blockstore.Tombstone
+	// mint and maxt are the range asked for: a series is left out when none of its samples in it remains
+	// (a store may return whole chunks, with samples outside the range).
+	mint, maxt int64
 	cur        storage.Series
 }
 
@@ -254,7 +272,7 @@ func (s *tombstoneSeriesSet) Next() bool {
 			return true
 		}
 		filtered := &deletedSamplesSeries{Series: series, intervals: ivs}
-		if filtered.Iterator(nil).Next() == chunkenc.ValNone {
+		if it := filtered.Iterator(nil); it.Seek(s.mint) == chunkenc.ValNone || it.AtT() > s.maxt {
 			continue
 		}
 		s.cur = filtered

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
 
@@ -166,8 +167,53 @@ func TestTombstoneCache_ReadsPendingOnlyAndInvalidates(t *testing.T) {
 	gen, err = c.CacheGeneration(ctx, "no-deletions")
 	require.NoError(t, err)
 	require.Empty(t, gen)
+	require.NoError(t, blockstore.WriteTenantDeletionMark(ctx, tb, &blockstore.TenantDeletionMark{DeletionTime: 1}))
+	c.Invalidate("t1")
+	gen, err = c.CacheGeneration(ctx, "t1")
+	require.NoError(t, err)
+	require.Equal(t, newer.ID.String()+"/deleted", gen, "deleting the tenant starts a generation too")
 
 	got, err = NewTombstoneCache(nil, time.Hour).Pending(ctx, "t1")
 	require.NoError(t, err)
 	require.Empty(t, got, "no bucket, no tombstones")
+}
+
+// sliceSeriesSet is a SeriesSet over a slice.
+type sliceSeriesSet struct {
+	series []storage.Series
+	i      int
+}
+
+func (s *sliceSeriesSet) Next() bool                        { s.i++; return s.i <= len(s.series) }
+func (s *sliceSeriesSet) At() storage.Series                { return s.series[s.i-1] }
+func (s *sliceSeriesSet) Err() error                        { return nil }
+func (s *sliceSeriesSet) Warnings() annotations.Annotations { return nil }
+
+// Stores may answer whole chunks, with samples outside the range asked for: a series whose samples in the
+// range are all deleted is left out even though samples outside it remain.
+func TestTombstoneQueryable_LeavesOutSeriesDeletedInTheRangeAskedFor(t *testing.T) {
+	db := tombstoneTestDB(t)
+	full, err := db.Querier(0, 20000)
+	require.NoError(t, err)
+	defer full.Close()
+	var untrimmed []storage.Series // every sample, 1s to 10s, whatever range is asked for
+	set := full.Select(context.Background(), true, nil, labels.MustNewMatcher(labels.MatchEqual, "job", "a"))
+	for set.Next() {
+		untrimmed = append(untrimmed, set.At())
+	}
+	require.NoError(t, set.Err())
+	inner := &storage.MockQueryable{MockQuerier: &storage.MockQuerier{SelectMockFunction: func(bool, *storage.SelectHints, ...*labels.Matcher) storage.SeriesSet {
+		return &sliceSeriesSet{series: untrimmed}
+	}}}
+
+	q := NewTombstoneQueryable(inner, staticTombstones{mustTombstone(t, 4000, 7000, "up")})
+	querier, err := q.Querier(5000, 6000)
+	require.NoError(t, err)
+	set = querier.Select(tenant.NewContext(context.Background(), "t1"), false, &storage.SelectHints{Start: 5000, End: 6000, Func: "series"}, labels.MustNewMatcher(labels.MatchEqual, "job", "a"))
+	var got []string
+	for set.Next() {
+		got = append(got, set.At().Labels().Get("__name__"))
+	}
+	require.NoError(t, set.Err())
+	require.Equal(t, []string{"other"}, got, "up has samples left only outside the range")
 }
