@@ -199,11 +199,10 @@ func (a *requestAppender) appendSeries(ts *prompb.TimeSeries, sampleStart func(k
 		lset = a.builder.Labels()
 	}
 	last := a.order.lastOf(hash, lset)
-	now := a.ingester.now()
 
 	for k, s := range ts.Samples {
 		if s.Timestamp > a.latest {
-			a.rejected.addInvalid(validation.ValidateSampleTimestamp(a.limits, now, s.Timestamp, ts.Labels), 1)
+			a.rejected.addInvalid(validation.ValidateSampleTimestamp(a.limits, a.ingester.now(), s.Timestamp, ts.Labels), 1)
 			continue
 		}
 		if sampleStart != nil {
@@ -233,7 +232,7 @@ func (a *requestAppender) appendSeries(ts *prompb.TimeSeries, sampleStart func(k
 	for k := range ts.Histograms {
 		h := &ts.Histograms[k]
 		if h.Timestamp > a.latest {
-			a.rejected.addInvalid(validation.ValidateSampleTimestamp(a.limits, now, h.Timestamp, ts.Labels), 1)
+			a.rejected.addInvalid(validation.ValidateSampleTimestamp(a.limits, a.ingester.now(), h.Timestamp, ts.Labels), 1)
 			continue
 		}
 		var v sampleValue
