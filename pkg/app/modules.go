@@ -491,8 +491,8 @@ func (a *App) initCompactor() (services.Service, error) {
 	a.server.mux.Handle("/compactor/ring", r)
 	a.links = append(a.links, api.Link{Path: "/compactor/ring", Title: "Compactor ring"})
 	a.server.mux.Handle(compactor.BlockUploadPathPrefix, a.tenantMiddleware(c.BlockUploadHandler()))
-	a.server.mux.Handle(compactor.DeleteTenantPath, a.tenantMiddleware(c.DeleteTenantHandler()))
-	a.server.mux.Handle(compactor.DeleteTenantStatusPath, a.tenantMiddleware(c.DeleteTenantStatusHandler()))
+	a.server.mux.Handle(compactor.DeleteTenantPath, c.DeleteTenantHandler(tenant.Middleware(a.cfg.MultitenancyEnabled)))
+	a.server.mux.Handle(compactor.DeleteTenantStatusPath, c.DeleteTenantStatusHandler(tenant.Middleware(a.cfg.MultitenancyEnabled)))
 	return serviceGroup{lifecycler, activate{lifecycler}, r, c}, nil
 }
 

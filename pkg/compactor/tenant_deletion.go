@@ -101,14 +101,22 @@ type TenantDeletionStatus struct {
 	BlocksRemaining int `json:"blocks_remaining"`
 }
 
-// DeleteTenantHandler serves DeleteTenantPath; the tenant comes from the request's context.
-func (c *Compactor) DeleteTenantHandler() http.Handler {
+// onlyMethod answers 405 to requests of another method than method, before withTenant looks at the tenant.
+func onlyMethod(method string, withTenant func(http.Handler) http.Handler, h http.HandlerFunc) http.Handler {
+	next := withTenant(h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			http.Error(w, "only POST is allowed", http.StatusMethodNotAllowed)
+		if r.Method != method {
+			w.Header().Set("Allow", method)
+			http.Error(w, "only "+method+" is allowed", http.StatusMethodNotAllowed)
 			return
 		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// DeleteTenantHandler serves DeleteTenantPath; withTenant puts the request's tenant into its context.
+func (c *Compactor) DeleteTenantHandler(withTenant func(http.Handler) http.Handler) http.Handler {
+	return onlyMethod(http.MethodPost, withTenant, func(w http.ResponseWriter, r *http.Request) {
 		id, ok := tenant.FromContextOr401(w, r)
 		if !ok {
 			return
@@ -133,14 +141,10 @@ func (c *Compactor) DeleteTenantHandler() http.Handler {
 	})
 }
 
-// DeleteTenantStatusHandler serves DeleteTenantStatusPath as JSON.
-func (c *Compactor) DeleteTenantStatusHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet {
-			w.Header().Set("Allow", http.MethodGet)
-			http.Error(w, "only GET is allowed", http.StatusMethodNotAllowed)
-			return
-		}
+// DeleteTenantStatusHandler serves DeleteTenantStatusPath as JSON; withTenant puts the request's tenant
+// into its context.
+func (c *Compactor) DeleteTenantStatusHandler(withTenant func(http.Handler) http.Handler) http.Handler {
+	return onlyMethod(http.MethodGet, withTenant, func(w http.ResponseWriter, r *http.Request) {
 		id, ok := tenant.FromContextOr401(w, r)
 		if !ok {
 			return

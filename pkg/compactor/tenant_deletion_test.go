@@ -17,8 +17,8 @@ import (
 
 func tenantDeletionMux(c *Compactor) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle(DeleteTenantPath, tenant.Middleware(true)(c.DeleteTenantHandler()))
-	mux.Handle(DeleteTenantStatusPath, tenant.Middleware(true)(c.DeleteTenantStatusHandler()))
+	mux.Handle(DeleteTenantPath, c.DeleteTenantHandler(tenant.Middleware(true)))
+	mux.Handle(DeleteTenantStatusPath, c.DeleteTenantStatusHandler(tenant.Middleware(true)))
 	return mux
 }
 
@@ -83,6 +83,7 @@ func TestTenantDeletionAPI_RefusesHostileRequests(t *testing.T) {
 	}{
 		{name: "delete with GET", method: http.MethodGet, path: DeleteTenantPath, tenant: "a", want: http.StatusMethodNotAllowed},
 		{name: "status with POST", method: http.MethodPost, path: DeleteTenantStatusPath, tenant: "a", want: http.StatusMethodNotAllowed},
+		{name: "wrong method without tenant", method: http.MethodPut, path: DeleteTenantPath, want: http.StatusMethodNotAllowed},
 		{name: "no tenant", method: http.MethodPost, path: DeleteTenantPath, want: http.StatusUnauthorized},
 		{name: "status without tenant", method: http.MethodGet, path: DeleteTenantStatusPath, want: http.StatusUnauthorized},
 		{name: "reserved tenant", method: http.MethodPost, path: DeleteTenantPath, tenant: "rules", want: http.StatusBadRequest},
