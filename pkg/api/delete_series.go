@@ -107,10 +107,18 @@ func (a *DeleteSeriesAPI) deleteSeries(w http.ResponseWriter, r *http.Request) *
 		return deleteSeriesFailure(0, errorBadData, "invalid parameter \"end\": %v", err)
 	}
 	now := a.now()
+	// Only samples that exist can be deleted: none is later than the creation grace period allows. Without
+	// this bound, a deletion up to the end of time would also delete the series' samples written from now
+	// on, until the compactor marks it done, which it then never would.
+	latest := now.Add(time.Duration(a.limits.For(id).CreationGracePeriod))
 	ts, err := blockstore.NewTombstone(ulid.MustNew(ulid.Timestamp(now), ulid.DefaultEntropy()), selectors, timestamp(start), timestamp(end), now.UnixMilli())
 	if err != nil {
 		return deleteSeriesFailure(0, errorBadData, "%v", err)
 	}
+	if start.After(latest) {
+		return nil // Nothing exists there yet, so nothing to delete.
+	}
+	ts.MaxTime = min(ts.MaxTime, timestamp(latest))
 
 	tb := bucket.NewTenantBucket(a.bkt, id)
 	existing, err := blockstore.ListTombstones(r.Context(), tb)

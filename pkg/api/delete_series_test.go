@@ -7,8 +7,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
@@ -59,7 +61,8 @@ func TestDeleteSeries_StoresATombstoneAndInvalidatesTheCache(t *testing.T) {
 	require.Equal(t, int64(100_000), ts[0].MinTime)
 	require.Equal(t, int64(946684800_000), ts[0].MaxTime)
 
-	// No start or end: all of time, as in Prometheus.
+	// No start or end: all of time, as in Prometheus, up to the latest sample that can exist (now plus the
+	// creation grace period), so that samples written later are not deleted.
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, deleteSeriesRequest(http.MethodPut, "t1", "match[]=up", ""))
 	require.Equal(t, http.StatusNoContent, rec.Code, rec.Body.String())
@@ -67,7 +70,16 @@ func TestDeleteSeries_StoresATombstoneAndInvalidatesTheCache(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, ts, 2)
 	require.Equal(t, timestamp(minTime), ts[1].MinTime)
-	require.Equal(t, timestamp(maxTime), ts[1].MaxTime)
+	grace := time.Duration(validation.DefaultLimits().CreationGracePeriod)
+	require.InDelta(t, time.Now().Add(grace).UnixMilli(), ts[1].MaxTime, float64(time.Minute.Milliseconds()))
+
+	// A range wholly after that deletes nothing and stores nothing.
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, deleteSeriesRequest(http.MethodPost, "t1", "match[]=up&start="+strconv.FormatInt(time.Now().Add(grace+time.Hour).Unix(), 10), ""))
+	require.Equal(t, http.StatusNoContent, rec.Code, rec.Body.String())
+	ts, err = blockstore.ListTombstones(context.Background(), bucket.NewTenantBucket(bkt, "t1"))
+	require.NoError(t, err)
+	require.Len(t, ts, 2)
 }
 
 func TestDeleteSeries_RefusesHostileAndDisallowedRequests(t *testing.T) {
