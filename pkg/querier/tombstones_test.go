@@ -47,7 +47,7 @@ func (s staticTombstones) Pending(context.Context, string) ([]*blockstore.Tombst
 	return s, nil
 }
 
-func mustTombstone(t *testing.T, minT, maxT int64, selectors ...string) *blockstore.Tombstone {
+func mustTombstone(t testing.TB, minT, maxT int64, selectors ...string) *blockstore.Tombstone {
 	t.Helper()
 	ts, err := blockstore.NewTombstone(ulid.Make(), selectors, minT, maxT, 0)
 	require.NoError(t, err)
