@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/tombstones"
 	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/thanos-io/objstore"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
@@ -37,6 +39,9 @@ type TombstoneCache struct {
 
 	mtx     sync.Mutex
 	entries map[string]tombstoneEntry
+	// epoch counts invalidations: a read that started before one does not fill the cache.
+	epoch uint64
+	loads singleflight.Group
 }
 
 type tombstoneEntry struct {
@@ -83,23 +88,20 @@ func (c *TombstoneCache) get(ctx context.Context, tenantID string) (tombstoneEnt
 	now := c.now()
 	c.mtx.Lock()
 	e, ok := c.entries[tenantID]
+	epoch := c.epoch
 	c.mtx.Unlock()
 	if ok && now.Sub(e.loadedAt) < c.ttl {
 		return e, nil
 	}
-	all, err := blockstore.ListTombstones(ctx, bucket.NewTenantBucket(c.bkt, tenantID))
+	// Concurrent queries share one read; a read started before an invalidation is not shared after it. It
+	// runs without the first query's cancellation, which must not fail the others.
+	v, err, _ := c.loads.Do(tenantID+"\x00"+strconv.FormatUint(epoch, 10), func() (any, error) {
+		return c.load(context.WithoutCancel(ctx), tenantID, now)
+	})
 	if err != nil {
-		return tombstoneEntry{}, fmt.Errorf("read the tenant's series deletions: %w", err)
+		return tombstoneEntry{}, err
 	}
-	tb := bucket.NewTenantBucket(c.bkt, tenantID)
-	_, err = blockstore.ReadTenantDeletionMark(ctx, tb)
-	if err != nil && !errors.Is(err, blockstore.ErrTenantDeletionMarkNotFound) {
-		return tombstoneEntry{}, fmt.Errorf("read the tenant's deletion mark: %w", err)
-	}
-	e = tombstoneEntry{pending: blockstore.PendingTombstones(all), deleted: err == nil, loadedAt: now}
-	if len(all) > 0 {
-		e.newest = all[len(all)-1].ID // sorted by ID, and IDs grow with time
-	}
+	e = v.(tombstoneEntry)
 	c.mtx.Lock()
 	defer c.mtx.Unlock()
 	// Expired entries go, so that tenants that stopped querying do not stay in memory.
@@ -108,8 +110,26 @@ func (c *TombstoneCache) get(ctx context.Context, tenantID string) (tombstoneEnt
 			delete(c.entries, id)
 		}
 	}
-	if c.ttl > 0 {
+	// What was read before an invalidation may miss the deletion that caused it.
+	if c.ttl > 0 && c.epoch == epoch {
 		c.entries[tenantID] = e
+	}
+	return e, nil
+}
+
+func (c *TombstoneCache) load(ctx context.Context, tenantID string, now time.Time) (tombstoneEntry, error) {
+	tb := bucket.NewTenantBucket(c.bkt, tenantID)
+	all, err := blockstore.ListTombstones(ctx, tb)
+	if err != nil {
+		return tombstoneEntry{}, fmt.Errorf("read the tenant's series deletions: %w", err)
+	}
+	_, err = blockstore.ReadTenantDeletionMark(ctx, tb)
+	if err != nil && !errors.Is(err, blockstore.ErrTenantDeletionMarkNotFound) {
+		return tombstoneEntry{}, fmt.Errorf("read the tenant's deletion mark: %w", err)
+	}
+	e := tombstoneEntry{pending: blockstore.PendingTombstones(all), deleted: err == nil, loadedAt: now}
+	if len(all) > 0 {
+		e.newest = all[len(all)-1].ID // sorted by ID, and IDs grow with time
 	}
 	return e, nil
 }
@@ -118,6 +138,7 @@ func (c *TombstoneCache) get(ctx context.Context, tenantID string) (tombstoneEnt
 func (c *TombstoneCache) Invalidate(tenantID string) {
 	c.mtx.Lock()
 	delete(c.entries, tenantID)
+	c.epoch++
 	c.mtx.Unlock()
 }
 

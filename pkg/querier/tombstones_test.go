@@ -2,6 +2,8 @@ package querier
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -216,4 +218,56 @@ func TestTombstoneQueryable_LeavesOutSeriesDeletedInTheRangeAskedFor(t *testing.
 	}
 	require.NoError(t, set.Err())
 	require.Equal(t, []string{"other"}, got, "up has samples left only outside the range")
+}
+
+// blockingBucket counts listings and holds each, once listed, until release is closed.
+type blockingBucket struct {
+	objstore.Bucket
+	listings atomic.Int32
+	release  chan struct{}
+}
+
+func (b *blockingBucket) Iter(ctx context.Context, dir string, f func(string) error, opts ...objstore.IterOption) error {
+	var names []string
+	if err := b.Bucket.Iter(ctx, dir, func(name string) error { names = append(names, name); return nil }, opts...); err != nil {
+		return err
+	}
+	b.listings.Add(1)
+	<-b.release
+	for _, name := range names {
+		if err := f(name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func TestTombstoneCache_ConcurrentQueriesShareOneReadButNotAcrossAnInvalidation(t *testing.T) {
+	bkt := &blockingBucket{Bucket: objstore.NewInMemBucket(), release: make(chan struct{})}
+	c := NewTombstoneCache(bkt, time.Hour)
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			_, err := c.Pending(context.Background(), "t1")
+			require.NoError(t, err)
+		})
+	}
+	require.Eventually(t, func() bool { return bkt.listings.Load() == 1 }, 5*time.Second, time.Millisecond)
+
+	// A deletion arrives while the read is under way: later queries read again and see it.
+	require.NoError(t, blockstore.WriteTombstone(context.Background(), bucket.NewTenantBucket(bkt.Bucket, "t1"), mustTombstone(t, 0, 1, "up")))
+	c.Invalidate("t1")
+	var after []*blockstore.Tombstone
+	wg.Go(func() {
+		var err error
+		after, err = c.Pending(context.Background(), "t1")
+		require.NoError(t, err)
+	})
+	require.Eventually(t, func() bool { return bkt.listings.Load() == 2 }, 5*time.Second, time.Millisecond)
+	close(bkt.release)
+	wg.Wait()
+	require.Len(t, after, 1)
+	got, err := c.Pending(context.Background(), "t1")
+	require.NoError(t, err)
+	require.Len(t, got, 1, "the read from before the invalidation was not cached")
 }
