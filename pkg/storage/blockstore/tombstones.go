@@ -10,6 +10,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
@@ -81,6 +82,10 @@ func (t *Tombstone) parse() error {
 	}
 	t.matchers = make([][]*labels.Matcher, 0, len(t.Selectors))
 	for _, s := range t.Selectors {
+		// Stored as JSON, which would replace invalid bytes: the request is refused instead.
+		if !utf8.ValidString(s) {
+			return fmt.Errorf("match[] selector %q is not valid UTF-8", s)
+		}
 		ms, err := selectorParser.ParseMetricSelector(s)
 		if err != nil {
 			return fmt.Errorf("invalid match[] selector %q: %w", s, err)

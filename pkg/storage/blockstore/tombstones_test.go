@@ -106,3 +106,28 @@ func TestTenantDeletionMark_RoundTrip(t *testing.T) {
 	_, ok := DeletionMarkIDFromPath(TenantDeletionMarkPath)
 	require.False(t, ok)
 }
+
+// FuzzTombstone feeds delete_series selectors and times: a request is refused with an error or becomes a
+// tombstone that reads back the same from the bucket.
+func FuzzTombstone(f *testing.F) {
+	f.Add(`up{job="a"}`, int64(0), int64(10))
+	f.Add(`{__name__=~".+"}`, int64(-5), int64(5))
+	f.Add(`{job=~".*"}`, int64(1), int64(0))
+	f.Add("{", int64(0), int64(0))
+	f.Fuzz(func(t *testing.T, selector string, minT, maxT int64) {
+		ts, err := NewTombstone(ulid.MustNew(1, nil), []string{selector}, minT, maxT, 0)
+		if err != nil {
+			return
+		}
+		ctx := context.Background()
+		bkt := objstore.NewInMemBucket()
+		require.NoError(t, WriteTombstone(ctx, bkt, ts))
+		got, err := ListTombstones(ctx, bkt)
+		require.NoError(t, err)
+		require.Len(t, got, 1)
+		require.Equal(t, ts.Selectors, got[0].Selectors)
+		require.Equal(t, len(ts.Matchers()), len(got[0].Matchers()))
+		lset := labels.FromStrings("__name__", "up", "job", "a")
+		require.Equal(t, ts.Matches(lset), got[0].Matches(lset))
+	})
+}
