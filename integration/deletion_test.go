@@ -28,7 +28,7 @@ import (
 func TestDeletion_SeriesAndTenant(t *testing.T) {
 	dir := t.TempDir()
 	bucketDir := filepath.Join(dir, "bucket")
-	runtimeFile := writeFile(t, dir, "runtime.yaml", "overrides:\n  del-a:\n    series_deletion_enabled: true\n")
+	runtimeFile := writeFile(t, dir, "runtime.yaml", "overrides:\n  del-a:\n    series_deletion_enabled: true\n    max_global_exemplars_per_user: 1000\n")
 	p := startStrata(t, filepath.Join(dir, "data"),
 		"-runtime-config.file="+runtimeFile,
 		"-blocks-storage.filesystem.dir="+bucketDir,
@@ -52,6 +52,10 @@ func TestDeletion_SeriesAndTenant(t *testing.T) {
 			ts := prompb.TimeSeries{Labels: lset}
 			for m := from; m < to; m++ {
 				ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: at(m).UnixMilli(), Value: float64(m)})
+				// The head's samples carry exemplars (kept by del-a only).
+				if m >= 60 {
+					ts.Exemplars = append(ts.Exemplars, prompb.Exemplar{Labels: []prompb.Label{{Name: "trace_id", Value: itoa(m)}}, Value: float64(m), Timestamp: at(m).UnixMilli()})
+				}
 			}
 			req.Timeseries = append(req.Timeseries, ts)
 		}
@@ -134,6 +138,22 @@ func TestDeletion_SeriesAndTenant(t *testing.T) {
 	require.Empty(t, values)
 	mustGetAPI(t, prom, "/api/v1/label/secret/values", "del-a", url.Values{}, &values)
 	require.Equal(t, []string{"leak"}, values, "the samples outside the deleted range remain")
+	var exemplars []struct {
+		SeriesLabels map[string]string `json:"seriesLabels"`
+		Exemplars    []struct {
+			Value string `json:"value"`
+		} `json:"exemplars"`
+	}
+	mustGetAPI(t, prom, "/api/v1/query_exemplars", "del-a", url.Values{"query": {`{job="x"}`}, "start": {formatTime(at(0))}, "end": {formatTime(at(89))}}, &exemplars)
+	exemplarValues := map[string][]string{}
+	for _, e := range exemplars {
+		for _, x := range e.Exemplars {
+			exemplarValues[e.SeriesLabels["__name__"]] = append(exemplarValues[e.SeriesLabels["__name__"]], x.Value)
+		}
+	}
+	require.Len(t, exemplarValues["neighbour"], 30, "query_exemplars: the neighbour keeps its exemplars")
+	require.Equal(t, []string{"76", "77", "78", "79", "80", "81", "82", "83", "84", "85", "86", "87", "88", "89"}, exemplarValues["doomed"],
+		"query_exemplars: exemplars of deleted samples are gone")
 	require.Equal(t, all, rangeMinutes("del-b"), "the other tenant is untouched")
 
 	// The compactor rewrites the blocks; the ingester ships the rest of its head without the deleted

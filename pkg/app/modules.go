@@ -341,7 +341,8 @@ func (a *App) initQuerier() (services.Service, error) {
 	if a.cfg.TenantFederationEnabled {
 		queryable = querier.FederatedQueryable{Queryable: queryable}
 	}
-	promAPI := api.NewPrometheusAPI(a.queryEngine, queryable, a.ingesterQueryable, a.cfg.Querier, a.overrides, a.logger.With("component", "querier"))
+	ingesterReads := querier.TombstoneIngesterSource{IngesterReads: a.ingesterQueryable, Tombstones: a.tombstoneCache()}
+	promAPI := api.NewPrometheusAPI(a.queryEngine, queryable, ingesterReads, a.cfg.Querier, a.overrides, a.logger.With("component", "querier"))
 	a.promAPI = promAPI
 	queryMux := http.NewServeMux()
 	// Prometheus clients expect tenant errors there in the API's JSON envelope, not in plain text.
