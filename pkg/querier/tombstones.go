@@ -41,6 +41,7 @@ type TombstoneCache struct {
 	entries map[string]tombstoneEntry
 	// epoch counts invalidations: a read that started before one does not fill the cache.
 	epoch uint64
+	lastSweep time.Time
 	loads singleflight.Group
 }
 
@@ -104,10 +105,13 @@ func (c *TombstoneCache) get(ctx context.Context, tenantID string) (tombstoneEnt
 	e = v.(tombstoneEntry)
 	c.mtx.Lock()
 	defer c.mtx.Unlock()
-	// Expired entries go, so that tenants that stopped querying do not stay in memory.
-	for id, old := range c.entries {
-		if now.Sub(old.loadedAt) >= c.ttl {
-			delete(c.entries, id)
+	// Expired entries go, at most once per TTL, so that tenants that stopped querying do not stay in memory.
+	if now.Sub(c.lastSweep) >= c.ttl {
+		c.lastSweep = now
+		for id, old := range c.entries {
+			if now.Sub(old.loadedAt) >= c.ttl {
+				delete(c.entries, id)
+			}
 		}
 	}
 	// What was read before an invalidation may miss the deletion that caused it.
