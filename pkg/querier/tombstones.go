@@ -40,9 +40,9 @@ type TombstoneCache struct {
 	mtx     sync.Mutex
 	entries map[string]tombstoneEntry
 	// epoch counts invalidations: a read that started before one does not fill the cache.
-	epoch uint64
+	epoch     uint64
 	lastSweep time.Time
-	loads singleflight.Group
+	loads     singleflight.Group
 }
 
 type tombstoneEntry struct {
