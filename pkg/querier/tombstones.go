@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
@@ -218,7 +219,7 @@ func (q *tombstoneQuerier) Select(ctx context.Context, sortSeries bool, hints *s
 }
 
 // allSeries selects every series when a label request gives no matcher.
-var allSeries = labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+")
+var allSeries = labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, ".+")
 
 // LabelNames implements storage.Querier. While a tombstone overlaps the range, the names are those of the
 // series that still have samples, which takes reading the series.

@@ -27,7 +27,7 @@ func tombstoneTestDB(t *testing.T) *tsdb.DB {
 	t.Helper()
 	db, err := tsdb.Open(t.TempDir(), nil, nil, tsdb.DefaultOptions(), nil)
 	require.NoError(t, err)
-	t.Cleanup(func() { db.Close() })
+	t.Cleanup(func() { _ = db.Close() })
 	app := db.Appender(context.Background())
 	for _, lset := range []labels.Labels{
 		labels.FromStrings("__name__", "up", "job", "a"),
