@@ -275,7 +275,7 @@ func TestDecoderV2_RejectsMalformedRequests(t *testing.T) {
 
 func TestDecoderV2_FloatValuesSurviveBitForBit(t *testing.T) {
 	st := writev2.NewSymbolTable()
-	values := []float64{math.NaN(), math.Inf(1), math.Inf(-1), math.Copysign(0, -1), math.SmallestNonzeroFloat64, math.Float64frombits(0x7ff0000000000002)}
+	values := []float64{math.NaN(), math.Inf(1), math.Inf(-1), -math.MaxFloat64, math.SmallestNonzeroFloat64, math.Float64frombits(0x7ff0000000000002)}
 	ts := writev2.TimeSeries{LabelsRefs: st.SymbolizeLabels(labels.FromStrings("__name__", "v"), nil)}
 	for i, v := range values {
 		ts.Samples = append(ts.Samples, writev2.Sample{Value: v, Timestamp: int64(i)})
