@@ -238,6 +238,7 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, receiv
 		fields = make([]remotewrite.FieldRange, 0, len(req.Timeseries))
 	}
 	samples := 0
+	var relabelledV2 []relabelledSeries
 	for i, ts := range req.Timeseries {
 		// Relabelled series are encoded again rather than forwarded as received.
 		relabelled := removeReplica && dropLabel(&ts.Labels, limits.HAReplicaLabel)
@@ -259,8 +260,14 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, receiv
 		keys = append(keys, seriesToken(tenantID, ts.Labels))
 		if received != nil {
 			var field remotewrite.FieldRange // empty: encode the changed series again
-			if len(ts.Samples) == floats && len(ts.Histograms) == histograms && !relabelled {
+			unchanged := len(ts.Samples) == floats && len(ts.Histograms) == histograms
+			switch {
+			case unchanged && !relabelled:
 				field = received.seriesField(i)
+			case unchanged && received.decoderV2 != nil:
+				// A 2.0 series that only lost its replica label stays a 2.0 series, start timestamps
+				// included.
+				relabelledV2 = append(relabelledV2, relabelledSeries{accepted: len(accepted) - 1, received: i})
 			}
 			fields = append(fields, field)
 		}
@@ -294,7 +301,8 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, receiv
 	d.receivedSamples.WithLabelValues(tenantID).Add(float64(samples))
 	var v2 *receivedV2
 	if received != nil && received.decoderV2 != nil {
-		v2 = &receivedV2{symbols: received.decoderV2.SymbolFields()}
+		v2 = &receivedV2{symbols: received.decoderV2.SymbolFields(), decoder: received.decoderV2,
+			body: received.body.ReadOnlyData(), relabelled: relabelledV2, droppedLabel: limits.HAReplicaLabel}
 	}
 	encoded, err := encodeEntries(body, accepted, fields, v2, metadata)
 	if err != nil {

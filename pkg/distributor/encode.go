@@ -28,9 +28,20 @@ type encodedEntries struct {
 	symbols []ingesterpb.EncodedPart
 }
 
-// receivedV2 is what encodeEntries needs of a received 2.0 request: where its symbols table is.
+// receivedV2 is what encodeEntries needs of a received 2.0 request: where its symbols table is, and the
+// series that lost a label (an HA replica's), which are encoded again as 2.0 series without it.
 type receivedV2 struct {
-	symbols []remotewrite.FieldRange
+	symbols      []remotewrite.FieldRange
+	decoder      *remotewrite.DecoderV2
+	body         []byte
+	relabelled   []relabelledSeries
+	droppedLabel string
+}
+
+// relabelledSeries is a series at index accepted of those encodeEntries gets, and received in the decoded
+// request.
+type relabelledSeries struct {
+	accepted, received int
 }
 
 // encodeEntries encodes series and metadata. received, when not nil, gives for each series where it is
@@ -56,10 +67,15 @@ func encodeEntries(body mem.Buffer, series []prompb.TimeSeries, received []remot
 		toEncode = append(toEncode, pending{part: part, field: field, msg: m, size: size})
 		total += protowire.SizeTag(field) + protowire.SizeBytes(size)
 	}
+	relabelled := 0
 	for i := range series {
 		if received != nil && received[i].End > received[i].Start {
 			e.parts[i] = ingesterpb.EncodedPart{Start: received[i].Start, End: received[i].End, V2: v2 != nil}
 			continue
+		}
+		if v2 != nil && relabelled < len(v2.relabelled) && v2.relabelled[relabelled].accepted == i {
+			relabelled++
+			continue // encoded below
 		}
 		add(i, writeRequestTimeseriesField, &series[i])
 	}
@@ -77,6 +93,13 @@ func encodeEntries(body mem.Buffer, series []prompb.TimeSeries, received []remot
 			return nil, err
 		}
 		e.parts[p.part] = ingesterpb.EncodedPart{Start: start, End: len(own), InOwn: true}
+	}
+	if v2 != nil {
+		for _, r := range v2.relabelled {
+			start := len(own)
+			own = v2.decoder.AppendSeriesWithoutLabel(own, v2.body, r.received, v2.droppedLabel)
+			e.parts[r.accepted] = ingesterpb.EncodedPart{Start: start, End: len(own), InOwn: true, V2: true}
+		}
 	}
 	e.own = own
 	return e, nil

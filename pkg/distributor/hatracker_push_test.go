@@ -7,10 +7,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
 
+	"github.com/strata-metrics/strata/pkg/ingester/client"
+	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/ring/kv/inmemory"
 	"github.com/strata-metrics/strata/pkg/tenant"
 	"github.com/strata-metrics/strata/pkg/validation"
@@ -180,4 +185,58 @@ func TestPushMethod_HADropsTheReplicaThatIsNotElected(t *testing.T) {
 	err := env.d.Push(ctx, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{haSeries("r2", testNow.UnixMilli())}})
 	require.Equal(t, http.StatusAccepted, statusOf(err))
 	require.Len(t, env.ingesters[0].seriesOf(tenantA), 1)
+}
+
+// lastPushSpy keeps the last request pushed to it, as the 2.0 request it holds.
+type lastPushSpy struct {
+	*fakeIngester
+	v1Bytes int
+	v2      writev2.Request
+}
+
+func (s *lastPushSpy) PushEncoded(ctx context.Context, in *ingesterpb.EncodedPushRequest) error {
+	s.v1Bytes = in.Len()
+	var raw []byte
+	for _, p := range in.PartsV2() {
+		raw = append(raw, p...)
+	}
+	s.v2 = writev2.Request{}
+	if err := s.v2.Unmarshal(raw); err != nil {
+		return err
+	}
+	return s.fakeIngester.PushEncoded(ctx, in)
+}
+
+type lastPushClients struct{ spy *lastPushSpy }
+
+func (c lastPushClients) PusherFor(string) (client.Pusher, error) { return c.spy, nil }
+
+// A 2.0 series of the elected replica loses its replica label but stays a 2.0 series: its start
+// timestamps and metadata reach the ingester.
+func TestPush_HAKeepsRemoteWrite2SeriesIn2(t *testing.T) {
+	env, _ := newHAEnv(t, true, 0)
+	spy := &lastPushSpy{fakeIngester: env.ingesters[0]}
+	env.d.clients = lastPushClients{spy}
+	now := testNow.UnixMilli()
+	st := writev2.NewSymbolTable()
+	req := &writev2.Request{Timeseries: []writev2.TimeSeries{{
+		LabelsRefs: st.SymbolizeLabels(labels.FromStrings("__name__", "up_total", "__replica__", "r1", "cluster", "c1", "job", "a"), nil),
+		Samples:    []writev2.Sample{{Value: 3, Timestamp: now, StartTimestamp: now - 5000}},
+		Exemplars:  []writev2.Exemplar{{LabelsRefs: st.SymbolizeLabels(labels.FromStrings("trace_id", "x"), nil), Value: 1, Timestamp: now}},
+	}}}
+	req.Symbols = st.Symbols()
+	raw, err := req.Marshal()
+	require.NoError(t, err)
+
+	resp := env.do(newPushRequestV2(t, tenantA, snappy.Encode(nil, raw)))
+	require.Equal(t, http.StatusNoContent, resp.Code, resp.Body.String())
+	require.Zero(t, spy.v1Bytes, "the series was not encoded as a 1.0 series")
+	require.Len(t, spy.v2.Timeseries, 1)
+	b := labels.NewScratchBuilder(0)
+	got, err := spy.v2.Timeseries[0].ToLabels(&b, spy.v2.Symbols)
+	require.NoError(t, err)
+	require.Equal(t, labels.FromStrings("__name__", "up_total", "cluster", "c1", "job", "a"), got)
+	require.Equal(t, []writev2.Sample{{Value: 3, Timestamp: now, StartTimestamp: now - 5000}}, spy.v2.Timeseries[0].Samples)
+	require.Len(t, spy.v2.Timeseries[0].Exemplars, 1)
+	require.Equal(t, map[string][]string{`{__name__="up_total", cluster="c1", job="a"}`: {"3@" + strconv.FormatInt(now, 10)}}, env.ingesters[0].seriesOf(tenantA))
 }

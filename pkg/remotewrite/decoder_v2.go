@@ -618,3 +618,36 @@ func familyName(name string, typ prompb.MetricMetadata_MetricType) string {
 	}
 	return name
 }
+
+// AppendSeriesWithoutLabel appends to dst the i-th returned series as a timeseries field of a 2.0 request
+// that has the same symbols table, without its label named name: the series' references less that
+// label's, then its other fields as they are (samples, histograms, start timestamps, exemplars,
+// metadata). body is the bytes given to Decode.
+func (d *DecoderV2) AppendSeriesWithoutLabel(dst, body []byte, i int, name string) []byte {
+	f := d.fields[i]
+	msg, _ := consumeFieldBytes(body[f.Start:f.End])
+	d.refs = d.refs[:0]
+	var other []byte
+	for b := msg; len(b) > 0; {
+		num, typ, v, n := nextField(b)
+		if num == 1 && (typ == protowire.BytesType || typ == protowire.VarintType) {
+			_ = appendVarints(&d.refs, v) // Decode has read them already
+		} else {
+			other = append(other, b[:n]...)
+		}
+		b = b[n:]
+	}
+	var packed []byte
+	for j := 0; j+1 < len(d.refs); j += 2 {
+		if d.symbols[d.refs[j]] != name {
+			packed = protowire.AppendVarint(packed, uint64(d.refs[j]))
+			packed = protowire.AppendVarint(packed, uint64(d.refs[j+1]))
+		}
+	}
+	size := protowire.SizeTag(1) + protowire.SizeBytes(len(packed)) + len(other)
+	dst = protowire.AppendTag(dst, v2TimeseriesField, protowire.BytesType)
+	dst = protowire.AppendVarint(dst, uint64(size))
+	dst = protowire.AppendTag(dst, 1, protowire.BytesType)
+	dst = protowire.AppendBytes(dst, packed)
+	return append(dst, other...)
+}
