@@ -101,7 +101,20 @@ func (c *TombstoneCache) get(ctx context.Context, tenantID string) (tombstoneEnt
 		return c.load(context.WithoutCancel(ctx), tenantID, now)
 	})
 	if err != nil {
-		return tombstoneEntry{}, err
+		// Object storage being out must not fail queries that ingesters can answer: the last tombstones
+		// read stay in force, and are read again after another TTL.
+		if ok {
+			e.loadedAt = now
+			c.mtx.Lock()
+			if c.epoch == epoch {
+				c.entries[tenantID] = e
+			}
+			c.mtx.Unlock()
+			return e, nil
+		}
+		// Never read yet: the query goes on unfiltered, and the next one tries again. Ingesters have
+		// deleted in their own TSDB what they could read of the tombstones.
+		return tombstoneEntry{}, nil
 	}
 	e = v.(tombstoneEntry)
 	c.mtx.Lock()

@@ -2,6 +2,7 @@ package querier
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -270,4 +271,46 @@ func TestTombstoneCache_ConcurrentQueriesShareOneReadButNotAcrossAnInvalidation(
 	got, err := c.Pending(context.Background(), "t1")
 	require.NoError(t, err)
 	require.Len(t, got, 1, "the read from before the invalidation was not cached")
+}
+
+// failingIterBucket fails listings while fail is set, as object storage does during an outage.
+type failingIterBucket struct {
+	objstore.Bucket
+	fail atomic.Bool
+}
+
+func (b *failingIterBucket) Iter(ctx context.Context, dir string, f func(string) error, options ...objstore.IterOption) error {
+	if b.fail.Load() {
+		return errors.New("object storage is out")
+	}
+	return b.Bucket.Iter(ctx, dir, f, options...)
+}
+
+// An object storage outage does not fail queries: the tombstones last read stay in force, and a tenant
+// never read goes unfiltered until the bucket answers again.
+func TestTombstoneCache_ObjectStorageOutageKeepsTheLastTombstones(t *testing.T) {
+	ctx := context.Background()
+	bkt := &failingIterBucket{Bucket: objstore.NewInMemBucket()}
+	require.NoError(t, blockstore.WriteTombstone(ctx, bucket.NewTenantBucket(bkt, "t1"), mustTombstone(t, 0, 1, "a")))
+	c := NewTombstoneCache(bkt, time.Minute)
+	now := time.Unix(1000, 0)
+	c.now = func() time.Time { return now }
+	got, err := c.Pending(ctx, "t1")
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+
+	bkt.fail.Store(true)
+	now = now.Add(time.Hour)
+	got, err = c.Pending(ctx, "t1")
+	require.NoError(t, err)
+	require.Len(t, got, 1, "the last tombstones read stay in force")
+	got, err = c.Pending(ctx, "t2")
+	require.NoError(t, err)
+	require.Empty(t, got)
+
+	bkt.fail.Store(false)
+	require.NoError(t, blockstore.WriteTombstone(ctx, bucket.NewTenantBucket(bkt, "t2"), mustTombstone(t, 0, 1, "b")))
+	got, err = c.Pending(ctx, "t2")
+	require.NoError(t, err)
+	require.Len(t, got, 1, "a tenant not read during the outage is read at the next query")
 }
