@@ -3,6 +3,7 @@ package frontend
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -259,8 +260,8 @@ func TestFrontend_AQuerierGoingAwayIsReplaced(t *testing.T) {
 
 	done := make(chan string, 1)
 	go func() {
-		_, _, body := get(t, s.http.URL+"/prometheus/api/v1/query?query=up", "a")
-		done <- body
+		status, _, body := get(t, s.http.URL+"/prometheus/api/v1/query?query=up", "a")
+		done <- fmt.Sprint(status, " ", body)
 	}()
 	<-started
 	s.startQuerier(t, "q2", 1, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -269,7 +270,7 @@ func TestFrontend_AQuerierGoingAwayIsReplaced(t *testing.T) {
 	stopFirst()
 	select {
 	case body := <-done:
-		require.Equal(t, "from q2", body)
+		require.Equal(t, "200 from q2", body)
 	case <-time.After(10 * time.Second):
 		t.Fatal("the query was not sent to the other querier")
 	}

@@ -196,8 +196,13 @@ func TestSplitRange_PartsConcatenateToTheQueryPoints(t *testing.T) {
 // The split allocates its parts once, sized by the smaller of the points and the intervals, so that
 // nothing is allocated per interval before the points are counted.
 func TestSplitRange_AllocatesOnceWhateverTheIntervals(t *testing.T) {
-	allocs := testing.AllocsPerRun(10, func() {
-		splitRange(0, 100*365*24*3600*1000, 365*24*3600*1000/100, 1) // 100 years, 1ms intervals, 10,001 points
-	})
+	// AllocsPerRun counts the whole process' allocations, which goroutines other tests left behind can add
+	// to: the fewest of a few measurements is the function's own.
+	allocs := math.Inf(1)
+	for range 5 {
+		allocs = min(allocs, testing.AllocsPerRun(10, func() {
+			splitRange(0, 100*365*24*3600*1000, 365*24*3600*1000/100, 1) // 100 years, 1ms intervals, 10,001 points
+		}))
+	}
 	require.Equal(t, 1.0, allocs)
 }

@@ -265,6 +265,12 @@ func (w *Worker) process(ctx context.Context, addr string) error {
 		if err != nil {
 			return err
 		}
+		// A query cut short because this querier is stopping has no answer worth sending (its handler
+		// saw a canceled context): the stream ends instead, and the frontend gives the query to another
+		// querier.
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if err := stream.Send(&frontendpb.QuerierMessage{Msg: &frontendpb.QuerierMessage_Result{Result: result}}); err != nil {
 			return err
 		}
