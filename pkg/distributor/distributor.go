@@ -135,13 +135,9 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var (
 		decoded *decodedRequest
 		written writeStats // for a 2.0 request's response headers
-		sent    writeStats
 	)
 	if err == nil {
 		decoded, err = decodeWriteRequest(r, d.cfg.MaxRecvMsgSize)
-	}
-	if err == nil && decoded.version == 2 {
-		sent = countWrites(decoded.req)
 	}
 	if err == nil {
 		// Counted once read: what a client only announces (Content-Length) holds no budget.
@@ -160,12 +156,6 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		code = statusOf(err)
 	}
 	if decoded != nil && decoded.version == 2 {
-		if code == http.StatusAccepted {
-			// Samples of an HA replica that is not the elected one are dropped because the elected one
-			// writes the same: for the sender they are delivered, and a 2xx that says nothing was written
-			// would make Prometheus take the batch for failed.
-			written = sent
-		}
 		written.setHeaders(w.Header())
 	}
 	if err != nil {
@@ -218,6 +208,12 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, receiv
 	limits := d.limits.For(tenantID)
 	removeReplica, err := d.checkHAReplica(ctx, tenantID, limits, req)
 	if err != nil {
+		if statusOf(err) == http.StatusAccepted {
+			// Samples of an HA replica that is not the elected one are dropped because the elected one
+			// writes the same: for the sender they are delivered, and a 2xx that says nothing was written
+			// would make Prometheus take the batch for failed.
+			written = countWrites(req)
+		}
 		release()
 		return written, err
 	}

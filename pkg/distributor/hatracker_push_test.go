@@ -240,3 +240,18 @@ func TestPush_HAKeepsRemoteWrite2SeriesIn2(t *testing.T) {
 	require.Len(t, spy.v2.Timeseries[0].Exemplars, 1)
 	require.Equal(t, map[string][]string{`{__name__="up_total", cluster="c1", job="a"}`: {"3@" + strconv.FormatInt(now, 10)}}, env.ingesters[0].seriesOf(tenantA))
 }
+
+// A 2.0 push of a replica that is not the elected one is answered 202 with its samples counted as written:
+// with zeros, Prometheus would take the batch for failed.
+func TestPush_HANonElectedRemoteWrite2CountsItsSamplesAsWritten(t *testing.T) {
+	env, _ := newHAEnv(t, true, 0)
+	now := testNow.UnixMilli()
+	resp := env.do(newPushRequestV2(t, tenantA, encodeRequestV2(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{haSeries("r1", now)}}, false)))
+	require.Equal(t, http.StatusNoContent, resp.Code, resp.Body.String())
+	requireWritten(t, resp.Header(), 1, 0, 0)
+
+	other := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{haSeries("r2", now, "job", "a"), haSeries("r2", now, "job", "b")}}
+	resp = env.do(newPushRequestV2(t, tenantA, encodeRequestV2(t, other, false)))
+	require.Equal(t, http.StatusAccepted, resp.Code)
+	requireWritten(t, resp.Header(), 2, 0, 0)
+}
