@@ -173,7 +173,7 @@ func (d *DecoderV2) scan(b []byte, i int) error {
 }
 
 // nextField reads the field at the start of b: its number, wire type, value (the content of a bytes field,
-// the encoded varint of a varint field, nil otherwise) and length; a negative length if b is malformed.
+// the encoded value of another) and length; a negative length if b is malformed.
 func nextField(b []byte) (protowire.Number, protowire.Type, []byte, int) {
 	num, typ, n := protowire.ConsumeTag(b)
 	if n < 0 {
@@ -188,16 +188,27 @@ func nextField(b []byte) (protowire.Number, protowire.Type, []byte, int) {
 		v, m = protowire.ConsumeBytes(b[n:])
 	case protowire.VarintType:
 		_, m = protowire.ConsumeVarint(b[n:])
-		if m > 0 {
-			v = b[n : n+m]
-		}
 	default:
 		m = protowire.ConsumeFieldValue(num, typ, b[n:])
 	}
 	if m < 0 {
 		return 0, 0, nil, m
 	}
+	if typ != protowire.BytesType {
+		v = b[n : n+m]
+	}
 	return num, typ, v, n + m
+}
+
+// varintValue and fixed64Value read the value of a varint or fixed64 field as nextField returns it.
+func varintValue(v []byte) uint64 {
+	x, _ := protowire.ConsumeVarint(v)
+	return x
+}
+
+func fixed64Value(v []byte) uint64 {
+	x, _ := protowire.ConsumeFixed64(v)
+	return x
 }
 
 // errNoSymbol is a label or exemplar reference outside the request's symbols table.
@@ -410,38 +421,20 @@ func decodeSampleV2(b []byte) (prompb.Sample, int64, error) {
 		start int64
 	)
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, v, n := nextField(b)
 		if n < 0 {
 			return s, 0, errTruncated
 		}
 		b = b[n:]
 		switch {
 		case num == 1 && typ == protowire.Fixed64Type:
-			v, n := protowire.ConsumeFixed64(b)
-			if n < 0 {
-				return s, 0, errTruncated
-			}
-			b = b[n:]
-			s.Value = math.Float64frombits(v)
-		case (num == 2 || num == 3) && typ == protowire.VarintType:
-			v, n := protowire.ConsumeVarint(b)
-			if n < 0 {
-				return s, 0, errTruncated
-			}
-			b = b[n:]
-			if num == 2 {
-				s.Timestamp = int64(v)
-			} else {
-				start = int64(v)
-			}
+			s.Value = math.Float64frombits(fixed64Value(v))
+		case num == 2 && typ == protowire.VarintType:
+			s.Timestamp = int64(varintValue(v))
+		case num == 3 && typ == protowire.VarintType:
+			start = int64(varintValue(v))
 		case num >= 1 && num <= 3:
 			return s, 0, fmt.Errorf("sample field %d has wire type %d", num, typ)
-		default:
-			n := protowire.ConsumeFieldValue(num, typ, b)
-			if n < 0 {
-				return s, 0, errTruncated
-			}
-			b = b[n:]
 		}
 	}
 	return s, start, nil
@@ -453,55 +446,22 @@ func (d *DecoderV2) decodeExemplarV2(b []byte) (prompb.Exemplar, error) {
 		refs []uint32
 	)
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, v, n := nextField(b)
 		if n < 0 {
 			return e, errTruncated
 		}
 		b = b[n:]
 		switch {
-		case num == 1 && typ == protowire.BytesType:
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return e, errTruncated
+		case num == 1 && (typ == protowire.BytesType || typ == protowire.VarintType):
+			if err := appendVarints(&refs, v); err != nil {
+				return e, err
 			}
-			b = b[n:]
-			for len(v) > 0 {
-				ref, m := protowire.ConsumeVarint(v)
-				if m < 0 {
-					return e, errTruncated
-				}
-				v = v[m:]
-				refs = append(refs, uint32(ref))
-			}
-		case num == 1 && typ == protowire.VarintType:
-			v, n := protowire.ConsumeVarint(b)
-			if n < 0 {
-				return e, errTruncated
-			}
-			b = b[n:]
-			refs = append(refs, uint32(v))
 		case num == 2 && typ == protowire.Fixed64Type:
-			v, n := protowire.ConsumeFixed64(b)
-			if n < 0 {
-				return e, errTruncated
-			}
-			b = b[n:]
-			e.Value = math.Float64frombits(v)
+			e.Value = math.Float64frombits(fixed64Value(v))
 		case num == 3 && typ == protowire.VarintType:
-			v, n := protowire.ConsumeVarint(b)
-			if n < 0 {
-				return e, errTruncated
-			}
-			b = b[n:]
-			e.Timestamp = int64(v)
+			e.Timestamp = int64(varintValue(v))
 		case num >= 1 && num <= 3:
 			return e, fmt.Errorf("exemplar field %d has wire type %d", num, typ)
-		default:
-			n := protowire.ConsumeFieldValue(num, typ, b)
-			if n < 0 {
-				return e, errTruncated
-			}
-			b = b[n:]
 		}
 	}
 	if len(refs)%2 != 0 {
@@ -527,41 +487,31 @@ func (d *DecoderV2) decodeExemplarV2(b []byte) (prompb.Exemplar, error) {
 func (d *DecoderV2) decodeMetadataV2(b []byte) (SeriesMetadata, error) {
 	var m SeriesMetadata
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, v, n := nextField(b)
 		if n < 0 {
 			return m, errTruncated
 		}
 		b = b[n:]
-		if typ == protowire.VarintType && (num == 1 || num == 3 || num == 4) {
-			v, n := protowire.ConsumeVarint(b)
-			if n < 0 {
-				return m, errTruncated
-			}
-			b = b[n:]
-			switch num {
-			case 1:
-				m.Type = prompb.MetricMetadata_MetricType(v)
-			case 3, 4:
-				s, err := d.symbol(uint32(v))
-				if err != nil {
-					return m, err
-				}
-				if num == 3 {
-					m.Help = s
-				} else {
-					m.Unit = s
-				}
-			}
+		if num != 1 && num != 3 && num != 4 {
 			continue
 		}
-		if num == 1 || num == 3 || num == 4 {
+		if typ != protowire.VarintType {
 			return m, fmt.Errorf("metadata field %d has wire type %d", num, typ)
 		}
-		n = protowire.ConsumeFieldValue(num, typ, b)
-		if n < 0 {
-			return m, errTruncated
+		x := varintValue(v)
+		if num == 1 {
+			m.Type = prompb.MetricMetadata_MetricType(x)
+			continue
 		}
-		b = b[n:]
+		s, err := d.symbol(uint32(x))
+		if err != nil {
+			return m, err
+		}
+		if num == 3 {
+			m.Help = s
+		} else {
+			m.Unit = s
+		}
 	}
 	return m, nil
 }
