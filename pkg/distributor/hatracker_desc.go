@@ -2,7 +2,6 @@ package distributor
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -170,19 +169,15 @@ var _ kv.Codec = HAClustersCodec{}
 func (HAClustersCodec) Name() string { return "distributor.HAClusters/json" }
 
 // Encode implements kv.Codec.
-func (HAClustersCodec) Encode(v any) ([]byte, error) {
-	h, ok := v.(*HAClusters)
-	if !ok {
-		return nil, fmt.Errorf("ha tracker: cannot encode %T, want *distributor.HAClusters", v)
-	}
-	return json.Marshal(h)
+func (c HAClustersCodec) Encode(v any) ([]byte, error) {
+	return kv.EncodeJSON[*HAClusters](c.Name(), v)
 }
 
 // Decode implements kv.Codec.
-func (HAClustersCodec) Decode(b []byte) (any, error) {
-	h := &HAClusters{}
-	if err := json.Unmarshal(b, h); err != nil {
-		return nil, fmt.Errorf("ha tracker: decode clusters: %w", err)
+func (c HAClustersCodec) Decode(b []byte) (any, error) {
+	h, err := kv.DecodeJSON(c.Name(), "clusters", b, &HAClusters{})
+	if err != nil {
+		return nil, err
 	}
 	return haClustersFrom(h)
 }

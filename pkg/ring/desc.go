@@ -2,7 +2,6 @@ package ring
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -220,19 +219,13 @@ var _ kv.Codec = DescCodec{}
 func (DescCodec) Name() string { return "ring.Desc/json" }
 
 // Encode implements kv.Codec.
-func (DescCodec) Encode(v any) ([]byte, error) {
-	d, ok := v.(*Desc)
-	if !ok {
-		return nil, fmt.Errorf("ring: cannot encode %T, want *ring.Desc", v)
-	}
-	return json.Marshal(d)
-}
+func (c DescCodec) Encode(v any) ([]byte, error) { return kv.EncodeJSON[*Desc](c.Name(), v) }
 
 // Decode implements kv.Codec.
-func (DescCodec) Decode(b []byte) (any, error) {
-	d := NewDesc()
-	if err := json.Unmarshal(b, d); err != nil {
-		return nil, fmt.Errorf("ring: decode descriptor: %w", err)
+func (c DescCodec) Decode(b []byte) (any, error) {
+	d, err := kv.DecodeJSON(c.Name(), "descriptor", b, NewDesc())
+	if err != nil {
+		return nil, err
 	}
 	return descFrom(d)
 }

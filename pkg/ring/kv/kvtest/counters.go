@@ -1,7 +1,6 @@
 package kvtest
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -55,21 +54,15 @@ type CountersCodec struct{}
 func (CountersCodec) Name() string { return "counters.json" }
 
 // Encode implements kv.Codec. Only Counters can be encoded, so a test writing the wrong type fails loudly.
-func (CountersCodec) Encode(v any) ([]byte, error) {
-	c, ok := v.(Counters)
-	if !ok {
-		return nil, fmt.Errorf("kvtest: encode %T, want Counters", v)
-	}
-	return json.Marshal(c)
-}
+func (c CountersCodec) Encode(v any) ([]byte, error) { return kv.EncodeJSON[Counters](c.Name(), v) }
 
 // Decode implements kv.Codec.
-func (CountersCodec) Decode(b []byte) (any, error) {
-	var c Counters
-	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("kvtest: decode counters: %w", err)
+func (c CountersCodec) Decode(b []byte) (any, error) {
+	counters, err := kv.DecodeJSON(c.Name(), "counters", b, &Counters{})
+	if err != nil {
+		return nil, err
 	}
-	return c, nil
+	return *counters, nil
 }
 
 // Increment returns a CAS function that adds one to the count called name, creating the value when the
