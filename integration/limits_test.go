@@ -277,11 +277,18 @@ overrides:
 		defer cancel()
 		steady.run(ctx)
 	}
-	runSteady(4 * time.Second)
+	// The first pushes open steady's TSDB and connections: they are not part of either figure. The baseline
+	// is then measured over as many pushes as the figure beside noisy, so both p99s are estimated alike.
+	resetLatencies := func() {
+		steady.mu.Lock()
+		steady.latencies = nil
+		steady.mu.Unlock()
+	}
+	runSteady(2 * time.Second)
+	resetLatencies()
+	runSteady(15 * time.Second)
 	baseline := steady.p99()
-	steady.mu.Lock()
-	steady.latencies = nil
-	steady.mu.Unlock()
+	resetLatencies()
 
 	stopRSS := make(chan struct{})
 	peak := peakRSS(t, p, stopRSS)
@@ -300,7 +307,8 @@ overrides:
 
 	// The bound is twice the baseline, or the baseline plus 10 ms when that is more. On a 2-core machine
 	// noisy's refusals keep the cores busy, and a runnable goroutine may wait up to one Go scheduler time
-	// slice (10 ms) for one: steady's p99 measured 2.3-2.9 ms alone, 5.6-6.8 ms beside noisy.
+	// slice (10 ms) for one: steady's p99 measured 2.4-3.5 ms alone, 7.7-8.4 ms beside noisy (noisy's
+	// refused queries alone take it to ~2x, its refused pushes alone to ~1.4x).
 	require.LessOrEqual(t, withNoisy, max(2*baseline, baseline+10*time.Millisecond), "steady's push latency suffered")
 	require.Less(t, peakBytes, int64(1536<<20), "RSS bounded")
 
