@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,11 +13,14 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/strata-metrics/strata/pkg/frontend/frontendpb"
 	"github.com/strata-metrics/strata/pkg/tenant"
+	"github.com/strata-metrics/strata/pkg/tlsconfig"
 )
 
 // ServerConfig configures the HTTP and gRPC servers every component shares.
@@ -31,6 +35,9 @@ type ServerConfig struct {
 	HTTPServerIdleTimeout   time.Duration
 	GRPCMaxRecvMsgSize      int
 	GRPCMaxSendMsgSize      int
+	HTTPTLS                 tlsconfig.ServerConfig
+	GRPCTLS                 tlsconfig.ServerConfig
+	TLS                     tlsconfig.Common
 }
 
 // RegisterFlags registers the servers' flags.
@@ -45,6 +52,9 @@ func (c *ServerConfig) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.HTTPServerIdleTimeout, "server.http-server-idle-timeout", 120*time.Second, "Longest time an idle keep-alive HTTP connection stays open.")
 	f.IntVar(&c.GRPCMaxRecvMsgSize, "server.grpc-max-recv-msg-size-bytes", 100<<20, "Largest gRPC message the server accepts.")
 	f.IntVar(&c.GRPCMaxSendMsgSize, "server.grpc-max-send-msg-size-bytes", 100<<20, "Largest gRPC message the server sends.")
+	tlsconfig.RegisterServerCommonFlags(&c.TLS, f)
+	c.HTTPTLS.RegisterFlagsWithPrefix("server.http-", "HTTP", &c.TLS, f)
+	c.GRPCTLS.RegisterFlagsWithPrefix("server.grpc-", "gRPC", &c.TLS, f)
 }
 
 // Validate checks the configuration.
@@ -55,7 +65,10 @@ func (c *ServerConfig) Validate() error {
 	if c.HTTPServerReadTimeout <= 0 || c.HTTPServerWriteTimeout <= 0 || c.HTTPServerIdleTimeout <= 0 {
 		return errors.New("-server.http-server-read-timeout, -server.http-server-write-timeout and -server.http-server-idle-timeout must be positive: without them a client can hold a connection, and the memory of its request, forever")
 	}
-	return nil
+	if err := c.HTTPTLS.Validate(); err != nil {
+		return err
+	}
+	return c.GRPCTLS.Validate()
 }
 
 // server runs the HTTP and gRPC servers. Listeners are opened when it is built, so the gRPC port is known
@@ -72,6 +85,15 @@ type server struct {
 }
 
 func newServer(cfg ServerConfig, logger *slog.Logger) (*server, error) {
+	// The files are read before listening, so a bad certificate fails the start rather than each handshake.
+	httpTLS, err := cfg.HTTPTLS.TLSConfig("h2", "http/1.1")
+	if err != nil {
+		return nil, fmt.Errorf("HTTP server TLS: %w", err)
+	}
+	grpcTLS, err := cfg.GRPCTLS.TLSConfig("h2")
+	if err != nil {
+		return nil, fmt.Errorf("gRPC server TLS: %w", err)
+	}
 	httpListener, err := net.Listen("tcp", net.JoinHostPort(cfg.HTTPListenAddress, strconv.Itoa(cfg.HTTPListenPort)))
 	if err != nil {
 		return nil, fmt.Errorf("listen for HTTP: %w", err)
@@ -81,8 +103,16 @@ func newServer(cfg ServerConfig, logger *slog.Logger) (*server, error) {
 		_ = httpListener.Close()
 		return nil, fmt.Errorf("listen for gRPC: %w", err)
 	}
+	if httpTLS != nil {
+		httpListener = tls.NewListener(httpListener, httpTLS)
+	}
+	grpcCreds := insecure.NewCredentials()
+	if grpcTLS != nil {
+		grpcCreds = credentials.NewTLS(grpcTLS)
+	}
 	mux := http.NewServeMux()
 	grpcServer := grpc.NewServer(
+		grpc.Creds(grpcCreds),
 		grpc.MaxRecvMsgSize(cfg.GRPCMaxRecvMsgSize),
 		grpc.MaxSendMsgSize(cfg.GRPCMaxSendMsgSize),
 		grpc.ChainUnaryInterceptor(skipHealth(tenant.UnaryServerInterceptor)),

@@ -17,10 +17,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/strata-metrics/strata/pkg/tenant"
+	"github.com/strata-metrics/strata/pkg/tlsconfig"
 )
 
 // Config configures the connections to one kind of server. Each client (ingester, store-gateway) has its
@@ -34,6 +36,7 @@ type Config struct {
 	HealthCheckInterval time.Duration
 	HealthCheckTimeout  time.Duration
 	ReconnectMaxDelay   time.Duration
+	TLS                 tlsconfig.ClientConfig
 }
 
 // RegisterFlagsWithPrefix registers the flags of the client of one kind of server as
@@ -47,6 +50,7 @@ func (c *Config) RegisterFlagsWithPrefix(prefix, server string, f *flag.FlagSet)
 	f.DurationVar(&c.HealthCheckInterval, prefix+".health-check-interval", 5*time.Second, "How often pooled connections are health-checked; a connection that fails its check is closed and dialled again on next use. 0 disables health checks.")
 	f.DurationVar(&c.HealthCheckTimeout, prefix+".health-check-timeout", time.Second, "Timeout of one health check.")
 	f.DurationVar(&c.ReconnectMaxDelay, prefix+".reconnect-max-delay", time.Second, "Longest wait between attempts to reconnect to a "+server+", so a restarted one is used again quickly.")
+	c.TLS.RegisterFlagsWithPrefix(prefix+".", server, f)
 }
 
 // Validate checks the configuration.
@@ -60,7 +64,7 @@ func (c *Config) Validate() error {
 	if c.ReconnectMaxDelay <= 0 {
 		return fmt.Errorf("-%s.reconnect-max-delay must be positive", c.prefix)
 	}
-	return nil
+	return c.TLS.Validate()
 }
 
 // serviceConfig bounds every read call by the read timeout and makes gRPC retry the idempotent read calls
@@ -93,6 +97,9 @@ type Pool struct {
 	readMethods []string
 	logger      *slog.Logger
 
+	creds    credentials.TransportCredentials
+	credsErr error // the TLS files could not be read: every dial fails with it
+
 	mtx   sync.Mutex
 	conns map[string]*grpc.ClientConn
 
@@ -107,6 +114,12 @@ type Pool struct {
 // readMethods ("package.Service/Method") are retried; its metrics are named strata_<kind>_client_*.
 func NewPool(kind string, readMethods []string, cfg Config, reg prometheus.Registerer, logger *slog.Logger) *Pool {
 	p := &Pool{kind: kind, cfg: cfg, readMethods: readMethods, logger: logger, conns: map[string]*grpc.ClientConn{}}
+	p.creds = insecure.NewCredentials()
+	if tlsCfg, err := cfg.TLS.TLSConfig(); err != nil {
+		p.credsErr = fmt.Errorf("%s client TLS: %w", kind, err)
+	} else if tlsCfg != nil {
+		p.creds = credentials.NewTLS(tlsCfg)
+	}
 	p.connections = promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "strata_" + kind + "_client_connections",
 		Help: "Open gRPC connections to " + kind + "s.",
@@ -129,8 +142,11 @@ func (p *Pool) Conn(addr string) (*grpc.ClientConn, error) {
 	if conn, ok := p.conns[addr]; ok {
 		return conn, nil
 	}
+	if p.credsErr != nil {
+		return nil, p.credsErr
+	}
 	conn, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(p.creds),
 		grpc.WithChainUnaryInterceptor(tenant.UnaryClientInterceptor),
 		grpc.WithChainStreamInterceptor(tenant.StreamClientInterceptor),
 		grpc.WithDefaultCallOptions(
