@@ -92,6 +92,8 @@ type Config struct {
 	ExpandEnv  bool
 	// PrintVersion asks for the build information instead of a run; nothing else is read or checked then.
 	PrintVersion bool
+	// Verify asks for the configuration to be checked instead of run (cmd/strata reads it with VerifyRequested).
+	Verify bool
 }
 
 // RegisterFlags registers every flag of every component.
@@ -99,6 +101,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.ConfigFile, "config.file", "", "YAML file to load the configuration from; flags given on the command line override it.")
 	f.BoolVar(&c.ExpandEnv, "config.expand-env", false, "Replace ${VAR} and ${VAR:default} in the config file with environment variables.")
 	f.BoolVar(&c.PrintVersion, "version", false, "Print the version, revision, branch and build date of this binary and exit.")
+	f.BoolVar(&c.Verify, "config.verify", false, "Check the flags and the config file as a start would, print every problem found and exit: 0 when the configuration is valid, 1 otherwise. Nothing is opened, listened on or written.")
 	f.StringVar(&c.Target, "target", TargetAll, "Comma-separated components to run: "+strings.Join(targetNames(), ", ")+".")
 	f.StringVar(&c.DataDir, "data.dir", "./data", "Directory for local state: TSDBs and WALs of the ingester.")
 	f.BoolVar(&c.MultitenancyEnabled, "auth.multitenancy-enabled", true, "Require the X-Scope-OrgID header on every data request. If false, every request belongs to tenant \"anonymous\".")
@@ -182,20 +185,11 @@ func (c *Config) Validate() error {
 	if c.Bucket.Backend == bucket.BackendFilesystem && c.Bucket.Filesystem.Dir == "" {
 		c.Bucket.Filesystem.Dir = filepath.Join(c.DataDir, "bucket")
 	}
-	if err := c.Bucket.Validate(); err != nil {
-		return err
-	}
 	if c.Compactor.DataDir == "" {
 		c.Compactor.DataDir = filepath.Join(c.DataDir, "compactor")
 	}
-	if err := c.Compactor.Validate(); err != nil {
-		return err
-	}
 	if c.StoreGateway.SyncDir == "" {
 		c.StoreGateway.SyncDir = filepath.Join(c.DataDir, "tsdb-sync")
-	}
-	if err := c.StoreGateway.Validate(); err != nil {
-		return err
 	}
 	c.Ring.ReplicationFactor = c.Distributor.ReplicationFactor
 	c.Ring.ZoneAwarenessEnabled = c.ZoneAwarenessEnabled
@@ -205,18 +199,20 @@ func (c *Config) Validate() error {
 	c.StoreGatewayLifecycler.AutoForgetAfter = c.Ring.AutoForgetAfter()
 	c.RulerLifecycler.AutoForgetAfter = c.Ring.AutoForgetAfter()
 	c.AlertmanagerLifecycler.AutoForgetAfter = c.Ring.AutoForgetAfter()
+	// Every component is checked, so that one run reports all that is wrong.
+	var errs []error
 	if c.ZoneAwarenessEnabled && c.Lifecycler.Zone == "" && slices.ContainsFunc(targets, func(t string) bool { return t == TargetIngester || t == TargetAll }) {
-		return errors.New("-distributor.zone-awareness-enabled needs -ingester.ring.instance-availability-zone on every ingester")
+		errs = append(errs, errors.New("-distributor.zone-awareness-enabled needs -ingester.ring.instance-availability-zone on every ingester"))
 	}
-	for _, v := range []interface{ Validate() error }{&c.Server, &c.Distributor, &c.Ingester, &c.IngesterClient, &c.StoreGatewayClient, &c.Querier, &c.QuerierWorker, &c.Frontend, &c.QueryMiddleware, &c.QuerySharding, &c.Limits, &c.RuntimeConfig, &c.Ring, &c.Lifecycler, &c.DistributorLifecycler, &c.CompactorLifecycler, &c.StoreGatewayLifecycler, &c.Ruler, &c.RulerStorage, &c.RulerLifecycler, &c.RulerClient, &c.Alertmanager, &c.AlertmanagerStorage, &c.AlertmanagerLifecycler, &c.AlertmanagerClient} {
+	for _, v := range []interface{ Validate() error }{&c.Bucket, &c.Compactor, &c.StoreGateway, &c.Server, &c.Distributor, &c.Ingester, &c.IngesterClient, &c.StoreGatewayClient, &c.Querier, &c.QuerierWorker, &c.Frontend, &c.QueryMiddleware, &c.QuerySharding, &c.Limits, &c.RuntimeConfig, &c.Ring, &c.Lifecycler, &c.DistributorLifecycler, &c.CompactorLifecycler, &c.StoreGatewayLifecycler, &c.Ruler, &c.RulerStorage, &c.RulerLifecycler, &c.RulerClient, &c.Alertmanager, &c.AlertmanagerStorage, &c.AlertmanagerLifecycler, &c.AlertmanagerClient} {
 		if err := v.Validate(); err != nil {
-			return err
+			errs = append(errs, err)
 		}
 	}
 	if _, err := parseLogLevel(c.LogLevel); err != nil {
-		return err
+		errs = append(errs, err)
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // LoadConfig builds the configuration from the command line: defaults, then the YAML file named by
@@ -242,28 +238,34 @@ func LoadConfig(args []string, stderr io.Writer) (*Config, *flag.FlagSet, error)
 		return cfg, f, nil
 	}
 
+	// Every problem is collected, not just the first, so that one run (-config.verify) lists them all.
+	var problems []error
 	if *file != "" {
 		data, err := os.ReadFile(*file)
 		if err != nil {
-			return nil, nil, fmt.Errorf("read config file: %w", err)
+			problems = append(problems, fmt.Errorf("read config file: %w", err))
+		} else {
+			if *expand {
+				data = expandEnv(data)
+			}
+			if err := applyConfigFile(f, data, *file); err != nil {
+				problems = append(problems, err)
+			}
 		}
-		if *expand {
-			data = expandEnv(data)
-		}
-		if err := applyConfigFile(f, data, *file); err != nil {
+	}
+	if err := parseAllFlags(f, args, stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
 			return nil, nil, err
 		}
-	}
-	if err := f.Parse(args); err != nil {
-		return nil, nil, err
-	}
-	if f.NArg() > 0 {
-		return nil, nil, fmt.Errorf("unexpected arguments: %s", strings.Join(f.Args(), " "))
+		problems = append(problems, err)
 	}
 	explicit := map[string]bool{}
 	f.Visit(func(fl *flag.Flag) { explicit[fl.Name] = true })
 	if err := cfg.Validate(); err != nil {
-		return nil, nil, err
+		problems = append(problems, err)
+	}
+	if len(problems) > 0 {
+		return nil, nil, errors.Join(problems...)
 	}
 	if cfg.RingStore == storeInmemory {
 		// Only this process reads the in-process ring: loopback is the address that always works.
@@ -346,7 +348,7 @@ func onlyFlags(args []string, names ...string) []string {
 			continue
 		}
 		out = append(out, args[i])
-		isBool := name == "config.expand-env" || name == "version"
+		isBool := name == "config.expand-env" || name == "version" || name == "config.verify"
 		if !hasValue && !isBool && i+1 < len(args) {
 			out = append(out, args[i+1])
 			i++

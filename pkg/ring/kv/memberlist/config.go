@@ -1,6 +1,7 @@
 package memberlist
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/strata-metrics/strata/pkg/tlsconfig"
 )
 
 // Config configures the gossip cluster a KV joins and how values spread through it.
@@ -50,6 +53,10 @@ type Config struct {
 	LeftIngestersTimeout time.Duration
 	// LeaveTimeout bounds how long Stop waits for queued changes and the leave message to go out.
 	LeaveTimeout time.Duration
+
+	// TLS, when enabled, carries all gossip over TCP in TLS: members present TLS.CertPath to each other
+	// both as servers and as clients, and accept only peers whose certificate chains to TLS.CAPath.
+	TLS tlsconfig.ClientConfig
 }
 
 // RegisterFlags registers the -memberlist.* flags with their defaults.
@@ -93,6 +100,14 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 			"to reach every member, or the instance may come back.")
 	f.DurationVar(&c.LeaveTimeout, "memberlist.leave-timeout", 20*time.Second,
 		"How long to wait on shutdown for queued changes and the leave message to reach other members.")
+	c.TLS.RegisterFlagsWithPrefix("memberlist.", "gossip peer", f)
+	// The generic help of these two does not say that a member is also a server to its peers.
+	f.Lookup("memberlist.tls-enabled").Usage = "Carry all gossip over TCP in TLS (instead of UDP packets and plain TCP streams). " +
+		"Each member presents -memberlist.tls-cert-path to its peers, as a server and as a client, and accepts only peers " +
+		"whose certificate chains to -memberlist.tls-ca-path. All members of a cluster must agree on it."
+	f.Lookup("memberlist.tls-cert-path").Usage = "Certificate (PEM) this member presents to its peers, both when they connect " +
+		"and when it connects to them; it must be valid for server and client authentication. Needed with " +
+		"-memberlist.tls-enabled. Re-read when the file changes."
 }
 
 // Validate reports a configuration the KV cannot start with.
@@ -130,7 +145,44 @@ func (c *Config) Validate() error {
 			return errors.New("memberlist: " + ch.what)
 		}
 	}
+	return c.validateTLS()
+}
+
+func (c *Config) validateTLS() error {
+	if err := c.TLS.Validate(); err != nil {
+		return fmt.Errorf("memberlist: %w", err)
+	}
+	if !c.TLS.Enabled {
+		return nil
+	}
+	if c.TLS.CertPath == "" {
+		return errors.New("memberlist: -memberlist.tls-enabled needs -memberlist.tls-cert-path and -memberlist.tls-key-path: " +
+			"every member is a TLS server to its peers")
+	}
+	if c.TLS.CAPath == "" && !c.TLS.InsecureSkipVerify {
+		return errors.New("memberlist: -memberlist.tls-enabled needs -memberlist.tls-ca-path, the CA that members' " +
+			"certificates chain to")
+	}
 	return nil
+}
+
+// tlsConfigs returns the TLS configurations a member serves and dials with, nil when TLS is off. The
+// server side requires a client certificate, verified against the CA when one is given.
+func (c *Config) tlsConfigs() (server, client *tls.Config, err error) {
+	if !c.TLS.Enabled {
+		return nil, nil, nil
+	}
+	if client, err = c.TLS.TLSConfig(); err != nil {
+		return nil, nil, fmt.Errorf("memberlist: %w", err)
+	}
+	srv := tlsconfig.ServerConfig{CertPath: c.TLS.CertPath, KeyPath: c.TLS.KeyPath, CAPath: c.TLS.CAPath, Common: &c.TLS.Common}
+	if c.TLS.CAPath == "" {
+		srv.ClientAuth = "RequireAnyClientCert" // -memberlist.tls-insecure-skip-verify: nothing to verify against
+	}
+	if server, err = srv.TLSConfig(); err != nil {
+		return nil, nil, fmt.Errorf("memberlist: %w", err)
+	}
+	return server, client, nil
 }
 
 // AddressList is a flag.Value holding a comma-separated list of addresses. Setting it replaces the list,

@@ -6,6 +6,7 @@ package memberlist
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,6 +49,12 @@ type KV struct {
 	maxPacketMessage int // larger changes go over TCP
 
 	ml atomic.Pointer[hashicorp.Memberlist]
+
+	// serverTLS and clientTLS are set with -memberlist.tls-enabled: gossip then goes over the TCP transport.
+	serverTLS, clientTLS *tls.Config
+	transportMetrics     *transportMetrics
+	// transportTimeout bounds the TCP transport's handshakes and reads; memberlist's TCPTimeout by default.
+	transportTimeout time.Duration
 
 	lifecycleMu sync.Mutex
 	started     bool
@@ -100,11 +107,17 @@ func NewKV(cfg Config, codecs []kv.Codec, reg prometheus.Registerer, logger *slo
 	for _, c := range codecs {
 		k.addCodec(c)
 	}
+	var err error
+	if k.serverTLS, k.clientTLS, err = cfg.tlsConfigs(); err != nil {
+		return nil, err
+	}
+	k.transportTimeout = hashicorp.DefaultLANConfig().TCPTimeout
 	m, err := newMetrics(k, reg)
 	if err != nil {
 		return nil, err
 	}
 	k.metrics = m
+	k.transportMetrics = m.transport
 	return k, nil
 }
 
@@ -160,8 +173,22 @@ func (k *KV) Start(ctx context.Context) error {
 	if k.started {
 		return errors.New("memberlist: KV already started")
 	}
-	ml, err := hashicorp.Create(k.memberlistConfig())
+	mlCfg := k.memberlistConfig()
+	if k.cfg.TLS.Enabled {
+		t, err := newTCPTransport(transportConfig{
+			bindAddr: mlCfg.BindAddr, bindPort: mlCfg.BindPort, serverTLS: k.serverTLS, clientTLS: k.clientTLS,
+			timeout: k.transportTimeout, idleTimeout: time.Minute,
+		}, k.transportMetrics, k.logger)
+		if err != nil {
+			return fmt.Errorf("memberlist: listen on %s:%d: %w", k.cfg.BindAddr, k.cfg.BindPort, err)
+		}
+		mlCfg.Transport = t
+	}
+	ml, err := hashicorp.Create(mlCfg)
 	if err != nil {
+		if mlCfg.Transport != nil {
+			_ = mlCfg.Transport.Shutdown()
+		}
 		return fmt.Errorf("memberlist: listen on %s:%d: %w", k.cfg.BindAddr, k.cfg.BindPort, err)
 	}
 	k.started = true

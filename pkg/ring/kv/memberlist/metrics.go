@@ -16,6 +16,7 @@ type metrics struct {
 	casAttempts        prometheus.Counter
 	casFailures        prometheus.Counter
 	tombstonesRemoved  prometheus.Counter
+	transport          *transportMetrics
 }
 
 func newMetrics(k *KV, reg prometheus.Registerer) (*metrics, error) {
@@ -52,6 +53,7 @@ func newMetrics(k *KV, reg prometheus.Registerer) (*metrics, error) {
 			Name: "strata_memberlist_tombstones_removed_total",
 			Help: "Tombstones dropped after -memberlist.left-ingesters-timeout.",
 		}),
+		transport: newTransportMetrics(),
 	}
 	for _, t := range []string{transportUDP, transportTCP} {
 		m.sentBroadcasts.WithLabelValues(t)
@@ -61,7 +63,7 @@ func newMetrics(k *KV, reg prometheus.Registerer) (*metrics, error) {
 	}
 	collectors := []prometheus.Collector{
 		m.receivedBroadcasts, m.invalidBroadcasts, m.sentBroadcasts, m.droppedBroadcasts, m.fullStateSyncs,
-		m.casAttempts, m.casFailures, m.tombstonesRemoved,
+		m.casAttempts, m.casFailures, m.tombstonesRemoved, m.transport.rejectedConns, m.transport.droppedPackets,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "strata_memberlist_members",
 			Help: "Members of the gossip cluster this process sees alive, itself included.",
