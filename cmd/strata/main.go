@@ -15,6 +15,9 @@ import (
 )
 
 func main() {
+	if app.VerifyRequested(os.Args[1:]) {
+		os.Exit(verifyConfig(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	cfg, flags, err := app.LoadConfig(os.Args[1:], os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -31,7 +32,7 @@ func fileKey(flagName string) []string {
 }
 
 // flagsNotInFile are the flags that make no sense inside the file itself.
-var flagsNotInFile = map[string]bool{"config.file": true, "config.expand-env": true, "version": true}
+var flagsNotInFile = map[string]bool{"config.file": true, "config.expand-env": true, "version": true, "config.verify": true}
 
 // applyConfigFile sets every flag named by the YAML document in data.
 func applyConfigFile(f *flag.FlagSet, data []byte, name string) error {
@@ -49,6 +50,7 @@ func applyNode(f *flag.FlagSet, node *yaml.Node, path []string, file string) err
 	if node.Kind != yaml.MappingNode {
 		return fmt.Errorf("%s:%d: %s must be a mapping", file, node.Line, keyOrRoot(path))
 	}
+	var errs []error // every bad key is reported, not only the first
 	for i := 0; i+1 < len(node.Content); i += 2 {
 		key, value := node.Content[i], node.Content[i+1]
 		keyPath := append(slices.Clone(path), key.Value)
@@ -59,7 +61,7 @@ func applyNode(f *flag.FlagSet, node *yaml.Node, path []string, file string) err
 		fl := f.Lookup(flagName)
 		if value.Kind == yaml.MappingNode && fl == nil {
 			if err := applyNode(f, value, keyPath, file); err != nil {
-				return err
+				errs = append(errs, err)
 			}
 			continue
 		}
@@ -67,17 +69,19 @@ func applyNode(f *flag.FlagSet, node *yaml.Node, path []string, file string) err
 			continue // a section whose keys are all commented out, such as "ingester:" alone
 		}
 		if fl == nil || flagsNotInFile[flagName] {
-			return fmt.Errorf("%s:%d: unknown configuration key %q", file, key.Line, strings.Join(keyPath, "."))
+			errs = append(errs, fmt.Errorf("%s:%d: unknown configuration key %q", file, key.Line, strings.Join(keyPath, ".")))
+			continue
 		}
 		text, err := scalarText(value)
 		if err != nil {
-			return fmt.Errorf("%s:%d: %s: %w", file, value.Line, strings.Join(keyPath, "."), err)
+			errs = append(errs, fmt.Errorf("%s:%d: %s: %w", file, value.Line, strings.Join(keyPath, "."), err))
+			continue
 		}
 		if err := f.Set(flagName, text); err != nil {
-			return fmt.Errorf("%s:%d: invalid value %q for %s: %w", file, value.Line, text, strings.Join(keyPath, "."), err)
+			errs = append(errs, fmt.Errorf("%s:%d: invalid value %q for %s: %w", file, value.Line, text, strings.Join(keyPath, "."), err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // scalarText renders a YAML value as flag text; a list becomes comma-separated, as list flags take it.
