@@ -8,9 +8,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/thanos-io/objstore"
+	"github.com/thanos-io/objstore/exthttp"
 	"github.com/thanos-io/objstore/providers/azure"
 	"github.com/thanos-io/objstore/providers/gcs"
 	"github.com/thanos-io/objstore/providers/s3"
+
+	"github.com/strata-metrics/strata/pkg/tlsconfig"
 )
 
 // NewClient connects to the backend selected by cfg and returns its bucket wrapped with the
@@ -46,7 +49,11 @@ func newBackend(ctx context.Context, cfg Config, component string, logger *slog.
 	case BackendFilesystem:
 		return newFilesystemBucket(cfg.Filesystem.Dir)
 	case BackendS3:
-		return s3.NewBucketWithConfig(kitLogger, s3ProviderConfig(cfg.S3), component, nil)
+		pc, err := s3ProviderConfig(cfg.S3)
+		if err != nil {
+			return nil, err
+		}
+		return s3.NewBucketWithConfig(kitLogger, pc, component, nil)
 	case BackendGCS:
 		return gcs.NewBucketWithConfig(ctx, kitLogger, gcsProviderConfig(cfg.GCS), component, nil)
 	case BackendAzure:
@@ -59,7 +66,7 @@ func newBackend(ctx context.Context, cfg Config, component string, logger *slog.
 // The provider configs start from the providers' own defaults (HTTP timeouts, part sizes) so that
 // Strata only decides what its flags expose.
 
-func s3ProviderConfig(c S3Config) s3.Config {
+func s3ProviderConfig(c S3Config) (s3.Config, error) {
 	pc := s3.DefaultConfig
 	// DefaultConfig holds a map; give each client its own so the provider cannot mutate a shared one.
 	pc.PutUserMetadata = map[string]string{}
@@ -77,7 +84,30 @@ func s3ProviderConfig(c S3Config) s3.Config {
 	default:
 		pc.BucketLookupType = s3.AutoLookup
 	}
-	return pc
+	if !c.HTTP.tlsSet() {
+		return pc, nil
+	}
+	// The provider's transport (its timeouts and pool sizes) with Strata's TLS, which follows certificate
+	// and CA files as they change; the provider's own reads the CA once.
+	tlsCfg, err := (&tlsconfig.ClientConfig{
+		Enabled:            true,
+		CertPath:           c.HTTP.TLSCertPath,
+		KeyPath:            c.HTTP.TLSKeyPath,
+		CAPath:             c.HTTP.TLSCAPath,
+		ServerName:         c.HTTP.TLSServerName,
+		InsecureSkipVerify: c.HTTP.InsecureSkipVerify,
+		Common:             tlsconfig.Common{MinVersion: "VersionTLS12"},
+	}).TLSConfig()
+	if err != nil {
+		return s3.Config{}, fmt.Errorf("-%ss3.http.tls-*: %w", flagPrefix, err)
+	}
+	transport, err := exthttp.DefaultTransport(pc.HTTPConfig)
+	if err != nil {
+		return s3.Config{}, err
+	}
+	transport.TLSClientConfig = tlsCfg
+	pc.HTTPConfig.Transport = transport
+	return pc, nil
 }
 
 func gcsProviderConfig(c GCSConfig) gcs.Config {

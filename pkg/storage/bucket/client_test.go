@@ -53,7 +53,9 @@ func TestProviderConfigs_MapStrataFlags(t *testing.T) {
 	s3c := S3Config{Endpoint: "h:1", BucketName: "b", Region: "r", AccessKeyID: "k", Insecure: true,
 		BucketLookupType: S3LookupVirtualHosted}
 	s3c.SecretAccessKey.Value = "s"
-	pc := s3ProviderConfig(s3c)
+	pc, err := s3ProviderConfig(s3c)
+	require.NoError(t, err)
+	require.Nil(t, pc.HTTPConfig.Transport, "without TLS settings the provider builds its own transport")
 	require.Equal(t, "h:1", pc.Endpoint)
 	require.Equal(t, "b", pc.Bucket)
 	require.Equal(t, "r", pc.Region)

@@ -55,6 +55,17 @@ type S3Config struct {
 	SecretAccessKey  flagext.Secret
 	Insecure         bool
 	BucketLookupType string
+	HTTP             S3HTTPConfig
+}
+
+// S3HTTPConfig is how the S3 client trusts the server's certificate (a private CA, as an on-premises
+// S3-compatible store often has) and which client certificate it presents to servers that ask for one.
+type S3HTTPConfig struct {
+	TLSCAPath          string
+	TLSCertPath        string
+	TLSKeyPath         string
+	TLSServerName      string
+	InsecureSkipVerify bool
 }
 
 // GCSConfig reaches Google Cloud Storage.
@@ -102,6 +113,19 @@ func (c *S3Config) registerFlags(f *flag.FlagSet) {
 	f.StringVar(&c.BucketLookupType, p+"bucket-lookup-type", S3LookupAuto,
 		"How the bucket is addressed: "+strings.Join(s3LookupTypes, ", ")+
 			". S3-compatible servers usually need path.")
+	c.HTTP.registerFlags(p+"http.", f)
+}
+
+func (c *S3HTTPConfig) registerFlags(p string, f *flag.FlagSet) {
+	f.StringVar(&c.TLSCAPath, p+"tls-ca-path", "",
+		"CA bundle (PEM) the S3 endpoint's certificate must chain to. Empty uses the system's roots. Re-read when the file changes.")
+	f.StringVar(&c.TLSCertPath, p+"tls-cert-path", "",
+		"Client certificate (PEM) presented to an S3 endpoint that asks for one. Re-read when the file changes.")
+	f.StringVar(&c.TLSKeyPath, p+"tls-key-path", "", "Private key (PEM) of -"+p+"tls-cert-path.")
+	f.StringVar(&c.TLSServerName, p+"tls-server-name", "",
+		"Name the S3 endpoint's certificate must carry. Empty uses the host of -"+flagPrefix+"s3.endpoint.")
+	f.BoolVar(&c.InsecureSkipVerify, p+"insecure-skip-verify", false,
+		"Accept any certificate from the S3 endpoint, unverified. For tests only: anyone on the path can then read and change the blocks.")
 }
 
 func (c *GCSConfig) registerFlags(f *flag.FlagSet) {
@@ -164,8 +188,18 @@ func (c *S3Config) validate() error {
 		return fmt.Errorf("unsupported s3 bucket lookup type %q (-%ss3.bucket-lookup-type): use one of %s",
 			c.BucketLookupType, flagPrefix, strings.Join(s3LookupTypes, ", "))
 	}
+	if (c.HTTP.TLSCertPath == "") != (c.HTTP.TLSKeyPath == "") {
+		return fmt.Errorf("-%ss3.http.tls-cert-path and -%ss3.http.tls-key-path go together", flagPrefix, flagPrefix)
+	}
+	if c.Insecure && c.HTTP.tlsSet() {
+		return fmt.Errorf("-%ss3.http.tls-* and -%ss3.http.insecure-skip-verify need HTTPS, but -%ss3.insecure is set",
+			flagPrefix, flagPrefix, flagPrefix)
+	}
 	return nil
 }
+
+// tlsSet reports whether any TLS setting differs from the system's defaults.
+func (c *S3HTTPConfig) tlsSet() bool { return *c != S3HTTPConfig{} }
 
 func (c *GCSConfig) validate() error {
 	if c.BucketName == "" {

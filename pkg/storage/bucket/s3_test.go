@@ -2,6 +2,7 @@ package bucket
 
 import (
 	"bytes"
+	"crypto/tls"
 	"net"
 	"net/http"
 	"os"
@@ -25,11 +26,18 @@ type s3Server struct {
 	accessKey string
 	secretKey string
 	root      string // every subdirectory is a bucket
+	tls       bool   // served over HTTPS
 }
 
 // startVersityGW starts a real S3-compatible server (it checks SigV4 signatures like AWS does) and
 // stops it when the test ends. Without the binary the test fails, naming the install command.
 func startVersityGW(t *testing.T) *s3Server {
+	t.Helper()
+	return startVersityGWWithTLS(t, "", "")
+}
+
+// startVersityGWWithTLS is startVersityGW serving HTTPS with the given certificate when certPath is set.
+func startVersityGWWithTLS(t *testing.T, certPath, keyPath string) *s3Server {
 	t.Helper()
 	bin, err := exec.LookPath("versitygw")
 	if err != nil {
@@ -43,12 +51,19 @@ func startVersityGW(t *testing.T) *s3Server {
 		accessKey: "strata-test-access",
 		secretKey: "strata-test-secret-0123456789",
 		root:      t.TempDir(),
+		tls:       certPath != "",
+	}
+	args := []string{"--access", srv.accessKey, "--secret", srv.secretKey, "--port", srv.endpoint, "--quiet"}
+	scheme := "http://"
+	client := &http.Client{Timeout: time.Second}
+	if srv.tls {
+		args = append(args, "--cert", certPath, "--key", keyPath)
+		scheme = "https://"
+		// Readiness only: the tests check the certificate through the bucket client.
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // readiness probe
 	}
 	var out lockedBuffer
-	cmd := exec.Command(bin,
-		"--access", srv.accessKey, "--secret", srv.secretKey,
-		"--port", srv.endpoint, "--quiet",
-		"posix", srv.root)
+	cmd := exec.Command(bin, append(args, "posix", srv.root)...)
 	cmd.Stdout = &out
 	cmd.Stderr = &out
 	require.NoError(t, cmd.Start())
@@ -68,12 +83,11 @@ func startVersityGW(t *testing.T) *s3Server {
 	})
 
 	// Ready once it answers HTTP at all: an unsigned request gets 403, which proves the S3 API is up.
-	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(30 * time.Second)
 	ticker := time.NewTicker(50 * time.Millisecond)
 	defer ticker.Stop()
 	for {
-		resp, err := client.Get("http://" + srv.endpoint + "/")
+		resp, err := client.Get(scheme + srv.endpoint + "/")
 		if err == nil {
 			_ = resp.Body.Close()
 			return srv
@@ -102,7 +116,7 @@ func (s *s3Server) config(bucketName string) Config {
 		BucketName:       bucketName,
 		Region:           "us-east-1",
 		AccessKeyID:      s.accessKey,
-		Insecure:         true,
+		Insecure:         !s.tls,
 		BucketLookupType: S3LookupPath,
 	}}
 	cfg.S3.SecretAccessKey.Value = s.secretKey
