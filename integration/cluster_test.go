@@ -37,6 +37,8 @@ type clusterOptions struct {
 	querierArgs []string
 	// distributors is how many distributors run; 0 means one.
 	distributors int
+	// configure, when set, adjusts each process before it starts (e.g. TLS: its scheme and client).
+	configure func(*strataProcess)
 }
 
 // cluster is a multi-process Strata: ingesters, one distributor and one querier, RF=3.
@@ -133,7 +135,11 @@ func (c *cluster) newProcess(name string, gossipPort int, args ...string) *strat
 			"-memberlist.max-join-backoff=1s",
 		)
 	}
-	return newStrataProcess(c.t, filepath.Join(c.dir, name), append(common, args...)...)
+	p := newStrataProcess(c.t, filepath.Join(c.dir, name), append(common, args...)...)
+	if c.opts.configure != nil {
+		c.opts.configure(p)
+	}
+	return p
 }
 
 // ringInstance is an entry of /ingester/ring's JSON.
@@ -157,7 +163,7 @@ func ringViewAt(t *testing.T, p *strataProcess, path string) map[string]ringInst
 	req, err := http.NewRequest(http.MethodGet, p.url(path), nil)
 	require.NoError(t, err)
 	req.Header.Set("Accept", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := p.httpClient().Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	var body struct {

@@ -41,6 +41,10 @@ type strataProcess struct {
 	// env is added to the process' environment (e.g. GOMAXPROCS=1 for a process that stands for a
 	// one-core machine).
 	env []string
+	// scheme is "https" for a process that serves HTTP over TLS; client then trusts its CA and carries
+	// the credential the harness uses (ring pages, readiness).
+	scheme string
+	client *http.Client
 }
 
 // freePort returns a port that is free on 127.0.0.1 and has not been handed out before in this test run.
@@ -165,7 +169,7 @@ func (p *strataProcess) waitReady() {
 			p.t.Fatalf("strata exited before it was ready:\n%s", p.log)
 		default:
 		}
-		resp, err := http.Get(p.url("/ready"))
+		resp, err := p.httpClient().Get(p.url("/ready"))
 		if err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -209,7 +213,20 @@ func (p *strataProcess) restart() {
 	p.start()
 }
 
-func (p *strataProcess) url(path string) string { return "http://" + p.httpAddr + path }
+func (p *strataProcess) url(path string) string {
+	if p.scheme != "" {
+		return p.scheme + "://" + p.httpAddr + path
+	}
+	return "http://" + p.httpAddr + path
+}
+
+// httpClient is the client the harness talks to the process with.
+func (p *strataProcess) httpClient() *http.Client {
+	if p.client != nil {
+		return p.client
+	}
+	return http.DefaultClient
+}
 
 // push sends a remote-write 1.0 request as Prometheus does and returns the status and body.
 func push(t *testing.T, target, tenantID string, req *prompb.WriteRequest) (int, string) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/strata-metrics/strata/pkg/alertmanager"
 	"github.com/strata-metrics/strata/pkg/alertmanager/alertstore"
+	"github.com/strata-metrics/strata/pkg/auth"
 	"github.com/strata-metrics/strata/pkg/compactor"
 	"github.com/strata-metrics/strata/pkg/distributor"
 	"github.com/strata-metrics/strata/pkg/frontend"
@@ -43,6 +44,7 @@ type Config struct {
 	LogLevel                string
 
 	Server         ServerConfig
+	Auth           auth.Config
 	Distributor    distributor.Config
 	Ingester       ingester.Config
 	IngesterClient grpcclient.Config
@@ -111,6 +113,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.BoolVar(&c.ZoneAwarenessEnabled, "distributor.zone-awareness-enabled", false, "Place the replicas of each series in distinct availability zones (-ingester.ring.instance-availability-zone), so a whole zone can be lost.")
 
 	c.Server.RegisterFlags(f)
+	c.Auth.RegisterFlags(f)
 	c.Distributor.RegisterFlags(f)
 	c.Ingester.RegisterFlags(f)
 	c.IngesterClient.RegisterFlagsWithPrefix("ingester.client", "ingester", f)
@@ -204,10 +207,13 @@ func (c *Config) Validate() error {
 	if c.ZoneAwarenessEnabled && c.Lifecycler.Zone == "" && slices.ContainsFunc(targets, func(t string) bool { return t == TargetIngester || t == TargetAll }) {
 		errs = append(errs, errors.New("-distributor.zone-awareness-enabled needs -ingester.ring.instance-availability-zone on every ingester"))
 	}
-	for _, v := range []interface{ Validate() error }{&c.Bucket, &c.Compactor, &c.StoreGateway, &c.Server, &c.Distributor, &c.Ingester, &c.IngesterClient, &c.StoreGatewayClient, &c.Querier, &c.QuerierWorker, &c.Frontend, &c.QueryMiddleware, &c.QuerySharding, &c.Limits, &c.RuntimeConfig, &c.Ring, &c.Lifecycler, &c.DistributorLifecycler, &c.CompactorLifecycler, &c.StoreGatewayLifecycler, &c.Ruler, &c.RulerStorage, &c.RulerLifecycler, &c.RulerClient, &c.Alertmanager, &c.AlertmanagerStorage, &c.AlertmanagerLifecycler, &c.AlertmanagerClient} {
+	for _, v := range []interface{ Validate() error }{&c.Bucket, &c.Compactor, &c.StoreGateway, &c.Server, &c.Auth, &c.Distributor, &c.Ingester, &c.IngesterClient, &c.StoreGatewayClient, &c.Querier, &c.QuerierWorker, &c.Frontend, &c.QueryMiddleware, &c.QuerySharding, &c.Limits, &c.RuntimeConfig, &c.Ring, &c.Lifecycler, &c.DistributorLifecycler, &c.CompactorLifecycler, &c.StoreGatewayLifecycler, &c.Ruler, &c.RulerStorage, &c.RulerLifecycler, &c.RulerClient, &c.Alertmanager, &c.AlertmanagerStorage, &c.AlertmanagerLifecycler, &c.AlertmanagerClient} {
 		if err := v.Validate(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := c.validateAuth(); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := parseLogLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-metrics/strata/pkg/api"
+	"github.com/strata-metrics/strata/pkg/auth"
 	"github.com/strata-metrics/strata/pkg/compactor"
 	"github.com/strata-metrics/strata/pkg/distributor"
 	"github.com/strata-metrics/strata/pkg/frontend"
@@ -157,7 +158,8 @@ func startOrder(targets []string) []string {
 }
 
 func (a *App) initServer() (services.Service, error) {
-	s, err := newServer(a.cfg.Server, a.logger)
+	authn := auth.New(a.cfg.Auth, a.reg, a.logger.With("component", "auth"))
+	s, err := newServer(a.cfg.Server, authn, a.logger)
 	if err != nil {
 		return nil, err
 	}

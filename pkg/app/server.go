@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/strata-metrics/strata/pkg/auth"
 	"github.com/strata-metrics/strata/pkg/frontend/frontendpb"
 	"github.com/strata-metrics/strata/pkg/tenant"
 	"github.com/strata-metrics/strata/pkg/tlsconfig"
@@ -82,9 +83,10 @@ type server struct {
 	httpListener net.Listener
 	grpcListener net.Listener
 	health       *health.Server
+	authn        *auth.Authenticator
 }
 
-func newServer(cfg ServerConfig, logger *slog.Logger) (*server, error) {
+func newServer(cfg ServerConfig, authn *auth.Authenticator, logger *slog.Logger) (*server, error) {
 	// The files are read before listening, so a bad certificate fails the start rather than each handshake.
 	httpTLS, err := cfg.HTTPTLS.TLSConfig("h2", "http/1.1")
 	if err != nil {
@@ -124,8 +126,9 @@ func newServer(cfg ServerConfig, logger *slog.Logger) (*server, error) {
 		cfg:    cfg,
 		logger: logger,
 		mux:    mux,
+		authn:  authn,
 		httpServer: &http.Server{
-			Handler:           mux,
+			Handler:           authn.Middleware(mux),
 			ReadHeaderTimeout: min(30*time.Second, cfg.HTTPServerReadTimeout),
 			ReadTimeout:       cfg.HTTPServerReadTimeout,
 			WriteTimeout:      cfg.HTTPServerWriteTimeout,
@@ -159,7 +162,11 @@ func skipFrontendWorkers(next grpc.StreamServerInterceptor) grpc.StreamServerInt
 	}
 }
 
-func (s *server) Start(context.Context) error {
+func (s *server) Start(ctx context.Context) error {
+	// The credentials are loaded before the first request can arrive.
+	if err := s.authn.Start(ctx); err != nil {
+		return err
+	}
 	go func() {
 		if err := s.httpServer.Serve(s.httpListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.logger.Error("HTTP server failed", "err", err)
@@ -197,7 +204,7 @@ func (s *server) Stop(ctx context.Context) error {
 	if errors.Is(httpErr, http.ErrServerClosed) {
 		httpErr = nil
 	}
-	return httpErr
+	return errors.Join(httpErr, s.authn.Stop(ctx))
 }
 
 // grpcPort is the port the gRPC server actually listens on (useful when configured as 0).

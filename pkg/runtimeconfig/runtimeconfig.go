@@ -42,6 +42,7 @@ func (c *Config) Validate() error {
 // Manager holds the current value of the file, parsed by parse into a T.
 type Manager[T any] struct {
 	cfg    Config
+	what   string // names the file in logs and errors
 	parse  func([]byte) (*T, error)
 	logger *slog.Logger
 
@@ -59,17 +60,24 @@ type Manager[T any] struct {
 
 // New returns a manager of the file cfg names; with no file, Current is always nil.
 func New[T any](cfg Config, parse func([]byte) (*T, error), reg prometheus.Registerer, logger *slog.Logger) *Manager[T] {
+	return NewFile(cfg, "runtime configuration", "strata_runtime_config", parse, reg, logger)
+}
+
+// NewFile is New for another file that changes while Strata runs: what names it in logs, and its metrics
+// are <metricPrefix>_last_reload_successful and <metricPrefix>_hash.
+func NewFile[T any](cfg Config, what, metricPrefix string, parse func([]byte) (*T, error), reg prometheus.Registerer, logger *slog.Logger) *Manager[T] {
 	return &Manager[T]{
 		cfg:    cfg,
+		what:   what,
 		parse:  parse,
 		logger: logger,
 		reloadSuccess: promauto.With(reg).NewGauge(prometheus.GaugeOpts{
-			Name: "strata_runtime_config_last_reload_successful",
-			Help: "1 if the last read of the runtime configuration file succeeded, 0 if it failed and the previous configuration is still in effect.",
+			Name: metricPrefix + "_last_reload_successful",
+			Help: "1 if the last read of the " + what + " file succeeded, 0 if it failed and the previous version is still in effect.",
 		}),
 		hash: promauto.With(reg).NewGaugeVec(prometheus.GaugeOpts{
-			Name: "strata_runtime_config_hash",
-			Help: "1 for the SHA-256 of the runtime configuration file in effect.",
+			Name: metricPrefix + "_hash",
+			Help: "1 for the SHA-256 of the " + what + " file in effect.",
 		}, []string{"sha256"}),
 		stop: make(chan struct{}),
 	}
@@ -85,7 +93,7 @@ func (m *Manager[T]) Start(context.Context) error {
 		return nil
 	}
 	if err := m.reload(); err != nil {
-		return fmt.Errorf("runtime configuration: %w", err)
+		return fmt.Errorf("%s: %w", m.what, err)
 	}
 	m.wg.Add(1)
 	go m.loop()
@@ -113,7 +121,7 @@ func (m *Manager[T]) loop() {
 			return
 		case <-t.C:
 			if err := m.reload(); err != nil {
-				m.logger.Error("runtime configuration not reloaded, the previous one stays in effect", "file", m.cfg.File, "err", err)
+				m.logger.Error(m.what+" not reloaded, the previous one stays in effect", "file", m.cfg.File, "err", err)
 			}
 		}
 	}
@@ -141,6 +149,6 @@ func (m *Manager[T]) reload() error {
 	m.reloadSuccess.Set(1)
 	m.hash.Reset()
 	m.hash.WithLabelValues(hash).Set(1)
-	m.logger.Info("runtime configuration loaded", "file", m.cfg.File, "sha256", hash)
+	m.logger.Info(m.what+" loaded", "file", m.cfg.File, "sha256", hash)
 	return nil
 }
