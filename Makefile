@@ -2,7 +2,7 @@
 
 # Test tools installed with `go install` (versitygw, golangci-lint) live here.
 export PATH := $(shell go env GOPATH)/bin:$(PATH)
-.PHONY: run build test test-unit test-race vet lint lint-deps check-proto check-mod test-deps proto docs cluster bench
+.PHONY: run build test test-unit test-race vet lint lint-deps check-proto check-mod check-dashboards test-deps proto docs dashboards cluster bench
 
 GOLANGCI_LINT_VERSION := v2.15.0
 # Every package but integration/, whose tests start real processes.
@@ -29,7 +29,7 @@ build:
 # integration tests build the strata binary themselves, which go test's cache cannot see: they always run.
 # They also build a current Prometheus (integration/prometheus), 6-8 minutes cold on 2 cores: hence the
 # timeout above go test's default 10 minutes.
-test: test-deps
+test: test-deps check-dashboards
 	go test $(UNIT_PACKAGES)
 	go test -count=1 -timeout 30m ./integration/
 
@@ -59,10 +59,19 @@ lint-deps:
 check-proto:
 	./scripts/check-proto.sh
 
-# go.mod and go.sum are tidy, Strata's and the integration tests' Prometheus module's.
+# go.mod and go.sum are tidy, Strata's, the integration tests' Prometheus module's and the dashboard
+# generator's.
 check-mod:
 	go mod tidy -diff
 	cd integration/prometheus && go mod tidy -diff
+	cd production/dashboards/gen && GOWORK=off go mod tidy -diff
+
+# The committed dashboards are what their generator writes (its own module: the Grafana Foundation SDK stays
+# out of Strata's go.mod), and the alerting rules load in promtool. integration/dashboards_test.go runs
+# every expression of both against a Strata that scrapes itself.
+check-dashboards:
+	cd production/dashboards/gen && GOWORK=off go vet . && GOWORK=off go run . -check -out ..
+	promtool check rules production/alerts/strata-alerts.yaml
 
 # Debian's prometheus package (a real remote-write client), versitygw (a real S3 server), protoc, memcached
 # and chromium (a headless browser for the query page's test).
@@ -75,6 +84,10 @@ proto:
 
 docs:
 	go run ./tools/configdocs -o docs/configuration.md
+
+# Writes production/dashboards/*.json from production/dashboards/gen.
+dashboards:
+	cd production/dashboards/gen && GOWORK=off go run . -out ..
 
 # 3 ingesters, 2 distributors, 2 queriers on this machine (docs/operations.md).
 cluster:

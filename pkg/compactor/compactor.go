@@ -254,7 +254,7 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
-	return &metrics{
+	m := &metrics{
 		runs: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_compactor_runs_total",
 			Help: "Passes over all owned tenants started, by pass (compaction or cleanup).",
@@ -288,4 +288,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Uploaded blocks whose validation ended, by result (complete or failed).",
 		}, []string{"result"}),
 	}
+	// The series of each pass and reason exist from the start, at zero: a failure ratio (dashboards,
+	// alerts) then has a value before the first failure, and an absent series means no compactor runs.
+	for _, pass := range []string{"compaction", "cleanup"} {
+		m.runs.WithLabelValues(pass)
+		m.runsFailed.WithLabelValues(pass)
+	}
+	for _, reason := range []string{reasonCompacted, reasonRetention} {
+		m.markedDeleted.WithLabelValues(reason)
+	}
+	return m
 }
