@@ -29,6 +29,8 @@ type Config struct {
 
 	// AlertmanagerURL lists the Alertmanagers alerts go to, comma-separated; empty sends none.
 	AlertmanagerURL string
+	// AlertmanagerClient is the TLS and basic auth of the requests to AlertmanagerURL.
+	AlertmanagerClient AlertmanagerClientConfig
 	// NotificationQueueCapacity bounds each tenant's alerts waiting to be sent.
 	NotificationQueueCapacity int
 	// NotificationTimeout bounds one send of alerts to an Alertmanager.
@@ -59,6 +61,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 		"How often the ruler checks the ruler ring for changes, which move rule groups between rulers; a change syncs at once instead of at the next poll.")
 	f.StringVar(&c.AlertmanagerURL, "ruler.alertmanager-url", "",
 		"Comma-separated URLs of the Alertmanagers the ruler sends alerts to, with the path of their API (Strata's: http://host:port/alertmanager) and basic-auth credentials if needed; each request carries the tenant in X-Scope-OrgID. Empty: the Alertmanager of this process if it runs one, else alerts are not sent.")
+	c.AlertmanagerClient.RegisterFlags(f)
 	f.IntVar(&c.NotificationQueueCapacity, "ruler.notification-queue-capacity", 10000,
 		"Alerts of one tenant waiting to be sent; beyond it the oldest are dropped.")
 	f.DurationVar(&c.NotificationTimeout, "ruler.notification-timeout", 10*time.Second,
@@ -102,8 +105,10 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("ruler: -ruler.query-frontend.address %q is not an http(s) URL with a host", c.QueryFrontendAddress))
 		}
 	}
-	if _, err := parseAlertmanagerURLs(c.AlertmanagerURL); err != nil {
+	if urls, err := parseAlertmanagerURLs(c.AlertmanagerURL); err != nil {
 		errs = append(errs, fmt.Errorf("ruler: %w", err))
+	} else if err := c.AlertmanagerClient.validate(urls); err != nil {
+		errs = append(errs, err)
 	}
 	if c.ResendDelay < 0 {
 		errs = append(errs, errors.New("ruler: -ruler.resend-delay must not be negative"))

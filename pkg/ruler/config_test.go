@@ -14,6 +14,9 @@ func TestConfig_DefaultsAndValidate(t *testing.T) {
 	cfg.RegisterFlags(fs)
 	require.NoError(t, fs.Parse(nil))
 	require.NoError(t, cfg.Validate())
+	// The TLS settings carry their flag prefix; they are checked in alertmanager_client_test.go.
+	require.False(t, cfg.AlertmanagerClient.TLS.Enabled)
+	cfg.AlertmanagerClient = AlertmanagerClientConfig{}
 	require.Equal(t, Config{
 		PollInterval:              time.Minute,
 		EvaluationInterval:        time.Minute,

@@ -50,6 +50,7 @@ type alertNotifier struct {
 	cfg         Config
 	urls        []*url.URL
 	sendFunc    SendAlertsFunc // nil: over HTTP to urls
+	client      *http.Client   // -ruler.alertmanager-client.tls-*; nil: the notifier's own
 	externalURL string
 	reg         prometheus.Registerer
 	logger      *slog.Logger
@@ -65,8 +66,8 @@ type tenantNotifier struct {
 	done    chan struct{}
 }
 
-func newAlertNotifier(cfg Config, urls []*url.URL, send SendAlertsFunc, reg prometheus.Registerer, logger *slog.Logger) *alertNotifier {
-	return &alertNotifier{
+func newAlertNotifier(cfg Config, urls []*url.URL, send SendAlertsFunc, reg prometheus.Registerer, logger *slog.Logger) (*alertNotifier, error) {
+	n := &alertNotifier{
 		cfg:         cfg,
 		urls:        urls,
 		sendFunc:    send,
@@ -75,6 +76,14 @@ func newAlertNotifier(cfg Config, urls []*url.URL, send SendAlertsFunc, reg prom
 		logger:      logger,
 		notifiers:   map[string]*tenantNotifier{},
 	}
+	if send == nil {
+		client, err := cfg.AlertmanagerClient.httpClient()
+		if err != nil {
+			return nil, fmt.Errorf("ruler: -ruler.alertmanager-client.tls-*: %w", err)
+		}
+		n.client = client
+	}
+	return n, nil
 }
 
 // send queues what rules hands over after an evaluation: firing alerts until their ValidUntil, and
@@ -130,6 +139,12 @@ func (n *alertNotifier) newTenantNotifier(tenantID string) (*tenantNotifier, err
 			if n.sendFunc != nil {
 				return n.sendFunc(tenant.NewContext(ctx, tenantID), req)
 			}
+			if user, password, ok := n.cfg.AlertmanagerClient.basicAuth(n.urls, req.URL); ok {
+				req.SetBasicAuth(user, password)
+			}
+			if n.client != nil {
+				client = n.client
+			}
 			if client == nil {
 				client = http.DefaultClient
 			}
@@ -145,11 +160,7 @@ func (n *alertNotifier) newTenantNotifier(tenantID string) (*tenantNotifier, err
 		amCfg.Scheme = u.Scheme
 		amCfg.PathPrefix = u.Path
 		amCfg.Timeout = model.Duration(n.cfg.NotificationTimeout)
-		amCfg.HTTPClientConfig = promconfig.DefaultHTTPClientConfig
-		if u.User != nil {
-			password, _ := u.User.Password()
-			amCfg.HTTPClientConfig.BasicAuth = &promconfig.BasicAuth{Username: u.User.Username(), Password: promconfig.Secret(password)}
-		}
+		amCfg.HTTPClientConfig = promconfig.DefaultHTTPClientConfig // basic auth is added by Do, with TLS or without
 		cfg.AlertingConfig.AlertmanagerConfigs = append(cfg.AlertingConfig.AlertmanagerConfigs, &amCfg)
 		groups[fmt.Sprintf("config-%d", i)] = []*targetgroup.Group{{
 			Source:  u.String(),

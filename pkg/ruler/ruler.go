@@ -163,7 +163,9 @@ func New(cfg Config, store rulestore.Store, deps Dependencies, reg prometheus.Re
 		urls, send = []*url.URL{ringURL}, deps.SendAlerts
 	}
 	if deps.Notify == nil && len(urls) > 0 {
-		r.notifier = newAlertNotifier(cfg, urls, send, reg, r.logger)
+		if r.notifier, err = newAlertNotifier(cfg, urls, send, reg, r.logger); err != nil {
+			return nil, err
+		}
 		r.deps.Notify = r.notifier.send
 	}
 	return r, nil
