@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -118,6 +120,7 @@ func TestSecureCluster(t *testing.T) {
 		"-server.http-tls-cert-path=" + cert, "-server.http-tls-key-path=" + key,
 		"-server.grpc-tls-cert-path=" + cert, "-server.grpc-tls-key-path=" + key, "-server.grpc-tls-ca-path=" + ca.CertPath,
 		"-auth.type=basic", "-auth.credentials-file=" + creds,
+		"-memberlist.tls-enabled", "-memberlist.tls-cert-path=" + cert, "-memberlist.tls-key-path=" + key, "-memberlist.tls-ca-path=" + ca.CertPath,
 	}
 	for _, client := range []string{"ingester.client", "store-gateway.client", "querier.frontend-client", "ruler.client", "alertmanager.alertmanager-client"} {
 		secure = append(secure, "-"+client+".tls-enabled", "-"+client+".tls-ca-path="+ca.CertPath,
@@ -202,6 +205,18 @@ remote_write:
 		cancel()
 		_ = conn.Close()
 		require.Error(t, err, "plain gRPC to %s", p.grpcAddr)
+	}
+	// The gossip ports speak TLS only: a plain-text peer is disconnected without an answer.
+	for _, gossip := range strings.Split(c.joinAddr, ",") {
+		conn, err := net.DialTimeout("tcp", gossip, 2*time.Second)
+		require.NoError(t, err)
+		_, _ = conn.Write([]byte("plain-text gossip\n"))
+		require.NoError(t, conn.SetReadDeadline(time.Now().Add(15*time.Second)))
+		answer, err := io.ReadAll(conn)
+		_ = conn.Close()
+		var netErr net.Error
+		require.False(t, errors.As(err, &netErr) && netErr.Timeout(), "gossip port %s held a plain-text connection open", gossip)
+		require.Less(t, len(answer), 16, "a TLS alert at most")
 	}
 	// A gRPC client with a certificate of another CA is refused too: only members may name tenants.
 	other := tlstest.NewCA(t, dir, "other")

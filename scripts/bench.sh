@@ -18,6 +18,9 @@
 #   RECEIVERS="strata strata-rw2": scenario a's load to Strata in remote write 1.0, then 2.0 (each series
 #      with its metadata), for the cost of 2.0 beside 1.0
 #
+#   RECEIVERS="strata strata-tls": scenario a's load to Strata in plain HTTP without authentication, then
+#      over HTTPS with -auth.type=basic, for the cost of TLS and authentication
+#
 #   all: a and d in one table (the single nodes get the load once), then b, then c with 30 s timed
 #   passes, then e
 #
@@ -66,8 +69,10 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # cpu_seconds PID: user+system CPU time of the process.
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
-wait_ready() { # URL
-	for _ in $(seq 1 300); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.2; done
+wait_ready() { # URL [CURL-ARGS...]
+	local url="$1"
+	shift
+	for _ in $(seq 1 300); do curl -sf "$@" "$url" >/dev/null 2>&1 && return 0; sleep 0.2; done
 	echo "not ready: $1" >&2
 	return 1
 }
@@ -365,6 +370,8 @@ for r in $RECEIVERS; do
 	dir="$work/$r"
 	mkdir -p "$dir"
 	pids=()
+	secure=()     # loadgen's TLS and credential flags for strata-tls
+	ready_args=() # curl's
 	case "$r" in
 	strata-rf3)
 		mapfile -t pids < <(start_cluster "$dir" "$port")
@@ -378,6 +385,20 @@ for r in $RECEIVERS; do
 			-server.grpc-listen-address=127.0.0.1 -server.grpc-listen-port="$(free_port)" >"$dir.log" 2>&1 &
 		url="http://127.0.0.1:$port/api/v1/push"
 		ready="http://127.0.0.1:$port/ready"
+		;;
+	strata-tls)
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=strata \
+			-addext subjectAltName=IP:127.0.0.1 -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
+		printf 'credentials:\n  - {name: bench, secret_hash: "sha256:%s", tenants: [bench], roles: [write]}\n' \
+			"$(printf bench-secret | sha256sum | cut -d' ' -f1)" >"$dir/credentials.yaml"
+		"$work/bin/strata" "${limits_off[@]}" -data.dir="$dir" -auth.type=basic -auth.credentials-file="$dir/credentials.yaml" \
+			-server.http-tls-cert-path="$dir/cert.pem" -server.http-tls-key-path="$dir/key.pem" \
+			-server.http-listen-address=127.0.0.1 -server.http-listen-port="$port" \
+			-server.grpc-listen-address=127.0.0.1 -server.grpc-listen-port="$(free_port)" >"$dir.log" 2>&1 &
+		url="https://127.0.0.1:$port/api/v1/push"
+		ready="https://127.0.0.1:$port/ready"
+		ready_args=(--cacert "$dir/cert.pem")
+		secure=(-tls-ca-path "$dir/cert.pem" -basic-auth bench:bench-secret)
 		;;
 	prometheus)
 		printf 'global: {scrape_interval: 1h}\n' >"$dir.yml"
@@ -395,10 +416,10 @@ for r in $RECEIVERS; do
 	if [ ${#pids[@]} -eq 0 ]; then
 		pids=($!)
 	fi
-	wait_ready "$ready"
+	wait_ready "$ready" "${ready_args[@]}"
 	# The distributor is ready before it sees the ingesters: wait for writes to succeed.
 	for _ in $(seq 1 100); do
-		"$work/bin/loadgen" write -url "$url" -auth-disabled -series 10 -rounds 1 >/dev/null 2>&1 && break
+		"$work/bin/loadgen" write -url "$url" -auth-disabled "${secure[@]}" -series 10 -rounds 1 >/dev/null 2>&1 && break
 		sleep 0.3
 	done
 	if [ "$SCENARIO" = b ]; then
@@ -407,7 +428,7 @@ for r in $RECEIVERS; do
 		"$work/bin/loadgen" write -url "$url" -auth-disabled -series "$SERIES" -interval 15s -batch "$BATCH" \
 			-concurrency "$CONCURRENCY" -rounds 3 -json "$work/$r.json" >"$work/$r.loadgen.txt"
 	else
-		load=(-url "$url" -auth-disabled -series "$SERIES" -interval 0 -batch "$BATCH" -concurrency "$CONCURRENCY")
+		load=(-url "$url" -auth-disabled "${secure[@]}" -series "$SERIES" -interval 0 -batch "$BATCH" -concurrency "$CONCURRENCY")
 		if [ "$r" = strata-rw2 ]; then
 			load+=(-protocol 2.0)
 		fi

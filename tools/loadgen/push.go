@@ -3,9 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -25,6 +30,14 @@ type pusher struct {
 func newPusher(cfg pushConfig, urls []string, tenantHeader string, concurrency int) *pusher {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 2 * concurrency
+	if cfg.TLSCAPath != "" {
+		pem, err := os.ReadFile(cfg.TLSCAPath)
+		pool := x509.NewCertPool()
+		if err != nil || !pool.AppendCertsFromPEM(pem) {
+			panic(fmt.Sprintf("-tls-ca-path %s: no PEM certificate could be read (%v)", cfg.TLSCAPath, err))
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+	}
 	return &pusher{cfg: cfg, client: &http.Client{Transport: tr, Timeout: cfg.Timeout}, urls: urls, tenantHeader: tenantHeader,
 		contentType: "application/x-protobuf"}
 }
@@ -83,6 +96,9 @@ func (p *pusher) attempt(ctx context.Context, url, tenant string, body []byte) (
 	req.Header.Set("User-Agent", "strata-loadgen")
 	if p.tenantHeader != "" {
 		req.Header.Set(p.tenantHeader, tenant)
+	}
+	if user, password, ok := strings.Cut(p.cfg.BasicAuth, ":"); ok {
+		req.SetBasicAuth(user, password)
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {

@@ -99,11 +99,16 @@ type pushConfig struct {
 	MaxRetries int
 	MinBackoff time.Duration
 	MaxBackoff time.Duration
+	// TLSCAPath and BasicAuth reach a receiver that serves TLS and authenticates (Strata's -auth.type=basic).
+	TLSCAPath string
+	BasicAuth string
 }
 
 // RegisterFlags registers the retry flags; the defaults are Prometheus' queue_config defaults.
 func (c *pushConfig) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.Timeout, "timeout", 30*time.Second, "timeout of one HTTP attempt")
+	f.StringVar(&c.TLSCAPath, "tls-ca-path", "", "CA bundle (PEM) to verify an https receiver with")
+	f.StringVar(&c.BasicAuth, "basic-auth", "", "user:password sent as HTTP basic auth")
 	f.IntVar(&c.MaxRetries, "max-retries", 10, "retries of a request answered with 5xx, 429 or a network error before it counts as failed")
 	f.DurationVar(&c.MinBackoff, "min-backoff", 30*time.Millisecond, "first retry delay, doubled on each retry")
 	f.DurationVar(&c.MaxBackoff, "max-backoff", 5*time.Second, "longest retry delay, also the cap on Retry-After")
