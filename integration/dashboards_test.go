@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -14,6 +15,9 @@ import (
 
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
 // monitoringTenant is the tenant a Prometheus writes Strata's own metrics to in this test, as an operator
@@ -92,6 +96,21 @@ func driveEveryComponent(t *testing.T, s *strataProcess) {
 		code, body := push(t, s.url("/api/v1/push"), tenantID, req)
 		require.Equal(t, http.StatusNoContent, code, body)
 	}
+	// An OTLP export of a counter, as an OpenTelemetry SDK sends it.
+	ctx := context.Background()
+	exporter, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpointURL(s.url("/otlp/v1/metrics")),
+		otlpmetrichttp.WithHeaders(map[string]string{"X-Scope-OrgID": "team-a"}))
+	require.NoError(t, err)
+	reader := sdkmetric.NewManualReader()
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	jobs, err := provider.Meter("dashboards-test").Int64Counter("jobs.done")
+	require.NoError(t, err)
+	jobs.Add(ctx, 3)
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(ctx, &rm))
+	require.NoError(t, exporter.Export(ctx, &rm))
+	require.NoError(t, provider.Shutdown(ctx))
+
 	// A rejected series: the discarded-samples panels and alert have a reason to show.
 	bad := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
 		Labels:  []prompb.Label{{Name: "__name__", Value: "app_requests_total"}, {Name: "bad-label", Value: "x"}},

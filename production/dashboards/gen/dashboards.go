@@ -37,6 +37,12 @@ func writes() dash {
 				{title: "Samples discarded by reason", unit: "short",
 					description: "Samples per second refused by validation or a limit; the reason names the limit (docs/errors.md).",
 					targets:     []target{{`sum by (reason) (rate(strata_discarded_samples_total{` + j + `}[$__rate_interval]))`, "{{reason}}"}}},
+				{title: "OTLP data points by tenant", unit: "short",
+					description: "OTLP data points per second received on /otlp/v1/metrics, by tenant, and the OTLP requests.",
+					targets: []target{
+						{`sum by (user) (rate(strata_distributor_otlp_received_data_points_total{` + j + `}[$__rate_interval]))`, "{{user}}"},
+						{`sum(rate(strata_distributor_otlp_requests_total{` + j + `}[$__rate_interval]))`, "requests"},
+					}},
 				{title: "Distributor processes", unit: "short",
 					description: "Strata processes scraped under $job, and how many are up.",
 					targets: []target{
@@ -97,6 +103,9 @@ func reads() dash {
 				{title: "Results cache", unit: "percentunit",
 					description: "Share of range-query pieces answered from the results cache.",
 					targets:     []target{{`sum(rate(strata_frontend_query_result_cache_hits_total{` + j + `}[$__rate_interval])) / sum(rate(strata_frontend_query_result_cache_requests_total{` + j + `}[$__rate_interval]))`, "hit ratio"}}},
+				{title: "Cache hit ratio by cache", unit: "percentunit",
+					description: "Share of keys found, for each cache the query path uses (in memory or memcached).",
+					targets:     []target{{`sum by (name) (rate(strata_cache_hits_total{` + j + `}[$__rate_interval])) / sum by (name) (rate(strata_cache_fetched_keys_total{` + j + `}[$__rate_interval]))`, "{{name}}"}}},
 				{title: "Split queries and retries", unit: "short",
 					description: "Range queries split by interval per second, and queries retried on another querier.",
 					targets: []target{
