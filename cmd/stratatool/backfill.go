@@ -48,7 +48,9 @@ func registerBackfillCommand(app *kingpin.Application, cfg *clientConfig, comman
 			return 1
 		}
 		// Uploads stream files of any size: only the wait for an answer is bounded.
-		c.http = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, ResponseHeaderTimeout: requestTimeout}}
+		transport := c.transport.Clone()
+		transport.ResponseHeaderTimeout = requestTimeout
+		c.http = &http.Client{Transport: transport}
 		b := &backfill{c: c, out: stdout, validationTimeout: *timeout, poll: 200 * time.Millisecond}
 		if b.run(context.Background(), blocks) {
 			return 0

@@ -14,6 +14,7 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 
 	"github.com/strata-metrics/strata/pkg/tenant"
+	"github.com/strata-metrics/strata/pkg/tlsconfig"
 )
 
 // requestTimeout bounds each request to the cluster.
@@ -29,7 +30,16 @@ type clientConfig struct {
 	tenantID  string
 	user      string
 	key       string
+	password  string // --key by another name
 	authToken string
+	token     string // --auth-token by another name
+	tls       clientTLS
+}
+
+// clientTLS is how the cluster's certificate is verified and which client certificate is presented.
+type clientTLS struct {
+	caPath, certPath, keyPath, serverName string
+	insecureSkipVerify                    bool
 }
 
 func (c *clientConfig) registerFlags(app *kingpin.Application) {
@@ -41,15 +51,69 @@ func (c *clientConfig) registerFlags(app *kingpin.Application) {
 		Envar("STRATA_API_USER").StringVar(&c.user)
 	app.Flag("key", "Password (API key) for basic authentication.").
 		Envar("STRATA_API_KEY").StringVar(&c.key)
+	app.Flag("password", "Password for basic authentication, as --key.").
+		Envar("STRATA_PASSWORD").StringVar(&c.password)
 	app.Flag("auth-token", "Bearer token for authentication, instead of --user and --key.").
 		Envar("STRATA_AUTH_TOKEN").StringVar(&c.authToken)
+	app.Flag("bearer-token", "Bearer token for authentication, as --auth-token.").
+		Envar("STRATA_TOKEN").StringVar(&c.token)
+	app.Flag("tls-ca-path", "CA bundle (PEM) the cluster's certificate must chain to; empty uses the system's roots.").
+		Envar("STRATA_TLS_CA_PATH").StringVar(&c.tls.caPath)
+	app.Flag("tls-cert-path", "Client certificate (PEM) presented to a cluster that asks for one (-auth.type=mtls).").
+		Envar("STRATA_TLS_CERT_PATH").StringVar(&c.tls.certPath)
+	app.Flag("tls-key-path", "Private key (PEM) of --tls-cert-path.").
+		Envar("STRATA_TLS_KEY_PATH").StringVar(&c.tls.keyPath)
+	app.Flag("tls-server-name", "Name the cluster's certificate must carry; empty uses the host of --address.").
+		StringVar(&c.tls.serverName)
+	app.Flag("tls-insecure-skip-verify", "Accept any certificate from the cluster, unverified. For tests only.").
+		BoolVar(&c.tls.insecureSkipVerify)
+}
+
+// mergeSpelling returns the value given under either of two flag names; different values are an error.
+func mergeSpelling(a, b, names string) (string, error) {
+	if a != "" && b != "" && a != b {
+		return "", fmt.Errorf("%s are the same setting with different values: give one of them", names)
+	}
+	if a == "" {
+		return b, nil
+	}
+	return a, nil
+}
+
+// transport returns the HTTP transport to the cluster, with the TLS flags applied.
+func (c *clientConfig) transport(scheme string) (*http.Transport, error) {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	if c.tls == (clientTLS{}) {
+		return t, nil
+	}
+	if scheme != "https" {
+		return nil, errors.New("--tls-* flags need an https:// --address")
+	}
+	if (c.tls.certPath == "") != (c.tls.keyPath == "") {
+		return nil, errors.New("--tls-cert-path and --tls-key-path go together")
+	}
+	tlsCfg, err := (&tlsconfig.ClientConfig{
+		Enabled:            true,
+		CAPath:             c.tls.caPath,
+		CertPath:           c.tls.certPath,
+		KeyPath:            c.tls.keyPath,
+		ServerName:         c.tls.serverName,
+		InsecureSkipVerify: c.tls.insecureSkipVerify,
+		Common:             tlsconfig.Common{MinVersion: "VersionTLS12"},
+	}).TLSConfig()
+	if err != nil {
+		return nil, fmt.Errorf("--tls-*: %w", err)
+	}
+	t.TLSClientConfig = tlsCfg
+	return t, nil
 }
 
 // client talks to one tenant's APIs of a cluster.
 type client struct {
-	cfg  clientConfig
-	base string // the address, without a trailing slash
-	http *http.Client
+	cfg       clientConfig
+	base      string // the address, without a trailing slash
+	transport *http.Transport
+	http      *http.Client
 }
 
 func (c *clientConfig) newClient() (*client, error) {
@@ -66,10 +130,22 @@ func (c *clientConfig) newClient() (*client, error) {
 	if err := tenant.ValidateID(c.tenantID); err != nil {
 		return nil, fmt.Errorf("--id: %w", err)
 	}
-	if c.authToken != "" && (c.key != "" || c.user != "") {
+	cfg := *c
+	if cfg.key, err = mergeSpelling(c.key, c.password, "--key and --password"); err != nil {
+		return nil, err
+	}
+	if cfg.authToken, err = mergeSpelling(c.authToken, c.token, "--auth-token and --bearer-token"); err != nil {
+		return nil, err
+	}
+	if cfg.authToken != "" && (cfg.key != "" || cfg.user != "") {
 		return nil, errors.New("--auth-token and --user/--key both authenticate: give one of them")
 	}
-	return &client{cfg: *c, base: strings.TrimSuffix(c.address, "/"), http: &http.Client{Timeout: requestTimeout}}, nil
+	transport, err := c.transport(u.Scheme)
+	if err != nil {
+		return nil, err
+	}
+	return &client{cfg: cfg, base: strings.TrimSuffix(c.address, "/"), transport: transport,
+		http: &http.Client{Timeout: requestTimeout, Transport: transport}}, nil
 }
 
 // statusError is an answer of the cluster other than the one expected.
