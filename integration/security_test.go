@@ -2,8 +2,10 @@ package integration
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -296,3 +298,59 @@ func snappyWriteRequest(t *testing.T, req *prompb.WriteRequest) []byte {
 	require.NoError(t, err)
 	return snappy.Encode(nil, raw)
 }
+
+// TestBearerPrometheus: a real Prometheus writes with remote_write's authorization (a bearer token) and
+// the token's tenant reads it back; another tenant's token reads nothing of it.
+func TestBearerPrometheus(t *testing.T) {
+	dir := t.TempDir()
+	sha := func(token string) string {
+		sum := sha256.Sum256([]byte(token))
+		return "sha256:" + hex.EncodeToString(sum[:])
+	}
+	creds := writeFile(t, dir, "credentials.yaml", fmt.Sprintf(`credentials:
+  - {name: agent-a, secret_hash: %q, tenants: [team-a], roles: [write, read]}
+  - {name: agent-b, secret_hash: %q, tenants: [team-b], roles: [read]}
+`, sha("token-of-team-a"), sha("token-of-team-b")))
+	p := startStrata(t, filepath.Join(dir, "data"), "-auth.type=bearer", "-auth.credentials-file="+creds)
+
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "bearer_test_metric 5\n")
+	}))
+	t.Cleanup(target.Close)
+	startPrometheus3(t, fmt.Sprintf(`
+global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: app
+    static_configs:
+      - targets: [%q]
+remote_write:
+  - url: %s
+    authorization:
+      credentials: token-of-team-a
+    queue_config:
+      batch_send_deadline: 1s
+`, strings.TrimPrefix(target.URL, "http://"), p.url("/api/v1/push")))
+
+	bearer := func(token string) *http.Client {
+		return &http.Client{Transport: roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+			r = r.Clone(r.Context())
+			r.Header.Set("Authorization", "Bearer "+token)
+			return http.DefaultTransport.RoundTrip(r)
+		})}
+	}
+	query := p.url("/prometheus/api/v1/query?" + url.Values{"query": {"bearer_test_metric"}}.Encode())
+	require.Eventually(t, func() bool {
+		code, body := call(t, bearer("token-of-team-a"), http.MethodGet, query, "", nil)
+		return code == http.StatusOK && strings.Contains(body, `"5"`)
+	}, 60*time.Second, 250*time.Millisecond, "Prometheus' samples never became readable with team-a's token")
+	code, body := call(t, bearer("token-of-team-b"), http.MethodGet, query, "", nil)
+	require.Equal(t, http.StatusOK, code, body)
+	require.NotContains(t, body, "bearer_test_metric")
+	code, _ = call(t, bearer("token-of-team-c"), http.MethodGet, query, "", nil)
+	require.Equal(t, http.StatusUnauthorized, code)
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

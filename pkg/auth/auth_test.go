@@ -245,6 +245,13 @@ func TestBearer_TokensAndReload(t *testing.T) {
 	require.Equal(t, `Bearer realm="strata"`, header.Get("WWW-Authenticate"))
 	code, _, _ = do(t, c, s.url, request{path: "/prometheus/api/v1/labels", user: "dashboards", password: "grafana-token"})
 	require.Equal(t, http.StatusUnauthorized, code, "bearer mode takes no basic auth")
+	for _, req := range adminPaths {
+		code, _, _ := do(t, c, s.url, req)
+		require.Equal(t, http.StatusUnauthorized, code, req.path)
+		req.token = "grafana-token"
+		code, _, _ = do(t, c, s.url, req)
+		require.Equal(t, http.StatusForbidden, code, req.path)
+	}
 
 	// The dashboards token is revoked: it stops working at the next reload, although it is cached.
 	writeCredentials(t, creds,
