@@ -38,7 +38,7 @@ func sha256Hash(secret string) string {
 	return sha256Prefix + hex.EncodeToString(sum[:])
 }
 
-func writeCredentials(t *testing.T, path string, creds ...Credential) {
+func writeCredentials(t testing.TB, path string, creds ...Credential) {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("credentials:\n")
