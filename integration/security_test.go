@@ -354,3 +354,39 @@ remote_write:
 type roundTripperFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestSingleBinaryTLS: -target=all with TLS on both ports and basic auth; its own components reach each
+// other over gRPC with TLS (the querier's worker pulls queries from the query-frontend), so a query is
+// answered end to end.
+func TestSingleBinaryTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, dir, "ca")
+	cert, key := ca.Issue(t, "strata", "strata")
+	creds := secureCredentials(t, dir, [4]string{"app", "app-secret", "team-a", "write, read"})
+	args := []string{
+		"-server.http-tls-cert-path=" + cert, "-server.http-tls-key-path=" + key,
+		"-server.grpc-tls-cert-path=" + cert, "-server.grpc-tls-key-path=" + key, "-server.grpc-tls-ca-path=" + ca.CertPath,
+		"-auth.type=basic", "-auth.credentials-file=" + creds,
+	}
+	for _, client := range []string{"ingester.client", "store-gateway.client", "querier.frontend-client", "ruler.client", "alertmanager.alertmanager-client"} {
+		args = append(args, "-"+client+".tls-enabled", "-"+client+".tls-ca-path="+ca.CertPath,
+			"-"+client+".tls-cert-path="+cert, "-"+client+".tls-key-path="+key)
+	}
+	p := newStrataProcess(t, filepath.Join(dir, "data"), append([]string{"-ingester.ring.instance-addr=127.0.0.1", "-ingester.ring.instance-id=strata-test"}, args...)...)
+	pool := caPool(t, ca)
+	app := clientAs(pool, "app", "app-secret")
+	p.scheme, p.client = "https", app
+	p.start()
+
+	raw := snappyWriteRequest(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+		Labels:  []prompb.Label{{Name: "__name__", Value: "single_binary_metric"}},
+		Samples: []prompb.Sample{{Timestamp: time.Now().UnixMilli(), Value: 3}},
+	}}})
+	code, body := call(t, app, http.MethodPost, p.url("/api/v1/push"), "", strings.NewReader(string(raw)))
+	require.Equal(t, http.StatusNoContent, code, body)
+	for _, path := range []string{"/prometheus/api/v1/query?", "/prometheus/api/v1/query_range?step=15&start=" + unixSeconds(time.Now().Add(-time.Hour)) + "&end=" + unixSeconds(time.Now()) + "&"} {
+		code, body = call(t, app, http.MethodGet, p.url(path+url.Values{"query": {"single_binary_metric"}}.Encode()), "", nil)
+		require.Equal(t, http.StatusOK, code, body)
+		require.Contains(t, body, `"3"`, path)
+	}
+}

@@ -215,6 +215,9 @@ func (c *Config) Validate() error {
 	if err := c.validateAuth(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.validateInternalTLS(targets); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := parseLogLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
 	}

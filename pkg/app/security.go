@@ -2,8 +2,10 @@ package app
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
+	"slices"
 
 	"github.com/strata-metrics/strata/pkg/auth"
 )
@@ -26,6 +28,19 @@ func (c *Config) validateAuth() error {
 	// are part of the cluster may make those calls.
 	if c.Server.GRPCTLS.ClientAuthType() != tls.RequireAndVerifyClientCert && !isLoopback(c.Server.GRPCListenAddress) {
 		return fmt.Errorf("-auth.type=%s: the gRPC port trusts the tenant its callers name, so it must require client certificates (-server.grpc-tls-cert-path, -server.grpc-tls-key-path, -server.grpc-tls-ca-path) or listen on a loopback address only (-server.grpc-listen-address=127.0.0.1, for a single process)", c.Auth.Type)
+	}
+	return nil
+}
+
+// validateInternalTLS checks that a process whose own components reach each other over its gRPC port
+// can do so when that port serves TLS: the querier's worker pulls queries from the query-frontend of
+// the same process through it.
+func (c *Config) validateInternalTLS(targets []string) error {
+	if !c.Server.GRPCTLS.Enabled() || c.QuerierWorker.Client.TLS.Enabled || c.QuerierWorker.FrontendAddress != "" {
+		return nil
+	}
+	if slices.Contains(targets, TargetAll) || (slices.Contains(targets, TargetQuerier) && slices.Contains(targets, TargetFrontend)) {
+		return errors.New("the querier reaches this process' query-frontend through its gRPC port, which serves TLS: set -querier.frontend-client.tls-enabled with -querier.frontend-client.tls-ca-path (and -tls-cert-path, -tls-key-path when the port requires client certificates)")
 	}
 	return nil
 }
