@@ -228,4 +228,21 @@ func TestRemoteWrite2_MetadataIsAnsweredPerMetricFamily(t *testing.T) {
 	got = nil
 	mustGetAPI(t, strata.url(""), "/prometheus/api/v1/metadata", "team-other", url.Values{}, &got)
 	require.Empty(t, got, "another tenant sees none of it")
+
+	// The same request again, with one new sample: the ingester refuses the six it already holds at that
+	// timestamp with other values, and the headers count only what was written.
+	for i := range req.Timeseries {
+		req.Timeseries[i].Samples = []writev2.Sample{{Value: 2, Timestamp: now}}
+	}
+	req.Timeseries[0].Samples = append(req.Timeseries[0].Samples, writev2.Sample{Value: 3, Timestamp: now + 1})
+	raw, err = req.Marshal()
+	require.NoError(t, err)
+	httpReq, err = newPushRequest(strata.url("/api/v1/push"), "team-meta", raw)
+	require.NoError(t, err)
+	httpReq.Header.Set("Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request")
+	resp, err = http.DefaultClient.Do(httpReq)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	require.Equal(t, "1", resp.Header.Get("X-Prometheus-Remote-Write-Samples-Written"))
 }

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-metrics/strata/pkg/ingester/client"
+	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/remotewrite"
 	"github.com/strata-metrics/strata/pkg/ring"
 	"github.com/strata-metrics/strata/pkg/tenant"
@@ -177,15 +178,20 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Push validates and writes req for the tenant in ctx, within the same limits as a remote write: the
 // ruler writes its recording rules' results and alert state through it.
 func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest) error {
+	_, err := d.pushCounted(ctx, req)
+	return err
+}
+
+// pushCounted is Push that also says what was written, for a partial success's counts.
+func (d *Distributor) pushCounted(ctx context.Context, req *prompb.WriteRequest) (writeStats, error) {
 	if err := d.instance.admit(); err != nil {
-		return err
+		return writeStats{}, err
 	}
 	defer d.instance.release()
 	if err := d.checkRequestRate(ctx); err != nil {
-		return err
+		return writeStats{}, err
 	}
-	_, err := d.push(ctx, req, nil)
-	return err
+	return d.push(ctx, req, nil)
 }
 
 // push validates req and replicates its valid series. Invalid series are counted and dropped while the
@@ -305,10 +311,12 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, receiv
 		release()
 		return writeStats{}, httpError(http.StatusInternalServerError, "encode series: %v", err)
 	}
-	if err := d.replicate(ctx, encoded, keys, release); err != nil {
+	if rejected, err := d.replicate(ctx, encoded, keys, release); err != nil {
 		if statusOf(err) >= 500 {
 			written = writeStats{}
 		}
+		written.samples = max(0, written.samples-rejected.samples)
+		written.histograms = max(0, written.histograms-rejected.histograms)
 		return written, err
 	}
 	return written, rejections.err()
@@ -357,7 +365,8 @@ func (d *Distributor) checkRequestRate(ctx context.Context) error {
 
 // replicate sends every series and metadata entry (keys holds their tokens, series first) to its
 // replication set and waits for a quorum of each; release runs once every replication has finished.
-func (d *Distributor) replicate(ctx context.Context, encoded *encodedEntries, keys []uint32, release func()) error {
+// When ingesters refused some samples as bad input, rejected counts them.
+func (d *Distributor) replicate(ctx context.Context, encoded *encodedEntries, keys []uint32, release func()) (rejected writeStats, _ error) {
 	// Writes that have started must complete even if the client goes away: a quorum may already have
 	// acknowledged them elsewhere.
 	ctx = context.WithoutCancel(ctx)
@@ -375,21 +384,38 @@ func (d *Distributor) replicate(ctx context.Context, encoded *encodedEntries, ke
 		return nil
 	}, isClientError, release)
 	if err == nil {
-		return nil
+		return rejected, nil
 	}
 	if isClientError(err) {
-		return httpError(http.StatusBadRequest, "%s", status.Convert(errors.Unwrap(err)).Message())
+		st := grpcStatus(err)
+		for _, detail := range st.Details() {
+			if r, ok := detail.(*ingesterpb.PushRejected); ok {
+				rejected.samples, rejected.histograms = int(r.Samples), int(r.Histograms)
+			}
+		}
+		return rejected, httpError(http.StatusBadRequest, "%s", st.Message())
 	}
-	return httpError(http.StatusInternalServerError, "%v", err)
+	return rejected, httpError(http.StatusInternalServerError, "%v", err)
 }
 
 // isClientError tells an ingester's rejection of bad samples (don't retry) from its failures.
 func isClientError(err error) bool {
-	s, ok := status.FromError(errors.Unwrap(err))
-	if !ok {
-		s, ok = status.FromError(err)
+	s := grpcStatus(err)
+	return s != nil && s.Code() == codes.InvalidArgument
+}
+
+// grpcStatus is the status of an ingester's answer that replicate wrapped with the ingester's name, or
+// nil for an error that is no gRPC status.
+func grpcStatus(err error) *status.Status {
+	if inner := errors.Unwrap(err); inner != nil {
+		if s, ok := status.FromError(inner); ok {
+			return s
+		}
 	}
-	return ok && s.Code() == codes.InvalidArgument
+	if s, ok := status.FromError(err); ok {
+		return s
+	}
+	return nil
 }
 
 func (d *Distributor) dropFutureSamples(tenantID string, limits *validation.Limits, now time.Time, ts prompb.TimeSeries, rejections *rejectionList) []prompb.Sample {

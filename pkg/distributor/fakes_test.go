@@ -16,6 +16,8 @@ import (
 	"time"
 
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
@@ -370,4 +372,13 @@ func seriesString(ls []prompb.Label) string {
 		parts = append(parts, fmt.Sprintf("%s=%q", l.Name, l.Value))
 	}
 	return "{" + strings.Join(parts, ", ") + "}"
+}
+
+// ingesterRejection is the error of an ingester that refused samples and histograms of a push as bad
+// input, with the counts it details.
+func ingesterRejection(t testing.TB, samples, histograms int, msg string) error {
+	t.Helper()
+	st, err := status.New(codes.InvalidArgument, msg).WithDetails(&ingesterpb.PushRejected{Samples: int64(samples), Histograms: int64(histograms)})
+	require.NoError(t, err)
+	return st.Err()
 }

@@ -8,8 +8,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -94,11 +92,14 @@ func (h *OTLPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for _, ts := range req.wr.Timeseries {
 		samples += len(ts.Samples) + len(ts.Histograms)
 	}
-	var pushErr error
+	var (
+		written writeStats
+		pushErr error
+	)
 	if len(req.wr.Timeseries) > 0 {
-		pushErr = h.d.Push(r.Context(), &req.wr)
+		written, pushErr = h.d.pushCounted(r.Context(), &req.wr)
 	}
-	resp, err := otlpOutcome(req, samples, pushErr)
+	resp, err := otlpOutcome(req, samples, written, pushErr)
 	if err != nil {
 		if code := statusOf(err); code >= 500 && h.d.failureLogs.Allow() {
 			h.d.logger.Warn("OTLP push failed (at most one such line per second)", "tenant", tenantID, "err", err)
@@ -243,14 +244,10 @@ func asClientError(err error, what string) error {
 	return httpError(http.StatusBadRequest, "%s: %v", what, err)
 }
 
-// rejectedCount reads how many samples a push's 400 says were rejected: the distributor's validation
-// answers "N rejected: ...", an ingester "N samples rejected: ...".
-var rejectedCount = regexp.MustCompile(`^(\d+) (?:samples )?rejected: `)
-
 // otlpOutcome turns the translation's losses and the push's answer into the response: a success,
 // partial when some points were lost, or an error when nothing was written or the failure is worth a
 // retry.
-func otlpOutcome(req *otlpRequest, samples int, pushErr error) (pmetricotlp.ExportResponse, error) {
+func otlpOutcome(req *otlpRequest, samples int, written writeStats, pushErr error) (pmetricotlp.ExportResponse, error) {
 	resp := pmetricotlp.NewExportResponse()
 	var messages []string
 	rejected := req.dataPoints - req.translated
@@ -270,17 +267,11 @@ func otlpOutcome(req *otlpRequest, samples int, pushErr error) (pmetricotlp.Expo
 		// Dropped on purpose (say, the samples of an HA replica that is not elected): nothing to retry
 		// or fix, a warning.
 		messages = append(messages, pushErr.Error())
-	case code == http.StatusBadRequest && strings.HasPrefix(pushErr.Error(), "metadata rejected: "):
-		// An ingester refused metadata only; every sample was written.
-		messages = append(messages, pushErr.Error())
 	case code != http.StatusBadRequest:
 		return resp, pushErr
 	default:
-		m := rejectedCount.FindStringSubmatch(pushErr.Error())
-		if m == nil {
-			return resp, pushErr
-		}
-		n, _ := strconv.Atoi(m[1])
+		// Refused by validation or by ingesters; none when only metadata was.
+		n := samples - written.samples - written.histograms
 		if n >= samples {
 			return resp, pushErr // nothing was written
 		}

@@ -524,7 +524,7 @@ func TestOTLP_HoldsTheDecodedSizeInTheInflightBytes(t *testing.T) {
 
 func TestOTLP_IngesterRejectionsArePartialSuccess(t *testing.T) {
 	env := newOTLPEnv(t)
-	env.ingesters[0].failWith(status.Error(codes.InvalidArgument, "2 samples rejected: out of order sample"))
+	env.ingesters[0].failWith(ingesterRejection(t, 2, 0, "2 samples rejected: out of order sample"))
 	resp := decodeExportResponse(t, env.export(t, tenantA, testMetrics(), otlpBody{}), false)
 	require.Equal(t, int64(2), resp.PartialSuccess().RejectedDataPoints())
 	require.Contains(t, resp.PartialSuccess().ErrorMessage(), "out of order sample")
@@ -610,7 +610,7 @@ func TestOTLP_MetadataRejectedByIngestersIsAWarning(t *testing.T) {
 
 func TestOTLPOutcome_SamplesDroppedOnPurposeAreAWarning(t *testing.T) {
 	// The distributor answers 202 for the samples of an HA replica that is not the elected one.
-	resp, err := otlpOutcome(&otlpRequest{dataPoints: 4, translated: 4}, 9, httpError(http.StatusAccepted, "replica b is not the elected replica a of cluster c"))
+	resp, err := otlpOutcome(&otlpRequest{dataPoints: 4, translated: 4}, 9, writeStats{samples: 9}, httpError(http.StatusAccepted, "replica b is not the elected replica a of cluster c"))
 	require.NoError(t, err)
 	require.Equal(t, int64(0), resp.PartialSuccess().RejectedDataPoints())
 	require.Contains(t, resp.PartialSuccess().ErrorMessage(), "not the elected replica")

@@ -129,6 +129,16 @@ func TestServeHTTP_RemoteWrite2ReportsNothingWrittenWhenIngestersFail(t *testing
 	requireWritten(t, resp.Header(), 0, 0, 0)
 }
 
+func TestServeHTTP_RemoteWrite2WrittenLeavesOutWhatIngestersRefused(t *testing.T) {
+	// Ingesters refuse some samples as bad input (out of order, duplicates) and say how many: the headers
+	// count what was written, not what was sent.
+	env := newTestEnv(t, withReplication(1, 1))
+	env.ingesters[0].failWith(ingesterRejection(t, 3, 1, "4 samples rejected: out of order sample"))
+	resp := env.do(newPushRequestV2(t, tenantA, encodeRequestV2(t, mixedRequest(), true)))
+	require.Equal(t, http.StatusBadRequest, resp.Code)
+	requireWritten(t, resp.Header(), 12-3, 2-1, 6)
+}
+
 func TestServeHTTP_RemoteWrite2HostileBodies(t *testing.T) {
 	// A symbols table of one huge string, and a series referring to symbols far beyond it: refused or
 	// left out with a reason, never a crash, and nothing stored.

@@ -281,10 +281,19 @@ func TestPush_ReportsAtMostFiveRejectedSamples(t *testing.T) {
 	for i := range 8 {
 		old = append(old, floatSeries(upAPI, sample{t: baseTs + int64(i), v: 1}))
 	}
+	// A histogram series with one histogram out of order as well.
+	h := &histogram.Histogram{Count: 1, Sum: 1, PositiveSpans: []histogram.Span{{Offset: 0, Length: 1}}, PositiveBuckets: []int64{1}}
+	require.NoError(t, ing.push(t, tenantA, []prompb.TimeSeries{floatSeries(reqs, sample{t: baseTs + 30*minute, h: h})}))
+	old = append(old, floatSeries(reqs, sample{t: baseTs, h: h}))
 	err := ing.push(t, tenantA, old)
 	require.Equal(t, codes.InvalidArgument, status.Code(err))
-	require.Contains(t, err.Error(), "8 samples rejected")
-	require.Equal(t, 8.0, testutil.ToFloat64(ing.discarded.WithLabelValues(validation.ReasonSampleOutOfOrder, tenantA)))
+	require.Contains(t, err.Error(), "9 samples rejected")
+	require.Equal(t, 9.0, testutil.ToFloat64(ing.discarded.WithLabelValues(validation.ReasonSampleOutOfOrder, tenantA)))
+	// The distributor reads the counts from the status' detail, for remote write 2.0's Written headers.
+	details := status.Convert(err).Details()
+	require.Len(t, details, 1)
+	require.Equal(t, int64(8), details[0].(*ingesterpb.PushRejected).GetSamples())
+	require.Equal(t, int64(1), details[0].(*ingesterpb.PushRejected).GetHistograms())
 }
 
 func TestPush_AcceptsExactDuplicateSample(t *testing.T) {

@@ -122,7 +122,7 @@ func (i *Ingester) push(ctx context.Context, parts, partsV2 [][]byte) error {
 	}
 	if wrV2 != nil {
 		for _, invalid := range decoderV2.Invalid() {
-			a.rejected.addInvalid(&validation.Error{Reason: validation.ReasonInvalidSeries, Message: "remote write 2.0 series left out: " + invalid.Err.Error()}, invalid.Samples)
+			a.rejected.addInvalid(&validation.Error{Reason: validation.ReasonInvalidSeries, Message: "remote write 2.0 series left out: " + invalid.Err.Error()}, invalid.Samples, 0)
 		}
 		for j := range wrV2.Timeseries {
 			if err := a.appendSeries(&wrV2.Timeseries[j], func(k int) int64 { return decoderV2.SampleStart(j, k) }); err != nil {
@@ -145,7 +145,7 @@ func (i *Ingester) push(ctx context.Context, parts, partsV2 [][]byte) error {
 			err = t.metadata.add(m, maxFamilies, maxPerMetric)
 		}
 		if err != nil {
-			rejected.addInvalid(err, 0)
+			rejected.addInvalid(err, 0, 0)
 		}
 	}
 	if err := rejected.err(); err != nil {
@@ -193,7 +193,7 @@ func (a *requestAppender) appendSeries(ts *prompb.TimeSeries, sampleStart func(k
 	if ref == 0 {
 		// Existing series passed this when they were created: only new ones pay for it.
 		if err := validation.ValidateLabels(a.limits, ts.Labels); err != nil {
-			a.rejected.addInvalid(err, len(ts.Samples)+len(ts.Histograms))
+			a.rejected.addInvalid(err, len(ts.Samples), len(ts.Histograms))
 			return nil
 		}
 		lset = a.builder.Labels()
@@ -202,7 +202,7 @@ func (a *requestAppender) appendSeries(ts *prompb.TimeSeries, sampleStart func(k
 
 	for k, s := range ts.Samples {
 		if s.Timestamp > a.latest {
-			a.rejected.addInvalid(validation.ValidateSampleTimestamp(a.limits, a.ingester.now(), s.Timestamp, ts.Labels), 1)
+			a.rejected.addInvalid(validation.ValidateSampleTimestamp(a.limits, a.ingester.now(), s.Timestamp, ts.Labels), 1, 0)
 			continue
 		}
 		if sampleStart != nil {
@@ -225,14 +225,14 @@ func (a *requestAppender) appendSeries(ts *prompb.TimeSeries, sampleStart func(k
 				continue
 			}
 		}
-		if !a.rejected.add(err, s.Timestamp, lset) {
+		if !a.rejected.add(err, s.Timestamp, lset, false) {
 			return err
 		}
 	}
 	for k := range ts.Histograms {
 		h := &ts.Histograms[k]
 		if h.Timestamp > a.latest {
-			a.rejected.addInvalid(validation.ValidateSampleTimestamp(a.limits, a.ingester.now(), h.Timestamp, ts.Labels), 1)
+			a.rejected.addInvalid(validation.ValidateSampleTimestamp(a.limits, a.ingester.now(), h.Timestamp, ts.Labels), 0, 1)
 			continue
 		}
 		var v sampleValue
@@ -258,7 +258,7 @@ func (a *requestAppender) appendSeries(ts *prompb.TimeSeries, sampleStart func(k
 				continue
 			}
 		}
-		if !a.rejected.add(err, h.Timestamp, lset) {
+		if !a.rejected.add(err, h.Timestamp, lset, true) {
 			return err
 		}
 	}
@@ -309,20 +309,26 @@ func exemplarLabels(b *labels.ScratchBuilder, ls []prompb.Label) labels.Labels {
 type sampleRejections struct {
 	tenant   string
 	ingester *Ingester
-	count    int // samples rejected
+	count    int // samples and histograms rejected
+	// histograms of count, reported apart for the remote write 2.0 Written headers.
+	histograms int
 	// rejections counts every rejection, of metadata too, which has no samples.
 	rejections int
 	messages   []string
 }
 
-// add records err if it is a per-sample rejection and reports whether it was one.
-func (r *sampleRejections) add(err error, ts int64, lset labels.Labels) bool {
+// add records err if it is a per-sample (or, histogram, per-histogram) rejection and reports whether it
+// was one.
+func (r *sampleRejections) add(err error, ts int64, lset labels.Labels, histogram bool) bool {
 	reason := rejectionReason(err)
 	if reason == "" {
 		return false
 	}
 	r.ingester.metrics.discarded.WithLabelValues(reason, r.tenant).Inc()
 	r.count++
+	if histogram {
+		r.histograms++
+	}
 	r.rejections++
 	if len(r.messages) < maxReportedSampleErrors {
 		r.messages = append(r.messages, fmt.Sprintf("%s (%s) at timestamp %d for series %s", err, validation.ErrorID(reason), ts, lset))
@@ -330,13 +336,16 @@ func (r *sampleRejections) add(err error, ts int64, lset labels.Labels) bool {
 	return true
 }
 
-// addInvalid records input that failed validation: n samples of one series, or metadata when n is 0.
-func (r *sampleRejections) addInvalid(err error, n int) {
+// addInvalid records input that failed validation: samples and histograms of one series, or metadata
+// when both are 0.
+func (r *sampleRejections) addInvalid(err error, samples, histograms int) {
 	reason, _ := validation.ReasonOf(err)
+	n := samples + histograms
 	if n > 0 {
 		r.ingester.metrics.discarded.WithLabelValues(reason, r.tenant).Add(float64(n))
 	}
 	r.count += n
+	r.histograms += histograms
 	r.rejections++
 	if len(r.messages) < maxReportedSampleErrors {
 		r.messages = append(r.messages, err.Error())
@@ -350,7 +359,11 @@ func (r *sampleRejections) err() error {
 	if r.count == 0 {
 		return status.Errorf(codes.InvalidArgument, "metadata rejected: %s", strings.Join(r.messages, "; "))
 	}
-	return status.Errorf(codes.InvalidArgument, "%d samples rejected: %s", r.count, strings.Join(r.messages, "; "))
+	st := status.Newf(codes.InvalidArgument, "%d samples rejected: %s", r.count, strings.Join(r.messages, "; "))
+	if detailed, err := st.WithDetails(&ingesterpb.PushRejected{Samples: int64(r.count - r.histograms), Histograms: int64(r.histograms)}); err == nil {
+		st = detailed
+	}
+	return st.Err()
 }
 
 // rejectionReason maps a TSDB append error caused by the sample itself to its discard reason, or "" for

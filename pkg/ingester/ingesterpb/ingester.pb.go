@@ -166,6 +166,61 @@ func (*PushResponse) Descriptor() ([]byte, []int) {
 	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{1}
 }
 
+// PushRejected is the detail of a Push refused in part (InvalidArgument): how many samples and histograms
+// of the request were not written, so that the distributor reports exactly what was
+// (remote write 2.0's Written headers).
+type PushRejected struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Samples       int64                  `protobuf:"varint,1,opt,name=samples,proto3" json:"samples,omitempty"`
+	Histograms    int64                  `protobuf:"varint,2,opt,name=histograms,proto3" json:"histograms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushRejected) Reset() {
+	*x = PushRejected{}
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushRejected) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushRejected) ProtoMessage() {}
+
+func (x *PushRejected) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushRejected.ProtoReflect.Descriptor instead.
+func (*PushRejected) Descriptor() ([]byte, []int) {
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *PushRejected) GetSamples() int64 {
+	if x != nil {
+		return x.Samples
+	}
+	return 0
+}
+
+func (x *PushRejected) GetHistograms() int64 {
+	if x != nil {
+		return x.Histograms
+	}
+	return 0
+}
+
 type QueryRequest struct {
 	state    protoimpl.MessageState   `protogen:"open.v1"`
 	StartMs  int64                    `protobuf:"varint,1,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
@@ -179,7 +234,7 @@ type QueryRequest struct {
 
 func (x *QueryRequest) Reset() {
 	*x = QueryRequest{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[2]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -191,7 +246,7 @@ func (x *QueryRequest) String() string {
 func (*QueryRequest) ProtoMessage() {}
 
 func (x *QueryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[2]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -204,7 +259,7 @@ func (x *QueryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryRequest.ProtoReflect.Descriptor instead.
 func (*QueryRequest) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{2}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *QueryRequest) GetStartMs() int64 {
@@ -245,7 +300,7 @@ type QueryStreamResponse struct {
 
 func (x *QueryStreamResponse) Reset() {
 	*x = QueryStreamResponse{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[3]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -257,7 +312,7 @@ func (x *QueryStreamResponse) String() string {
 func (*QueryStreamResponse) ProtoMessage() {}
 
 func (x *QueryStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[3]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -270,7 +325,7 @@ func (x *QueryStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryStreamResponse.ProtoReflect.Descriptor instead.
 func (*QueryStreamResponse) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{3}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *QueryStreamResponse) GetSeries() []*seriespb.Series {
@@ -292,7 +347,7 @@ type LabelNamesRequest struct {
 
 func (x *LabelNamesRequest) Reset() {
 	*x = LabelNamesRequest{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[4]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -304,7 +359,7 @@ func (x *LabelNamesRequest) String() string {
 func (*LabelNamesRequest) ProtoMessage() {}
 
 func (x *LabelNamesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[4]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -317,7 +372,7 @@ func (x *LabelNamesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesRequest.ProtoReflect.Descriptor instead.
 func (*LabelNamesRequest) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{4}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LabelNamesRequest) GetStartMs() int64 {
@@ -357,7 +412,7 @@ type LabelNamesResponse struct {
 
 func (x *LabelNamesResponse) Reset() {
 	*x = LabelNamesResponse{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[5]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -369,7 +424,7 @@ func (x *LabelNamesResponse) String() string {
 func (*LabelNamesResponse) ProtoMessage() {}
 
 func (x *LabelNamesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[5]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -382,7 +437,7 @@ func (x *LabelNamesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesResponse.ProtoReflect.Descriptor instead.
 func (*LabelNamesResponse) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{5}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LabelNamesResponse) GetNames() []string {
@@ -405,7 +460,7 @@ type LabelValuesRequest struct {
 
 func (x *LabelValuesRequest) Reset() {
 	*x = LabelValuesRequest{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[6]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -417,7 +472,7 @@ func (x *LabelValuesRequest) String() string {
 func (*LabelValuesRequest) ProtoMessage() {}
 
 func (x *LabelValuesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[6]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -430,7 +485,7 @@ func (x *LabelValuesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesRequest.ProtoReflect.Descriptor instead.
 func (*LabelValuesRequest) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{6}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *LabelValuesRequest) GetName() string {
@@ -478,7 +533,7 @@ type LabelValuesResponse struct {
 
 func (x *LabelValuesResponse) Reset() {
 	*x = LabelValuesResponse{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[7]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -490,7 +545,7 @@ func (x *LabelValuesResponse) String() string {
 func (*LabelValuesResponse) ProtoMessage() {}
 
 func (x *LabelValuesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[7]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -503,7 +558,7 @@ func (x *LabelValuesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesResponse.ProtoReflect.Descriptor instead.
 func (*LabelValuesResponse) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{7}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LabelValuesResponse) GetValues() []string {
@@ -528,7 +583,7 @@ type SeriesRequest struct {
 
 func (x *SeriesRequest) Reset() {
 	*x = SeriesRequest{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[8]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -540,7 +595,7 @@ func (x *SeriesRequest) String() string {
 func (*SeriesRequest) ProtoMessage() {}
 
 func (x *SeriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[8]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -553,7 +608,7 @@ func (x *SeriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeriesRequest.ProtoReflect.Descriptor instead.
 func (*SeriesRequest) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{8}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SeriesRequest) GetStartMs() int64 {
@@ -601,7 +656,7 @@ type SeriesResponse struct {
 
 func (x *SeriesResponse) Reset() {
 	*x = SeriesResponse{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[9]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -613,7 +668,7 @@ func (x *SeriesResponse) String() string {
 func (*SeriesResponse) ProtoMessage() {}
 
 func (x *SeriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[9]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -626,7 +681,7 @@ func (x *SeriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeriesResponse.ProtoReflect.Descriptor instead.
 func (*SeriesResponse) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{9}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SeriesResponse) GetSeries() []*seriespb.Series {
@@ -648,7 +703,7 @@ type MetricsMetadataRequest struct {
 
 func (x *MetricsMetadataRequest) Reset() {
 	*x = MetricsMetadataRequest{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[10]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -660,7 +715,7 @@ func (x *MetricsMetadataRequest) String() string {
 func (*MetricsMetadataRequest) ProtoMessage() {}
 
 func (x *MetricsMetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[10]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -673,7 +728,7 @@ func (x *MetricsMetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsMetadataRequest.ProtoReflect.Descriptor instead.
 func (*MetricsMetadataRequest) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{10}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *MetricsMetadataRequest) GetMetric() string {
@@ -710,7 +765,7 @@ type MetricMetadata struct {
 
 func (x *MetricMetadata) Reset() {
 	*x = MetricMetadata{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[11]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -722,7 +777,7 @@ func (x *MetricMetadata) String() string {
 func (*MetricMetadata) ProtoMessage() {}
 
 func (x *MetricMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[11]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -735,7 +790,7 @@ func (x *MetricMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricMetadata.ProtoReflect.Descriptor instead.
 func (*MetricMetadata) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{11}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *MetricMetadata) GetMetricFamilyName() string {
@@ -775,7 +830,7 @@ type MetricsMetadataResponse struct {
 
 func (x *MetricsMetadataResponse) Reset() {
 	*x = MetricsMetadataResponse{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[12]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -787,7 +842,7 @@ func (x *MetricsMetadataResponse) String() string {
 func (*MetricsMetadataResponse) ProtoMessage() {}
 
 func (x *MetricsMetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[12]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -800,7 +855,7 @@ func (x *MetricsMetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsMetadataResponse.ProtoReflect.Descriptor instead.
 func (*MetricsMetadataResponse) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{12}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *MetricsMetadataResponse) GetMetadata() []*MetricMetadata {
@@ -820,7 +875,7 @@ type TSDBStatusRequest struct {
 
 func (x *TSDBStatusRequest) Reset() {
 	*x = TSDBStatusRequest{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[13]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -832,7 +887,7 @@ func (x *TSDBStatusRequest) String() string {
 func (*TSDBStatusRequest) ProtoMessage() {}
 
 func (x *TSDBStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[13]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -845,7 +900,7 @@ func (x *TSDBStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TSDBStatusRequest.ProtoReflect.Descriptor instead.
 func (*TSDBStatusRequest) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{13}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TSDBStatusRequest) GetLimit() int32 {
@@ -866,7 +921,7 @@ type CardinalityStat struct {
 
 func (x *CardinalityStat) Reset() {
 	*x = CardinalityStat{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[14]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -878,7 +933,7 @@ func (x *CardinalityStat) String() string {
 func (*CardinalityStat) ProtoMessage() {}
 
 func (x *CardinalityStat) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[14]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -891,7 +946,7 @@ func (x *CardinalityStat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CardinalityStat.ProtoReflect.Descriptor instead.
 func (*CardinalityStat) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{14}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CardinalityStat) GetName() string {
@@ -927,7 +982,7 @@ type TSDBStatusResponse struct {
 
 func (x *TSDBStatusResponse) Reset() {
 	*x = TSDBStatusResponse{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[15]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -939,7 +994,7 @@ func (x *TSDBStatusResponse) String() string {
 func (*TSDBStatusResponse) ProtoMessage() {}
 
 func (x *TSDBStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[15]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -952,7 +1007,7 @@ func (x *TSDBStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TSDBStatusResponse.ProtoReflect.Descriptor instead.
 func (*TSDBStatusResponse) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{15}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TSDBStatusResponse) GetNumSeries() uint64 {
@@ -1015,7 +1070,7 @@ type LabelNamesCardinalityRequest struct {
 
 func (x *LabelNamesCardinalityRequest) Reset() {
 	*x = LabelNamesCardinalityRequest{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[16]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1027,7 +1082,7 @@ func (x *LabelNamesCardinalityRequest) String() string {
 func (*LabelNamesCardinalityRequest) ProtoMessage() {}
 
 func (x *LabelNamesCardinalityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[16]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1040,7 +1095,7 @@ func (x *LabelNamesCardinalityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesCardinalityRequest.ProtoReflect.Descriptor instead.
 func (*LabelNamesCardinalityRequest) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{16}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *LabelNamesCardinalityRequest) GetMatchers() []*seriespb.LabelMatcher {
@@ -1068,7 +1123,7 @@ type LabelValueHashes struct {
 
 func (x *LabelValueHashes) Reset() {
 	*x = LabelValueHashes{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[17]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1080,7 +1135,7 @@ func (x *LabelValueHashes) String() string {
 func (*LabelValueHashes) ProtoMessage() {}
 
 func (x *LabelValueHashes) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[17]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1093,7 +1148,7 @@ func (x *LabelValueHashes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValueHashes.ProtoReflect.Descriptor instead.
 func (*LabelValueHashes) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{17}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *LabelValueHashes) GetLabelName() string {
@@ -1121,7 +1176,7 @@ type LabelNamesCardinalityResponse struct {
 
 func (x *LabelNamesCardinalityResponse) Reset() {
 	*x = LabelNamesCardinalityResponse{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[18]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1133,7 +1188,7 @@ func (x *LabelNamesCardinalityResponse) String() string {
 func (*LabelNamesCardinalityResponse) ProtoMessage() {}
 
 func (x *LabelNamesCardinalityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[18]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1146,7 +1201,7 @@ func (x *LabelNamesCardinalityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesCardinalityResponse.ProtoReflect.Descriptor instead.
 func (*LabelNamesCardinalityResponse) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{18}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *LabelNamesCardinalityResponse) GetLabels() []*LabelValueHashes {
@@ -1168,7 +1223,7 @@ type LabelValuesCardinalityRequest struct {
 
 func (x *LabelValuesCardinalityRequest) Reset() {
 	*x = LabelValuesCardinalityRequest{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[19]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1180,7 +1235,7 @@ func (x *LabelValuesCardinalityRequest) String() string {
 func (*LabelValuesCardinalityRequest) ProtoMessage() {}
 
 func (x *LabelValuesCardinalityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[19]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1193,7 +1248,7 @@ func (x *LabelValuesCardinalityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesCardinalityRequest.ProtoReflect.Descriptor instead.
 func (*LabelValuesCardinalityRequest) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{19}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LabelValuesCardinalityRequest) GetLabelNames() []string {
@@ -1227,7 +1282,7 @@ type LabelValueCount struct {
 
 func (x *LabelValueCount) Reset() {
 	*x = LabelValueCount{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[20]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1239,7 +1294,7 @@ func (x *LabelValueCount) String() string {
 func (*LabelValueCount) ProtoMessage() {}
 
 func (x *LabelValueCount) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[20]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1252,7 +1307,7 @@ func (x *LabelValueCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValueCount.ProtoReflect.Descriptor instead.
 func (*LabelValueCount) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{20}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LabelValueCount) GetValue() string {
@@ -1281,7 +1336,7 @@ type LabelValueCounts struct {
 
 func (x *LabelValueCounts) Reset() {
 	*x = LabelValueCounts{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[21]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1293,7 +1348,7 @@ func (x *LabelValueCounts) String() string {
 func (*LabelValueCounts) ProtoMessage() {}
 
 func (x *LabelValueCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[21]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1306,7 +1361,7 @@ func (x *LabelValueCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValueCounts.ProtoReflect.Descriptor instead.
 func (*LabelValueCounts) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{21}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LabelValueCounts) GetLabelName() string {
@@ -1334,7 +1389,7 @@ type LabelValuesCardinalityResponse struct {
 
 func (x *LabelValuesCardinalityResponse) Reset() {
 	*x = LabelValuesCardinalityResponse{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[22]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1346,7 +1401,7 @@ func (x *LabelValuesCardinalityResponse) String() string {
 func (*LabelValuesCardinalityResponse) ProtoMessage() {}
 
 func (x *LabelValuesCardinalityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[22]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1359,7 +1414,7 @@ func (x *LabelValuesCardinalityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesCardinalityResponse.ProtoReflect.Descriptor instead.
 func (*LabelValuesCardinalityResponse) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{22}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *LabelValuesCardinalityResponse) GetSeriesCountTotal() uint64 {
@@ -1388,7 +1443,7 @@ type ActiveSeriesRequest struct {
 
 func (x *ActiveSeriesRequest) Reset() {
 	*x = ActiveSeriesRequest{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[23]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1400,7 +1455,7 @@ func (x *ActiveSeriesRequest) String() string {
 func (*ActiveSeriesRequest) ProtoMessage() {}
 
 func (x *ActiveSeriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[23]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1413,7 +1468,7 @@ func (x *ActiveSeriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActiveSeriesRequest.ProtoReflect.Descriptor instead.
 func (*ActiveSeriesRequest) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{23}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ActiveSeriesRequest) GetMatchers() []*seriespb.LabelMatcher {
@@ -1440,7 +1495,7 @@ type ActiveSeriesResponse struct {
 
 func (x *ActiveSeriesResponse) Reset() {
 	*x = ActiveSeriesResponse{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[24]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1452,7 +1507,7 @@ func (x *ActiveSeriesResponse) String() string {
 func (*ActiveSeriesResponse) ProtoMessage() {}
 
 func (x *ActiveSeriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[24]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1465,7 +1520,7 @@ func (x *ActiveSeriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActiveSeriesResponse.ProtoReflect.Descriptor instead.
 func (*ActiveSeriesResponse) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{24}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ActiveSeriesResponse) GetSeries() []*seriespb.Series {
@@ -1489,7 +1544,7 @@ type ExemplarQueryRequest struct {
 
 func (x *ExemplarQueryRequest) Reset() {
 	*x = ExemplarQueryRequest{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[25]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1501,7 +1556,7 @@ func (x *ExemplarQueryRequest) String() string {
 func (*ExemplarQueryRequest) ProtoMessage() {}
 
 func (x *ExemplarQueryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[25]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1514,7 +1569,7 @@ func (x *ExemplarQueryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExemplarQueryRequest.ProtoReflect.Descriptor instead.
 func (*ExemplarQueryRequest) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{25}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ExemplarQueryRequest) GetStartMs() int64 {
@@ -1554,7 +1609,7 @@ type LabelMatchers struct {
 
 func (x *LabelMatchers) Reset() {
 	*x = LabelMatchers{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[26]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1566,7 +1621,7 @@ func (x *LabelMatchers) String() string {
 func (*LabelMatchers) ProtoMessage() {}
 
 func (x *LabelMatchers) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[26]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1579,7 +1634,7 @@ func (x *LabelMatchers) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelMatchers.ProtoReflect.Descriptor instead.
 func (*LabelMatchers) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{26}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *LabelMatchers) GetMatchers() []*seriespb.LabelMatcher {
@@ -1600,7 +1655,7 @@ type Exemplar struct {
 
 func (x *Exemplar) Reset() {
 	*x = Exemplar{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[27]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +1667,7 @@ func (x *Exemplar) String() string {
 func (*Exemplar) ProtoMessage() {}
 
 func (x *Exemplar) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[27]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +1680,7 @@ func (x *Exemplar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Exemplar.ProtoReflect.Descriptor instead.
 func (*Exemplar) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{27}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Exemplar) GetLabels() []*seriespb.Label {
@@ -1660,7 +1715,7 @@ type SeriesExemplars struct {
 
 func (x *SeriesExemplars) Reset() {
 	*x = SeriesExemplars{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[28]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1672,7 +1727,7 @@ func (x *SeriesExemplars) String() string {
 func (*SeriesExemplars) ProtoMessage() {}
 
 func (x *SeriesExemplars) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[28]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1685,7 +1740,7 @@ func (x *SeriesExemplars) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeriesExemplars.ProtoReflect.Descriptor instead.
 func (*SeriesExemplars) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{28}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SeriesExemplars) GetLabels() []*seriespb.Label {
@@ -1713,7 +1768,7 @@ type ExemplarQueryResponse struct {
 
 func (x *ExemplarQueryResponse) Reset() {
 	*x = ExemplarQueryResponse{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[29]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1725,7 +1780,7 @@ func (x *ExemplarQueryResponse) String() string {
 func (*ExemplarQueryResponse) ProtoMessage() {}
 
 func (x *ExemplarQueryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[29]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1738,7 +1793,7 @@ func (x *ExemplarQueryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExemplarQueryResponse.ProtoReflect.Descriptor instead.
 func (*ExemplarQueryResponse) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{29}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ExemplarQueryResponse) GetSeries() []*SeriesExemplars {
@@ -1756,7 +1811,12 @@ const file_ingester_ingesterpb_ingester_proto_rawDesc = "" +
 	"\vPushRequest\x12#\n" +
 	"\rwrite_request\x18\x01 \x01(\fR\fwriteRequest\x12(\n" +
 	"\x10write_request_v2\x18\x02 \x01(\fR\x0ewriteRequestV2\"\x0e\n" +
-	"\fPushResponse\"\xad\x01\n" +
+	"\fPushResponse\"H\n" +
+	"\fPushRejected\x12\x18\n" +
+	"\asamples\x18\x01 \x01(\x03R\asamples\x12\x1e\n" +
+	"\n" +
+	"histograms\x18\x02 \x01(\x03R\n" +
+	"histograms\"\xad\x01\n" +
 	"\fQueryRequest\x12\x19\n" +
 	"\bstart_ms\x18\x01 \x01(\x03R\astartMs\x12\x15\n" +
 	"\x06end_ms\x18\x02 \x01(\x03R\x05endMs\x127\n" +
@@ -1890,96 +1950,97 @@ func file_ingester_ingesterpb_ingester_proto_rawDescGZIP() []byte {
 }
 
 var file_ingester_ingesterpb_ingester_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ingester_ingesterpb_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_ingester_ingesterpb_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_ingester_ingesterpb_ingester_proto_goTypes = []any{
 	(CountMethod)(0),                       // 0: strata.ingester.CountMethod
 	(*PushRequest)(nil),                    // 1: strata.ingester.PushRequest
 	(*PushResponse)(nil),                   // 2: strata.ingester.PushResponse
-	(*QueryRequest)(nil),                   // 3: strata.ingester.QueryRequest
-	(*QueryStreamResponse)(nil),            // 4: strata.ingester.QueryStreamResponse
-	(*LabelNamesRequest)(nil),              // 5: strata.ingester.LabelNamesRequest
-	(*LabelNamesResponse)(nil),             // 6: strata.ingester.LabelNamesResponse
-	(*LabelValuesRequest)(nil),             // 7: strata.ingester.LabelValuesRequest
-	(*LabelValuesResponse)(nil),            // 8: strata.ingester.LabelValuesResponse
-	(*SeriesRequest)(nil),                  // 9: strata.ingester.SeriesRequest
-	(*SeriesResponse)(nil),                 // 10: strata.ingester.SeriesResponse
-	(*MetricsMetadataRequest)(nil),         // 11: strata.ingester.MetricsMetadataRequest
-	(*MetricMetadata)(nil),                 // 12: strata.ingester.MetricMetadata
-	(*MetricsMetadataResponse)(nil),        // 13: strata.ingester.MetricsMetadataResponse
-	(*TSDBStatusRequest)(nil),              // 14: strata.ingester.TSDBStatusRequest
-	(*CardinalityStat)(nil),                // 15: strata.ingester.CardinalityStat
-	(*TSDBStatusResponse)(nil),             // 16: strata.ingester.TSDBStatusResponse
-	(*LabelNamesCardinalityRequest)(nil),   // 17: strata.ingester.LabelNamesCardinalityRequest
-	(*LabelValueHashes)(nil),               // 18: strata.ingester.LabelValueHashes
-	(*LabelNamesCardinalityResponse)(nil),  // 19: strata.ingester.LabelNamesCardinalityResponse
-	(*LabelValuesCardinalityRequest)(nil),  // 20: strata.ingester.LabelValuesCardinalityRequest
-	(*LabelValueCount)(nil),                // 21: strata.ingester.LabelValueCount
-	(*LabelValueCounts)(nil),               // 22: strata.ingester.LabelValueCounts
-	(*LabelValuesCardinalityResponse)(nil), // 23: strata.ingester.LabelValuesCardinalityResponse
-	(*ActiveSeriesRequest)(nil),            // 24: strata.ingester.ActiveSeriesRequest
-	(*ActiveSeriesResponse)(nil),           // 25: strata.ingester.ActiveSeriesResponse
-	(*ExemplarQueryRequest)(nil),           // 26: strata.ingester.ExemplarQueryRequest
-	(*LabelMatchers)(nil),                  // 27: strata.ingester.LabelMatchers
-	(*Exemplar)(nil),                       // 28: strata.ingester.Exemplar
-	(*SeriesExemplars)(nil),                // 29: strata.ingester.SeriesExemplars
-	(*ExemplarQueryResponse)(nil),          // 30: strata.ingester.ExemplarQueryResponse
-	(*seriespb.LabelMatcher)(nil),          // 31: strata.series.LabelMatcher
-	(*seriespb.FetchLimits)(nil),           // 32: strata.series.FetchLimits
-	(*seriespb.Series)(nil),                // 33: strata.series.Series
-	(*seriespb.Label)(nil),                 // 34: strata.series.Label
+	(*PushRejected)(nil),                   // 3: strata.ingester.PushRejected
+	(*QueryRequest)(nil),                   // 4: strata.ingester.QueryRequest
+	(*QueryStreamResponse)(nil),            // 5: strata.ingester.QueryStreamResponse
+	(*LabelNamesRequest)(nil),              // 6: strata.ingester.LabelNamesRequest
+	(*LabelNamesResponse)(nil),             // 7: strata.ingester.LabelNamesResponse
+	(*LabelValuesRequest)(nil),             // 8: strata.ingester.LabelValuesRequest
+	(*LabelValuesResponse)(nil),            // 9: strata.ingester.LabelValuesResponse
+	(*SeriesRequest)(nil),                  // 10: strata.ingester.SeriesRequest
+	(*SeriesResponse)(nil),                 // 11: strata.ingester.SeriesResponse
+	(*MetricsMetadataRequest)(nil),         // 12: strata.ingester.MetricsMetadataRequest
+	(*MetricMetadata)(nil),                 // 13: strata.ingester.MetricMetadata
+	(*MetricsMetadataResponse)(nil),        // 14: strata.ingester.MetricsMetadataResponse
+	(*TSDBStatusRequest)(nil),              // 15: strata.ingester.TSDBStatusRequest
+	(*CardinalityStat)(nil),                // 16: strata.ingester.CardinalityStat
+	(*TSDBStatusResponse)(nil),             // 17: strata.ingester.TSDBStatusResponse
+	(*LabelNamesCardinalityRequest)(nil),   // 18: strata.ingester.LabelNamesCardinalityRequest
+	(*LabelValueHashes)(nil),               // 19: strata.ingester.LabelValueHashes
+	(*LabelNamesCardinalityResponse)(nil),  // 20: strata.ingester.LabelNamesCardinalityResponse
+	(*LabelValuesCardinalityRequest)(nil),  // 21: strata.ingester.LabelValuesCardinalityRequest
+	(*LabelValueCount)(nil),                // 22: strata.ingester.LabelValueCount
+	(*LabelValueCounts)(nil),               // 23: strata.ingester.LabelValueCounts
+	(*LabelValuesCardinalityResponse)(nil), // 24: strata.ingester.LabelValuesCardinalityResponse
+	(*ActiveSeriesRequest)(nil),            // 25: strata.ingester.ActiveSeriesRequest
+	(*ActiveSeriesResponse)(nil),           // 26: strata.ingester.ActiveSeriesResponse
+	(*ExemplarQueryRequest)(nil),           // 27: strata.ingester.ExemplarQueryRequest
+	(*LabelMatchers)(nil),                  // 28: strata.ingester.LabelMatchers
+	(*Exemplar)(nil),                       // 29: strata.ingester.Exemplar
+	(*SeriesExemplars)(nil),                // 30: strata.ingester.SeriesExemplars
+	(*ExemplarQueryResponse)(nil),          // 31: strata.ingester.ExemplarQueryResponse
+	(*seriespb.LabelMatcher)(nil),          // 32: strata.series.LabelMatcher
+	(*seriespb.FetchLimits)(nil),           // 33: strata.series.FetchLimits
+	(*seriespb.Series)(nil),                // 34: strata.series.Series
+	(*seriespb.Label)(nil),                 // 35: strata.series.Label
 }
 var file_ingester_ingesterpb_ingester_proto_depIdxs = []int32{
-	31, // 0: strata.ingester.QueryRequest.matchers:type_name -> strata.series.LabelMatcher
-	32, // 1: strata.ingester.QueryRequest.limits:type_name -> strata.series.FetchLimits
-	33, // 2: strata.ingester.QueryStreamResponse.series:type_name -> strata.series.Series
-	31, // 3: strata.ingester.LabelNamesRequest.matchers:type_name -> strata.series.LabelMatcher
-	31, // 4: strata.ingester.LabelValuesRequest.matchers:type_name -> strata.series.LabelMatcher
-	31, // 5: strata.ingester.SeriesRequest.matchers:type_name -> strata.series.LabelMatcher
-	32, // 6: strata.ingester.SeriesRequest.limits:type_name -> strata.series.FetchLimits
-	33, // 7: strata.ingester.SeriesResponse.series:type_name -> strata.series.Series
-	12, // 8: strata.ingester.MetricsMetadataResponse.metadata:type_name -> strata.ingester.MetricMetadata
-	15, // 9: strata.ingester.TSDBStatusResponse.series_count_by_metric_name:type_name -> strata.ingester.CardinalityStat
-	15, // 10: strata.ingester.TSDBStatusResponse.memory_in_bytes_by_label_name:type_name -> strata.ingester.CardinalityStat
-	15, // 11: strata.ingester.TSDBStatusResponse.series_count_by_label_value_pair:type_name -> strata.ingester.CardinalityStat
-	31, // 12: strata.ingester.LabelNamesCardinalityRequest.matchers:type_name -> strata.series.LabelMatcher
+	32, // 0: strata.ingester.QueryRequest.matchers:type_name -> strata.series.LabelMatcher
+	33, // 1: strata.ingester.QueryRequest.limits:type_name -> strata.series.FetchLimits
+	34, // 2: strata.ingester.QueryStreamResponse.series:type_name -> strata.series.Series
+	32, // 3: strata.ingester.LabelNamesRequest.matchers:type_name -> strata.series.LabelMatcher
+	32, // 4: strata.ingester.LabelValuesRequest.matchers:type_name -> strata.series.LabelMatcher
+	32, // 5: strata.ingester.SeriesRequest.matchers:type_name -> strata.series.LabelMatcher
+	33, // 6: strata.ingester.SeriesRequest.limits:type_name -> strata.series.FetchLimits
+	34, // 7: strata.ingester.SeriesResponse.series:type_name -> strata.series.Series
+	13, // 8: strata.ingester.MetricsMetadataResponse.metadata:type_name -> strata.ingester.MetricMetadata
+	16, // 9: strata.ingester.TSDBStatusResponse.series_count_by_metric_name:type_name -> strata.ingester.CardinalityStat
+	16, // 10: strata.ingester.TSDBStatusResponse.memory_in_bytes_by_label_name:type_name -> strata.ingester.CardinalityStat
+	16, // 11: strata.ingester.TSDBStatusResponse.series_count_by_label_value_pair:type_name -> strata.ingester.CardinalityStat
+	32, // 12: strata.ingester.LabelNamesCardinalityRequest.matchers:type_name -> strata.series.LabelMatcher
 	0,  // 13: strata.ingester.LabelNamesCardinalityRequest.count_method:type_name -> strata.ingester.CountMethod
-	18, // 14: strata.ingester.LabelNamesCardinalityResponse.labels:type_name -> strata.ingester.LabelValueHashes
-	31, // 15: strata.ingester.LabelValuesCardinalityRequest.matchers:type_name -> strata.series.LabelMatcher
+	19, // 14: strata.ingester.LabelNamesCardinalityResponse.labels:type_name -> strata.ingester.LabelValueHashes
+	32, // 15: strata.ingester.LabelValuesCardinalityRequest.matchers:type_name -> strata.series.LabelMatcher
 	0,  // 16: strata.ingester.LabelValuesCardinalityRequest.count_method:type_name -> strata.ingester.CountMethod
-	21, // 17: strata.ingester.LabelValueCounts.values:type_name -> strata.ingester.LabelValueCount
-	22, // 18: strata.ingester.LabelValuesCardinalityResponse.labels:type_name -> strata.ingester.LabelValueCounts
-	31, // 19: strata.ingester.ActiveSeriesRequest.matchers:type_name -> strata.series.LabelMatcher
-	32, // 20: strata.ingester.ActiveSeriesRequest.limits:type_name -> strata.series.FetchLimits
-	33, // 21: strata.ingester.ActiveSeriesResponse.series:type_name -> strata.series.Series
-	27, // 22: strata.ingester.ExemplarQueryRequest.matcher_sets:type_name -> strata.ingester.LabelMatchers
-	32, // 23: strata.ingester.ExemplarQueryRequest.limits:type_name -> strata.series.FetchLimits
-	31, // 24: strata.ingester.LabelMatchers.matchers:type_name -> strata.series.LabelMatcher
-	34, // 25: strata.ingester.Exemplar.labels:type_name -> strata.series.Label
-	34, // 26: strata.ingester.SeriesExemplars.labels:type_name -> strata.series.Label
-	28, // 27: strata.ingester.SeriesExemplars.exemplars:type_name -> strata.ingester.Exemplar
-	29, // 28: strata.ingester.ExemplarQueryResponse.series:type_name -> strata.ingester.SeriesExemplars
+	22, // 17: strata.ingester.LabelValueCounts.values:type_name -> strata.ingester.LabelValueCount
+	23, // 18: strata.ingester.LabelValuesCardinalityResponse.labels:type_name -> strata.ingester.LabelValueCounts
+	32, // 19: strata.ingester.ActiveSeriesRequest.matchers:type_name -> strata.series.LabelMatcher
+	33, // 20: strata.ingester.ActiveSeriesRequest.limits:type_name -> strata.series.FetchLimits
+	34, // 21: strata.ingester.ActiveSeriesResponse.series:type_name -> strata.series.Series
+	28, // 22: strata.ingester.ExemplarQueryRequest.matcher_sets:type_name -> strata.ingester.LabelMatchers
+	33, // 23: strata.ingester.ExemplarQueryRequest.limits:type_name -> strata.series.FetchLimits
+	32, // 24: strata.ingester.LabelMatchers.matchers:type_name -> strata.series.LabelMatcher
+	35, // 25: strata.ingester.Exemplar.labels:type_name -> strata.series.Label
+	35, // 26: strata.ingester.SeriesExemplars.labels:type_name -> strata.series.Label
+	29, // 27: strata.ingester.SeriesExemplars.exemplars:type_name -> strata.ingester.Exemplar
+	30, // 28: strata.ingester.ExemplarQueryResponse.series:type_name -> strata.ingester.SeriesExemplars
 	1,  // 29: strata.ingester.Ingester.Push:input_type -> strata.ingester.PushRequest
-	3,  // 30: strata.ingester.Ingester.QueryStream:input_type -> strata.ingester.QueryRequest
-	5,  // 31: strata.ingester.Ingester.LabelNames:input_type -> strata.ingester.LabelNamesRequest
-	7,  // 32: strata.ingester.Ingester.LabelValues:input_type -> strata.ingester.LabelValuesRequest
-	9,  // 33: strata.ingester.Ingester.Series:input_type -> strata.ingester.SeriesRequest
-	11, // 34: strata.ingester.Ingester.MetricsMetadata:input_type -> strata.ingester.MetricsMetadataRequest
-	14, // 35: strata.ingester.Ingester.TSDBStatus:input_type -> strata.ingester.TSDBStatusRequest
-	17, // 36: strata.ingester.Ingester.LabelNamesCardinality:input_type -> strata.ingester.LabelNamesCardinalityRequest
-	20, // 37: strata.ingester.Ingester.LabelValuesCardinality:input_type -> strata.ingester.LabelValuesCardinalityRequest
-	24, // 38: strata.ingester.Ingester.ActiveSeries:input_type -> strata.ingester.ActiveSeriesRequest
-	26, // 39: strata.ingester.Ingester.QueryExemplars:input_type -> strata.ingester.ExemplarQueryRequest
+	4,  // 30: strata.ingester.Ingester.QueryStream:input_type -> strata.ingester.QueryRequest
+	6,  // 31: strata.ingester.Ingester.LabelNames:input_type -> strata.ingester.LabelNamesRequest
+	8,  // 32: strata.ingester.Ingester.LabelValues:input_type -> strata.ingester.LabelValuesRequest
+	10, // 33: strata.ingester.Ingester.Series:input_type -> strata.ingester.SeriesRequest
+	12, // 34: strata.ingester.Ingester.MetricsMetadata:input_type -> strata.ingester.MetricsMetadataRequest
+	15, // 35: strata.ingester.Ingester.TSDBStatus:input_type -> strata.ingester.TSDBStatusRequest
+	18, // 36: strata.ingester.Ingester.LabelNamesCardinality:input_type -> strata.ingester.LabelNamesCardinalityRequest
+	21, // 37: strata.ingester.Ingester.LabelValuesCardinality:input_type -> strata.ingester.LabelValuesCardinalityRequest
+	25, // 38: strata.ingester.Ingester.ActiveSeries:input_type -> strata.ingester.ActiveSeriesRequest
+	27, // 39: strata.ingester.Ingester.QueryExemplars:input_type -> strata.ingester.ExemplarQueryRequest
 	2,  // 40: strata.ingester.Ingester.Push:output_type -> strata.ingester.PushResponse
-	4,  // 41: strata.ingester.Ingester.QueryStream:output_type -> strata.ingester.QueryStreamResponse
-	6,  // 42: strata.ingester.Ingester.LabelNames:output_type -> strata.ingester.LabelNamesResponse
-	8,  // 43: strata.ingester.Ingester.LabelValues:output_type -> strata.ingester.LabelValuesResponse
-	10, // 44: strata.ingester.Ingester.Series:output_type -> strata.ingester.SeriesResponse
-	13, // 45: strata.ingester.Ingester.MetricsMetadata:output_type -> strata.ingester.MetricsMetadataResponse
-	16, // 46: strata.ingester.Ingester.TSDBStatus:output_type -> strata.ingester.TSDBStatusResponse
-	19, // 47: strata.ingester.Ingester.LabelNamesCardinality:output_type -> strata.ingester.LabelNamesCardinalityResponse
-	23, // 48: strata.ingester.Ingester.LabelValuesCardinality:output_type -> strata.ingester.LabelValuesCardinalityResponse
-	25, // 49: strata.ingester.Ingester.ActiveSeries:output_type -> strata.ingester.ActiveSeriesResponse
-	30, // 50: strata.ingester.Ingester.QueryExemplars:output_type -> strata.ingester.ExemplarQueryResponse
+	5,  // 41: strata.ingester.Ingester.QueryStream:output_type -> strata.ingester.QueryStreamResponse
+	7,  // 42: strata.ingester.Ingester.LabelNames:output_type -> strata.ingester.LabelNamesResponse
+	9,  // 43: strata.ingester.Ingester.LabelValues:output_type -> strata.ingester.LabelValuesResponse
+	11, // 44: strata.ingester.Ingester.Series:output_type -> strata.ingester.SeriesResponse
+	14, // 45: strata.ingester.Ingester.MetricsMetadata:output_type -> strata.ingester.MetricsMetadataResponse
+	17, // 46: strata.ingester.Ingester.TSDBStatus:output_type -> strata.ingester.TSDBStatusResponse
+	20, // 47: strata.ingester.Ingester.LabelNamesCardinality:output_type -> strata.ingester.LabelNamesCardinalityResponse
+	24, // 48: strata.ingester.Ingester.LabelValuesCardinality:output_type -> strata.ingester.LabelValuesCardinalityResponse
+	26, // 49: strata.ingester.Ingester.ActiveSeries:output_type -> strata.ingester.ActiveSeriesResponse
+	31, // 50: strata.ingester.Ingester.QueryExemplars:output_type -> strata.ingester.ExemplarQueryResponse
 	40, // [40:51] is the sub-list for method output_type
 	29, // [29:40] is the sub-list for method input_type
 	29, // [29:29] is the sub-list for extension type_name
@@ -1998,7 +2059,7 @@ func file_ingester_ingesterpb_ingester_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ingester_ingesterpb_ingester_proto_rawDesc), len(file_ingester_ingesterpb_ingester_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   30,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
