@@ -38,17 +38,25 @@ var grafanaVariables = strings.NewReplacer(
 	"$tenant", ".+",
 )
 
-// waitForSelfScrapes waits until Strata holds its own metrics scraped after the given time, so that every
-// rate over the activity has samples on both sides of it.
+// waitForSelfScrapes waits until Strata holds three scrapes of its own metrics taken after the given
+// time, so that every rate over the activity has samples to compare. Prometheus' remote write sends only
+// what it scraped after its WAL watcher started, so early scrapes may never arrive: the samples are
+// counted, not just the newest one looked at.
 func waitForSelfScrapes(t *testing.T, s *strataProcess, after time.Time) {
 	t.Helper()
-	pollUntil(t, 30*time.Second, "Strata's own metrics, remote-written by Prometheus", func() (bool, string) {
-		var v []vectorSample
-		code, resp := getAPI(t, s.url("/prometheus"), "/api/v1/query", monitoringTenant, url.Values{"query": {`timestamp(up{job="strata"})`}})
-		if code != http.StatusOK || json.Unmarshal(resp.Data, &queryResult{Result: &v}) != nil || len(v) != 1 {
+	pollUntil(t, 30*time.Second, "three scrapes of Strata's own metrics, remote-written by Prometheus", func() (bool, string) {
+		var m []matrixSeries
+		code, resp := getAPI(t, s.url("/prometheus"), "/api/v1/query", monitoringTenant, url.Values{"query": {`up{job="strata"}[1m]`}})
+		if code != http.StatusOK || json.Unmarshal(resp.Data, &queryResult{Result: &m}) != nil || len(m) != 1 {
 			return false, fmt.Sprintf("%d %s", code, resp.Error)
 		}
-		return v[0].Value.float(t) > float64(after.Unix()), fmt.Sprintf("newest scrape at %v", v[0].Value[1])
+		n := 0
+		for _, v := range m[0].Values {
+			if v.millis(t) > after.UnixMilli() {
+				n++
+			}
+		}
+		return n >= 3, fmt.Sprintf("%d scrapes after %s", n, after.Format(time.RFC3339Nano))
 	})
 }
 
