@@ -177,7 +177,7 @@ func (k *KV) Start(ctx context.Context) error {
 	if k.cfg.TLS.Enabled {
 		t, err := newTCPTransport(transportConfig{
 			bindAddr: mlCfg.BindAddr, bindPort: mlCfg.BindPort, serverTLS: k.serverTLS, clientTLS: k.clientTLS,
-			timeout: k.transportTimeout, idleTimeout: time.Minute,
+			timeout: k.transportTimeout, idleTimeout: time.Minute, maxConnAge: 10 * time.Minute,
 		}, k.transportMetrics, k.logger)
 		if err != nil {
 			return fmt.Errorf("memberlist: listen on %s:%d: %w", k.cfg.BindAddr, k.cfg.BindPort, err)

@@ -47,7 +47,11 @@ type transportConfig struct {
 	// idleTimeout closes a sender's unused packet connection; receivers wait twice as long, so the
 	// sender is the one that closes and knows to dial again.
 	idleTimeout time.Duration
-	maxInbound  int
+	// maxConnAge is how long a packet connection is used before the sender dials a new one, so a
+	// rotated certificate or CA also applies to peers that talk without pause; receivers close those
+	// older than twice this.
+	maxConnAge time.Duration
+	maxInbound int
 }
 
 // transportMetrics count what the transport refuses or drops.
@@ -107,6 +111,9 @@ var _ hashicorp.NodeAwareTransport = (*tcpTransport)(nil)
 type packetSender struct {
 	addr  string
 	queue chan []byte
+	// conn and dialled are used by the sender's goroutine only.
+	conn    net.Conn
+	dialled time.Time
 }
 
 // newTCPTransport listens on cfg's address and starts accepting connections.
@@ -216,12 +223,7 @@ func (t *tcpTransport) WriteToAddress(b []byte, a hashicorp.Address) (time.Time,
 // sendPackets writes s's queue on one connection, until the transport shuts down or the queue stays empty
 // for the idle timeout.
 func (t *tcpTransport) sendPackets(s *packetSender) {
-	var conn net.Conn
-	defer func() {
-		if conn != nil {
-			_ = conn.Close()
-		}
-	}()
+	defer s.closeConn()
 	idle := time.NewTimer(t.cfg.idleTimeout)
 	defer idle.Stop()
 	for {
@@ -229,7 +231,7 @@ func (t *tcpTransport) sendPackets(s *packetSender) {
 		case <-t.done:
 			return
 		case frame := <-s.queue:
-			conn = t.sendPacket(conn, s.addr, frame)
+			t.sendPacket(s, frame)
 			idle.Reset(t.cfg.idleTimeout)
 		case <-idle.C:
 			// Queueing happens under mu, so an empty queue seen under mu stays empty once s is gone.
@@ -245,29 +247,37 @@ func (t *tcpTransport) sendPackets(s *packetSender) {
 	}
 }
 
-// sendPacket writes frame on conn, dialling when there is none, and once more on a new connection if the
-// write fails (the peer restarted, or closed an idle connection). It returns the connection to reuse.
-func (t *tcpTransport) sendPacket(conn net.Conn, addr string, frame []byte) net.Conn {
+// sendPacket writes frame on s's connection, dialling a new one when there is none or it has reached its
+// age, and once more if the write fails (the peer restarted, or closed an idle connection).
+func (t *tcpTransport) sendPacket(s *packetSender, frame []byte) {
+	if s.conn != nil && time.Since(s.dialled) >= t.cfg.maxConnAge {
+		s.closeConn()
+	}
 	for range 2 {
-		if conn == nil {
-			c, err := t.dial(addr, connKindPacket, t.cfg.timeout)
+		if s.conn == nil {
+			c, err := t.dial(s.addr, connKindPacket, t.cfg.timeout)
 			if err != nil {
 				t.metrics.droppedPackets.Inc()
-				t.logger.Debug("gossip packet not sent", "peer", addr, "err", err)
-				return nil
+				t.logger.Debug("gossip packet not sent", "peer", s.addr, "err", err)
+				return
 			}
-			conn = c
+			s.conn, s.dialled = c, time.Now()
 		}
-		if err := conn.SetWriteDeadline(time.Now().Add(t.cfg.timeout)); err == nil {
-			if _, err := conn.Write(frame); err == nil {
-				return conn
+		if err := s.conn.SetWriteDeadline(time.Now().Add(t.cfg.timeout)); err == nil {
+			if _, err := s.conn.Write(frame); err == nil {
+				return
 			}
 		}
-		_ = conn.Close()
-		conn = nil
+		s.closeConn()
 	}
 	t.metrics.droppedPackets.Inc()
-	return nil
+}
+
+func (s *packetSender) closeConn() {
+	if s.conn != nil {
+		_ = s.conn.Close()
+		s.conn = nil
+	}
 }
 
 // PacketCh implements hashicorp.Transport.
@@ -438,7 +448,8 @@ func (t *tcpTransport) serve(raw net.Conn) {
 // sends a length out of bounds.
 func (t *tcpTransport) readPackets(conn, raw net.Conn) {
 	var length [4]byte
-	for {
+	expires := time.Now().Add(2 * t.cfg.maxConnAge)
+	for time.Now().Before(expires) {
 		if err := conn.SetReadDeadline(time.Now().Add(2 * t.cfg.idleTimeout)); err != nil {
 			return
 		}

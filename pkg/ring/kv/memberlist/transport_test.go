@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -147,7 +148,7 @@ func startTestTransport(t *testing.T, serverTLS, clientTLS *tls.Config, maxInbou
 	t.Helper()
 	tr, err := newTCPTransport(transportConfig{
 		bindAddr: "127.0.0.1", serverTLS: serverTLS, clientTLS: clientTLS,
-		timeout: 300 * time.Millisecond, idleTimeout: time.Second, maxInbound: maxInbound,
+		timeout: 300 * time.Millisecond, idleTimeout: time.Second, maxConnAge: time.Hour, maxInbound: maxInbound,
 	}, newTransportMetrics(), slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, tr.Shutdown()) })
@@ -311,4 +312,48 @@ func memberTLS(t *testing.T) (server, client *tls.Config) {
 	server, client, err := cfg.tlsConfigs()
 	require.NoError(t, err)
 	return server, client
+}
+
+func TestTCPTransport_RotatedCertificateAppliesToBusyConnections(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, dir, "ca")
+	untrusted := tlstest.NewCA(t, dir, "untrusted")
+	tlsOf := func(name string) (server, client *tls.Config) {
+		cfg := testConfig()
+		cfg.TLS.Enabled, cfg.TLS.CAPath = true, ca.CertPath
+		cfg.TLS.CertPath, cfg.TLS.KeyPath = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+		server, client, err := cfg.tlsConfigs()
+		require.NoError(t, err)
+		return server, client
+	}
+	ca.Issue(t, "receiver", "receiver")
+	ca.Issue(t, "sender", "sender")
+	receiverServer, receiverClient := tlsOf("receiver")
+	receiver := startTestTransport(t, receiverServer, receiverClient, 0)
+	senderServer, senderClient := tlsOf("sender")
+	sender, err := newTCPTransport(transportConfig{
+		bindAddr: "127.0.0.1", serverTLS: senderServer, clientTLS: senderClient,
+		timeout: time.Second, idleTimeout: time.Hour, maxConnAge: 200 * time.Millisecond,
+	}, newTransportMetrics(), slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, sender.Shutdown()) })
+	to := receiver.listener.Addr().String()
+
+	_, err = sender.WriteTo([]byte("before"), to)
+	require.NoError(t, err)
+	select {
+	case p := <-receiver.PacketCh():
+		require.Equal(t, "before", string(p.Buf))
+	case <-time.After(10 * time.Second):
+		t.Fatal("packet not received")
+	}
+
+	// The sender's certificate is replaced by one the receiver does not trust; the sender keeps talking.
+	untrusted.Issue(t, "sender", "sender")
+	rejected := func() float64 { return testutil.ToFloat64(receiver.metrics.rejectedConns.WithLabelValues(rejectTLS)) }
+	require.Eventually(t, func() bool {
+		_, err := sender.WriteTo([]byte("after"), to)
+		require.NoError(t, err)
+		return rejected() >= 1
+	}, 10*time.Second, 20*time.Millisecond, "the busy connection was never replaced by one with the new certificate")
 }
