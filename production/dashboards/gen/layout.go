@@ -39,9 +39,12 @@ const (
 // the dashboards work with whatever Prometheus-compatible source (Strata itself included) holds the metrics.
 var datasource = common.DataSourceRef{Type: cog.ToPtr("prometheus"), Uid: cog.ToPtr("${datasource}")}
 
-func (d dash) builder() *dashboard.DashboardBuilder {
-	b := dashboard.NewDashboardBuilder(d.title).
-		Uid(d.uid).
+// builder uses the classic dashboard schema, which the SDK marks deprecated for its v2 one: every current
+// Grafana imports and provisions the classic JSON from files, while v2 needs Grafana 12 with its new
+// dashboard features turned on.
+func (d dash) builder() *dashboard.DashboardBuilder { //nolint:staticcheck // see above
+	b := dashboard.NewDashboardBuilder(d.title) //nolint:staticcheck // the classic schema, see above
+	b.Uid(d.uid).
 		Description(d.description).
 		Tags([]string{"strata"}).
 		Editable().
@@ -60,13 +63,13 @@ func (d dash) builder() *dashboard.DashboardBuilder {
 			Type("prometheus")).
 		WithVariable(queryVariable("job", "Job", "label_values(strata_build_info, job)"))
 	if d.tenantVariable {
-		b = b.WithVariable(queryVariable("tenant", "Tenant", `label_values(strata_distributor_received_samples_total{job=~"$job"}, user)`))
+		b.WithVariable(queryVariable("tenant", "Tenant", `label_values(strata_distributor_received_samples_total{job=~"$job"}, user)`))
 	}
 	var id uint32
 	y := uint32(0)
 	for _, r := range d.rows {
 		id++
-		b = b.WithRow(dashboard.NewRowBuilder(r.title).Id(id).GridPos(dashboard.GridPos{X: 0, Y: y, W: 24, H: 1}))
+		b.WithRow(dashboard.NewRowBuilder(r.title).Id(id).GridPos(dashboard.GridPos{X: 0, Y: y, W: 24, H: 1}))
 		y++
 		for i, p := range r.panels {
 			id++
@@ -74,7 +77,7 @@ func (d dash) builder() *dashboard.DashboardBuilder {
 			if i > 0 && i%3 == 0 {
 				y += panelHeight
 			}
-			b = b.WithPanel(p.builder(id, x, y))
+			b.WithPanel(p.builder(id, x, y))
 		}
 		y += panelHeight
 	}
