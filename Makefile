@@ -70,6 +70,7 @@ check-mod:
 # out of Strata's go.mod), and the alerting rules load in promtool. integration/dashboards_test.go runs
 # every expression of both against a Strata that scrapes itself.
 check-dashboards:
+	@test -z "$$(gofmt -l production/dashboards/gen)" || { echo "gofmt needed on production/dashboards/gen" >&2; exit 1; }
 	cd production/dashboards/gen && GOWORK=off go vet . && GOWORK=off go run . -check -out ..
 	promtool check rules production/alerts/strata-alerts.yaml
 
