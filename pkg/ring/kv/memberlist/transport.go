@@ -95,6 +95,9 @@ type tcpTransport struct {
 	// inbound holds a token per inbound connection open (a stream holds its token until memberlist closes it).
 	inbound chan struct{}
 	done    chan struct{}
+	// dialCtx is cancelled by Shutdown, so that a dial to a peer that does not answer does not hold it up.
+	dialCtx    context.Context
+	cancelDial context.CancelFunc
 	wg      sync.WaitGroup
 	// lastWarn rate-limits the warnings about refused connections, which a hostile peer could flood.
 	lastWarn atomic.Int64
@@ -141,6 +144,7 @@ func newTCPTransport(cfg transportConfig, m *transportMetrics, logger *slog.Logg
 		conns:    map[net.Conn]struct{}{},
 		senders:  map[string]*packetSender{},
 	}
+	t.dialCtx, t.cancelDial = context.WithCancel(context.Background())
 	t.wg.Go(t.accept)
 	return t, nil
 }
@@ -296,8 +300,9 @@ func (t *tcpTransport) DialAddressTimeout(a hashicorp.Address, timeout time.Dura
 // dial connects to addr, completes the TLS handshake and says what the connection carries, all within
 // timeout. Without -memberlist.tls-server-name, the peer's certificate must name the address dialled.
 func (t *tcpTransport) dial(addr string, kind byte, timeout time.Duration) (net.Conn, error) {
-	deadline := time.Now().Add(timeout)
-	raw, err := (&net.Dialer{Deadline: deadline}).Dial("tcp", addr)
+	ctx, cancel := context.WithTimeout(t.dialCtx, timeout)
+	defer cancel()
+	raw, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
@@ -311,12 +316,13 @@ func (t *tcpTransport) dial(addr string, kind byte, timeout time.Duration) (net.
 		}
 		conn = tls.Client(raw, cfg)
 	}
+	deadline, _ := ctx.Deadline()
 	if err := conn.SetDeadline(deadline); err != nil {
 		_ = raw.Close()
 		return nil, err
 	}
 	if tc, ok := conn.(*tls.Conn); ok {
-		if err := tc.Handshake(); err != nil {
+		if err := tc.HandshakeContext(ctx); err != nil {
 			_ = raw.Close()
 			return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
 		}
@@ -345,6 +351,7 @@ func (t *tcpTransport) Shutdown() error {
 	}
 	t.closed = true
 	close(t.done)
+	t.cancelDial()
 	err := t.listener.Close()
 	for c := range t.conns {
 		_ = c.Close()

@@ -357,3 +357,27 @@ func TestTCPTransport_RotatedCertificateAppliesToBusyConnections(t *testing.T) {
 		return rejected() >= 1
 	}, 10*time.Second, 20*time.Millisecond, "the busy connection was never replaced by one with the new certificate")
 }
+
+func TestTCPTransport_ShutdownDoesNotWaitForADialToASilentPeer(t *testing.T) {
+	// A listener that never accepts: the TCP connection succeeds, the TLS handshake never answers.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	serverTLS, clientTLS := memberTLS(t)
+	tr, err := newTCPTransport(transportConfig{
+		bindAddr: "127.0.0.1", serverTLS: serverTLS, clientTLS: clientTLS,
+		timeout: time.Minute, idleTimeout: time.Minute, maxConnAge: time.Hour,
+	}, newTransportMetrics(), slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	_, err = tr.WriteTo([]byte("ping"), l.Addr().String())
+	require.NoError(t, err)
+	// Once the sender is in its handshake, Shutdown must cut it short rather than wait out the minute.
+	require.Eventually(t, func() bool {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		return len(tr.senders) == 1
+	}, 10*time.Second, 10*time.Millisecond)
+	start := time.Now()
+	require.NoError(t, tr.Shutdown())
+	require.Less(t, time.Since(start), 5*time.Second)
+}
