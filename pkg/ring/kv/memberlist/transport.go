@@ -98,7 +98,7 @@ type tcpTransport struct {
 	// dialCtx is cancelled by Shutdown, so that a dial to a peer that does not answer does not hold it up.
 	dialCtx    context.Context
 	cancelDial context.CancelFunc
-	wg      sync.WaitGroup
+	wg         sync.WaitGroup
 	// lastWarn rate-limits the warnings about refused connections, which a hostile peer could flood.
 	lastWarn atomic.Int64
 
