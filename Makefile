@@ -2,7 +2,7 @@
 
 # Test tools installed with `go install` (versitygw, golangci-lint) live here.
 export PATH := $(shell go env GOPATH)/bin:$(PATH)
-.PHONY: run build test test-unit test-race vet lint lint-deps check-proto check-mod check-dashboards test-deps proto docs dashboards cluster bench
+.PHONY: run build test test-unit test-race vet lint lint-deps check-proto check-mod check-dashboards test-helm test-deps proto docs dashboards cluster bench
 
 GOLANGCI_LINT_VERSION := v2.15.0
 # Every package but integration/, whose tests start real processes.
@@ -32,6 +32,14 @@ build:
 test: test-deps check-dashboards
 	go test $(UNIT_PACKAGES)
 	go test -count=1 -timeout 30m ./integration/
+	$(MAKE) test-helm
+
+# The Helm chart (production/helm/strata) without a cluster: helm lint and helm template for the default
+# and every example values file, each manifest decoded strictly with the Kubernetes API types, and each
+# Strata container's arguments checked by `strata -config.verify`. Its own module (helm's dependencies
+# stay out of Strata's go.mod); the first build of helm takes several minutes on 2 cores, then ~1.
+test-helm:
+	cd production/helm/charttest && go test -count=1 -timeout 20m ./...
 
 # The unit tests alone: no strata or prometheus processes (versitygw still serves the S3 client's tests).
 test-unit: test-deps
@@ -64,6 +72,7 @@ check-proto:
 check-mod:
 	go mod tidy -diff
 	cd integration/prometheus && go mod tidy -diff
+	cd production/helm/charttest && go mod tidy -diff
 	cd production/dashboards/gen && GOWORK=off go mod tidy -diff
 
 # The committed dashboards are what their generator writes (its own module: the Grafana Foundation SDK stays
