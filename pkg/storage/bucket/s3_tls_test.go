@@ -2,7 +2,16 @@ package bucket
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -77,4 +86,54 @@ func TestConfig_S3TLSFlags(t *testing.T) {
 	cfg.S3.HTTP = S3HTTPConfig{TLSCAPath: "/ca.crt"}
 	cfg.S3.Insecure = true
 	require.ErrorContains(t, cfg.Validate(), "-blocks-storage.s3.insecure is set")
+}
+
+func TestNewClient_S3PresentsTheClientCertificate(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, dir, "ca")
+	serverCert, serverKey := ca.Issue(t, "s3", "s3")
+	clientCert, clientKey := ca.Issue(t, "client", "strata-ingester")
+
+	// versitygw does not ask for client certificates: this endpoint does, and answers an upload as S3 would.
+	var mu sync.Mutex
+	var presented []string
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		presented = append(presented, r.TLS.PeerCertificates[0].Subject.CommonName)
+		mu.Unlock()
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("ETag", `"d41d8cd98f00b204e9800998ecf8427e"`)
+	}))
+	cert, err := tls.LoadX509KeyPair(serverCert, serverKey)
+	require.NoError(t, err)
+	pem, err := os.ReadFile(ca.CertPath)
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(pem))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	defer srv.Close()
+
+	cfg := Config{Backend: BackendS3, S3: S3Config{
+		Endpoint: strings.TrimPrefix(srv.URL, "https://"), BucketName: "strata-blocks", Region: "us-east-1",
+		AccessKeyID: "k", BucketLookupType: S3LookupPath,
+		HTTP: S3HTTPConfig{TLSCAPath: ca.CertPath, TLSCertPath: clientCert, TLSKeyPath: clientKey},
+	}}
+	cfg.S3.SecretAccessKey.Value = "s"
+	bkt, err := NewClient(t.Context(), cfg, "ingester", prometheus.NewRegistry(), nil)
+	require.NoError(t, err)
+	defer bkt.Close()
+	require.NoError(t, bkt.Upload(t.Context(), "obj", bytes.NewReader([]byte("x"))))
+	mu.Lock()
+	defer mu.Unlock()
+	require.NotEmpty(t, presented)
+	require.Equal(t, "strata-ingester", presented[0])
+
+	// Without the client certificate the endpoint refuses the handshake.
+	cfg.S3.HTTP.TLSCertPath, cfg.S3.HTTP.TLSKeyPath = "", ""
+	noCert, err := NewClient(t.Context(), cfg, "ingester", prometheus.NewRegistry(), nil)
+	require.NoError(t, err)
+	defer noCert.Close()
+	require.ErrorContains(t, noCert.Upload(t.Context(), "obj", bytes.NewReader([]byte("x"))), "certificate required")
 }
