@@ -21,7 +21,7 @@ import (
 	"github.com/strata-metrics/strata/pkg/tlsconfig/tlstest"
 )
 
-func tlsTestConfig(t *testing.T, ca *tlstest.CA, name string) Config {
+func tlsTestConfig(t testing.TB, ca *tlstest.CA, name string) Config {
 	cfg := testConfig()
 	cfg.TLS.Enabled = true
 	cfg.TLS.CertPath, cfg.TLS.KeyPath = ca.Issue(t, name, name)
@@ -306,7 +306,7 @@ func TestTCPTransport_UnreachablePeerDoesNotBlockWrites(t *testing.T) {
 }
 
 // memberTLS returns the server and client TLS of a member with a certificate from a fresh CA.
-func memberTLS(t *testing.T) (server, client *tls.Config) {
+func memberTLS(t testing.TB) (server, client *tls.Config) {
 	t.Helper()
 	cfg := tlsTestConfig(t, tlstest.NewCA(t, t.TempDir(), "ca"), "member")
 	server, client, err := cfg.tlsConfigs()
