@@ -147,10 +147,7 @@ flags (docs/configuration.md). .Values.config is merged over it.
 {{- $_ := set $cfg "store_gateway" (dict "sharding_ring" (dict "replication_factor" (min (int .Values.storeGateway.replicationFactor) $sgTotal))) -}}
 {{- $_ := set $cfg "querier" (dict "frontend_address" (printf "%s-query-frontend-headless.%s.svc.cluster.local:9095" $fullname $ns)) -}}
 {{- if .Values.ruler.enabled -}}
-{{- $amURL := .Values.ruler.alertmanagerURL -}}
-{{- if and (not $amURL) .Values.alertmanager.enabled -}}
-{{- $amURL = printf "%s://%s-alertmanager.%s.svc.cluster.local:8080/alertmanager" $scheme $fullname $ns -}}
-{{- end -}}
+{{- $amURL := include "strata.rulerAlertmanagerURL" (dict "ctx" . "userinfo" "") -}}
 {{- if $amURL -}}
 {{- $_ := set $cfg "ruler" (dict "alertmanager_url" $amURL) -}}
 {{- end -}}
@@ -168,6 +165,16 @@ flags (docs/configuration.md). .Values.config is merged over it.
 {{- toYaml (mustMergeOverwrite $cfg (deepCopy .Values.config)) -}}
 {{- end -}}
 
+{{/* Where the ruler sends alerts: ruler.alertmanagerURL, else this release's Alertmanager. */}}
+{{- define "strata.rulerAlertmanagerURL" -}}
+{{- $ctx := .ctx -}}
+{{- if $ctx.Values.ruler.alertmanagerURL -}}
+{{- $ctx.Values.ruler.alertmanagerURL -}}
+{{- else if $ctx.Values.alertmanager.enabled -}}
+{{- printf "%s://%s%s-alertmanager.%s.svc.cluster.local:8080/alertmanager" (include "strata.scheme" $ctx) .userinfo (include "strata.fullname" $ctx) $ctx.Release.Namespace -}}
+{{- end -}}
+{{- end -}}
+
 {{/*
 Flags of TLS and authentication, rendered only when the values turn them on. They are flags rather than
 config-file keys so that a renamed flag fails `strata -config.verify` by name.
@@ -182,7 +189,12 @@ config-file keys so that a renamed flag fails `strata -config.verify` by name.
 - -server.{{ $srv }}-tls-client-auth={{ ternary $t.httpClientAuth $t.grpcClientAuth (eq $srv "http") }}
 {{- end }}
 - -server.tls-min-version={{ $t.minVersion }}
-{{- range $client := list "ingester.client" "store-gateway.client" "querier.frontend-client" "ruler.client" "alertmanager.alertmanager-client" }}
+{{- $clients := list "ingester.client" "store-gateway.client" "querier.frontend-client" "ruler.client" "alertmanager.alertmanager-client" }}
+{{- if and (eq .Values.mode "microservices") .Values.ruler.enabled .Values.alertmanager.enabled (not .Values.ruler.alertmanagerURL) }}
+{{- /* The ruler's notifications to this release's Alertmanager (HTTPS). */}}
+{{- $clients = append $clients "ruler.alertmanager-client" }}
+{{- end }}
+{{- range $client := $clients }}
 - -{{ $client }}.tls-enabled=true
 - -{{ $client }}.tls-cert-path=/etc/strata/tls/tls.crt
 - -{{ $client }}.tls-key-path=/etc/strata/tls/tls.key
@@ -266,6 +278,10 @@ A Strata container. Call with (dict "ctx" $ "component" "ingester" "target" "ing
     {{- with include "strata.securityArgs" $ctx | trim }}
     {{- . | nindent 4 }}
     {{- end }}
+    {{- $amAuth := $ctx.Values.ruler.alertmanagerBasicAuth }}
+    {{- if and (eq .component "ruler") $amAuth.username }}
+    - -ruler.alertmanager-url={{ include "strata.rulerAlertmanagerURL" (dict "ctx" $ctx "userinfo" (printf "%s:$(RULER_ALERTMANAGER_PASSWORD)@" $amAuth.username)) }}
+    {{- end }}
     {{- range $name, $value := $ctx.Values.extraArgs }}
     {{- if not (hasKey $v.extraArgs $name) }}
     - -{{ $name }}={{ $value }}
@@ -275,6 +291,9 @@ A Strata container. Call with (dict "ctx" $ "component" "ingester" "target" "ing
     - -{{ $name }}={{ $value }}
     {{- end }}
   {{- $env := concat (list) ($ctx.Values.extraEnv | default list) ($v.extraEnv | default list) }}
+  {{- if and (eq .component "ruler") $amAuth.username }}
+  {{- $env = append $env (dict "name" "RULER_ALERTMANAGER_PASSWORD" "valueFrom" (dict "secretKeyRef" (dict "name" (required "ruler.alertmanagerBasicAuth.passwordSecret.name" $amAuth.passwordSecret.name) "key" (required "ruler.alertmanagerBasicAuth.passwordSecret.key" $amAuth.passwordSecret.key)))) }}
+  {{- end }}
   {{- $storageEnv := include "strata.storageEnv" $ctx }}
   {{- if or $env (trim $storageEnv) }}
   env:
