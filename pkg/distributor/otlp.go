@@ -195,16 +195,17 @@ func (h *OTLPHandler) translate(r *http.Request, enc otlpEncoding, tenantID stri
 	points := md.DataPointCount()
 	h.points.WithLabelValues(tenantID).Add(float64(points))
 
-	if names, n := deltaMetrics(md, maxReportedErrors); n > 0 {
+	limits := h.d.limits.For(tenantID)
+	if names, n := deltaMetrics(md, maxReportedErrors); n > 0 && !limits.OTelNativeDeltaIngestion {
 		more := ""
 		if n > len(names) {
 			more = fmt.Sprintf(" (and %d more)", n-len(names))
 		}
-		return nil, httpError(http.StatusBadRequest, "metric %s%s has delta temporality: Strata stores cumulative metrics only; export with cumulative temporality (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=cumulative in OTel SDKs) or convert with the OpenTelemetry Collector's deltatocumulative processor",
+		return nil, httpError(http.StatusBadRequest, "metric %s%s has delta temporality: Strata stores cumulative metrics only; export with cumulative temporality (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=cumulative in OTel SDKs) or convert with the OpenTelemetry Collector's deltatocumulative processor, or ask for otel_native_delta_ingestion to store them as they are",
 			strings.Join(names, ", "), more)
 	}
 
-	t := translateOTLP(r.Context(), md, h.d.limits.For(tenantID), maxDecodedExpansion*maxSize)
+	t := translateOTLP(r.Context(), md, limits, maxDecodedExpansion*maxSize)
 	if t.tooLarge {
 		return nil, httpError(http.StatusRequestEntityTooLarge, "the request translates to more than %d bytes of series and samples, %d times the limit of %d (-distributor.max-recv-msg-size): send fewer data points per request",
 			maxDecodedExpansion*maxSize, maxDecodedExpansion, maxSize)

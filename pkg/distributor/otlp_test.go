@@ -233,6 +233,44 @@ func TestOTLP_RejectsDeltaTemporalityNamingTheMetric(t *testing.T) {
 	require.Empty(t, env.ingesters[0].seriesOf(tenantA), "nothing of a request with a delta metric is written")
 }
 
+func TestOTLP_NativeDeltaIngestionStoresDeltasAsTheyAre(t *testing.T) {
+	env := newOTLPEnv(t, withLimits(func(l *validation.Limits) { l.OTelNativeDeltaIngestion = true }))
+	md := testMetrics()
+	md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Sum().SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+	md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(2).Histogram().SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+	resp := decodeExportResponse(t, env.export(t, tenantA, md, otlpBody{}), false)
+	require.Equal(t, int64(0), resp.PartialSuccess().RejectedDataPoints(), resp.PartialSuccess().ErrorMessage())
+	series := env.ingesters[0].seriesOf(tenantA)
+	job := `instance="pod-1", job="shop"`
+	require.Equal(t, []string{"42@" + fmt.Sprint(testNow.UnixMilli())}, series[`{__name__="http_requests", http_method="GET", `+job+`}`])
+	require.Contains(t, series, `{__name__="latency_count", `+job+`}`)
+}
+
+func TestOTLP_HistogramsToNHCBAndScopeMetadata(t *testing.T) {
+	md := testMetrics()
+	scope := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Scope()
+	scope.SetName("shop.checkout")
+	scope.SetVersion("1.2.0")
+	job := `instance="pod-1", job="shop"`
+
+	plain := newOTLPEnv(t)
+	decodeExportResponse(t, plain.export(t, tenantA, md, otlpBody{}), false)
+	series := plain.ingesters[0].seriesOf(tenantA)
+	require.Contains(t, series, `{__name__="latency_bucket", `+job+`, le="0.1"}`)
+	require.NotContains(t, series, `{__name__="latency", `+job+`}`)
+
+	env := newOTLPEnv(t, withLimits(func(l *validation.Limits) {
+		l.OTelConvertHistogramsToNHCB = true
+		l.OTelPromoteScopeMetadata = true
+	}))
+	decodeExportResponse(t, env.export(t, tenantA, md, otlpBody{}), false)
+	series = env.ingesters[0].seriesOf(tenantA)
+	scoped := `, otel_scope_name="shop.checkout", otel_scope_version="1.2.0"`
+	require.Contains(t, series, `{__name__="latency", `+job+scoped+`}`, "one native histogram series with custom buckets")
+	require.NotContains(t, series, `{__name__="latency_bucket", `+job+scoped+`, le="0.1"}`)
+	require.Contains(t, series, `{__name__="queue_depth", `+job+scoped+`}`)
+}
+
 func TestOTLP_ReportsPartialSuccessWhenValidationRejectsSomePoints(t *testing.T) {
 	env := newOTLPEnv(t, withLimits(func(l *validation.Limits) { l.MaxLabelNamesPerSeries = 4 }))
 	md := testMetrics()

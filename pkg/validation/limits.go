@@ -60,6 +60,15 @@ type Limits struct {
 	// OTelKeepIdentifyingResourceAttributes keeps service.name, service.namespace and
 	// service.instance.id in target_info besides turning them into job and instance.
 	OTelKeepIdentifyingResourceAttributes bool `yaml:"otel_keep_identifying_resource_attributes" flag:"distributor.otel-keep-identifying-resource-attributes"`
+	// OTelConvertHistogramsToNHCB stores OTLP explicit-bucket histograms as native histograms with
+	// custom buckets instead of a classic histogram's _bucket, _sum and _count series.
+	OTelConvertHistogramsToNHCB bool `yaml:"otel_convert_histograms_to_nhcb" flag:"distributor.otel-convert-histograms-to-nhcb"`
+	// OTelPromoteScopeMetadata adds the instrumentation scope's name, version, schema URL and attributes
+	// as otel_scope_* labels.
+	OTelPromoteScopeMetadata bool `yaml:"otel_promote_scope_metadata" flag:"distributor.otel-promote-scope-metadata"`
+	// OTelNativeDeltaIngestion stores OTLP delta sums and histograms as they are, each sample the change
+	// over its interval, instead of refusing them.
+	OTelNativeDeltaIngestion bool `yaml:"otel_native_delta_ingestion" flag:"distributor.otel-native-delta-ingestion"`
 
 	// MaxGlobalSeriesPerUser bounds the tenant's in-memory series across the cluster; each ingester
 	// enforces its share (see LocalLimit). 0 is no limit.
@@ -181,6 +190,12 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 		"Comma-separated OTLP resource attributes copied as labels (dots and dashes become underscores) onto every series of their resource. All resource attributes are in target_info either way.")
 	f.BoolVar(&l.OTelKeepIdentifyingResourceAttributes, "distributor.otel-keep-identifying-resource-attributes", false,
 		"Keep the OTLP resource attributes service.name, service.namespace and service.instance.id as labels of target_info, besides the job and instance labels made from them.")
+	f.BoolVar(&l.OTelConvertHistogramsToNHCB, "distributor.otel-convert-histograms-to-nhcb", false,
+		"Store OTLP explicit-bucket histograms as native histograms with custom buckets (one series) instead of classic histograms (a _bucket series per bucket, _sum and _count).")
+	f.BoolVar(&l.OTelPromoteScopeMetadata, "distributor.otel-promote-scope-metadata", false,
+		"Add the OTLP instrumentation scope's name, version, schema URL and attributes to every series as otel_scope_name, otel_scope_version, otel_scope_schema_url and otel_scope_<attribute> labels.")
+	f.BoolVar(&l.OTelNativeDeltaIngestion, "distributor.otel-native-delta-ingestion", false,
+		"Accept OTLP sums and histograms of delta temporality and store them as they are: each sample is the change over its interval, so query them with sum_over_time rather than rate. Off: such a request is refused with 400.")
 
 	f.IntVar(&l.MaxGlobalSeriesPerUser, "ingester.max-global-series-per-user", 150_000,
 		"Maximum number of in-memory series of a tenant across all ingesters (each ingester allows its share: this times the replication factor divided by the number of ingesters). Samples of further new series are rejected. 0 is no limit.")
