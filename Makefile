@@ -76,12 +76,14 @@ check-mod:
 	cd production/dashboards/gen && GOWORK=off go mod tidy -diff
 
 # The committed dashboards are what their generator writes (its own module: the Grafana Foundation SDK stays
-# out of Strata's go.mod), and the alerting rules load in promtool. integration/dashboards_test.go runs
-# every expression of both against a Strata that scrapes itself.
+# out of Strata's go.mod), and the alerting rules load in promtool and pass their unit tests (each fires on
+# its trouble). integration/dashboards_test.go runs every expression of both against a Strata that scrapes
+# itself.
 check-dashboards:
 	@test -z "$$(gofmt -l production/dashboards/gen)" || { echo "gofmt needed on production/dashboards/gen" >&2; exit 1; }
 	cd production/dashboards/gen && GOWORK=off go vet . && GOWORK=off go run . -check -out ..
 	promtool check rules production/alerts/strata-alerts.yaml
+	cd production/alerts && promtool test rules strata-alerts.test.yaml
 
 # Debian's prometheus package (a real remote-write client), versitygw (a real S3 server), protoc, memcached
 # and chromium (a headless browser for the query page's test).

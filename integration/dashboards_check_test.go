@@ -18,12 +18,14 @@ import (
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 )
 
 const (
-	dashboardsDir = "../production/dashboards"
-	alertsFile    = "../production/alerts/strata-alerts.yaml"
-	runbooksFile  = "../docs/runbooks.md"
+	dashboardsDir  = "../production/dashboards"
+	alertsFile     = "../production/alerts/strata-alerts.yaml"
+	alertTestsFile = "../production/alerts/strata-alerts.test.yaml"
+	runbooksFile   = "../docs/runbooks.md"
 )
 
 // grafanaVariables are the values this test gives the dashboards' template variables, as Grafana would
@@ -191,7 +193,8 @@ func checkLabelValuesVariable(t *testing.T, s *strataProcess, query string) erro
 	return nil
 }
 
-// checkAlerts checks the alerting rules with promtool and against Strata: every expression parses in
+// checkAlerts checks the alerting rules with promtool, that each has a unit test in which it fires on its
+// trouble (make check-dashboards runs them), and against Strata: every expression parses in
 // Strata's query API and returns nothing (the cluster is healthy: no alert fires), and every metric
 // selector in it returns data, or, when a matcher picks a value that only trouble produces
 // (status=~"5..", state="unhealthy"), the metric exists with that label. Each alert links to a runbook
@@ -203,6 +206,7 @@ func checkAlerts(t *testing.T, s *strataProcess) {
 	groups, errs := rulefmt.ParseFile(alertsFile, false, model.UTF8Validation, parser.NewParser(parser.Options{}), slog.New(slog.DiscardHandler))
 	require.Empty(t, errs)
 	anchors := runbookAnchors(t)
+	unitTested := firingUnitTests(t)
 	p := parser.NewParser(parser.Options{})
 	var failed []string
 	alerts := 0
@@ -216,6 +220,7 @@ func checkAlerts(t *testing.T, s *strataProcess) {
 			require.True(t, strings.HasSuffix(strings.TrimSuffix(url, "#"+anchor), "/docs/runbooks.md"), "%s: runbook_url %q", r.Alert, url)
 			require.True(t, anchors[anchor], "%s: docs/runbooks.md has no section #%s", r.Alert, anchor)
 			require.NotEmpty(t, r.Labels["severity"], "%s: severity label", r.Alert)
+			require.True(t, unitTested[r.Alert], "%s: %s has no test in which it fires", r.Alert, alertTestsFile)
 
 			// The test's cluster is healthy: an alert that fires there is wrong.
 			if n, err := instantQuery(t, s, r.Expr); err != nil || n > 0 {
@@ -278,4 +283,29 @@ func runbookAnchors(t *testing.T) map[string]bool {
 		}
 	}
 	return anchors
+}
+
+// firingUnitTests returns the alerts that strata-alerts.test.yaml (promtool's unit tests, run by make
+// check-dashboards) expects to fire somewhere.
+func firingUnitTests(t *testing.T) map[string]bool {
+	data, err := os.ReadFile(alertTestsFile)
+	require.NoError(t, err)
+	var file struct {
+		Tests []struct {
+			AlertRuleTest []struct {
+				Alertname string `yaml:"alertname"`
+				ExpAlerts []any  `yaml:"exp_alerts"`
+			} `yaml:"alert_rule_test"`
+		} `yaml:"tests"`
+	}
+	require.NoError(t, yaml.Unmarshal(data, &file))
+	out := map[string]bool{}
+	for _, test := range file.Tests {
+		for _, a := range test.AlertRuleTest {
+			if len(a.ExpAlerts) > 0 {
+				out[a.Alertname] = true
+			}
+		}
+	}
+	return out
 }
