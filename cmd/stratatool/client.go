@@ -117,6 +117,12 @@ type client struct {
 }
 
 func (c *clientConfig) newClient() (*client, error) {
+	return c.newClientFor(true)
+}
+
+// newClientFor builds the client; the operator endpoints of one process (/ingester/*) belong to no
+// tenant, so their commands do not require one.
+func (c *clientConfig) newClientFor(needsTenant bool) (*client, error) {
 	if c.address == "" {
 		return nil, errors.New("no cluster address: set --address or STRATA_ADDRESS")
 	}
@@ -124,11 +130,13 @@ func (c *clientConfig) newClient() (*client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("--address %q is not an http:// or https:// URL", c.address)
 	}
-	if c.tenantID == "" {
+	if c.tenantID == "" && needsTenant {
 		return nil, errors.New("no tenant: set --id or STRATA_TENANT_ID")
 	}
-	if err := tenant.ValidateID(c.tenantID); err != nil {
-		return nil, fmt.Errorf("--id: %w", err)
+	if c.tenantID != "" {
+		if err := tenant.ValidateID(c.tenantID); err != nil {
+			return nil, fmt.Errorf("--id: %w", err)
+		}
 	}
 	cfg := *c
 	if cfg.key, err = mergeSpelling(c.key, c.password, "--key and --password"); err != nil {
@@ -197,7 +205,9 @@ func (c *client) do(ctx context.Context, method, path string, body []byte, want 
 
 // authorize sets the tenant and the credentials of the request.
 func (c *client) authorize(req *http.Request) {
-	req.Header.Set(tenant.OrgIDHeader, c.cfg.tenantID)
+	if c.cfg.tenantID != "" {
+		req.Header.Set(tenant.OrgIDHeader, c.cfg.tenantID)
+	}
 	switch {
 	case c.cfg.authToken != "":
 		req.Header.Set("Authorization", "Bearer "+c.cfg.authToken)

@@ -48,6 +48,7 @@ func run(args []string, stdout, stderr io.Writer) (status int) {
 	registerBackfillCommand(app, client, commands)
 	registerBucketCommands(app, commands)
 	registerBlocksCommands(app, commands)
+	registerIngesterCommands(app, client, commands)
 	registerVersionCommand(app, commands)
 
 	selected, err := app.Parse(args)
