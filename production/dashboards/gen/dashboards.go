@@ -390,8 +390,8 @@ func tenants() dash {
 				{title: "In-memory series by tenant", unit: "short",
 					description: "Series in the ingesters' heads per tenant, summed over ingesters.",
 					targets:     []target{{`topk(10, sum by (user) (strata_ingester_prometheus_tsdb_head_series{` + tenantMatchers + `}))`, "{{user}}"}}},
-				{title: "Series limit usage", unit: "percentunit",
-					description: "In-memory series of each tenant with an override of max_global_series_per_user, as a share of it (replicas counted once per replica).",
+				{title: "In-memory series per series limit", unit: "short",
+					description: "Each tenant's in-memory series summed over ingesters, divided by its max_global_series_per_user override. Each series is held by replication-factor ingesters, and each ingester allows its share of the limit times the replication factor: the tenant is at its limit when this reaches the replication factor (1 in a single binary, 3 by default in a cluster).",
 					targets:     []target{{`sum by (user) (strata_ingester_prometheus_tsdb_head_series{` + tenantMatchers + `}) / on (user) max by (user) (strata_limits_overrides{` + tenantMatchers + `, limit_name="max_global_series_per_user"} > 0)`, "{{user}}"}}},
 			}},
 			{title: "Limits", panels: []panel{
