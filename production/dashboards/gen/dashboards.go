@@ -377,10 +377,10 @@ func tenants() dash {
 					description: "Samples per second refused for each tenant, by the limit or validation rule that refused them.",
 					targets:     []target{{`sum by (user, reason) (rate(strata_discarded_samples_total{` + tenantMatchers + `}[$__rate_interval]))`, "{{user}} {{reason}}"}}},
 				{title: "Ingestion rate against its limit", unit: "percentunit",
-					description: "Each tenant's received samples per second as a share of its ingestion_rate limit: its override, or the default for tenants without one.",
+					description: "Each tenant's received samples per second, over all distributors, as a share of its ingestion_rate limit: its override, or the default for tenants without one (none where the limit is 0, no limit).",
 					targets: []target{
-						{`sum by (user) (rate(strata_distributor_received_samples_total{` + tenantMatchers + `}[$__rate_interval])) / on (user) max by (user) (strata_limits_overrides{` + tenantMatchers + `, limit_name="ingestion_rate"})`, "{{user}}"},
-						{`(sum by (user) (rate(strata_distributor_received_samples_total{` + tenantMatchers + `}[$__rate_interval])) unless on (user) strata_limits_overrides{` + jobMatcher + `, limit_name="ingestion_rate"}) / scalar(max(strata_limits_defaults{` + jobMatcher + `, limit_name="ingestion_rate"}))`, "{{user}} (default limit)"},
+						{`sum by (user) (rate(strata_distributor_received_samples_total{` + tenantMatchers + `}[$__rate_interval])) / on (user) max by (user) (strata_limits_overrides{` + tenantMatchers + `, limit_name="ingestion_rate"} > 0)`, "{{user}}"},
+						{`(sum by (user) (rate(strata_distributor_received_samples_total{` + tenantMatchers + `}[$__rate_interval])) unless on (user) strata_limits_overrides{` + jobMatcher + `, limit_name="ingestion_rate"}) / scalar(max(strata_limits_defaults{` + jobMatcher + `, limit_name="ingestion_rate"}) > 0)`, "{{user}} (default limit)"},
 					}},
 			}},
 			{title: "Series", panels: []panel{
