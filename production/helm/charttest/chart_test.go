@@ -69,7 +69,28 @@ func TestChart(t *testing.T) {
 				verified++
 			})
 			require.NotZero(t, verified, "no Strata container was rendered")
+			checkHooks(t, objects)
 		})
+	}
+}
+
+// checkHooks parses every stratatool command of a preStop hook as the image's stratatool would (flags
+// and command, with --help so that nothing is sent): a renamed stratatool flag fails here too.
+func checkHooks(t *testing.T, objects []object) {
+	t.Helper()
+	for _, w := range workloads(objects) {
+		for _, c := range w.pod.Spec.Containers {
+			if c.Lifecycle == nil || c.Lifecycle.PreStop == nil {
+				continue
+			}
+			hook := c.Lifecycle.PreStop.Exec
+			require.NotNil(t, hook, "%s: preStop hooks are exec hooks", w.source)
+			require.Equal(t, "/bin/stratatool", hook.Command[0], "%s: the image has /bin/strata and /bin/stratatool", w.source)
+			cmd := exec.Command(stratatoolBin, append(hook.Command[1:], "--help")...)
+			out, err := cmd.CombinedOutput()
+			require.NoError(t, err, "%s preStop: stratatool %s\n%s", w.source, strings.Join(hook.Command[1:], " "), out)
+			require.Contains(t, string(out), "prepare-shutdown")
+		}
 	}
 }
 
@@ -94,19 +115,19 @@ func TestChart_AFlagStrataDoesNotKnowFailsVerification(t *testing.T) {
 	require.Equal(t, 1, failed, "the ingester StatefulSet's container fails verification")
 }
 
-// strataBin is the strata binary built from this repository by TestMain.
-var strataBin string
+// strataBin and stratatoolBin are built from this repository by TestMain.
+var strataBin, stratatoolBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "charttest")
 	if err != nil {
 		panic(err)
 	}
-	strataBin = filepath.Join(dir, "strata")
-	cmd := exec.Command("go", "build", "-o", strataBin, "./cmd/strata")
+	strataBin, stratatoolBin = filepath.Join(dir, "strata"), filepath.Join(dir, "stratatool")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/strata", "./cmd/stratatool")
 	cmd.Dir = repoRoot
 	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build ./cmd/strata: %v\n%s", err, out)
+		fmt.Fprintf(os.Stderr, "go build ./cmd/strata ./cmd/stratatool: %v\n%s", err, out)
 		os.Exit(1)
 	}
 	code := m.Run()

@@ -291,6 +291,12 @@ A Strata container. Call with (dict "ctx" $ "component" "ingester" "target" "ing
     - -{{ $name }}={{ $value }}
     {{- end }}
   {{- $env := concat (list) ($ctx.Values.extraEnv | default list) ($v.extraEnv | default list) }}
+  {{- with and (has .component (list "ingester" "single-binary")) $v.prepareShutdownOnStop $v.prepareShutdownCredentials.existingSecret }}
+  {{- /* The admin credential of the preStop hook, in the variables stratatool reads. */}}
+  {{- range $var, $key := dict "STRATA_API_USER" "username" "STRATA_API_KEY" "password" "STRATA_AUTH_TOKEN" "token" }}
+  {{- $env = append $env (dict "name" $var "valueFrom" (dict "secretKeyRef" (dict "name" $v.prepareShutdownCredentials.existingSecret "key" $key "optional" true))) }}
+  {{- end }}
+  {{- end }}
   {{- if and (eq .component "ruler") $amAuth.username }}
   {{- $env = append $env (dict "name" "RULER_ALERTMANAGER_PASSWORD" "valueFrom" (dict "secretKeyRef" (dict "name" (required "ruler.alertmanagerBasicAuth.passwordSecret.name" $amAuth.passwordSecret.name) "key" (required "ruler.alertmanagerBasicAuth.passwordSecret.key" $amAuth.passwordSecret.key)))) }}
   {{- end }}
@@ -321,6 +327,23 @@ A Strata container. Call with (dict "ctx" $ "component" "ingester" "target" "ing
       protocol: UDP
     {{- end }}
     {{- end }}
+  {{- if and (has .component (list "ingester" "single-binary")) $v.prepareShutdownOnStop }}
+  lifecycle:
+    preStop:
+      exec:
+        # The ingester leaves the ring when it stops, so its series move to the others (scale-down).
+        command:
+          - /bin/stratatool
+          - --address={{ include "strata.scheme" $ctx }}://localhost:8080
+          {{- if $ctx.Values.tls.enabled }}
+          - --tls-ca-path=/etc/strata/tls/ca.crt
+          - --tls-server-name={{ $ctx.Values.tls.serverName }}
+          - --tls-cert-path=/etc/strata/tls/tls.crt
+          - --tls-key-path=/etc/strata/tls/tls.key
+          {{- end }}
+          - ingester
+          - prepare-shutdown
+  {{- end }}
   readinessProbe:
     httpGet:
       path: /ready
