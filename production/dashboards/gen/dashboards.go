@@ -43,8 +43,8 @@ func writes() dash {
 						{`sum by (user) (rate(strata_distributor_otlp_received_data_points_total{` + jobMatcher + `}[$__rate_interval]))`, "{{user}}"},
 						{`sum(rate(strata_distributor_otlp_requests_total{` + jobMatcher + `}[$__rate_interval]))`, "requests"},
 					}},
-				{title: "Distributor processes", unit: "short",
-					description: "Strata processes scraped under $job, and how many are up.",
+				{title: "Strata processes", unit: "short",
+					description: "Strata processes scraped under $job (every component, not only distributors), and how many are up.",
 					targets: []target{
 						{`count(up{` + jobMatcher + `})`, "scraped"},
 						{`sum(up{` + jobMatcher + `})`, "up"},
