@@ -43,10 +43,6 @@ strata.io/zone: {{ .zone }}
 {{- end -}}
 {{- end -}}
 
-{{- define "strata.image" -}}
-{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
-{{- end -}}
-
 {{/* Whether the processes form their rings over memberlist (else the in-process ring of one -target=all). */}}
 {{- define "strata.memberlist" -}}
 {{- if or (eq .Values.mode "microservices") (gt (int .Values.singleBinary.replicas) 1) -}}true{{- end -}}
@@ -259,7 +255,7 @@ A Strata container. Call with (dict "ctx" $ "component" "ingester" "target" "ing
 {{- $ctx := .ctx -}}
 {{- $v := .values -}}
 - name: strata
-  image: {{ include "strata.image" $ctx }}
+  image: {{ $ctx.Values.image.repository }}:{{ $v.imageTag | default $ctx.Values.image.tag | default $ctx.Chart.AppVersion }}
   imagePullPolicy: {{ $ctx.Values.image.pullPolicy }}
   args:
     - -target={{ .target }}
