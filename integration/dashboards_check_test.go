@@ -309,3 +309,65 @@ func firingUnitTests(t *testing.T) map[string]bool {
 	}
 	return out
 }
+
+// loadAlertGroups stores the groups of strata-alerts.yaml as the monitoring tenant's rules, each as
+// stratatool or the config API's users would.
+func loadAlertGroups(t *testing.T, s *strataProcess) {
+	t.Helper()
+	data, err := os.ReadFile(alertsFile)
+	require.NoError(t, err)
+	var file struct {
+		Groups []yaml.Node `yaml:"groups"`
+	}
+	require.NoError(t, yaml.Unmarshal(data, &file))
+	require.NotEmpty(t, file.Groups)
+	for _, g := range file.Groups {
+		group, err := yaml.Marshal(&g)
+		require.NoError(t, err)
+		loadRuleGroup(t, s, monitoringTenant, "strata-alerts", string(group))
+	}
+}
+
+// checkAlertsInRuler waits until Strata's ruler has evaluated every alerting rule of the monitoring
+// tenant, and requires each to be healthy and none to be pending or firing.
+func checkAlertsInRuler(t *testing.T, s *strataProcess) {
+	groups, errs := rulefmt.ParseFile(alertsFile, false, model.UTF8Validation, parser.NewParser(parser.Options{}), slog.New(slog.DiscardHandler))
+	require.Empty(t, errs)
+	want := 0
+	for _, g := range groups.Groups {
+		want += len(g.Rules)
+	}
+	type rule struct {
+		Name           string    `json:"name"`
+		Health         string    `json:"health"`
+		LastError      string    `json:"lastError"`
+		State          string    `json:"state"`
+		LastEvaluation time.Time `json:"lastEvaluation"`
+	}
+	var rules []rule
+	pollUntil(t, 30*time.Second, "every alerting rule evaluated by the ruler", func() (bool, string) {
+		var out struct {
+			Groups []struct {
+				Rules []rule `json:"rules"`
+			} `json:"groups"`
+		}
+		mustGetAPI(t, s.url(""), "/prometheus/api/v1/rules", monitoringTenant, nil, &out)
+		rules = rules[:0]
+		evaluated := 0
+		for _, g := range out.Groups {
+			for _, r := range g.Rules {
+				rules = append(rules, r)
+				if !r.LastEvaluation.IsZero() && r.Health != "unknown" {
+					evaluated++
+				}
+			}
+		}
+		return len(rules) == want && evaluated == want, fmt.Sprintf("%d of %d rules, %d evaluated", len(rules), want, evaluated)
+	})
+	for _, r := range rules {
+		require.Equal(t, "ok", r.Health, "%s: %s", r.Name, r.LastError)
+		require.Equal(t, "inactive", r.State, "%s fires in a healthy cluster", r.Name)
+	}
+	require.Empty(t, rulerAlerts(t, s, monitoringTenant))
+	t.Logf("%d alerting rules evaluated by the ruler, all healthy and inactive", len(rules))
+}

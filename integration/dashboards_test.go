@@ -29,7 +29,8 @@ const monitoringTenant = "strata-monitoring"
 // rejected samples, queries, a rule group whose alert reaches a tenant's Alertmanager, a flushed block that
 // the store-gateway loads and the compactor reads), then asks Strata every panel expression of
 // production/dashboards/*.json and every alert expression of production/alerts/strata-alerts.yaml:
-// each must parse; each panel and each metric selector of each alert must return data; no alert fires.
+// each must parse; each panel and each metric selector of each alert must return data; no alert fires,
+// neither asked through the query API nor evaluated by Strata's own ruler.
 // STRATA_DUMP_METRICS=1 logs the metrics and labels the busy Strata exports: what a new panel may use.
 func TestDashboardsAndAlerts_EveryExpressionReturnsData(t *testing.T) {
 	dir := t.TempDir()
@@ -72,10 +73,14 @@ remote_write:
 	if os.Getenv("STRATA_DUMP_METRICS") != "" {
 		dumpMetricNames(t, s)
 	}
+	// The alerting rules also run where an operator may put them: in Strata's own ruler, for the tenant
+	// that holds Strata's metrics.
+	loadAlertGroups(t, s)
 	waitForSelfScrapes(t, s, time.Now())
 
 	t.Run("dashboards", func(t *testing.T) { checkDashboards(t, s) })
 	t.Run("alerts", func(t *testing.T) { checkAlerts(t, s) })
+	t.Run("alerts in the ruler", func(t *testing.T) { checkAlertsInRuler(t, s) })
 }
 
 // driveEveryComponent makes each component do its work once, so that its metrics exist with the labels a
