@@ -449,6 +449,9 @@ func containerEnv(env []corev1.EnvVar, secrets map[string]map[string]string) map
 	for _, e := range env {
 		if e.ValueFrom != nil {
 			out[e.Name] = "from-" + e.Name
+			if ref := e.ValueFrom.FieldRef; ref != nil && ref.FieldPath == "status.podIP" {
+				out[e.Name] = "10.1.2.3"
+			}
 			if ref := e.ValueFrom.SecretKeyRef; ref != nil {
 				if v, ok := secrets[ref.Name][ref.Key]; ok {
 					out[e.Name] = v

@@ -137,15 +137,20 @@ flags (docs/configuration.md). .Values.config is merged over it.
 {{- $_ := set $dist "zone_awareness_enabled" true -}}
 {{- end -}}
 {{- $_ := set $cfg "distributor" $dist -}}
+{{- /* Each ring member advertises its pod IP (the POD_IP variable, from the downward API): the default,
+the first private IPv4 address, misses pod networks outside the private ranges. */ -}}
+{{- $ip := "${POD_IP}" -}}
+{{- $rings := dict "ingester" (dict "ring" (dict "instance_addr" $ip)) "distributor" (dict "ring" (dict "instance_addr" $ip)) "compactor" (dict "ring" (dict "instance_addr" $ip)) "store_gateway" (dict "sharding_ring" (dict "instance_addr" $ip)) "ruler" (dict "ring" (dict "instance_addr" $ip)) "alertmanager" (dict "sharding_ring" (dict "instance_addr" $ip)) "memberlist" (dict "advertise_addr" $ip) -}}
+{{- $cfg = mustMergeOverwrite $cfg $rings -}}
 {{- end -}}
 {{- if eq .Values.mode "microservices" -}}
 {{- $sgTotal := int (include "strata.totalReplicas" (dict "ctx" . "key" "storeGateway")) -}}
-{{- $_ := set $cfg "store_gateway" (dict "sharding_ring" (dict "replication_factor" (min (int .Values.storeGateway.replicationFactor) $sgTotal))) -}}
+{{- $cfg = mustMergeOverwrite $cfg (dict "store_gateway" (dict "sharding_ring" (dict "replication_factor" (min (int .Values.storeGateway.replicationFactor) $sgTotal)))) -}}
 {{- $_ := set $cfg "querier" (dict "frontend_address" (printf "%s-query-frontend-headless.%s.svc.cluster.local:9095" $fullname $ns)) -}}
 {{- if .Values.ruler.enabled -}}
 {{- $amURL := include "strata.rulerAlertmanagerURL" (dict "ctx" . "userinfo" "") -}}
 {{- if $amURL -}}
-{{- $_ := set $cfg "ruler" (dict "alertmanager_url" $amURL) -}}
+{{- $cfg = mustMergeOverwrite $cfg (dict "ruler" (dict "alertmanager_url" $amURL)) -}}
 {{- end -}}
 {{- end -}}
 {{- if .Values.alertmanager.enabled -}}
@@ -153,10 +158,10 @@ flags (docs/configuration.md). .Values.config is merged over it.
 {{- if .Values.alertmanager.externalURL -}}
 {{- $_ := set $am "web" (dict "external_url" .Values.alertmanager.externalURL) -}}
 {{- end -}}
-{{- $_ := set $cfg "alertmanager" $am -}}
+{{- $cfg = mustMergeOverwrite $cfg (dict "alertmanager" $am) -}}
 {{- end -}}
 {{- else if .Values.alertmanager.externalURL -}}
-{{- $_ := set $cfg "alertmanager" (dict "web" (dict "external_url" .Values.alertmanager.externalURL)) -}}
+{{- $cfg = mustMergeOverwrite $cfg (dict "alertmanager" (dict "web" (dict "external_url" .Values.alertmanager.externalURL))) -}}
 {{- end -}}
 {{- toYaml (mustMergeOverwrite $cfg (deepCopy .Values.config)) -}}
 {{- end -}}
@@ -287,6 +292,9 @@ A Strata container. Call with (dict "ctx" $ "component" "ingester" "target" "ing
     - -{{ $name }}={{ $value }}
     {{- end }}
   {{- $env := concat (list) ($ctx.Values.extraEnv | default list) ($v.extraEnv | default list) }}
+  {{- if include "strata.memberlist" $ctx }}
+  {{- $env = prepend $env (dict "name" "POD_IP" "valueFrom" (dict "fieldRef" (dict "fieldPath" "status.podIP"))) }}
+  {{- end }}
   {{- with and (has .component (list "ingester" "single-binary")) $v.prepareShutdownOnStop $v.prepareShutdownCredentials.existingSecret }}
   {{- /* The admin credential of the preStop hook, in the variables stratatool reads. */}}
   {{- range $var, $key := dict "STRATA_API_USER" "username" "STRATA_API_KEY" "password" "STRATA_AUTH_TOKEN" "token" }}
