@@ -1,7 +1,6 @@
 package app
 
 import (
-	"fmt"
 	"hash/maphash"
 	"net/http"
 	"slices"
@@ -11,7 +10,6 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/prometheus/storage"
 
-	"github.com/strata-metrics/strata/pkg/alertmanager"
 	"github.com/strata-metrics/strata/pkg/api"
 	"github.com/strata-metrics/strata/pkg/grpcclient"
 	"github.com/strata-metrics/strata/pkg/ring"
@@ -62,8 +60,13 @@ func (a *App) initRuler() (services.Service, error) {
 	switch {
 	case cfg.AlertmanagerURL != "":
 	case slices.Contains(a.order, TargetAlertmanager):
-		// This process' own Alertmanager, which the tenant header routes to the tenant's.
-		cfg.AlertmanagerURL = fmt.Sprintf("http://127.0.0.1:%d%s", a.server.httpPort(), alertmanager.PathPrefix)
+		// This process' own Alertmanager, called in process (so whatever TLS and -auth.type the server has).
+		sendAlerts = localAlertSender{handler: func() http.Handler {
+			if a.alertmanager == nil {
+				return nil
+			}
+			return a.alertmanager
+		}}.send
 	default:
 		// The Alertmanagers of the ring, found as they place the tenant.
 		r, rcfg, err := a.newAlertmanagerRing()
