@@ -370,6 +370,10 @@ A Strata container. Call with (dict "ctx" $ "component" "ingester" "target" "ing
       readOnly: true
     - name: data
       mountPath: /data
+    # The root filesystem is read-only; some work files go to the temporary directory (the Alertmanager
+    # checks a configuration's templates there).
+    - name: tmp
+      mountPath: /tmp
     {{- if include "strata.sharedBucket" $ctx }}
     - name: bucket
       mountPath: /bucket
@@ -396,6 +400,8 @@ A Strata container. Call with (dict "ctx" $ "component" "ingester" "target" "ing
 - name: data
   emptyDir: {}
 {{- end }}
+- name: tmp
+  emptyDir: {}
 {{- if include "strata.sharedBucket" $ctx }}
 - name: bucket
   persistentVolumeClaim:
