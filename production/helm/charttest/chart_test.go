@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -284,6 +285,8 @@ type workload struct {
 	selector map[string]string
 	pod      corev1.PodTemplateSpec
 	claims   []corev1.PersistentVolumeClaim
+	// updateStrategy is a StatefulSet's.
+	updateStrategy appsv1.StatefulSetUpdateStrategyType
 }
 
 func workloads(objects []object) []workload {
@@ -291,9 +294,9 @@ func workloads(objects []object) []workload {
 	for _, o := range objects {
 		switch w := o.obj.(type) {
 		case *appsv1.Deployment:
-			out = append(out, workload{o.source, w.Spec.Selector.MatchLabels, w.Spec.Template, nil})
+			out = append(out, workload{o.source, w.Spec.Selector.MatchLabels, w.Spec.Template, nil, ""})
 		case *appsv1.StatefulSet:
-			out = append(out, workload{o.source, w.Spec.Selector.MatchLabels, w.Spec.Template, w.Spec.VolumeClaimTemplates})
+			out = append(out, workload{o.source, w.Spec.Selector.MatchLabels, w.Spec.Template, w.Spec.VolumeClaimTemplates, w.Spec.UpdateStrategy.Type})
 		}
 	}
 	return out
@@ -321,6 +324,13 @@ func checkWorkloads(t *testing.T, objects []object) {
 			}
 		}
 		require.True(t, covered, "%s: no PodDisruptionBudget covers its pods", w.source)
+		if zone := w.pod.Labels["strata.io/zone"]; zone != "" {
+			// A zone's pods say which zone they are in, and zones are rolled one by one (OnDelete).
+			require.Equal(t, appsv1.OnDeleteStatefulSetStrategyType, w.updateStrategy, w.source)
+			require.True(t, slices.ContainsFunc(w.pod.Spec.Containers[0].Args, func(a string) bool {
+				return strings.HasSuffix(a, "-availability-zone="+zone)
+			}), "%s: started with its zone", w.source)
+		}
 		sc := w.pod.Spec.SecurityContext
 		require.NotNil(t, sc, w.source)
 		require.True(t, sc.RunAsNonRoot != nil && *sc.RunAsNonRoot, "%s runs as non-root", w.source)
