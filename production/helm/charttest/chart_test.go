@@ -507,3 +507,18 @@ func expandKubeVars(s string, env map[string]string) string {
 		s = s[i+j+1:]
 	}
 }
+
+// TestDecoder_RefusesUnknownFields shows that the manifests' decoding is strict: a misspelled field, as a
+// template typo would render, is an error rather than silently dropped.
+func TestDecoder_RefusesUnknownFields(t *testing.T) {
+	for name, doc := range map[string]string{
+		"misspelled field": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  replica: 2\n",
+		"duplicate field":  "apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec:\n  type: ClusterIP\n  type: ClusterIP\n",
+		"wrong type":       "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {a: [1]}\n",
+	} {
+		_, _, err := decoder.Decode([]byte(doc), nil, nil)
+		require.Error(t, err, name)
+	}
+	_, _, err := decoder.Decode([]byte("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  replicas: 2\n"), nil, nil)
+	require.NoError(t, err)
+}
