@@ -522,3 +522,35 @@ func TestDecoder_RefusesUnknownFields(t *testing.T) {
 	_, _, err := decoder.Decode([]byte("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  replicas: 2\n"), nil, nil)
 	require.NoError(t, err)
 }
+
+// TestChart_RefusesValuesThatCannotWork: values that no Strata process could run with fail at
+// `helm template` with a message that says what to change.
+func TestChart_RefusesValuesThatCannotWork(t *testing.T) {
+	chrt, err := loader.Load(chartDir)
+	require.NoError(t, err)
+	tests := []struct {
+		name string
+		vals map[string]any
+		want string
+	}{
+		{"unknown mode", map[string]any{"mode": "cluster"}, `mode "cluster"`},
+		{"unknown backend", map[string]any{"storage": map[string]any{"backend": "ftp"}}, `storage.backend "ftp"`},
+		{"replicas sharing no bucket", map[string]any{"singleBinary": map[string]any{"replicas": 3}}, "needs object storage"},
+		{"basic auth without credentials", map[string]any{"auth": map[string]any{"type": "basic"}}, "auth.type basic needs auth.credentials"},
+		{"mtls without TLS", map[string]any{"auth": map[string]any{"type": "mtls"}}, "auth.type mtls needs tls.enabled"},
+		{"TLS without a certificate", map[string]any{"tls": map[string]any{"enabled": true}}, "tls.enabled needs tls.existingSecret"},
+		{"S3 key without its secret", map[string]any{"mode": "microservices", "storage": map[string]any{"backend": "s3", "s3": map[string]any{"bucketName": "b", "accessKeyId": "AK"}}}, "secretAccessKey"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			install := action.NewInstall(action.NewConfiguration())
+			install.DryRunStrategy = action.DryRunClient
+			install.Replace = true
+			install.ReleaseName = releaseName
+			install.Namespace = namespace
+			install.KubeVersion = parseKubeVersion(t)
+			_, err := install.Run(chrt, tt.vals)
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
+}
