@@ -148,6 +148,20 @@ func lint(t *testing.T, vals map[string]any) {
 	}
 }
 
+// template renders the chart as `helm template` does: an install's dry run without a cluster.
+func template(t *testing.T, vals map[string]any) (any, error) {
+	t.Helper()
+	chrt, err := loader.Load(chartDir)
+	require.NoError(t, err)
+	install := action.NewInstall(action.NewConfiguration())
+	install.DryRunStrategy = action.DryRunClient
+	install.Replace = true
+	install.ReleaseName = releaseName
+	install.Namespace = namespace
+	install.KubeVersion = parseKubeVersion(t)
+	return install.Run(chrt, vals)
+}
+
 func parseKubeVersion(t *testing.T) *chartcommon.KubeVersion {
 	t.Helper()
 	v, err := chartcommon.ParseKubeVersion(kubeVersion)
@@ -170,15 +184,7 @@ var decoder = serializer.NewCodecFactory(scheme.Scheme, serializer.EnableStrict)
 // to read what the chart renders.
 func render(t *testing.T, name string, vals map[string]any) []object {
 	t.Helper()
-	chrt, err := loader.Load(chartDir)
-	require.NoError(t, err)
-	install := action.NewInstall(action.NewConfiguration())
-	install.DryRunStrategy = action.DryRunClient // helm template: no cluster
-	install.Replace = true
-	install.ReleaseName = releaseName
-	install.Namespace = namespace
-	install.KubeVersion = parseKubeVersion(t)
-	rel, err := install.Run(chrt, vals)
+	rel, err := template(t, vals)
 	require.NoError(t, err, "helm template")
 	manifest := rel.(*release.Release).Manifest
 	if dir := os.Getenv("STRATA_CHART_DUMP"); dir != "" {
@@ -526,8 +532,6 @@ func TestDecoder_RefusesUnknownFields(t *testing.T) {
 // TestChart_RefusesValuesThatCannotWork: values that no Strata process could run with fail at
 // `helm template` with a message that says what to change.
 func TestChart_RefusesValuesThatCannotWork(t *testing.T) {
-	chrt, err := loader.Load(chartDir)
-	require.NoError(t, err)
 	tests := []struct {
 		name string
 		vals map[string]any
@@ -539,17 +543,13 @@ func TestChart_RefusesValuesThatCannotWork(t *testing.T) {
 		{"basic auth without credentials", map[string]any{"auth": map[string]any{"type": "basic"}}, "auth.type basic needs auth.credentials"},
 		{"mtls without TLS", map[string]any{"auth": map[string]any{"type": "mtls"}}, "auth.type mtls needs tls.enabled"},
 		{"TLS without a certificate", map[string]any{"tls": map[string]any{"enabled": true}}, "tls.enabled needs tls.existingSecret"},
+		{"fewer ingesters than copies", map[string]any{"mode": "microservices", "ingester": map[string]any{"replicas": 2}}, "replicationFactor 3 needs at least 3 ingesters"},
+		{"fewer zones than copies", map[string]any{"mode": "microservices", "zoneAwareReplication": map[string]any{"enabled": true, "zones": []any{map[string]any{"name": "a"}, map[string]any{"name": "b"}}}}, "needs at least 3 zones"},
 		{"S3 key without its secret", map[string]any{"mode": "microservices", "storage": map[string]any{"backend": "s3", "s3": map[string]any{"bucketName": "b", "accessKeyId": "AK"}}}, "secretAccessKey"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			install := action.NewInstall(action.NewConfiguration())
-			install.DryRunStrategy = action.DryRunClient
-			install.Replace = true
-			install.ReleaseName = releaseName
-			install.Namespace = namespace
-			install.KubeVersion = parseKubeVersion(t)
-			_, err := install.Run(chrt, tt.vals)
+			_, err := template(t, tt.vals)
 			require.ErrorContains(t, err, tt.want)
 		})
 	}
