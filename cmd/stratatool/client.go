@@ -92,7 +92,7 @@ func (c *clientConfig) transport(scheme string) (*http.Transport, error) {
 	if (c.tls.certPath == "") != (c.tls.keyPath == "") {
 		return nil, errors.New("--tls-cert-path and --tls-key-path go together")
 	}
-	tlsCfg, err := (&tlsconfig.ClientConfig{
+	tlsClient, err := (&tlsconfig.ClientConfig{
 		Enabled:            true,
 		CAPath:             c.tls.caPath,
 		CertPath:           c.tls.certPath,
@@ -100,11 +100,11 @@ func (c *clientConfig) transport(scheme string) (*http.Transport, error) {
 		ServerName:         c.tls.serverName,
 		InsecureSkipVerify: c.tls.insecureSkipVerify,
 		Common:             tlsconfig.Common{MinVersion: "VersionTLS12"},
-	}).TLSConfig()
+	}).NewClient()
 	if err != nil {
 		return nil, fmt.Errorf("--tls-*: %w", err)
 	}
-	t.TLSClientConfig = tlsCfg
+	t.DialTLSContext = tlsClient.DialTLSContext
 	return t, nil
 }
 

@@ -209,4 +209,3 @@ func (s *server) Stop(ctx context.Context) error {
 
 // grpcPort is the port the gRPC server actually listens on (useful when configured as 0).
 func (s *server) grpcPort() int { return s.grpcListener.Addr().(*net.TCPAddr).Port }
-func (s *server) httpPort() int { return s.httpListener.Addr().(*net.TCPAddr).Port }

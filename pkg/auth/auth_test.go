@@ -352,9 +352,9 @@ func TestMTLS_TenantFromCertificate(t *testing.T) {
 			args = append(args, "-c.tls-cert-path="+cert, "-c.tls-key-path="+key)
 		}
 		require.NoError(t, cf.Parse(args))
-		tc, err := cc.TLSConfig()
+		cl, err := cc.NewClient()
 		require.NoError(t, err)
-		return &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
+		return &http.Client{Transport: &http.Transport{DialTLSContext: cl.DialTLSContext}}
 	}
 
 	teamA := client(ca, "team-a", "team-a")

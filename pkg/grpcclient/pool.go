@@ -115,10 +115,10 @@ type Pool struct {
 func NewPool(kind string, readMethods []string, cfg Config, reg prometheus.Registerer, logger *slog.Logger) *Pool {
 	p := &Pool{kind: kind, cfg: cfg, readMethods: readMethods, logger: logger, conns: map[string]*grpc.ClientConn{}}
 	p.creds = insecure.NewCredentials()
-	if tlsCfg, err := cfg.TLS.TLSConfig(); err != nil {
+	if cl, err := cfg.TLS.NewClient(); err != nil {
 		p.credsErr = fmt.Errorf("%s client TLS: %w", kind, err)
-	} else if tlsCfg != nil {
-		p.creds = credentials.NewTLS(tlsCfg)
+	} else if cl != nil {
+		p.creds = cl.GRPCCredentials()
 	}
 	p.connections = promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "strata_" + kind + "_client_connections",

@@ -61,12 +61,12 @@ func (c *AlertmanagerClientConfig) validate(urls []*url.URL) error {
 // httpClient returns the client that sends alerts with the TLS settings, or nil when TLS is off (the
 // Prometheus notifier's own client is used then). The notifier bounds each send with its context.
 func (c *AlertmanagerClientConfig) httpClient() (*http.Client, error) {
-	tlsCfg, err := c.TLS.TLSConfig()
-	if err != nil || tlsCfg == nil {
+	cl, err := c.TLS.NewClient()
+	if err != nil || cl == nil {
 		return nil, err
 	}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.TLSClientConfig = tlsCfg
+	transport.DialTLSContext = cl.DialTLSContext
 	return &http.Client{Transport: transport}, nil
 }
 

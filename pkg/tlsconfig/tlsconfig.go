@@ -4,16 +4,20 @@
 package tlsconfig
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"google.golang.org/grpc/credentials"
 )
 
 // minVersions are the values of the -*.tls-min-version flags.
@@ -197,13 +201,13 @@ func (c *ClientConfig) Validate() error {
 	return nil
 }
 
-// TLSConfig returns the client's TLS configuration, or nil when TLS is off.
-func (c *ClientConfig) TLSConfig() (*tls.Config, error) {
+// NewClient reads the client's certificate and CA files, or returns nil when TLS is off.
+func (c *ClientConfig) NewClient() (*Client, error) {
 	if !c.Enabled {
 		return nil, nil
 	}
-	cfg := &tls.Config{ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify} //nolint:gosec // opt-in, documented as test-only
-	if err := c.Common.apply(cfg, c.flagPrefix); err != nil {
+	base := &tls.Config{InsecureSkipVerify: c.InsecureSkipVerify} //nolint:gosec // opt-in, documented as test-only
+	if err := c.Common.apply(base, c.flagPrefix); err != nil {
 		return nil, err
 	}
 	if c.CertPath != "" {
@@ -211,34 +215,115 @@ func (c *ClientConfig) TLSConfig() (*tls.Config, error) {
 		if _, err := keyPair.get(); err != nil {
 			return nil, err
 		}
-		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return keyPair.get() }
+		base.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return keyPair.get() }
 	}
-	if c.CAPath == "" || c.InsecureSkipVerify {
-		return cfg, nil
+	cl := &Client{base: base, serverName: c.ServerName}
+	if c.CAPath != "" && !c.InsecureSkipVerify {
+		cl.ca = &caFile{path: c.CAPath}
+		if _, err := cl.ca.get(); err != nil {
+			return nil, err
+		}
 	}
-	ca := &caFile{path: c.CAPath}
-	if _, err := ca.get(); err != nil {
+	return cl, nil
+}
+
+// TLSConfig is NewClient's Config for connections whose host Go's TLS client sets itself (an
+// http.Transport's TLSClientConfig): nil when TLS is off.
+func (c *ClientConfig) TLSConfig() (*tls.Config, error) {
+	cl, err := c.NewClient()
+	if cl == nil || err != nil {
 		return nil, err
 	}
+	return cl.Config(""), nil
+}
+
+// Client makes the TLS configuration of each connection to a server.
+type Client struct {
+	base       *tls.Config
+	serverName string  // -tls-server-name, which wins over the host dialled
+	ca         *caFile // nil: the system's roots, or no verification
+}
+
+// Config is the TLS configuration of a connection to host (the host of the address dialled, an IP
+// address or a name); an empty host leaves the name to Go's TLS client, which takes the host it dials.
+func (cl *Client) Config(host string) *tls.Config {
+	cfg := cl.base.Clone()
+	name := cl.serverName
+	if name == "" {
+		name = host
+	}
+	cfg.ServerName = name
+	if cl.ca == nil {
+		return cfg // Go's own verification, of IP addresses too, against the system's roots
+	}
 	// crypto/tls verifies against a fixed RootCAs; to follow a rotated CA bundle the verification is done
-	// here, with the same checks (chain and host name), against the bundle's current contents.
+	// here, with the same checks (chain, and host name or IP address), against the bundle's current
+	// contents. The name is this connection's: the ConnectionState has none when an IP address is dialled.
 	cfg.InsecureSkipVerify = true //nolint:gosec // replaced by VerifyConnection below
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-		pool, err := ca.get()
+		pool, err := cl.ca.get()
 		if err != nil {
 			return err
 		}
 		if len(cs.PeerCertificates) == 0 {
 			return errors.New("tls: the server presented no certificate")
 		}
-		opts := x509.VerifyOptions{Roots: pool, DNSName: cs.ServerName, Intermediates: x509.NewCertPool()}
+		checked := name
+		if checked == "" {
+			checked = cs.ServerName
+		}
+		if checked == "" {
+			// x509 would then check the chain only: any certificate of the CA would pass for any server.
+			return errors.New("tls: no server name to check the certificate against")
+		}
+		opts := x509.VerifyOptions{Roots: pool, DNSName: checked, Intermediates: x509.NewCertPool()}
 		for _, cert := range cs.PeerCertificates[1:] {
 			opts.Intermediates.AddCert(cert)
 		}
 		_, err = cs.PeerCertificates[0].Verify(opts)
 		return err
 	}
-	return cfg, nil
+	return cfg
+}
+
+// DialTLSContext dials addr over TLS with the configuration of its host, for an http.Transport's
+// DialTLSContext: its TLSClientConfig would check no host when an IP address is dialled.
+func (cl *Client) DialTLSContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	d := tls.Dialer{Config: cl.Config(host)}
+	return d.DialContext(ctx, network, addr)
+}
+
+// GRPCCredentials are gRPC transport credentials that make each connection's TLS configuration with
+// Config, for the host of the authority dialled.
+func (cl *Client) GRPCCredentials() credentials.TransportCredentials { return &grpcCredentials{cl: cl} }
+
+type grpcCredentials struct{ cl *Client }
+
+func (g *grpcCredentials) ClientHandshake(ctx context.Context, authority string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	host, _, err := net.SplitHostPort(authority)
+	if err != nil {
+		host = authority
+	}
+	return credentials.NewTLS(g.cl.Config(host)).ClientHandshake(ctx, authority, conn)
+}
+
+func (g *grpcCredentials) ServerHandshake(net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return nil, nil, errors.New("tlsconfig: client credentials cannot serve")
+}
+
+func (g *grpcCredentials) Info() credentials.ProtocolInfo {
+	return credentials.NewTLS(g.cl.base).Info()
+}
+
+func (g *grpcCredentials) Clone() credentials.TransportCredentials { return &grpcCredentials{cl: g.cl} }
+
+//nolint:staticcheck // part of the interface, deprecated
+func (g *grpcCredentials) OverrideServerName(string) error {
+	return errors.New("tlsconfig: set -<client>.tls-server-name instead")
 }
 
 // fileStamp identifies a version of a file cheaply: a changed file has a new modification time or size.

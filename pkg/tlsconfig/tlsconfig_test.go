@@ -1,6 +1,7 @@
 package tlsconfig_test
 
 import (
+	"context"
 	"crypto/tls"
 	"flag"
 	"net"
@@ -79,15 +80,15 @@ func TestServerAndClient_MutualTLSWithRotation(t *testing.T) {
 	require.NoError(t, err)
 	addr := serve(t, serverTLS)
 
-	clientTLS, err := newClientConfig(t, "-ingester.client.tls-enabled", "-ingester.client.tls-ca-path="+ca.CertPath,
-		"-ingester.client.tls-cert-path="+clientCert, "-ingester.client.tls-key-path="+clientKey).TLSConfig()
+	clientTLS, err := clientFor(newClientConfig(t, "-ingester.client.tls-enabled", "-ingester.client.tls-ca-path="+ca.CertPath,
+		"-ingester.client.tls-cert-path="+clientCert, "-ingester.client.tls-key-path="+clientKey))
 	require.NoError(t, err)
 	first, err := handshake(addr, clientTLS)
 	require.NoError(t, err)
 	require.Equal(t, tlstest.Serial(t, serverCert).String(), first)
 
 	// A client without a certificate is refused: a CA path means client certificates are required.
-	noCert, err := newClientConfig(t, "-ingester.client.tls-enabled", "-ingester.client.tls-ca-path="+ca.CertPath).TLSConfig()
+	noCert, err := clientFor(newClientConfig(t, "-ingester.client.tls-enabled", "-ingester.client.tls-ca-path="+ca.CertPath))
 	require.NoError(t, err)
 	_, err = handshake(addr, noCert)
 	require.Error(t, err)
@@ -115,7 +116,7 @@ func TestClient_RefusesServerOfAnotherCA_AndFollowsCARotation(t *testing.T) {
 	require.NoError(t, err)
 	addr := serve(t, serverTLS)
 
-	clientTLS, err := newClientConfig(t, "-ingester.client.tls-enabled", "-ingester.client.tls-ca-path="+ca.CertPath).TLSConfig()
+	clientTLS, err := clientFor(newClientConfig(t, "-ingester.client.tls-enabled", "-ingester.client.tls-ca-path="+ca.CertPath))
 	require.NoError(t, err)
 	_, err = handshake(addr, clientTLS)
 	require.ErrorContains(t, err, "certificate signed by unknown authority")
@@ -128,11 +129,35 @@ func TestClient_RefusesServerOfAnotherCA_AndFollowsCARotation(t *testing.T) {
 	require.NoError(t, err)
 
 	// Host names are still checked: the certificate is for localhost and 127.0.0.1 only.
-	wrongName, err := newClientConfig(t, "-ingester.client.tls-enabled", "-ingester.client.tls-ca-path="+ca.CertPath,
-		"-ingester.client.tls-server-name=ingester.example").TLSConfig()
+	wrongName, err := clientFor(newClientConfig(t, "-ingester.client.tls-enabled", "-ingester.client.tls-ca-path="+ca.CertPath,
+		"-ingester.client.tls-server-name=ingester.example"))
 	require.NoError(t, err)
 	_, err = handshake(addr, wrongName)
 	require.ErrorContains(t, err, "ingester.example")
+}
+
+func TestClient_TLSConfigRefusesToCheckNoName(t *testing.T) {
+	// An http.Transport's TLSClientConfig dialling an IP address has no server name in its connection
+	// state: the certificate's chain alone must not do.
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, dir, "ca")
+	serverCert, serverKey := ca.Issue(t, "server", "strata")
+	serverTLS, err := newServerConfig(t, "-server.http-tls-cert-path="+serverCert, "-server.http-tls-key-path="+serverKey).TLSConfig()
+	require.NoError(t, err)
+	addr := serve(t, serverTLS)
+	c := newClientConfig(t, "-ingester.client.tls-enabled", "-ingester.client.tls-ca-path="+ca.CertPath)
+	bare, err := c.TLSConfig()
+	require.NoError(t, err)
+	_, err = handshake(addr, bare)
+	require.ErrorContains(t, err, "no server name")
+
+	cl, err := c.NewClient()
+	require.NoError(t, err)
+	conn, err := cl.DialTLSContext(context.Background(), "tcp", addr)
+	require.NoError(t, err, "DialTLSContext checks the IP address dialled")
+	_ = conn.Close()
+	_, err = handshake(addr, cl.Config("10.1.2.3"))
+	require.ErrorContains(t, err, "10.1.2.3", "the certificate is for 127.0.0.1 and localhost only")
 }
 
 func TestServer_MinVersionAndPlainText(t *testing.T) {
@@ -144,7 +169,7 @@ func TestServer_MinVersionAndPlainText(t *testing.T) {
 	require.NoError(t, err)
 	addr := serve(t, serverTLS)
 
-	clientTLS, err := newClientConfig(t, "-ingester.client.tls-enabled", "-ingester.client.tls-ca-path="+ca.CertPath).TLSConfig()
+	clientTLS, err := clientFor(newClientConfig(t, "-ingester.client.tls-enabled", "-ingester.client.tls-ca-path="+ca.CertPath))
 	require.NoError(t, err)
 	clientTLS.MaxVersion = tls.VersionTLS12
 	_, err = handshake(addr, clientTLS)
@@ -190,4 +215,13 @@ func writeFile(path, content string) error { return os.WriteFile(path, []byte(co
 func readFile(path string) (string, error) {
 	raw, err := os.ReadFile(path)
 	return string(raw), err
+}
+
+// clientFor is c's configuration for a connection to 127.0.0.1, as the servers here listen on.
+func clientFor(c *tlsconfig.ClientConfig) (*tls.Config, error) {
+	cl, err := c.NewClient()
+	if err != nil {
+		return nil, err
+	}
+	return cl.Config("127.0.0.1"), nil
 }

@@ -89,7 +89,7 @@ func s3ProviderConfig(c S3Config) (s3.Config, error) {
 	}
 	// The provider's transport (its timeouts and pool sizes) with Strata's TLS, which follows certificate
 	// and CA files as they change; the provider's own reads the CA once.
-	tlsCfg, err := (&tlsconfig.ClientConfig{
+	tlsClient, err := (&tlsconfig.ClientConfig{
 		Enabled:            true,
 		CertPath:           c.HTTP.TLSCertPath,
 		KeyPath:            c.HTTP.TLSKeyPath,
@@ -97,7 +97,7 @@ func s3ProviderConfig(c S3Config) (s3.Config, error) {
 		ServerName:         c.HTTP.TLSServerName,
 		InsecureSkipVerify: c.HTTP.InsecureSkipVerify,
 		Common:             tlsconfig.Common{MinVersion: "VersionTLS12"},
-	}).TLSConfig()
+	}).NewClient()
 	if err != nil {
 		return s3.Config{}, fmt.Errorf("-%ss3.http.tls-*: %w", flagPrefix, err)
 	}
@@ -105,7 +105,7 @@ func s3ProviderConfig(c S3Config) (s3.Config, error) {
 	if err != nil {
 		return s3.Config{}, err
 	}
-	transport.TLSClientConfig = tlsCfg
+	transport.DialTLSContext = tlsClient.DialTLSContext
 	pc.HTTPConfig.Transport = transport
 	return pc, nil
 }

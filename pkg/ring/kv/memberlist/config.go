@@ -168,13 +168,15 @@ func (c *Config) validateTLS() error {
 
 // tlsConfigs returns the TLS configurations a member serves and dials with, nil when TLS is off. The
 // server side requires a client certificate, verified against the CA when one is given.
-func (c *Config) tlsConfigs() (server, client *tls.Config, err error) {
+func (c *Config) tlsConfigs() (server *tls.Config, client func(host string) *tls.Config, err error) {
 	if !c.TLS.Enabled {
 		return nil, nil, nil
 	}
-	if client, err = c.TLS.TLSConfig(); err != nil {
+	cl, err := c.TLS.NewClient()
+	if err != nil {
 		return nil, nil, fmt.Errorf("memberlist: %w", err)
 	}
+	client = cl.Config
 	srv := tlsconfig.ServerConfig{CertPath: c.TLS.CertPath, KeyPath: c.TLS.KeyPath, CAPath: c.TLS.CAPath, Common: &c.TLS.Common}
 	if c.TLS.CAPath == "" {
 		srv.ClientAuth = "RequireAnyClientCert" // -memberlist.tls-insecure-skip-verify: nothing to verify against

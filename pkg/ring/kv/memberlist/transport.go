@@ -40,7 +40,8 @@ type transportConfig struct {
 	bindAddr  string
 	bindPort  int
 	serverTLS *tls.Config
-	clientTLS *tls.Config
+	// clientTLS makes the TLS configuration of a connection to host; nil for plain TCP.
+	clientTLS func(host string) *tls.Config
 	// timeout bounds a dial with its handshake, an accepted connection's handshake and kind byte, a
 	// packet's write, and a packet's read once its length has arrived.
 	timeout time.Duration
@@ -308,13 +309,8 @@ func (t *tcpTransport) dial(addr string, kind byte, timeout time.Duration) (net.
 	}
 	conn := raw
 	if t.cfg.clientTLS != nil {
-		cfg := t.cfg.clientTLS
-		if cfg.ServerName == "" {
-			host, _, _ := net.SplitHostPort(addr)
-			cfg = cfg.Clone()
-			cfg.ServerName = host
-		}
-		conn = tls.Client(raw, cfg)
+		host, _, _ := net.SplitHostPort(addr)
+		conn = tls.Client(raw, t.cfg.clientTLS(host))
 	}
 	deadline, _ := ctx.Deadline()
 	if err := conn.SetDeadline(deadline); err != nil {

@@ -52,7 +52,10 @@ func BenchmarkTCPTransport_Streams(b *testing.B) {
 
 // benchTransports starts two transports on 127.0.0.1, with TLS when withTLS.
 func benchTransports(b *testing.B, withTLS bool) (from, to *tcpTransport) {
-	var server, client *tls.Config
+	var (
+		server *tls.Config
+		client func(string) *tls.Config
+	)
 	if withTLS {
 		server, client = memberTLS(b)
 	}

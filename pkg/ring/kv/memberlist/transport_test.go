@@ -144,7 +144,7 @@ func TestNewKV_TLSFilesAreReadAtStart(t *testing.T) {
 }
 
 // startTestTransport starts a transport on 127.0.0.1 with short timeouts, shut down when the test ends.
-func startTestTransport(t *testing.T, serverTLS, clientTLS *tls.Config, maxInbound int) *tcpTransport {
+func startTestTransport(t *testing.T, serverTLS *tls.Config, clientTLS func(string) *tls.Config, maxInbound int) *tcpTransport {
 	t.Helper()
 	tr, err := newTCPTransport(transportConfig{
 		bindAddr: "127.0.0.1", serverTLS: serverTLS, clientTLS: clientTLS,
@@ -266,7 +266,13 @@ func TestTCPTransport_AuthenticatedPeerSendingAHugeLengthIsDropped(t *testing.T)
 }
 
 func TestTCPTransport_RefusesConnectionsBeyondTheLimit(t *testing.T) {
-	tr := startTestTransport(t, nil, nil, 2)
+	// A timeout long enough that the two held connections are still open when the third arrives, on a
+	// loaded machine too.
+	tr, err := newTCPTransport(transportConfig{
+		bindAddr: "127.0.0.1", timeout: 2 * time.Second, idleTimeout: time.Second, maxConnAge: time.Hour, maxInbound: 2,
+	}, newTransportMetrics(), slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, tr.Shutdown()) })
 	addr := tr.listener.Addr().String()
 	var held []net.Conn
 	for range 2 {
@@ -306,7 +312,7 @@ func TestTCPTransport_UnreachablePeerDoesNotBlockWrites(t *testing.T) {
 }
 
 // memberTLS returns the server and client TLS of a member with a certificate from a fresh CA.
-func memberTLS(t testing.TB) (server, client *tls.Config) {
+func memberTLS(t testing.TB) (server *tls.Config, client func(string) *tls.Config) {
 	t.Helper()
 	cfg := tlsTestConfig(t, tlstest.NewCA(t, t.TempDir(), "ca"), "member")
 	server, client, err := cfg.tlsConfigs()
@@ -318,7 +324,7 @@ func TestTCPTransport_RotatedCertificateAppliesToBusyConnections(t *testing.T) {
 	dir := t.TempDir()
 	ca := tlstest.NewCA(t, dir, "ca")
 	untrusted := tlstest.NewCA(t, dir, "untrusted")
-	tlsOf := func(name string) (server, client *tls.Config) {
+	tlsOf := func(name string) (server *tls.Config, client func(string) *tls.Config) {
 		cfg := testConfig()
 		cfg.TLS.Enabled, cfg.TLS.CAPath = true, ca.CertPath
 		cfg.TLS.CertPath, cfg.TLS.KeyPath = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
