@@ -51,9 +51,9 @@ type KV struct {
 	ml atomic.Pointer[hashicorp.Memberlist]
 
 	// serverTLS and clientTLS are set with -memberlist.tls-enabled: gossip then goes over the TCP transport.
-	serverTLS *tls.Config
-	clientTLS func(host string) *tls.Config
-	transportMetrics     *transportMetrics
+	serverTLS        *tls.Config
+	clientTLS        func(host string) *tls.Config
+	transportMetrics *transportMetrics
 	// transportTimeout bounds the TCP transport's handshakes and reads; memberlist's TCPTimeout by default.
 	transportTimeout time.Duration
 
