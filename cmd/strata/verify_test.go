@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -69,4 +71,26 @@ func TestConfigVerify_HelpExitsZero(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	require.Equal(t, 0, verifyConfig([]string{"-config.verify", "-h"}, &stdout, &stderr))
 	require.Contains(t, stderr.String(), "-config.verify")
+}
+
+// TestConfigVerify_OpensNothing: verification succeeds with ports already taken and a bucket nobody
+// serves, which a start would fail on; it neither listens nor reaches the bucket.
+func TestConfigVerify_OpensNothing(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = taken.Close() })
+	port := strconv.Itoa(taken.Addr().(*net.TCPAddr).Port)
+	dataDir := filepath.Join(t.TempDir(), "data")
+	var stdout, stderr bytes.Buffer
+	status := verifyConfig([]string{
+		"-config.verify", "-data.dir=" + dataDir, "-target=ingester", "-ingester.ring.store=memberlist",
+		"-server.http-listen-address=127.0.0.1", "-server.http-listen-port=" + port,
+		"-server.grpc-listen-address=127.0.0.1", "-server.grpc-listen-port=" + port,
+		"-memberlist.bind-addr=127.0.0.1", "-memberlist.bind-port=" + port,
+		"-blocks-storage.backend=s3", "-blocks-storage.s3.endpoint=127.0.0.1:1", "-blocks-storage.s3.bucket-name=none",
+		"-blocks-storage.s3.insecure=true",
+	}, &stdout, &stderr)
+	require.Equal(t, 0, status, stderr.String())
+	require.Equal(t, "config OK\n", stdout.String())
+	require.NoDirExists(t, dataDir)
 }
