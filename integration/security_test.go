@@ -133,27 +133,12 @@ func TestSecureCluster(t *testing.T) {
 	}})
 
 	// A real Prometheus scrapes a target and writes its samples to team-a with basic_auth over TLS.
-	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = io.WriteString(w, "secure_test_metric 42\n")
-	}))
-	t.Cleanup(target.Close)
-	startPrometheus3(t, fmt.Sprintf(`
-global:
-  scrape_interval: 1s
-scrape_configs:
-  - job_name: app
-    static_configs:
-      - targets: [%q]
-remote_write:
-  - url: %s
+	scrapeAndWrite(t, "secure_test_metric 42", c.distributor.url("/api/v1/push"), fmt.Sprintf(`
     basic_auth:
       username: team-a-writer
       password: writer-a
     tls_config:
-      ca_file: %s
-    queue_config:
-      batch_send_deadline: 1s
-`, strings.TrimPrefix(target.URL, "http://"), c.distributor.url("/api/v1/push"), ca.CertPath))
+      ca_file: %s`, ca.CertPath))
 
 	readerA := clientAs(pool, "team-a-reader", "reader-a")
 	query := c.querier.url("/prometheus/api/v1/query?" + url.Values{"query": {"secure_test_metric"}}.Encode())
@@ -313,24 +298,9 @@ func TestBearerPrometheus(t *testing.T) {
 `, sha("token-of-team-a"), sha("token-of-team-b")))
 	p := startStrata(t, filepath.Join(dir, "data"), "-auth.type=bearer", "-auth.credentials-file="+creds)
 
-	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = io.WriteString(w, "bearer_test_metric 5\n")
-	}))
-	t.Cleanup(target.Close)
-	startPrometheus3(t, fmt.Sprintf(`
-global:
-  scrape_interval: 1s
-scrape_configs:
-  - job_name: app
-    static_configs:
-      - targets: [%q]
-remote_write:
-  - url: %s
+	scrapeAndWrite(t, "bearer_test_metric 5", p.url("/api/v1/push"), `
     authorization:
-      credentials: token-of-team-a
-    queue_config:
-      batch_send_deadline: 1s
-`, strings.TrimPrefix(target.URL, "http://"), p.url("/api/v1/push")))
+      credentials: token-of-team-a`)
 
 	bearer := func(token string) *http.Client {
 		return &http.Client{Transport: roundTripperFunc(func(r *http.Request) (*http.Response, error) {
@@ -389,4 +359,27 @@ func TestSingleBinaryTLS(t *testing.T) {
 		require.Equal(t, http.StatusOK, code, body)
 		require.Contains(t, body, `"3"`, path)
 	}
+}
+
+// scrapeAndWrite runs a current Prometheus that scrapes a target serving exposition (one line of the text
+// format) every second and writes it to pushURL with auth, remote_write settings in YAML (indented as
+// keys of the remote_write entry).
+func scrapeAndWrite(t *testing.T, exposition, pushURL, auth string) {
+	t.Helper()
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, exposition+"\n")
+	}))
+	t.Cleanup(target.Close)
+	startPrometheus3(t, fmt.Sprintf(`
+global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: app
+    static_configs:
+      - targets: [%q]
+remote_write:
+  - url: %s%s
+    queue_config:
+      batch_send_deadline: 1s
+`, strings.TrimPrefix(target.URL, "http://"), pushURL, auth))
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 
@@ -74,16 +73,8 @@ type credentialSet struct {
 	all    []*Credential
 }
 
-// loadCredentials reads and checks the credentials file; needSecrets is false for mtls, where a
-// credential is named by a certificate and has no secret.
-func loadCredentials(path string, needSecrets bool) (*credentialSet, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return parseCredentials(raw, needSecrets)
-}
-
+// parseCredentials checks a credentials file; needSecrets is false for mtls, where a credential is
+// named by a certificate and has no secret.
 func parseCredentials(raw []byte, needSecrets bool) (*credentialSet, error) {
 	var file credentialsFile
 	dec := yaml.NewDecoder(strings.NewReader(string(raw)))

@@ -50,16 +50,16 @@ func NewCA(t testing.TB, dir, name string) *CA {
 	return ca
 }
 
-// Issue writes a certificate for commonName, valid for servers on localhost and 127.0.0.1 and for
-// clients, and its key, as <file>.crt and <file>.key in the CA's directory; it returns both paths.
-func (ca *CA) Issue(t testing.TB, file, commonName string) (certPath, keyPath string) {
+// Issue writes a certificate for commonName, valid for servers on localhost, 127.0.0.1 and dnsNames and
+// for clients, and its key, as <file>.crt and <file>.key in the CA's directory; it returns both paths.
+func (ca *CA) Issue(t testing.TB, file, commonName string, dnsNames ...string) (certPath, keyPath string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(t),
 		Subject:      pkix.Name{CommonName: commonName},
-		DNSNames:     []string{"localhost"},
+		DNSNames:     append([]string{"localhost"}, dnsNames...),
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
