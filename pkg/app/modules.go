@@ -40,6 +40,7 @@ import (
 	"github.com/strata-metrics/strata/pkg/storegateway"
 	"github.com/strata-metrics/strata/pkg/storegateway/storegatewaypb"
 	"github.com/strata-metrics/strata/pkg/tenant"
+	"github.com/strata-metrics/strata/pkg/util/refusals"
 )
 
 // Targets a user can run.
@@ -159,7 +160,7 @@ func startOrder(targets []string) []string {
 
 func (a *App) initServer() (services.Service, error) {
 	authn := auth.New(a.cfg.Auth, a.reg, a.logger.With("component", "auth"))
-	s, err := newServer(a.cfg.Server, authn, a.logger)
+	s, err := newServer(a.cfg.Server, authn, refusals.New(a.cfg.Server.Refusals, a.reg), a.logger)
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/strata-metrics/strata/pkg/frontend/frontendpb"
 	"github.com/strata-metrics/strata/pkg/tenant"
 	"github.com/strata-metrics/strata/pkg/tlsconfig"
+	"github.com/strata-metrics/strata/pkg/util/refusals"
 )
 
 // ServerConfig configures the HTTP and gRPC servers every component shares.
@@ -36,6 +37,7 @@ type ServerConfig struct {
 	HTTPServerIdleTimeout   time.Duration
 	GRPCMaxRecvMsgSize      int
 	GRPCMaxSendMsgSize      int
+	Refusals                refusals.Config
 	HTTPTLS                 tlsconfig.ServerConfig
 	GRPCTLS                 tlsconfig.ServerConfig
 	TLS                     tlsconfig.Common
@@ -53,6 +55,7 @@ func (c *ServerConfig) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.HTTPServerIdleTimeout, "server.http-server-idle-timeout", 120*time.Second, "Longest time an idle keep-alive HTTP connection stays open.")
 	f.IntVar(&c.GRPCMaxRecvMsgSize, "server.grpc-max-recv-msg-size-bytes", 100<<20, "Largest gRPC message the server accepts.")
 	f.IntVar(&c.GRPCMaxSendMsgSize, "server.grpc-max-send-msg-size-bytes", 100<<20, "Largest gRPC message the server sends.")
+	c.Refusals.RegisterFlags(f)
 	tlsconfig.RegisterServerCommonFlags(&c.TLS, f)
 	c.HTTPTLS.RegisterFlagsWithPrefix("server.http-", "HTTP", &c.TLS, f)
 	c.GRPCTLS.RegisterFlagsWithPrefix("server.grpc-", "gRPC", &c.TLS, f)
@@ -65,6 +68,9 @@ func (c *ServerConfig) Validate() error {
 	}
 	if c.HTTPServerReadTimeout <= 0 || c.HTTPServerWriteTimeout <= 0 || c.HTTPServerIdleTimeout <= 0 {
 		return errors.New("-server.http-server-read-timeout, -server.http-server-write-timeout and -server.http-server-idle-timeout must be positive: without them a client can hold a connection, and the memory of its request, forever")
+	}
+	if err := c.Refusals.Validate(); err != nil {
+		return err
 	}
 	if err := c.HTTPTLS.Validate(); err != nil {
 		return err
@@ -86,7 +92,7 @@ type server struct {
 	authn        *auth.Authenticator
 }
 
-func newServer(cfg ServerConfig, authn *auth.Authenticator, logger *slog.Logger) (*server, error) {
+func newServer(cfg ServerConfig, authn *auth.Authenticator, throttle *refusals.Throttle, logger *slog.Logger) (*server, error) {
 	// The files are read before listening, so a bad certificate fails the start rather than each handshake.
 	httpTLS, err := cfg.HTTPTLS.TLSConfig("h2", "http/1.1")
 	if err != nil {
@@ -128,7 +134,7 @@ func newServer(cfg ServerConfig, authn *auth.Authenticator, logger *slog.Logger)
 		mux:    mux,
 		authn:  authn,
 		httpServer: &http.Server{
-			Handler:           authn.Middleware(mux),
+			Handler:           authn.Middleware(throttle.Middleware(mux)),
 			ReadHeaderTimeout: min(30*time.Second, cfg.HTTPServerReadTimeout),
 			ReadTimeout:       cfg.HTTPServerReadTimeout,
 			WriteTimeout:      cfg.HTTPServerWriteTimeout,
