@@ -81,9 +81,16 @@ func TestAlertmanager_MaxDispatcherAggregationGroupsIsPerTenant(t *testing.T) {
 	hook1, hook2 := newWebhook(t), newWebhook(t)
 	h.setConfig("t1", webhookConfig(hook1.srv.URL)) // grouped by alertname: one group per alert here
 	h.setConfig("t2", webhookConfig(hook2.srv.URL))
-	for _, name := range []string{"A", "B", "C"} {
+	// One at a time for t1: the dispatcher takes alerts posted together in no set order, and which group
+	// is the one over the limit must be known.
+	for i, name := range []string{"A", "B", "C"} {
 		h.postAlert("t1", map[string]string{"alertname": name})
 		h.postAlert("t2", map[string]string{"alertname": name})
+		if i < 2 {
+			eventually(t, func() bool {
+				return h.tenantSum("strata_alertmanager_dispatcher_aggregation_groups", "t1") == float64(i+1)
+			}, "t1's group of "+name+" is made")
+		}
 	}
 	eventually(t, func() bool { return len(hook2.received()) == 3 }, "a tenant without overrides has the default limit")
 	eventually(t, func() bool {
