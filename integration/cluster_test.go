@@ -205,6 +205,8 @@ type loadClient struct {
 	pushURL, queryURL string
 	tenant            string
 	series            int
+	// pushInterval is the pause between pushes; 0 means 20ms.
+	pushInterval time.Duration
 
 	mu            sync.Mutex
 	acked         map[string]map[int64]float64
@@ -232,9 +234,13 @@ func (l *loadClient) run(ctx context.Context) {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
+		interval := l.pushInterval
+		if interval == 0 {
+			interval = 20 * time.Millisecond
+		}
 		for seq := 0; ctx.Err() == nil; seq++ {
 			l.pushOnce(seq)
-			time.Sleep(20 * time.Millisecond)
+			time.Sleep(interval)
 		}
 	}()
 	go func() {

@@ -270,7 +270,10 @@ overrides:
     max_fetched_series_per_query: 2000
 `)
 	p := startStrata(t, dir+"/data", "-runtime-config.file="+runtimeFile, "-querier.timeout=20s")
-	steady := &loadClient{pushURL: p.url("/api/v1/push"), queryURL: p.url("/prometheus/api/v1/query"), tenant: "steady", series: 10, acked: map[string]map[int64]float64{}}
+	// A push every 5 ms: each p99 is then the 30th slowest of some 3000 pushes, not the 8th of 750, which
+	// this machine's own hiccups move by a factor of three.
+	steady := &loadClient{pushURL: p.url("/api/v1/push"), queryURL: p.url("/prometheus/api/v1/query"), tenant: "steady", series: 10,
+		pushInterval: 5 * time.Millisecond, acked: map[string]map[int64]float64{}}
 
 	runSteady := func(d time.Duration) {
 		ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -305,11 +308,11 @@ overrides:
 	steady.requireNoFailures(t)
 	steady.requireAllAckedSamplesQueryable(t, p)
 
-	// The bound is twice the baseline, or the baseline plus 10 ms when that is more. On a 2-core machine
-	// noisy's refusals keep the cores busy, and a runnable goroutine may wait up to one Go scheduler time
-	// slice (10 ms) for one: steady's p99 measured 2.4-3.5 ms alone, 7.7-8.4 ms beside noisy (noisy's
-	// refused queries alone take it to ~2x, its refused pushes alone to ~1.4x).
-	require.LessOrEqual(t, withNoisy, max(2*baseline, baseline+10*time.Millisecond), "steady's push latency suffered")
+	// Twice the baseline (and 1 ms for this VM's own scheduling hiccups). noisy cannot take the cores:
+	// past a small allowance its refusals are answered after -server.limit-refusal-delay, which costs no
+	// CPU, so its loops without backoff slow to a few requests a second. Measured: steady's p99 2.0-2.5 ms
+	// alone, 3.0-3.7 ms beside noisy; without the delay 6-10 ms beside noisy.
+	require.LessOrEqual(t, withNoisy, 2*baseline+time.Millisecond, "steady's push latency suffered")
 	require.Less(t, peakBytes, int64(1536<<20), "RSS bounded")
 
 	require.Positive(t, pushes.ByStatus[http.StatusTooManyRequests], "noisy was rate limited")
@@ -322,12 +325,17 @@ overrides:
 	require.Empty(t, queries.Errors)
 
 	// noisy's accepted series stop at its limit, as the ingester counts them.
-	var headSeries string
+	var headSeries, delayed string
 	for _, line := range strings.Split(getText(t, p.url("/metrics")), "\n") {
 		if strings.HasPrefix(line, "strata_ingester_prometheus_tsdb_head_series{") && strings.Contains(line, `user="noisy"`) {
 			headSeries = line
 		}
+		if strings.HasPrefix(line, "strata_server_delayed_refusals_total{") {
+			delayed += line + "\n"
+		}
 	}
+	require.Contains(t, delayed, `user="noisy"`, "noisy's refusals were held back")
+	require.NotContains(t, delayed, `user="steady"`)
 	// Concurrent pushes of one tenant may each create a series at the limit's edge: a handful over it.
 	held, err := strconv.ParseFloat(strings.TrimPrefix(headSeries, `strata_ingester_prometheus_tsdb_head_series{user="noisy"} `), 64)
 	require.NoError(t, err, headSeries)

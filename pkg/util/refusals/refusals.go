@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"math/rand/v2"
 	"net/http"
 	"sync"
 	"time"
@@ -103,8 +104,9 @@ func (t *Throttle) Middleware(next http.Handler) http.Handler {
 		}
 		defer t.release(tenantID)
 		t.delayedTotal.WithLabelValues(tenantID).Inc()
-		// The answer is in the response's buffer (refusals are short); it leaves when this returns.
-		sleep(r.Context(), t.cfg.Delay)
+		// The answer is in the response's buffer (refusals are short); it leaves when this returns. The
+		// delay varies by ±50% so that a client's parallel retries do not come back all at once.
+		sleep(r.Context(), t.cfg.Delay/2+rand.N(t.cfg.Delay))
 	})
 }
 
