@@ -380,7 +380,9 @@ overrides:
     ingestion_rate: 3000
     ingestion_burst_size: 100
 `)
-	c := startCluster(t, clusterOptions{ingesters: 3, distributors: 3, args: []string{"-runtime-config.file=" + runtimeFile}})
+	// The refusals' delay is off: the pushes below come from loops without backoff, to measure the limits
+	// themselves; held-back refusals would measure how often such a loop gets to ask.
+	c := startCluster(t, clusterOptions{ingesters: 3, distributors: 3, args: []string{"-runtime-config.file=" + runtimeFile, "-server.limit-refusal-delay=0"}})
 	for _, d := range c.distributors {
 		require.Eventually(t, func() bool { return healthyIn(t, d, "/distributor/ring") == 3 }, 30*time.Second, 50*time.Millisecond)
 	}
