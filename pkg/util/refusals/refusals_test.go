@@ -116,3 +116,16 @@ func TestValidate(t *testing.T) {
 	require.Error(t, (&Config{Delay: time.Second}).Validate())
 	require.NoError(t, (&Config{FreePerSecond: 1}).Validate())
 }
+
+// BenchmarkMiddleware is what every request pays for the throttle when it is not refused.
+func BenchmarkMiddleware(b *testing.B) {
+	h := New(Config{Delay: time.Second, FreePerSecond: 10}, prometheus.NewRegistry()).Middleware(
+		http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	req := httptest.NewRequest(http.MethodPost, "/api/v1/push", nil)
+	req.Header.Set(OrgIDHeader, "team-a")
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	for range b.N {
+		h.ServeHTTP(w, req)
+	}
+}
