@@ -36,22 +36,14 @@ func (r *ReplicaDesc) deleted() bool { return r.DeletedAt != 0 }
 // is what makes Merge commutative and associative when two distributors elect different replicas in the
 // same millisecond.
 func compareReplicaVersions(a, b *ReplicaDesc) int {
-	if c := cmp.Compare(a.version(), b.version()); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.DeletedAt, b.DeletedAt); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.ReceivedAt, b.ReceivedAt); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.ElectedAt, b.ElectedAt); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.ElectedChanges, b.ElectedChanges); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.Replica, b.Replica)
+	return cmp.Or(
+		cmp.Compare(a.version(), b.version()),
+		cmp.Compare(a.DeletedAt, b.DeletedAt),
+		cmp.Compare(a.ReceivedAt, b.ReceivedAt),
+		cmp.Compare(a.ElectedAt, b.ElectedAt),
+		cmp.Compare(a.ElectedChanges, b.ElectedChanges),
+		cmp.Compare(a.Replica, b.Replica),
+	)
 }
 
 // HAClusters is the value the HA tracker stores per tenant: the elected replica of each of its clusters,

@@ -85,25 +85,15 @@ func (i InstanceDesc) clone() InstanceDesc {
 // timestamps win; ties are broken on every other field so the order is total, which is what makes Merge
 // commutative and associative even when replicas wrote different entries in the same millisecond.
 func compareVersions(a, b *InstanceDesc) int {
-	if c := cmp.Compare(a.Timestamp, b.Timestamp); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.State, b.State); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.RegisteredTimestamp, b.RegisteredTimestamp); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.Addr, b.Addr); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.Zone, b.Zone); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.ID, b.ID); c != 0 {
-		return c
-	}
-	return slices.Compare(a.Tokens, b.Tokens)
+	return cmp.Or(
+		cmp.Compare(a.Timestamp, b.Timestamp),
+		cmp.Compare(a.State, b.State),
+		cmp.Compare(a.RegisteredTimestamp, b.RegisteredTimestamp),
+		cmp.Compare(a.Addr, b.Addr),
+		cmp.Compare(a.Zone, b.Zone),
+		cmp.Compare(a.ID, b.ID),
+		slices.Compare(a.Tokens, b.Tokens),
+	)
 }
 
 // Desc is the ring descriptor stored in the KV store: every instance by ID, tombstones (LEFT) included.
