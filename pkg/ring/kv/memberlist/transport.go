@@ -382,8 +382,9 @@ func (t *tcpTransport) accept() {
 		select {
 		case t.inbound <- struct{}{}:
 		default:
-			_ = conn.Close()
+			// Counted before the close, which the peer sees at once.
 			t.reject(rejectLimit, conn, errors.New("too many gossip connections open"))
+			_ = conn.Close()
 			continue
 		}
 		t.mu.Lock()

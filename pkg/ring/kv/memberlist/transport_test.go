@@ -78,7 +78,10 @@ func TestKV_TLSClusterRefusesACertificateFromAnotherCA(t *testing.T) {
 	cfg.TLS.CAPath = ca.CertPath
 	requireJoinFails(t, cfg, kvs[0].Addr())
 
-	require.Positive(t, testutil.ToFloat64(kvs[0].transportMetrics.rejectedConns.WithLabelValues(rejectTLS)))
+	// Counted once the server's handshake returns, which may be just after the joiner saw it fail.
+	require.Eventually(t, func() bool {
+		return testutil.ToFloat64(kvs[0].transportMetrics.rejectedConns.WithLabelValues(rejectTLS)) > 0
+	}, 10*time.Second, 10*time.Millisecond)
 	for _, k := range kvs {
 		require.Equal(t, 2, k.numMembers())
 	}
@@ -88,8 +91,9 @@ func TestKV_TLSClusterRefusesPlainTextMembers(t *testing.T) {
 	ca := tlstest.NewCA(t, t.TempDir(), "gossip-ca")
 	kvs := startTLSCluster(t, ca, 2)
 	requireJoinFails(t, testConfig(), kvs[0].Addr())
-	require.Positive(t, testutil.ToFloat64(kvs[0].transportMetrics.rejectedConns.WithLabelValues(rejectTLS)),
-		"the plain-text join stream failed the TLS handshake")
+	require.Eventually(t, func() bool {
+		return testutil.ToFloat64(kvs[0].transportMetrics.rejectedConns.WithLabelValues(rejectTLS)) > 0
+	}, 10*time.Second, 10*time.Millisecond, "the plain-text join stream failed the TLS handshake")
 	for _, k := range kvs {
 		require.Equal(t, 2, k.numMembers())
 	}
