@@ -14,6 +14,7 @@ import (
 
 	"github.com/strata-metrics/strata/pkg/alertmanager/alertmanagerpb"
 	"github.com/strata-metrics/strata/pkg/tenant"
+	"github.com/strata-metrics/strata/pkg/util/inprocess"
 )
 
 // ForwardedHeader marks a request of a tenant's Alertmanager API that an instance has already sent on
@@ -269,9 +270,9 @@ func (am *MultitenantAlertmanager) serveForwarded(ctx context.Context, req *aler
 	}
 	r.Header.Set(ForwardedHeader, "true")
 	r.RequestURI = req.GetUrl()
-	w := &bufferedResponse{header: http.Header{}, code: http.StatusOK}
+	w := inprocess.NewRecorder(0)
 	am.ServeHTTP(w, r)
-	return &alertmanagerpb.HTTPResponse{Status: int32(w.code), Headers: headersToPB(w.header), Body: w.body.Bytes()}, nil
+	return &alertmanagerpb.HTTPResponse{Status: int32(w.Status()), Headers: headersToPB(w.Header()), Body: w.Body.Bytes()}, nil
 }
 
 // notForwarded are the headers a forwarded call leaves behind: those of the connection, the length

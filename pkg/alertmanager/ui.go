@@ -1,7 +1,6 @@
 package alertmanager
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -11,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/strata-metrics/strata/pkg/util/inprocess"
 )
 
 // The Alertmanager module ships its UI without the built assets (ui/app/dist is made by an Elm build
@@ -138,21 +139,10 @@ func (i *instance) getAPI(r *http.Request, path string, v any) error {
 	if err != nil {
 		return err
 	}
-	rec := &bufferedResponse{header: http.Header{}, code: http.StatusOK}
+	rec := inprocess.NewRecorder(0)
 	h.ServeHTTP(rec, req)
-	if rec.code != http.StatusOK {
-		return fmt.Errorf("GET %s: %d %s", path, rec.code, strings.TrimSpace(rec.body.String()))
+	if rec.Status() != http.StatusOK {
+		return fmt.Errorf("GET %s: %d %s", path, rec.Status(), strings.TrimSpace(rec.Body.String()))
 	}
-	return json.Unmarshal(rec.body.Bytes(), v)
+	return json.Unmarshal(rec.Body.Bytes(), v)
 }
-
-// bufferedResponse is an http.ResponseWriter that keeps what is written.
-type bufferedResponse struct {
-	header http.Header
-	code   int
-	body   bytes.Buffer
-}
-
-func (b *bufferedResponse) Header() http.Header         { return b.header }
-func (b *bufferedResponse) Write(p []byte) (int, error) { return b.body.Write(p) }
-func (b *bufferedResponse) WriteHeader(code int)        { b.code = code }

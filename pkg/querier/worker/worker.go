@@ -22,6 +22,7 @@ import (
 	"github.com/strata-metrics/strata/pkg/frontend/frontendpb"
 	"github.com/strata-metrics/strata/pkg/grpcclient"
 	"github.com/strata-metrics/strata/pkg/querier"
+	"github.com/strata-metrics/strata/pkg/util/inprocess"
 )
 
 // Config configures the querier's connections to the query-frontends.
@@ -313,15 +314,15 @@ func (w *Worker) execute(ctx context.Context, query *frontendpb.Query) *frontend
 	req.RequestURI = in.GetUrl()
 	stats := &querier.QueryStats{}
 	req = req.WithContext(querier.ContextWithQueryStats(ctx, stats))
-	rec := &responseRecorder{header: http.Header{}, maxBody: w.cfg.Client.MaxSendMsgSize - 64<<10}
+	rec := inprocess.NewRecorder(w.cfg.Client.MaxSendMsgSize - 64<<10)
 	w.handler.ServeHTTP(rec, req)
-	w.queries.WithLabelValues(strconv.Itoa(rec.statusCode())).Inc()
-	if rec.tooLarge {
+	w.queries.WithLabelValues(strconv.Itoa(rec.Status())).Inc()
+	if rec.TooLarge {
 		return errorResult(query.GetId(), http.StatusUnprocessableEntity, "execution", fmt.Sprintf(
-			"the answer is larger than %d bytes, the most a querier sends to the query-frontend (-querier.frontend-client.grpc-max-send-msg-size); narrow the query", rec.maxBody))
+			"the answer is larger than %d bytes, the most a querier sends to the query-frontend (-querier.frontend-client.grpc-max-send-msg-size); narrow the query", rec.MaxBody))
 	}
-	resp := &frontendpb.HTTPResponse{Status: int32(rec.statusCode()), Body: rec.body.Bytes()}
-	for name, values := range rec.header {
+	resp := &frontendpb.HTTPResponse{Status: int32(rec.Status()), Body: rec.Body.Bytes()}
+	for name, values := range rec.Header() {
 		resp.Headers = append(resp.Headers, &frontendpb.Header{Name: name, Values: values})
 	}
 	return &frontendpb.Result{QueryId: query.GetId(), Response: resp, Stats: &frontendpb.QueryStats{
@@ -339,37 +340,4 @@ func errorResult(id uint64, status int, errType, msg string) *frontendpb.Result 
 		Headers: []*frontendpb.Header{{Name: "Content-Type", Values: []string{"application/json"}}},
 		Body:    body,
 	}}
-}
-
-// responseRecorder keeps the handler's answer, up to maxBody bytes.
-type responseRecorder struct {
-	header   http.Header
-	status   int
-	body     bytes.Buffer
-	maxBody  int
-	tooLarge bool
-}
-
-func (r *responseRecorder) Header() http.Header { return r.header }
-
-func (r *responseRecorder) WriteHeader(status int) {
-	if r.status == 0 {
-		r.status = status
-	}
-}
-
-func (r *responseRecorder) Write(p []byte) (int, error) {
-	r.WriteHeader(http.StatusOK)
-	if r.body.Len()+len(p) > r.maxBody {
-		r.tooLarge = true
-		return 0, errors.New("the answer is too large for the query-frontend")
-	}
-	return r.body.Write(p)
-}
-
-func (r *responseRecorder) statusCode() int {
-	if r.status == 0 {
-		return http.StatusOK
-	}
-	return r.status
 }
