@@ -137,7 +137,7 @@ func (c *ServerConfig) TLSConfig(nextProtos ...string) (*tls.Config, error) {
 	if err := c.Common.apply(base, "server."); err != nil {
 		return nil, err
 	}
-	keyPair := &keyPairFile{certPath: c.CertPath, keyPath: c.KeyPath}
+	keyPair := keyPairFile(c.CertPath, c.KeyPath)
 	if _, err := keyPair.get(); err != nil {
 		return nil, err
 	}
@@ -145,7 +145,7 @@ func (c *ServerConfig) TLSConfig(nextProtos ...string) (*tls.Config, error) {
 	if c.CAPath == "" {
 		return base, nil
 	}
-	ca := &caFile{path: c.CAPath}
+	ca := caFile(c.CAPath)
 	if _, err := ca.get(); err != nil {
 		return nil, err
 	}
@@ -211,7 +211,7 @@ func (c *ClientConfig) NewClient() (*Client, error) {
 		return nil, err
 	}
 	if c.CertPath != "" {
-		keyPair := &keyPairFile{certPath: c.CertPath, keyPath: c.KeyPath}
+		keyPair := keyPairFile(c.CertPath, c.KeyPath)
 		if _, err := keyPair.get(); err != nil {
 			return nil, err
 		}
@@ -219,7 +219,7 @@ func (c *ClientConfig) NewClient() (*Client, error) {
 	}
 	cl := &Client{base: base, serverName: c.ServerName}
 	if c.CAPath != "" && !c.InsecureSkipVerify {
-		cl.ca = &caFile{path: c.CAPath}
+		cl.ca = caFile(c.CAPath)
 		if _, err := cl.ca.get(); err != nil {
 			return nil, err
 		}
@@ -227,21 +227,11 @@ func (c *ClientConfig) NewClient() (*Client, error) {
 	return cl, nil
 }
 
-// TLSConfig is NewClient's Config for connections whose host Go's TLS client sets itself (an
-// http.Transport's TLSClientConfig): nil when TLS is off.
-func (c *ClientConfig) TLSConfig() (*tls.Config, error) {
-	cl, err := c.NewClient()
-	if cl == nil || err != nil {
-		return nil, err
-	}
-	return cl.Config(""), nil
-}
-
 // Client makes the TLS configuration of each connection to a server.
 type Client struct {
 	base       *tls.Config
-	serverName string  // -tls-server-name, which wins over the host dialled
-	ca         *caFile // nil: the system's roots, or no verification
+	serverName string                        // -tls-server-name, which wins over the host dialled
+	ca         *watchedFiles[*x509.CertPool] // nil: the system's roots, or no verification
 }
 
 // Config is the TLS configuration of a connection to host (the host of the address dialled, an IP
@@ -344,67 +334,62 @@ func stampOf(paths ...string) ([]fileStamp, error) {
 	return stamps, nil
 }
 
-// keyPairFile is a certificate and key read again when either file changes. A change that does not load
-// (a half-written file, a key that does not match) keeps the last good pair and is tried again next time.
-type keyPairFile struct {
-	certPath, keyPath string
+// watchedFiles is a value loaded from files and loaded again when any of them changes. A change that
+// does not load (a half-written file, a key that does not match) keeps the last good value and is tried
+// again on the next get.
+type watchedFiles[T any] struct {
+	paths []string
+	load  func() (T, error)
 
 	mu     sync.Mutex
 	stamps []fileStamp
-	cert   *tls.Certificate
+	value  T
+	loaded bool
 }
 
-func (k *keyPairFile) get() (*tls.Certificate, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	stamps, err := stampOf(k.certPath, k.keyPath)
-	if err == nil && slices.Equal(stamps, k.stamps) {
-		return k.cert, nil
+func (w *watchedFiles[T]) get() (T, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	stamps, err := stampOf(w.paths...)
+	if err == nil && w.loaded && slices.Equal(stamps, w.stamps) {
+		return w.value, nil
 	}
-	cert, loadErr := tls.LoadX509KeyPair(k.certPath, k.keyPath)
+	var v T
 	if err == nil {
-		err = loadErr
+		v, err = w.load()
 	}
 	if err != nil {
-		if k.cert != nil {
-			return k.cert, nil
+		if w.loaded {
+			return w.value, nil
 		}
-		return nil, fmt.Errorf("load TLS certificate %s and key %s: %w", k.certPath, k.keyPath, err)
+		return v, err
 	}
-	k.stamps, k.cert = stamps, &cert
-	return k.cert, nil
+	w.stamps, w.value, w.loaded = stamps, v, true
+	return v, nil
 }
 
-// caFile is a CA bundle read again when its file changes, keeping the last good one as keyPairFile does.
-type caFile struct {
-	path string
-
-	mu    sync.Mutex
-	stamp []fileStamp
-	pool  *x509.CertPool
+// keyPairFile is a certificate and its key, read again when either file changes.
+func keyPairFile(certPath, keyPath string) *watchedFiles[*tls.Certificate] {
+	return &watchedFiles[*tls.Certificate]{paths: []string{certPath, keyPath}, load: func() (*tls.Certificate, error) {
+		cert, err := tls.LoadX509KeyPair(certPath, keyPath)
+		if err != nil {
+			return nil, fmt.Errorf("load TLS certificate %s and key %s: %w", certPath, keyPath, err)
+		}
+		return &cert, nil
+	}}
 }
 
-func (c *caFile) get() (*x509.CertPool, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	stamp, err := stampOf(c.path)
-	if err == nil && slices.Equal(stamp, c.stamp) {
-		return c.pool, nil
-	}
-	var pem []byte
-	if err == nil {
-		pem, err = os.ReadFile(c.path)
-	}
-	pool := x509.NewCertPool()
-	if err == nil && !pool.AppendCertsFromPEM(pem) {
-		err = errors.New("no PEM certificate in it")
-	}
-	if err != nil {
-		if c.pool != nil {
-			return c.pool, nil
+// caFile is a CA bundle, read again when its file changes.
+func caFile(path string) *watchedFiles[*x509.CertPool] {
+	return &watchedFiles[*x509.CertPool]{paths: []string{path}, load: func() (*x509.CertPool, error) {
+		pem, err := os.ReadFile(path)
+		pool := x509.NewCertPool()
+		if err == nil && !pool.AppendCertsFromPEM(pem) {
+			err = errors.New("no PEM certificate in it")
 		}
-		return nil, fmt.Errorf("load TLS CA bundle %s: %w", c.path, err)
-	}
-	c.stamp, c.pool = stamp, pool
-	return c.pool, nil
+		if err != nil {
+			return nil, fmt.Errorf("load TLS CA bundle %s: %w", path, err)
+		}
+		return pool, nil
+	}}
 }

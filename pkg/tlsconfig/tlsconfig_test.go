@@ -136,9 +136,9 @@ func TestClient_RefusesServerOfAnotherCA_AndFollowsCARotation(t *testing.T) {
 	require.ErrorContains(t, err, "ingester.example")
 }
 
-func TestClient_TLSConfigRefusesToCheckNoName(t *testing.T) {
-	// An http.Transport's TLSClientConfig dialling an IP address has no server name in its connection
-	// state: the certificate's chain alone must not do.
+func TestClient_ConfigWithoutAHostRefusesToCheckNoName(t *testing.T) {
+	// A configuration made without a host, dialling an IP address, has no server name in its connection
+	// state (as an http.Transport's TLSClientConfig would): the certificate's chain alone must not do.
 	dir := t.TempDir()
 	ca := tlstest.NewCA(t, dir, "ca")
 	serverCert, serverKey := ca.Issue(t, "server", "strata")
@@ -146,13 +146,11 @@ func TestClient_TLSConfigRefusesToCheckNoName(t *testing.T) {
 	require.NoError(t, err)
 	addr := serve(t, serverTLS)
 	c := newClientConfig(t, "-ingester.client.tls-enabled", "-ingester.client.tls-ca-path="+ca.CertPath)
-	bare, err := c.TLSConfig()
-	require.NoError(t, err)
-	_, err = handshake(addr, bare)
-	require.ErrorContains(t, err, "no server name")
-
 	cl, err := c.NewClient()
 	require.NoError(t, err)
+	_, err = handshake(addr, cl.Config(""))
+	require.ErrorContains(t, err, "no server name")
+
 	conn, err := cl.DialTLSContext(context.Background(), "tcp", addr)
 	require.NoError(t, err, "DialTLSContext checks the IP address dialled")
 	_ = conn.Close()
