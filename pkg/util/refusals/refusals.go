@@ -17,11 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/time/rate"
-)
 
-// OrgIDHeader names the tenant of a request; by the time the throttle sees the answer, authentication
-// has set it to the tenant the request acted as.
-const OrgIDHeader = "X-Scope-OrgID"
+	"github.com/strata-metrics/strata/pkg/tenant"
+)
 
 // Config configures the throttle.
 type Config struct {
@@ -98,7 +96,8 @@ func (t *Throttle) Middleware(next http.Handler) http.Handler {
 		if sw.status != http.StatusTooManyRequests && sw.status != http.StatusUnprocessableEntity {
 			return
 		}
-		tenantID := r.Header.Get(OrgIDHeader)
+		// Authentication, in front, has set the header to the tenant the request acted as.
+		tenantID := r.Header.Get(tenant.OrgIDHeader)
 		if tenantID == "" || !t.acquire(tenantID) {
 			return
 		}

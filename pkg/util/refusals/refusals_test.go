@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+
+	"github.com/strata-metrics/strata/pkg/tenant"
 )
 
 // answerWith answers each request with the status in its ?status= parameter.
@@ -25,7 +27,7 @@ func get(t *testing.T, h http.Handler, tenantID string, status int) (int, time.D
 	t.Helper()
 	req := httptest.NewRequest(http.MethodGet, "/x?status="+strconv.Itoa(status), nil)
 	if tenantID != "" {
-		req.Header.Set(OrgIDHeader, tenantID)
+		req.Header.Set(tenant.OrgIDHeader, tenantID)
 	}
 	w := httptest.NewRecorder()
 	start := time.Now()
@@ -99,7 +101,7 @@ func TestThrottle_ClientGoneEndsTheDelay(t *testing.T) {
 	for range 3 {
 		req, err := http.NewRequest(http.MethodGet, srv.URL+"/x?status=429", nil)
 		require.NoError(t, err)
-		req.Header.Set(OrgIDHeader, "noisy")
+		req.Header.Set(tenant.OrgIDHeader, "noisy")
 		if resp, err := client.Do(req); err == nil {
 			_ = resp.Body.Close()
 		}
@@ -122,7 +124,7 @@ func BenchmarkMiddleware(b *testing.B) {
 	h := New(Config{Delay: time.Second, FreePerSecond: 10}, prometheus.NewRegistry()).Middleware(
 		http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
 	req := httptest.NewRequest(http.MethodPost, "/api/v1/push", nil)
-	req.Header.Set(OrgIDHeader, "team-a")
+	req.Header.Set(tenant.OrgIDHeader, "team-a")
 	w := httptest.NewRecorder()
 	b.ReportAllocs()
 	for range b.N {
