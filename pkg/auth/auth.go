@@ -100,8 +100,9 @@ type Authenticator struct {
 	// the cache, would otherwise keep every core busy hashing.
 	verifySlots chan struct{}
 
-	failures   *prometheus.CounterVec
-	logLimiter *rate.Limiter
+	failures     *prometheus.CounterVec
+	secretChecks prometheus.Counter
+	logLimiter   *rate.Limiter
 }
 
 type cacheEntry struct {
@@ -125,6 +126,10 @@ func New(cfg Config, reg prometheus.Registerer, logger *slog.Logger) *Authentica
 			Name: "strata_auth_failures_total",
 			Help: "Requests refused by authentication: missing (no credential, 401), invalid (unknown or wrong, 401), role (403), tenant (403).",
 		}, []string{"reason"}),
+		secretChecks: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+			Name: "strata_auth_secret_checks_total",
+			Help: "Secrets compared with a credential's hash (bcrypt costs tens of milliseconds each); cached answers, right or wrong, are not counted.",
+		}),
 		logLimiter: rate.NewLimiter(rate.Every(time.Second), 10),
 	}
 	if cfg.CredentialsFile != "" {
@@ -273,6 +278,7 @@ func (a *Authenticator) verify(ctx context.Context, set *credentialSet, cacheKey
 	}
 	var match *Credential
 	for _, c := range candidates {
+		a.secretChecks.Inc()
 		if c.SecretHash != "" && c.matches(secret) {
 			match = c
 			break

@@ -427,3 +427,49 @@ func TestRequiredRole(t *testing.T) {
 		require.Equal(t, tc.role, RequiredRole(tc.method, tc.path), tc.path)
 	}
 }
+
+func TestBasic_HostileCredentials(t *testing.T) {
+	creds := filepath.Join(t.TempDir(), "credentials.yaml")
+	writeCredentials(t, creds,
+		Credential{Name: "writer", SecretHash: bcryptHash(t, "w-secret"), Tenants: []string{"team-a"}, Roles: []Role{RoleWrite}})
+	s := newTestServer(t, "-auth.type=basic", "-auth.credentials-file="+creds)
+	checks := func() float64 { return testutil.ToFloat64(s.authn.secretChecks) }
+
+	// A client retrying a wrong password pays bcrypt once per cache TTL, not once per request.
+	for range 5 {
+		code, _, _ := do(t, http.DefaultClient, s.url, request{method: http.MethodPost, path: "/api/v1/push", user: "writer", password: "guess"})
+		require.Equal(t, http.StatusUnauthorized, code)
+	}
+	require.Equal(t, 1.0, checks())
+	// So does the right one.
+	for range 5 {
+		code, _, _ := do(t, http.DefaultClient, s.url, request{method: http.MethodPost, path: "/api/v1/push", user: "writer", password: "w-secret"})
+		require.Equal(t, http.StatusOK, code)
+	}
+	require.Equal(t, 2.0, checks())
+	// An unknown user costs no check at all; a 100 KB password is refused like any wrong one.
+	code, _, _ := do(t, http.DefaultClient, s.url, request{path: "/prometheus/api/v1/query", user: "nobody", password: "x"})
+	require.Equal(t, http.StatusUnauthorized, code)
+	code, _, _ = do(t, http.DefaultClient, s.url, request{path: "/prometheus/api/v1/query", user: "writer", password: strings.Repeat("p", 100<<10)})
+	require.Equal(t, http.StatusUnauthorized, code)
+	require.Equal(t, 3.0, checks())
+
+	// With every check slot taken (a flood of new passwords), a request whose client gives up is answered
+	// 503, retryable, instead of waiting: the cores stay bounded.
+	for range cap(s.authn.verifySlots) {
+		s.authn.verifySlots <- struct{}{}
+	}
+	defer func() {
+		for range cap(s.authn.verifySlots) {
+			<-s.authn.verifySlots
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/api/v1/push", nil)
+	req.SetBasicAuth("writer", "another-guess")
+	w := httptest.NewRecorder()
+	s.authn.Middleware(echoTenant()).ServeHTTP(w, req)
+	require.Equal(t, http.StatusServiceUnavailable, w.Code)
+	require.Equal(t, 3.0, checks())
+}
