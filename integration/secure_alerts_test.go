@@ -31,7 +31,7 @@ func TestSecureSingleBinary_RulesToNotification(t *testing.T) {
 		"-auth.type=basic", "-auth.credentials-file="+creds,
 		"-ruler.poll-interval=1s", "-ruler.evaluation-interval=1s", "-alertmanager.configs.poll-interval=1s",
 		"-ruler.resend-delay=1s", "-alertmanager.receivers-firewall-block-cidr-networks=")
-	ops := clientAs(caPool(t, ca), "ops", "ops-secret")
+	ops := clientAs(ca.Pool(), "ops", "ops-secret")
 	p.scheme, p.client = "https", ops
 	p.start()
 

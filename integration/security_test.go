@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -55,15 +54,6 @@ func (b *basicAuthTransport) RoundTrip(r *http.Request) (*http.Response, error) 
 		r.SetBasicAuth(b.user, b.password)
 	}
 	return b.base.RoundTrip(r)
-}
-
-func caPool(t *testing.T, ca *tlstest.CA) *x509.CertPool {
-	t.Helper()
-	pem, err := os.ReadFile(ca.CertPath)
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	require.True(t, pool.AppendCertsFromPEM(pem))
-	return pool
 }
 
 // clientAs is an HTTPS client that trusts ca and authenticates as user.
@@ -117,7 +107,7 @@ func TestSecureCluster(t *testing.T) {
 		[4]string{"team-b-reader", "reader-b", "team-b", "read"},
 		[4]string{"ops", "ops-secret", `"*"`, "admin"},
 	)
-	pool := caPool(t, ca)
+	pool := ca.Pool()
 	secure := []string{
 		"-server.http-tls-cert-path=" + cert, "-server.http-tls-key-path=" + key,
 		"-server.grpc-tls-cert-path=" + cert, "-server.grpc-tls-key-path=" + key, "-server.grpc-tls-ca-path=" + ca.CertPath,
@@ -237,7 +227,7 @@ func TestMTLSTenants(t *testing.T) {
 		"-ingester.ring.instance-addr=127.0.0.1", "-ingester.ring.instance-id=strata-test",
 		"-server.http-tls-cert-path="+cert, "-server.http-tls-key-path="+key, "-server.http-tls-ca-path="+ca.CertPath,
 		"-server.http-tls-client-auth=VerifyClientCertIfGiven", "-auth.type=mtls")
-	pool := caPool(t, ca)
+	pool := ca.Pool()
 	p.scheme, p.client = "https", clientAs(pool, "", "")
 	p.start()
 
@@ -343,7 +333,7 @@ func TestSingleBinaryTLS(t *testing.T) {
 			"-"+client+".tls-cert-path="+cert, "-"+client+".tls-key-path="+key)
 	}
 	p := newStrataProcess(t, filepath.Join(dir, "data"), append([]string{"-ingester.ring.instance-addr=127.0.0.1", "-ingester.ring.instance-id=strata-test"}, args...)...)
-	pool := caPool(t, ca)
+	pool := ca.Pool()
 	app := clientAs(pool, "app", "app-secret")
 	p.scheme, p.client = "https", app
 	p.start()

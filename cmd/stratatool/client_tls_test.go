@@ -1,15 +1,9 @@
 package main
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
-	"io"
-	"log"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -40,23 +34,13 @@ func newTLSRulesServer(t *testing.T, ca *tlstest.CA) *tlsRulesServer {
 	logger := slog.New(slog.DiscardHandler)
 	api := tenant.Middleware(true)(ruler.NewConfigAPI(rulestore.NewBucketStore(objstore.NewInMemBucket(), "rules", logger), noLimits{}, logger))
 	s := &tlsRulesServer{}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	certPath, keyPath := ca.Issue(t, "strata", "strata")
+	srv := tlstest.StartServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.got = append(s.got, tlsSeen{r.Header.Get(tenant.OrgIDHeader), r.Header.Get("Authorization"), r.TLS.PeerCertificates[0].Subject.CommonName})
 		s.mu.Unlock()
 		api.ServeHTTP(w, r)
-	}))
-	certPath, keyPath := ca.Issue(t, "strata", "strata")
-	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
-	require.NoError(t, err)
-	pem, err := os.ReadFile(ca.CertPath)
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	require.True(t, pool.AppendCertsFromPEM(pem))
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
+	}), certPath, keyPath, ca)
 	s.url = srv.URL
 	return s
 }

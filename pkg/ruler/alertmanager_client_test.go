@@ -1,14 +1,9 @@
 package ruler
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"flag"
-	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -35,28 +30,18 @@ type tlsAlertmanager struct {
 	passwords   []string
 }
 
-func startTLSAlertmanager(t *testing.T, certPath, keyPath, clientCAPath string) *tlsAlertmanager {
+func startTLSAlertmanager(t *testing.T, certPath, keyPath string, clientCA *tlstest.CA) *tlsAlertmanager {
 	t.Helper()
 	am := &tlsAlertmanager{receivedAlerts: &receivedAlerts{}}
 	record := am.handler(t)
-	am.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	am.srv = tlstest.StartServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		am.mtx.Lock()
 		am.clientNames = append(am.clientNames, r.TLS.PeerCertificates[0].Subject.CommonName)
 		_, password, _ := r.BasicAuth()
 		am.passwords = append(am.passwords, password)
 		am.mtx.Unlock()
 		record.ServeHTTP(w, r)
-	}))
-	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
-	require.NoError(t, err)
-	pem, err := os.ReadFile(clientCAPath)
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	require.True(t, pool.AppendCertsFromPEM(pem))
-	am.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected
-	am.srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}
-	am.srv.StartTLS()
-	t.Cleanup(am.srv.Close)
+	}), certPath, keyPath, clientCA)
 	return am
 }
 
@@ -77,7 +62,7 @@ func TestRuler_SendsAlertsOverTLSWithClientCertificateAndBasicAuth(t *testing.T)
 	ca := tlstest.NewCA(t, dir, "ca")
 	serverCert, serverKey := ca.Issue(t, "alertmanager", "alertmanager")
 	clientCert, clientKey := ca.Issue(t, "ruler", "ruler-client")
-	am := startTLSAlertmanager(t, serverCert, serverKey, ca.CertPath)
+	am := startTLSAlertmanager(t, serverCert, serverKey, ca)
 
 	cfg := testConfig(t)
 	cfg.AlertmanagerURL = am.srv.URL + "/alertmanager"
@@ -103,7 +88,7 @@ func TestRuler_URLCredentialsWinOverTheBasicAuthFlags(t *testing.T) {
 	ca := tlstest.NewCA(t, dir, "ca")
 	serverCert, serverKey := ca.Issue(t, "alertmanager", "alertmanager")
 	clientCert, clientKey := ca.Issue(t, "ruler", "ruler-client")
-	am := startTLSAlertmanager(t, serverCert, serverKey, ca.CertPath)
+	am := startTLSAlertmanager(t, serverCert, serverKey, ca)
 
 	cfg := testConfig(t)
 	cfg.AlertmanagerURL = strings.Replace(am.srv.URL, "https://", "https://from-url:url-pass@", 1) + "/alertmanager"
@@ -126,7 +111,7 @@ func TestRuler_RefusesAnAlertmanagerCertificateFromAnotherCA(t *testing.T) {
 	other := tlstest.NewCA(t, dir, "other")
 	serverCert, serverKey := other.Issue(t, "alertmanager", "alertmanager")
 	clientCert, clientKey := ca.Issue(t, "ruler", "ruler-client")
-	am := startTLSAlertmanager(t, serverCert, serverKey, ca.CertPath)
+	am := startTLSAlertmanager(t, serverCert, serverKey, ca)
 
 	cfg := testConfig(t)
 	cfg.AlertmanagerURL = am.srv.URL + "/alertmanager"

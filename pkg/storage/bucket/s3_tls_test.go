@@ -2,14 +2,9 @@ package bucket
 
 import (
 	"bytes"
-	"crypto/tls"
-	"crypto/x509"
 	"flag"
 	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -97,23 +92,13 @@ func TestNewClient_S3PresentsTheClientCertificate(t *testing.T) {
 	// versitygw does not ask for client certificates: this endpoint does, and answers an upload as S3 would.
 	var mu sync.Mutex
 	var presented []string
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := tlstest.StartServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		presented = append(presented, r.TLS.PeerCertificates[0].Subject.CommonName)
 		mu.Unlock()
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("ETag", `"d41d8cd98f00b204e9800998ecf8427e"`)
-	}))
-	cert, err := tls.LoadX509KeyPair(serverCert, serverKey)
-	require.NoError(t, err)
-	pem, err := os.ReadFile(ca.CertPath)
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	require.True(t, pool.AppendCertsFromPEM(pem))
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.StartTLS()
-	defer srv.Close()
+	}), serverCert, serverKey, ca)
 
 	cfg := Config{Backend: BackendS3, S3: S3Config{
 		Endpoint: strings.TrimPrefix(srv.URL, "https://"), BucketName: "strata-blocks", Region: "us-east-1",

@@ -6,11 +6,16 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
+	"log"
 	"math/big"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -101,4 +106,26 @@ func writePEM(t testing.TB, path, kind string, der []byte) {
 	tmp := path + ".tmp"
 	require.NoError(t, os.WriteFile(tmp, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600))
 	require.NoError(t, os.Rename(tmp, path))
+}
+
+// Pool is a pool holding the CA's certificate, for clients that trust it.
+func (ca *CA) Pool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.cert)
+	return pool
+}
+
+// StartServer starts an HTTPS server for h on 127.0.0.1 that presents the certificate in certPath and
+// keyPath and requires client certificates of clientCA; it is closed when the test ends. Refused
+// handshakes, which such tests cause on purpose, are not logged.
+func StartServer(t testing.TB, h http.Handler, certPath, keyPath string, clientCA *CA) *httptest.Server {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
+	require.NoError(t, err)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: clientCA.Pool(), ClientAuth: tls.RequireAndVerifyClientCert}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv
 }
