@@ -18,13 +18,13 @@ import (
 	"github.com/strata-metrics/strata/pkg/querier"
 	"github.com/strata-metrics/strata/pkg/querycheck"
 	"github.com/strata-metrics/strata/pkg/tenant"
+	"github.com/strata-metrics/strata/pkg/validation"
 )
 
 // ExemplarSource returns the exemplars of the tenant in ctx within [start, end] of the series matching
-// any of matcherSets, series in label order and exemplars oldest first; maxSeries (0: none) bounds the
-// series of the answer.
+// any of matcherSets, series in label order and exemplars oldest first, within limits.
 type ExemplarSource interface {
-	QueryExemplars(ctx context.Context, start, end int64, matcherSets [][]*labels.Matcher, maxSeries int) ([]exemplar.QueryResult, error)
+	QueryExemplars(ctx context.Context, start, end int64, matcherSets [][]*labels.Matcher, limits querier.ExemplarLimits) ([]exemplar.QueryResult, error)
 }
 
 // IngesterSource is what only ingesters answer: metric metadata and exemplars.
@@ -34,9 +34,9 @@ type IngesterSource interface {
 }
 
 // queryExemplars answers /api/v1/query_exemplars as Prometheus does: the query's selectors pick the
-// series, and their exemplars within [start, end] are answered. Exemplars live in the ingesters' buffers
-// only (the tenant's max_global_exemplars_per_user), never in blocks, so older ones are gone whatever the
-// range. The answer is bounded by that buffer and by the tenant's max_fetched_series_per_query.
+// series, and their exemplars within [start, end] are answered, from the ingesters' buffers (the tenant's
+// max_global_exemplars_per_user) and the blocks' exemplar files. The answer is bounded by the tenant's
+// max_fetched_series_per_query and max_fetched_exemplars_per_query.
 func (a *PrometheusAPI) queryExemplars(r *http.Request) (any, annotations.Annotations, *apiError) {
 	start, err := parseTimeParam(r, "start", minTime)
 	if err != nil {
@@ -85,7 +85,7 @@ func (a *PrometheusAPI) queryExemplars(r *http.Request) (any, annotations.Annota
 	defer cancel()
 	var results []exemplar.QueryResult
 	if len(ids) == 1 {
-		results, err = a.exemplars.QueryExemplars(ctx, timestamp(start), timestamp(end), selectors, a.limits.For(tenantID).MaxFetchedSeriesPerQuery)
+		results, err = a.exemplars.QueryExemplars(ctx, timestamp(start), timestamp(end), selectors, exemplarLimits(a.limits.For(tenantID)))
 	} else {
 		results, err = a.federatedExemplars(ctx, ids, timestamp(start), timestamp(end), selectors)
 	}
@@ -93,6 +93,10 @@ func (a *PrometheusAPI) queryExemplars(r *http.Request) (any, annotations.Annota
 		return nil, nil, shutdownError(ctx, storageError(err))
 	}
 	return json.RawMessage(appendExemplars(nil, results)), nil, nil
+}
+
+func exemplarLimits(l *validation.Limits) querier.ExemplarLimits {
+	return querier.ExemplarLimits{MaxSeries: l.MaxFetchedSeriesPerQuery, MaxExemplars: l.MaxFetchedExemplarsPerQuery}
 }
 
 // uniqueSelectors drops repeated selectors: "up or up" reads up's exemplars once.
@@ -142,7 +146,7 @@ func (a *PrometheusAPI) federatedExemplars(ctx context.Context, ids []string, st
 		if len(sets) == 0 {
 			continue
 		}
-		results, err := a.exemplars.QueryExemplars(tenant.NewContext(ctx, id), start, end, sets, a.limits.For(id).MaxFetchedSeriesPerQuery)
+		results, err := a.exemplars.QueryExemplars(tenant.NewContext(ctx, id), start, end, sets, exemplarLimits(a.limits.For(id)))
 		if err != nil {
 			return nil, err
 		}

@@ -27,7 +27,7 @@ import (
 )
 
 // QueryExemplars makes fakeMetadata an IngesterSource without exemplars.
-func (f *fakeMetadata) QueryExemplars(context.Context, int64, int64, [][]*labels.Matcher, int) ([]exemplar.QueryResult, error) {
+func (f *fakeMetadata) QueryExemplars(context.Context, int64, int64, [][]*labels.Matcher, querier.ExemplarLimits) ([]exemplar.QueryResult, error) {
 	return nil, nil
 }
 
@@ -36,7 +36,7 @@ type exemplarCall struct {
 	tenant     string
 	start, end int64
 	sets       []string
-	maxSeries  int
+	limits     querier.ExemplarLimits
 }
 
 // fakeExemplars answers QueryExemplars with each tenant's results, or err.
@@ -49,12 +49,12 @@ type fakeExemplars struct {
 	calls []exemplarCall
 }
 
-func (f *fakeExemplars) QueryExemplars(ctx context.Context, start, end int64, sets [][]*labels.Matcher, maxSeries int) ([]exemplar.QueryResult, error) {
+func (f *fakeExemplars) QueryExemplars(ctx context.Context, start, end int64, sets [][]*labels.Matcher, limits querier.ExemplarLimits) ([]exemplar.QueryResult, error) {
 	id, err := tenant.FromContext(ctx)
 	if err != nil {
 		return nil, err
 	}
-	call := exemplarCall{tenant: id, start: start, end: end, maxSeries: maxSeries}
+	call := exemplarCall{tenant: id, start: start, end: end, limits: limits}
 	for _, ms := range sets {
 		parts := make([]string, 0, len(ms))
 		for _, m := range ms {
@@ -168,7 +168,7 @@ func TestQueryExemplars_AnswersPrometheusShape(t *testing.T) {
 	}
 	calls := src.lastCalls()
 	require.Len(t, calls, 2)
-	require.Equal(t, exemplarCall{tenant: "team-a", start: 1600096945479, end: 1600097005479, sets: []string{`{__name__="test_exemplar_metric_total"}`}, maxSeries: 200_000}, calls[0])
+	require.Equal(t, exemplarCall{tenant: "team-a", start: 1600096945479, end: 1600097005479, sets: []string{`{__name__="test_exemplar_metric_total"}`}, limits: querier.ExemplarLimits{MaxSeries: 200_000, MaxExemplars: 1_000_000}}, calls[0])
 
 	// Another tenant has none: an empty list, as Prometheus answers with no exemplars.
 	code, body := a.get(t, http.MethodGet, "team-b", params)
@@ -209,11 +209,13 @@ func TestQueryExemplars_SelectorsOfTheQuery(t *testing.T) {
 	}
 }
 
-// A match-all selector reads the tenant's exemplars with its max_fetched_series_per_query; a source over
+// A match-all selector reads the tenant's exemplars with its max_fetched_series_per_query and
+// max_fetched_exemplars_per_query; a source over
 // it fails the request with 422 naming the limit, as any query; max_query_lookback cuts the range.
 func TestQueryExemplars_TenantLimits(t *testing.T) {
 	limits := validation.DefaultLimits()
 	limits.MaxFetchedSeriesPerQuery = 7
+	limits.MaxFetchedExemplarsPerQuery = 70
 	limits.MaxQueryLookback = model.Duration(time.Hour)
 	limits.MaxQueryExpressionSizeBytes = 1000
 	src := &fakeExemplars{}
@@ -223,7 +225,7 @@ func TestQueryExemplars_TenantLimits(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	calls := src.lastCalls()
 	require.Len(t, calls, 1)
-	require.Equal(t, 7, calls[0].maxSeries)
+	require.Equal(t, querier.ExemplarLimits{MaxSeries: 7, MaxExemplars: 70}, calls[0].limits)
 	require.Equal(t, dataEnd.Add(-time.Hour).UnixMilli(), calls[0].start, "max_query_lookback")
 
 	// A range wholly older than the lookback reads nothing.

@@ -89,6 +89,7 @@ type App struct {
 	queryEngine            promql.QueryEngine
 	queryable              storage.Queryable // one tenant's data, ingesters and blocks
 	ingesterQueryable      *querier.IngesterQueryable
+	blocksQueryable        *querier.BlocksQueryable
 	tombstones             *querier.TombstoneCache // tenants' pending series deletions, applied at read time
 	rulerClients           *grpcclient.Pool
 	alertmanager           *alertmanager.MultitenantAlertmanager

@@ -47,6 +47,10 @@ func (l localStoreGateway) LabelValues(ctx context.Context, req *storegatewaypb.
 	return startLocalStream(ctx, req, l.sg.LabelValues), nil
 }
 
+func (l localStoreGateway) QueryExemplars(ctx context.Context, req *storegatewaypb.ExemplarsRequest, _ ...grpc.CallOption) (grpc.ServerStreamingClient[storegatewaypb.ExemplarsResponse], error) {
+	return startLocalStream(ctx, req, l.sg.QueryExemplars), nil
+}
+
 // localStream runs a server-streaming handler in its own goroutine and hands each message it sends to
 // the caller's Recv, as a gRPC stream would, without encoding it. One message is in flight at a time, so a
 // slow reader holds the handler back as gRPC's flow control does. Cancelling the caller's context ends

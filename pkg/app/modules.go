@@ -333,6 +333,7 @@ func (a *App) initQueryable() (services.Service, error) {
 	a.queryEngine = querier.NewEngine(a.cfg.Querier, prometheus.WrapRegistererWithPrefix("strata_querier_", a.reg), a.logger.With("component", "querier"))
 	a.ingesterQueryable = querier.NewIngesterQueryable(a.ingesterRing, ingesterReadClients{a})
 	blocks := querier.NewBlocksQueryable(a.bucket, a.storeGatewayRing, storeGatewayClients{a}, a.cfg.Querier, a.reg, a.logger.With("component", "querier"))
+	a.blocksQueryable = blocks
 	// Deleted series are hidden from every answer, whichever ingester or block holds them.
 	split := querier.NewTombstoneQueryable(querier.NewTimeSplitQueryable(a.ingesterQueryable, blocks, a.cfg.Querier), a.tombstoneCache())
 	a.queryable = querier.NewFetchLimitedQueryable(split, a.overrides, a.cfg.Querier.MaxFetchedSeriesInFlight)
@@ -344,7 +345,8 @@ func (a *App) initQuerier() (services.Service, error) {
 	if a.cfg.TenantFederationEnabled {
 		queryable = querier.FederatedQueryable{Queryable: queryable}
 	}
-	ingesterReads := querier.TombstoneIngesterSource{IngesterReads: a.ingesterQueryable, Tombstones: a.tombstoneCache()}
+	reads := querier.ExemplarQueryable{IngesterQueryable: a.ingesterQueryable, Blocks: a.blocksQueryable}
+	ingesterReads := querier.TombstoneIngesterSource{IngesterReads: reads, Tombstones: a.tombstoneCache()}
 	promAPI := api.NewPrometheusAPI(a.queryEngine, queryable, ingesterReads, a.cfg.Querier, a.overrides, a.logger.With("component", "querier"))
 	a.promAPI = promAPI
 	queryMux := http.NewServeMux()

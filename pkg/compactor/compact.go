@@ -32,6 +32,7 @@ func (c *Compactor) runGroup(ctx context.Context, p *tenantPass, g Group) error 
 	defer os.RemoveAll(dir)
 
 	dirs := make([]string, 0, len(g.Blocks))
+	var tombstones []*blockstore.Tombstone
 	// Overlapping inputs are replica copies being merged; a merge of de-duplicated blocks is de-duplicated too.
 	dedup, uploaded := true, false
 	for _, b := range g.Blocks {
@@ -44,6 +45,7 @@ func (c *Compactor) runGroup(ctx context.Context, p *tenantPass, g Group) error 
 			if _, err := applyTombstonesToDir(ctx, p, d, ts); err != nil {
 				return fmt.Errorf("apply series deletions to block %s: %w", b.ID, err)
 			}
+			tombstones = append(tombstones, ts...)
 		}
 		dirs = append(dirs, d)
 		dedup = dedup && p.metas[b.ID].Strata.ReplicasDeduplicated
@@ -76,7 +78,12 @@ func (c *Compactor) runGroup(ctx context.Context, p *tenantPass, g Group) error 
 		if err != nil {
 			return err
 		}
-		meta.Strata = blockstore.StrataMeta{TenantID: p.tenant, Source: blockstore.SourceCompactor, ReplicasDeduplicated: dedup, HoldsUploadedData: uploaded}
+		exemplars, err := blockstore.MergeExemplarFiles(bdir, dirs, exemplarsNotDeleted(tombstones))
+		if err != nil {
+			return fmt.Errorf("merge exemplars: %w", err)
+		}
+		meta.Strata = blockstore.StrataMeta{TenantID: p.tenant, Source: blockstore.SourceCompactor, ReplicasDeduplicated: dedup,
+			HoldsUploadedData: uploaded, Exemplars: exemplars}
 		if err := meta.WriteToDir(bdir); err != nil {
 			return err
 		}

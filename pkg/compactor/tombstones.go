@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	promtsdb "github.com/prometheus/prometheus/tsdb"
 
@@ -208,6 +210,9 @@ func (c *Compactor) rewriteBlock(ctx context.Context, p *tenantPass, b *blocksto
 		// The same data less the deleted samples: the planner sees the block it saw before.
 		meta.Compaction.Level = old.Compaction.Level
 		meta.Strata = old.Strata
+		if meta.Strata.Exemplars, err = blockstore.MergeExemplarFiles(ndir, []string{bdir}, exemplarsNotDeleted(overlapping)); err != nil {
+			return false, fmt.Errorf("rewrite exemplars: %w", err)
+		}
 		if err := meta.WriteToDir(ndir); err != nil {
 			return false, err
 		}
@@ -246,4 +251,20 @@ func applyTombstonesToDir(ctx context.Context, p *tenantPass, dir string, tombst
 		return false, fmt.Errorf("close block: %w", err)
 	}
 	return holds, nil
+}
+
+// exemplarsNotDeleted keeps the exemplars that no tombstone deletes: those of a deleted series at a deleted
+// time go with its samples.
+func exemplarsNotDeleted(tombstones []*blockstore.Tombstone) blockstore.ExemplarKeep {
+	if len(tombstones) == 0 {
+		return nil
+	}
+	return func(lset labels.Labels, e exemplar.Exemplar) bool {
+		for _, t := range tombstones {
+			if t.MinTime <= e.Ts && e.Ts <= t.MaxTime && t.Matches(lset) {
+				return false
+			}
+		}
+		return true
+	}
 }

@@ -1,21 +1,24 @@
 package ingester
 
 import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/seriespb"
+	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 	"github.com/strata-metrics/strata/pkg/tenant"
 )
 
 // exemplarBatchBytes bounds the labels of one QueryExemplars message. A tenant's whole exemplar buffer can
 // belong to one series, so a series is split across messages rather than sent in one.
 const exemplarBatchBytes = 1 << 20
-
-// exemplarFixedBytes is what an exemplar costs on the wire besides its labels: value and timestamp.
-const exemplarFixedBytes = 16
 
 // maxExemplarMatcherSets bounds the matcher sets of one QueryExemplars request, as the querier's API
 // bounds a query's selectors (querier.MaxExemplarSelectors): the exemplar storage tests every set against
@@ -70,46 +73,52 @@ func (i *Ingester) QueryExemplars(req *ingesterpb.ExemplarQueryRequest, stream i
 		return status.Errorf(codes.Internal, "select exemplars: %v", err)
 	}
 	fetched := seriespb.NewFetchCounter(req.Limits)
-	batch := &ingesterpb.ExemplarQueryResponse{}
-	batchBytes := 0
+	batcher := seriespb.NewExemplarBatcher(exemplarBatchBytes, func(series []*seriespb.SeriesExemplars) error {
+		return send(ctx, stream, &ingesterpb.ExemplarQueryResponse{Series: series})
+	})
 	for _, r := range results {
 		if err := fetched.Add(0); err != nil {
 			return err
 		}
-		seriesLabels := seriespb.FromLabels(r.SeriesLabels)
-		out := &ingesterpb.SeriesExemplars{Labels: seriesLabels}
-		batch.Series = append(batch.Series, out)
-		batchBytes += labelsBytes(seriesLabels)
-		for _, e := range r.Exemplars {
-			ex := &ingesterpb.Exemplar{Labels: seriespb.FromLabels(e.Labels), Value: e.Value, TimestampMs: e.Ts}
-			out.Exemplars = append(out.Exemplars, ex)
-			batchBytes += labelsBytes(ex.Labels) + exemplarFixedBytes
-			if batchBytes >= exemplarBatchBytes {
-				if err := send(ctx, stream, batch); err != nil {
-					return err
-				}
-				// The series goes on in the next message under the same labels.
-				out = &ingesterpb.SeriesExemplars{Labels: seriesLabels}
-				batch = &ingesterpb.ExemplarQueryResponse{Series: []*ingesterpb.SeriesExemplars{out}}
-				batchBytes = labelsBytes(seriesLabels)
-			}
-		}
-		if len(out.Exemplars) == 0 {
-			batch.Series = batch.Series[:len(batch.Series)-1] // its exemplars all went in the last message
-			batchBytes -= labelsBytes(seriesLabels)
+		if err := batcher.Add(r.SeriesLabels, r.Exemplars); err != nil {
+			return err
 		}
 	}
-	if len(batch.Series) > 0 {
-		return send(ctx, stream, batch)
-	}
-	return nil
+	return batcher.Flush()
 }
 
-// labelsBytes is the size of a label set's names and values.
-func labelsBytes(ls []*seriespb.Label) int {
-	n := 0
-	for _, l := range ls {
-		n += len(l.Name) + len(l.Value)
+// everySeries selects every series of the exemplar storage.
+var everySeries = []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".*")}
+
+// writeBlockExemplars writes into the block in dir, about to be shipped, the exemplars of its time range
+// that the tenant's exemplar storage still holds, so that they outlive the buffer: store-gateways serve
+// them. A block is shipped within a ship interval of being cut, while the buffer (sized by
+// max_global_exemplars_per_user) usually still has its last hour; exemplars it dropped before are lost,
+// as they are from the ingester's own answers.
+func (t *tenantDB) writeBlockExemplars(ctx context.Context, dir string, meta *blockstore.Meta) error {
+	q, err := t.db.ExemplarQuerier(ctx)
+	if err != nil {
+		return fmt.Errorf("open exemplar querier: %w", err)
 	}
-	return n
+	// Both ends of Select are inclusive; a block's MaxTime is not.
+	results, err := q.Select(meta.MinTime, meta.MaxTime-1, everySeries)
+	if err != nil {
+		return fmt.Errorf("select exemplars: %w", err)
+	}
+	slices.SortFunc(results, func(a, b exemplar.QueryResult) int { return labels.Compare(a.SeriesLabels, b.SeriesLabels) })
+	w, err := blockstore.NewExemplarWriter(dir)
+	if err != nil {
+		return err
+	}
+	for _, r := range results {
+		if err := w.Append(r.SeriesLabels, r.Exemplars); err != nil {
+			w.Abort()
+			return err
+		}
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	meta.Strata.Exemplars = w.Count()
+	return nil
 }

@@ -46,10 +46,10 @@ func renderExemplars(t *testing.T, msgs []*ingesterpb.ExemplarQueryResponse) (ma
 	return out, order
 }
 
-func matcherSets(sets ...[]*seriespb.LabelMatcher) []*ingesterpb.LabelMatchers {
-	out := make([]*ingesterpb.LabelMatchers, 0, len(sets))
+func matcherSets(sets ...[]*seriespb.LabelMatcher) []*seriespb.LabelMatchers {
+	out := make([]*seriespb.LabelMatchers, 0, len(sets))
 	for _, s := range sets {
-		out = append(out, &ingesterpb.LabelMatchers{Matchers: s})
+		out = append(out, &seriespb.LabelMatchers{Matchers: s})
 	}
 	return out
 }

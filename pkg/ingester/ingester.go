@@ -319,8 +319,8 @@ func (i *Ingester) openTenant(id string, onDisk bool) (*tenantDB, error) {
 	if i.cfg.StripeSize > 0 {
 		opts.StripeSize = i.cfg.StripeSize
 	}
-	t := &tenantDB{metadata: newMetadataStore(i.cfg.MetadataRetainPeriod), shipper: i.newShipper(id),
-		series: newSeriesLimiter(id, i), applied: i.tsdbSettings(id)}
+	t := &tenantDB{metadata: newMetadataStore(i.cfg.MetadataRetainPeriod), series: newSeriesLimiter(id, i), applied: i.tsdbSettings(id)}
+	t.shipper = i.newShipper(id, t)
 	// Both change live with the tenant's limits (applyLimits); exemplar storage exists even when empty
 	// so that its size can be raised.
 	opts.OutOfOrderTimeWindow = t.applied.outOfOrderWindow

@@ -173,12 +173,13 @@ func (i *Ingester) removeTenant(id string, t *tenantDB, still func() bool, remov
 }
 
 // newShipper returns the tenant's shipper, or nil when the ingester has no bucket.
-func (i *Ingester) newShipper(id string) *blockstore.Shipper {
+func (i *Ingester) newShipper(id string, t *tenantDB) *blockstore.Shipper {
 	if i.bucket == nil {
 		return nil
 	}
+	opts := append([]blockstore.ShipperOption{blockstore.WithBeforeUpload(t.writeBlockExemplars)}, i.shipperOpts...)
 	return blockstore.NewShipper(filepath.Join(i.cfg.TSDBDir, id), bucket.NewTenantBucket(i.bucket, id), id,
-		i.cfg.InstanceID, i.logger, i.shipperMetrics, i.shipperOpts...)
+		i.cfg.InstanceID, i.logger, i.shipperMetrics, opts...)
 }
 
 // tenantActivity remembers when a tenant last pushed, for the idle timeout.

@@ -76,6 +76,11 @@ type blocksQuerier struct {
 
 // blocksInRange returns the IDs of the tenant's blocks that overlap [mint, maxt] and should be read.
 func (q *blocksQuerier) blocksInRange(ctx context.Context, mint, maxt int64) (string, []ulid.ULID, error) {
+	return q.blocksInRangeWhere(ctx, mint, maxt, nil)
+}
+
+// blocksInRangeWhere is blocksInRange of the blocks that also pass keep (nil: all).
+func (q *blocksQuerier) blocksInRangeWhere(ctx context.Context, mint, maxt int64, keep func(*blockstore.BlockEntry) bool) (string, []ulid.ULID, error) {
 	tenantID, err := tenant.FromContext(ctx)
 	if err != nil {
 		return "", nil, err
@@ -95,6 +100,9 @@ func (q *blocksQuerier) blocksInRange(ctx context.Context, mint, maxt int64) (st
 		}
 		if b.MinTime > recent && !b.UploadedData {
 			continue // ingesters answer for it
+		}
+		if keep != nil && !keep(b) {
+			continue
 		}
 		ids = append(ids, b.ID)
 	}
@@ -324,4 +332,78 @@ func (q *blocksQuerier) labelStrings(ctx context.Context, call func(context.Cont
 func (q *blocksQuerier) Close() error {
 	q.streams.cancel(nil)
 	return nil
+}
+
+// exemplars asks the store-gateways for the exemplars in [start, end] of the tenant's blocks that have
+// exemplar files, as ExemplarQueryable answers them, and returns their answers unmerged. A store-gateway
+// that fails is replaced by another replica of its blocks; one that stops at a limit fails the query.
+func (q *BlocksQueryable) exemplars(ctx context.Context, start, end int64, matcherSets [][]*labels.Matcher, limits ExemplarLimits, budget *exemplarBudget) ([][]*seriespb.SeriesExemplars, error) {
+	bq := &blocksQuerier{BlocksQueryable: q, mint: start, maxt: end}
+	tenantID, ids, err := bq.blocksInRangeWhere(ctx, start, end, func(b *blockstore.BlockEntry) bool { return b.HasExemplars })
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	req := &storegatewaypb.ExemplarsRequest{MinTimeMs: start, MaxTimeMs: end}
+	req.MatcherSets, req.Limits = exemplarRequestParts(matcherSets, limits)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		limitMtx sync.Mutex
+		limitErr error
+	)
+	answers, err := forEachBlockOwner(ctx, bq, tenantID, ids, blockTries{}, func(ctx context.Context, _ string, client storegatewaypb.StoreGatewayClient, blocks []string) ([]*seriespb.SeriesExemplars, []string, error) {
+		series, queried, err := storeGatewayExemplars(ctx, client, req, blocks, budget)
+		if le, ok := seriespb.LimitErrorOf(err); ok {
+			limitMtx.Lock()
+			if limitErr == nil {
+				limitErr = le
+			}
+			limitMtx.Unlock()
+			cancel()
+		}
+		return series, queried, err
+	})
+	limitMtx.Lock()
+	defer limitMtx.Unlock()
+	if limitErr != nil {
+		return nil, limitErr
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]*seriespb.SeriesExemplars, 0, len(answers))
+	for _, a := range answers {
+		if len(a) > 0 {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// storeGatewayExemplars reads one store-gateway's QueryExemplars stream for blocks.
+func storeGatewayExemplars(ctx context.Context, client storegatewaypb.StoreGatewayClient, req *storegatewaypb.ExemplarsRequest, blocks []string, budget *exemplarBudget) ([]*seriespb.SeriesExemplars, []string, error) {
+	stream, err := client.QueryExemplars(ctx, &storegatewaypb.ExemplarsRequest{
+		MinTimeMs: req.MinTimeMs, MaxTimeMs: req.MaxTimeMs, MatcherSets: req.MatcherSets, Limits: req.Limits, BlockIds: blocks,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return nil, nil, err
+	}
+	var series []*seriespb.SeriesExemplars
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return series, first.QueriedBlockIds, nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := budget.take(msg.Series); err != nil {
+			return nil, nil, err
+		}
+		series = append(series, msg.Series...)
+	}
 }

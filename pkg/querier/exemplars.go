@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
@@ -14,6 +15,7 @@ import (
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/ring"
 	"github.com/strata-metrics/strata/pkg/seriespb"
+	"github.com/strata-metrics/strata/pkg/validation"
 )
 
 // MaxExemplarSelectors bounds the distinct selectors of an exemplar query. Each ingester tests every
@@ -21,30 +23,81 @@ import (
 // tenant's appends of exemplars wait for; dashboards' queries have a handful.
 const MaxExemplarSelectors = 100
 
+// ExemplarLimits bound one exemplar query; 0 is no bound.
+type ExemplarLimits struct {
+	// MaxSeries bounds the series of the answer (max_fetched_series_per_query): a source that crosses it
+	// stops sending.
+	MaxSeries int
+	// MaxExemplars bounds the exemplars received from all sources, replicas' copies included
+	// (max_fetched_exemplars_per_query): they are all held until merged.
+	MaxExemplars int
+}
+
+// ExemplarsLimitError is the error of an exemplar query that received more than limit exemplars.
+func ExemplarsLimitError(limit int) *validation.LimitError {
+	return validation.NewLimitError("max_fetched_exemplars_per_query", "the query fetched more than %d exemplars", limit)
+}
+
+// exemplarBudget counts the exemplars an exemplar query received from its sources, which answer
+// concurrently.
+type exemplarBudget struct {
+	max int
+	n   atomic.Int64
+}
+
+func (b *exemplarBudget) take(series []*seriespb.SeriesExemplars) error {
+	if b.max <= 0 {
+		return nil
+	}
+	var n int64
+	for _, s := range series {
+		n += int64(len(s.Exemplars))
+	}
+	if b.n.Add(n) > int64(b.max) {
+		return ExemplarsLimitError(b.max)
+	}
+	return nil
+}
+
+func exemplarRequestParts(matcherSets [][]*labels.Matcher, limits ExemplarLimits) ([]*seriespb.LabelMatchers, *seriespb.FetchLimits) {
+	sets := make([]*seriespb.LabelMatchers, 0, len(matcherSets))
+	for _, ms := range matcherSets {
+		sets = append(sets, &seriespb.LabelMatchers{Matchers: seriespb.FromLabelMatchers(ms)})
+	}
+	var fetch *seriespb.FetchLimits
+	if limits.MaxSeries > 0 {
+		fetch = &seriespb.FetchLimits{MaxSeries: int64(limits.MaxSeries)}
+	}
+	return sets, fetch
+}
+
 // QueryExemplars returns the exemplars within [start, end] of the tenant's series that match any of
 // matcherSets (one per selector of a query), as Prometheus' exemplar querier answers them: series in
-// label order, each series' exemplars oldest first. Only ingesters hold exemplars (blocks have none), so
-// the answer covers the ingesters' exemplar buffers, whatever the range. Every ingester of the read set
-// is asked and the replicas' copies of an exemplar are kept once; failures within the set's budget are
-// left out. maxSeries (0: none) bounds the series of the answer: an ingester that crosses it stops
-// sending, and the query fails with the max_fetched_series_per_query error.
-func (q *IngesterQueryable) QueryExemplars(ctx context.Context, start, end int64, matcherSets [][]*labels.Matcher, maxSeries int) ([]exemplar.QueryResult, error) {
+// label order, each series' exemplars oldest first. Only ingesters are asked; ExemplarQueryable adds
+// the blocks' exemplars. Every ingester of the read set is asked and the replicas' copies of an exemplar
+// are kept once; failures within the set's budget are left out.
+func (q *IngesterQueryable) QueryExemplars(ctx context.Context, start, end int64, matcherSets [][]*labels.Matcher, limits ExemplarLimits) ([]exemplar.QueryResult, error) {
 	if len(matcherSets) == 0 {
 		return []exemplar.QueryResult{}, nil
 	}
+	answers, err := q.exemplars(ctx, start, end, matcherSets, limits, &exemplarBudget{max: limits.MaxExemplars})
+	if err != nil {
+		return nil, err
+	}
+	return mergeExemplarAnswers(answers, limits)
+}
+
+// exemplars asks every ingester of the read set for its exemplars, as QueryExemplars answers them, and
+// returns their answers unmerged.
+func (q *IngesterQueryable) exemplars(ctx context.Context, start, end int64, matcherSets [][]*labels.Matcher, limits ExemplarLimits, budget *exemplarBudget) ([][]*seriespb.SeriesExemplars, error) {
 	req := &ingesterpb.ExemplarQueryRequest{StartMs: start, EndMs: end}
-	for _, ms := range matcherSets {
-		req.MatcherSets = append(req.MatcherSets, &ingesterpb.LabelMatchers{Matchers: seriespb.FromLabelMatchers(ms)})
-	}
-	if maxSeries > 0 {
-		req.Limits = &seriespb.FetchLimits{MaxSeries: int64(maxSeries)}
-	}
-	answers, err := askAllIngesters(ctx, q, func(ctx context.Context, client ingesterpb.IngesterClient) ([]*ingesterpb.SeriesExemplars, error) {
+	req.MatcherSets, req.Limits = exemplarRequestParts(matcherSets, limits)
+	return askAllIngesters(ctx, q, func(ctx context.Context, client ingesterpb.IngesterClient) ([]*seriespb.SeriesExemplars, error) {
 		stream, err := client.QueryExemplars(ctx, req)
 		if err != nil {
 			return nil, err
 		}
-		var out []*ingesterpb.SeriesExemplars
+		var out []*seriespb.SeriesExemplars
 		for {
 			msg, err := stream.Recv()
 			if errors.Is(err, io.EOF) {
@@ -53,18 +106,67 @@ func (q *IngesterQueryable) QueryExemplars(ctx context.Context, start, end int64
 			if err != nil {
 				return nil, err
 			}
+			if err := budget.take(msg.Series); err != nil {
+				return nil, err
+			}
 			out = append(out, msg.Series...)
 		}
 	})
+}
+
+// mergeExemplarAnswers merges the sources' answers and checks the union against the series limit: each
+// source was within it, their union may not be.
+func mergeExemplarAnswers(answers [][]*seriespb.SeriesExemplars, limits ExemplarLimits) ([]exemplar.QueryResult, error) {
+	merged := mergeExemplars(answers)
+	if limits.MaxSeries > 0 && len(merged) > limits.MaxSeries {
+		return nil, seriespb.SeriesLimitError(int64(limits.MaxSeries))
+	}
+	return merged, nil
+}
+
+// ExemplarQueryable answers exemplar queries from ingesters and from the exemplar files of the blocks in
+// object storage, which keep the exemplars of a block's range that the ingester that cut it still held.
+type ExemplarQueryable struct {
+	*IngesterQueryable
+	Blocks *BlocksQueryable
+}
+
+// QueryExemplars answers as IngesterQueryable.QueryExemplars does, over the ingesters' exemplars and
+// those of the tenant's blocks overlapping [start, end] (blocks newer than -querier.query-store-after
+// are left to the ingesters, as for samples).
+func (q ExemplarQueryable) QueryExemplars(ctx context.Context, start, end int64, matcherSets [][]*labels.Matcher, limits ExemplarLimits) ([]exemplar.QueryResult, error) {
+	if len(matcherSets) == 0 {
+		return []exemplar.QueryResult{}, nil
+	}
+	budget := &exemplarBudget{max: limits.MaxExemplars}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg         sync.WaitGroup
+		fromBlocks [][]*seriespb.SeriesExemplars
+		blocksErr  error
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		fromBlocks, blocksErr = q.Blocks.exemplars(ctx, start, end, matcherSets, limits, budget)
+		if blocksErr != nil {
+			cancel()
+		}
+	}()
+	fromIngesters, err := q.IngesterQueryable.exemplars(ctx, start, end, matcherSets, limits, budget)
+	if err != nil {
+		cancel()
+	}
+	wg.Wait()
+	// Either side's failure cancels the other: its error, not the cancellation, is the answer.
+	if _, limited := seriespb.LimitErrorOf(blocksErr); limited || (blocksErr != nil && (err == nil || errors.Is(err, context.Canceled))) {
+		err = blocksErr
+	}
 	if err != nil {
 		return nil, err
 	}
-	merged := mergeExemplars(answers)
-	if maxSeries > 0 && len(merged) > maxSeries {
-		// Each ingester was within the limit, their union is not.
-		return nil, seriespb.SeriesLimitError(int64(maxSeries))
-	}
-	return merged, nil
+	return mergeExemplarAnswers(append(fromIngesters, fromBlocks...), limits)
 }
 
 // askAllIngesters calls f on every ingester of the read set in parallel and returns the answers of those
@@ -124,7 +226,7 @@ type exemplarKey struct {
 
 // mergeExemplars unites the ingesters' answers: each series once, in label order; its exemplars once
 // each, oldest first. A series may come from several ingesters, and in several messages of one.
-func mergeExemplars(answers [][]*ingesterpb.SeriesExemplars) []exemplar.QueryResult {
+func mergeExemplars(answers [][]*seriespb.SeriesExemplars) []exemplar.QueryResult {
 	type series struct {
 		labels    labels.Labels
 		exemplars []exemplar.Exemplar

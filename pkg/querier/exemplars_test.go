@@ -62,10 +62,10 @@ func exemplarQueryable(ingesters ...*exemplarIngester) *IngesterQueryable {
 	return NewIngesterQueryable(fakeRing{set: set}, clients)
 }
 
-func wireExemplars(ls labels.Labels, exemplars ...exemplar.Exemplar) *ingesterpb.SeriesExemplars {
-	out := &ingesterpb.SeriesExemplars{Labels: seriespb.FromLabels(ls)}
+func wireExemplars(ls labels.Labels, exemplars ...exemplar.Exemplar) *seriespb.SeriesExemplars {
+	out := &seriespb.SeriesExemplars{Labels: seriespb.FromLabels(ls)}
 	for _, e := range exemplars {
-		out.Exemplars = append(out.Exemplars, &ingesterpb.Exemplar{Labels: seriespb.FromLabels(e.Labels), Value: e.Value, TimestampMs: e.Ts})
+		out.Exemplars = append(out.Exemplars, &seriespb.Exemplar{Labels: seriespb.FromLabels(e.Labels), Value: e.Value, TimestampMs: e.Ts})
 	}
 	return out
 }
@@ -82,22 +82,22 @@ func TestQueryExemplars_MergesAndDedupesReplicas(t *testing.T) {
 	db := labels.FromStrings("__name__", "requests_total", "job", "db")
 	nan := ex("n", math.NaN(), 5000)
 	ing0 := &exemplarIngester{msgs: []*ingesterpb.ExemplarQueryResponse{
-		{Series: []*ingesterpb.SeriesExemplars{wireExemplars(api, ex("a", 1, 1000), ex("b", 2, 2000))}},
-		{Series: []*ingesterpb.SeriesExemplars{wireExemplars(api, ex("c", 3, 3000)), wireExemplars(db, ex("d", 4, 1500), nan)}},
+		{Series: []*seriespb.SeriesExemplars{wireExemplars(api, ex("a", 1, 1000), ex("b", 2, 2000))}},
+		{Series: []*seriespb.SeriesExemplars{wireExemplars(api, ex("c", 3, 3000)), wireExemplars(db, ex("d", 4, 1500), nan)}},
 	}}
 	ing1 := &exemplarIngester{msgs: []*ingesterpb.ExemplarQueryResponse{
-		{Series: []*ingesterpb.SeriesExemplars{wireExemplars(api, ex("a", 1, 1000), ex("b", 2, 2000)), wireExemplars(db, ex("d", 4, 1500), nan)}},
+		{Series: []*seriespb.SeriesExemplars{wireExemplars(api, ex("a", 1, 1000), ex("b", 2, 2000)), wireExemplars(db, ex("d", 4, 1500), nan)}},
 	}}
 	ing2 := &exemplarIngester{msgs: []*ingesterpb.ExemplarQueryResponse{
 		// The same timestamp with another value or trace is another exemplar.
-		{Series: []*ingesterpb.SeriesExemplars{wireExemplars(api, ex("a", 1, 1000), ex("b", 2, 2000), ex("c", 3, 3000), ex("c2", 3, 3000)), wireExemplars(db, ex("d", 4, 1500), ex("d", 4.5, 1500), nan)}},
+		{Series: []*seriespb.SeriesExemplars{wireExemplars(api, ex("a", 1, 1000), ex("b", 2, 2000), ex("c", 3, 3000), ex("c2", 3, 3000)), wireExemplars(db, ex("d", 4, 1500), ex("d", 4.5, 1500), nan)}},
 	}}
 	q := exemplarQueryable(ing0, ing1, ing2)
 	ms := [][]*labels.Matcher{
 		{labels.MustNewMatcher(labels.MatchEqual, "__name__", "requests_total")},
 		{labels.MustNewMatcher(labels.MatchRegexp, "job", "a.*")},
 	}
-	got, err := q.QueryExemplars(context.Background(), 0, 10_000, ms, 0)
+	got, err := q.QueryExemplars(context.Background(), 0, 10_000, ms, ExemplarLimits{})
 	require.NoError(t, err)
 	require.Len(t, got, 2)
 	require.Equal(t, api, got[0].SeriesLabels)
@@ -119,24 +119,24 @@ func TestQueryExemplars_MergesAndDedupesReplicas(t *testing.T) {
 
 func TestQueryExemplars_ToleratesTheSetsBudgetOnly(t *testing.T) {
 	api := labels.FromStrings("__name__", "up")
-	answer := []*ingesterpb.ExemplarQueryResponse{{Series: []*ingesterpb.SeriesExemplars{wireExemplars(api, ex("a", 1, 1000))}}}
+	answer := []*ingesterpb.ExemplarQueryResponse{{Series: []*seriespb.SeriesExemplars{wireExemplars(api, ex("a", 1, 1000))}}}
 	down := status.Error(codes.Unavailable, "down")
 	ms := [][]*labels.Matcher{{labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")}}
 
 	got, err := exemplarQueryable(&exemplarIngester{msgs: answer}, &exemplarIngester{err: down}, &exemplarIngester{msgs: answer}).
-		QueryExemplars(context.Background(), 0, 10_000, ms, 0)
+		QueryExemplars(context.Background(), 0, 10_000, ms, ExemplarLimits{})
 	require.NoError(t, err, "one of three down is within RF=3's budget")
 	require.Len(t, got, 1)
 
 	_, err = exemplarQueryable(&exemplarIngester{msgs: answer}, &exemplarIngester{err: down}, &exemplarIngester{err: down}).
-		QueryExemplars(context.Background(), 0, 10_000, ms, 0)
+		QueryExemplars(context.Background(), 0, 10_000, ms, ExemplarLimits{})
 	require.Error(t, err)
 	var doErr *ring.DoError
 	require.ErrorAs(t, err, &doErr)
 
 	// No selector, no exemplars, and no ingester asked.
 	idle := &exemplarIngester{msgs: answer}
-	got, err = exemplarQueryable(idle).QueryExemplars(context.Background(), 0, 10_000, nil, 0)
+	got, err = exemplarQueryable(idle).QueryExemplars(context.Background(), 0, 10_000, nil, ExemplarLimits{})
 	require.NoError(t, err)
 	require.Empty(t, got)
 	require.Empty(t, idle.reqs)
@@ -156,7 +156,7 @@ func TestQueryExemplars_SeriesLimit(t *testing.T) {
 	}
 	ing := &exemplarIngester{msgs: okAnswer("a", "b")}
 	_, err := exemplarQueryable(ing, &exemplarIngester{err: over}, &exemplarIngester{msgs: okAnswer("a", "b")}).
-		QueryExemplars(context.Background(), 0, 10_000, ms, 2)
+		QueryExemplars(context.Background(), 0, 10_000, ms, ExemplarLimits{MaxSeries: 2})
 	var limitErr *validation.LimitError
 	require.ErrorAs(t, err, &limitErr)
 	require.Equal(t, "max_fetched_series_per_query", limitErr.Key)
@@ -164,11 +164,11 @@ func TestQueryExemplars_SeriesLimit(t *testing.T) {
 
 	// Two ingesters with two different series each: three series together.
 	_, err = exemplarQueryable(&exemplarIngester{msgs: okAnswer("a", "b")}, &exemplarIngester{msgs: okAnswer("b", "c")}).
-		QueryExemplars(context.Background(), 0, 10_000, ms, 2)
+		QueryExemplars(context.Background(), 0, 10_000, ms, ExemplarLimits{MaxSeries: 2})
 	require.ErrorAs(t, err, &limitErr)
 
 	got, err := exemplarQueryable(&exemplarIngester{msgs: okAnswer("a", "b")}, &exemplarIngester{msgs: okAnswer("a", "b")}).
-		QueryExemplars(context.Background(), 0, 10_000, ms, 2)
+		QueryExemplars(context.Background(), 0, 10_000, ms, ExemplarLimits{MaxSeries: 2})
 	require.NoError(t, err)
 	require.Len(t, got, 2)
 }

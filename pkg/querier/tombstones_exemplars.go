@@ -12,7 +12,7 @@ import (
 // IngesterReads is what only ingesters answer, as IngesterQueryable does: metadata and exemplars.
 type IngesterReads interface {
 	MetricsMetadata(ctx context.Context, metric string, limit, limitPerMetric int) (map[string][]MetricMetadata, error)
-	QueryExemplars(ctx context.Context, start, end int64, matcherSets [][]*labels.Matcher, maxSeries int) ([]exemplar.QueryResult, error)
+	QueryExemplars(ctx context.Context, start, end int64, matcherSets [][]*labels.Matcher, limits ExemplarLimits) ([]exemplar.QueryResult, error)
 }
 
 // TombstoneIngesterSource is the ingesters' metadata and exemplars with the exemplars of deleted samples
@@ -24,8 +24,8 @@ type TombstoneIngesterSource struct {
 
 // QueryExemplars answers the ingesters' exemplars less those at a time a pending tombstone deletes from
 // their series, and series left without exemplars.
-func (s TombstoneIngesterSource) QueryExemplars(ctx context.Context, start, end int64, matcherSets [][]*labels.Matcher, maxSeries int) ([]exemplar.QueryResult, error) {
-	res, err := s.IngesterReads.QueryExemplars(ctx, start, end, matcherSets, maxSeries)
+func (s TombstoneIngesterSource) QueryExemplars(ctx context.Context, start, end int64, matcherSets [][]*labels.Matcher, limits ExemplarLimits) ([]exemplar.QueryResult, error) {
+	res, err := s.IngesterReads.QueryExemplars(ctx, start, end, matcherSets, limits)
 	if err != nil || len(res) == 0 {
 		return res, err
 	}

@@ -16,7 +16,7 @@ type fixedExemplars struct {
 	res []exemplar.QueryResult
 }
 
-func (f fixedExemplars) QueryExemplars(context.Context, int64, int64, [][]*labels.Matcher, int) ([]exemplar.QueryResult, error) {
+func (f fixedExemplars) QueryExemplars(context.Context, int64, int64, [][]*labels.Matcher, ExemplarLimits) ([]exemplar.QueryResult, error) {
 	return f.res, nil
 }
 
@@ -36,7 +36,7 @@ func TestTombstoneIngesterSource_LeavesOutExemplarsOfDeletedSamples(t *testing.T
 		}},
 		Tombstones: staticTombstones{mustTombstone(t, 4000, 6000, "doomed", "gone")},
 	}
-	got, err := src.QueryExemplars(tenant.NewContext(context.Background(), "t1"), 0, 10000, nil, 0)
+	got, err := src.QueryExemplars(tenant.NewContext(context.Background(), "t1"), 0, 10000, nil, ExemplarLimits{})
 	require.NoError(t, err)
 	require.Equal(t, []exemplar.QueryResult{
 		{SeriesLabels: labels.FromStrings("__name__", "doomed", "job", "a"), Exemplars: exemplars(1000, 9000)},

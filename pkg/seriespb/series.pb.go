@@ -257,6 +257,51 @@ func (x *Chunk) GetData() []byte {
 	return nil
 }
 
+// LabelMatchers is one selector's matchers: a series is selected when it matches all of them.
+type LabelMatchers struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Matchers      []*LabelMatcher        `protobuf:"bytes,1,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LabelMatchers) Reset() {
+	*x = LabelMatchers{}
+	mi := &file_seriespb_series_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LabelMatchers) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LabelMatchers) ProtoMessage() {}
+
+func (x *LabelMatchers) ProtoReflect() protoreflect.Message {
+	mi := &file_seriespb_series_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LabelMatchers.ProtoReflect.Descriptor instead.
+func (*LabelMatchers) Descriptor() ([]byte, []int) {
+	return file_seriespb_series_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *LabelMatchers) GetMatchers() []*LabelMatcher {
+	if x != nil {
+		return x.Matchers
+	}
+	return nil
+}
+
 // Series is a label set and its chunks, sorted by min time; no chunks when only labels were asked for.
 type Series struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -268,7 +313,7 @@ type Series struct {
 
 func (x *Series) Reset() {
 	*x = Series{}
-	mi := &file_seriespb_series_proto_msgTypes[3]
+	mi := &file_seriespb_series_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -280,7 +325,7 @@ func (x *Series) String() string {
 func (*Series) ProtoMessage() {}
 
 func (x *Series) ProtoReflect() protoreflect.Message {
-	mi := &file_seriespb_series_proto_msgTypes[3]
+	mi := &file_seriespb_series_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -293,7 +338,7 @@ func (x *Series) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Series.ProtoReflect.Descriptor instead.
 func (*Series) Descriptor() ([]byte, []int) {
-	return file_seriespb_series_proto_rawDescGZIP(), []int{3}
+	return file_seriespb_series_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Series) GetLabels() []*Label {
@@ -325,7 +370,7 @@ type FetchLimits struct {
 
 func (x *FetchLimits) Reset() {
 	*x = FetchLimits{}
-	mi := &file_seriespb_series_proto_msgTypes[4]
+	mi := &file_seriespb_series_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -337,7 +382,7 @@ func (x *FetchLimits) String() string {
 func (*FetchLimits) ProtoMessage() {}
 
 func (x *FetchLimits) ProtoReflect() protoreflect.Message {
-	mi := &file_seriespb_series_proto_msgTypes[4]
+	mi := &file_seriespb_series_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -350,7 +395,7 @@ func (x *FetchLimits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchLimits.ProtoReflect.Descriptor instead.
 func (*FetchLimits) Descriptor() ([]byte, []int) {
-	return file_seriespb_series_proto_rawDescGZIP(), []int{4}
+	return file_seriespb_series_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *FetchLimits) GetMaxSeries() int64 {
@@ -382,7 +427,7 @@ type LimitExceeded struct {
 
 func (x *LimitExceeded) Reset() {
 	*x = LimitExceeded{}
-	mi := &file_seriespb_series_proto_msgTypes[5]
+	mi := &file_seriespb_series_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -394,7 +439,7 @@ func (x *LimitExceeded) String() string {
 func (*LimitExceeded) ProtoMessage() {}
 
 func (x *LimitExceeded) ProtoReflect() protoreflect.Message {
-	mi := &file_seriespb_series_proto_msgTypes[5]
+	mi := &file_seriespb_series_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -407,7 +452,7 @@ func (x *LimitExceeded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LimitExceeded.ProtoReflect.Descriptor instead.
 func (*LimitExceeded) Descriptor() ([]byte, []int) {
-	return file_seriespb_series_proto_rawDescGZIP(), []int{5}
+	return file_seriespb_series_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LimitExceeded) GetLimit() string {
@@ -422,6 +467,120 @@ func (x *LimitExceeded) GetWhat() string {
 		return x.What
 	}
 	return ""
+}
+
+// Exemplar is an exemplar of a series: its own labels (a trace ID), value and time.
+type Exemplar struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Labels        []*Label               `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty"`
+	Value         float64                `protobuf:"fixed64,2,opt,name=value,proto3" json:"value,omitempty"`
+	TimestampMs   int64                  `protobuf:"varint,3,opt,name=timestamp_ms,json=timestampMs,proto3" json:"timestamp_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Exemplar) Reset() {
+	*x = Exemplar{}
+	mi := &file_seriespb_series_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Exemplar) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Exemplar) ProtoMessage() {}
+
+func (x *Exemplar) ProtoReflect() protoreflect.Message {
+	mi := &file_seriespb_series_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Exemplar.ProtoReflect.Descriptor instead.
+func (*Exemplar) Descriptor() ([]byte, []int) {
+	return file_seriespb_series_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Exemplar) GetLabels() []*Label {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *Exemplar) GetValue() float64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+func (x *Exemplar) GetTimestampMs() int64 {
+	if x != nil {
+		return x.TimestampMs
+	}
+	return 0
+}
+
+// SeriesExemplars are a series' exemplars, oldest first.
+type SeriesExemplars struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Labels        []*Label               `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty"`
+	Exemplars     []*Exemplar            `protobuf:"bytes,2,rep,name=exemplars,proto3" json:"exemplars,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SeriesExemplars) Reset() {
+	*x = SeriesExemplars{}
+	mi := &file_seriespb_series_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SeriesExemplars) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SeriesExemplars) ProtoMessage() {}
+
+func (x *SeriesExemplars) ProtoReflect() protoreflect.Message {
+	mi := &file_seriespb_series_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SeriesExemplars.ProtoReflect.Descriptor instead.
+func (*SeriesExemplars) Descriptor() ([]byte, []int) {
+	return file_seriespb_series_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SeriesExemplars) GetLabels() []*Label {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *SeriesExemplars) GetExemplars() []*Exemplar {
+	if x != nil {
+		return x.Exemplars
+	}
+	return nil
 }
 
 var File_seriespb_series_proto protoreflect.FileDescriptor
@@ -440,7 +599,9 @@ const file_seriespb_series_proto_rawDesc = "" +
 	"\vmin_time_ms\x18\x01 \x01(\x03R\tminTimeMs\x12\x1e\n" +
 	"\vmax_time_ms\x18\x02 \x01(\x03R\tmaxTimeMs\x12\x1a\n" +
 	"\bencoding\x18\x03 \x01(\rR\bencoding\x12\x12\n" +
-	"\x04data\x18\x04 \x01(\fR\x04data\"d\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\"H\n" +
+	"\rLabelMatchers\x127\n" +
+	"\bmatchers\x18\x01 \x03(\v2\x1b.strata.series.LabelMatcherR\bmatchers\"d\n" +
 	"\x06Series\x12,\n" +
 	"\x06labels\x18\x01 \x03(\v2\x14.strata.series.LabelR\x06labels\x12,\n" +
 	"\x06chunks\x18\x02 \x03(\v2\x14.strata.series.ChunkR\x06chunks\"T\n" +
@@ -450,7 +611,14 @@ const file_seriespb_series_proto_rawDesc = "" +
 	"\x0fmax_chunk_bytes\x18\x02 \x01(\x03R\rmaxChunkBytes\"9\n" +
 	"\rLimitExceeded\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\tR\x05limit\x12\x12\n" +
-	"\x04what\x18\x02 \x01(\tR\x04what*J\n" +
+	"\x04what\x18\x02 \x01(\tR\x04what\"q\n" +
+	"\bExemplar\x12,\n" +
+	"\x06labels\x18\x01 \x03(\v2\x14.strata.series.LabelR\x06labels\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value\x12!\n" +
+	"\ftimestamp_ms\x18\x03 \x01(\x03R\vtimestampMs\"v\n" +
+	"\x0fSeriesExemplars\x12,\n" +
+	"\x06labels\x18\x01 \x03(\v2\x14.strata.series.LabelR\x06labels\x125\n" +
+	"\texemplars\x18\x02 \x03(\v2\x17.strata.series.ExemplarR\texemplars*J\n" +
 	"\tMatchType\x12\t\n" +
 	"\x05EQUAL\x10\x00\x12\r\n" +
 	"\tNOT_EQUAL\x10\x01\x12\x0f\n" +
@@ -470,25 +638,32 @@ func file_seriespb_series_proto_rawDescGZIP() []byte {
 }
 
 var file_seriespb_series_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_seriespb_series_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_seriespb_series_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_seriespb_series_proto_goTypes = []any{
-	(MatchType)(0),        // 0: strata.series.MatchType
-	(*Label)(nil),         // 1: strata.series.Label
-	(*LabelMatcher)(nil),  // 2: strata.series.LabelMatcher
-	(*Chunk)(nil),         // 3: strata.series.Chunk
-	(*Series)(nil),        // 4: strata.series.Series
-	(*FetchLimits)(nil),   // 5: strata.series.FetchLimits
-	(*LimitExceeded)(nil), // 6: strata.series.LimitExceeded
+	(MatchType)(0),          // 0: strata.series.MatchType
+	(*Label)(nil),           // 1: strata.series.Label
+	(*LabelMatcher)(nil),    // 2: strata.series.LabelMatcher
+	(*Chunk)(nil),           // 3: strata.series.Chunk
+	(*LabelMatchers)(nil),   // 4: strata.series.LabelMatchers
+	(*Series)(nil),          // 5: strata.series.Series
+	(*FetchLimits)(nil),     // 6: strata.series.FetchLimits
+	(*LimitExceeded)(nil),   // 7: strata.series.LimitExceeded
+	(*Exemplar)(nil),        // 8: strata.series.Exemplar
+	(*SeriesExemplars)(nil), // 9: strata.series.SeriesExemplars
 }
 var file_seriespb_series_proto_depIdxs = []int32{
 	0, // 0: strata.series.LabelMatcher.type:type_name -> strata.series.MatchType
-	1, // 1: strata.series.Series.labels:type_name -> strata.series.Label
-	3, // 2: strata.series.Series.chunks:type_name -> strata.series.Chunk
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	2, // 1: strata.series.LabelMatchers.matchers:type_name -> strata.series.LabelMatcher
+	1, // 2: strata.series.Series.labels:type_name -> strata.series.Label
+	3, // 3: strata.series.Series.chunks:type_name -> strata.series.Chunk
+	1, // 4: strata.series.Exemplar.labels:type_name -> strata.series.Label
+	1, // 5: strata.series.SeriesExemplars.labels:type_name -> strata.series.Label
+	8, // 6: strata.series.SeriesExemplars.exemplars:type_name -> strata.series.Exemplar
+	7, // [7:7] is the sub-list for method output_type
+	7, // [7:7] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_seriespb_series_proto_init() }
@@ -502,7 +677,7 @@ func file_seriespb_series_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_seriespb_series_proto_rawDesc), len(file_seriespb_series_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   6,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -99,6 +99,9 @@ type Limits struct {
 	MaxFetchedSeriesPerQuery int `yaml:"max_fetched_series_per_query" flag:"querier.max-fetched-series-per-query"`
 	// MaxFetchedChunkBytesPerQuery bounds the chunk bytes one query reads from ingesters and store-gateways.
 	MaxFetchedChunkBytesPerQuery int `yaml:"max_fetched_chunk_bytes_per_query" flag:"querier.max-fetched-chunk-bytes-per-query"`
+	// MaxFetchedExemplarsPerQuery bounds the exemplars one query_exemplars request reads from ingesters
+	// and store-gateways, replicas' copies included.
+	MaxFetchedExemplarsPerQuery int `yaml:"max_fetched_exemplars_per_query" flag:"querier.max-fetched-exemplars-per-query"`
 
 	// MaxQueriersPerTenant is how many queriers the query-frontend lets one tenant's queries use at once
 	// (a shuffle shard of them), so one tenant's burst leaves the others free; 0 is all of them.
@@ -226,6 +229,9 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 		"Maximum number of series one query may read from ingesters and store-gateways. A query that needs more is refused, and the ingesters and store-gateways stop sending. 0 is no limit.")
 	f.IntVar(&l.MaxFetchedChunkBytesPerQuery, "querier.max-fetched-chunk-bytes-per-query", 1<<30,
 		"Maximum size, in bytes, of the chunks one query may read from ingesters and store-gateways. A query that needs more is refused, and the ingesters and store-gateways stop sending. 0 is no limit.")
+	// An exemplar held by the querier is about 150 bytes: 1M is about 150 MB for one request.
+	f.IntVar(&l.MaxFetchedExemplarsPerQuery, "querier.max-fetched-exemplars-per-query", 1_000_000,
+		"Maximum number of exemplars one query_exemplars request may read from ingesters and store-gateways, counting each replica's copy. A request that needs more is refused. 0 is no limit.")
 	f.IntVar(&l.MaxQueriersPerTenant, "query-frontend.max-queriers-per-tenant", 0,
 		"Maximum number of queriers that run one tenant's queries at once: the query-frontend gives each tenant a stable subset of the queriers connected to it. 0 is all of them.")
 	f.IntVar(&l.MaxQueryParallelism, "querier.max-query-parallelism", 14,
@@ -323,6 +329,7 @@ func (l *Limits) Validate() error {
 	notNegative("max_total_query_length", int64(l.MaxTotalQueryLength))
 	notNegative("max_fetched_series_per_query", int64(l.MaxFetchedSeriesPerQuery))
 	notNegative("max_fetched_chunk_bytes_per_query", int64(l.MaxFetchedChunkBytesPerQuery))
+	notNegative("max_fetched_exemplars_per_query", int64(l.MaxFetchedExemplarsPerQuery))
 	notNegative("max_queriers_per_tenant", int64(l.MaxQueriersPerTenant))
 	positive("max_query_parallelism", l.MaxQueryParallelism)
 	notNegative("max_cache_freshness", int64(l.MaxCacheFreshness))

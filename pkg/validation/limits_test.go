@@ -43,6 +43,7 @@ func TestLimits_RegisterFlagsDefaults(t *testing.T) {
 		MaxSubquerySteps:             1_000_000,
 		MaxFetchedSeriesPerQuery:     200_000,
 		MaxFetchedChunkBytesPerQuery: 1 << 30,
+		MaxFetchedExemplarsPerQuery:  1_000_000,
 		MaxQueryParallelism:          14,
 		MaxCacheFreshness:            model.Duration(10 * time.Minute),
 		QueryShardingTotalShards:     16,

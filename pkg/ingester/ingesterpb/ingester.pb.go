@@ -9,12 +9,13 @@
 package ingesterpb
 
 import (
-	seriespb "github.com/strata-metrics/strata/pkg/seriespb"
-	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
-	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
+
+	seriespb "github.com/strata-metrics/strata/pkg/seriespb"
+	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
+	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 )
 
 const (
@@ -1535,7 +1536,7 @@ type ExemplarQueryRequest struct {
 	StartMs int64                  `protobuf:"varint,1,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
 	EndMs   int64                  `protobuf:"varint,2,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
 	// One set per selector of the query: a series is selected when it matches every matcher of some set.
-	MatcherSets []*LabelMatchers `protobuf:"bytes,3,rep,name=matcher_sets,json=matcherSets,proto3" json:"matcher_sets,omitempty"`
+	MatcherSets []*seriespb.LabelMatchers `protobuf:"bytes,3,rep,name=matcher_sets,json=matcherSets,proto3" json:"matcher_sets,omitempty"`
 	// Unset: no limits. Only max_series applies: it bounds the series with exemplars in the answer.
 	Limits        *seriespb.FetchLimits `protobuf:"bytes,4,opt,name=limits,proto3" json:"limits,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1586,7 +1587,7 @@ func (x *ExemplarQueryRequest) GetEndMs() int64 {
 	return 0
 }
 
-func (x *ExemplarQueryRequest) GetMatcherSets() []*LabelMatchers {
+func (x *ExemplarQueryRequest) GetMatcherSets() []*seriespb.LabelMatchers {
 	if x != nil {
 		return x.MatcherSets
 	}
@@ -1600,175 +1601,18 @@ func (x *ExemplarQueryRequest) GetLimits() *seriespb.FetchLimits {
 	return nil
 }
 
-type LabelMatchers struct {
-	state         protoimpl.MessageState   `protogen:"open.v1"`
-	Matchers      []*seriespb.LabelMatcher `protobuf:"bytes,1,rep,name=matchers,proto3" json:"matchers,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *LabelMatchers) Reset() {
-	*x = LabelMatchers{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[27]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *LabelMatchers) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*LabelMatchers) ProtoMessage() {}
-
-func (x *LabelMatchers) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[27]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use LabelMatchers.ProtoReflect.Descriptor instead.
-func (*LabelMatchers) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{27}
-}
-
-func (x *LabelMatchers) GetMatchers() []*seriespb.LabelMatcher {
-	if x != nil {
-		return x.Matchers
-	}
-	return nil
-}
-
-type Exemplar struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Labels        []*seriespb.Label      `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty"`
-	Value         float64                `protobuf:"fixed64,2,opt,name=value,proto3" json:"value,omitempty"`
-	TimestampMs   int64                  `protobuf:"varint,3,opt,name=timestamp_ms,json=timestampMs,proto3" json:"timestamp_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Exemplar) Reset() {
-	*x = Exemplar{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[28]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Exemplar) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Exemplar) ProtoMessage() {}
-
-func (x *Exemplar) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[28]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Exemplar.ProtoReflect.Descriptor instead.
-func (*Exemplar) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{28}
-}
-
-func (x *Exemplar) GetLabels() []*seriespb.Label {
-	if x != nil {
-		return x.Labels
-	}
-	return nil
-}
-
-func (x *Exemplar) GetValue() float64 {
-	if x != nil {
-		return x.Value
-	}
-	return 0
-}
-
-func (x *Exemplar) GetTimestampMs() int64 {
-	if x != nil {
-		return x.TimestampMs
-	}
-	return 0
-}
-
-// SeriesExemplars are a series' exemplars in the request's range, oldest first.
-type SeriesExemplars struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Labels        []*seriespb.Label      `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty"`
-	Exemplars     []*Exemplar            `protobuf:"bytes,2,rep,name=exemplars,proto3" json:"exemplars,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *SeriesExemplars) Reset() {
-	*x = SeriesExemplars{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[29]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *SeriesExemplars) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*SeriesExemplars) ProtoMessage() {}
-
-func (x *SeriesExemplars) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[29]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use SeriesExemplars.ProtoReflect.Descriptor instead.
-func (*SeriesExemplars) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{29}
-}
-
-func (x *SeriesExemplars) GetLabels() []*seriespb.Label {
-	if x != nil {
-		return x.Labels
-	}
-	return nil
-}
-
-func (x *SeriesExemplars) GetExemplars() []*Exemplar {
-	if x != nil {
-		return x.Exemplars
-	}
-	return nil
-}
-
 type ExemplarQueryResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Series in label order across all messages of one stream; a series with many exemplars continues in
 	// the next message under the same labels.
-	Series        []*SeriesExemplars `protobuf:"bytes,1,rep,name=series,proto3" json:"series,omitempty"`
+	Series        []*seriespb.SeriesExemplars `protobuf:"bytes,1,rep,name=series,proto3" json:"series,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExemplarQueryResponse) Reset() {
 	*x = ExemplarQueryResponse{}
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[30]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1780,7 +1624,7 @@ func (x *ExemplarQueryResponse) String() string {
 func (*ExemplarQueryResponse) ProtoMessage() {}
 
 func (x *ExemplarQueryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[30]
+	mi := &file_ingester_ingesterpb_ingester_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1793,10 +1637,10 @@ func (x *ExemplarQueryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExemplarQueryResponse.ProtoReflect.Descriptor instead.
 func (*ExemplarQueryResponse) Descriptor() ([]byte, []int) {
-	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{30}
+	return file_ingester_ingesterpb_ingester_proto_rawDescGZIP(), []int{27}
 }
 
-func (x *ExemplarQueryResponse) GetSeries() []*SeriesExemplars {
+func (x *ExemplarQueryResponse) GetSeries() []*seriespb.SeriesExemplars {
 	if x != nil {
 		return x.Series
 	}
@@ -1901,23 +1745,14 @@ const file_ingester_ingesterpb_ingester_proto_rawDesc = "" +
 	"\bmatchers\x18\x01 \x03(\v2\x1b.strata.series.LabelMatcherR\bmatchers\x122\n" +
 	"\x06limits\x18\x02 \x01(\v2\x1a.strata.series.FetchLimitsR\x06limits\"E\n" +
 	"\x14ActiveSeriesResponse\x12-\n" +
-	"\x06series\x18\x01 \x03(\v2\x15.strata.series.SeriesR\x06series\"\xbf\x01\n" +
+	"\x06series\x18\x01 \x03(\v2\x15.strata.series.SeriesR\x06series\"\xbd\x01\n" +
 	"\x14ExemplarQueryRequest\x12\x19\n" +
 	"\bstart_ms\x18\x01 \x01(\x03R\astartMs\x12\x15\n" +
-	"\x06end_ms\x18\x02 \x01(\x03R\x05endMs\x12A\n" +
-	"\fmatcher_sets\x18\x03 \x03(\v2\x1e.strata.ingester.LabelMatchersR\vmatcherSets\x122\n" +
-	"\x06limits\x18\x04 \x01(\v2\x1a.strata.series.FetchLimitsR\x06limits\"H\n" +
-	"\rLabelMatchers\x127\n" +
-	"\bmatchers\x18\x01 \x03(\v2\x1b.strata.series.LabelMatcherR\bmatchers\"q\n" +
-	"\bExemplar\x12,\n" +
-	"\x06labels\x18\x01 \x03(\v2\x14.strata.series.LabelR\x06labels\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value\x12!\n" +
-	"\ftimestamp_ms\x18\x03 \x01(\x03R\vtimestampMs\"x\n" +
-	"\x0fSeriesExemplars\x12,\n" +
-	"\x06labels\x18\x01 \x03(\v2\x14.strata.series.LabelR\x06labels\x127\n" +
-	"\texemplars\x18\x02 \x03(\v2\x19.strata.ingester.ExemplarR\texemplars\"Q\n" +
-	"\x15ExemplarQueryResponse\x128\n" +
-	"\x06series\x18\x01 \x03(\v2 .strata.ingester.SeriesExemplarsR\x06series*(\n" +
+	"\x06end_ms\x18\x02 \x01(\x03R\x05endMs\x12?\n" +
+	"\fmatcher_sets\x18\x03 \x03(\v2\x1c.strata.series.LabelMatchersR\vmatcherSets\x122\n" +
+	"\x06limits\x18\x04 \x01(\v2\x1a.strata.series.FetchLimitsR\x06limits\"O\n" +
+	"\x15ExemplarQueryResponse\x126\n" +
+	"\x06series\x18\x01 \x03(\v2\x1e.strata.series.SeriesExemplarsR\x06series*(\n" +
 	"\vCountMethod\x12\r\n" +
 	"\tIN_MEMORY\x10\x00\x12\n" +
 	"\n" +
@@ -1950,7 +1785,7 @@ func file_ingester_ingesterpb_ingester_proto_rawDescGZIP() []byte {
 }
 
 var file_ingester_ingesterpb_ingester_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ingester_ingesterpb_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_ingester_ingesterpb_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_ingester_ingesterpb_ingester_proto_goTypes = []any{
 	(CountMethod)(0),                       // 0: strata.ingester.CountMethod
 	(*PushRequest)(nil),                    // 1: strata.ingester.PushRequest
@@ -1980,72 +1815,66 @@ var file_ingester_ingesterpb_ingester_proto_goTypes = []any{
 	(*ActiveSeriesRequest)(nil),            // 25: strata.ingester.ActiveSeriesRequest
 	(*ActiveSeriesResponse)(nil),           // 26: strata.ingester.ActiveSeriesResponse
 	(*ExemplarQueryRequest)(nil),           // 27: strata.ingester.ExemplarQueryRequest
-	(*LabelMatchers)(nil),                  // 28: strata.ingester.LabelMatchers
-	(*Exemplar)(nil),                       // 29: strata.ingester.Exemplar
-	(*SeriesExemplars)(nil),                // 30: strata.ingester.SeriesExemplars
-	(*ExemplarQueryResponse)(nil),          // 31: strata.ingester.ExemplarQueryResponse
-	(*seriespb.LabelMatcher)(nil),          // 32: strata.series.LabelMatcher
-	(*seriespb.FetchLimits)(nil),           // 33: strata.series.FetchLimits
-	(*seriespb.Series)(nil),                // 34: strata.series.Series
-	(*seriespb.Label)(nil),                 // 35: strata.series.Label
+	(*ExemplarQueryResponse)(nil),          // 28: strata.ingester.ExemplarQueryResponse
+	(*seriespb.LabelMatcher)(nil),          // 29: strata.series.LabelMatcher
+	(*seriespb.FetchLimits)(nil),           // 30: strata.series.FetchLimits
+	(*seriespb.Series)(nil),                // 31: strata.series.Series
+	(*seriespb.LabelMatchers)(nil),         // 32: strata.series.LabelMatchers
+	(*seriespb.SeriesExemplars)(nil),       // 33: strata.series.SeriesExemplars
 }
 var file_ingester_ingesterpb_ingester_proto_depIdxs = []int32{
-	32, // 0: strata.ingester.QueryRequest.matchers:type_name -> strata.series.LabelMatcher
-	33, // 1: strata.ingester.QueryRequest.limits:type_name -> strata.series.FetchLimits
-	34, // 2: strata.ingester.QueryStreamResponse.series:type_name -> strata.series.Series
-	32, // 3: strata.ingester.LabelNamesRequest.matchers:type_name -> strata.series.LabelMatcher
-	32, // 4: strata.ingester.LabelValuesRequest.matchers:type_name -> strata.series.LabelMatcher
-	32, // 5: strata.ingester.SeriesRequest.matchers:type_name -> strata.series.LabelMatcher
-	33, // 6: strata.ingester.SeriesRequest.limits:type_name -> strata.series.FetchLimits
-	34, // 7: strata.ingester.SeriesResponse.series:type_name -> strata.series.Series
+	29, // 0: strata.ingester.QueryRequest.matchers:type_name -> strata.series.LabelMatcher
+	30, // 1: strata.ingester.QueryRequest.limits:type_name -> strata.series.FetchLimits
+	31, // 2: strata.ingester.QueryStreamResponse.series:type_name -> strata.series.Series
+	29, // 3: strata.ingester.LabelNamesRequest.matchers:type_name -> strata.series.LabelMatcher
+	29, // 4: strata.ingester.LabelValuesRequest.matchers:type_name -> strata.series.LabelMatcher
+	29, // 5: strata.ingester.SeriesRequest.matchers:type_name -> strata.series.LabelMatcher
+	30, // 6: strata.ingester.SeriesRequest.limits:type_name -> strata.series.FetchLimits
+	31, // 7: strata.ingester.SeriesResponse.series:type_name -> strata.series.Series
 	13, // 8: strata.ingester.MetricsMetadataResponse.metadata:type_name -> strata.ingester.MetricMetadata
 	16, // 9: strata.ingester.TSDBStatusResponse.series_count_by_metric_name:type_name -> strata.ingester.CardinalityStat
 	16, // 10: strata.ingester.TSDBStatusResponse.memory_in_bytes_by_label_name:type_name -> strata.ingester.CardinalityStat
 	16, // 11: strata.ingester.TSDBStatusResponse.series_count_by_label_value_pair:type_name -> strata.ingester.CardinalityStat
-	32, // 12: strata.ingester.LabelNamesCardinalityRequest.matchers:type_name -> strata.series.LabelMatcher
+	29, // 12: strata.ingester.LabelNamesCardinalityRequest.matchers:type_name -> strata.series.LabelMatcher
 	0,  // 13: strata.ingester.LabelNamesCardinalityRequest.count_method:type_name -> strata.ingester.CountMethod
 	19, // 14: strata.ingester.LabelNamesCardinalityResponse.labels:type_name -> strata.ingester.LabelValueHashes
-	32, // 15: strata.ingester.LabelValuesCardinalityRequest.matchers:type_name -> strata.series.LabelMatcher
+	29, // 15: strata.ingester.LabelValuesCardinalityRequest.matchers:type_name -> strata.series.LabelMatcher
 	0,  // 16: strata.ingester.LabelValuesCardinalityRequest.count_method:type_name -> strata.ingester.CountMethod
 	22, // 17: strata.ingester.LabelValueCounts.values:type_name -> strata.ingester.LabelValueCount
 	23, // 18: strata.ingester.LabelValuesCardinalityResponse.labels:type_name -> strata.ingester.LabelValueCounts
-	32, // 19: strata.ingester.ActiveSeriesRequest.matchers:type_name -> strata.series.LabelMatcher
-	33, // 20: strata.ingester.ActiveSeriesRequest.limits:type_name -> strata.series.FetchLimits
-	34, // 21: strata.ingester.ActiveSeriesResponse.series:type_name -> strata.series.Series
-	28, // 22: strata.ingester.ExemplarQueryRequest.matcher_sets:type_name -> strata.ingester.LabelMatchers
-	33, // 23: strata.ingester.ExemplarQueryRequest.limits:type_name -> strata.series.FetchLimits
-	32, // 24: strata.ingester.LabelMatchers.matchers:type_name -> strata.series.LabelMatcher
-	35, // 25: strata.ingester.Exemplar.labels:type_name -> strata.series.Label
-	35, // 26: strata.ingester.SeriesExemplars.labels:type_name -> strata.series.Label
-	29, // 27: strata.ingester.SeriesExemplars.exemplars:type_name -> strata.ingester.Exemplar
-	30, // 28: strata.ingester.ExemplarQueryResponse.series:type_name -> strata.ingester.SeriesExemplars
-	1,  // 29: strata.ingester.Ingester.Push:input_type -> strata.ingester.PushRequest
-	4,  // 30: strata.ingester.Ingester.QueryStream:input_type -> strata.ingester.QueryRequest
-	6,  // 31: strata.ingester.Ingester.LabelNames:input_type -> strata.ingester.LabelNamesRequest
-	8,  // 32: strata.ingester.Ingester.LabelValues:input_type -> strata.ingester.LabelValuesRequest
-	10, // 33: strata.ingester.Ingester.Series:input_type -> strata.ingester.SeriesRequest
-	12, // 34: strata.ingester.Ingester.MetricsMetadata:input_type -> strata.ingester.MetricsMetadataRequest
-	15, // 35: strata.ingester.Ingester.TSDBStatus:input_type -> strata.ingester.TSDBStatusRequest
-	18, // 36: strata.ingester.Ingester.LabelNamesCardinality:input_type -> strata.ingester.LabelNamesCardinalityRequest
-	21, // 37: strata.ingester.Ingester.LabelValuesCardinality:input_type -> strata.ingester.LabelValuesCardinalityRequest
-	25, // 38: strata.ingester.Ingester.ActiveSeries:input_type -> strata.ingester.ActiveSeriesRequest
-	27, // 39: strata.ingester.Ingester.QueryExemplars:input_type -> strata.ingester.ExemplarQueryRequest
-	2,  // 40: strata.ingester.Ingester.Push:output_type -> strata.ingester.PushResponse
-	5,  // 41: strata.ingester.Ingester.QueryStream:output_type -> strata.ingester.QueryStreamResponse
-	7,  // 42: strata.ingester.Ingester.LabelNames:output_type -> strata.ingester.LabelNamesResponse
-	9,  // 43: strata.ingester.Ingester.LabelValues:output_type -> strata.ingester.LabelValuesResponse
-	11, // 44: strata.ingester.Ingester.Series:output_type -> strata.ingester.SeriesResponse
-	14, // 45: strata.ingester.Ingester.MetricsMetadata:output_type -> strata.ingester.MetricsMetadataResponse
-	17, // 46: strata.ingester.Ingester.TSDBStatus:output_type -> strata.ingester.TSDBStatusResponse
-	20, // 47: strata.ingester.Ingester.LabelNamesCardinality:output_type -> strata.ingester.LabelNamesCardinalityResponse
-	24, // 48: strata.ingester.Ingester.LabelValuesCardinality:output_type -> strata.ingester.LabelValuesCardinalityResponse
-	26, // 49: strata.ingester.Ingester.ActiveSeries:output_type -> strata.ingester.ActiveSeriesResponse
-	31, // 50: strata.ingester.Ingester.QueryExemplars:output_type -> strata.ingester.ExemplarQueryResponse
-	40, // [40:51] is the sub-list for method output_type
-	29, // [29:40] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	29, // 19: strata.ingester.ActiveSeriesRequest.matchers:type_name -> strata.series.LabelMatcher
+	30, // 20: strata.ingester.ActiveSeriesRequest.limits:type_name -> strata.series.FetchLimits
+	31, // 21: strata.ingester.ActiveSeriesResponse.series:type_name -> strata.series.Series
+	32, // 22: strata.ingester.ExemplarQueryRequest.matcher_sets:type_name -> strata.series.LabelMatchers
+	30, // 23: strata.ingester.ExemplarQueryRequest.limits:type_name -> strata.series.FetchLimits
+	33, // 24: strata.ingester.ExemplarQueryResponse.series:type_name -> strata.series.SeriesExemplars
+	1,  // 25: strata.ingester.Ingester.Push:input_type -> strata.ingester.PushRequest
+	4,  // 26: strata.ingester.Ingester.QueryStream:input_type -> strata.ingester.QueryRequest
+	6,  // 27: strata.ingester.Ingester.LabelNames:input_type -> strata.ingester.LabelNamesRequest
+	8,  // 28: strata.ingester.Ingester.LabelValues:input_type -> strata.ingester.LabelValuesRequest
+	10, // 29: strata.ingester.Ingester.Series:input_type -> strata.ingester.SeriesRequest
+	12, // 30: strata.ingester.Ingester.MetricsMetadata:input_type -> strata.ingester.MetricsMetadataRequest
+	15, // 31: strata.ingester.Ingester.TSDBStatus:input_type -> strata.ingester.TSDBStatusRequest
+	18, // 32: strata.ingester.Ingester.LabelNamesCardinality:input_type -> strata.ingester.LabelNamesCardinalityRequest
+	21, // 33: strata.ingester.Ingester.LabelValuesCardinality:input_type -> strata.ingester.LabelValuesCardinalityRequest
+	25, // 34: strata.ingester.Ingester.ActiveSeries:input_type -> strata.ingester.ActiveSeriesRequest
+	27, // 35: strata.ingester.Ingester.QueryExemplars:input_type -> strata.ingester.ExemplarQueryRequest
+	2,  // 36: strata.ingester.Ingester.Push:output_type -> strata.ingester.PushResponse
+	5,  // 37: strata.ingester.Ingester.QueryStream:output_type -> strata.ingester.QueryStreamResponse
+	7,  // 38: strata.ingester.Ingester.LabelNames:output_type -> strata.ingester.LabelNamesResponse
+	9,  // 39: strata.ingester.Ingester.LabelValues:output_type -> strata.ingester.LabelValuesResponse
+	11, // 40: strata.ingester.Ingester.Series:output_type -> strata.ingester.SeriesResponse
+	14, // 41: strata.ingester.Ingester.MetricsMetadata:output_type -> strata.ingester.MetricsMetadataResponse
+	17, // 42: strata.ingester.Ingester.TSDBStatus:output_type -> strata.ingester.TSDBStatusResponse
+	20, // 43: strata.ingester.Ingester.LabelNamesCardinality:output_type -> strata.ingester.LabelNamesCardinalityResponse
+	24, // 44: strata.ingester.Ingester.LabelValuesCardinality:output_type -> strata.ingester.LabelValuesCardinalityResponse
+	26, // 45: strata.ingester.Ingester.ActiveSeries:output_type -> strata.ingester.ActiveSeriesResponse
+	28, // 46: strata.ingester.Ingester.QueryExemplars:output_type -> strata.ingester.ExemplarQueryResponse
+	36, // [36:47] is the sub-list for method output_type
+	25, // [25:36] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_ingester_ingesterpb_ingester_proto_init() }
@@ -2059,7 +1888,7 @@ func file_ingester_ingesterpb_ingester_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ingester_ingesterpb_ingester_proto_rawDesc), len(file_ingester_ingesterpb_ingester_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   31,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -63,6 +63,8 @@ type BlockEntry struct {
 	Sources []ulid.ULID `json:"sources,omitempty"`
 	// UploadedData is true when the block holds uploaded (backfilled) data, which no ingester has.
 	UploadedData bool `json:"uploaded_data,omitempty"`
+	// HasExemplars is true when the block has an exemplar file.
+	HasExemplars bool `json:"has_exemplars,omitempty"`
 	// UploadedAt is when the block's meta.json was written to the bucket, in unix seconds.
 	UploadedAt int64 `json:"uploaded_at"`
 }
@@ -262,6 +264,7 @@ func (u *Updater) readBlockEntry(ctx context.Context, id ulid.ULID) (*BlockEntry
 		IngesterID:      m.Strata.IngesterID,
 		Sources:         m.Compaction.Sources,
 		UploadedData:    m.Strata.UploadedData(),
+		HasExemplars:    m.Strata.Exemplars > 0,
 		UploadedAt:      attrs.LastModified.Unix(),
 	}, nil
 }

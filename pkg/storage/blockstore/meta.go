@@ -51,6 +51,8 @@ type StrataMeta struct {
 	// HoldsUploadedData is true for a compacted block with an uploaded (backfilled) block among its
 	// inputs: no ingester holds that data, so queriers read it however recent it is.
 	HoldsUploadedData bool `json:"holds_uploaded_data,omitempty"`
+	// Exemplars is how many exemplars the block's exemplar file (ExemplarsFilename) holds; 0: no file.
+	Exemplars int64 `json:"exemplars,omitempty"`
 }
 
 // UploadedData reports whether the block holds data that was uploaded rather than shipped by an ingester.

@@ -78,6 +78,15 @@ func WithUploadBackoff(b UploadBackoff) ShipperOption {
 	return func(s *Shipper) { s.backoff = b }
 }
 
+// BeforeUpload adds to a block, in its local directory dir, what it carries beyond the TSDB's files (its
+// exemplar file), and records that in meta, the meta.json about to be uploaded.
+type BeforeUpload func(ctx context.Context, dir string, meta *Meta) error
+
+// WithBeforeUpload has f called before each block's files are uploaded.
+func WithBeforeUpload(f BeforeUpload) ShipperOption {
+	return func(s *Shipper) { s.beforeUpload = f }
+}
+
 // Shipper uploads the blocks of one tenant's TSDB to the tenant's bucket, each block once.
 type Shipper struct {
 	dir        string
@@ -88,6 +97,8 @@ type Shipper struct {
 	metrics    *ShipperMetrics
 	backoff    UploadBackoff
 	now        func() time.Time
+	// beforeUpload is nil when blocks ship as the TSDB wrote them.
+	beforeUpload BeforeUpload
 
 	// syncMtx serializes Syncs: two at once would upload the same blocks twice.
 	syncMtx sync.Mutex
@@ -308,6 +319,13 @@ func (s *Shipper) ship(ctx context.Context, m *Meta) (bool, error) {
 	}
 
 	blockDir := filepath.Join(s.dir, m.ULID.String())
+	meta := *m
+	meta.Strata = StrataMeta{TenantID: s.tenant, IngesterID: s.ingesterID, Source: SourceIngester}
+	if s.beforeUpload != nil {
+		if err := s.beforeUpload(ctx, blockDir, &meta); err != nil {
+			return false, fmt.Errorf("prepare block %s: %w", m.ULID, err)
+		}
+	}
 	err = filepath.WalkDir(blockDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -332,8 +350,6 @@ func (s *Shipper) ship(ctx context.Context, m *Meta) (bool, error) {
 		return false, fmt.Errorf("upload files of block %s: %w", m.ULID, err)
 	}
 
-	meta := *m
-	meta.Strata = StrataMeta{TenantID: s.tenant, IngesterID: s.ingesterID, Source: SourceIngester}
 	if err := UploadMeta(ctx, s.bkt, &meta); err != nil {
 		return false, err
 	}

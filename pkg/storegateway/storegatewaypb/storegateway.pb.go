@@ -418,6 +418,139 @@ func (x *LabelValuesResponse) GetQueriedBlockIds() []string {
 	return nil
 }
 
+type ExemplarsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Inclusive time range in unix milliseconds.
+	MinTimeMs int64 `protobuf:"varint,1,opt,name=min_time_ms,json=minTimeMs,proto3" json:"min_time_ms,omitempty"`
+	MaxTimeMs int64 `protobuf:"varint,2,opt,name=max_time_ms,json=maxTimeMs,proto3" json:"max_time_ms,omitempty"`
+	// One set per selector of the query: a series is selected when it matches every matcher of some set.
+	MatcherSets []*seriespb.LabelMatchers `protobuf:"bytes,3,rep,name=matcher_sets,json=matcherSets,proto3" json:"matcher_sets,omitempty"`
+	BlockIds    []string                  `protobuf:"bytes,4,rep,name=block_ids,json=blockIds,proto3" json:"block_ids,omitempty"`
+	// Unset: no limits. Only max_series applies.
+	Limits        *seriespb.FetchLimits `protobuf:"bytes,5,opt,name=limits,proto3" json:"limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExemplarsRequest) Reset() {
+	*x = ExemplarsRequest{}
+	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExemplarsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExemplarsRequest) ProtoMessage() {}
+
+func (x *ExemplarsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExemplarsRequest.ProtoReflect.Descriptor instead.
+func (*ExemplarsRequest) Descriptor() ([]byte, []int) {
+	return file_storegateway_storegatewaypb_storegateway_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ExemplarsRequest) GetMinTimeMs() int64 {
+	if x != nil {
+		return x.MinTimeMs
+	}
+	return 0
+}
+
+func (x *ExemplarsRequest) GetMaxTimeMs() int64 {
+	if x != nil {
+		return x.MaxTimeMs
+	}
+	return 0
+}
+
+func (x *ExemplarsRequest) GetMatcherSets() []*seriespb.LabelMatchers {
+	if x != nil {
+		return x.MatcherSets
+	}
+	return nil
+}
+
+func (x *ExemplarsRequest) GetBlockIds() []string {
+	if x != nil {
+		return x.BlockIds
+	}
+	return nil
+}
+
+func (x *ExemplarsRequest) GetLimits() *seriespb.FetchLimits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+type ExemplarsResponse struct {
+	state  protoimpl.MessageState      `protogen:"open.v1"`
+	Series []*seriespb.SeriesExemplars `protobuf:"bytes,1,rep,name=series,proto3" json:"series,omitempty"`
+	// Set on the first message only, which carries no series: the requested blocks this instance holds and
+	// answers for.
+	QueriedBlockIds []string `protobuf:"bytes,2,rep,name=queried_block_ids,json=queriedBlockIds,proto3" json:"queried_block_ids,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ExemplarsResponse) Reset() {
+	*x = ExemplarsResponse{}
+	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExemplarsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExemplarsResponse) ProtoMessage() {}
+
+func (x *ExemplarsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_storegateway_storegatewaypb_storegateway_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExemplarsResponse.ProtoReflect.Descriptor instead.
+func (*ExemplarsResponse) Descriptor() ([]byte, []int) {
+	return file_storegateway_storegatewaypb_storegateway_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ExemplarsResponse) GetSeries() []*seriespb.SeriesExemplars {
+	if x != nil {
+		return x.Series
+	}
+	return nil
+}
+
+func (x *ExemplarsResponse) GetQueriedBlockIds() []string {
+	if x != nil {
+		return x.QueriedBlockIds
+	}
+	return nil
+}
+
 var File_storegateway_storegatewaypb_storegateway_proto protoreflect.FileDescriptor
 
 const file_storegateway_storegatewaypb_storegateway_proto_rawDesc = "" +
@@ -450,12 +583,22 @@ const file_storegateway_storegatewaypb_storegateway_proto_rawDesc = "" +
 	"\tblock_ids\x18\x05 \x03(\tR\bblockIds\"Y\n" +
 	"\x13LabelValuesResponse\x12\x16\n" +
 	"\x06values\x18\x01 \x03(\tR\x06values\x12*\n" +
-	"\x11queried_block_ids\x18\x02 \x03(\tR\x0fqueriedBlockIds2\xa6\x02\n" +
+	"\x11queried_block_ids\x18\x02 \x03(\tR\x0fqueriedBlockIds\"\xe4\x01\n" +
+	"\x10ExemplarsRequest\x12\x1e\n" +
+	"\vmin_time_ms\x18\x01 \x01(\x03R\tminTimeMs\x12\x1e\n" +
+	"\vmax_time_ms\x18\x02 \x01(\x03R\tmaxTimeMs\x12?\n" +
+	"\fmatcher_sets\x18\x03 \x03(\v2\x1c.strata.series.LabelMatchersR\vmatcherSets\x12\x1b\n" +
+	"\tblock_ids\x18\x04 \x03(\tR\bblockIds\x122\n" +
+	"\x06limits\x18\x05 \x01(\v2\x1a.strata.series.FetchLimitsR\x06limits\"w\n" +
+	"\x11ExemplarsResponse\x126\n" +
+	"\x06series\x18\x01 \x03(\v2\x1e.strata.series.SeriesExemplarsR\x06series\x12*\n" +
+	"\x11queried_block_ids\x18\x02 \x03(\tR\x0fqueriedBlockIds2\x89\x03\n" +
 	"\fStoreGateway\x12S\n" +
 	"\x06Series\x12\".strata.storegateway.SeriesRequest\x1a#.strata.storegateway.SeriesResponse0\x01\x12]\n" +
 	"\n" +
 	"LabelNames\x12&.strata.storegateway.LabelNamesRequest\x1a'.strata.storegateway.LabelNamesResponse\x12b\n" +
-	"\vLabelValues\x12'.strata.storegateway.LabelValuesRequest\x1a(.strata.storegateway.LabelValuesResponse0\x01BBZ@github.com/strata-metrics/strata/pkg/storegateway/storegatewaypbb\x06proto3"
+	"\vLabelValues\x12'.strata.storegateway.LabelValuesRequest\x1a(.strata.storegateway.LabelValuesResponse0\x01\x12a\n" +
+	"\x0eQueryExemplars\x12%.strata.storegateway.ExemplarsRequest\x1a&.strata.storegateway.ExemplarsResponse0\x01BBZ@github.com/strata-metrics/strata/pkg/storegateway/storegatewaypbb\x06proto3"
 
 var (
 	file_storegateway_storegatewaypb_storegateway_proto_rawDescOnce sync.Once
@@ -469,35 +612,44 @@ func file_storegateway_storegatewaypb_storegateway_proto_rawDescGZIP() []byte {
 	return file_storegateway_storegatewaypb_storegateway_proto_rawDescData
 }
 
-var file_storegateway_storegatewaypb_storegateway_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_storegateway_storegatewaypb_storegateway_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_storegateway_storegatewaypb_storegateway_proto_goTypes = []any{
-	(*SeriesRequest)(nil),         // 0: strata.storegateway.SeriesRequest
-	(*SeriesResponse)(nil),        // 1: strata.storegateway.SeriesResponse
-	(*LabelNamesRequest)(nil),     // 2: strata.storegateway.LabelNamesRequest
-	(*LabelNamesResponse)(nil),    // 3: strata.storegateway.LabelNamesResponse
-	(*LabelValuesRequest)(nil),    // 4: strata.storegateway.LabelValuesRequest
-	(*LabelValuesResponse)(nil),   // 5: strata.storegateway.LabelValuesResponse
-	(*seriespb.LabelMatcher)(nil), // 6: strata.series.LabelMatcher
-	(*seriespb.FetchLimits)(nil),  // 7: strata.series.FetchLimits
-	(*seriespb.Series)(nil),       // 8: strata.series.Series
+	(*SeriesRequest)(nil),            // 0: strata.storegateway.SeriesRequest
+	(*SeriesResponse)(nil),           // 1: strata.storegateway.SeriesResponse
+	(*LabelNamesRequest)(nil),        // 2: strata.storegateway.LabelNamesRequest
+	(*LabelNamesResponse)(nil),       // 3: strata.storegateway.LabelNamesResponse
+	(*LabelValuesRequest)(nil),       // 4: strata.storegateway.LabelValuesRequest
+	(*LabelValuesResponse)(nil),      // 5: strata.storegateway.LabelValuesResponse
+	(*ExemplarsRequest)(nil),         // 6: strata.storegateway.ExemplarsRequest
+	(*ExemplarsResponse)(nil),        // 7: strata.storegateway.ExemplarsResponse
+	(*seriespb.LabelMatcher)(nil),    // 8: strata.series.LabelMatcher
+	(*seriespb.FetchLimits)(nil),     // 9: strata.series.FetchLimits
+	(*seriespb.Series)(nil),          // 10: strata.series.Series
+	(*seriespb.LabelMatchers)(nil),   // 11: strata.series.LabelMatchers
+	(*seriespb.SeriesExemplars)(nil), // 12: strata.series.SeriesExemplars
 }
 var file_storegateway_storegatewaypb_storegateway_proto_depIdxs = []int32{
-	6, // 0: strata.storegateway.SeriesRequest.matchers:type_name -> strata.series.LabelMatcher
-	7, // 1: strata.storegateway.SeriesRequest.limits:type_name -> strata.series.FetchLimits
-	8, // 2: strata.storegateway.SeriesResponse.series:type_name -> strata.series.Series
-	6, // 3: strata.storegateway.LabelNamesRequest.matchers:type_name -> strata.series.LabelMatcher
-	6, // 4: strata.storegateway.LabelValuesRequest.matchers:type_name -> strata.series.LabelMatcher
-	0, // 5: strata.storegateway.StoreGateway.Series:input_type -> strata.storegateway.SeriesRequest
-	2, // 6: strata.storegateway.StoreGateway.LabelNames:input_type -> strata.storegateway.LabelNamesRequest
-	4, // 7: strata.storegateway.StoreGateway.LabelValues:input_type -> strata.storegateway.LabelValuesRequest
-	1, // 8: strata.storegateway.StoreGateway.Series:output_type -> strata.storegateway.SeriesResponse
-	3, // 9: strata.storegateway.StoreGateway.LabelNames:output_type -> strata.storegateway.LabelNamesResponse
-	5, // 10: strata.storegateway.StoreGateway.LabelValues:output_type -> strata.storegateway.LabelValuesResponse
-	8, // [8:11] is the sub-list for method output_type
-	5, // [5:8] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	8,  // 0: strata.storegateway.SeriesRequest.matchers:type_name -> strata.series.LabelMatcher
+	9,  // 1: strata.storegateway.SeriesRequest.limits:type_name -> strata.series.FetchLimits
+	10, // 2: strata.storegateway.SeriesResponse.series:type_name -> strata.series.Series
+	8,  // 3: strata.storegateway.LabelNamesRequest.matchers:type_name -> strata.series.LabelMatcher
+	8,  // 4: strata.storegateway.LabelValuesRequest.matchers:type_name -> strata.series.LabelMatcher
+	11, // 5: strata.storegateway.ExemplarsRequest.matcher_sets:type_name -> strata.series.LabelMatchers
+	9,  // 6: strata.storegateway.ExemplarsRequest.limits:type_name -> strata.series.FetchLimits
+	12, // 7: strata.storegateway.ExemplarsResponse.series:type_name -> strata.series.SeriesExemplars
+	0,  // 8: strata.storegateway.StoreGateway.Series:input_type -> strata.storegateway.SeriesRequest
+	2,  // 9: strata.storegateway.StoreGateway.LabelNames:input_type -> strata.storegateway.LabelNamesRequest
+	4,  // 10: strata.storegateway.StoreGateway.LabelValues:input_type -> strata.storegateway.LabelValuesRequest
+	6,  // 11: strata.storegateway.StoreGateway.QueryExemplars:input_type -> strata.storegateway.ExemplarsRequest
+	1,  // 12: strata.storegateway.StoreGateway.Series:output_type -> strata.storegateway.SeriesResponse
+	3,  // 13: strata.storegateway.StoreGateway.LabelNames:output_type -> strata.storegateway.LabelNamesResponse
+	5,  // 14: strata.storegateway.StoreGateway.LabelValues:output_type -> strata.storegateway.LabelValuesResponse
+	7,  // 15: strata.storegateway.StoreGateway.QueryExemplars:output_type -> strata.storegateway.ExemplarsResponse
+	12, // [12:16] is the sub-list for method output_type
+	8,  // [8:12] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_storegateway_storegatewaypb_storegateway_proto_init() }
@@ -511,7 +663,7 @@ func file_storegateway_storegatewaypb_storegateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_storegateway_storegatewaypb_storegateway_proto_rawDesc), len(file_storegateway_storegatewaypb_storegateway_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

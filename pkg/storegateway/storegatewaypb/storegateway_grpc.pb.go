@@ -21,9 +21,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	StoreGateway_Series_FullMethodName      = "/strata.storegateway.StoreGateway/Series"
-	StoreGateway_LabelNames_FullMethodName  = "/strata.storegateway.StoreGateway/LabelNames"
-	StoreGateway_LabelValues_FullMethodName = "/strata.storegateway.StoreGateway/LabelValues"
+	StoreGateway_Series_FullMethodName         = "/strata.storegateway.StoreGateway/Series"
+	StoreGateway_LabelNames_FullMethodName     = "/strata.storegateway.StoreGateway/LabelNames"
+	StoreGateway_LabelValues_FullMethodName    = "/strata.storegateway.StoreGateway/LabelValues"
+	StoreGateway_QueryExemplars_FullMethodName = "/strata.storegateway.StoreGateway/QueryExemplars"
 )
 
 // StoreGatewayClient is the client API for StoreGateway service.
@@ -41,6 +42,10 @@ type StoreGatewayClient interface {
 	// LabelValues streams the sorted values of one label name in the requested blocks, in messages of
 	// bounded size: one label can have a value per series.
 	LabelValues(ctx context.Context, in *LabelValuesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LabelValuesResponse], error)
+	// QueryExemplars streams the exemplars in the time range of the series that match any matcher set, from
+	// the exemplar files of the requested blocks, merged across blocks: series in label order (a series with
+	// many exemplars continues in the next message under the same labels), each exemplar once, oldest first.
+	QueryExemplars(ctx context.Context, in *ExemplarsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExemplarsResponse], error)
 }
 
 type storeGatewayClient struct {
@@ -99,6 +104,25 @@ func (c *storeGatewayClient) LabelValues(ctx context.Context, in *LabelValuesReq
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type StoreGateway_LabelValuesClient = grpc.ServerStreamingClient[LabelValuesResponse]
 
+func (c *storeGatewayClient) QueryExemplars(ctx context.Context, in *ExemplarsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExemplarsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &StoreGateway_ServiceDesc.Streams[2], StoreGateway_QueryExemplars_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExemplarsRequest, ExemplarsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type StoreGateway_QueryExemplarsClient = grpc.ServerStreamingClient[ExemplarsResponse]
+
 // StoreGatewayServer is the server API for StoreGateway service.
 // All implementations must embed UnimplementedStoreGatewayServer
 // for forward compatibility.
@@ -114,6 +138,10 @@ type StoreGatewayServer interface {
 	// LabelValues streams the sorted values of one label name in the requested blocks, in messages of
 	// bounded size: one label can have a value per series.
 	LabelValues(*LabelValuesRequest, grpc.ServerStreamingServer[LabelValuesResponse]) error
+	// QueryExemplars streams the exemplars in the time range of the series that match any matcher set, from
+	// the exemplar files of the requested blocks, merged across blocks: series in label order (a series with
+	// many exemplars continues in the next message under the same labels), each exemplar once, oldest first.
+	QueryExemplars(*ExemplarsRequest, grpc.ServerStreamingServer[ExemplarsResponse]) error
 	mustEmbedUnimplementedStoreGatewayServer()
 }
 
@@ -132,6 +160,9 @@ func (UnimplementedStoreGatewayServer) LabelNames(context.Context, *LabelNamesRe
 }
 func (UnimplementedStoreGatewayServer) LabelValues(*LabelValuesRequest, grpc.ServerStreamingServer[LabelValuesResponse]) error {
 	return status.Error(codes.Unimplemented, "method LabelValues not implemented")
+}
+func (UnimplementedStoreGatewayServer) QueryExemplars(*ExemplarsRequest, grpc.ServerStreamingServer[ExemplarsResponse]) error {
+	return status.Error(codes.Unimplemented, "method QueryExemplars not implemented")
 }
 func (UnimplementedStoreGatewayServer) mustEmbedUnimplementedStoreGatewayServer() {}
 func (UnimplementedStoreGatewayServer) testEmbeddedByValue()                      {}
@@ -194,6 +225,17 @@ func _StoreGateway_LabelValues_Handler(srv interface{}, stream grpc.ServerStream
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type StoreGateway_LabelValuesServer = grpc.ServerStreamingServer[LabelValuesResponse]
 
+func _StoreGateway_QueryExemplars_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ExemplarsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(StoreGatewayServer).QueryExemplars(m, &grpc.GenericServerStream[ExemplarsRequest, ExemplarsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type StoreGateway_QueryExemplarsServer = grpc.ServerStreamingServer[ExemplarsResponse]
+
 // StoreGateway_ServiceDesc is the grpc.ServiceDesc for StoreGateway service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -215,6 +257,11 @@ var StoreGateway_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "LabelValues",
 			Handler:       _StoreGateway_LabelValues_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "QueryExemplars",
+			Handler:       _StoreGateway_QueryExemplars_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -1,0 +1,353 @@
+package blockstore
+
+import (
+	"bufio"
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/fileutil"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/strata-metrics/strata/pkg/seriespb"
+)
+
+// ExemplarsFilename is the file holding a block's exemplars. Prometheus' block format has no place for
+// them, so Strata keeps them beside the index and chunks; Prometheus and its tools ignore the file.
+//
+// The file is a header (exemplarsMagic) followed by a snappy stream of records, each a uvarint length and
+// a seriespb.SeriesExemplars: series in label order, a series' exemplars oldest first. A series with
+// many exemplars continues in the next records under the same labels, so no record is large.
+const ExemplarsFilename = "exemplars"
+
+// exemplarsMagic starts every exemplar file: the format's name and version.
+const exemplarsMagic = "STRATAEX\x01"
+
+const (
+	// exemplarRecordBytes is about where a writer cuts a series into another record.
+	exemplarRecordBytes = 256 << 10
+	// maxExemplarRecordBytes bounds a record a reader accepts, so a corrupt length cannot exhaust memory.
+	maxExemplarRecordBytes = 8 << 20
+)
+
+// ErrExemplarsCorrupted is wrapped by the errors of exemplar files that cannot be decoded.
+var ErrExemplarsCorrupted = errors.New("exemplar file corrupted")
+
+// ExemplarWriter writes a block's exemplar file. The file appears under its name only once Close
+// succeeds, so a crash never leaves a truncated one.
+type ExemplarWriter struct {
+	name, tmp string
+	f         *os.File
+	sw        *snappy.Writer
+	last      labels.Labels
+	started   bool
+	count     int64
+	buf       []byte
+}
+
+// NewExemplarWriter starts the exemplar file of the block in dir.
+func NewExemplarWriter(dir string) (*ExemplarWriter, error) {
+	name := filepath.Join(dir, ExemplarsFilename)
+	tmp := name + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return nil, fmt.Errorf("create exemplar file: %w", err)
+	}
+	if _, err := f.WriteString(exemplarsMagic); err != nil {
+		_ = f.Close()
+		_ = os.Remove(tmp)
+		return nil, fmt.Errorf("write exemplar file: %w", err)
+	}
+	return &ExemplarWriter{name: name, tmp: tmp, f: f, sw: snappy.NewBufferedWriter(f)}, nil
+}
+
+// Append writes a series' exemplars, which must be oldest first. Series must come in label order; a
+// series may be appended again right after itself.
+func (w *ExemplarWriter) Append(lset labels.Labels, exemplars []exemplar.Exemplar) error {
+	if len(exemplars) == 0 {
+		return nil
+	}
+	if w.started && labels.Compare(lset, w.last) < 0 {
+		return fmt.Errorf("exemplar file: series %s appended after %s", lset, w.last)
+	}
+	w.started, w.last = true, lset.Copy()
+	seriesLabels := seriespb.FromLabels(lset)
+	rec := &seriespb.SeriesExemplars{Labels: seriesLabels}
+	size := 0
+	for _, e := range exemplars {
+		ex := &seriespb.Exemplar{Labels: seriespb.FromLabels(e.Labels), Value: e.Value, TimestampMs: e.Ts}
+		rec.Exemplars = append(rec.Exemplars, ex)
+		size += proto.Size(ex)
+		if size >= exemplarRecordBytes {
+			if err := w.writeRecord(rec); err != nil {
+				return err
+			}
+			rec, size = &seriespb.SeriesExemplars{Labels: seriesLabels}, 0
+		}
+	}
+	if len(rec.Exemplars) > 0 {
+		return w.writeRecord(rec)
+	}
+	return nil
+}
+
+func (w *ExemplarWriter) writeRecord(rec *seriespb.SeriesExemplars) error {
+	var err error
+	w.buf = binary.AppendUvarint(w.buf[:0], uint64(proto.Size(rec)))
+	w.buf, err = proto.MarshalOptions{}.MarshalAppend(w.buf, rec)
+	if err != nil {
+		return fmt.Errorf("encode exemplars: %w", err)
+	}
+	if _, err := w.sw.Write(w.buf); err != nil {
+		return fmt.Errorf("write exemplar file: %w", err)
+	}
+	w.count += int64(len(rec.Exemplars))
+	return nil
+}
+
+// Count is how many exemplars were appended.
+func (w *ExemplarWriter) Count() int64 { return w.count }
+
+// Close finishes the file. A file without exemplars is not kept (a block without one has none), and
+// replaces an earlier one.
+func (w *ExemplarWriter) Close() error {
+	err := w.sw.Close()
+	if err == nil {
+		err = w.f.Sync()
+	}
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && w.count == 0 {
+		// Nor one left by an earlier attempt.
+		if err := os.Remove(w.name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return os.Remove(w.tmp)
+	}
+	if err == nil {
+		err = fileutil.Replace(w.tmp, w.name)
+	}
+	if err != nil {
+		_ = os.Remove(w.tmp)
+		return fmt.Errorf("write exemplar file: %w", err)
+	}
+	return nil
+}
+
+// Abort drops the file being written.
+func (w *ExemplarWriter) Abort() {
+	_ = w.f.Close()
+	_ = os.Remove(w.tmp)
+}
+
+// ExemplarReader reads an exemplar file series by series.
+type ExemplarReader struct {
+	br      *bufio.Reader
+	buf     []byte
+	builder labels.ScratchBuilder
+	// next is a record read ahead, to join a series cut into several records.
+	next *seriespb.SeriesExemplars
+}
+
+// NewExemplarReader checks the header of the exemplar file read from r.
+func NewExemplarReader(r io.Reader) (*ExemplarReader, error) {
+	magic := make([]byte, len(exemplarsMagic))
+	if _, err := io.ReadFull(r, magic); err != nil {
+		return nil, fmt.Errorf("%w: header: %w", ErrExemplarsCorrupted, err)
+	}
+	if string(magic) != exemplarsMagic {
+		return nil, fmt.Errorf("%w: unknown header %q", ErrExemplarsCorrupted, magic)
+	}
+	return &ExemplarReader{br: bufio.NewReader(snappy.NewReader(r))}, nil
+}
+
+// Next returns the next series and its exemplars, oldest first, or io.EOF after the last.
+func (r *ExemplarReader) Next() (labels.Labels, []exemplar.Exemplar, error) {
+	rec := r.next
+	r.next = nil
+	if rec == nil {
+		var err error
+		if rec, err = r.readRecord(); err != nil {
+			return labels.EmptyLabels(), nil, err
+		}
+	}
+	lset := seriespb.ToLabels(&r.builder, rec.Labels)
+	exemplars := r.appendExemplars(nil, rec)
+	for {
+		next, err := r.readRecord()
+		if errors.Is(err, io.EOF) {
+			return lset, exemplars, nil
+		}
+		if err != nil {
+			return labels.EmptyLabels(), nil, err
+		}
+		if !labels.Equal(seriespb.ToLabels(&r.builder, next.Labels), lset) {
+			r.next = next
+			return lset, exemplars, nil
+		}
+		exemplars = r.appendExemplars(exemplars, next)
+	}
+}
+
+func (r *ExemplarReader) appendExemplars(out []exemplar.Exemplar, rec *seriespb.SeriesExemplars) []exemplar.Exemplar {
+	for _, e := range rec.Exemplars {
+		out = append(out, exemplar.Exemplar{Labels: seriespb.ToLabels(&r.builder, e.Labels), Value: e.Value, Ts: e.TimestampMs, HasTs: true})
+	}
+	return out
+}
+
+func (r *ExemplarReader) readRecord() (*seriespb.SeriesExemplars, error) {
+	n, err := binary.ReadUvarint(r.br)
+	if errors.Is(err, io.EOF) {
+		return nil, io.EOF
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrExemplarsCorrupted, err)
+	}
+	if n > maxExemplarRecordBytes {
+		return nil, fmt.Errorf("%w: a record of %d bytes, at most %d are allowed", ErrExemplarsCorrupted, n, maxExemplarRecordBytes)
+	}
+	r.buf = slices.Grow(r.buf[:0], int(n))[:n]
+	if _, err := io.ReadFull(r.br, r.buf); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrExemplarsCorrupted, err)
+	}
+	rec := &seriespb.SeriesExemplars{}
+	if err := proto.Unmarshal(r.buf, rec); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrExemplarsCorrupted, err)
+	}
+	return rec, nil
+}
+
+// ExemplarKeep decides whether an exemplar of a series is kept when exemplar files are merged.
+type ExemplarKeep func(lset labels.Labels, e exemplar.Exemplar) bool
+
+// MergeExemplarFiles writes into outDir's exemplar file the union of the exemplar files of inDirs (a
+// directory without one has no exemplars), keeping an exemplar found in several once and those keep
+// accepts (nil: all). It returns how many exemplars it wrote; with none, outDir gets no file.
+func MergeExemplarFiles(outDir string, inDirs []string, keep ExemplarKeep) (int64, error) {
+	var readers []*ExemplarReader
+	for _, dir := range inDirs {
+		f, err := os.Open(filepath.Join(dir, ExemplarsFilename))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		r, err := NewExemplarReader(f)
+		if err != nil {
+			return 0, fmt.Errorf("block %s: %w", filepath.Base(dir), err)
+		}
+		readers = append(readers, r)
+	}
+	if len(readers) == 0 {
+		return 0, nil
+	}
+	w, err := NewExemplarWriter(outDir)
+	if err != nil {
+		return 0, err
+	}
+	if err := MergeExemplars(readers, keep, w.Append); err != nil {
+		w.Abort()
+		return 0, err
+	}
+	if err := w.Close(); err != nil {
+		return 0, err
+	}
+	return w.Count(), nil
+}
+
+// MergeExemplars calls each with every series of the readers (exemplar files of blocks) in label order,
+// once, with its exemplars of every file, oldest first, each (time, value, labels) once, those that keep
+// accepts (nil: all); series left without any are skipped. Only a series at a time is held in memory.
+func MergeExemplars(readers []*ExemplarReader, keep ExemplarKeep, each func(labels.Labels, []exemplar.Exemplar) error) error {
+	type input struct {
+		r         *ExemplarReader
+		lset      labels.Labels
+		exemplars []exemplar.Exemplar
+	}
+	inputs := make([]*input, 0, len(readers))
+	for _, r := range readers {
+		in := &input{r: r}
+		var err error
+		if in.lset, in.exemplars, err = r.Next(); errors.Is(err, io.EOF) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		inputs = append(inputs, in)
+	}
+	for len(inputs) > 0 {
+		lowest := inputs[0].lset
+		for _, in := range inputs[1:] {
+			if labels.Compare(in.lset, lowest) < 0 {
+				lowest = in.lset
+			}
+		}
+		var merged []exemplar.Exemplar
+		remaining := inputs[:0]
+		for _, in := range inputs {
+			if labels.Equal(in.lset, lowest) {
+				merged = append(merged, in.exemplars...)
+				var err error
+				in.lset, in.exemplars, err = in.r.Next()
+				if errors.Is(err, io.EOF) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+			}
+			remaining = append(remaining, in)
+		}
+		inputs = remaining
+		if kept := dedupExemplars(lowest, merged, keep); len(kept) > 0 {
+			if err := each(lowest, kept); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// dedupExemplars sorts a series' exemplars oldest first and keeps each (time, value, labels) once and
+// only those keep accepts. Replicas of a series hold the same exemplars.
+func dedupExemplars(lset labels.Labels, es []exemplar.Exemplar, keep ExemplarKeep) []exemplar.Exemplar {
+	slices.SortStableFunc(es, func(a, b exemplar.Exemplar) int {
+		if c := cmp.Compare(a.Ts, b.Ts); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(math.Float64bits(a.Value), math.Float64bits(b.Value)); c != 0 {
+			return c
+		}
+		return labels.Compare(a.Labels, b.Labels)
+	})
+	out := make([]exemplar.Exemplar, 0, len(es))
+	for i, e := range es {
+		if i > 0 && sameExemplar(e, es[i-1]) {
+			continue
+		}
+		if keep != nil && !keep(lset, e) {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// sameExemplar compares value bits, so NaN equals itself.
+func sameExemplar(a, b exemplar.Exemplar) bool {
+	return a.Ts == b.Ts && math.Float64bits(a.Value) == math.Float64bits(b.Value) && labels.Equal(a.Labels, b.Labels)
+}

@@ -1,0 +1,113 @@
+package storegateway
+
+import (
+	"fmt"
+	"path"
+	"time"
+
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/labels"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/strata-metrics/strata/pkg/seriespb"
+	"github.com/strata-metrics/strata/pkg/storage/blockstore"
+	"github.com/strata-metrics/strata/pkg/storegateway/storegatewaypb"
+)
+
+const (
+	// exemplarsBatchBytes bounds the labels of one QueryExemplars message.
+	exemplarsBatchBytes = 1 << 20
+	// maxExemplarMatcherSets bounds a request's matcher sets, as the querier's API bounds a query's
+	// selectors: each set is tested against every series of every exemplar file read.
+	maxExemplarMatcherSets = 100
+)
+
+// QueryExemplars implements storegatewaypb.StoreGatewayServer: it reads the exemplar files of the
+// requested blocks it holds that overlap the range, merges them (a series once, an exemplar once,
+// oldest first), and streams the series matching a matcher set with their exemplars in the range. The
+// first message lists the blocks answered for. The answer stops with the series limit's error once it
+// holds more series than the request's limits allow.
+func (s *StoreGateway) QueryExemplars(req *storegatewaypb.ExemplarsRequest, srv storegatewaypb.StoreGateway_QueryExemplarsServer) error {
+	defer s.observeDuration("QueryExemplars", time.Now())
+	ctx := srv.Context()
+	q, err := parseQuery(ctx, req.BlockIds, req.MinTimeMs, req.MaxTimeMs, nil)
+	if err != nil {
+		return err
+	}
+	if len(req.MatcherSets) > maxExemplarMatcherSets {
+		return status.Errorf(codes.InvalidArgument, "the request has %d matcher sets, more than the %d an exemplar query may have", len(req.MatcherSets), maxExemplarMatcherSets)
+	}
+	sets := make([][]*labels.Matcher, 0, len(req.MatcherSets))
+	for _, set := range req.MatcherSets {
+		ms, err := seriespb.ToLabelMatchers(set.Matchers)
+		if err != nil {
+			return status.Errorf(codes.InvalidArgument, "invalid matcher: %v", err)
+		}
+		if len(ms) == 0 {
+			return status.Error(codes.InvalidArgument, "a matcher set has no matchers")
+		}
+		sets = append(sets, ms)
+	}
+	blocks, queried := s.acquireBlocks(q)
+	defer releaseBlocks(blocks)
+	if err := srv.Send(&storegatewaypb.ExemplarsResponse{QueriedBlockIds: queried}); err != nil {
+		return err
+	}
+	if len(sets) == 0 {
+		return nil
+	}
+
+	var readers []*blockstore.ExemplarReader
+	for _, b := range blocksInRange(blocks, q.mint, q.maxt) {
+		if b.meta.Strata.Exemplars == 0 {
+			continue
+		}
+		rc, err := b.bkt.Get(ctx, path.Join(b.id().String(), blockstore.ExemplarsFilename))
+		if err != nil {
+			return grpcError(fmt.Errorf("read exemplars of block %s: %w", b.id(), err))
+		}
+		defer rc.Close()
+		r, err := blockstore.NewExemplarReader(rc)
+		if err != nil {
+			return grpcError(fmt.Errorf("block %s: %w", b.id(), err))
+		}
+		readers = append(readers, r)
+	}
+
+	fetched := seriespb.NewFetchCounter(req.Limits)
+	batcher := seriespb.NewExemplarBatcher(exemplarsBatchBytes, func(series []*seriespb.SeriesExemplars) error {
+		return srv.Send(&storegatewaypb.ExemplarsResponse{Series: series})
+	})
+	inRange := func(_ labels.Labels, e exemplar.Exemplar) bool { return q.mint <= e.Ts && e.Ts <= q.maxt }
+	err = blockstore.MergeExemplars(readers, inRange, func(lset labels.Labels, exemplars []exemplar.Exemplar) error {
+		if !matchesSomeSet(lset, sets) {
+			return nil
+		}
+		if err := fetched.Add(0); err != nil {
+			return err
+		}
+		return batcher.Add(lset, exemplars)
+	})
+	if err == nil {
+		err = batcher.Flush()
+	}
+	return grpcError(err)
+}
+
+func matchesSomeSet(lset labels.Labels, sets [][]*labels.Matcher) bool {
+	for _, ms := range sets {
+		matches := true
+		for _, m := range ms {
+			if !m.Matches(lset.Get(m.Name)) {
+				matches = false
+				break
+			}
+		}
+		if matches {
+			return true
+		}
+	}
+	return false
+}
+
