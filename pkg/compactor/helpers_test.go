@@ -2,6 +2,7 @@ package compactor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	promtsdb "github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -37,6 +39,9 @@ type blockSpec struct {
 	series     int
 	ingester   string
 	skip       func(series int, t int64) bool
+	// exemplars are offsets from minT at which every series gets an exemplar (trace_id "<series>-<ts>"),
+	// the same in every replica's block.
+	exemplars []int64
 }
 
 // buildBlock writes the block spec describes as an ingester cuts it: a TSDB with 2h blocks whose head is
@@ -74,8 +79,47 @@ func buildBlock(t *testing.T, tenant string, spec blockSpec) (string, *blockstor
 	require.Equal(t, spec.minT, meta.MinTime)
 	require.Equal(t, spec.maxT, meta.MaxTime)
 	meta.Strata = blockstore.StrataMeta{TenantID: tenant, IngesterID: spec.ingester, Source: blockstore.SourceIngester}
+	if len(spec.exemplars) > 0 {
+		w, err := blockstore.NewExemplarWriter(bdir)
+		require.NoError(t, err)
+		for s := range spec.series {
+			var es []exemplar.Exemplar
+			for _, off := range spec.exemplars {
+				ts := spec.minT + off
+				es = append(es, exemplar.Exemplar{Labels: labels.FromStrings("trace_id", fmt.Sprintf("%d-%d", s, ts)), Value: float64(ts), Ts: ts, HasTs: true})
+			}
+			// Series in label order: job="0", "1", ... as long as there are at most 10.
+			require.NoError(t, w.Append(labels.FromStrings("__name__", "up", "job", fmt.Sprint(s)), es))
+		}
+		require.NoError(t, w.Close())
+		meta.Strata.Exemplars = w.Count()
+	}
 	require.NoError(t, meta.WriteToDir(bdir))
 	return bdir, meta
+}
+
+// readExemplars downloads a block's exemplar file and returns its exemplars as "series trace_id" lines.
+func readExemplars(t *testing.T, bkt objstore.Bucket, tenant string, id ulid.ULID) []string {
+	t.Helper()
+	rc, err := bucket.NewTenantBucket(bkt, tenant).Get(context.Background(), id.String()+"/"+blockstore.ExemplarsFilename)
+	if bkt.IsObjNotFoundErr(err) {
+		return nil
+	}
+	require.NoError(t, err)
+	defer rc.Close()
+	r, err := blockstore.NewExemplarReader(rc)
+	require.NoError(t, err)
+	var out []string
+	for {
+		lset, es, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		require.NoError(t, err)
+		for _, e := range es {
+			out = append(out, lset.Get("job")+" "+e.Labels.Get("trace_id"))
+		}
+	}
 }
 
 // shipBlock builds the block spec describes and uploads it to tenant's directory of bkt, like a shipper.

@@ -2,6 +2,7 @@ package compactor
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -58,7 +59,7 @@ func TestCompactor_RewritesBlocksHoldingDeletedSamples(t *testing.T) {
 	ctx := context.Background()
 	bkt := objstore.NewInMemBucket()
 	base := testBase()
-	hit := shipBlock(t, bkt, "t1", blockSpec{minT: base, maxT: base + 2*hourMs, series: 3, ingester: "i1"})
+	hit := shipBlock(t, bkt, "t1", blockSpec{minT: base, maxT: base + 2*hourMs, series: 3, ingester: "i1", exemplars: []int64{40 * 60_000, 70 * 60_000}})
 	missed := shipBlock(t, bkt, "t1", blockSpec{minT: base + 4*hourMs, maxT: base + 6*hourMs, series: 3, ingester: "i1"})
 	other := shipBlock(t, bkt, "t2", blockSpec{minT: base, maxT: base + 2*hourMs, series: 3, ingester: "i1"})
 	before := readBlock(t, bkt, "t1", hit.ULID)
@@ -85,6 +86,15 @@ func TestCompactor_RewritesBlocksHoldingDeletedSamples(t *testing.T) {
 	require.Equal(t, want, readBlock(t, bkt, "t1", rewritten))
 	m, err := blockstore.DownloadMeta(ctx, bucket.NewTenantBucket(bkt, "t1"), rewritten)
 	require.NoError(t, err)
+	// The exemplars of the deleted samples go too.
+	at := func(min int64) int64 { return base + min*60_000 }
+	require.Equal(t, []string{
+		fmt.Sprintf("0 0-%d", at(40)), fmt.Sprintf("0 0-%d", at(70)),
+		fmt.Sprintf("1 1-%d", at(70)),
+		fmt.Sprintf("2 2-%d", at(40)), fmt.Sprintf("2 2-%d", at(70)),
+	}, readExemplars(t, bkt, "t1", rewritten))
+	require.EqualValues(t, 5, m.Strata.Exemplars)
+	m.Strata.Exemplars = hit.Strata.Exemplars
 	require.Equal(t, hit.Strata, m.Strata, "the rewrite is the same block to the planner")
 	require.Equal(t, hit.Compaction.Level, m.Compaction.Level)
 	require.Equal(t, []ulid.ULID{other.ULID}, liveBlockIDs(t, bkt, "t2"))
@@ -106,8 +116,8 @@ func TestCompactor_CompactionLeavesOutDeletedSamples(t *testing.T) {
 	bkt := objstore.NewInMemBucket()
 	base := testBase()
 	// Two replica copies of a range: a vertical compaction merges them.
-	a := shipBlock(t, bkt, "t1", blockSpec{minT: base, maxT: base + 2*hourMs, series: 2, ingester: "i1"})
-	shipBlock(t, bkt, "t1", blockSpec{minT: base, maxT: base + 2*hourMs, series: 2, ingester: "i2"})
+	a := shipBlock(t, bkt, "t1", blockSpec{minT: base, maxT: base + 2*hourMs, series: 2, ingester: "i1", exemplars: []int64{10 * 60_000, 90 * 60_000}})
+	shipBlock(t, bkt, "t1", blockSpec{minT: base, maxT: base + 2*hourMs, series: 2, ingester: "i2", exemplars: []int64{10 * 60_000, 90 * 60_000}})
 	before := readBlock(t, bkt, "t1", a.ULID)
 
 	c, clock := newTestCompactor(t, testConfig(t), bkt)
@@ -117,6 +127,15 @@ func TestCompactor_CompactionLeavesOutDeletedSamples(t *testing.T) {
 	live := liveBlockIDs(t, bkt, "t1")
 	require.Len(t, live, 1)
 	require.Equal(t, withoutSamples(before, `{__name__="up", job="0"}`, ts.MinTime, ts.MaxTime), readBlock(t, bkt, "t1", live[0]))
+	// The replicas' exemplars are merged, each once, without the deleted series' ones in the deleted range.
+	at := func(min int64) int64 { return base + min*60_000 }
+	require.Equal(t, []string{fmt.Sprintf("0 0-%d", at(90)), fmt.Sprintf("1 1-%d", at(10)), fmt.Sprintf("1 1-%d", at(90))}, readExemplars(t, bkt, "t1", live[0]))
+	m, err := blockstore.DownloadMeta(ctx, bucket.NewTenantBucket(bkt, "t1"), live[0])
+	require.NoError(t, err)
+	require.EqualValues(t, 3, m.Strata.Exemplars)
+	for _, b := range tenantIndex(t, bkt, "t1").Blocks {
+		require.True(t, b.HasExemplars, "the bucket index says which blocks have exemplars")
+	}
 	for _, m := range tenantIndex(t, bkt, "t1").DeletionMarks {
 		require.Equal(t, reasonCompacted, m.Reason, "the compacted block needed no rewrite")
 	}

@@ -2,6 +2,8 @@ package ingester
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -51,6 +53,7 @@ func TestIngester_FlushShipsTheHeadAsABlock(t *testing.T) {
 	require.Equal(t, "tenant-a", metas[0].Strata.TenantID)
 	require.Equal(t, "ingester-7", metas[0].Strata.IngesterID)
 	require.EqualValues(t, 100, metas[0].Stats.NumSamples)
+	require.Zero(t, metas[0].Strata.Exemplars, "no exemplars, no exemplar file")
 	require.Empty(t, shippedBlocks(t, bkt, "tenant-b"))
 
 	// The flushed data is still served from the local block.
@@ -132,4 +135,54 @@ func floatSeriesList(n int) []prompb.TimeSeries {
 		out[i] = floatSeries(lbls("__name__", "shipped_metric", "i", strconv.Itoa(i)), sample{t: baseTs, v: float64(i)})
 	}
 	return out
+}
+
+// A shipped block carries the exemplars of its range that the tenant's buffer holds, in its exemplar
+// file, counted in meta.json; each tenant's only its own.
+func TestIngester_ShipsBlocksWithTheirExemplars(t *testing.T) {
+	bkt := objstore.NewInMemBucket()
+	limits := defaultLimits(t)
+	limits.MaxGlobalExemplarsPerUser = 1000
+	ing := startIngesterWith(t, testConfig(t.TempDir()), bkt, limits)
+	require.NoError(t, ing.push(t, "tenant-a", []prompb.TimeSeries{
+		withExemplars(floatSeries(lbls("__name__", "requests_total", "job", "api"), sample{t: baseTs, v: 1}, sample{t: baseTs + 1000, v: 2}), "a", baseTs, baseTs+1000),
+		withExemplars(floatSeries(lbls("__name__", "latency_bucket", "le", "0.5"), sample{t: baseTs, v: 2}), "b", baseTs),
+		floatSeries(lbls("__name__", "up"), sample{t: baseTs, v: 1}),
+	}))
+	require.NoError(t, ing.push(t, "tenant-b", []prompb.TimeSeries{
+		withExemplars(floatSeries(lbls("__name__", "requests_total", "job", "api"), sample{t: baseTs, v: 1}), "other", baseTs),
+	}))
+	require.NoError(t, ing.Flush(context.Background()))
+
+	read := func(tenantID string) (*blockstore.Meta, []string) {
+		metas := shippedBlocks(t, bkt, tenantID)
+		require.Len(t, metas, 1)
+		tb := bucket.NewTenantBucket(bkt, tenantID)
+		rc, err := tb.Get(context.Background(), metas[0].ULID.String()+"/"+blockstore.ExemplarsFilename)
+		require.NoError(t, err)
+		defer rc.Close()
+		r, err := blockstore.NewExemplarReader(rc)
+		require.NoError(t, err)
+		var got []string
+		for {
+			lset, es, err := r.Next()
+			if err != nil {
+				require.ErrorIs(t, err, io.EOF)
+				return metas[0], got
+			}
+			for _, e := range es {
+				got = append(got, fmt.Sprintf("%s %s %g@%d", lset, e.Labels, e.Value, e.Ts))
+			}
+		}
+	}
+	meta, got := read("tenant-a")
+	require.EqualValues(t, 3, meta.Strata.Exemplars)
+	require.Equal(t, []string{
+		fmt.Sprintf(`{__name__="latency_bucket", le="0.5"} {trace_id="b-%d"} %g@%d`, baseTs, float64(baseTs)/1000, baseTs),
+		fmt.Sprintf(`{__name__="requests_total", job="api"} {trace_id="a-%d"} %g@%d`, baseTs, float64(baseTs)/1000, baseTs),
+		fmt.Sprintf(`{__name__="requests_total", job="api"} {trace_id="a-%d"} %g@%d`, baseTs+1000, float64(baseTs+1000)/1000, baseTs+1000),
+	}, got)
+	meta, got = read("tenant-b")
+	require.EqualValues(t, 1, meta.Strata.Exemplars)
+	require.Equal(t, []string{fmt.Sprintf(`{__name__="requests_total", job="api"} {trace_id="other-%d"} %g@%d`, baseTs, float64(baseTs)/1000, baseTs)}, got)
 }

@@ -110,4 +110,3 @@ func matchesSomeSet(lset labels.Labels, sets [][]*labels.Matcher) bool {
 	}
 	return false
 }
-
