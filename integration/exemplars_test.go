@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -121,6 +124,76 @@ func TestExemplars_PushedExemplarsAreQueryable(t *testing.T) {
 	var again []exemplarSeries
 	mustGetAPI(t, p.url("/prometheus"), "/api/v1/query_exemplars", "exemplars-a", params, &again)
 	require.Equal(t, got, again)
+}
+
+// Exemplars outlive the ingester that received them: a flushed block carries them, and with the
+// ingester's disk gone a restarted Strata answers them from the store-gateway, the same as before. A
+// tenant's max_fetched_exemplars_per_query refuses a request over it with 422.
+func TestExemplars_KeptInBlocks(t *testing.T) {
+	dir := t.TempDir()
+	dataDir := filepath.Join(dir, "data")
+	runtimeFile := writeFile(t, dir, "runtime.yaml", "overrides:\n  ex-small:\n    max_fetched_exemplars_per_query: 50\n")
+	args := []string{
+		"-ingester.max-global-exemplars-per-user=100000",
+		"-runtime-config.file=" + runtimeFile,
+		"-blocks-storage.filesystem.dir=" + filepath.Join(dir, "bucket"),
+		"-querier.query-store-after=0s",
+		"-querier.bucket-index-ttl=1s",
+		"-blocks-storage.bucket-store.sync-interval=1s",
+		"-compactor.compaction-interval=2s",
+	}
+	p := startStrata(t, dataDir, args...)
+	base := time.Now().Add(-100 * time.Minute).Truncate(time.Minute)
+	req := &prompb.WriteRequest{}
+	for _, job := range []string{"api", "db"} {
+		ts := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "http_requests_total"}, {Name: "job", Value: job}}}
+		for m := range 60 {
+			at := base.Add(time.Duration(m) * time.Minute).UnixMilli()
+			ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: at, Value: float64(m)})
+			ts.Exemplars = append(ts.Exemplars, prompb.Exemplar{Labels: []prompb.Label{{Name: "trace_id", Value: fmt.Sprintf("%s-%d", job, m)}}, Value: float64(m), Timestamp: at})
+		}
+		req.Timeseries = append(req.Timeseries, ts)
+	}
+	for _, tenantID := range []string{"ex-blocks", "ex-small"} {
+		code, body := push(t, p.url("/api/v1/push"), tenantID, req)
+		require.Equal(t, http.StatusNoContent, code, body)
+	}
+	params := url.Values{"query": {"http_requests_total"}, "start": {formatTime(base)}, "end": {formatTime(base.Add(time.Hour))}}
+	var before []exemplarSeries
+	mustGetAPI(t, p.url("/prometheus"), "/api/v1/query_exemplars", "ex-blocks", params, &before)
+	require.Len(t, before, 2)
+	require.Len(t, before[0].Exemplars, 60)
+	require.Len(t, before[1].Exemplars, 60)
+
+	flush(t, p)
+	require.Eventually(t, func() bool { return storeGatewayBlocks(t, p, "ex-blocks") > 0 }, 30*time.Second, 100*time.Millisecond)
+	// The ingester's copy and the block's are one answer.
+	var both []exemplarSeries
+	mustGetAPI(t, p.url("/prometheus"), "/api/v1/query_exemplars", "ex-blocks", params, &both)
+	require.Equal(t, before, both)
+
+	p.kill()
+	require.NoError(t, os.RemoveAll(dataDir))
+	p = startStrata(t, dataDir, args...)
+	require.Eventually(t, func() bool {
+		var after []exemplarSeries
+		mustGetAPI(t, p.url("/prometheus"), "/api/v1/query_exemplars", "ex-blocks", params, &after)
+		return reflect.DeepEqual(before, after)
+	}, 30*time.Second, 200*time.Millisecond, "the blocks answer what the ingester did")
+	// A narrower range and selector read the blocks too.
+	var narrow []exemplarSeries
+	mustGetAPI(t, p.url("/prometheus"), "/api/v1/query_exemplars", "ex-blocks", url.Values{
+		"query": {`http_requests_total{job="db"}`}, "start": {formatTime(base.Add(10 * time.Minute))}, "end": {formatTime(base.Add(19 * time.Minute))},
+	}, &narrow)
+	require.Len(t, narrow, 1)
+	require.Len(t, narrow[0].Exemplars, 10)
+	require.Equal(t, "db-10", narrow[0].Exemplars[0].Labels["trace_id"])
+
+	// 120 exemplars are over ex-small's 50.
+	require.Eventually(t, func() bool { return storeGatewayBlocks(t, p, "ex-small") > 0 }, 30*time.Second, 100*time.Millisecond)
+	code, apiResp := getAPI(t, p.url("/prometheus"), "/api/v1/query_exemplars", "ex-small", params)
+	require.Equal(t, http.StatusUnprocessableEntity, code)
+	require.Contains(t, apiResp.Error, "max_fetched_exemplars_per_query")
 }
 
 // In a cluster of three ingesters with RF=3, every ingester holds each exemplar: the querier answers each

@@ -172,3 +172,23 @@ func TestQueryExemplars_SeriesLimit(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, got, 2)
 }
+
+// max_fetched_exemplars_per_query counts every exemplar received, replicas' copies included: they are
+// all held until merged.
+func TestQueryExemplars_ExemplarLimitCountsEveryCopy(t *testing.T) {
+	ms := [][]*labels.Matcher{{labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+")}}
+	answer := func() *exemplarIngester {
+		return &exemplarIngester{msgs: []*ingesterpb.ExemplarQueryResponse{
+			{Series: []*seriespb.SeriesExemplars{wireExemplars(labels.FromStrings("__name__", "a"), ex("1", 1, 1000), ex("2", 2, 2000))}},
+			{Series: []*seriespb.SeriesExemplars{wireExemplars(labels.FromStrings("__name__", "b"), ex("3", 3, 3000))}},
+		}}
+	}
+	got, err := exemplarQueryable(answer(), answer()).QueryExemplars(context.Background(), 0, 10_000, ms, ExemplarLimits{MaxExemplars: 6})
+	require.NoError(t, err)
+	require.Len(t, got, 2, "6 copies of 3 exemplars are within 6")
+
+	_, err = exemplarQueryable(answer(), answer()).QueryExemplars(context.Background(), 0, 10_000, ms, ExemplarLimits{MaxExemplars: 5})
+	var limitErr *validation.LimitError
+	require.ErrorAs(t, err, &limitErr)
+	require.Equal(t, "max_fetched_exemplars_per_query", limitErr.Key)
+}
