@@ -156,8 +156,7 @@ receivers:
 	t.Logf("restore:\n%s", out)
 	require.Regexp(t, `restore: 3 tenants, \d+ blocks copied, 0 already there, 0 deleted from the source during the copy, 0 failed, 0 removed`, lastLine(out))
 	restored := startStrata(t, filepath.Join(work, "data-restored"), append([]string{
-		// The ingesters are empty: the store-gateways answer for the recent blocks too (see the docs).
-		"-querier.query-store-after=0s",
+		// No -querier.query-store-after=0s: the restored blocks are marked so, and read however recent.
 		"-blocks-storage.bucket-store.sync-interval=1s",
 		"-querier.bucket-index-ttl=1s",
 		"-alertmanager.configs.poll-interval=1s",

@@ -145,6 +145,7 @@ func runCopy(stdout, stderr io.Writer, verb string, srcCfg, dstCfg bucket.Config
 		rulesPrefix:        f.prefixes.rules,
 		alertmanagerPrefix: f.prefixes.alertmanager,
 		mirror:             mirror,
+		markRestored:       !mirror,
 		concurrency:        f.concurrency,
 	}, stdout)
 	err = c.run(ctx)

@@ -46,6 +46,9 @@ type copyOptions struct {
 	// and configuration objects the source no longer has are removed from it (a backup). Without it
 	// nothing is removed from the destination (a restore).
 	mirror bool
+	// markRestored marks every copied block as restored (StrataMeta.Restored) in its meta.json, so that
+	// queriers read it however recent it is: the ingesters that held its data are gone (a restore).
+	markRestored bool
 	// concurrency is how many blocks are copied at once.
 	concurrency int
 }
@@ -342,6 +345,9 @@ func (c *bucketCopier) copyBlock(ctx context.Context, tenantID string, src, dst 
 		c.printf("%s: skipped: deleted from the source during the copy", name)
 		return blockVanished
 	}
+	if err == nil && c.opts.markRestored {
+		srcMeta, err = markRestored(srcMeta)
+	}
 	if err == nil {
 		err = dst.Upload(ctx, blockstore.MetaPath(id), bytes.NewReader(srcMeta))
 	}
@@ -465,8 +471,44 @@ func sameMeta(a, b []byte) bool {
 	if bytes.Equal(a, b) {
 		return true
 	}
-	var va, vb any
-	return json.Unmarshal(a, &va) == nil && json.Unmarshal(b, &vb) == nil && reflect.DeepEqual(va, vb)
+	va, erra := decodeJSONObject(a)
+	vb, errb := decodeJSONObject(b)
+	if erra != nil || errb != nil {
+		return false
+	}
+	// A restored copy is the same block.
+	for _, v := range []map[string]any{va, vb} {
+		if strata, ok := v["strata"].(map[string]any); ok {
+			delete(strata, "restored")
+		}
+	}
+	return reflect.DeepEqual(va, vb)
+}
+
+// markRestored sets strata.restored in a block's meta.json, keeping every other field as it is.
+func markRestored(meta []byte) ([]byte, error) {
+	v, err := decodeJSONObject(meta)
+	if err != nil {
+		return nil, fmt.Errorf("meta.json: %w", err)
+	}
+	strata, _ := v["strata"].(map[string]any)
+	if strata == nil {
+		strata = map[string]any{}
+		v["strata"] = strata
+	}
+	strata["restored"] = true
+	return json.MarshalIndent(v, "", "\t")
+}
+
+// decodeJSONObject decodes a JSON object with its numbers kept as written.
+func decodeJSONObject(b []byte) (map[string]any, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var v map[string]any
+	if err := d.Decode(&v); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 func readObject(ctx context.Context, bkt objstore.BucketReader, name string) ([]byte, error) {

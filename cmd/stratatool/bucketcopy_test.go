@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -389,6 +390,20 @@ func TestBucketRestore_RefusesToOverwriteADifferentBlock(t *testing.T) {
 	got, _ := live.get("team-a/" + clash.String() + "/meta.json")
 	require.Equal(t, clashMeta, got, "the clashing block is left as it was")
 	require.ElementsMatch(t, []ulid.ULID{blocks["team-a"][0], clash, own}, indexIDs(live.index("team-a")), "nothing of Strata's bucket is removed")
+	// A restored block is marked so (queriers read it however recent it is), and is otherwise the same.
+	restoredID := blocks["team-a"][0].String()
+	var backedUp, restored blockstore.Meta
+	b, _ := os.ReadFile(filepath.Join(backup, "team-a", restoredID, "meta.json"))
+	require.NoError(t, json.Unmarshal(b, &backedUp))
+	text, _ := live.get("team-a/" + restoredID + "/meta.json")
+	require.NoError(t, json.Unmarshal([]byte(text), &restored))
+	require.False(t, backedUp.Strata.Restored)
+	require.True(t, restored.Strata.Restored)
+	restored.Strata.Restored = false
+	require.Equal(t, backedUp, restored)
+	for _, e := range live.index("team-a").Blocks {
+		require.Equal(t, e.ID == blocks["team-a"][0], e.UploadedData, "restored blocks, and only they, are read however recent: %s", e.ID)
+	}
 	require.ElementsMatch(t, blocks["team-b"], indexIDs(live.index("team-b")))
 	_, ok := live.get("alertmanager/state/team-b/fullstate")
 	require.True(t, ok)

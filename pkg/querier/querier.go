@@ -38,7 +38,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.BucketIndexTTL, "querier.bucket-index-ttl", time.Minute, "How long a tenant's bucket index, which lists its blocks in object storage, is kept in memory before it is read again (strata_querier_bucket_index_reads_total). 0 reads it for every query.")
 	f.DurationVar(&c.TombstonesTTL, "querier.tombstones-ttl", 10*time.Second, "How long a tenant's pending series deletions (tombstones in object storage) are kept in memory before they are read again: a deletion made through another querier hides the deleted samples from this one's answers within this time. 0 reads them for every query.")
 	f.IntVar(&c.MaxFetchedSeriesInFlight, "querier.max-fetched-series-in-flight", 1_000_000, "Most series the queries running in this querier may hold together (each query's own bound is the tenant's max_fetched_series_per_query); a query that would take the querier over it is refused with 503, to be retried. It bounds the querier's memory: about 2.6 KB per series. 0 is no limit.")
-	f.DurationVar(&c.QueryStoreAfter, "querier.query-store-after", 12*time.Hour, "Blocks in object storage holding only data newer than this are not read, as ingesters hold that data; uploaded (backfilled) blocks are read however recent. It must be shorter than -querier.query-ingesters-within so the two overlap. 0 reads every block.")
+	f.DurationVar(&c.QueryStoreAfter, "querier.query-store-after", 12*time.Hour, "Blocks in object storage holding only data newer than this are not read, as ingesters hold that data; uploaded (backfilled) and restored blocks are read however recent. It must be shorter than -querier.query-ingesters-within so the two overlap. 0 reads every block.")
 }
 
 // Validate checks the configuration.

@@ -51,13 +51,17 @@ type StrataMeta struct {
 	// HoldsUploadedData is true for a compacted block with an uploaded (backfilled) block among its
 	// inputs: no ingester holds that data, so queriers read it however recent it is.
 	HoldsUploadedData bool `json:"holds_uploaded_data,omitempty"`
+	// Restored is true for a block copied back from a backup (stratatool bucket restore): the ingesters
+	// that shipped it may be gone, so queriers read it however recent it is.
+	Restored bool `json:"restored,omitempty"`
 	// Exemplars is how many exemplars the block's exemplar file (ExemplarsFilename) holds; 0: no file.
 	Exemplars int64 `json:"exemplars,omitempty"`
 }
 
-// UploadedData reports whether the block holds data that was uploaded rather than shipped by an ingester.
+// UploadedData reports whether the block holds data that was uploaded or restored rather than shipped by
+// a running ingester: no ingester answers for it.
 func (m StrataMeta) UploadedData() bool {
-	return m.Source == SourceUpload || m.HoldsUploadedData
+	return m.Source == SourceUpload || m.HoldsUploadedData || m.Restored
 }
 
 // Meta is the content of a block's meta.json: Prometheus' fields, unchanged so Prometheus tools still read
