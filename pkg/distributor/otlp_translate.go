@@ -110,8 +110,8 @@ type writeRequestAppender struct {
 	cancel            context.CancelFunc
 }
 
-// Append adds one sample. The start timestamp is ignored: ingesting it as a zero sample needs ingesters
-// that drop such a sample silently when it is out of order, which they do not yet.
+// Append adds one sample. The start timestamp is ignored: the translation travels to the ingesters as a
+// remote write 1.0 request, which has no place for it (Mimir ingests none by default either).
 func (a *writeRequestAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
 	if a.tooLarge {
 		return 0, errTranslatedTooLarge

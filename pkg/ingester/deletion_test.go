@@ -2,17 +2,21 @@ package ingester
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
 
 	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 	"github.com/strata-metrics/strata/pkg/storage/bucket"
+	"github.com/strata-metrics/strata/pkg/validation"
 )
 
 func TestIngester_AppliesSeriesDeletionsToHeadAndLocalBlocks(t *testing.T) {
@@ -82,4 +86,31 @@ func TestIngester_DropsTheTSDBOfADeletedTenant(t *testing.T) {
 	require.Len(t, ing.queryStream(t, "gone", everything, forever), 1)
 	ing.applyDeletions(ctx)
 	require.Empty(t, ing.queryStream(t, "gone", everything, forever))
+}
+
+// With shipping off, deletions in the bucket still reach the head: once the tombstone is done and gone,
+// the deleted samples would otherwise be answered again.
+func TestIngester_AppliesDeletionsWithShippingOff(t *testing.T) {
+	ctx := context.Background()
+	bkt := objstore.NewInMemBucket()
+	reg := prometheus.NewRegistry()
+	ing, err := New(testConfig(t.TempDir()), validation.NewOverrides(defaultLimits(t), nil), nil, nil, bkt, validation.NewDiscardedSamples(reg), reg, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	ing.deletionsInterval = 10 * time.Millisecond
+	require.NoError(t, ing.Start(ctx))
+	t.Cleanup(func() { _ = ing.Stop(context.Background()) })
+	ti := &testIngester{Ingester: ing, reg: reg}
+	require.NoError(t, ti.push(t, "t1", []prompb.TimeSeries{
+		floatSeries(lbls("__name__", "doomed"), sample{t: baseTs, v: 1}),
+		floatSeries(lbls("__name__", "neighbour"), sample{t: baseTs, v: 1}),
+	}))
+	ts, err := blockstore.NewTombstone(ulid.Make(), []string{"doomed"}, baseTs, baseTs, 0)
+	require.NoError(t, err)
+	require.NoError(t, blockstore.WriteTombstone(ctx, bucket.NewTenantBucket(bkt, "t1"), ts))
+	require.Eventually(t, func() bool {
+		got := ti.queryStream(t, "t1", everything, forever)
+		return len(got[`{__name__="doomed"}`]) == 0
+	}, 10*time.Second, 10*time.Millisecond)
+	require.Len(t, ti.queryStream(t, "t1", everything, forever)[`{__name__="neighbour"}`], 1)
+	require.Empty(t, shippedBlocks(t, bkt, "t1"), "nothing is shipped")
 }

@@ -101,8 +101,10 @@ type Ingester struct {
 	shipperOpts      []blockstore.ShipperOption // tests shorten the upload backoff
 	now              func() time.Time
 
-	shipLoopCancel context.CancelFunc
-	shipLoopDone   chan struct{}
+	// deletionsInterval is how often the bucket's deletions are applied when shipping is off.
+	deletionsInterval time.Duration
+	shipLoopCancel    context.CancelFunc
+	shipLoopDone      chan struct{}
 
 	mtx     sync.RWMutex
 	tenants map[string]*tenantDB
@@ -141,19 +143,20 @@ func New(cfg Config, limits *validation.Overrides, lifecycler Lifecycler, share 
 		return nil, err
 	}
 	i := &Ingester{
-		cfg:              cfg,
-		limits:           limits,
-		instanceLimits:   newInstanceLimiter(cfg.InstanceLimits),
-		share:            share,
-		healthyIngesters: ring.NewHealthyCount(share, ring.Write),
-		lifecycler:       lifecycler,
-		bucket:           bkt,
-		logger:           logger,
-		reg:              reg,
-		metrics:          newMetrics(reg, discarded),
-		shipperMetrics:   blockstore.NewShipperMetrics(reg),
-		now:              time.Now,
-		tenants:          map[string]*tenantDB{},
+		cfg:               cfg,
+		deletionsInterval: time.Minute,
+		limits:            limits,
+		instanceLimits:    newInstanceLimiter(cfg.InstanceLimits),
+		share:             share,
+		healthyIngesters:  ring.NewHealthyCount(share, ring.Write),
+		lifecycler:        lifecycler,
+		bucket:            bkt,
+		logger:            logger,
+		reg:               reg,
+		metrics:           newMetrics(reg, discarded),
+		shipperMetrics:    blockstore.NewShipperMetrics(reg),
+		now:               time.Now,
+		tenants:           map[string]*tenantDB{},
 	}
 	if reg != nil {
 		reg.MustRegister(newActiveSeriesCollector(i))
@@ -189,7 +192,8 @@ func (i *Ingester) Start(ctx context.Context) error {
 		}
 	}
 	i.logger.Info("opened existing TSDBs", "tenants", len(i.tenants), "duration", time.Since(start))
-	if i.bucket != nil && i.cfg.ShipInterval > 0 {
+	if i.bucket != nil {
+		// Even with shipping off: deletions in the bucket apply to the heads.
 		loopCtx, cancel := context.WithCancel(context.Background())
 		i.shipLoopCancel, i.shipLoopDone = cancel, make(chan struct{})
 		go i.shipLoop(loopCtx)

@@ -21,10 +21,17 @@ import (
 // every new block of every tenant to object storage. Object storage being down never affects pushes: the
 // samples stay in the WAL and in local blocks, and the next round ships them.
 
-// shipLoop ships, deletes local blocks past retention and closes idle TSDBs until ctx is done.
+// shipLoop applies the bucket's deletions, ships, deletes local blocks past retention and closes idle
+// TSDBs until ctx is done. With shipping off (-blocks-storage.tsdb.ship-interval=0) it only applies
+// deletions: a deleted series would otherwise come back from the head once its tombstone is gone.
 func (i *Ingester) shipLoop(ctx context.Context) {
 	defer close(i.shipLoopDone)
-	t := time.NewTicker(i.cfg.ShipInterval)
+	shipping := i.cfg.ShipInterval > 0
+	interval := i.cfg.ShipInterval
+	if !shipping {
+		interval = i.deletionsInterval
+	}
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -33,8 +40,10 @@ func (i *Ingester) shipLoop(ctx context.Context) {
 		case <-t.C:
 			// Deletions first, so that nothing deleted is shipped.
 			i.applyDeletions(ctx)
-			i.shipAll(ctx)
-			i.closeIdleTenants(ctx)
+			if shipping {
+				i.shipAll(ctx)
+				i.closeIdleTenants(ctx)
+			}
 		}
 	}
 }
