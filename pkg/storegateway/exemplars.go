@@ -72,6 +72,7 @@ func (s *StoreGateway) QueryExemplars(req *storegatewaypb.ExemplarsRequest, srv 
 		if err != nil {
 			return grpcError(fmt.Errorf("block %s: %w", b.id(), err))
 		}
+		r.SelectSeries(func(lset labels.Labels) bool { return matchesSomeSet(lset, sets) })
 		readers = append(readers, r)
 	}
 
@@ -81,9 +82,6 @@ func (s *StoreGateway) QueryExemplars(req *storegatewaypb.ExemplarsRequest, srv 
 	})
 	inRange := func(_ labels.Labels, e exemplar.Exemplar) bool { return q.mint <= e.Ts && e.Ts <= q.maxt }
 	err = blockstore.MergeExemplars(readers, inRange, func(lset labels.Labels, exemplars []exemplar.Exemplar) error {
-		if !matchesSomeSet(lset, sets) {
-			return nil
-		}
 		if err := fetched.Add(0); err != nil {
 			return err
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/fileutil"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/strata-metrics/strata/pkg/seriespb"
@@ -156,8 +157,16 @@ type ExemplarReader struct {
 	br      *bufio.Reader
 	buf     []byte
 	builder labels.ScratchBuilder
+	// want, when set, selects the series whose exemplars are decoded; the others are skipped.
+	want func(labels.Labels) bool
 	// next is a record read ahead, to join a series cut into several records.
-	next *seriespb.SeriesExemplars
+	next *exemplarRecord
+}
+
+// exemplarRecord is one decoded record; skipped records have no exemplars decoded.
+type exemplarRecord struct {
+	lset      labels.Labels
+	exemplars []exemplar.Exemplar
 }
 
 // NewExemplarReader checks the header of the exemplar file read from r.
@@ -172,42 +181,49 @@ func NewExemplarReader(r io.Reader) (*ExemplarReader, error) {
 	return &ExemplarReader{br: bufio.NewReader(snappy.NewReader(r))}, nil
 }
 
+// SelectSeries makes Next return only the series want accepts, without decoding the exemplars of the
+// others: a selective query reads a file at the cost of its series' labels.
+func (r *ExemplarReader) SelectSeries(want func(labels.Labels) bool) { r.want = want }
+
 // Next returns the next series and its exemplars, oldest first, or io.EOF after the last.
 func (r *ExemplarReader) Next() (labels.Labels, []exemplar.Exemplar, error) {
-	rec := r.next
-	r.next = nil
-	if rec == nil {
-		var err error
-		if rec, err = r.readRecord(); err != nil {
-			return labels.EmptyLabels(), nil, err
-		}
-	}
-	lset := seriespb.ToLabels(&r.builder, rec.Labels)
-	exemplars := r.appendExemplars(nil, rec)
 	for {
-		next, err := r.readRecord()
-		if errors.Is(err, io.EOF) {
+		rec := r.next
+		r.next = nil
+		if rec == nil {
+			var err error
+			if rec, err = r.readRecord(); err != nil {
+				return labels.EmptyLabels(), nil, err
+			}
+		}
+		selected := r.want == nil || r.want(rec.lset)
+		lset, exemplars := rec.lset, rec.exemplars
+		for {
+			next, err := r.readRecord()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return labels.EmptyLabels(), nil, err
+			}
+			if !labels.Equal(next.lset, lset) {
+				r.next = next
+				break
+			}
+			exemplars = append(exemplars, next.exemplars...)
+		}
+		if selected {
 			return lset, exemplars, nil
 		}
-		if err != nil {
-			return labels.EmptyLabels(), nil, err
+		if r.next == nil {
+			return labels.EmptyLabels(), nil, io.EOF
 		}
-		if !labels.Equal(seriespb.ToLabels(&r.builder, next.Labels), lset) {
-			r.next = next
-			return lset, exemplars, nil
-		}
-		exemplars = r.appendExemplars(exemplars, next)
 	}
 }
 
-func (r *ExemplarReader) appendExemplars(out []exemplar.Exemplar, rec *seriespb.SeriesExemplars) []exemplar.Exemplar {
-	for _, e := range rec.Exemplars {
-		out = append(out, exemplar.Exemplar{Labels: seriespb.ToLabels(&r.builder, e.Labels), Value: e.Value, Ts: e.TimestampMs, HasTs: true})
-	}
-	return out
-}
-
-func (r *ExemplarReader) readRecord() (*seriespb.SeriesExemplars, error) {
+// readRecord reads and decodes one record. The encoding is seriespb.SeriesExemplars', decoded by hand:
+// the generic decoder allocates a message per label, and could not skip a series' exemplars.
+func (r *ExemplarReader) readRecord() (*exemplarRecord, error) {
 	n, err := binary.ReadUvarint(r.br)
 	if errors.Is(err, io.EOF) {
 		return nil, io.EOF
@@ -222,11 +238,125 @@ func (r *ExemplarReader) readRecord() (*seriespb.SeriesExemplars, error) {
 	if _, err := io.ReadFull(r.br, r.buf); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrExemplarsCorrupted, err)
 	}
-	rec := &seriespb.SeriesExemplars{}
-	if err := proto.Unmarshal(r.buf, rec); err != nil {
+	rec, err := r.decodeRecord(r.buf)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrExemplarsCorrupted, err)
 	}
 	return rec, nil
+}
+
+// Field numbers of seriespb's SeriesExemplars, Exemplar and Label messages.
+const (
+	seriesExemplarsLabelsField    = 1
+	seriesExemplarsExemplarsField = 2
+	exemplarLabelsField           = 1
+	exemplarValueField            = 2
+	exemplarTimestampField        = 3
+	labelNameField                = 1
+	labelValueField               = 2
+)
+
+func (r *ExemplarReader) decodeRecord(b []byte) (*exemplarRecord, error) {
+	var (
+		rec       exemplarRecord
+		exemplars [][]byte
+	)
+	r.builder.Reset()
+	err := forEachField(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		switch {
+		case num == seriesExemplarsLabelsField && typ == protowire.BytesType:
+			return r.addLabel(v)
+		case num == seriesExemplarsExemplarsField && typ == protowire.BytesType:
+			exemplars = append(exemplars, v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.builder.Sort()
+	rec.lset = r.builder.Labels()
+	if r.want != nil && !r.want(rec.lset) {
+		return &rec, nil
+	}
+	rec.exemplars = make([]exemplar.Exemplar, 0, len(exemplars))
+	for _, eb := range exemplars {
+		e := exemplar.Exemplar{HasTs: true}
+		r.builder.Reset()
+		err := forEachField(eb, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
+			switch {
+			case num == exemplarLabelsField && typ == protowire.BytesType:
+				return r.addLabel(v)
+			case num == exemplarValueField && typ == protowire.Fixed64Type:
+				e.Value = math.Float64frombits(x)
+			case num == exemplarTimestampField && typ == protowire.VarintType:
+				e.Ts = int64(x)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		r.builder.Sort()
+		e.Labels = r.builder.Labels()
+		rec.exemplars = append(rec.exemplars, e)
+	}
+	return &rec, nil
+}
+
+// addLabel decodes a seriespb.Label into the builder.
+func (r *ExemplarReader) addLabel(b []byte) error {
+	var name, value []byte
+	err := forEachField(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		if typ == protowire.BytesType {
+			switch num {
+			case labelNameField:
+				name = v
+			case labelValueField:
+				value = v
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	r.builder.Add(string(name), string(value))
+	return nil
+}
+
+// forEachField calls f with each field of the protobuf message b: its number and type, and its bytes
+// (length-delimited fields) or its number (varint and fixed fields).
+func forEachField(b []byte, f func(num protowire.Number, typ protowire.Type, bytes []byte, x uint64) error) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
+		var (
+			v []byte
+			x uint64
+		)
+		switch typ {
+		case protowire.BytesType:
+			v, n = protowire.ConsumeBytes(b)
+		case protowire.VarintType:
+			x, n = protowire.ConsumeVarint(b)
+		case protowire.Fixed64Type:
+			x, n = protowire.ConsumeFixed64(b)
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
+		if err := f(num, typ, v, x); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ExemplarKeep decides whether an exemplar of a series is kept when exemplar files are merged.

@@ -110,10 +110,19 @@ func TestExemplarFile_CorruptFilesAreErrors(t *testing.T) {
 		_ = sw.Close()
 		return b.Bytes()
 	}
+	garbage := func() []byte {
+		var b bytes.Buffer
+		b.WriteString(exemplarsMagic)
+		sw := snappy.NewBufferedWriter(&b)
+		_, _ = sw.Write([]byte{3, 0xff, 0xff, 0xff})
+		_ = sw.Close()
+		return b.Bytes()
+	}
 	for name, content := range map[string][]byte{
 		"empty":             nil,
 		"other format":      []byte("PROMETHEUS-INDEX"),
 		"huge record":       record(1 << 40),
+		"garbage record":    garbage(),
 		"truncated record":  record(100),
 		"not snappy framed": append([]byte(exemplarsMagic), 1, 2, 3, 4),
 	} {
@@ -164,4 +173,43 @@ func timestamps(es []exemplar.Exemplar) []int64 {
 		out[i] = e.Ts
 	}
 	return out
+}
+
+// A reader selecting series returns those only, whole even when cut into several records.
+func TestExemplarFile_SelectSeries(t *testing.T) {
+	dir := t.TempDir()
+	var many []exemplar.Exemplar
+	for i := range 20_000 {
+		many = append(many, ex("trace-"+strconv.Itoa(i), float64(i), int64(i)))
+	}
+	writeExemplarFile(t, dir,
+		seriesExemplars{labels.FromStrings("__name__", "a"), many},
+		seriesExemplars{labels.FromStrings("__name__", "b"), []exemplar.Exemplar{ex("1", 1, 1)}},
+		seriesExemplars{labels.FromStrings("__name__", "c"), many},
+		seriesExemplars{labels.FromStrings("__name__", "d"), []exemplar.Exemplar{ex("2", 2, 2)}},
+	)
+	for want, names := range map[string][]string{"b": {"b"}, "c": {"c"}, "[bc]": {"b", "c"}, "x": nil, "a|d": {"a", "d"}} {
+		m := labels.MustNewMatcher(labels.MatchRegexp, "__name__", want)
+		f, err := os.Open(filepath.Join(dir, ExemplarsFilename))
+		require.NoError(t, err)
+		r, err := NewExemplarReader(f)
+		require.NoError(t, err)
+		r.SelectSeries(func(lset labels.Labels) bool { return m.Matches(lset.Get("__name__")) })
+		var got []string
+		for {
+			lset, es, err := r.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			require.NoError(t, err)
+			got = append(got, lset.Get("__name__"))
+			if lset.Get("__name__") == "a" || lset.Get("__name__") == "c" {
+				require.Len(t, es, 20_000)
+			} else {
+				require.Len(t, es, 1)
+			}
+		}
+		require.NoError(t, f.Close())
+		require.Equal(t, names, got, want)
+	}
 }
