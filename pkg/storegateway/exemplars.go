@@ -64,6 +64,11 @@ func (s *StoreGateway) QueryExemplars(req *storegatewaypb.ExemplarsRequest, srv 
 			continue
 		}
 		rc, err := b.bkt.Get(ctx, path.Join(b.id().String(), blockstore.ExemplarsFilename))
+		if b.bkt.IsObjNotFoundErr(err) {
+			// Lost from the bucket: the block's samples are still served, its exemplars cannot be.
+			s.logger.Warn("block's exemplar file is missing; its exemplars are left out", "tenant", q.tenant, "block", b.id())
+			continue
+		}
 		if err != nil {
 			return grpcError(fmt.Errorf("read exemplars of block %s: %w", b.id(), err))
 		}

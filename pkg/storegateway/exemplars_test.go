@@ -164,8 +164,8 @@ func TestQueryExemplars_ServesTheBlocksExemplarFiles(t *testing.T) {
 	}
 }
 
-// A corrupt exemplar file fails the request with Internal (another replica may have a good copy), not
-// the process.
+// A corrupt exemplar file fails the request with Internal, not the process; a missing one is no
+// exemplars.
 func TestQueryExemplars_CorruptFileIsAnError(t *testing.T) {
 	bkt := objstore.NewInMemBucket()
 	upA := labels.FromStrings("__name__", "up", "job", "a")
@@ -178,4 +178,12 @@ func TestQueryExemplars_CorruptFileIsAnError(t *testing.T) {
 	_, _, err := callExemplars(t, client, "tenant-1", &storegatewaypb.ExemplarsRequest{MaxTimeMs: time.Hour.Milliseconds(), BlockIds: idStrings(ids),
 		MatcherSets: sets([]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "job", "a")})})
 	require.Equal(t, codes.Internal, status.Code(err), "%v", err)
+
+	// A file lost from the bucket leaves the block's exemplars out, without failing the request.
+	require.NoError(t, bkt.Delete(context.Background(), "tenant-1/"+ids[0].String()+"/"+blockstore.ExemplarsFilename))
+	got, queried, err := callExemplars(t, client, "tenant-1", &storegatewaypb.ExemplarsRequest{MaxTimeMs: time.Hour.Milliseconds(), BlockIds: idStrings(ids),
+		MatcherSets: sets([]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "job", "a")})})
+	require.NoError(t, err)
+	require.Empty(t, got)
+	require.Equal(t, idStrings(ids), queried)
 }
