@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"google.golang.org/grpc/codes"
@@ -88,7 +89,7 @@ func (i *Ingester) QueryExemplars(req *ingesterpb.ExemplarQueryRequest, stream i
 }
 
 // everySeries selects every series of the exemplar storage.
-var everySeries = []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".*")}
+var everySeries = []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, ".*")}
 
 // writeBlockExemplars writes into the block in dir, about to be shipped, the exemplars of its time range
 // that the tenant's exemplar storage still holds, so that they outlive the buffer: store-gateways serve

@@ -80,16 +80,16 @@ func (q *IngesterQueryable) QueryExemplars(ctx context.Context, start, end int64
 	if len(matcherSets) == 0 {
 		return []exemplar.QueryResult{}, nil
 	}
-	answers, err := q.exemplars(ctx, start, end, matcherSets, limits, &exemplarBudget{max: limits.MaxExemplars})
+	answers, err := q.ingesterExemplars(ctx, start, end, matcherSets, limits, &exemplarBudget{max: limits.MaxExemplars})
 	if err != nil {
 		return nil, err
 	}
 	return mergeExemplarAnswers(answers, limits)
 }
 
-// exemplars asks every ingester of the read set for its exemplars, as QueryExemplars answers them, and
+// ingesterExemplars asks every ingester of the read set for its exemplars, as QueryExemplars answers them, and
 // returns their answers unmerged.
-func (q *IngesterQueryable) exemplars(ctx context.Context, start, end int64, matcherSets [][]*labels.Matcher, limits ExemplarLimits, budget *exemplarBudget) ([][]*seriespb.SeriesExemplars, error) {
+func (q *IngesterQueryable) ingesterExemplars(ctx context.Context, start, end int64, matcherSets [][]*labels.Matcher, limits ExemplarLimits, budget *exemplarBudget) ([][]*seriespb.SeriesExemplars, error) {
 	req := &ingesterpb.ExemplarQueryRequest{StartMs: start, EndMs: end}
 	req.MatcherSets, req.Limits = exemplarRequestParts(matcherSets, limits)
 	return askAllIngesters(ctx, q, func(ctx context.Context, client ingesterpb.IngesterClient) ([]*seriespb.SeriesExemplars, error) {
@@ -154,7 +154,7 @@ func (q ExemplarQueryable) QueryExemplars(ctx context.Context, start, end int64,
 			cancel()
 		}
 	}()
-	fromIngesters, err := q.IngesterQueryable.exemplars(ctx, start, end, matcherSets, limits, budget)
+	fromIngesters, err := q.ingesterExemplars(ctx, start, end, matcherSets, limits, budget)
 	if err != nil {
 		cancel()
 	}
