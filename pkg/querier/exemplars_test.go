@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"testing"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
+	"github.com/thanos-io/objstore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -17,6 +20,10 @@ import (
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/ring"
 	"github.com/strata-metrics/strata/pkg/seriespb"
+	"github.com/strata-metrics/strata/pkg/storage/blockstore"
+	"github.com/strata-metrics/strata/pkg/storage/bucket"
+	"github.com/strata-metrics/strata/pkg/storegateway/storegatewaypb"
+	"github.com/strata-metrics/strata/pkg/tenant"
 	"github.com/strata-metrics/strata/pkg/validation"
 )
 
@@ -191,4 +198,100 @@ func TestQueryExemplars_ExemplarLimitCountsEveryCopy(t *testing.T) {
 	var limitErr *validation.LimitError
 	require.ErrorAs(t, err, &limitErr)
 	require.Equal(t, "max_fetched_exemplars_per_query", limitErr.Key)
+}
+
+// exemplarStoreGateway answers QueryExemplars for the blocks it holds with each block's series, or fails
+// with err.
+type exemplarStoreGateway struct {
+	storegatewaypb.UnimplementedStoreGatewayServer
+	blocks   map[string][]*seriespb.SeriesExemplars
+	err      error
+	requests [][]string
+}
+
+func (f *exemplarStoreGateway) QueryExemplars(req *storegatewaypb.ExemplarsRequest, srv storegatewaypb.StoreGateway_QueryExemplarsServer) error {
+	f.requests = append(f.requests, req.BlockIds)
+	if f.err != nil {
+		return f.err
+	}
+	var queried []string
+	var series []*seriespb.SeriesExemplars
+	for _, id := range req.BlockIds {
+		if s, ok := f.blocks[id]; ok {
+			queried = append(queried, id)
+			series = append(series, s...)
+		}
+	}
+	if err := srv.Send(&storegatewaypb.ExemplarsResponse{QueriedBlockIds: queried}); err != nil {
+		return err
+	}
+	return srv.Send(&storegatewaypb.ExemplarsResponse{Series: series})
+}
+
+// The querier's answer unites the ingesters' exemplars and those of the blocks that have an exemplar
+// file (others are not asked), each once; a block one store-gateway lacks is asked of another; a
+// store-gateway's limit error fails the query with that limit's error.
+func TestExemplarQueryable_UnitesIngestersAndBlocks(t *testing.T) {
+	bkt := objstore.NewInMemBucket()
+	withEx, withEx2, without := ulid.MustNew(1, nil), ulid.MustNew(2, nil), ulid.MustNew(3, nil)
+	require.NoError(t, blockstore.WriteIndex(context.Background(), bucket.NewTenantBucket(bkt, "t"), &blockstore.Index{
+		Version: blockstore.IndexVersion1,
+		Blocks: []*blockstore.BlockEntry{
+			{ID: withEx, MinTime: 0, MaxTime: 1500, HasExemplars: true},
+			{ID: withEx2, MinTime: 1500, MaxTime: 3000, HasExemplars: true},
+			{ID: without, MinTime: 3000, MaxTime: 4500},
+		},
+	}))
+	api := labels.FromStrings("__name__", "requests_total", "job", "api")
+	db := labels.FromStrings("__name__", "requests_total", "job", "db")
+	lacking := &exemplarStoreGateway{blocks: map[string][]*seriespb.SeriesExemplars{
+		withEx.String(): {wireExemplars(api, ex("a", 1, 1000))},
+	}}
+	holding := &exemplarStoreGateway{blocks: map[string][]*seriespb.SeriesExemplars{
+		withEx.String():  {wireExemplars(api, ex("a", 1, 1000))},
+		withEx2.String(): {wireExemplars(api, ex("b", 2, 2000)), wireExemplars(db, ex("c", 3, 2500))},
+	}}
+	sgRing := fakeRing{set: ring.ReplicationSet{Instances: []ring.InstanceDesc{
+		{ID: "sg-1", Addr: startFakeStoreGateway(t, lacking)},
+		{ID: "sg-2", Addr: startFakeStoreGateway(t, holding)},
+	}}}
+	blocks := NewBlocksQueryable(bkt, sgRing, dialClients{t}, Config{}, nil, slog.New(slog.DiscardHandler))
+	// The ingester still holds the newest block's exemplar and one of its own.
+	ing := &exemplarIngester{msgs: []*ingesterpb.ExemplarQueryResponse{
+		{Series: []*seriespb.SeriesExemplars{wireExemplars(api, ex("b", 2, 2000), ex("d", 4, 4000))}},
+	}}
+	q := ExemplarQueryable{IngesterQueryable: exemplarQueryable(ing), Blocks: blocks}
+	ctx := tenant.NewContext(context.Background(), "t")
+	ms := [][]*labels.Matcher{{labels.MustNewMatcher(labels.MatchEqual, "__name__", "requests_total")}}
+
+	got, err := q.QueryExemplars(ctx, 0, 5000, ms, ExemplarLimits{})
+	require.NoError(t, err)
+	require.Equal(t, []exemplar.QueryResult{
+		{SeriesLabels: api, Exemplars: []exemplar.Exemplar{ex("a", 1, 1000), ex("b", 2, 2000), ex("d", 4, 4000)}},
+		{SeriesLabels: db, Exemplars: []exemplar.Exemplar{ex("c", 3, 2500)}},
+	}, got)
+	require.Equal(t, [][]string{{withEx2.String()}}, holding.requests, "only the block the first store-gateway lacked was asked again")
+	for _, sg := range []*exemplarStoreGateway{lacking, holding} {
+		for _, r := range sg.requests {
+			require.NotContains(t, r, without.String(), "a block without exemplars is not asked for")
+		}
+	}
+
+	// A store-gateway at the series limit fails the query with that limit's error, not a retry's.
+	limited := &exemplarStoreGateway{err: seriespb.LimitStatus(seriespb.SeriesLimitError(1))}
+	q.Blocks = NewBlocksQueryable(bkt, fakeRing{set: ring.ReplicationSet{Instances: []ring.InstanceDesc{
+		{ID: "sg-3", Addr: startFakeStoreGateway(t, limited)},
+	}}}, dialClients{t}, Config{}, nil, slog.New(slog.DiscardHandler))
+	_, err = q.QueryExemplars(ctx, 0, 5000, ms, ExemplarLimits{MaxSeries: 1})
+	var limitErr *validation.LimitError
+	require.ErrorAs(t, err, &limitErr)
+	require.Equal(t, "max_fetched_series_per_query", limitErr.Key)
+
+	// A store-gateway that fails: the query fails naming the blocks, not with the ingesters' cancellation.
+	q.Blocks = NewBlocksQueryable(bkt, fakeRing{set: ring.ReplicationSet{Instances: []ring.InstanceDesc{
+		{ID: "sg-4", Addr: startFakeStoreGateway(t, &exemplarStoreGateway{err: errors.New("disk on fire")})},
+	}}}, dialClients{t}, Config{}, nil, slog.New(slog.DiscardHandler))
+	_, err = q.QueryExemplars(ctx, 0, 5000, ms, ExemplarLimits{})
+	require.ErrorContains(t, err, "no store-gateway answered for blocks")
+	require.ErrorContains(t, err, "disk on fire")
 }
