@@ -266,10 +266,10 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, receiv
 			switch {
 			case unchanged && !relabelled:
 				field = received.seriesField(i)
-			case unchanged && received.decoderV2 != nil:
-				// A 2.0 series that only lost its replica label stays a 2.0 series, start timestamps
-				// included.
-				relabelledV2 = append(relabelledV2, relabelledSeries{accepted: len(accepted) - 1, received: i})
+			case received.decoderV2 != nil:
+				// A 2.0 series that lost its replica label or samples too far in the future stays a 2.0
+				// series, start timestamps included.
+				relabelledV2 = append(relabelledV2, relabelledSeries{accepted: len(accepted) - 1, received: i, dropLabel: relabelled})
 			}
 			fields = append(fields, field)
 		}
@@ -304,7 +304,8 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, receiv
 	var v2 *receivedV2
 	if received != nil && received.decoderV2 != nil {
 		v2 = &receivedV2{symbols: received.decoderV2.SymbolFields(), decoder: received.decoderV2,
-			body: received.body.ReadOnlyData(), relabelled: relabelledV2, droppedLabel: limits.HAReplicaLabel}
+			body: received.body.ReadOnlyData(), relabelled: relabelledV2, droppedLabel: limits.HAReplicaLabel,
+			maxT: now.Add(time.Duration(limits.CreationGracePeriod)).UnixMilli()}
 	}
 	encoded, err := encodeEntries(body, accepted, fields, v2, metadata)
 	if err != nil {

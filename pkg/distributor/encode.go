@@ -29,19 +29,22 @@ type encodedEntries struct {
 }
 
 // receivedV2 is what encodeEntries needs of a received 2.0 request: where its symbols table is, and the
-// series that lost a label (an HA replica's), which are encoded again as 2.0 series without it.
+// series that lost a label (an HA replica's) or samples stamped after maxT (too far in the future), which
+// are encoded again as 2.0 series without them.
 type receivedV2 struct {
 	symbols      []remotewrite.FieldRange
 	decoder      *remotewrite.DecoderV2
 	body         []byte
 	relabelled   []relabelledSeries
 	droppedLabel string
+	maxT         int64
 }
 
 // relabelledSeries is a series at index accepted of those encodeEntries gets, and received in the decoded
-// request.
+// request; dropLabel says whether it lost receivedV2.droppedLabel.
 type relabelledSeries struct {
 	accepted, received int
+	dropLabel          bool
 }
 
 // encodeEntries encodes series and metadata. received, when not nil, gives for each series where it is
@@ -97,7 +100,11 @@ func encodeEntries(body mem.Buffer, series []prompb.TimeSeries, received []remot
 	if v2 != nil {
 		for _, r := range v2.relabelled {
 			start := len(own)
-			own = v2.decoder.AppendSeriesWithoutLabel(own, v2.body, r.received, v2.droppedLabel)
+			label := ""
+			if r.dropLabel {
+				label = v2.droppedLabel
+			}
+			own = v2.decoder.AppendSeriesRewritten(own, v2.body, r.received, label, v2.maxT)
 			e.parts[r.accepted] = ingesterpb.EncodedPart{Start: start, End: len(own), InOwn: true, V2: true}
 		}
 	}

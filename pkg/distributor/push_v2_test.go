@@ -10,6 +10,7 @@ import (
 	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
@@ -213,4 +214,43 @@ func TestServeHTTP_ForwardsSeriesThatCarryOnlyExemplars(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A 2.0 series that loses samples too far in the future stays a 2.0 series: the kept samples' start
+// timestamps reach the ingester, and its labels stay as they were (a __replica__ label is kept when the
+// tenant does not deduplicate HA pairs).
+func TestServeHTTP_RemoteWrite2SeriesWithFutureSamplesStays2(t *testing.T) {
+	env := newTestEnv(t, withReplication(1, 1))
+	spy := &lastPushSpy{fakeIngester: env.ingesters[0]}
+	env.d.clients = lastPushClients{spy}
+	now := testNow.UnixMilli()
+	future := now + 3_600_000
+	h := &histogram.Histogram{Count: 4, Sum: 10, PositiveSpans: []histogram.Span{{Offset: 0, Length: 2}}, PositiveBuckets: []int64{2, 0}}
+	st := writev2.NewSymbolTable()
+	lset := labels.FromStrings("__name__", "up_total", "__replica__", "r1", "job", "a")
+	req := &writev2.Request{Timeseries: []writev2.TimeSeries{{
+		LabelsRefs: st.SymbolizeLabels(lset, nil),
+		Samples:    []writev2.Sample{{Value: 3, Timestamp: now, StartTimestamp: now - 5000}, {Value: 4, Timestamp: future, StartTimestamp: now - 5000}},
+	}, {
+		LabelsRefs: st.SymbolizeLabels(labels.FromStrings("__name__", "latency_seconds"), nil),
+		Histograms: []writev2.Histogram{writev2.FromIntHistogram(future, h), writev2.FromIntHistogram(now, h)},
+	}}}
+	req.Timeseries[1].Histograms[1].StartTimestamp = now - 7000
+	req.Symbols = st.Symbols()
+	raw, err := req.Marshal()
+	require.NoError(t, err)
+
+	resp := env.do(newPushRequestV2(t, tenantA, snappy.Encode(nil, raw)))
+	require.Equal(t, http.StatusBadRequest, resp.Code, resp.Body.String())
+	requireWritten(t, resp.Header(), 1, 1, 0)
+	require.Zero(t, spy.v1Bytes, "no series was encoded as a 1.0 series")
+	require.Len(t, spy.v2.Timeseries, 2)
+	b := labels.NewScratchBuilder(0)
+	got, err := spy.v2.Timeseries[0].ToLabels(&b, spy.v2.Symbols)
+	require.NoError(t, err)
+	require.Equal(t, lset, got)
+	require.Equal(t, []writev2.Sample{{Value: 3, Timestamp: now, StartTimestamp: now - 5000}}, spy.v2.Timeseries[0].Samples)
+	require.Len(t, spy.v2.Timeseries[1].Histograms, 1)
+	require.Equal(t, now, spy.v2.Timeseries[1].Histograms[0].Timestamp)
+	require.Equal(t, now-7000, spy.v2.Timeseries[1].Histograms[0].StartTimestamp)
 }

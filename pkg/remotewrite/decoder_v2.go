@@ -569,27 +569,32 @@ func familyName(name string, typ prompb.MetricMetadata_MetricType) string {
 	return name
 }
 
-// AppendSeriesWithoutLabel appends to dst the i-th returned series as a timeseries field of a 2.0 request
-// that has the same symbols table, without its label named name: the series' references less that
-// label's, then its other fields as they are (samples, histograms, start timestamps, exemplars,
+// AppendSeriesRewritten appends to dst the i-th returned series as a timeseries field of a 2.0 request
+// that has the same symbols table, without its label named dropLabel (none when empty) and without the
+// samples and histograms stamped after maxT: the series' references less that label's, then its other
+// fields as they are (the kept samples and histograms with their start timestamps, exemplars,
 // metadata). body is the bytes given to Decode.
-func (d *DecoderV2) AppendSeriesWithoutLabel(dst, body []byte, i int, name string) []byte {
+func (d *DecoderV2) AppendSeriesRewritten(dst, body []byte, i int, dropLabel string, maxT int64) []byte {
 	f := d.fields[i]
 	msg, _ := consumeFieldBytes(body[f.Start:f.End])
 	d.refs = d.refs[:0]
 	var other []byte
 	for b := msg; len(b) > 0; {
 		num, typ, v, n := nextField(b)
-		if num == 1 && (typ == protowire.BytesType || typ == protowire.VarintType) {
+		switch {
+		case num == 1 && (typ == protowire.BytesType || typ == protowire.VarintType):
 			_ = appendVarints(&d.refs, v) // Decode has read them already
-		} else {
+		case num == 2 && typ == protowire.BytesType && sampleTimestampV2(v) > maxT,
+			num == 3 && typ == protowire.BytesType && histogramTimestamp(v) > maxT:
+			// Left out.
+		default:
 			other = append(other, b[:n]...)
 		}
 		b = b[n:]
 	}
 	var packed []byte
 	for j := 0; j+1 < len(d.refs); j += 2 {
-		if d.symbols[d.refs[j]] != name {
+		if dropLabel == "" || d.symbols[d.refs[j]] != dropLabel {
 			packed = protowire.AppendVarint(packed, uint64(d.refs[j]))
 			packed = protowire.AppendVarint(packed, uint64(d.refs[j+1]))
 		}
@@ -600,4 +605,29 @@ func (d *DecoderV2) AppendSeriesWithoutLabel(dst, body []byte, i int, name strin
 	dst = protowire.AppendTag(dst, 1, protowire.BytesType)
 	dst = protowire.AppendBytes(dst, packed)
 	return append(dst, other...)
+}
+
+// sampleTimestampV2 is the timestamp of an encoded 2.0 sample, which Decode has checked.
+func sampleTimestampV2(b []byte) int64 {
+	s, _, _ := decodeSampleV2(b)
+	return s.Timestamp
+}
+
+// histogramTimestampField is the timestamp's field in 1.0 and 2.0 histograms.
+const histogramTimestampField = 15
+
+// histogramTimestamp is the timestamp of an encoded histogram, which Decode has checked.
+func histogramTimestamp(b []byte) int64 {
+	var ts int64
+	for len(b) > 0 {
+		num, typ, v, n := nextField(b)
+		if n < 0 {
+			break
+		}
+		if num == histogramTimestampField && typ == protowire.VarintType {
+			ts = int64(varintValue(v))
+		}
+		b = b[n:]
+	}
+	return ts
 }
