@@ -21,12 +21,6 @@ import (
 // belong to one series, so a series is split across messages rather than sent in one.
 const exemplarBatchBytes = 1 << 20
 
-// maxExemplarMatcherSets bounds the matcher sets of one QueryExemplars request, as the querier's API
-// bounds a query's selectors (querier.MaxExemplarSelectors): the exemplar storage tests every set against
-// every series holding exemplars while it holds its lock, which appends of exemplars wait for (5,000 sets
-// against 10,000 series: 3 s).
-const maxExemplarMatcherSets = 100
-
 // QueryExemplars streams the exemplars, within [start, end], of the tenant's series that match any of
 // the request's matcher sets, in label order and in messages of about exemplarBatchBytes. The answer is
 // bounded by the tenant's exemplar buffer (its share of max_global_exemplars_per_user); the stream fails
@@ -37,20 +31,9 @@ func (i *Ingester) QueryExemplars(req *ingesterpb.ExemplarQueryRequest, stream i
 	if err != nil {
 		return status.Error(codes.Unauthenticated, err.Error())
 	}
-	if len(req.MatcherSets) > maxExemplarMatcherSets {
-		return status.Errorf(codes.InvalidArgument, "the request has %d matcher sets, more than the %d an exemplar query may have", len(req.MatcherSets), maxExemplarMatcherSets)
-	}
-	sets := make([][]*labels.Matcher, 0, len(req.MatcherSets))
-	for _, set := range req.MatcherSets {
-		ms, err := seriespb.ToLabelMatchers(set.Matchers)
-		if err != nil {
-			return status.Errorf(codes.InvalidArgument, "invalid matcher: %v", err)
-		}
-		// An empty set would select every series; the API never sends one, as a selector has a matcher.
-		if len(ms) == 0 {
-			return status.Error(codes.InvalidArgument, "a matcher set has no matchers")
-		}
-		sets = append(sets, ms)
+	sets, err := seriespb.ToExemplarMatcherSets(req.MatcherSets)
+	if err != nil {
+		return err
 	}
 	if len(sets) == 0 {
 		return nil

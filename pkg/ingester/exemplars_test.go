@@ -138,7 +138,7 @@ func TestQueryExemplars_RefusesBadRequests(t *testing.T) {
 			return &ingesterpb.ExemplarQueryRequest{MatcherSets: matcherSets(nil)}, tenantA
 		}},
 		{name: "too many matcher sets", code: codes.InvalidArgument, has: "101 matcher sets", ctx: func() (*ingesterpb.ExemplarQueryRequest, string) {
-			sets := make([][]*seriespb.LabelMatcher, maxExemplarMatcherSets+1)
+			sets := make([][]*seriespb.LabelMatcher, seriespb.MaxExemplarMatcherSets+1)
 			for k := range sets {
 				sets[k] = allMetrics
 			}

@@ -18,10 +18,10 @@ import (
 	"github.com/strata-metrics/strata/pkg/validation"
 )
 
-// MaxExemplarSelectors bounds the distinct selectors of an exemplar query. Each ingester tests every
-// selector against every series holding exemplars while it holds its exemplar storage's lock, which the
-// tenant's appends of exemplars wait for; dashboards' queries have a handful.
-const MaxExemplarSelectors = 100
+// MaxExemplarSelectors bounds the distinct selectors of an exemplar query: each becomes a matcher set,
+// which ingesters and store-gateways bound (seriespb.MaxExemplarMatcherSets); dashboards' queries have a
+// handful.
+const MaxExemplarSelectors = seriespb.MaxExemplarMatcherSets
 
 // ExemplarLimits bound one exemplar query; 0 is no bound.
 type ExemplarLimits struct {

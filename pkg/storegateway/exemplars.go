@@ -7,21 +7,14 @@ import (
 
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/strata-metrics/strata/pkg/seriespb"
 	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 	"github.com/strata-metrics/strata/pkg/storegateway/storegatewaypb"
 )
 
-const (
-	// exemplarsBatchBytes bounds the labels of one QueryExemplars message.
-	exemplarsBatchBytes = 1 << 20
-	// maxExemplarMatcherSets bounds a request's matcher sets, as the querier's API bounds a query's
-	// selectors: each set is tested against every series of every exemplar file read.
-	maxExemplarMatcherSets = 100
-)
+// exemplarsBatchBytes bounds the labels of one QueryExemplars message.
+const exemplarsBatchBytes = 1 << 20
 
 // QueryExemplars implements storegatewaypb.StoreGatewayServer: it reads the exemplar files of the
 // requested blocks it holds that overlap the range, merges them (a series once, an exemplar once,
@@ -35,19 +28,9 @@ func (s *StoreGateway) QueryExemplars(req *storegatewaypb.ExemplarsRequest, srv 
 	if err != nil {
 		return err
 	}
-	if len(req.MatcherSets) > maxExemplarMatcherSets {
-		return status.Errorf(codes.InvalidArgument, "the request has %d matcher sets, more than the %d an exemplar query may have", len(req.MatcherSets), maxExemplarMatcherSets)
-	}
-	sets := make([][]*labels.Matcher, 0, len(req.MatcherSets))
-	for _, set := range req.MatcherSets {
-		ms, err := seriespb.ToLabelMatchers(set.Matchers)
-		if err != nil {
-			return status.Errorf(codes.InvalidArgument, "invalid matcher: %v", err)
-		}
-		if len(ms) == 0 {
-			return status.Error(codes.InvalidArgument, "a matcher set has no matchers")
-		}
-		sets = append(sets, ms)
+	sets, err := seriespb.ToExemplarMatcherSets(req.MatcherSets)
+	if err != nil {
+		return err
 	}
 	blocks, queried := s.acquireBlocks(q)
 	defer releaseBlocks(blocks)

@@ -148,7 +148,7 @@ func TestQueryExemplars_ServesTheBlocksExemplarFiles(t *testing.T) {
 	require.Equal(t, "max_fetched_series_per_query", le.Key)
 
 	// Hostile requests are refused as invalid.
-	tooMany := make([][]*labels.Matcher, maxExemplarMatcherSets+1)
+	tooMany := make([][]*labels.Matcher, seriespb.MaxExemplarMatcherSets+1)
 	for i := range tooMany {
 		tooMany[i] = up
 	}

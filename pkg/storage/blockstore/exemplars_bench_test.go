@@ -75,7 +75,8 @@ func BenchmarkMergeExemplarFiles_ThreeReplicas(b *testing.B) {
 	}
 }
 
-func BenchmarkExemplarFile_Read(b *testing.B) {
+// benchExemplarFile writes benchExemplars into a file in a temporary directory and returns the directory.
+func benchExemplarFile(b *testing.B) string {
 	dir := b.TempDir()
 	w, err := NewExemplarWriter(dir)
 	require.NoError(b, err)
@@ -83,52 +84,44 @@ func BenchmarkExemplarFile_Read(b *testing.B) {
 		require.NoError(b, w.Append(s.lset, s.exemplars))
 	}
 	require.NoError(b, w.Close())
+	return dir
+}
+
+// countExemplars reads the exemplar file in dir, of the series want selects (nil: all), and returns how
+// many exemplars it read.
+func countExemplars(b *testing.B, dir string, want func(labels.Labels) bool) int {
+	f, err := os.Open(filepath.Join(dir, ExemplarsFilename))
+	require.NoError(b, err)
+	defer f.Close()
+	r, err := NewExemplarReader(f)
+	require.NoError(b, err)
+	if want != nil {
+		r.SelectSeries(want)
+	}
+	n := 0
+	for {
+		_, es, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return n
+		}
+		require.NoError(b, err)
+		n += len(es)
+	}
+}
+
+func BenchmarkExemplarFile_Read(b *testing.B) {
+	dir := benchExemplarFile(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		f, err := os.Open(filepath.Join(dir, ExemplarsFilename))
-		require.NoError(b, err)
-		r, err := NewExemplarReader(f)
-		require.NoError(b, err)
-		n := 0
-		for {
-			_, es, err := r.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			require.NoError(b, err)
-			n += len(es)
-		}
-		require.Equal(b, 100_000, n)
-		require.NoError(b, f.Close())
+		require.Equal(b, 100_000, countExemplars(b, dir, nil))
 	}
 }
 
 // A selective query's read: one series of the 10,000 is wanted.
 func BenchmarkExemplarFile_ReadOneSeries(b *testing.B) {
-	dir := b.TempDir()
-	w, err := NewExemplarWriter(dir)
-	require.NoError(b, err)
-	for _, s := range benchExemplars() {
-		require.NoError(b, w.Append(s.lset, s.exemplars))
-	}
-	require.NoError(b, w.Close())
+	dir := benchExemplarFile(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		f, err := os.Open(filepath.Join(dir, ExemplarsFilename))
-		require.NoError(b, err)
-		r, err := NewExemplarReader(f)
-		require.NoError(b, err)
-		r.SelectSeries(func(lset labels.Labels) bool { return lset.Get("le") == "5000" })
-		n := 0
-		for {
-			_, es, err := r.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			require.NoError(b, err)
-			n += len(es)
-		}
-		require.Equal(b, 10, n)
-		require.NoError(b, f.Close())
+		require.Equal(b, 10, countExemplars(b, dir, func(lset labels.Labels) bool { return lset.Get("le") == "5000" }))
 	}
 }
