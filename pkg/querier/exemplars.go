@@ -15,7 +15,6 @@ import (
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/ring"
 	"github.com/strata-metrics/strata/pkg/seriespb"
-	"github.com/strata-metrics/strata/pkg/validation"
 )
 
 // MaxExemplarSelectors bounds the distinct selectors of an exemplar query: each becomes a matcher set,
@@ -31,11 +30,6 @@ type ExemplarLimits struct {
 	// MaxExemplars bounds the exemplars received from all sources, replicas' copies included
 	// (max_fetched_exemplars_per_query): they are all held until merged.
 	MaxExemplars int
-}
-
-// ExemplarsLimitError is the error of an exemplar query that received more than limit exemplars.
-func ExemplarsLimitError(limit int) *validation.LimitError {
-	return validation.NewLimitError("max_fetched_exemplars_per_query", "the query fetched more than %d exemplars", limit)
 }
 
 // exemplarBudget counts the exemplars an exemplar query received from its sources, which answer
@@ -54,7 +48,7 @@ func (b *exemplarBudget) take(series []*seriespb.SeriesExemplars) error {
 		n += int64(len(s.Exemplars))
 	}
 	if b.n.Add(n) > int64(b.max) {
-		return ExemplarsLimitError(b.max)
+		return seriespb.ExemplarsLimitError(int64(b.max))
 	}
 	return nil
 }
@@ -65,8 +59,8 @@ func exemplarRequestParts(matcherSets [][]*labels.Matcher, limits ExemplarLimits
 		sets = append(sets, &seriespb.LabelMatchers{Matchers: seriespb.FromLabelMatchers(ms)})
 	}
 	var fetch *seriespb.FetchLimits
-	if limits.MaxSeries > 0 {
-		fetch = &seriespb.FetchLimits{MaxSeries: int64(limits.MaxSeries)}
+	if limits.MaxSeries > 0 || limits.MaxExemplars > 0 {
+		fetch = &seriespb.FetchLimits{MaxSeries: int64(max(limits.MaxSeries, 0)), MaxExemplars: int64(max(limits.MaxExemplars, 0))}
 	}
 	return sets, fetch
 }

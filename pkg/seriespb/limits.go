@@ -23,6 +23,11 @@ func SeriesLimitError(limit int64) *validation.LimitError {
 	return validation.NewLimitError("max_fetched_series_per_query", "the query fetched more than %d series", limit)
 }
 
+// ExemplarsLimitError is the error of an exemplar query that read more than limit exemplars.
+func ExemplarsLimitError(limit int64) *validation.LimitError {
+	return validation.NewLimitError("max_fetched_exemplars_per_query", "the query fetched more than %d exemplars", limit)
+}
+
 // ChunkBytesLimitError is the error of a query that fetched more than limit bytes of chunks.
 func ChunkBytesLimitError(limit int64) *validation.LimitError {
 	return validation.NewLimitError("max_fetched_chunk_bytes_per_query", "the query fetched more than %d bytes of chunks", limit)

@@ -364,6 +364,9 @@ type FetchLimits struct {
 	MaxSeries int64 `protobuf:"varint,1,opt,name=max_series,json=maxSeries,proto3" json:"max_series,omitempty"`
 	// Bytes of chunk data in the answer (max_fetched_chunk_bytes_per_query).
 	MaxChunkBytes int64 `protobuf:"varint,2,opt,name=max_chunk_bytes,json=maxChunkBytes,proto3" json:"max_chunk_bytes,omitempty"`
+	// Exemplars a store-gateway reads for an exemplar request before merging them
+	// (max_fetched_exemplars_per_query); an ingester's answer is bounded by its exemplar buffer.
+	MaxExemplars  int64 `protobuf:"varint,3,opt,name=max_exemplars,json=maxExemplars,proto3" json:"max_exemplars,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -408,6 +411,13 @@ func (x *FetchLimits) GetMaxSeries() int64 {
 func (x *FetchLimits) GetMaxChunkBytes() int64 {
 	if x != nil {
 		return x.MaxChunkBytes
+	}
+	return 0
+}
+
+func (x *FetchLimits) GetMaxExemplars() int64 {
+	if x != nil {
+		return x.MaxExemplars
 	}
 	return 0
 }
@@ -604,11 +614,12 @@ const file_seriespb_series_proto_rawDesc = "" +
 	"\bmatchers\x18\x01 \x03(\v2\x1b.strata.series.LabelMatcherR\bmatchers\"d\n" +
 	"\x06Series\x12,\n" +
 	"\x06labels\x18\x01 \x03(\v2\x14.strata.series.LabelR\x06labels\x12,\n" +
-	"\x06chunks\x18\x02 \x03(\v2\x14.strata.series.ChunkR\x06chunks\"T\n" +
+	"\x06chunks\x18\x02 \x03(\v2\x14.strata.series.ChunkR\x06chunks\"y\n" +
 	"\vFetchLimits\x12\x1d\n" +
 	"\n" +
 	"max_series\x18\x01 \x01(\x03R\tmaxSeries\x12&\n" +
-	"\x0fmax_chunk_bytes\x18\x02 \x01(\x03R\rmaxChunkBytes\"9\n" +
+	"\x0fmax_chunk_bytes\x18\x02 \x01(\x03R\rmaxChunkBytes\x12#\n" +
+	"\rmax_exemplars\x18\x03 \x01(\x03R\fmaxExemplars\"9\n" +
 	"\rLimitExceeded\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\tR\x05limit\x12\x12\n" +
 	"\x04what\x18\x02 \x01(\tR\x04what\"q\n" +

@@ -41,7 +41,12 @@ func (s *StoreGateway) QueryExemplars(req *storegatewaypb.ExemplarsRequest, srv 
 		return nil
 	}
 
-	var readers []*blockstore.ExemplarReader
+	var (
+		readers []*blockstore.ExemplarReader
+		// Shared by the readers: a merge holds a series of every file at once.
+		budget = req.GetLimits().GetMaxExemplars()
+	)
+	overBudget := seriespb.LimitStatus(seriespb.ExemplarsLimitError(budget))
 	for _, b := range blocksInRange(blocks, q.mint, q.maxt) {
 		if b.meta.Strata.Exemplars == 0 {
 			continue
@@ -61,6 +66,9 @@ func (s *StoreGateway) QueryExemplars(req *storegatewaypb.ExemplarsRequest, srv 
 			return grpcError(fmt.Errorf("block %s: %w", b.id(), err))
 		}
 		r.SelectSeries(func(lset labels.Labels) bool { return matchesSomeSet(lset, sets) })
+		if budget > 0 {
+			r.LimitExemplars(&budget, overBudget)
+		}
 		readers = append(readers, r)
 	}
 

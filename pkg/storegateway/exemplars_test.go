@@ -147,6 +147,14 @@ func TestQueryExemplars_ServesTheBlocksExemplarFiles(t *testing.T) {
 	require.True(t, ok, "%v", err)
 	require.Equal(t, "max_fetched_series_per_query", le.Key)
 
+	// The exemplar limit stops the read with its status: the merge would hold them all.
+	_, _, err = callExemplars(t, client, "tenant-1", &storegatewaypb.ExemplarsRequest{MinTimeMs: 0, MaxTimeMs: 10 * hour, MatcherSets: sets(up), BlockIds: idStrings(ids), Limits: &seriespb.FetchLimits{MaxExemplars: 4}})
+	le, ok = seriespb.LimitErrorOf(err)
+	require.True(t, ok, "%v", err)
+	require.Equal(t, "max_fetched_exemplars_per_query", le.Key)
+	_, _, err = callExemplars(t, client, "tenant-1", &storegatewaypb.ExemplarsRequest{MinTimeMs: 0, MaxTimeMs: 10 * hour, MatcherSets: sets(up), BlockIds: idStrings(ids), Limits: &seriespb.FetchLimits{MaxExemplars: 5}})
+	require.NoError(t, err, "5 exemplars are within 5")
+
 	// Hostile requests are refused as invalid.
 	tooMany := make([][]*labels.Matcher, seriespb.MaxExemplarMatcherSets+1)
 	for i := range tooMany {

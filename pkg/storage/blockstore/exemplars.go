@@ -159,6 +159,10 @@ type ExemplarReader struct {
 	builder labels.ScratchBuilder
 	// want, when set, selects the series whose exemplars are decoded; the others are skipped.
 	want func(labels.Labels) bool
+	// budget, when set, is what the readers sharing it may still decode; overBudget is their error once
+	// it is spent.
+	budget     *int64
+	overBudget error
 	// next is a record read ahead, to join a series cut into several records.
 	next *exemplarRecord
 }
@@ -184,6 +188,12 @@ func NewExemplarReader(r io.Reader) (*ExemplarReader, error) {
 // SelectSeries makes Next return only the series want accepts, without decoding the exemplars of the
 // others: a selective query reads a file at the cost of its series' labels.
 func (r *ExemplarReader) SelectSeries(want func(labels.Labels) bool) { r.want = want }
+
+// LimitExemplars bounds the exemplars that the readers sharing remaining decode together: once they
+// decode more, Next fails with err. It bounds the memory of a merge of many files.
+func (r *ExemplarReader) LimitExemplars(remaining *int64, err error) {
+	r.budget, r.overBudget = remaining, err
+}
 
 // Next returns the next series and its exemplars, oldest first, or io.EOF after the last.
 func (r *ExemplarReader) Next() (labels.Labels, []exemplar.Exemplar, error) {
@@ -239,10 +249,10 @@ func (r *ExemplarReader) readRecord() (*exemplarRecord, error) {
 		return nil, fmt.Errorf("%w: %w", ErrExemplarsCorrupted, err)
 	}
 	rec, err := r.decodeRecord(r.buf)
-	if err != nil {
+	if err != nil && (r.overBudget == nil || !errors.Is(err, r.overBudget)) {
 		return nil, fmt.Errorf("%w: %w", ErrExemplarsCorrupted, err)
 	}
-	return rec, nil
+	return rec, err
 }
 
 // Field numbers of seriespb's SeriesExemplars, Exemplar and Label messages.
@@ -278,6 +288,11 @@ func (r *ExemplarReader) decodeRecord(b []byte) (*exemplarRecord, error) {
 	rec.lset = r.builder.Labels()
 	if r.want != nil && !r.want(rec.lset) {
 		return &rec, nil
+	}
+	if r.budget != nil {
+		if *r.budget -= int64(len(exemplars)); *r.budget < 0 {
+			return nil, r.overBudget
+		}
 	}
 	rec.exemplars = make([]exemplar.Exemplar, 0, len(exemplars))
 	for _, eb := range exemplars {

@@ -213,3 +213,31 @@ func TestExemplarFile_SelectSeries(t *testing.T) {
 		require.Equal(t, names, got, want)
 	}
 }
+
+// Readers sharing a budget fail with its error once they decoded more exemplars together; the exemplars
+// of series they skip are not counted.
+func TestExemplarFile_LimitExemplars(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	writeExemplarFile(t, a, seriesExemplars{labels.FromStrings("__name__", "x"), []exemplar.Exemplar{ex("1", 1, 1), ex("2", 2, 2)}},
+		seriesExemplars{labels.FromStrings("__name__", "y"), []exemplar.Exemplar{ex("3", 3, 3)}})
+	writeExemplarFile(t, b, seriesExemplars{labels.FromStrings("__name__", "x"), []exemplar.Exemplar{ex("4", 4, 4)}})
+	errOver := errors.New("over budget")
+	merge := func(budget int64, want func(labels.Labels) bool) error {
+		var readers []*ExemplarReader
+		for _, dir := range []string{a, b} {
+			f, err := os.Open(filepath.Join(dir, ExemplarsFilename))
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = f.Close() })
+			r, err := NewExemplarReader(f)
+			require.NoError(t, err)
+			r.SelectSeries(want)
+			r.LimitExemplars(&budget, errOver)
+			readers = append(readers, r)
+		}
+		return MergeExemplars(readers, nil, func(labels.Labels, []exemplar.Exemplar) error { return nil })
+	}
+	require.NoError(t, merge(4, nil))
+	require.ErrorIs(t, merge(3, nil), errOver)
+	onlyX := func(lset labels.Labels) bool { return lset.Get("__name__") == "x" }
+	require.NoError(t, merge(3, onlyX), "y's exemplar is skipped, not decoded")
+}
