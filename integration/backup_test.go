@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -81,6 +82,7 @@ func testBackupRestore(t *testing.T, newBucket func(*testing.T) *backupBucket, t
 	bkt := newBucket(t)
 	dataDir := filepath.Join(work, "data")
 	s := startStrata(t, dataDir, append([]string{
+		"-ingester.max-global-exemplars-per-user=10000",
 		"-alertmanager.configs.poll-interval=1s",
 		"-alertmanager.persist-interval=1s",
 	}, bkt.args...)...)
@@ -157,6 +159,7 @@ receivers:
 	require.Regexp(t, `restore: 3 tenants, \d+ blocks copied, 0 already there, 0 deleted from the source during the copy, 0 failed, 0 removed`, lastLine(out))
 	restored := startStrata(t, filepath.Join(work, "data-restored"), append([]string{
 		// No -querier.query-store-after=0s: the restored blocks are marked so, and read however recent.
+		"-ingester.max-global-exemplars-per-user=10000",
 		"-blocks-storage.bucket-store.sync-interval=1s",
 		"-querier.bucket-index-ttl=1s",
 		"-alertmanager.configs.poll-interval=1s",
@@ -214,7 +217,12 @@ func backupHistory(tenantIndex int, base time.Time, samples int) *prompb.WriteRe
 			ts.Labels = append(ts.Labels, prompb.Label{Name: labels[j], Value: labels[j+1]})
 		}
 		for i := range samples {
-			ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: base.Add(time.Duration(i) * time.Minute).UnixMilli(), Value: value(i)})
+			at := base.Add(time.Duration(i) * time.Minute).UnixMilli()
+			ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: at, Value: value(i)})
+			if i%10 == 0 {
+				// Exemplars are kept in the blocks' exemplar files, which backups copy.
+				ts.Exemplars = append(ts.Exemplars, prompb.Exemplar{Labels: []prompb.Label{{Name: "trace_id", Value: fmt.Sprintf("%d-%d", tenantIndex, i)}}, Value: value(i), Timestamp: at})
+			}
 		}
 		req.Timeseries = append(req.Timeseries, ts)
 	}
@@ -248,6 +256,7 @@ func recordBackupAnswers(t *testing.T, s *strataProcess, base time.Time, samples
 		{"/api/v1/series", url.Values{"match[]": {`{__name__=~"backup_.+"}`}, "start": {start}, "end": {end}}},
 		{"/api/v1/labels", url.Values{"start": {start}, "end": {end}}},
 		{"/api/v1/label/job/values", url.Values{"start": {start}, "end": {end}}},
+		{"/api/v1/query_exemplars", url.Values{"query": {"backup_requests_total"}, "start": {start}, "end": {end}}},
 	}
 	answers := map[string]string{}
 	for _, tenantID := range backupTenants {
@@ -267,6 +276,7 @@ func recordBackupAnswers(t *testing.T, s *strataProcess, base time.Time, samples
 	require.Contains(t, answers["team-b /prometheus/config/v1/rules"], "job:backup_requests:rate5m")
 	require.Contains(t, answers["team-c /api/v1/alerts"], "pager.example.com")
 	require.Contains(t, answers["team-b /api/v1/alerts"], "404")
+	require.Contains(t, answers["team-a /api/v1/query_exemplars?"+questions[len(questions)-1].params.Encode()], `"trace_id":"0-90"`)
 	return answers
 }
 
