@@ -347,26 +347,14 @@ func (q *BlocksQueryable) exemplars(ctx context.Context, start, end int64, match
 	req.MatcherSets, req.Limits = exemplarRequestParts(matcherSets, limits)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var (
-		limitMtx sync.Mutex
-		limitErr error
-	)
+	limited := &firstLimitError{cancel: cancel}
 	answers, err := forEachBlockOwner(ctx, bq, tenantID, ids, blockTries{}, func(ctx context.Context, _ string, client storegatewaypb.StoreGatewayClient, blocks []string) ([]*seriespb.SeriesExemplars, []string, error) {
 		series, queried, err := storeGatewayExemplars(ctx, client, req, blocks, budget)
-		if le, ok := seriespb.LimitErrorOf(err); ok {
-			limitMtx.Lock()
-			if limitErr == nil {
-				limitErr = le
-			}
-			limitMtx.Unlock()
-			cancel()
-		}
+		limited.check(err)
 		return series, queried, err
 	})
-	limitMtx.Lock()
-	defer limitMtx.Unlock()
-	if limitErr != nil {
-		return nil, limitErr
+	if err := limited.get(); err != nil {
+		return nil, err
 	}
 	if err != nil {
 		return nil, err

@@ -174,30 +174,18 @@ func askAllIngesters[T any](ctx context.Context, q *IngesterQueryable, f func(co
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var (
-		limitMtx sync.Mutex
-		limitErr error
-	)
+	limited := &firstLimitError{cancel: cancel}
 	results, err := rs.Do(ctx, func(ctx context.Context, inst *ring.InstanceDesc) (any, error) {
 		client, err := q.clients.GetClientFor(inst.Addr)
 		if err != nil {
 			return nil, err
 		}
 		v, err := f(ctx, client)
-		if le, ok := seriespb.LimitErrorOf(err); ok {
-			limitMtx.Lock()
-			if limitErr == nil {
-				limitErr = le
-			}
-			limitMtx.Unlock()
-			cancel()
-		}
+		limited.check(err)
 		return v, err
 	})
-	limitMtx.Lock()
-	defer limitMtx.Unlock()
-	if limitErr != nil {
-		return nil, limitErr
+	if err := limited.get(); err != nil {
+		return nil, err
 	}
 	if err != nil {
 		return nil, err
@@ -268,4 +256,32 @@ func mergeExemplars(answers [][]*seriespb.SeriesExemplars) []exemplar.QueryResul
 	}
 	slices.SortFunc(merged, func(a, b exemplar.QueryResult) int { return labels.Compare(a.SeriesLabels, b.SeriesLabels) })
 	return merged
+}
+
+// firstLimitError keeps the first limit error of concurrent reads and cancels the others, which then fail
+// with the cancellation: the limit's error is the query's.
+type firstLimitError struct {
+	cancel context.CancelFunc
+	mtx    sync.Mutex
+	err    error
+}
+
+// check records err if it is a limit's.
+func (f *firstLimitError) check(err error) {
+	le, ok := seriespb.LimitErrorOf(err)
+	if !ok {
+		return
+	}
+	f.mtx.Lock()
+	if f.err == nil {
+		f.err = le
+	}
+	f.mtx.Unlock()
+	f.cancel()
+}
+
+func (f *firstLimitError) get() error {
+	f.mtx.Lock()
+	defer f.mtx.Unlock()
+	return f.err
 }
