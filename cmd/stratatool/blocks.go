@@ -69,7 +69,7 @@ type blockRow struct {
 
 func listBlocks(ctx context.Context, out io.Writer, bkt objstore.Bucket, tenants []string, showDeleted bool) error {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	_, _ = fmt.Fprintln(w, "TENANT\tBLOCK\tMIN TIME\tMAX TIME\tSERIES\tSAMPLES\tSIZE\tLEVEL\tSOURCE\tDELETION MARK")
+	_, _ = fmt.Fprintln(w, "TENANT\tBLOCK\tMIN TIME\tMAX TIME\tSERIES\tSAMPLES\tEXEMPLARS\tSIZE\tLEVEL\tSOURCE\tDELETION MARK")
 	partial, hidden := 0, 0
 	for _, t := range tenants {
 		tb := bucket.NewTenantBucket(bkt, t)
@@ -108,9 +108,9 @@ func listBlocks(ctx context.Context, out io.Writer, bkt objstore.Bucket, tenants
 			if source == "" {
 				source = "-"
 			}
-			_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\t%s\t%s\n", t, r.meta.ULID,
+			_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%d\t%s\t%s\n", t, r.meta.ULID,
 				formatMillis(r.meta.MinTime), formatMillis(r.meta.MaxTime), r.meta.Stats.NumSeries, r.meta.Stats.NumSamples,
-				formatBytes(r.size), r.meta.Compaction.Level, source, mark)
+				r.meta.Strata.Exemplars, formatBytes(r.size), r.meta.Compaction.Level, source, mark)
 		}
 	}
 	if err := w.Flush(); err != nil {
