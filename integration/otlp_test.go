@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
@@ -12,6 +14,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/metric"
@@ -181,4 +186,84 @@ func mustJSON(t *testing.T, v any) []byte {
 	b, err := json.Marshal(v)
 	require.NoError(t, err)
 	return b
+}
+
+// With otel_created_timestamp_zero_ingestion_enabled, the start time of OTLP counters and histograms is
+// stored as a zero sample, as Prometheus 3 with created-timestamp-zero-ingestion stores it: the raw
+// samples are the same.
+func TestOTLP_StartTimesAreZeroSamples(t *testing.T) {
+	const tenantID = "otel-starts"
+	strata := startStrata(t, t.TempDir(), "-distributor.otel-created-timestamp-zero-ingestion-enabled=true")
+	promDir := t.TempDir()
+	prom := runPrometheus(t, prometheus3Binary(t),
+		"--config.file="+writeFile(t, promDir, "prometheus.yml", "otlp:\n  translation_strategy: UnderscoreEscapingWithoutSuffixes\n"),
+		"--storage.tsdb.path="+promDir+"/data",
+		"--web.enable-otlp-receiver",
+		"--enable-feature=created-timestamp-zero-ingestion",
+	)
+
+	now := time.Now().Truncate(time.Second)
+	start := pcommon.NewTimestampFromTime(now.Add(-90 * time.Second))
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("service.name", "checkout")
+	ms := rm.ScopeMetrics().AppendEmpty().Metrics()
+	sum := ms.AppendEmpty()
+	sum.SetName("orders")
+	s := sum.SetEmptySum()
+	s.SetIsMonotonic(true)
+	s.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	hist := ms.AppendEmpty()
+	hist.SetName("latency")
+	h := hist.SetEmptyHistogram()
+	h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	for i, at := range []time.Time{now.Add(-60 * time.Second), now.Add(-30 * time.Second)} {
+		p := s.DataPoints().AppendEmpty()
+		p.SetStartTimestamp(start)
+		p.SetTimestamp(pcommon.NewTimestampFromTime(at))
+		p.SetIntValue(int64(5 + 4*i))
+		hp := h.DataPoints().AppendEmpty()
+		hp.SetStartTimestamp(start)
+		hp.SetTimestamp(pcommon.NewTimestampFromTime(at))
+		hp.ExplicitBounds().FromRaw([]float64{1})
+		hp.BucketCounts().FromRaw([]uint64{uint64(1 + i), 2})
+		hp.SetCount(uint64(3 + i))
+		hp.SetSum(4.5 + float64(i))
+	}
+	body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+	require.NoError(t, err)
+	for _, target := range []struct{ url, tenant string }{{strata.url("/otlp/v1/metrics"), tenantID}, {prom + "/api/v1/otlp/v1/metrics", ""}} {
+		req, err := http.NewRequest(http.MethodPost, target.url, bytes.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/x-protobuf")
+		if target.tenant != "" {
+			req.Header.Set("X-Scope-OrgID", target.tenant)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		respBody, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, "%s: %s", target.url, respBody)
+	}
+
+	evalTime := strconv.FormatFloat(float64(now.Add(time.Second).UnixMilli())/1000, 'f', 3, 64)
+	raw := url.Values{"query": {`{__name__=~"orders|latency_.+"}[10m]`}, "time": {evalTime}}
+	want := otlpQueryResult(t, prom, "/api/v1/query", "", raw, "matrix")
+	require.Len(t, want, 5, "orders, 2 buckets, sum and count: %s", canonical(t, want))
+	for _, r := range want {
+		var series matrixSeries
+		require.NoError(t, json.Unmarshal(r, &series))
+		if series.Metric["__name__"] == "orders" {
+			require.Len(t, series.Values, 3, "the zero at the start time, then a sample per point")
+			require.Equal(t, 0.0, series.Values[0].float(t))
+		}
+	}
+	var got []json.RawMessage
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		got = otlpQueryResult(t, strata.url(""), "/prometheus/api/v1/query", tenantID, raw, "matrix")
+		if canonical(t, got) == canonical(t, want) || time.Now().After(deadline) {
+			break
+		}
+	}
+	require.Equal(t, canonical(t, want), canonical(t, got))
 }

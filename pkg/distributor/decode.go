@@ -174,7 +174,14 @@ func decodeSnappyWriteRequest(body []byte, maxSize, version int) (*decodedReques
 		putBuffer(decompressedBuffers, decompressed)
 		return nil, httpError(http.StatusBadRequest, "body is not valid snappy: %v", err)
 	}
-	d := &decodedRequest{version: version, decompressed: decompressed, size: len(body) + len(raw)}
+	return decodeRawWriteRequest(decompressed, raw, version, len(body))
+}
+
+// decodeRawWriteRequest decodes raw, a request of the given remote-write version held in decompressed
+// (which the request returns to its pool once freed); compressedSize is what its body took before.
+func decodeRawWriteRequest(decompressed *bytes.Buffer, raw []byte, version, compressedSize int) (*decodedRequest, error) {
+	var err error
+	d := &decodedRequest{version: version, decompressed: decompressed, size: compressedSize + len(raw)}
 	if version == 2 {
 		d.decoderV2 = remotewrite.GetDecoderV2()
 		if d.req, err = d.decoderV2.Decode(raw); err == nil {

@@ -96,7 +96,11 @@ func (h *OTLPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		written writeStats
 		pushErr error
 	)
-	if len(req.wr.Timeseries) > 0 {
+	switch {
+	case len(req.wr.Timeseries) == 0:
+	case req.starts != nil:
+		written, pushErr = h.d.pushWithStarts(r.Context(), &req.wr, req.starts)
+	default:
 		written, pushErr = h.d.pushCounted(r.Context(), &req.wr)
 	}
 	resp, err := otlpOutcome(req, samples, written, pushErr)
@@ -138,6 +142,8 @@ type otlpRequest struct {
 	translated int // data points that became samples
 	errs       error
 	warnings   []string
+	// starts are the points' start times, when the tenant ingests them and some point has one.
+	starts []pointStarts
 }
 
 // translate reads, decodes and translates the body. The body is held within the distributor's limits
@@ -213,7 +219,7 @@ func (h *OTLPHandler) translate(r *http.Request, enc otlpEncoding, tenantID stri
 	if err := r.Context().Err(); err != nil {
 		return nil, httpError(http.StatusServiceUnavailable, "request cancelled during translation: %v", err)
 	}
-	return &otlpRequest{wr: t.req, dataPoints: points, translated: min(t.points, points), errs: t.errs, warnings: t.warnings}, nil
+	return &otlpRequest{wr: t.req, dataPoints: points, translated: min(t.points, points), errs: t.errs, warnings: t.warnings, starts: t.starts}, nil
 }
 
 // readBounded reads src into buf, refusing more than maxSize bytes with 413. announced is the length the

@@ -55,11 +55,31 @@ func benchmarkOTLPMetrics(seriesCount int) pmetric.Metrics {
 // 10 labels each, protobuf as SDKs send it: decode, translate, validate, shard and marshal per ingester
 // (RF=3 over 3 ingesters that do nothing). Compare with BenchmarkPush, the same series in remote write.
 func BenchmarkOTLPPush(b *testing.B) {
+	b.Run("start-times=off", func(b *testing.B) { benchmarkOTLPPush(b, false) })
+	// Every point has a start time, which goes to the ingesters as a 2.0 request.
+	b.Run("start-times=on", func(b *testing.B) { benchmarkOTLPPush(b, true) })
+}
+
+func benchmarkOTLPPush(b *testing.B, startTimes bool) {
 	const seriesCount = 1000
 	env := newOTLPEnv(b, withReplication(3, 3),
-		withLimits(func(l *validation.Limits) { l.IngestionRate, l.IngestionBurstSize = 1e15, 1<<50 }))
+		withLimits(func(l *validation.Limits) {
+			l.IngestionRate, l.IngestionBurstSize = 1e15, 1<<50
+			l.OTelCreatedTimestampZeroIngestionEnabled = startTimes
+		}))
 	env.d.clients = noopClients{}
-	body, err := pmetricotlp.NewExportRequestFromMetrics(benchmarkOTLPMetrics(seriesCount)).MarshalProto()
+	md := benchmarkOTLPMetrics(seriesCount)
+	if startTimes {
+		start := pcommon.NewTimestampFromTime(testNow.Add(-time.Hour))
+		rms := md.ResourceMetrics()
+		for i := range rms.Len() {
+			dps := rms.At(i).ScopeMetrics().At(0).Metrics().At(0).Sum().DataPoints()
+			for j := range dps.Len() {
+				dps.At(j).SetStartTimestamp(start)
+			}
+		}
+	}
+	body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -652,4 +653,43 @@ func TestOTLPOutcome_SamplesDroppedOnPurposeAreAWarning(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(0), resp.PartialSuccess().RejectedDataPoints())
 	require.Contains(t, resp.PartialSuccess().ErrorMessage(), "not the elected replica")
+}
+
+// With otel_created_timestamp_zero_ingestion_enabled, the points' start times reach the ingesters as
+// remote write 2.0 start timestamps (which they write as zero samples), for cumulative types only; the
+// series, values and metadata are those of the translation without it.
+func TestOTLP_CreatedTimestampZeroIngestionSendsStartTimes(t *testing.T) {
+	md := testMetrics()
+	// A gauge's start time says nothing of its value: it is not passed on.
+	md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(1).Gauge().DataPoints().At(0).SetStartTimestamp(pcommon.NewTimestampFromTime(testNow.Add(-30e9)))
+
+	plain := newOTLPEnv(t)
+	decodeExportResponse(t, plain.export(t, tenantA, md, otlpBody{}), false)
+
+	env := newOTLPEnv(t, withLimits(func(l *validation.Limits) { l.OTelCreatedTimestampZeroIngestionEnabled = true }))
+	spy := &lastPushSpy{fakeIngester: env.ingesters[0]}
+	env.d.clients = lastPushClients{spy}
+	resp := decodeExportResponse(t, env.export(t, tenantA, md, otlpBody{}), false)
+	require.Equal(t, int64(0), resp.PartialSuccess().RejectedDataPoints(), resp.PartialSuccess().ErrorMessage())
+	require.Equal(t, plain.ingesters[0].seriesOf(tenantA), env.ingesters[0].seriesOf(tenantA))
+	require.ElementsMatch(t, plain.ingesters[0].metadata[tenantA], env.ingesters[0].metadata[tenantA])
+
+	start := testNow.Add(-60e9).UnixMilli()
+	starts := map[string]int64{}
+	b := labels.NewScratchBuilder(0)
+	for _, ts := range spy.v2.Timeseries {
+		ls, err := ts.ToLabels(&b, spy.v2.Symbols)
+		require.NoError(t, err)
+		for _, s := range ts.Samples {
+			starts[ls.Get("__name__")+ls.Get("le")] = s.StartTimestamp
+		}
+		for _, h := range ts.Histograms {
+			starts[ls.Get("__name__")] = h.StartTimestamp
+		}
+	}
+	require.Equal(t, map[string]int64{
+		"http_requests": start, "latency_bucket0.1": start, "latency_bucket1": start, "latency_bucket+Inf": start,
+		"latency_count": start, "latency_sum": start, "size": start,
+		"queue_depth": 0, "target_info": 0,
+	}, starts)
 }

@@ -41,6 +41,13 @@ type translation struct {
 	errs     error
 	warnings []string
 	tooLarge bool
+	// starts are each series' points' start times, when the tenant ingests them (nil otherwise).
+	starts []pointStarts
+}
+
+// pointStarts are the start times of a series' samples and histograms, in their order; 0 is none.
+type pointStarts struct {
+	samples, histograms []int64
 }
 
 // translateOTLP turns md into a remote-write request with Prometheus' own OTLP translator, under the
@@ -55,10 +62,14 @@ func translateOTLP(ctx context.Context, md pmetric.Metrics, limits *validation.L
 		maxSize:           maxSize,
 		maxMetadataLength: limits.MaxMetadataLength,
 		cancel:            cancel,
+		keepStarts:        limits.OTelCreatedTimestampZeroIngestionEnabled,
 	}
 	conv := otlptranslator.NewPrometheusConverter(app)
 	annots, errs := conv.FromMetrics(ctx, md, otlpSettings(limits))
 	t := &translation{req: app.req, points: app.points, tooLarge: app.tooLarge}
+	if app.anyStart {
+		t.starts = app.starts
+	}
 	if !t.tooLarge {
 		t.errs = errs
 		t.warnings, _ = annots.AsStrings("", maxReportedErrors, 0)
@@ -108,11 +119,16 @@ type writeRequestAppender struct {
 	maxMetadataLength int
 	tooLarge          bool
 	cancel            context.CancelFunc
+	// keepStarts records the start time of every point in starts, one entry per series of req.
+	keepStarts bool
+	starts     []pointStarts
+	anyStart   bool
 }
 
-// Append adds one sample. The start timestamp is ignored: the translation travels to the ingesters as a
-// remote write 1.0 request, which has no place for it (Mimir ingests none by default either).
-func (a *writeRequestAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
+// Append adds one sample. Its start time st is kept only when the tenant ingests start times, and only
+// for cumulative values (counters, histograms, a summary's sum and count): a zero at a gauge's or a
+// quantile's start time would be a value it never had.
+func (a *writeRequestAppender) Append(_ storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
 	if a.tooLarge {
 		return 0, errTranslatedTooLarge
 	}
@@ -126,6 +142,9 @@ func (a *writeRequestAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, 
 		a.last = ls
 		a.size += int(ls.ByteSize()) + 4*ls.Len()
 		n++
+		if a.keepStarts {
+			a.starts = append(a.starts, pointStarts{})
+		}
 	}
 	ts := &a.req.Timeseries[n-1]
 	if opts.MetricFamilyName == targetInfoName && len(ts.Samples) >= maxTargetInfoSamples {
@@ -142,6 +161,25 @@ func (a *writeRequestAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, 
 	default:
 		ts.Samples = append(ts.Samples, prompb.Sample{Value: v, Timestamp: t})
 		a.size += 16
+	}
+	if a.keepStarts {
+		switch opts.Metadata.Type {
+		case model.MetricTypeCounter, model.MetricTypeHistogram:
+		case model.MetricTypeSummary:
+			if ls.Has(model.QuantileLabel) {
+				st = 0 // a quantile is no count
+			}
+		default:
+			st = 0
+		}
+		ps := &a.starts[n-1]
+		if h != nil || fh != nil {
+			ps.histograms = append(ps.histograms, st)
+		} else {
+			ps.samples = append(ps.samples, st)
+		}
+		a.anyStart = a.anyStart || (st != 0 && st < t)
+		a.size += 8
 	}
 	for _, e := range opts.Exemplars {
 		ts.Exemplars = append(ts.Exemplars, prompb.Exemplar{Labels: prompb.FromLabels(e.Labels, nil), Value: e.Value, Timestamp: e.Ts})

@@ -69,6 +69,9 @@ type Limits struct {
 	// OTelNativeDeltaIngestion stores OTLP delta sums and histograms as they are, each sample the change
 	// over its interval, instead of refusing them.
 	OTelNativeDeltaIngestion bool `yaml:"otel_native_delta_ingestion" flag:"distributor.otel-native-delta-ingestion"`
+	// OTelCreatedTimestampZeroIngestionEnabled writes an OTLP cumulative point's start time as a zero
+	// sample before its first point, as remote write 2.0's start timestamps are.
+	OTelCreatedTimestampZeroIngestionEnabled bool `yaml:"otel_created_timestamp_zero_ingestion_enabled" flag:"distributor.otel-created-timestamp-zero-ingestion-enabled"`
 
 	// MaxGlobalSeriesPerUser bounds the tenant's in-memory series across the cluster; each ingester
 	// enforces its share (see LocalLimit). 0 is no limit.
@@ -199,6 +202,8 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 		"Add the OTLP instrumentation scope's name, version, schema URL and attributes to every series as otel_scope_name, otel_scope_version, otel_scope_schema_url and otel_scope_<attribute> labels.")
 	f.BoolVar(&l.OTelNativeDeltaIngestion, "distributor.otel-native-delta-ingestion", false,
 		"Accept OTLP sums and histograms of delta temporality and store them as they are: each sample is the change over its interval, so query them with sum_over_time rather than rate. Off: such a request is refused with 400.")
+	f.BoolVar(&l.OTelCreatedTimestampZeroIngestionEnabled, "distributor.otel-created-timestamp-zero-ingestion-enabled", false,
+		"Write the start time of OTLP cumulative points (sums, histograms, summaries) as a sample of value zero at that time, so that rate and increase count a series' first increase. The request then travels to the ingesters as remote write 2.0, which costs more.")
 
 	f.IntVar(&l.MaxGlobalSeriesPerUser, "ingester.max-global-series-per-user", 150_000,
 		"Maximum number of in-memory series of a tenant across all ingesters (each ingester allows its share: this times the replication factor divided by the number of ingesters). Samples of further new series are rejected. 0 is no limit.")
