@@ -77,7 +77,8 @@ func decodeTranslatedV2(wr *prompb.WriteRequest, starts []pointStarts) (*decoded
 	if err != nil {
 		return nil, err
 	}
-	d.req.Metadata = wr.Metadata
+	// Copied into the decoder's own slice, which it clears and reuses once the request is done.
+	d.req.Metadata = append(d.req.Metadata[:0], wr.Metadata...)
 	return d, nil
 }
 
