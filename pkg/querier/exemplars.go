@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -15,6 +14,7 @@ import (
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/ring"
 	"github.com/strata-metrics/strata/pkg/seriespb"
+	"github.com/strata-metrics/strata/pkg/storage/blockstore"
 )
 
 // MaxExemplarSelectors bounds the distinct selectors of an exemplar query: each becomes a matcher set,
@@ -197,62 +197,32 @@ func askAllIngesters[T any](ctx context.Context, q *IngesterQueryable, f func(co
 	return out, nil
 }
 
-// exemplarKey identifies an exemplar within its series: the replicas of a series hold the same
-// exemplars, and an exemplar store keeps one of each (timestamp, value, labels). The value's bits make
-// NaN equal to itself.
-type exemplarKey struct {
-	ts     int64
-	value  uint64
-	labels string
-}
-
-// mergeExemplars unites the ingesters' answers: each series once, in label order; its exemplars once
-// each, oldest first. A series may come from several ingesters, and in several messages of one.
+// mergeExemplars unites the sources' answers: each series once, in label order; its exemplars once
+// each, oldest first. A series may come from several sources, and in several messages of one.
 func mergeExemplars(answers [][]*seriespb.SeriesExemplars) []exemplar.QueryResult {
-	type series struct {
-		labels    labels.Labels
-		exemplars []exemplar.Exemplar
-		seen      map[exemplarKey]struct{}
-	}
 	var (
 		builder labels.ScratchBuilder
 		buf     []byte
 	)
-	bySeries := map[string]*series{}
+	bySeries := map[string]*exemplar.QueryResult{}
 	for _, answer := range answers {
 		for _, s := range answer {
 			ls := seriespb.ToLabels(&builder, s.Labels)
 			buf = ls.Bytes(buf)
 			out, ok := bySeries[string(buf)]
 			if !ok {
-				out = &series{labels: ls, seen: map[exemplarKey]struct{}{}}
+				out = &exemplar.QueryResult{SeriesLabels: ls}
 				bySeries[string(buf)] = out
 			}
 			for _, e := range s.Exemplars {
-				els := seriespb.ToLabels(&builder, e.Labels)
-				buf = els.Bytes(buf)
-				key := exemplarKey{ts: e.TimestampMs, value: math.Float64bits(e.Value), labels: string(buf)}
-				if _, dup := out.seen[key]; dup {
-					continue
-				}
-				out.seen[key] = struct{}{}
-				out.exemplars = append(out.exemplars, exemplar.Exemplar{Labels: els, Value: e.Value, Ts: e.TimestampMs, HasTs: true})
+				out.Exemplars = append(out.Exemplars, exemplar.Exemplar{Labels: seriespb.ToLabels(&builder, e.Labels), Value: e.Value, Ts: e.TimestampMs, HasTs: true})
 			}
 		}
 	}
 	merged := make([]exemplar.QueryResult, 0, len(bySeries))
 	for _, s := range bySeries {
-		// Stable: exemplars of one timestamp keep the order their ingester stored them in.
-		slices.SortStableFunc(s.exemplars, func(a, b exemplar.Exemplar) int {
-			switch {
-			case a.Ts < b.Ts:
-				return -1
-			case a.Ts > b.Ts:
-				return 1
-			}
-			return 0
-		})
-		merged = append(merged, exemplar.QueryResult{SeriesLabels: s.labels, Exemplars: s.exemplars})
+		s.Exemplars = blockstore.DedupExemplars(s.Exemplars)
+		merged = append(merged, *s)
 	}
 	slices.SortFunc(merged, func(a, b exemplar.QueryResult) int { return labels.Compare(a.SeriesLabels, b.SeriesLabels) })
 	return merged

@@ -458,7 +458,11 @@ func MergeExemplars(readers []*ExemplarReader, keep ExemplarKeep, each func(labe
 			remaining = append(remaining, in)
 		}
 		inputs = remaining
-		if kept := dedupExemplars(lowest, merged, keep); len(kept) > 0 {
+		kept := DedupExemplars(merged)
+		if keep != nil {
+			kept = slices.DeleteFunc(kept, func(e exemplar.Exemplar) bool { return !keep(lowest, e) })
+		}
+		if len(kept) > 0 {
 			if err := each(lowest, kept); err != nil {
 				return err
 			}
@@ -467,29 +471,14 @@ func MergeExemplars(readers []*ExemplarReader, keep ExemplarKeep, each func(labe
 	return nil
 }
 
-// dedupExemplars sorts a series' exemplars oldest first and keeps each (time, value, labels) once and
-// only those keep accepts. Replicas of a series hold the same exemplars.
-func dedupExemplars(lset labels.Labels, es []exemplar.Exemplar, keep ExemplarKeep) []exemplar.Exemplar {
-	slices.SortStableFunc(es, func(a, b exemplar.Exemplar) int {
-		if c := cmp.Compare(a.Ts, b.Ts); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(math.Float64bits(a.Value), math.Float64bits(b.Value)); c != 0 {
-			return c
-		}
-		return labels.Compare(a.Labels, b.Labels)
+// DedupExemplars sorts a series' exemplars oldest first (ties by value, then labels, so every replica's
+// copy sorts alike) and keeps each (time, value, labels) once: replicas of a series hold the same
+// exemplars. It reorders and reuses es.
+func DedupExemplars(es []exemplar.Exemplar) []exemplar.Exemplar {
+	slices.SortFunc(es, func(a, b exemplar.Exemplar) int {
+		return cmp.Or(cmp.Compare(a.Ts, b.Ts), cmp.Compare(math.Float64bits(a.Value), math.Float64bits(b.Value)), labels.Compare(a.Labels, b.Labels))
 	})
-	out := make([]exemplar.Exemplar, 0, len(es))
-	for i, e := range es {
-		if i > 0 && sameExemplar(e, es[i-1]) {
-			continue
-		}
-		if keep != nil && !keep(lset, e) {
-			continue
-		}
-		out = append(out, e)
-	}
-	return out
+	return slices.CompactFunc(es, sameExemplar)
 }
 
 // sameExemplar compares value bits, so NaN equals itself.
