@@ -3,10 +3,8 @@ package ingester
 import (
 	"context"
 	"fmt"
-	"slices"
 
 	"github.com/prometheus/common/model"
-	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -89,7 +87,7 @@ func (t *tenantDB) writeBlockExemplars(ctx context.Context, dir string, meta *bl
 	if err != nil {
 		return fmt.Errorf("select exemplars: %w", err)
 	}
-	slices.SortFunc(results, func(a, b exemplar.QueryResult) int { return labels.Compare(a.SeriesLabels, b.SeriesLabels) })
+	// Select answers in label order, the order the file takes (the writer refuses any other).
 	w, err := blockstore.NewExemplarWriter(dir)
 	if err != nil {
 		return err

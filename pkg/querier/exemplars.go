@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/strata-metrics/strata/pkg/ingester/ingesterpb"
 	"github.com/strata-metrics/strata/pkg/ring"
@@ -133,31 +134,19 @@ func (q ExemplarQueryable) QueryExemplars(ctx context.Context, start, end int64,
 		return []exemplar.QueryResult{}, nil
 	}
 	budget := &exemplarBudget{max: limits.MaxExemplars}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg         sync.WaitGroup
-		fromBlocks [][]*seriespb.SeriesExemplars
-		blocksErr  error
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		fromBlocks, blocksErr = q.Blocks.exemplars(ctx, start, end, matcherSets, limits, budget)
-		if blocksErr != nil {
-			cancel()
-		}
-	}()
-	fromIngesters, err := q.ingesterExemplars(ctx, start, end, matcherSets, limits, budget)
-	if err != nil {
-		cancel()
-	}
-	wg.Wait()
-	// Either side's failure cancels the other: its error, not the cancellation, is the answer.
-	if _, limited := seriespb.LimitErrorOf(blocksErr); limited || (blocksErr != nil && (err == nil || errors.Is(err, context.Canceled))) {
-		err = blocksErr
-	}
-	if err != nil {
+	// The first failure cancels the other side, whose cancellation comes after it: the first error is
+	// the cause.
+	g, ctx := errgroup.WithContext(ctx)
+	var fromIngesters, fromBlocks [][]*seriespb.SeriesExemplars
+	g.Go(func() (err error) {
+		fromIngesters, err = q.ingesterExemplars(ctx, start, end, matcherSets, limits, budget)
+		return err
+	})
+	g.Go(func() (err error) {
+		fromBlocks, err = q.Blocks.exemplars(ctx, start, end, matcherSets, limits, budget)
+		return err
+	})
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	return mergeExemplarAnswers(append(fromIngesters, fromBlocks...), limits)
