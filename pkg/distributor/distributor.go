@@ -184,6 +184,12 @@ func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest) error 
 
 // pushCounted is Push that also says what was written, for a partial success's counts.
 func (d *Distributor) pushCounted(ctx context.Context, req *prompb.WriteRequest) (writeStats, error) {
+	return d.admitted(ctx, func() (writeStats, error) { return d.push(ctx, req, nil) })
+}
+
+// admitted runs push within the instance's limit on requests in flight and the tenant's request rate, as
+// a pushed request that did not come through ServeHTTP.
+func (d *Distributor) admitted(ctx context.Context, push func() (writeStats, error)) (writeStats, error) {
 	if err := d.instance.admit(); err != nil {
 		return writeStats{}, err
 	}
@@ -191,7 +197,7 @@ func (d *Distributor) pushCounted(ctx context.Context, req *prompb.WriteRequest)
 	if err := d.checkRequestRate(ctx); err != nil {
 		return writeStats{}, err
 	}
-	return d.push(ctx, req, nil)
+	return push()
 }
 
 // push validates req and replicates its valid series. Invalid series are counted and dropped while the
@@ -305,7 +311,7 @@ func (d *Distributor) push(ctx context.Context, req *prompb.WriteRequest, receiv
 	if received != nil && received.decoderV2 != nil {
 		v2 = &receivedV2{symbols: received.decoderV2.SymbolFields(), decoder: received.decoderV2,
 			body: received.body.ReadOnlyData(), relabelled: relabelledV2, droppedLabel: limits.HAReplicaLabel,
-			maxT: now.Add(time.Duration(limits.CreationGracePeriod)).UnixMilli()}
+			maxT: validation.LatestSampleTimestamp(limits, now)}
 	}
 	encoded, err := encodeEntries(body, accepted, fields, v2, metadata)
 	if err != nil {

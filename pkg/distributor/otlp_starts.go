@@ -85,22 +85,17 @@ func decodeTranslatedV2(wr *prompb.WriteRequest, starts []pointStarts) (*decoded
 // pushWithStarts is pushCounted for a translation with start times: it goes to the ingesters as a 2.0
 // request.
 func (d *Distributor) pushWithStarts(ctx context.Context, wr *prompb.WriteRequest, starts []pointStarts) (writeStats, error) {
-	if err := d.instance.admit(); err != nil {
-		return writeStats{}, err
-	}
-	defer d.instance.release()
-	if err := d.checkRequestRate(ctx); err != nil {
-		return writeStats{}, err
-	}
-	decoded, err := decodeTranslatedV2(wr, starts)
-	if err != nil {
-		return writeStats{}, httpError(http.StatusInternalServerError, "%v", err)
-	}
-	size := int64(decoded.size)
-	if err := d.instance.holdBytes(size); err != nil {
-		decoded.body.Free()
-		return writeStats{}, err
-	}
-	defer d.instance.releaseBytes(size)
-	return d.push(ctx, decoded.req, decoded)
+	return d.admitted(ctx, func() (writeStats, error) {
+		decoded, err := decodeTranslatedV2(wr, starts)
+		if err != nil {
+			return writeStats{}, httpError(http.StatusInternalServerError, "%v", err)
+		}
+		size := int64(decoded.size)
+		if err := d.instance.holdBytes(size); err != nil {
+			decoded.body.Free()
+			return writeStats{}, err
+		}
+		defer d.instance.releaseBytes(size)
+		return d.push(ctx, decoded.req, decoded)
+	})
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
@@ -110,7 +109,7 @@ func (i *Ingester) push(ctx context.Context, parts, partsV2 [][]byte) error {
 		// The gRPC port takes pushes from any client, not only distributors: the ingester refuses what a
 		// distributor would, or one bad series (a sample a year ahead moves the head past every other
 		// write) spoils the tenant's TSDB.
-		latest:   i.now().Add(time.Duration(limits.CreationGracePeriod)).UnixMilli(),
+		latest:   validation.LatestSampleTimestamp(limits, i.now()),
 		order:    order,
 		rejected: sampleRejections{tenant: tenantID, ingester: i},
 	}

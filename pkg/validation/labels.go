@@ -129,10 +129,16 @@ func ValidateLabels(l *Limits, ls []prompb.Label) error {
 	return nil
 }
 
+// LatestSampleTimestamp is the newest sample timestamp, in milliseconds, that ValidateSampleTimestamp
+// accepts at now: the tenant's creation_grace_period ahead of the clock.
+func LatestSampleTimestamp(l *Limits, now time.Time) int64 {
+	return now.Add(time.Duration(l.CreationGracePeriod)).UnixMilli()
+}
+
 // ValidateSampleTimestamp rejects a sample of series ls whose timestamp (in milliseconds since the epoch)
 // is later than now plus the creation grace period.
 func ValidateSampleTimestamp(l *Limits, now time.Time, tsMillis int64, ls []prompb.Label) error {
-	if tsMillis <= now.Add(time.Duration(l.CreationGracePeriod)).UnixMilli() {
+	if tsMillis <= LatestSampleTimestamp(l, now) {
 		return nil
 	}
 	ahead := "more than 290 years"
