@@ -261,7 +261,7 @@ func exemplarsNotDeleted(tombstones []*blockstore.Tombstone) blockstore.Exemplar
 	}
 	return func(lset labels.Labels, e exemplar.Exemplar) bool {
 		for _, t := range tombstones {
-			if t.MinTime <= e.Ts && e.Ts <= t.MaxTime && t.Matches(lset) {
+			if t.Deletes(lset, e.Ts) {
 				return false
 			}
 		}

@@ -116,6 +116,11 @@ func (t *Tombstone) Overlaps(minT, maxT int64) bool {
 	return t.MinTime <= maxT && minT <= t.MaxTime
 }
 
+// Deletes reports whether the tombstone deletes the point at ts of the series lset.
+func (t *Tombstone) Deletes(lset labels.Labels, ts int64) bool {
+	return t.MinTime <= ts && ts <= t.MaxTime && t.Matches(lset)
+}
+
 func matchesAll(ms []*labels.Matcher, lset labels.Labels) bool {
 	for _, m := range ms {
 		if !m.Matches(lset.Get(m.Name)) {

@@ -45,6 +45,12 @@ func TestTombstone_MatchesAnySelectorAndOverlapsInclusively(t *testing.T) {
 	require.True(t, ts.Overlaps(0, 100))
 	require.False(t, ts.Overlaps(201, 300))
 	require.False(t, ts.Overlaps(0, 99))
+
+	up := labels.FromStrings("__name__", "up", "job", "a")
+	require.True(t, ts.Deletes(up, 100))
+	require.True(t, ts.Deletes(up, 200))
+	require.False(t, ts.Deletes(up, 201))
+	require.False(t, ts.Deletes(labels.FromStrings("__name__", "up", "job", "b"), 150))
 }
 
 func TestTombstones_RoundTripSortedAndPending(t *testing.T) {
